@@ -1,0 +1,50 @@
+# tickstore: `make demo` and `make test` each bootstrap .venv from nothing (Python 3.11 only).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo demo-live test test-fast lint fmt typecheck bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv with every dependency
+
+demo: $(STAMP) ## Broker, replay recorded ticks, sink into DuckLake, print what landed
+	$(BIN)/tickstore demo
+
+demo-live: $(STAMP) ## Record the live Coinbase feed for 60 s, then sink it (needs internet)
+	$(BIN)/tickstore broker start
+	$(BIN)/tickstore ingest coinbase --products BTC-USD,ETH-USD --duration 60
+	$(BIN)/tickstore sink --until-idle
+	$(BIN)/tickstore sql "SELECT product_id, count(*) FROM ticks GROUP BY ALL"
+	$(BIN)/tickstore broker stop
+
+test: $(STAMP) ## Run every test (real broker, real lake)
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## Tests without the slow ones
+	$(BIN)/pytest -m "not slow"
+
+lint: $(STAMP) ## ruff lint + format check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## Format and fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## Run the benchmarks in bench/
+	$(BIN)/python bench/ingest.py
+
+clean: ## Remove .venv and the default data directory
+	rm -rf $(VENV) .tickstore

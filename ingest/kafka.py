@@ -1,0 +1,84 @@
+"""Kafka client configuration shared by the producers and the sink, from the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tickstore.settings import Settings
+
+
+def producer(settings: Settings, **overrides: Any) -> Producer:
+    """A producer that batches for throughput and accepts messages up to ``max_message_bytes``."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap,
+        "linger.ms": 20,
+        "batch.size": 1 << 20,
+        "message.max.bytes": settings.max_message_bytes + 1024,
+        "queue.buffering.max.messages": 1_000_000,
+        "queue.buffering.max.kbytes": 1 << 20,
+    }
+    conf.update(overrides)
+    return Producer(conf)
+
+
+def consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
+    """A consumer-group member that commits offsets itself, only after its work is durable."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        # Tansu makes each group join wait the whole rebalance timeout, which is this setting.
+        "max.poll.interval.ms": settings.rebalance_timeout_ms,
+        "session.timeout.ms": min(settings.rebalance_timeout_ms, 45_000),
+        "fetch.max.bytes": max(settings.max_message_bytes * 2, 64 << 20),
+        "max.partition.fetch.bytes": settings.max_message_bytes + 1024,
+        "receive.message.max.bytes": max(settings.max_message_bytes * 2, 64 << 20) + 1024,
+    }
+    conf.update(overrides)
+    return Consumer(conf)
+
+
+def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
+    """Create ``ticks.raw`` and ``ticks.dlq`` when missing; return the names created."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [t for t in (settings.topic_raw, settings.topic_dlq) if t not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1) for t in wanted],
+        operation_timeout=timeout,
+    )
+    for topic, future in futures.items():
+        try:
+            future.result()
+        except Exception as exc:  # the topic may have been created concurrently: fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    return wanted
+
+
+def topic_stats(settings: Settings, timeout: float = 5.0) -> dict[str, tuple[int, int]]:
+    """{topic: (partitions, messages)} for tickstore's topics, from the partitions' watermarks."""
+    c = consumer(settings, group="tickstore-status")
+    try:
+        meta = c.list_topics(timeout=timeout)
+        out: dict[str, tuple[int, int]] = {}
+        for name in (settings.topic_raw, settings.topic_dlq):
+            topic = meta.topics.get(name)
+            if topic is None or topic.error is not None:
+                continue
+            from confluent_kafka import TopicPartition
+
+            total = 0
+            for p in topic.partitions:
+                lo, hi = c.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)
+                total += max(hi - lo, 0)
+            out[name] = (len(topic.partitions), total)
+        return out
+    finally:
+        c.close()

@@ -1,0 +1,6 @@
+"""The Kafka -> DuckLake tick sink."""
+
+from ingest.sink.consumer import Sink, SinkStats
+from ingest.sink.writer import BatchResult, LakeWriter
+
+__all__ = ["BatchResult", "LakeWriter", "Sink", "SinkStats"]

@@ -1,0 +1,266 @@
+"""`tickstore sink`: a consumer-group member micro-batching ``ticks.raw`` into the DuckLake."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+import duckdb
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+from ingest import kafka, wire
+from ingest.sink.compaction import compact
+from ingest.sink.writer import BatchResult, LakeWriter
+from tickstore import lake
+from tickstore.settings import Settings
+
+log = logging.getLogger("tickstore.sink")
+
+TRANSIENT_RETRIES = 5
+
+
+@dataclass
+class SinkStats:
+    """Totals over a sink run, for its summary line and the benchmark."""
+
+    total: BatchResult = field(default_factory=BatchResult)
+    batches: int = 0
+    commit_latencies: list[float] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def p99_commit_s(self) -> float:
+        if not self.commit_latencies:
+            return 0.0
+        ordered = sorted(self.commit_latencies)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+class Sink:
+    """Consumes ``settings.topic_raw`` and commits Kafka offsets only after the lake commit."""
+
+    def __init__(self, settings: Settings, *, until_idle: bool = False) -> None:
+        self.settings = settings
+        self.until_idle = until_idle
+        self.stats = SinkStats()
+        self._buffer: list[Message] = []
+        self._buffer_since = 0.0
+        self._stop = False
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._writer: LakeWriter | None = None
+        self._dlq = None
+        self._last_compact = time.monotonic()
+        self._last_log = time.monotonic()
+        self._logged_ticks = 0
+        self._last_commit: str = "never"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def stop(self, *_: object) -> None:
+        """Ask the loop to flush, commit and return (SIGTERM / SIGINT handler)."""
+        self._stop = True
+
+    def run(self) -> SinkStats:
+        """Consume until stopped (or caught up, with ``until_idle``); returns the totals."""
+        s = self.settings
+        self._con = lake.connect(s)
+        self._writer = LakeWriter(self._con, s.sink_max_tick_bytes)
+        self._dlq = kafka.producer(s)
+        kafka.ensure_topics(s)
+        consumer = kafka.consumer(s, s.sink_group)
+        self._consumer = consumer
+        consumer.subscribe([s.topic_raw], on_revoke=self._on_revoke)
+        previous = self._install_signals()
+        idle_since: float | None = None
+        log.info("sink: consuming %s from %s as group %s", s.topic_raw, s.bootstrap, s.sink_group)
+        try:
+            while not self._stop:
+                room = max(1, s.sink_batch_rows - len(self._buffer))
+                messages = consumer.consume(num_messages=min(room, 10_000), timeout=0.1)
+                for msg in messages:
+                    err = msg.error()
+                    if err is None:
+                        if not self._buffer:
+                            self._buffer_since = time.monotonic()
+                        self._buffer.append(msg)
+                    elif err.code() != KafkaError._PARTITION_EOF:
+                        log.warning("sink: kafka error %s", err)
+                if self._buffer and (
+                    len(self._buffer) >= s.sink_batch_rows
+                    or (time.monotonic() - self._buffer_since) * 1000 >= s.sink_batch_ms
+                ):
+                    self._flush()
+                self._periodic()
+                if self.until_idle and not messages and not self._buffer:
+                    if self._caught_up():
+                        idle_since = idle_since or time.monotonic()
+                        if (time.monotonic() - idle_since) * 1000 >= s.sink_idle_ms:
+                            break
+                    else:
+                        idle_since = None
+                elif messages:
+                    idle_since = None
+            self._flush()
+        finally:
+            self._restore_signals(previous)
+            consumer.close()
+            if self._dlq is not None:
+                self._dlq.flush(10)
+            self._con.close()
+        self._log_summary()
+        return self.stats
+
+    # -- batches ---------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        raw = wire.raw_table(
+            [m.topic() for m in batch],
+            [m.partition() for m in batch],
+            [m.offset() for m in batch],
+            [m.timestamp()[1] if m.timestamp()[0] else None for m in batch],
+            [m.value() for m in batch],
+            self.settings.sink_max_tick_bytes,
+        )
+        result = self._write_safely(raw)
+        self._publish_rejects(result)
+        self._commit_offsets(batch)
+        self.stats.total.add(result)
+        self.stats.batches += 1
+        self.stats.commit_latencies.append(result.commit_s)
+        self._last_commit = time.strftime("%H:%M:%S")
+
+    def _write_safely(self, raw) -> BatchResult:  # type: ignore[no-untyped-def]
+        """Commit ``raw``; retry transient lake errors, and bisect a batch that keeps failing so that
+        one pathological message is rejected with the error instead of stopping the sink."""
+        assert self._writer is not None
+        last: Exception | None = None
+        for attempt in range(TRANSIENT_RETRIES):
+            try:
+                return self._writer.write(raw)
+            except duckdb.Error as exc:
+                last = exc
+                log.warning("sink: lake write failed (attempt %d): %s", attempt + 1, exc)
+                time.sleep(min(0.1 * 2**attempt, 2.0))
+        if raw.num_rows == 1:
+            return self._writer.reject_whole(raw, f"sink error: {last}"[:500])
+        half = raw.num_rows // 2
+        result = self._write_safely(raw.slice(0, half))
+        result.add(self._write_safely(raw.slice(half)))
+        return result
+
+    def _publish_rejects(self, result: BatchResult) -> None:
+        """Copy rejects to the dead-letter topic too, so other consumers can react to them."""
+        if not result.rejected or self._dlq is None:
+            return
+        for topic, partition, offset, reason, payload in result.rejected:
+            headers = [("reason", reason.encode()), ("source", f"{topic}/{partition}/{offset}".encode())]
+            try:
+                self._dlq.produce(self.settings.topic_dlq, value=payload, headers=headers)
+            except (BufferError, KafkaException) as exc:  # the lake row is the record of truth
+                log.warning("sink: could not copy a reject to %s: %s", self.settings.topic_dlq, exc)
+        self._dlq.poll(0)
+
+    def _commit_offsets(self, batch: list[Message]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for m in batch:
+            key = (m.topic(), m.partition())
+            last[key] = max(last.get(key, -1), m.offset())
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # The lake already has the rows; a re-delivery after this is deduplicated.
+            log.warning("sink: offset commit failed (rows are safe, re-delivery is deduplicated): %s", exc)
+
+    def _on_revoke(self, consumer, partitions) -> None:  # type: ignore[no-untyped-def]
+        # Flush before losing the partitions so the next owner starts after our rows.
+        self._flush()
+
+    # -- housekeeping ----------------------------------------------------------------------------
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now - self._last_compact >= self.settings.compact_every_s and self._con is not None:
+            self._last_compact = now
+            try:
+                compact(self._con, self.settings.snapshot_retention_days)
+                log.info("sink: compacted the lake")
+            except duckdb.Error as exc:
+                log.warning("sink: compaction failed, will retry: %s", exc)
+        if now - self._last_log >= self.settings.log_every_s:
+            rate = (self.stats.total.ticks - self._logged_ticks) / (now - self._last_log)
+            self._last_log, self._logged_ticks = now, self.stats.total.ticks
+            log.info(
+                "sink: %s rows/s, lag %s, %s ticks, %s rejected, last commit %s",
+                f"{rate:,.0f}",
+                self._lag(),
+                f"{self.stats.total.ticks:,}",
+                self.stats.total.rejects,
+                self._last_commit,
+            )
+
+    def _positions(self) -> list[tuple[int, int]] | None:
+        """(position, high watermark) per assigned partition; None while the group is joining."""
+        consumer = self._consumer
+        assignment = consumer.assignment()
+        if not assignment:
+            return None
+        out = []
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(assignment, timeout=5)}
+        for tp in consumer.position(assignment):
+            lo, hi = consumer.get_watermark_offsets(tp, timeout=5)
+            pos = tp.offset
+            if pos < 0:  # nothing fetched yet in this session
+                pos = committed.get((tp.topic, tp.partition), -1)
+                pos = pos if pos >= 0 else lo
+            out.append((pos, hi))
+        return out
+
+    def _lag(self) -> str:
+        try:
+            positions = self._positions()
+        except KafkaException:
+            return "?"
+        return "joining" if positions is None else f"{sum(max(hi - pos, 0) for pos, hi in positions):,}"
+
+    def _caught_up(self) -> bool:
+        try:
+            positions = self._positions()
+        except KafkaException:
+            return False
+        return positions is not None and all(pos >= hi for pos, hi in positions)
+
+    def _log_summary(self) -> None:
+        t = self.stats.total
+        elapsed = time.monotonic() - self.stats.started
+        log.info(
+            "sink: stopped after %.1f s: %s messages, %s new ticks, %s duplicates, %s rejected, "
+            "%s control, %d batches",
+            elapsed,
+            f"{t.messages:,}",
+            f"{t.ticks:,}",
+            f"{t.duplicates:,}",
+            f"{t.rejects:,}",
+            f"{t.controls:,}",
+            self.stats.batches,
+        )
+
+    def _install_signals(self) -> dict[int, object]:
+        previous: dict[int, object] = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous[sig] = signal.signal(sig, self._handle_signal)
+            except ValueError:  # not the main thread (tests run the sink in one)
+                pass
+        return previous
+
+    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("sink: signal %d, flushing and stopping", signum)
+        self.stop()
+
+    @staticmethod
+    def _restore_signals(previous: dict[int, object]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]

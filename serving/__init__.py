@@ -1,0 +1,1 @@
+"""Serving stage (online store, Flask scoring API): see the Serving issue."""

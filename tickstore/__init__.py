@@ -1,0 +1,1 @@
+"""tickstore core: the typed settings and the lake connection every stage shares."""

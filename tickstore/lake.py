@@ -1,0 +1,121 @@
+"""The DuckLake connection every stage uses: extensions from PyPI, a SQLite catalog, the tick tables."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from tickstore.settings import Settings
+
+LAKE = "lake"
+
+# The normalized tick: one row per ticker update, whatever wire format it came in.
+TICKS_DDL = """
+CREATE TABLE IF NOT EXISTS ticks (
+    product_id     VARCHAR,        -- e.g. BTC-USD
+    event_time     TIMESTAMPTZ,    -- exchange event time, UTC, microseconds
+    feed           VARCHAR,        -- 'exchange' or 'advanced_trade'
+    sequence       BIGINT,         -- wire sequence (Exchange: per product; Advanced Trade: per connection)
+    tick_id        UHUGEINT,       -- content key that makes re-delivery idempotent
+    trade_id       BIGINT,
+    side           VARCHAR,
+    last_size      DECIMAL(38, 18),
+    price          DECIMAL(38, 18),
+    best_bid       DECIMAL(38, 18),
+    best_bid_size  DECIMAL(38, 18),
+    best_ask       DECIMAL(38, 18),
+    best_ask_size  DECIMAL(38, 18),
+    volume_24h     DECIMAL(38, 18),
+    src_topic      VARCHAR,
+    src_partition  INTEGER,
+    src_offset     BIGINT,
+    kafka_time     TIMESTAMPTZ,
+    ingest_time    TIMESTAMPTZ
+)
+"""
+
+REJECTED_DDL = """
+CREATE TABLE IF NOT EXISTS ticks_rejected (
+    src_topic      VARCHAR,
+    src_partition  INTEGER,
+    src_offset     BIGINT,
+    kafka_time     TIMESTAMPTZ,
+    ingest_time    TIMESTAMPTZ,
+    ticker_index   INTEGER,        -- which ticker of a multi-ticker message; NULL for the whole message
+    reason         VARCHAR,
+    payload        BLOB            -- the raw message, byte for byte
+)
+"""
+
+
+class LakeError(RuntimeError):
+    """The lake could not be opened; the message says what to do."""
+
+
+def _extension_file(package: str, name: str) -> Path:
+    """Path of the .duckdb_extension file that a PyPI extension package ships."""
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:  # pragma: no cover - only without the pinned dependencies
+        raise LakeError(f"{package} is not installed; run `make demo` or `pip install -e .`") from exc
+    root = Path(module.__file__ or "").parent / "extensions" / f"v{duckdb.__version__}"
+    path = root / f"{name}.duckdb_extension"
+    if not path.exists():
+        raise LakeError(
+            f"{path} not found: the {package} version must equal duckdb {duckdb.__version__}"
+        )
+    return path
+
+
+def _quote(value: str) -> str:
+    """A SQL string literal; ATTACH takes no bound parameters, so paths are quoted here."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect(
+    settings: Settings,
+    *,
+    snapshot: int | None = None,
+    as_of: datetime | None = None,
+    create: bool = True,
+) -> duckdb.DuckDBPyConnection:
+    """Open an in-process DuckDB with the lake attached as ``lake`` and selected as default.
+
+    ``snapshot`` or ``as_of`` attach the lake read-only as it was then (DuckLake time travel).
+    With ``create`` the data directory and the tick tables are made when missing.
+    """
+    if not create and not settings.lake_catalog.exists():
+        raise LakeError(
+            f"no lake at {settings.lake_catalog}: run `tickstore sink` (or `make demo`) first, "
+            "or point TICKSTORE_HOME at an existing data directory"
+        )
+    settings.lake_data.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    # Ticks are UTC; pin the session zone so TIMESTAMPTZ prints and truncates the same everywhere.
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_sqlite_scanner', 'sqlite_scanner')))}")
+    con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_ducklake', 'ducklake')))}")
+    options = [f"DATA_PATH {_quote(str(settings.lake_data.resolve()) + '/')}"]
+    if snapshot is not None:
+        options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+    elif as_of is not None:
+        options.append(f"SNAPSHOT_TIME {_quote(as_of.isoformat())}")
+    target = _quote("ducklake:sqlite:" + str(settings.lake_catalog.resolve()))
+    try:
+        con.execute(f"ATTACH {target} AS {LAKE} ({', '.join(options)})")
+    except duckdb.Error as exc:
+        raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}") from exc
+    con.execute(f"USE {LAKE}")
+    if create and snapshot is None and as_of is None:
+        con.execute(TICKS_DDL)
+        con.execute(REJECTED_DDL)
+    return con
+
+
+def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
+    """The newest DuckLake snapshot id of the attached lake."""
+    row = con.execute(f"SELECT max(snapshot_id) FROM {LAKE}.snapshots()").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0

@@ -1,0 +1,97 @@
+"""The one typed settings object for every tickstore stage (env prefix ``TICKSTORE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob tickstore reads, from ``TICKSTORE_*`` environment variables or keyword arguments.
+
+    All state lives below ``home`` so that a test, or a second instance, gets its own by pointing
+    ``TICKSTORE_HOME`` somewhere else.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TICKSTORE_", extra="forbid")
+
+    home: Path = Field(Path(".tickstore"), description="Data directory holding all state.")
+
+    # Kafka
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="bootstrap.servers of a real Kafka; unset means the embedded broker on loopback.",
+    )
+    broker_port: int = Field(19092, description="Port of the embedded broker on 127.0.0.1.")
+    topic_raw: str = Field("ticks.raw", description="Topic the producers write raw wire messages to.")
+    topic_dlq: str = Field("ticks.dlq", description="Topic the sink copies rejected messages to.")
+    topic_partitions: int = Field(3, description="Partitions given to topics tickstore creates.")
+    rebalance_timeout_ms: int = Field(
+        6000,
+        description="max.poll.interval.ms of consumers; Tansu makes every group join wait this long.",
+    )
+    max_message_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest message the producers send and consumers fetch."
+    )
+
+    # Sink
+    sink_group: str = Field("tickstore-sink", description="Consumer group of the sink.")
+    sink_batch_rows: int = Field(50_000, description="A micro-batch is flushed at this many messages...")
+    sink_batch_ms: int = Field(1000, description="...or when its oldest message is this old.")
+    sink_max_tick_bytes: int = Field(
+        1024 * 1024, description="Messages larger than this are rejected unparsed (a ticker is < 2 KB)."
+    )
+    sink_idle_ms: int = Field(1500, description="With --until-idle: stop after being caught up this long.")
+    compact_every_s: float = Field(300.0, description="Merge small lake files at most this often.")
+    snapshot_retention_days: float = Field(
+        7.0, description="Lake snapshots (time travel) kept at least this long before cleanup."
+    )
+    log_every_s: float = Field(5.0, description="Seconds between sink progress log lines.")
+
+    # Producers
+    data_dir: Path | None = Field(
+        None,
+        description="Recorded NDJSON for the demo; unset means ../shared/data/coinbase if it exists, "
+        "else the simulator.",
+    )
+    archive_rotate_mb: float = Field(64.0, description="Raw archive files rotate at this size...")
+    archive_rotate_s: float = Field(3600.0, description="...or after this many seconds.")
+
+    # Derived locations: one place decides where every piece of state lives.
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def lake_catalog(self) -> Path:
+        return self.lake_dir / "catalog.sqlite"
+
+    @property
+    def lake_data(self) -> Path:
+        return self.lake_dir / "data"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap.servers string clients use, embedded broker or real Kafka."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    def recordings(self) -> Path | None:
+        """Where the demo reads recorded ticks from, or None when it must simulate."""
+        if self.data_dir is not None:
+            return self.data_dir
+        shared = Path("..") / "shared" / "data" / "coinbase"
+        return shared if shared.is_dir() else None

@@ -1,0 +1,1 @@
+"""Training stage (point-in-time training sets, models in MLflow): see the Training issue."""
