@@ -33,7 +33,9 @@ def consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
         "auto.offset.reset": "earliest",
         # Tansu makes each group join wait the whole rebalance timeout, which is this setting.
         "max.poll.interval.ms": settings.rebalance_timeout_ms,
+        # librdkafka wants session <= max.poll; heartbeats well inside it keep the member alive.
         "session.timeout.ms": min(settings.rebalance_timeout_ms, 45_000),
+        "heartbeat.interval.ms": max(100, min(settings.rebalance_timeout_ms, 45_000) // 5),
         "fetch.max.bytes": max(settings.max_message_bytes * 2, 64 << 20),
         "max.partition.fetch.bytes": settings.max_message_bytes + 1024,
         "receive.message.max.bytes": max(settings.max_message_bytes * 2, 64 << 20) + 1024,

@@ -115,11 +115,13 @@ SELECT
     product_id, event_time, feed, sequence,
     -- Exchange sequences are per product and survive reconnects; Advanced Trade sequence_num restarts
     -- per connection, so its ticks are keyed by their content and receive time instead.
-    CASE WHEN feed = 'exchange'
+    -- 64 bits of an MD5 (stable across DuckDB versions, unlike hash()); the lake compares it together
+    -- with product_id and event_time, so a collision would need both of those equal too.
+    (CASE WHEN feed = 'exchange'
         THEN md5_number(concat_ws('|', feed, product_id, sequence::VARCHAR))
         ELSE md5_number(concat_ws('|', feed, product_id, time_raw, price_raw, best_bid_raw,
             best_bid_size_raw, best_ask_raw, best_ask_size_raw, volume_24h_raw))
-    END AS tick_id,
+    END >> 64)::UBIGINT AS tick_id,
     trade_id, side, last_size, price, best_bid, best_bid_size, best_ask, best_ask_size, volume_24h,
     src_topic, src_partition, src_offset, kafka_time,
     ticker_index

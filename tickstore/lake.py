@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import sqlite3
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +21,7 @@ CREATE TABLE IF NOT EXISTS ticks (
     event_time     TIMESTAMPTZ,    -- exchange event time, UTC, microseconds
     feed           VARCHAR,        -- 'exchange' or 'advanced_trade'
     sequence       BIGINT,         -- wire sequence (Exchange: per product; Advanced Trade: per connection)
-    tick_id        UHUGEINT,       -- content key that makes re-delivery idempotent
+    tick_id        UBIGINT,        -- content key that makes re-delivery idempotent
     trade_id       BIGINT,
     side           VARCHAR,
     last_size      DECIMAL(38, 18),
@@ -75,6 +77,28 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+ATTACH_RETRIES = 20
+
+
+def _use_wal(catalog: Path) -> None:
+    """Put the SQLite catalog in WAL mode (a persistent property of the file).
+
+    In the default rollback-journal mode a reader's lock makes the sink's commit fail with
+    "database is locked" and vice versa; with WAL, readers and the one writer do not block each other.
+    Only done when the catalog is new: this is another SQLite library than DuckDB's, and closing its
+    file handle would drop the POSIX locks DuckDB's SQLite holds on the same file in this process.
+    """
+    if catalog.exists():
+        return
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(catalog, timeout=10)
+    try:
+        if db.execute("PRAGMA journal_mode").fetchone() != ("wal",):
+            db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
+
+
 def connect(
     settings: Settings,
     *,
@@ -103,11 +127,16 @@ def connect(
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
     elif as_of is not None:
         options.append(f"SNAPSHOT_TIME {_quote(as_of.isoformat())}")
+    _use_wal(settings.lake_catalog)
     target = _quote("ducklake:sqlite:" + str(settings.lake_catalog.resolve()))
-    try:
-        con.execute(f"ATTACH {target} AS {LAKE} ({', '.join(options)})")
-    except duckdb.Error as exc:
-        raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}") from exc
+    for attempt in range(ATTACH_RETRIES):
+        try:
+            con.execute(f"ATTACH {target} AS {LAKE} ({', '.join(options)})")
+            break
+        except duckdb.Error as exc:
+            if "locked" not in str(exc) or attempt == ATTACH_RETRIES - 1:
+                raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}") from exc
+            time.sleep(0.05 * (attempt + 1))
     con.execute(f"USE {LAKE}")
     if create and snapshot is None and as_of is None:
         con.execute(TICKS_DDL)

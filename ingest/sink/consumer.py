@@ -38,6 +38,11 @@ class SinkStats:
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
+def _dlq_delivered(err: KafkaError | None, msg: Message) -> None:
+    if err is not None:
+        log.warning("sink: a reject was not copied to the dead-letter topic: %s", err)
+
+
 class Sink:
     """Consumes ``settings.topic_raw`` and commits Kafka offsets only after the lake commit."""
 
@@ -158,7 +163,9 @@ class Sink:
         for topic, partition, offset, reason, payload in result.rejected:
             headers = [("reason", reason.encode()), ("source", f"{topic}/{partition}/{offset}".encode())]
             try:
-                self._dlq.produce(self.settings.topic_dlq, value=payload, headers=headers)
+                self._dlq.produce(
+                    self.settings.topic_dlq, value=payload, headers=headers, on_delivery=_dlq_delivered
+                )
             except (BufferError, KafkaException) as exc:  # the lake row is the record of truth
                 log.warning("sink: could not copy a reject to %s: %s", self.settings.topic_dlq, exc)
         self._dlq.poll(0)

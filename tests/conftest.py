@@ -1,0 +1,61 @@
+"""Shared fixtures: one real embedded broker per session, a fresh lake and topics per test."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest import broker
+from tickstore.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data" / "coinbase"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real Tansu broker on a free loopback port for the whole session."""
+    home = tmp_path_factory.mktemp("broker")
+    s = Settings(home=home, broker_port=free_port())
+    broker.start(s)
+    yield s.broker_port
+    broker.stop(s)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a test: its own data directory and, with a broker, its own topics and group."""
+
+    def factory(**overrides: Any) -> Settings:
+        tag = uuid.uuid4().hex[:8]
+        base: dict[str, Any] = {
+            "home": tmp_path / "home",
+            "topic_raw": f"raw.{tag}",
+            "topic_dlq": f"dlq.{tag}",
+            "sink_group": f"sink.{tag}",
+            "rebalance_timeout_ms": 3000,
+            "sink_batch_ms": 200,
+            "sink_idle_ms": 300,
+            "log_every_s": 1.0,
+        }
+        base.update(overrides)
+        return Settings(**base)
+
+    return factory
+
+
+@pytest.fixture
+def kafka_settings(make_settings: Callable[..., Settings], broker_port: int) -> Settings:
+    """Settings pointing at the session broker, with fresh topics and lake."""
+    return make_settings(broker_port=broker_port)

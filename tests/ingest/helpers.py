@@ -1,0 +1,35 @@
+"""Test helpers: an independent reference count of the recordings, and a lake query shortcut."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tickstore import lake
+from tickstore.settings import Settings
+
+
+def reference_ticks(files: list[Path]) -> Counter[str]:
+    """Distinct ticks per product, counted with plain json (not wire.sql): Exchange by sequence,
+    Advanced Trade by receive time plus ticker content."""
+    seen: dict[str, set[Any]] = {}
+    for path in files:
+        for line in path.read_bytes().splitlines():
+            msg = json.loads(line)
+            if msg.get("type") == "ticker" and "channel" not in msg:
+                seen.setdefault(msg["product_id"], set()).add(msg["sequence"])
+            elif msg.get("channel") == "ticker":
+                for event in msg["events"]:
+                    for t in event["tickers"]:
+                        seen.setdefault(t["product_id"], set()).add((msg["timestamp"], json.dumps(t, sort_keys=True)))
+    return Counter({p: len(keys) for p, keys in seen.items()})
+
+
+def query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    con = lake.connect(settings)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

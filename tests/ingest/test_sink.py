@@ -1,0 +1,114 @@
+"""The sink against a real broker and a real DuckLake: exact counts, idempotence, rejects, restarts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ingest import kafka, replay
+from ingest.sink import Sink
+from tests.conftest import SHARED
+from tests.ingest.helpers import query, reference_ticks
+from tickstore.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+GOOD = {
+    "type": "ticker", "sequence": 1, "product_id": "SOL-USD", "price": "150.10", "best_bid": "150.09",
+    "best_bid_size": "3.5", "best_ask": "150.11", "best_ask_size": "2.25", "side": "sell",
+    "time": "2026-01-01T00:00:00.000001Z", "trade_id": 1, "last_size": "0.5", "volume_24h": "1000",
+}
+
+
+def good(i: int) -> bytes:
+    return json.dumps(dict(GOOD, sequence=i, trade_id=i, time=f"2026-01-01T00:00:{i % 60:02d}.{i:06d}Z")).encode()
+
+
+def per_product(settings: Settings) -> Counter[str]:
+    return Counter(dict(query(settings, "SELECT product_id, count(*) FROM ticks GROUP BY ALL")))
+
+
+@pytest.mark.slow
+def test_every_recording_lands_exactly_once_and_a_second_replay_adds_nothing(kafka_settings: Settings) -> None:
+    files = replay.discover([SHARED])
+    expected = reference_ticks(files)
+    replay.replay(kafka_settings, files)
+    first = Sink(kafka_settings, until_idle=True).run()
+    assert per_product(kafka_settings) == expected
+    assert first.total.controls == 5 and first.total.rejects == 0
+
+    replay.replay(kafka_settings, files)
+    second = Sink(kafka_settings, until_idle=True).run()
+    assert second.total.messages == first.total.messages
+    assert second.total.ticks == 0 and second.total.duplicates == sum(expected.values())
+    assert per_product(kafka_settings) == expected
+    distinct = query(kafka_settings, "SELECT count(*) = count(DISTINCT tick_id) FROM ticks")
+    assert distinct == [(True,)]
+
+
+def adversarial_lines() -> list[tuple[bytes, str]]:
+    """(line, expected reason prefix)."""
+    return [
+        (b'{"type":"ticker","product_id":"SOL-USD","price":"1', "invalid JSON"),
+        (json.dumps(dict(GOOD, price=["x"])).encode(), "price is not a finite decimal"),
+        (json.dumps(dict(GOOD, sequence="seven")).encode(), "unparseable sequence"),
+        (json.dumps(dict(GOOD, price="NaN")).encode(), "price is not a finite decimal in range: NaN"),
+        (json.dumps(dict(GOOD, best_ask_size="9" * 400)).encode(), "best_ask_size is not a finite decimal"),
+        (json.dumps(dict(GOOD, best_bid="151", best_ask="150")).encode(), "crossed book"),
+        (json.dumps(dict(GOOD, best_bid_size="-1")).encode(), "negative size"),
+        (b'{"x":"' + b"a" * (10 * 1024 * 1024) + b'"}', "message too large"),
+        (b'{"type":"ticker","product_id":"\xc3\x28"}', "invalid UTF-8"),
+        (b"not json at all", "invalid JSON"),
+    ]
+
+
+def test_adversarial_lines_land_in_ticks_rejected_and_the_sink_keeps_running(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    bad = adversarial_lines()
+    lines: list[bytes] = []
+    for i, (line, _) in enumerate(bad):
+        lines += [good(2 * i), line, good(2 * i + 1)]
+    path = tmp_path / "adversarial.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    sink = Sink(kafka_settings)  # a long-running sink, not --until-idle
+    thread = threading.Thread(target=sink.run)
+    thread.start()
+    try:
+        replay.replay(kafka_settings, [path])
+        wait_for(lambda: query(kafka_settings, "SELECT count(*) FROM ticks_rejected")[0][0] == len(bad))
+        # still alive after all that: later good ticks land too
+        more = tmp_path / "more.ndjson"
+        more.write_bytes(b"\n".join(good(1000 + i) for i in range(5)) + b"\n")
+        replay.replay(kafka_settings, [more])
+        wait_for(lambda: query(kafka_settings, "SELECT count(*) FROM ticks")[0][0] == 2 * len(bad) + 5)
+        assert thread.is_alive()
+    finally:
+        sink.stop()
+        thread.join(30)
+    rows = query(
+        kafka_settings,
+        "SELECT src_topic, src_partition, src_offset, reason, payload FROM ticks_rejected ORDER BY octet_length(payload)",
+    )
+    by_payload = {bytes(r[4]): r for r in rows}
+    for line, reason in bad:
+        topic, partition, offset, got, _ = by_payload[line]
+        assert got.startswith(reason), (line[:60], got)
+        assert topic == kafka_settings.topic_raw and partition >= 0 and offset >= 0
+    # and the dead-letter topic has a copy of each
+    wait_for(lambda: kafka.topic_stats(kafka_settings)[kafka_settings.topic_dlq][1] == len(bad), 20)
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,144 @@
+"""wire.sql: both Coinbase wire formats -> normalized ticks; every reject reason; window-free edges."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import duckdb
+import pytest
+
+from ingest import wire
+
+EX = {
+    "type": "ticker", "sequence": 115498669093, "product_id": "BTC-USD", "price": "103472.28",
+    "volume_24h": "5461.74127717", "best_bid": "103472.27", "best_bid_size": "0.04145138",
+    "best_ask": "103472.28", "best_ask_size": "0.02560996", "side": "buy",
+    "time": "2025-11-12T07:20:11.615272Z", "trade_id": 900701309, "last_size": "0.00068754",
+}
+
+
+def at(tickers: list[dict], ts: str = "2026-04-05T22:35:14.009945409Z", seq: int = 2, kind: str = "update") -> dict:
+    return {"channel": "ticker", "timestamp": ts, "sequence_num": seq, "events": [{"type": kind, "tickers": tickers}]}
+
+
+AT_TICKER = {
+    "type": "ticker", "product_id": "BTC-USD", "price": "67468.26", "volume_24_h": "3057.53218222",
+    "best_bid": "67469.15", "best_ask": "67469.62", "best_bid_quantity": "0.00379643",
+    "best_ask_quantity": "0.16458201",
+}
+
+
+def parse(*messages: dict | bytes | str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    lines = [m if isinstance(m, bytes) else (m if isinstance(m, str) else json.dumps(m)).encode() for m in messages]
+    wire.parse_lines(con, lines)
+    return con
+
+
+def ticks(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    rel = con.sql("SELECT * FROM parsed WHERE kind = 'tick' ORDER BY src_offset, ticker_index")
+    return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
+
+
+def reasons(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.sql("SELECT reason FROM parsed_rejects ORDER BY src_offset, ticker_index").fetchall()]
+
+
+def test_exchange_ticker_parses_exactly() -> None:
+    [t] = ticks(parse(EX))
+    assert t["product_id"] == "BTC-USD" and t["feed"] == "exchange"
+    assert t["event_time"].isoformat() == "2025-11-12T07:20:11.615272+00:00"
+    assert t["sequence"] == 115498669093 and t["trade_id"] == 900701309 and t["side"] == "buy"
+    assert t["price"] == Decimal("103472.28") and t["last_size"] == Decimal("0.00068754")
+    assert t["best_bid_size"] == Decimal("0.04145138") and t["volume_24h"] == Decimal("5461.74127717")
+
+
+def test_advanced_trade_several_tickers_per_event_and_nanoseconds() -> None:
+    eth = dict(AT_TICKER, product_id="ETH-USD", price="2055.05", best_bid="2055.04", best_ask="2055.06")
+    [btc, e] = ticks(parse(at([AT_TICKER, eth])))
+    assert (btc["product_id"], e["product_id"]) == ("BTC-USD", "ETH-USD")
+    assert (btc["ticker_index"], e["ticker_index"]) == (0, 1)
+    # nanoseconds are truncated to the microsecond the lake stores
+    assert btc["event_time"].isoformat() == "2026-04-05T22:35:14.009945+00:00"
+    assert btc["best_bid_size"] == Decimal("0.00379643") and btc["trade_id"] is None
+
+
+def test_missing_book_sizes_are_null_not_zero() -> None:
+    bare = {k: v for k, v in AT_TICKER.items() if k not in ("best_bid_quantity", "best_ask_quantity", "volume_24_h")}
+    [t] = ticks(parse(at([bare])))
+    assert t["best_bid_size"] is None and t["best_ask_size"] is None and t["volume_24h"] is None
+    assert t["best_bid"] == Decimal("67469.15")
+
+
+def test_control_messages_are_counted_not_rejected() -> None:
+    con = parse(
+        {"type": "subscriptions", "channels": [{"name": "ticker", "product_ids": ["BTC-USD"]}]},
+        {"type": "heartbeat", "sequence": 1, "product_id": "BTC-USD"},
+        {"channel": "subscriptions", "timestamp": "2026-04-05T22:35:13Z", "events": []},
+        {"channel": "heartbeats", "timestamp": "2026-04-05T22:35:13Z", "events": []},
+    )
+    assert con.sql("SELECT count(*) FROM parsed WHERE kind = 'control'").fetchone() == (4,)
+    assert reasons(con) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ('{"type":"ticker","price":', "invalid JSON"),
+        (b"\xff\xfe{}", "invalid UTF-8 at byte 0"),
+        ("[1, 2, 3]", "unknown message shape"),
+        ({"type": "l2update"}, "unknown message shape"),
+        (dict(EX, price="NaN"), "price is not a finite decimal in range: NaN"),
+        (dict(EX, price="1e400"), "price is not a finite decimal in range: 1e400"),
+        (dict(EX, price=True), "price is not a finite decimal"),
+        (dict(EX, price={"x": 1}), "price is not a finite decimal"),
+        (dict(EX, price="-5"), "non-positive price"),
+        (dict(EX, best_bid_size="-0.1"), "negative size"),
+        (dict(EX, best_bid="103472.29", best_ask="103472.28"), "crossed book"),
+        ({k: v for k, v in EX.items() if k != "product_id"}, "missing field: product_id"),
+        ({k: v for k, v in EX.items() if k != "time"}, "missing field: time"),
+        (dict(EX, time="yesterday"), "unparseable time: yesterday"),
+        (dict(EX, sequence="abc"), "unparseable sequence: abc"),
+        ({"channel": "ticker", "timestamp": "2026-04-05T22:35:14Z", "events": []}, "ticker message without tickers"),
+    ],
+)
+def test_bad_messages_are_rejected_with_a_reason(message: dict | str | bytes, reason: str) -> None:
+    con = parse(EX, message)
+    assert len(ticks(con)) == 1  # the good neighbour still parses
+    [got] = reasons(con)
+    assert got.startswith(reason)
+    payload = con.sql("SELECT payload FROM parsed_rejects").fetchone()[0]
+    raw = message if isinstance(message, bytes) else (message if isinstance(message, str) else json.dumps(message)).encode()
+    assert payload == raw
+
+
+def test_one_bad_ticker_of_several_rejects_only_that_ticker() -> None:
+    con = parse(at([AT_TICKER, dict(AT_TICKER, product_id="ETH-USD", price="oops")]))
+    assert [t["product_id"] for t in ticks(con)] == ["BTC-USD"]
+    assert con.sql("SELECT ticker_index, reason FROM parsed_rejects").fetchall() == [
+        (1, "price is not a finite decimal in range: oops")
+    ]
+
+
+def test_more_than_eight_decimals_still_exact() -> None:
+    [t] = ticks(parse(dict(EX, last_size="0.000000000123456789")))
+    assert t["last_size"] == Decimal("0.000000000123456789")
+
+
+def test_dedupe_key_exchange_sequence_survives_reconnects() -> None:
+    # Exchange `sequence` is per product and global: the same sequence is the same tick.
+    a, b, c = ticks(parse(EX, dict(EX, price="103472.29"), dict(EX, sequence=EX["sequence"] + 1)))
+    assert a["tick_id"] == b["tick_id"] != c["tick_id"]
+
+
+def test_dedupe_key_advanced_trade_does_not_trust_sequence_num() -> None:
+    # sequence_num restarts per connection: two recordings both starting at 0 are different ticks...
+    first = at([AT_TICKER], ts="2026-04-05T22:35:14.009945409Z", seq=0)
+    other = at([dict(AT_TICKER, price="67470.00")], ts="2026-04-03T22:13:41.421126Z", seq=0)
+    # ...while a re-delivered message (same content, same receive time) is the same tick.
+    again = at([AT_TICKER], ts="2026-04-05T22:35:14.009945409Z", seq=7)
+    t1, t2, t3 = ticks(parse(first, other, again))
+    assert t1["tick_id"] != t2["tick_id"]
+    assert t1["tick_id"] == t3["tick_id"]
