@@ -87,7 +87,7 @@ def broker_status(ctx: click.Context) -> None:
     console.print(f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else ""))
     if st.reachable:
         for topic, (parts, count) in kafka.topic_stats(s).items():
-            console.print(f"  {topic}: {parts} partitions, {count:,} messages")
+            console.print(f"  {topic}: {parts} partitions, ~{count:,} messages (from watermarks)")
     sys.exit(0 if st.reachable else 1)
 
 

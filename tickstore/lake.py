@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -77,7 +79,8 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-ATTACH_RETRIES = 20
+LOCK_RETRIES = 20
+T = TypeVar("T")
 
 
 def _use_wal(catalog: Path) -> None:
@@ -129,19 +132,43 @@ def connect(
         options.append(f"SNAPSHOT_TIME {_quote(as_of.isoformat())}")
     _use_wal(settings.lake_catalog)
     target = _quote("ducklake:sqlite:" + str(settings.lake_catalog.resolve()))
-    for attempt in range(ATTACH_RETRIES):
-        try:
-            con.execute(f"ATTACH {target} AS {LAKE} ({', '.join(options)})")
-            break
-        except duckdb.Error as exc:
-            if "locked" not in str(exc) or attempt == ATTACH_RETRIES - 1:
-                raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}") from exc
-            time.sleep(0.05 * (attempt + 1))
+    try:
+        retry_locked(lambda: con.execute(f"ATTACH {target} AS {LAKE} ({', '.join(options)})"))
+    except duckdb.Error as exc:
+        raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}") from exc
     con.execute(f"USE {LAKE}")
     if create and snapshot is None and as_of is None:
-        con.execute(TICKS_DDL)
-        con.execute(REJECTED_DDL)
+        existing = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = $d", {"d": LAKE}).fetchall()}
+        if not {"ticks", "ticks_rejected"} <= existing:  # DDL is a catalog write: skip it when not needed
+            retry_locked(lambda: _in_transaction(con, [TICKS_DDL, REJECTED_DDL]))
     return con
+
+
+def _in_transaction(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for statement in statements:
+            con.execute(statement)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def retry_locked(action: Callable[[], T], attempts: int = LOCK_RETRIES) -> T:
+    """Run ``action``, retrying while the SQLite catalog says "database is locked".
+
+    DuckDB's SQLite scanner sets no busy timeout, so a concurrent catalog writer fails at once
+    instead of waiting; a short backoff turns that into waiting.
+    """
+    for attempt in range(attempts):
+        try:
+            return action()
+        except duckdb.Error as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.02 * 2**attempt, 0.5))
+    raise AssertionError("unreachable")
 
 
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:

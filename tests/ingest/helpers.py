@@ -28,7 +28,7 @@ def reference_ticks(files: list[Path]) -> Counter[str]:
 
 
 def query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    con = lake.connect(settings)
+    con = lake.connect(settings, create=False)
     try:
         return con.execute(sql).fetchall()
     finally:

@@ -1,0 +1,136 @@
+"""The `tickstore` command as a user runs it: broker lifecycle, kill -9 of the sink, SQL during ingest."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ingest import replay
+from tests.conftest import REPO, SHARED, free_port
+from tests.ingest.helpers import query, reference_ticks
+from tickstore.settings import Settings
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        TICKSTORE_HOME=str(settings.home),
+        TICKSTORE_BROKER_PORT=str(settings.broker_port),
+        TICKSTORE_TOPIC_RAW=settings.topic_raw,
+        TICKSTORE_TOPIC_DLQ=settings.topic_dlq,
+        TICKSTORE_SINK_GROUP=settings.sink_group,
+        TICKSTORE_REBALANCE_TIMEOUT_MS=str(settings.rebalance_timeout_ms),
+        TICKSTORE_SINK_BATCH_MS=str(settings.sink_batch_ms),
+        TICKSTORE_SINK_BATCH_ROWS=str(settings.sink_batch_rows),
+        TICKSTORE_SINK_IDLE_MS=str(settings.sink_idle_ms),
+    )
+    return env
+
+
+def tickstore(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], env=env_for(settings), cwd=REPO,
+        capture_output=True, text=True, timeout=300, check=check,
+    )
+
+
+def spawn_sink(settings: Settings, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "sink", *args], env=env_for(settings), cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> None:
+    out = tickstore(make_settings(), "--help").stdout
+    for command in ("broker", "ingest", "sink", "sql", "demo"):
+        assert command in out
+
+
+def test_sql_without_a_lake_says_what_to_do(make_settings: Callable[..., Settings]) -> None:
+    result = tickstore(make_settings(), "sql", "SELECT 1", check=False)
+    assert result.returncode != 0
+    assert "run `tickstore sink`" in result.stderr
+
+
+@pytest.mark.kafka
+def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(broker_port=free_port())
+    started = tickstore(s, "broker", "start")
+    assert "embedded broker" in started.stderr
+    pid = int((s.run_dir / "broker.pid").read_text())
+    status = tickstore(s, "broker", "status")
+    assert "up" in status.stderr and s.topic_raw in status.stderr
+    assert "already" not in tickstore(s, "broker", "start").stderr  # idempotent start
+    assert int((s.run_dir / "broker.pid").read_text()) == pid
+    tickstore(s, "broker", "stop")
+    assert not (s.run_dir / "broker.pid").exists()
+    assert tickstore(s, "broker", "status", check=False).returncode == 1
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(kafka_settings: Settings) -> None:
+    s = kafka_settings.model_copy(update={"sink_batch_rows": 2000, "sink_batch_ms": 50})
+    files = replay.discover([SHARED])
+    expected = reference_ticks(files)
+    replay.replay(s, files)
+    sink = spawn_sink(s)
+    try:
+        deadline = time.monotonic() + 120
+        landed = 0
+        while landed < 10_000 and time.monotonic() < deadline:  # mid-stream: some, not all, landed
+            time.sleep(0.2)
+            try:
+                landed = query(s, "SELECT count(*) FROM ticks")[0][0]
+            except Exception:
+                landed = 0
+        assert 0 < landed < sum(expected.values())
+    finally:
+        sink.send_signal(signal.SIGKILL)
+        sink.wait(30)
+    tickstore(s, "sink", "--until-idle")
+    counts = dict(query(s, "SELECT product_id, count(*) FROM ticks GROUP BY ALL"))
+    assert counts == expected
+    assert query(s, "SELECT count(*) = count(DISTINCT tick_id) FROM ticks") == [(True,)]
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_sql_succeeds_while_the_sink_writes_and_time_travel_reads_old_snapshots(kafka_settings: Settings) -> None:
+    s = kafka_settings.model_copy(update={"sink_batch_rows": 1000, "sink_batch_ms": 50})
+    replay.replay(s, replay.discover([SHARED]))
+    sink = spawn_sink(s)
+    seen: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(set(seen)) < 4:
+            result = tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--format", "json", check=False)
+            if result.returncode == 0:
+                seen.append(json.loads(result.stdout)["n"])
+            else:
+                assert "no lake" in result.stderr or "does not exist" in result.stderr, result.stderr
+            time.sleep(0.1)
+    finally:
+        sink.send_signal(signal.SIGTERM)  # graceful: flush, commit, exit 0
+        assert sink.wait(60) == 0, sink.stderr.read() if sink.stderr else ""
+    assert len(set(seen)) >= 4 and seen == sorted(seen)  # queries saw the table grow, never an error
+    # time travel: snapshot 1 is the empty tables, and the newest one has every row
+    first = tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--as-of", "1", "--format", "csv")
+    assert first.stdout.splitlines() == ["n", "0"]
+    out = tickstore(s, "sql", "SELECT product_id, count(*) AS n FROM ticks GROUP BY ALL ORDER BY 1", "--format", "csv")
+    assert out.stdout.splitlines()[0] == "product_id,n"
+
+
+def test_demo_help_mentions_recordings(make_settings: Callable[..., Settings]) -> None:
+    assert "replay recorded ticks" in tickstore(make_settings(), "demo", "--help").stdout
+
+
