@@ -130,6 +130,35 @@ def ingest_replay(ctx: click.Context, paths: tuple[Path, ...], speed: float | No
         sys.exit(2)
 
 
+@ingest.command("simulate")
+@click.option("--ticks", type=int, default=1_000_000, show_default=True, help="How many ticks in all.")
+@click.option("--products", default="BTC-USD,ETH-USD,SOL-USD", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--fit", "fit_dir", type=click.Path(exists=True, path_type=Path),
+              help="Fit rates and volatilities to these recordings first (default: built-in fit).")
+@click.option("--out", type=click.Path(path_type=Path), help="Write NDJSON here instead of publishing.")
+@click.pass_context
+def ingest_simulate(ctx: click.Context, ticks: int, products: str, seed: int, fit_dir: Path | None,
+                    out: Path | None) -> None:
+    """Generate a synthetic ticker stream (volatility regimes, bursts) fitted to recordings."""
+    from ingest import simulate
+
+    fitted = simulate.fit([fit_dir]) if fit_dir else simulate.Fitted()
+    if fit_dir:
+        console.print(f"fitted: {fitted}")
+    cfg = simulate.SimConfig(n_ticks=ticks, products=tuple(products.split(",")), seed=seed, fitted=fitted)
+    if out:
+        n = simulate.write(out, cfg)
+        console.print(f"wrote {n:,} ticks to {out}")
+        return
+    s = _settings(ctx)
+    with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed:,}/{task.total:,}",
+                  console=console, transient=True) as bar:
+        task = bar.add_task("simulating", total=ticks)
+        n = simulate.publish(s, cfg, progress=lambda k: bar.advance(task, k))
+    console.print(f"published {n:,} simulated ticks to {s.topic_raw}")
+
+
 # -- sink ---------------------------------------------------------------------------------------
 @main.command()
 @click.option("--until-idle", is_flag=True, help="Stop once caught up with the topic (scripts, tests).")

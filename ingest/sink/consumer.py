@@ -30,6 +30,14 @@ class SinkStats:
     batches: int = 0
     commit_latencies: list[float] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    first_message: float | None = None  # when the first message arrived (after the group join)
+    last_commit: float | None = None  # when the last batch's offsets were committed
+
+    def sustained_rate(self) -> float:
+        """New ticks per second from the first message received to the last commit."""
+        if self.first_message is None or self.last_commit is None or self.last_commit <= self.first_message:
+            return 0.0
+        return self.total.ticks / (self.last_commit - self.first_message)
 
     def p99_commit_s(self) -> float:
         if not self.commit_latencies:
@@ -88,6 +96,8 @@ class Sink:
                     if err is None:
                         if not self._buffer:
                             self._buffer_since = time.monotonic()
+                            if self.stats.first_message is None:
+                                self.stats.first_message = self._buffer_since
                         self._buffer.append(msg)
                     elif err.code() != KafkaError._PARTITION_EOF:
                         log.warning("sink: kafka error %s", err)
@@ -135,6 +145,7 @@ class Sink:
         self.stats.total.add(result)
         self.stats.batches += 1
         self.stats.commit_latencies.append(result.commit_s)
+        self.stats.last_commit = time.monotonic()
         self._last_commit = time.strftime("%H:%M:%S")
 
     def _write_safely(self, raw) -> BatchResult:  # type: ignore[no-untyped-def]

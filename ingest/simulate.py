@@ -1,0 +1,171 @@
+"""`tickstore ingest simulate`: a synthetic Exchange-format ticker stream for load beyond the recordings.
+
+Prices follow a two-regime (calm / volatile) random walk in log space; ticks arrive as a Poisson
+process whose rate switches with the regime, with bursts of identical timestamps. The rates, the
+per-tick volatility of each regime and the spread are fitted to recordings by :func:`fit`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from ingest import kafka, replay, wire
+from tickstore.settings import Settings
+
+START_PRICES = {"BTC-USD": 90_000.0, "ETH-USD": 3_000.0, "SOL-USD": 150.0, "DOGE-USD": 0.15}
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """Stream statistics; the defaults are `fit(../shared/data/coinbase)` (rounded), BTC-dominated."""
+
+    calm_rate: float = 3.05  # ticks per second in the calm regime
+    volatile_rate: float = 7.73  # ... and in the busiest 10% of seconds
+    calm_sigma: float = 1.53e-5  # std of the mid-price log return per tick, calm
+    volatile_sigma: float = 2.99e-5  # ... volatile
+    volatile_share: float = 0.157  # share of seconds in the volatile regime
+    spread_bps: float = 0.00147  # median spread in basis points (BTC trades at a one-cent spread)
+    burst_share: float = 0.042  # share of ticks sharing the previous tick's timestamp
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What to simulate."""
+
+    n_ticks: int = 1_000_000
+    products: tuple[str, ...] = ("BTC-USD", "ETH-USD", "SOL-USD")
+    seed: int = 7
+    start: float = field(default_factory=lambda: float(int(time.time()) - 86_400))  # epoch seconds
+    fitted: Fitted = Fitted()
+
+
+def fit(paths: list[Path]) -> Fitted:
+    """Fit regime rates, per-tick volatilities and spread to recorded ticks (parsed by wire.sql)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    lines = [line for _, _, line in replay.iter_lines(replay.discover(paths))]
+    wire.parse_lines(con, lines)
+    row = con.execute(
+        """
+        WITH t AS (
+            SELECT product_id, event_time, ln((best_bid + best_ask)::DOUBLE / 2) AS lm,
+                   ((best_ask - best_bid) / ((best_ask + best_bid) / 2))::DOUBLE * 1e4 AS spread_bps
+            FROM parsed WHERE kind = 'tick' AND best_bid IS NOT NULL AND best_ask IS NOT NULL
+        ),
+        r AS (
+            -- a return across a recording gap is not a tick-to-tick move
+            SELECT *, CASE WHEN event_time - lag(event_time) OVER w < INTERVAL 60 SECOND
+                           THEN lm - lag(lm) OVER w END AS ret, event_time = lag(event_time) OVER w AS same_ts,
+                   date_trunc('second', event_time) AS sec
+            FROM t WINDOW w AS (PARTITION BY product_id ORDER BY event_time)
+        ),
+        s AS (SELECT product_id, sec, count(*) AS n FROM r GROUP BY ALL),
+        cut AS (SELECT quantile_cont(n, 0.9) AS q FROM s),
+        busy AS (SELECT r.ret, s.n >= cut.q AS volatile FROM r JOIN s USING (product_id, sec), cut)
+        SELECT
+            avg(n) FILTER (n < q), avg(n) FILTER (n >= q),
+            (SELECT stddev_samp(ret) FILTER (NOT volatile) FROM busy),
+            (SELECT stddev_samp(ret) FILTER (volatile) FROM busy),
+            avg((n >= q)::INT),
+            (SELECT median(spread_bps) FROM t), (SELECT avg(same_ts::INT) FROM r)
+        FROM s, cut
+        """
+    ).fetchone()
+    assert row is not None
+    defaults = Fitted()
+    values = [v if v is not None and v == v and v > 0 else d for v, d in zip(row, asdict(defaults).values(), strict=True)]
+    return Fitted(*[float(v) for v in values])
+
+
+def generate(cfg: SimConfig) -> Iterator[tuple[str, bytes]]:
+    """Yield (product, Exchange ``ticker`` JSON line), ``cfg.n_ticks`` in all, in time order per product."""
+    rng = np.random.default_rng(cfg.seed)
+    f = cfg.fitted
+    per_product = cfg.n_ticks // len(cfg.products)
+    # Sequences start from the start time, so two runs with different starts never collide.
+    seq0 = int(cfg.start * 1000)
+    streams = []
+    for i, product in enumerate(cfg.products):
+        n = per_product + (1 if i < cfg.n_ticks % len(cfg.products) else 0)
+        volatile = _regimes(rng, n, f)
+        rate = np.where(volatile, f.volatile_rate, f.calm_rate)
+        gaps = rng.exponential(1.0 / rate)
+        gaps[rng.random(n) < f.burst_share] = 0.0  # bursts: several ticks in one timestamp
+        ts = cfg.start + np.cumsum(gaps)
+        sigma = np.where(volatile, f.volatile_sigma, f.calm_sigma)
+        mid = START_PRICES.get(product, 100.0) * np.exp(np.cumsum(rng.normal(0.0, sigma)))
+        tick = 0.01 if START_PRICES.get(product, 100.0) > 10 else 1e-6
+        # At least one price increment wide, so rounding never crosses or locks the book.
+        half = np.maximum(mid * f.spread_bps / 2e4 * rng.lognormal(0.0, 0.5, n), tick)
+        bid, ask = mid - half, mid + half
+        sizes = rng.lognormal(-3.0, 1.5, (3, n))
+        side = rng.random(n) < 0.5
+        streams.append((product, ts, bid, ask, sizes, side))
+    # Interleave products by time, as a live feed would.
+    order = np.argsort(np.concatenate([s[1] for s in streams]), kind="stable")
+    offsets = np.cumsum([0] + [len(s[1]) for s in streams])
+    for k in order:
+        p = int(np.searchsorted(offsets, k, side="right") - 1)
+        j = int(k - offsets[p])
+        product, ts, bid, ask, sizes, side = streams[p]
+        decimals = 2 if bid[j] > 10 else 6
+        yield product, _ticker(product, seq0 + j, ts[j], bid[j], ask[j], sizes[:, j], bool(side[j]), decimals)
+
+
+def _regimes(rng: np.random.Generator, n: int, f: Fitted) -> np.ndarray:
+    """A persistent two-state chain over ticks: runs of volatile ticks with the fitted share."""
+    mean_run = 2_000.0
+    p_leave_calm = f.volatile_share / ((1 - f.volatile_share) * mean_run)
+    flips = rng.random(n) < np.where(np.arange(n) % 2 == 0, p_leave_calm, 1 / mean_run)
+    return (np.cumsum(flips) % 2).astype(bool)
+
+
+def _ticker(product: str, seq: int, ts: float, bid: float, ask: float, sizes: np.ndarray, buy: bool,
+            decimals: int) -> bytes:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+    b, a = f"{bid:.{decimals}f}", f"{ask:.{decimals}f}"
+    return json.dumps(
+        {
+            "type": "ticker", "sequence": seq, "product_id": product, "price": a if buy else b,
+            "best_bid": b, "best_bid_size": f"{sizes[0]:.8f}", "best_ask": a,
+            "best_ask_size": f"{sizes[1]:.8f}", "side": "buy" if buy else "sell", "time": stamp,
+            "trade_id": seq, "last_size": f"{sizes[2]:.8f}", "volume_24h": "1000.0",
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def publish(settings: Settings, cfg: SimConfig, progress: Callable[[int], None] | None = None) -> int:
+    """Produce ``cfg.n_ticks`` simulated ticks to ``settings.topic_raw``; returns the count."""
+    kafka.ensure_topics(settings)
+    prod = kafka.producer(settings)
+    n = 0
+    for product, line in generate(cfg):
+        while True:
+            try:
+                prod.produce(settings.topic_raw, value=line, key=product.encode())
+                break
+            except BufferError:
+                prod.poll(0.05)
+        n += 1
+        if progress and n % 10_000 == 0:
+            progress(10_000)
+    prod.flush(120)
+    return n
+
+
+def write(path: Path, cfg: SimConfig) -> int:
+    """Write the simulated stream to an NDJSON file instead of Kafka."""
+    n = 0
+    with open(path, "wb") as fh:
+        for _, line in generate(cfg):
+            fh.write(line + b"\n")
+            n += 1
+    return n
