@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tickstore.settings import Settings
@@ -55,7 +55,7 @@ def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
         [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1) for t in wanted],
         operation_timeout=timeout,
     )
-    for topic, future in futures.items():
+    for future in futures.values():
         try:
             future.result()
         except Exception as exc:  # the topic may have been created concurrently: fine
@@ -74,8 +74,6 @@ def topic_stats(settings: Settings, timeout: float = 5.0) -> dict[str, tuple[int
             topic = meta.topics.get(name)
             if topic is None or topic.error is not None:
                 continue
-            from confluent_kafka import TopicPartition
-
             total = 0
             for p in topic.partitions:
                 lo, hi = c.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)

@@ -173,5 +173,5 @@ def retry_locked(action: Callable[[], T], attempts: int = LOCK_RETRIES) -> T:
 
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     """The newest DuckLake snapshot id of the attached lake."""
-    row = con.execute(f"SELECT max(snapshot_id) FROM {LAKE}.snapshots()").fetchone()
+    row = con.execute("SELECT max(snapshot_id) FROM ducklake_snapshots($lake)", {"lake": LAKE}).fetchone()
     return int(row[0]) if row and row[0] is not None else 0

@@ -56,8 +56,6 @@ class Settings(BaseSettings):
         description="Recorded NDJSON for the demo; unset means ../shared/data/coinbase if it exists, "
         "else the simulator.",
     )
-    archive_rotate_mb: float = Field(64.0, description="Raw archive files rotate at this size...")
-    archive_rotate_s: float = Field(3600.0, description="...or after this many seconds.")
 
     # Derived locations: one place decides where every piece of state lives.
     @property
@@ -71,10 +69,6 @@ class Settings(BaseSettings):
     @property
     def lake_data(self) -> Path:
         return self.lake_dir / "data"
-
-    @property
-    def archive_dir(self) -> Path:
-        return self.home / "archive"
 
     @property
     def run_dir(self) -> Path:
