@@ -1,0 +1,44 @@
+"""Core: settings from TICKSTORE_* variables, and the lake connection (tables, time travel, errors)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tickstore import lake
+from tickstore.settings import Settings
+
+
+def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TICKSTORE_HOME", str(tmp_path))
+    monkeypatch.setenv("TICKSTORE_KAFKA_BOOTSTRAP", "kafka1:9092,kafka2:9092")
+    s = Settings()
+    assert s.home == tmp_path and s.lake_catalog == tmp_path / "lake" / "catalog.sqlite"
+    assert not s.embedded_broker and s.bootstrap == "kafka1:9092,kafka2:9092"
+    assert Settings(kafka_bootstrap=None, broker_port=1234).bootstrap == "127.0.0.1:1234"
+
+
+def test_unknown_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Settings(hom="typo")  # type: ignore[call-arg]
+
+
+def test_lake_time_travel_is_read_only_and_sees_the_past(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings()
+    con = lake.connect(s)
+    con.execute("INSERT INTO ticks (product_id, event_time) VALUES ('A', now())")
+    before = lake.current_snapshot(con)
+    con.execute("INSERT INTO ticks (product_id, event_time) VALUES ('B', now())")
+    old = lake.connect(s, snapshot=before)
+    assert old.execute("SELECT product_id FROM ticks").fetchall() == [("A",)]
+    with pytest.raises(duckdb.Error):
+        old.execute("INSERT INTO ticks (product_id) VALUES ('C')")
+    assert lake.connect(s, create=False).execute("SELECT count(*) FROM ticks").fetchone() == (2,)
+
+
+def test_missing_lake_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(lake.LakeError, match="run `tickstore sink`"):
+        lake.connect(make_settings(), create=False)
