@@ -39,8 +39,14 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     home = Path(tempfile.mkdtemp(prefix="tickstore-bench-"))
-    s = Settings(home=home, broker_port=free_port(), rebalance_timeout_ms=3000, sink_batch_rows=args.batch_rows,
-                 sink_idle_ms=1000, compact_every_s=1e9)
+    s = Settings(
+        home=home,
+        broker_port=free_port(),
+        rebalance_timeout_ms=3000,
+        sink_batch_rows=args.batch_rows,
+        sink_idle_ms=1000,
+        compact_every_s=1e9,
+    )
     broker.start(s)
     try:
         t0 = time.monotonic()
@@ -57,7 +63,9 @@ def main() -> None:
         # From the first message received to the last offset commit: consume, parse, dedupe, lake
         # commit, offset commit. The group join before it (Tansu waits the rebalance timeout) is not.
         print(f"sustained throughput Kafka -> lake: {stats.sustained_rate():,.0f} ticks/s (target 50,000)")
-        print(f"p99 batch-commit latency: {stats.p99_commit_s() * 1000:.0f} ms (batch <= {args.batch_rows:,} rows)")
+        print(
+            f"p99 batch-commit latency: {stats.p99_commit_s() * 1000:.0f} ms (batch <= {args.batch_rows:,} rows)"
+        )
         print(f"lake data files: {files_before} before compaction, {files_after} after")
     finally:
         broker.stop(s)

@@ -29,8 +29,10 @@ EXAMPLES = [
         "Rejected messages by reason",
         "SELECT reason, count(*) AS messages FROM ticks_rejected GROUP BY ALL ORDER BY 2 DESC",
     ),
-    ("Lake snapshots (time travel: tickstore sql --as-of ID)",
-     "SELECT snapshot_id, snapshot_time FROM lake.snapshots() ORDER BY snapshot_id DESC LIMIT 3"),
+    (
+        "Lake snapshots (time travel: tickstore sql --as-of ID)",
+        "SELECT snapshot_id, snapshot_time FROM lake.snapshots() ORDER BY snapshot_id DESC LIMIT 3",
+    ),
 ]
 
 
@@ -44,8 +46,9 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000) -> None:
         if source is not None:
             console.print(f"[bold]2. replay[/] recordings from {source}")
             stats = replay.replay(settings, [source])
-            console.print(f"   published {stats.messages:,} messages from {stats.files} files "
-                          f"in {stats.seconds:.1f} s")
+            console.print(
+                f"   published {stats.messages:,} messages from {stats.files} files in {stats.seconds:.1f} s"
+            )
         else:
             from ingest import simulate
 
@@ -54,12 +57,14 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000) -> None:
         console.print("[bold]3. sink[/] Kafka -> DuckLake until caught up")
         result = Sink(settings, until_idle=True).run()
         t = result.total
-        console.print(f"   {t.ticks:,} new ticks, {t.duplicates:,} duplicates skipped, "
-                      f"{t.rejects:,} rejected, {t.controls:,} control messages")
+        console.print(
+            f"   {t.ticks:,} new ticks, {t.duplicates:,} duplicates skipped, "
+            f"{t.rejects:,} rejected, {t.controls:,} control messages"
+        )
         console.print("[bold]4. the lake[/] (try these with `tickstore sql`)")
         con = lake.connect(settings)
         for title, query in EXAMPLES:
-            console.print(f"\n[cyan]{title}[/]\n  tickstore sql \"{query}\"")
+            console.print(f'\n[cyan]{title}[/]\n  tickstore sql "{query}"')
             rel = con.sql(query)
             print_rows(rel.columns, rel.fetchall())
         con.close()
@@ -70,8 +75,13 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000) -> None:
 
 
 @click.command()
-@click.option("--simulate-ticks", type=int, default=200_000, show_default=True,
-              help="Ticks to simulate when no recordings are found.")
+@click.option(
+    "--simulate-ticks",
+    type=int,
+    default=200_000,
+    show_default=True,
+    help="Ticks to simulate when no recordings are found.",
+)
 @click.pass_context
 def demo(ctx: click.Context, simulate_ticks: int) -> None:
     """Broker up, replay recorded ticks (or simulate), sink, print what landed, shut down."""

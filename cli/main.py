@@ -43,8 +43,7 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False, markup=False)],
     )
-    overrides = {"home": home} if home else {}
-    ctx.obj = {"settings": Settings(**overrides)}
+    ctx.obj = {"settings": Settings(home=home) if home else Settings()}
 
 
 # -- broker -------------------------------------------------------------------------------------
@@ -110,11 +109,17 @@ def ingest_replay(ctx: click.Context, paths: tuple[Path, ...], speed: float | No
     files = replay.discover(paths)
     total = sum(f.stat().st_size for f in files)
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=console, transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
     ) as bar:
         task = bar.add_task(f"replaying {len(files)} files", total=total)
-        stats = replay.replay(s, files, speed=speed, max_gap_s=max_gap, progress=lambda n: bar.advance(task, n))
+        stats = replay.replay(
+            s, files, speed=speed, max_gap_s=max_gap, progress=lambda n: bar.advance(task, n)
+        )
     rate = stats.messages / stats.seconds if stats.seconds else 0
     console.print(
         f"published {stats.messages:,} messages from {stats.files} files to {s.topic_raw} "
@@ -134,12 +139,17 @@ def ingest_replay(ctx: click.Context, paths: tuple[Path, ...], speed: float | No
 @click.option("--ticks", type=int, default=1_000_000, show_default=True, help="How many ticks in all.")
 @click.option("--products", default="BTC-USD,ETH-USD,SOL-USD", show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--fit", "fit_dir", type=click.Path(exists=True, path_type=Path),
-              help="Fit rates and volatilities to these recordings first (default: built-in fit).")
+@click.option(
+    "--fit",
+    "fit_dir",
+    type=click.Path(exists=True, path_type=Path),
+    help="Fit rates and volatilities to these recordings first (default: built-in fit).",
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Write NDJSON here instead of publishing.")
 @click.pass_context
-def ingest_simulate(ctx: click.Context, ticks: int, products: str, seed: int, fit_dir: Path | None,
-                    out: Path | None) -> None:
+def ingest_simulate(
+    ctx: click.Context, ticks: int, products: str, seed: int, fit_dir: Path | None, out: Path | None
+) -> None:
     """Generate a synthetic ticker stream (volatility regimes, bursts) fitted to recordings."""
     from ingest import simulate
 
@@ -152,8 +162,13 @@ def ingest_simulate(ctx: click.Context, ticks: int, products: str, seed: int, fi
         console.print(f"wrote {n:,} ticks to {out}")
         return
     s = _settings(ctx)
-    with Progress("[progress.description]{task.description}", BarColumn(), "{task.completed:,}/{task.total:,}",
-                  console=console, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.completed:,}/{task.total:,}",
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("simulating", total=ticks)
         n = simulate.publish(s, cfg, progress=lambda k: bar.advance(task, k))
     console.print(f"published {n:,} simulated ticks to {s.topic_raw}")
@@ -176,7 +191,9 @@ def sink(ctx: click.Context, until_idle: bool) -> None:
 # -- sql ----------------------------------------------------------------------------------------
 @main.command()
 @click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
 @click.option("--as-of", help="A DuckLake snapshot id, or a timestamp: query the lake as it was then.")
 @click.option("--limit", type=int, default=1000, show_default=True, help="Most rows printed as a table.")
 @click.pass_context

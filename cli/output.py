@@ -24,8 +24,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table", limit: int = 1000,
-               title: str | None = None) -> None:
+def print_rows(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt: str = "table",
+    limit: int = 1000,
+    title: str | None = None,
+) -> None:
     """Write ``rows`` to stdout in ``fmt`` (table | csv | json); tables stop after ``limit`` rows."""
     if fmt == "csv":
         writer = csv.writer(sys.stdout)

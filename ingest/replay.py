@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from confluent_kafka import KafkaException, Producer
 
@@ -41,9 +41,7 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.name.endswith((".ndjson", ".ndjson.gz")))
-            )
+            found.extend(sorted(p for p in path.rglob("*") if p.name.endswith((".ndjson", ".ndjson.gz"))))
         elif path.exists():
             found.append(path)
         else:
@@ -52,7 +50,9 @@ def discover(paths: Iterable[Path]) -> list[Path]:
 
 
 def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")  # noqa: SIM115
+    if path.name.endswith(".gz"):
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return open(path, "rb")  # noqa: SIM115 - closed by the caller's with
 
 
 def _event_seconds(line: bytes) -> float | None:

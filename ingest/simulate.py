@@ -80,7 +80,10 @@ def fit(paths: list[Path]) -> Fitted:
     ).fetchone()
     assert row is not None
     defaults = Fitted()
-    values = [v if v is not None and v == v and v > 0 else d for v, d in zip(row, asdict(defaults).values(), strict=True)]
+    values = [
+        v if v is not None and v == v and v > 0 else d
+        for v, d in zip(row, asdict(defaults).values(), strict=True)
+    ]
     return Fitted(*[float(v) for v in values])
 
 
@@ -127,16 +130,26 @@ def _regimes(rng: np.random.Generator, n: int, f: Fitted) -> np.ndarray:
     return (np.cumsum(flips) % 2).astype(bool)
 
 
-def _ticker(product: str, seq: int, ts: float, bid: float, ask: float, sizes: np.ndarray, buy: bool,
-            decimals: int) -> bytes:
+def _ticker(
+    product: str, seq: int, ts: float, bid: float, ask: float, sizes: np.ndarray, buy: bool, decimals: int
+) -> bytes:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
     b, a = f"{bid:.{decimals}f}", f"{ask:.{decimals}f}"
     return json.dumps(
         {
-            "type": "ticker", "sequence": seq, "product_id": product, "price": a if buy else b,
-            "best_bid": b, "best_bid_size": f"{sizes[0]:.8f}", "best_ask": a,
-            "best_ask_size": f"{sizes[1]:.8f}", "side": "buy" if buy else "sell", "time": stamp,
-            "trade_id": seq, "last_size": f"{sizes[2]:.8f}", "volume_24h": "1000.0",
+            "type": "ticker",
+            "sequence": seq,
+            "product_id": product,
+            "price": a if buy else b,
+            "best_bid": b,
+            "best_bid_size": f"{sizes[0]:.8f}",
+            "best_ask": a,
+            "best_ask_size": f"{sizes[1]:.8f}",
+            "side": "buy" if buy else "sell",
+            "time": stamp,
+            "trade_id": seq,
+            "last_size": f"{sizes[2]:.8f}",
+            "volume_24h": "1000.0",
         },
         separators=(",", ":"),
     ).encode()

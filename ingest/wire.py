@@ -41,9 +41,9 @@ def precheck(value: bytes | None, max_bytes: int) -> tuple[str | None, str | Non
 
 
 def raw_table(
-    topics: Sequence[str],
-    partitions: Sequence[int],
-    offsets: Sequence[int],
+    topics: Sequence[str | None],
+    partitions: Sequence[int | None],
+    offsets: Sequence[int | None],
     times_ms: Sequence[int | None],
     values: Sequence[bytes | None],
     max_bytes: int,

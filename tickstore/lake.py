@@ -68,9 +68,7 @@ def _extension_file(package: str, name: str) -> Path:
     root = Path(module.__file__ or "").parent / "extensions" / f"v{duckdb.__version__}"
     path = root / f"{name}.duckdb_extension"
     if not path.exists():
-        raise LakeError(
-            f"{path} not found: the {package} version must equal duckdb {duckdb.__version__}"
-        )
+        raise LakeError(f"{path} not found: the {package} version must equal duckdb {duckdb.__version__}")
     return path
 
 
@@ -138,7 +136,12 @@ def connect(
         raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}") from exc
     con.execute(f"USE {LAKE}")
     if create and snapshot is None and as_of is None:
-        existing = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = $d", {"d": LAKE}).fetchall()}
+        existing = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = $d", {"d": LAKE}
+            ).fetchall()
+        }
         if not {"ticks", "ticks_rejected"} <= existing:  # DDL is a catalog write: skip it when not needed
             retry_locked(lambda: _in_transaction(con, [TICKS_DDL, REJECTED_DDL]))
     return con

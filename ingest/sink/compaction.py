@@ -26,5 +26,7 @@ def compact(con: duckdb.DuckDBPyConnection, retention_days: float) -> None:
 
 def data_file_count(con: duckdb.DuckDBPyConnection, table: str = "ticks") -> int:
     """Number of live Parquet data files behind ``table``."""
-    row = con.execute("SELECT count(*) FROM ducklake_list_files($lake, $t)", {"lake": LAKE, "t": table}).fetchone()
+    row = con.execute(
+        "SELECT count(*) FROM ducklake_list_files($lake, $t)", {"lake": LAKE, "t": table}
+    ).fetchone()
     return int(row[0]) if row else 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import duckdb
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from ingest import kafka, wire
 from ingest.sink.compaction import compact
@@ -63,7 +63,7 @@ class Sink:
         self._stop = False
         self._con: duckdb.DuckDBPyConnection | None = None
         self._writer: LakeWriter | None = None
-        self._dlq = None
+        self._dlq: Producer | None = None
         self._last_compact = time.monotonic()
         self._last_log = time.monotonic()
         self._logged_ticks = 0
@@ -172,7 +172,10 @@ class Sink:
         if not result.rejected or self._dlq is None:
             return
         for topic, partition, offset, reason, payload in result.rejected:
-            headers = [("reason", reason.encode()), ("source", f"{topic}/{partition}/{offset}".encode())]
+            headers: dict[str, str | bytes | None] = {
+                "reason": reason.encode(),
+                "source": f"{topic}/{partition}/{offset}".encode(),
+            }
             try:
                 self._dlq.produce(
                     self.settings.topic_dlq, value=payload, headers=headers, on_delivery=_dlq_delivered
@@ -184,8 +187,11 @@ class Sink:
     def _commit_offsets(self, batch: list[Message]) -> None:
         last: dict[tuple[str, int], int] = {}
         for m in batch:
-            key = (m.topic(), m.partition())
-            last[key] = max(last.get(key, -1), m.offset())
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            assert (
+                topic is not None and partition is not None and offset is not None
+            )  # consumed, not produced
+            last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)

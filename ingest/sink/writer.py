@@ -61,7 +61,9 @@ class BatchResult:
     rejects: int = 0  # new rows in `ticks_rejected`
     controls: int = 0  # subscriptions / heartbeats, skipped
     commit_s: float = 0.0
-    rejected: list[tuple[str, int, int, str, bytes]] | None = None  # (topic, partition, offset, reason, payload)
+    rejected: list[tuple[str, int, int, str, bytes]] | None = (
+        None  # (topic, partition, offset, reason, payload)
+    )
 
     def add(self, other: BatchResult) -> None:
         self.messages += other.messages
@@ -122,10 +124,12 @@ class LakeWriter:
         )
         # Keep the original bytes: the payload column goes back to raw bytes for these rows.
         payload = raw.column("payload").cast(pa.binary())
-        raws = [r if r is not None else p for r, p in zip(raw.column("raw").to_pylist(), payload.to_pylist(), strict=True)]
+        raws = [
+            r if r is not None else p
+            for r, p in zip(raw.column("raw").to_pylist(), payload.to_pylist(), strict=True)
+        ]
         marked = marked.set_column(marked.schema.get_field_index("raw"), "raw", pa.array(raws, pa.binary()))
         marked = marked.set_column(
             marked.schema.get_field_index("payload"), "payload", pa.nulls(raw.num_rows, pa.string())
         )
         return self.write(marked)
-

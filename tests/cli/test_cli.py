@@ -36,15 +36,24 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 def tickstore(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], env=env_for(settings), cwd=REPO,
-        capture_output=True, text=True, timeout=300, check=check,
+        [sys.executable, "-m", "cli", *args],
+        env=env_for(settings),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=check,
     )
 
 
 def spawn_sink(settings: Settings, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "sink", *args], env=env_for(settings), cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "cli", "sink", *args],
+        env=env_for(settings),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -104,7 +113,9 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(kafka_setti
 
 @pytest.mark.kafka
 @pytest.mark.slow
-def test_sql_succeeds_while_the_sink_writes_and_time_travel_reads_old_snapshots(kafka_settings: Settings) -> None:
+def test_sql_succeeds_while_the_sink_writes_and_time_travel_reads_old_snapshots(
+    kafka_settings: Settings,
+) -> None:
     s = kafka_settings.model_copy(update={"sink_batch_rows": 1000, "sink_batch_ms": 50})
     replay.replay(s, replay.discover([SHARED]))
     sink = spawn_sink(s)
@@ -125,11 +136,11 @@ def test_sql_succeeds_while_the_sink_writes_and_time_travel_reads_old_snapshots(
     # time travel: snapshot 1 is the empty tables, and the newest one has every row
     first = tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--as-of", "1", "--format", "csv")
     assert first.stdout.splitlines() == ["n", "0"]
-    out = tickstore(s, "sql", "SELECT product_id, count(*) AS n FROM ticks GROUP BY ALL ORDER BY 1", "--format", "csv")
+    out = tickstore(
+        s, "sql", "SELECT product_id, count(*) AS n FROM ticks GROUP BY ALL ORDER BY 1", "--format", "csv"
+    )
     assert out.stdout.splitlines()[0] == "product_id,n"
 
 
 def test_demo_help_mentions_recordings(make_settings: Callable[..., Settings]) -> None:
     assert "replay recorded ticks" in tickstore(make_settings(), "demo", "--help").stdout
-
-

@@ -23,7 +23,9 @@ def reference_ticks(files: list[Path]) -> Counter[str]:
             elif msg.get("channel") == "ticker":
                 for event in msg["events"]:
                     for t in event["tickers"]:
-                        seen.setdefault(t["product_id"], set()).add((msg["timestamp"], json.dumps(t, sort_keys=True)))
+                        seen.setdefault(t["product_id"], set()).add(
+                            (msg["timestamp"], json.dumps(t, sort_keys=True))
+                        )
     return Counter({p: len(keys) for p, keys in seen.items()})
 
 

@@ -21,14 +21,26 @@ from tickstore.settings import Settings
 pytestmark = pytest.mark.kafka
 
 GOOD = {
-    "type": "ticker", "sequence": 1, "product_id": "SOL-USD", "price": "150.10", "best_bid": "150.09",
-    "best_bid_size": "3.5", "best_ask": "150.11", "best_ask_size": "2.25", "side": "sell",
-    "time": "2026-01-01T00:00:00.000001Z", "trade_id": 1, "last_size": "0.5", "volume_24h": "1000",
+    "type": "ticker",
+    "sequence": 1,
+    "product_id": "SOL-USD",
+    "price": "150.10",
+    "best_bid": "150.09",
+    "best_bid_size": "3.5",
+    "best_ask": "150.11",
+    "best_ask_size": "2.25",
+    "side": "sell",
+    "time": "2026-01-01T00:00:00.000001Z",
+    "trade_id": 1,
+    "last_size": "0.5",
+    "volume_24h": "1000",
 }
 
 
 def good(i: int) -> bytes:
-    return json.dumps(dict(GOOD, sequence=i, trade_id=i, time=f"2026-01-01T00:00:{i % 60:02d}.{i:06d}Z")).encode()
+    return json.dumps(
+        dict(GOOD, sequence=i, trade_id=i, time=f"2026-01-01T00:00:{i % 60:02d}.{i:06d}Z")
+    ).encode()
 
 
 def per_product(settings: Settings) -> Counter[str]:
@@ -36,7 +48,9 @@ def per_product(settings: Settings) -> Counter[str]:
 
 
 @pytest.mark.slow
-def test_every_recording_lands_exactly_once_and_a_second_replay_adds_nothing(kafka_settings: Settings) -> None:
+def test_every_recording_lands_exactly_once_and_a_second_replay_adds_nothing(
+    kafka_settings: Settings,
+) -> None:
     files = replay.discover([SHARED])
     expected = reference_ticks(files)
     replay.replay(kafka_settings, files)

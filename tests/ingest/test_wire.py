@@ -11,20 +11,41 @@ import pytest
 from ingest import wire
 
 EX = {
-    "type": "ticker", "sequence": 115498669093, "product_id": "BTC-USD", "price": "103472.28",
-    "volume_24h": "5461.74127717", "best_bid": "103472.27", "best_bid_size": "0.04145138",
-    "best_ask": "103472.28", "best_ask_size": "0.02560996", "side": "buy",
-    "time": "2025-11-12T07:20:11.615272Z", "trade_id": 900701309, "last_size": "0.00068754",
+    "type": "ticker",
+    "sequence": 115498669093,
+    "product_id": "BTC-USD",
+    "price": "103472.28",
+    "volume_24h": "5461.74127717",
+    "best_bid": "103472.27",
+    "best_bid_size": "0.04145138",
+    "best_ask": "103472.28",
+    "best_ask_size": "0.02560996",
+    "side": "buy",
+    "time": "2025-11-12T07:20:11.615272Z",
+    "trade_id": 900701309,
+    "last_size": "0.00068754",
 }
 
 
-def at(tickers: list[dict], ts: str = "2026-04-05T22:35:14.009945409Z", seq: int = 2, kind: str = "update") -> dict:
-    return {"channel": "ticker", "timestamp": ts, "sequence_num": seq, "events": [{"type": kind, "tickers": tickers}]}
+def at(
+    tickers: list[dict], ts: str = "2026-04-05T22:35:14.009945409Z", seq: int = 2, kind: str = "update"
+) -> dict:
+    return {
+        "channel": "ticker",
+        "timestamp": ts,
+        "sequence_num": seq,
+        "events": [{"type": kind, "tickers": tickers}],
+    }
 
 
 AT_TICKER = {
-    "type": "ticker", "product_id": "BTC-USD", "price": "67468.26", "volume_24_h": "3057.53218222",
-    "best_bid": "67469.15", "best_ask": "67469.62", "best_bid_quantity": "0.00379643",
+    "type": "ticker",
+    "product_id": "BTC-USD",
+    "price": "67468.26",
+    "volume_24_h": "3057.53218222",
+    "best_bid": "67469.15",
+    "best_ask": "67469.62",
+    "best_bid_quantity": "0.00379643",
     "best_ask_quantity": "0.16458201",
 }
 
@@ -32,7 +53,9 @@ AT_TICKER = {
 def parse(*messages: dict | bytes | str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    lines = [m if isinstance(m, bytes) else (m if isinstance(m, str) else json.dumps(m)).encode() for m in messages]
+    lines = [
+        m if isinstance(m, bytes) else (m if isinstance(m, str) else json.dumps(m)).encode() for m in messages
+    ]
     wire.parse_lines(con, lines)
     return con
 
@@ -43,7 +66,10 @@ def ticks(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def reasons(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in con.sql("SELECT reason FROM parsed_rejects ORDER BY src_offset, ticker_index").fetchall()]
+    return [
+        r[0]
+        for r in con.sql("SELECT reason FROM parsed_rejects ORDER BY src_offset, ticker_index").fetchall()
+    ]
 
 
 def test_exchange_ticker_parses_exactly() -> None:
@@ -66,7 +92,11 @@ def test_advanced_trade_several_tickers_per_event_and_nanoseconds() -> None:
 
 
 def test_missing_book_sizes_are_null_not_zero() -> None:
-    bare = {k: v for k, v in AT_TICKER.items() if k not in ("best_bid_quantity", "best_ask_quantity", "volume_24_h")}
+    bare = {
+        k: v
+        for k, v in AT_TICKER.items()
+        if k not in ("best_bid_quantity", "best_ask_quantity", "volume_24_h")
+    }
     [t] = ticks(parse(at([bare])))
     assert t["best_bid_size"] is None and t["best_ask_size"] is None and t["volume_24h"] is None
     assert t["best_bid"] == Decimal("67469.15")
@@ -101,7 +131,10 @@ def test_control_messages_are_counted_not_rejected() -> None:
         ({k: v for k, v in EX.items() if k != "time"}, "missing field: time"),
         (dict(EX, time="yesterday"), "unparseable time: yesterday"),
         (dict(EX, sequence="abc"), "unparseable sequence: abc"),
-        ({"channel": "ticker", "timestamp": "2026-04-05T22:35:14Z", "events": []}, "ticker message without tickers"),
+        (
+            {"channel": "ticker", "timestamp": "2026-04-05T22:35:14Z", "events": []},
+            "ticker message without tickers",
+        ),
     ],
 )
 def test_bad_messages_are_rejected_with_a_reason(message: dict | str | bytes, reason: str) -> None:
@@ -110,7 +143,11 @@ def test_bad_messages_are_rejected_with_a_reason(message: dict | str | bytes, re
     [got] = reasons(con)
     assert got.startswith(reason)
     payload = con.sql("SELECT payload FROM parsed_rejects").fetchone()[0]
-    raw = message if isinstance(message, bytes) else (message if isinstance(message, str) else json.dumps(message)).encode()
+    raw = (
+        message
+        if isinstance(message, bytes)
+        else (message if isinstance(message, str) else json.dumps(message)).encode()
+    )
     assert payload == raw
 
 
