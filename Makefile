@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint fmt typecheck bench clean
+.PHONY: help venv demo demo-live test test-fast lint fmt typecheck bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,6 +20,13 @@ venv: $(STAMP) ## Create .venv with every dependency
 
 demo: $(STAMP) ## Broker, replay recorded ticks, sink into DuckLake, print what landed
 	$(BIN)/tickstore demo
+
+demo-live: $(STAMP) ## Record 60 s of the live Coinbase feed, sink it, show it (needs internet)
+	$(BIN)/tickstore broker start
+	$(BIN)/tickstore ingest coinbase --products BTC-USD,ETH-USD --duration 60
+	$(BIN)/tickstore sink --until-idle
+	$(BIN)/tickstore sql "SELECT product_id, count(*) AS ticks, min(event_time), max(event_time) FROM ticks GROUP BY ALL"
+	$(BIN)/tickstore broker stop
 
 test: $(STAMP) ## Run every test (real broker, real lake)
 	$(BIN)/pytest

@@ -135,6 +135,56 @@ def ingest_replay(ctx: click.Context, paths: tuple[Path, ...], speed: float | No
         sys.exit(2)
 
 
+@ingest.command("coinbase")
+@click.option("--products", default="BTC-USD,ETH-USD", show_default=True, help="Comma-separated product ids.")
+@click.option(
+    "--feed", type=click.Choice(["exchange", "advanced-trade"]), default="advanced-trade", show_default=True
+)
+@click.option(
+    "--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C / SIGTERM)."
+)
+@click.option("--url", help="WebSocket URL (default: Coinbase's, from the settings).")
+@click.pass_context
+def ingest_coinbase(
+    ctx: click.Context, products: str, feed: str, duration: float | None, url: str | None
+) -> None:
+    """Subscribe to the live Coinbase ticker feed: archive every raw message and publish to ticks.raw.
+
+    Reconnects with backoff and subscribes again when the connection drops or goes silent. The archive
+    (TICKSTORE_HOME/archive/) rotates and is read back by `tickstore ingest replay`.
+    """
+    import asyncio
+    import signal
+
+    from ingest import coinbase
+
+    s = _settings(ctx)
+    session = coinbase.CoinbaseIngest(s, feed, products.split(","), url=url, duration_s=duration)
+
+    async def main() -> coinbase.LiveStats:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, session.stop)
+        return await session.run_async()
+
+    with Progress(
+        "[progress.description]{task.description}",
+        "{task.completed:,} messages",
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"{feed} feed", total=None)
+        session.on_message = lambda n: bar.advance(task, n)
+        stats = asyncio.run(main())
+    console.print(
+        f"received {stats.messages:,} messages over {stats.connections} connection(s), "
+        f"published to {s.topic_raw}"
+    )
+    for product, n in sorted(stats.per_product.items()):
+        console.print(f"  {product}: {n:,}")
+    console.print(f"archived to {len(stats.archive_files)} file(s) in {s.archive_dir}")
+
+
 @ingest.command("simulate")
 @click.option("--ticks", type=int, default=1_000_000, show_default=True, help="How many ticks in all.")
 @click.option("--products", default="BTC-USD,ETH-USD,SOL-USD", show_default=True)

@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         "else the simulator.",
     )
 
+    coinbase_exchange_url: str = Field(
+        "wss://ws-feed.exchange.coinbase.com", description="Exchange ws-feed endpoint."
+    )
+    coinbase_advanced_url: str = Field(
+        "wss://advanced-trade-ws.coinbase.com", description="Advanced Trade WebSocket endpoint."
+    )
+    coinbase_stale_s: float = Field(
+        30.0, description="Reconnect when the feed sends nothing (not even a heartbeat) this long."
+    )
+    archive_rotate_mb: float = Field(64.0, description="Raw archive files rotate at this size...")
+    archive_rotate_s: float = Field(3600.0, description="...or after this many seconds.")
+
     # Derived locations: one place decides where every piece of state lives.
     @property
     def lake_dir(self) -> Path:
@@ -69,6 +81,10 @@ class Settings(BaseSettings):
     @property
     def lake_data(self) -> Path:
         return self.lake_dir / "data"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
 
     @property
     def run_dir(self) -> Path:

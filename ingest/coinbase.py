@@ -1,0 +1,189 @@
+"""`tickstore ingest coinbase`: the live Coinbase ticker feed -> raw archive + ``ticks.raw``.
+
+Subscribes to the ticker and heartbeat channels, archives every raw message to rotating NDJSON files
+(which `tickstore ingest replay` reads back), publishes each to Kafka keyed by product, and reconnects
+with exponential backoff (and subscribes again) when the connection drops or goes silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import Producer
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from ingest import kafka
+from ingest.archive import ArchiveWriter
+from ingest.replay import PRODUCT_RE
+from tickstore.settings import Settings
+
+log = logging.getLogger("tickstore.coinbase")
+
+FEEDS = ("exchange", "advanced-trade")
+
+
+def subscriptions(feed: str, products: list[str]) -> list[dict[str, object]]:
+    """The subscribe messages for ``feed``: tickers plus heartbeats, so silence means a dead link."""
+    if feed == "exchange":
+        return [{"type": "subscribe", "product_ids": products, "channels": ["ticker", "heartbeat"]}]
+    if feed == "advanced-trade":
+        return [
+            {"type": "subscribe", "product_ids": products, "channel": "ticker"},
+            {"type": "subscribe", "channel": "heartbeats"},
+        ]
+    raise ValueError(f"unknown feed {feed!r}: choose one of {', '.join(FEEDS)}")
+
+
+@dataclass
+class LiveStats:
+    """What a live session received."""
+
+    messages: int = 0
+    connections: int = 0
+    per_product: Counter[str] = field(default_factory=Counter)
+    archive_files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter, reset after a connection that delivered messages."""
+
+    initial: float = 0.5
+    cap: float = 30.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.initial * 2**self.attempt)
+        self.attempt += 1
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class CoinbaseIngest:
+    """One live feed session: connect, subscribe, archive + publish, reconnect until told to stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        feed: str,
+        products: list[str],
+        *,
+        url: str | None = None,
+        duration_s: float | None = None,
+        max_messages: int | None = None,
+        producer: Producer | None = None,
+        on_message: Callable[[int], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.feed = feed
+        self.products = products
+        self.subscribe = subscriptions(feed, products)
+        self.url = url or (
+            settings.coinbase_exchange_url if feed == "exchange" else settings.coinbase_advanced_url
+        )
+        self.duration_s = duration_s
+        self.max_messages = max_messages
+        self.producer = producer or kafka.producer(settings)
+        self.on_message = on_message
+        self.archive = ArchiveWriter(
+            settings.archive_dir / feed.replace("-", "_"),
+            feed.replace("-", "_"),
+            int(settings.archive_rotate_mb * 1024 * 1024),
+            settings.archive_rotate_s,
+        )
+        self.stats = LiveStats()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask the session to finish (safe from a signal handler in the event loop)."""
+        self._stop.set()
+
+    def run(self) -> LiveStats:
+        """Run until ``duration_s`` / ``max_messages`` / :meth:`stop`; archive and Kafka are flushed."""
+        return asyncio.run(self.run_async())
+
+    async def run_async(self) -> LiveStats:
+        kafka.ensure_topics(self.settings)
+        backoff = Backoff()
+        deadline = time.monotonic() + self.duration_s if self.duration_s else None
+        try:
+            while not self._done(deadline):
+                received_before = self.stats.messages
+                try:
+                    await self._session(deadline)
+                except (OSError, WebSocketException, TimeoutError) as exc:
+                    log.warning("coinbase: connection to %s lost: %s", self.url, exc)
+                if self._done(deadline):
+                    break
+                if self.stats.messages > received_before:
+                    backoff.reset()
+                delay = backoff.next_delay()
+                log.info("coinbase: reconnecting in %.1f s", delay)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+        finally:
+            self.archive.close()
+            self.producer.flush(30)
+        self.stats.archive_files = [str(p) for p in self.archive.files]
+        return self.stats
+
+    def _done(self, deadline: float | None) -> bool:
+        if self._stop.is_set():
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return True
+        return self.max_messages is not None and self.stats.messages >= self.max_messages
+
+    async def _session(self, deadline: float | None) -> None:
+        async with connect(self.url, max_size=self.settings.max_message_bytes, ping_interval=20) as ws:
+            self.stats.connections += 1
+            for message in self.subscribe:
+                await ws.send(json.dumps(message))
+            log.info("coinbase: subscribed to %s on %s (%s)", ",".join(self.products), self.url, self.feed)
+            await self._receive(ws, deadline)
+
+    async def _receive(self, ws: ClientConnection, deadline: float | None) -> None:
+        last_flush = time.monotonic()
+        while not self._done(deadline):
+            timeout = self.settings.coinbase_stale_s
+            if deadline is not None:
+                timeout = min(timeout, max(deadline - time.monotonic(), 0.01))
+            try:
+                raw = await asyncio.wait_for(ws.recv(decode=False), timeout=timeout)
+            except TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                raise TimeoutError(f"no message for {self.settings.coinbase_stale_s:.0f} s") from None
+            self._handle(raw)
+            if time.monotonic() - last_flush >= 1.0:
+                self.archive.flush()
+                self.producer.poll(0)
+                last_flush = time.monotonic()
+
+    def _handle(self, raw: bytes) -> None:
+        # Archive first: the archive is the record of what the feed sent, whatever Kafka does.
+        self.archive.write(raw)
+        match = PRODUCT_RE.search(raw)
+        key = match.group(1) if match else None
+        while True:
+            try:
+                self.producer.produce(self.settings.topic_raw, value=raw, key=key)
+                break
+            except BufferError:
+                self.producer.poll(0.05)
+        self.stats.messages += 1
+        self.stats.per_product[key.decode("utf-8", "replace") if key else "(control)"] += 1
+        if self.on_message:
+            self.on_message(1)

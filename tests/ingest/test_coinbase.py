@@ -1,0 +1,95 @@
+"""The live Coinbase ingest against a local WebSocket server that plays recorded messages.
+
+The server drops the first connection mid-stream and goes silent on the second, so the client must
+reconnect (with backoff), subscribe again each time, archive every message and publish it to Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from ingest import coinbase, replay
+from ingest.sink import Sink
+from tests.conftest import SHARED, free_port
+from tests.ingest.helpers import query, reference_ticks
+from tickstore.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+RECORDING = SHARED / "advanced_trade" / "btc-usd_2026-04-05.ndjson"
+
+
+class FlakyFeed:
+    """Serves ``lines`` over three connections: abort after 2000, silence after 1000 more, then the rest."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines = lines
+        self.sent = 0
+        self.subscribes: list[list[dict]] = []
+
+    async def handler(self, ws: ServerConnection) -> None:
+        connection = len(self.subscribes)
+        self.subscribes.append([json.loads(await ws.recv()), json.loads(await ws.recv())])
+        stop_at = {0: 2000, 1: 3000}.get(connection, len(self.lines))
+        while self.sent < stop_at:
+            await ws.send(self.lines[self.sent].decode())
+            self.sent += 1
+        if connection == 0:
+            ws.transport.abort()  # a dropped TCP connection, no close handshake
+        else:  # connection 1 goes silent: the client must notice and reconnect
+            await ws.wait_closed()
+
+
+@pytest.mark.slow
+def test_live_ingest_survives_drops_and_silence_archives_everything(kafka_settings: Settings) -> None:
+    s = kafka_settings.model_copy(update={"coinbase_stale_s": 1.0, "archive_rotate_mb": 0.5})
+    lines = RECORDING.read_bytes().splitlines()
+    feed = FlakyFeed(lines)
+    port = free_port()
+
+    async def scenario() -> coinbase.LiveStats:
+        async with serve(feed.handler, "127.0.0.1", port):
+            session = coinbase.CoinbaseIngest(
+                s, "advanced-trade", ["BTC-USD"], url=f"ws://127.0.0.1:{port}", max_messages=len(lines)
+            )
+            return await asyncio.wait_for(session.run_async(), timeout=120)
+
+    stats = asyncio.run(scenario())
+    assert stats.messages == len(lines) and stats.connections == 3
+    # subscribed again on every connection, tickers and heartbeats
+    assert len(feed.subscribes) == 3
+    for subs in feed.subscribes:
+        assert {m.get("channel") for m in subs} == {"ticker", "heartbeats"}
+        assert subs[0]["product_ids"] == ["BTC-USD"]
+    # the archive holds every raw message, byte for byte, in rotated files
+    archived = [line for _, _, line in replay.iter_lines([Path(f) for f in stats.archive_files])]
+    assert archived == lines and len(stats.archive_files) > 1
+
+    # Kafka got them all: the lake has exactly the recording's ticks
+    Sink(s, until_idle=True).run()
+    expected = reference_ticks([RECORDING])
+    assert dict(query(s, "SELECT product_id, count(*) FROM ticks GROUP BY ALL")) == expected
+    # and replaying the archive adds nothing: same ticks, same keys
+    replay.replay(s, [s.archive_dir])
+    again = Sink(s, until_idle=True).run()
+    assert again.total.ticks == 0 and again.total.duplicates == sum(expected.values())
+
+
+def test_subscriptions_per_feed() -> None:
+    [ex] = coinbase.subscriptions("exchange", ["BTC-USD"])
+    assert ex["channels"] == ["ticker", "heartbeat"]
+    with pytest.raises(ValueError, match="unknown feed"):
+        coinbase.subscriptions("fix", ["BTC-USD"])
+
+
+def test_backoff_grows_caps_and_resets() -> None:
+    b = coinbase.Backoff(initial=1.0, cap=8.0)
+    delays = [b.next_delay() for _ in range(6)]
+    assert all(0.5 * min(8.0, 2**i) <= d <= min(8.0, 2**i) for i, d in enumerate(delays))
+    b.reset()
+    assert b.next_delay() <= 1.0
