@@ -144,3 +144,27 @@ def test_sql_succeeds_while_the_sink_writes_and_time_travel_reads_old_snapshots(
 
 def test_demo_help_mentions_recordings(make_settings: Callable[..., Settings]) -> None:
     assert "replay recorded ticks" in tickstore(make_settings(), "demo", "--help").stdout
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_demo_without_recordings_falls_back_to_the_simulator(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    s = make_settings(broker_port=free_port())
+    env = env_for(s)
+    env.pop("TICKSTORE_DATA_DIR", None)
+    elsewhere = tmp_path / "clone"  # no ../shared/data/coinbase next to it
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "demo", "--simulate-ticks", "3000"],
+        env=env,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "simulate" in result.stderr and "3,000 new ticks" in result.stderr
+    assert "BTC-USD" in result.stdout and "broker stopped" in result.stderr
+    assert not (s.run_dir / "broker.pid").exists()
