@@ -82,7 +82,7 @@ typed AS (
         exact_decimal(best_bid_size_raw) AS best_bid_size,
         exact_decimal(best_ask_raw) AS best_ask,
         exact_decimal(best_ask_size_raw) AS best_ask_size,
-        exact_decimal(volume_24h_raw) AS volume_24h
+        exact_wide_decimal(volume_24h_raw) AS volume_24h
     FROM raw_ticks
 ),
 checked AS (
@@ -96,13 +96,13 @@ checked AS (
             WHEN sequence_raw IS NOT NULL AND sequence IS NULL THEN 'unparseable sequence: ' || left(sequence_raw, 64)
             WHEN trade_id_raw IS NOT NULL AND trade_id IS NULL THEN 'unparseable trade_id: ' || left(trade_id_raw, 64)
             WHEN price_raw IS NULL THEN 'missing field: price'
-            WHEN price IS NULL THEN 'price is not a finite decimal in range: ' || left(price_raw, 64)
-            WHEN best_bid_raw IS NOT NULL AND best_bid IS NULL THEN 'best_bid is not a finite decimal in range: ' || left(best_bid_raw, 64)
-            WHEN best_ask_raw IS NOT NULL AND best_ask IS NULL THEN 'best_ask is not a finite decimal in range: ' || left(best_ask_raw, 64)
-            WHEN best_bid_size_raw IS NOT NULL AND best_bid_size IS NULL THEN 'best_bid_size is not a finite decimal in range: ' || left(best_bid_size_raw, 64)
-            WHEN best_ask_size_raw IS NOT NULL AND best_ask_size IS NULL THEN 'best_ask_size is not a finite decimal in range: ' || left(best_ask_size_raw, 64)
-            WHEN last_size_raw IS NOT NULL AND last_size IS NULL THEN 'last_size is not a finite decimal in range: ' || left(last_size_raw, 64)
-            WHEN volume_24h_raw IS NOT NULL AND volume_24h IS NULL THEN 'volume_24h is not a finite decimal in range: ' || left(volume_24h_raw, 64)
+            WHEN price IS NULL THEN 'price is not an exact decimal (at most 8 places, below 1e10): ' || left(price_raw, 64)
+            WHEN best_bid_raw IS NOT NULL AND best_bid IS NULL THEN 'best_bid is not an exact decimal (at most 8 places, below 1e10): ' || left(best_bid_raw, 64)
+            WHEN best_ask_raw IS NOT NULL AND best_ask IS NULL THEN 'best_ask is not an exact decimal (at most 8 places, below 1e10): ' || left(best_ask_raw, 64)
+            WHEN best_bid_size_raw IS NOT NULL AND best_bid_size IS NULL THEN 'best_bid_size is not an exact decimal (at most 8 places, below 1e10): ' || left(best_bid_size_raw, 64)
+            WHEN best_ask_size_raw IS NOT NULL AND best_ask_size IS NULL THEN 'best_ask_size is not an exact decimal (at most 8 places, below 1e10): ' || left(best_ask_size_raw, 64)
+            WHEN last_size_raw IS NOT NULL AND last_size IS NULL THEN 'last_size is not an exact decimal (at most 8 places, below 1e10): ' || left(last_size_raw, 64)
+            WHEN volume_24h_raw IS NOT NULL AND volume_24h IS NULL THEN 'volume_24h is not an exact decimal (at most 8 places): ' || left(volume_24h_raw, 64)
             WHEN price <= 0 THEN 'non-positive price: ' || price_raw
             WHEN best_bid <= 0 OR best_ask <= 0 THEN 'non-positive best bid/ask'
             WHEN best_bid_size < 0 OR best_ask_size < 0 OR last_size < 0 OR volume_24h < 0 THEN 'negative size'

@@ -26,13 +26,14 @@ CREATE TABLE IF NOT EXISTS ticks (
     tick_id        UBIGINT,        -- content key that makes re-delivery idempotent
     trade_id       BIGINT,
     side           VARCHAR,
-    last_size      DECIMAL(38, 18),
-    price          DECIMAL(38, 18),
-    best_bid       DECIMAL(38, 18),
-    best_bid_size  DECIMAL(38, 18),
-    best_ask       DECIMAL(38, 18),
-    best_ask_size  DECIMAL(38, 18),
-    volume_24h     DECIMAL(38, 18),
+    -- Exact decimals at Coinbase's precision (8 places); a 64-bit decimal reads 25x faster than a wider one.
+    last_size      DECIMAL(18, 8),
+    price          DECIMAL(18, 8),
+    best_bid       DECIMAL(18, 8),
+    best_bid_size  DECIMAL(18, 8),
+    best_ask       DECIMAL(18, 8),
+    best_ask_size  DECIMAL(18, 8),
+    volume_24h     DECIMAL(38, 8),   -- 24 h volumes of low-priced coins exceed 10^10
     src_topic      VARCHAR,
     src_partition  INTEGER,
     src_offset     BIGINT,

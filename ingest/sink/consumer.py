@@ -240,6 +240,9 @@ class Sink:
                 pos = committed.get((tp.topic, tp.partition), -1)
                 pos = pos if pos >= 0 else lo
             out.append((pos, hi))
+        log.debug(
+            "sink: positions %s", [(tp.partition, p, h) for tp, (p, h) in zip(assignment, out, strict=True)]
+        )
         return out
 
     def _lag(self) -> str:

@@ -71,10 +71,13 @@ def adversarial_lines() -> list[tuple[bytes, str]]:
     """(line, expected reason prefix)."""
     return [
         (b'{"type":"ticker","product_id":"SOL-USD","price":"1', "invalid JSON"),
-        (json.dumps(dict(GOOD, price=["x"])).encode(), "price is not a finite decimal"),
+        (json.dumps(dict(GOOD, price=["x"])).encode(), "price is not an exact decimal"),
         (json.dumps(dict(GOOD, sequence="seven")).encode(), "unparseable sequence"),
-        (json.dumps(dict(GOOD, price="NaN")).encode(), "price is not a finite decimal in range: NaN"),
-        (json.dumps(dict(GOOD, best_ask_size="9" * 400)).encode(), "best_ask_size is not a finite decimal"),
+        (
+            json.dumps(dict(GOOD, price="NaN")).encode(),
+            "price is not an exact decimal (at most 8 places, below 1e10): NaN",
+        ),
+        (json.dumps(dict(GOOD, best_ask_size="9" * 400)).encode(), "best_ask_size is not an exact decimal"),
         (json.dumps(dict(GOOD, best_bid="151", best_ask="150")).encode(), "crossed book"),
         (json.dumps(dict(GOOD, best_bid_size="-1")).encode(), "negative size"),
         (b'{"x":"' + b"a" * (10 * 1024 * 1024) + b'"}', "message too large"),

@@ -120,10 +120,10 @@ def test_control_messages_are_counted_not_rejected() -> None:
         (b"\xff\xfe{}", "invalid UTF-8 at byte 0"),
         ("[1, 2, 3]", "unknown message shape"),
         ({"type": "l2update"}, "unknown message shape"),
-        (dict(EX, price="NaN"), "price is not a finite decimal in range: NaN"),
-        (dict(EX, price="1e400"), "price is not a finite decimal in range: 1e400"),
-        (dict(EX, price=True), "price is not a finite decimal"),
-        (dict(EX, price={"x": 1}), "price is not a finite decimal"),
+        (dict(EX, price="NaN"), "price is not an exact decimal (at most 8 places, below 1e10): NaN"),
+        (dict(EX, price="1e400"), "price is not an exact decimal (at most 8 places, below 1e10): 1e400"),
+        (dict(EX, price=True), "price is not an exact decimal"),
+        (dict(EX, price={"x": 1}), "price is not an exact decimal"),
         (dict(EX, price="-5"), "non-positive price"),
         (dict(EX, best_bid_size="-0.1"), "negative size"),
         (dict(EX, best_bid="103472.29", best_ask="103472.28"), "crossed book"),
@@ -155,13 +155,24 @@ def test_one_bad_ticker_of_several_rejects_only_that_ticker() -> None:
     con = parse(at([AT_TICKER, dict(AT_TICKER, product_id="ETH-USD", price="oops")]))
     assert [t["product_id"] for t in ticks(con)] == ["BTC-USD"]
     assert con.sql("SELECT ticker_index, reason FROM parsed_rejects").fetchall() == [
-        (1, "price is not a finite decimal in range: oops")
+        (1, "price is not an exact decimal (at most 8 places, below 1e10): oops")
     ]
 
 
-def test_more_than_eight_decimals_still_exact() -> None:
-    [t] = ticks(parse(dict(EX, last_size="0.000000000123456789")))
-    assert t["last_size"] == Decimal("0.000000000123456789")
+def test_decimals_are_exact_or_rejected_never_rounded() -> None:
+    con = parse(
+        dict(EX, last_size="0.000000000123456789"),  # 18 places: would need rounding
+        dict(EX, sequence=2, price="1.5e4", volume_24h="123456789012345.12345678"),  # exponent; wide volume
+        dict(EX, sequence=3, price="12345678901.5"),  # >= 1e10
+        dict(EX, sequence=4, price="103472.28000000000"),  # trailing zeros lose nothing
+    )
+    t2, t4 = ticks(con)
+    assert t2["price"] == Decimal("15000") and t2["volume_24h"] == Decimal("123456789012345.12345678")
+    assert t4["price"] == Decimal("103472.28")
+    assert [r.split(":")[0] for r in reasons(con)] == [
+        "last_size is not an exact decimal (at most 8 places, below 1e10)",
+        "price is not an exact decimal (at most 8 places, below 1e10)",
+    ]
 
 
 def test_dedupe_key_exchange_sequence_survives_reconnects() -> None:

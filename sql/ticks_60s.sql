@@ -1,0 +1,50 @@
+-- ticks_60s: market microstructure features over the last 60 seconds of ticks, per product.
+-- grain: one row per tick (product_id, event_time); ticks sharing an event_time get equal values
+-- time column: event_time (exchange time, UTC, microseconds)
+-- window: every tick of the product with event_time in [t - 60 s, t], both ends included: an exact
+--   event-time window. It is evaluated as a ROWS frame whose per-row offsets come from an ASOF join on
+--   event time, because DuckDB 1.5 evaluates a RANGE frame this wide several times slower; the rows
+--   framed are exactly those of RANGE BETWEEN INTERVAL 60 SECOND PRECEDING AND CURRENT ROW.
+-- A return is the change of log mid-price from the product's previous tick (ln(bid + ask) differences:
+-- the /2 cancels), and only when that tick is at most 60 s earlier: after a gap longer than the window
+-- the first tick starts afresh instead of carrying a stale move into the window.
+WITH t AS (
+    SELECT
+        product_id,
+        event_time,
+        epoch_us(event_time) AS us,
+        row_number() OVER p AS rn,
+        price::DOUBLE AS price,
+        best_ask::DOUBLE - best_bid::DOUBLE AS spread,
+        (best_ask::DOUBLE - best_bid::DOUBLE) / ((best_ask::DOUBLE + best_bid::DOUBLE) / 2) * 1e4 AS spread_bps,
+        (best_bid_size::DOUBLE - best_ask_size::DOUBLE)
+            / nullif(best_bid_size::DOUBLE + best_ask_size::DOUBLE, 0) AS imbalance,
+        CASE WHEN epoch_us(event_time) - lag(epoch_us(event_time)) OVER p <= 60000000
+            THEN ln(best_bid::DOUBLE + best_ask::DOUBLE) - ln(lag(best_bid::DOUBLE + best_ask::DOUBLE) OVER p)
+        END AS ret
+    FROM ticks
+    WINDOW p AS (PARTITION BY product_id ORDER BY event_time, sequence, tick_id)
+),
+-- the last row number of each (product, timestamp): frames end after a tick's peers, start after the
+-- last tick older than the window
+ends AS (SELECT product_id, us, max(rn) AS last_rn FROM t GROUP BY ALL),
+framed AS (
+    SELECT t.*, t.rn - coalesce(older.last_rn, 0) - 1 AS back, here.last_rn - t.rn AS ahead
+    FROM t
+    JOIN ends AS here USING (product_id, us)
+    ASOF LEFT JOIN ends AS older ON older.product_id = t.product_id AND older.us < t.us - 60000000
+)
+SELECT
+    product_id,
+    event_time,
+    avg(ret) OVER w AS ret_mean_60s,                    -- mean of mid-price log returns
+    stddev_samp(ret) OVER w AS ret_std_60s,             -- their sample std (NULL with < 2 returns)
+    sum(ret * ret) OVER w AS realized_var_60s,          -- realized variance: sum of squared returns
+    avg(spread) OVER w AS spread_mean_60s,              -- mean best_ask - best_bid, in price units
+    avg(spread_bps) OVER w AS spread_bps_mean_60s,      -- mean spread in basis points of the mid
+    count(*) OVER w / 60.0 AS trade_intensity_60s,    -- ticker updates (one per trade) per second
+    avg(imbalance) OVER w AS imbalance_mean_60s,        -- mean (bid_size - ask_size) / (bid_size + ask_size); NULL without sizes
+    count(*) OVER w AS tick_count_60s,                  -- ticks in the window
+    max(price) OVER w - min(price) OVER w AS price_range_60s  -- highest minus lowest trade price
+FROM framed
+WINDOW w AS (PARTITION BY product_id ORDER BY rn ROWS BETWEEN back PRECEDING AND ahead FOLLOWING)
