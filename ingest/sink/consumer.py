@@ -68,6 +68,7 @@ class Sink:
         self._last_log = time.monotonic()
         self._logged_ticks = 0
         self._last_commit: str = "never"
+        self._joined = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -107,15 +108,12 @@ class Sink:
                 ):
                     self._flush()
                 self._periodic()
-                if self.until_idle and not messages and not self._buffer:
-                    if self._caught_up():
-                        idle_since = idle_since or time.monotonic()
-                        if (time.monotonic() - idle_since) * 1000 >= s.sink_idle_ms:
-                            break
-                    else:
-                        idle_since = None
-                elif messages:
+                if messages:
                     idle_since = None
+                elif self.until_idle and not self._buffer:
+                    idle_since = idle_since or time.monotonic()
+                    if self._idle_enough(time.monotonic() - idle_since):
+                        break
             self._flush()
         finally:
             self._restore_signals(previous)
@@ -245,19 +243,54 @@ class Sink:
         )
         return out
 
+    def _idle_enough(self, idle_s: float) -> bool:
+        """With --until-idle: caught up and quiet for ``sink_idle_ms``.
+
+        Watermarks can disagree with what is fetchable (Tansu under-reports them, a partition can be
+        stuck), so a long silence also ends the run, with a warning; offsets are committed, so a later
+        run continues where this one stopped. Never joining the group at all is an error.
+        """
+        s = self.settings
+        if idle_s * 1000 < s.sink_idle_ms:
+            return False
+        positions = self._safe_positions()
+        if positions is not None:
+            self._joined = True
+        elif self._joined:  # a passing broker error or rebalance: ask again later
+            return False
+        else:
+            join_limit = 3 * s.rebalance_timeout_ms / 1000 + 30
+            if time.monotonic() - self.stats.started > join_limit:
+                raise RuntimeError(
+                    f"the sink could not join consumer group {s.sink_group} at {s.bootstrap} within "
+                    f"{join_limit:.0f} s: check the broker (`tickstore broker status`)"
+                )
+            return False
+        if all(pos >= hi for pos, hi in positions):
+            return True
+        quiet_limit = max(10.0, 5 * s.sink_idle_ms / 1000)
+        if idle_s >= quiet_limit:
+            remaining = sum(max(hi - pos, 0) for pos, hi in positions)
+            log.warning(
+                "sink: watermarks say %d messages remain, but none arrived for %.0f s: stopping",
+                remaining,
+                idle_s,
+            )
+            return True
+        return False
+
+    def _safe_positions(self) -> list[tuple[int, int]] | None:
+        try:
+            return self._positions()
+        except KafkaException:
+            return None
+
     def _lag(self) -> str:
         try:
             positions = self._positions()
         except KafkaException:
             return "?"
         return "joining" if positions is None else f"{sum(max(hi - pos, 0) for pos, hi in positions):,}"
-
-    def _caught_up(self) -> bool:
-        try:
-            positions = self._positions()
-        except KafkaException:
-            return False
-        return positions is not None and all(pos >= hi for pos, hi in positions)
 
     def _log_summary(self) -> None:
         t = self.stats.total

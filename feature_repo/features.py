@@ -1,0 +1,59 @@
+"""tickstore's Feast definitions: the product entity, one feature view per `sql/*.sql`, the model's service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from feast import Entity, FeatureService, FeatureView, Field, ValueType
+from feast.types import Float64, Int64
+
+from tickstore_feast import DuckDBSource
+
+SQL = Path(__file__).resolve().parent.parent / "sql"
+
+product = Entity(
+    name="product",
+    join_keys=["product_id"],
+    value_type=ValueType.STRING,
+    description="A Coinbase product, e.g. BTC-USD.",
+)
+
+
+def tick_window_view(seconds: int) -> FeatureView:
+    """The feature view defined by sql/ticks_<seconds>s.sql.
+
+    TTL = the window: a row older than that describes a window that no longer overlaps the present.
+    """
+    suffix = f"{seconds}s"
+    doubles = [
+        "ret_mean",
+        "ret_std",
+        "realized_var",
+        "spread_mean",
+        "spread_bps_mean",
+        "trade_intensity",
+        "imbalance_mean",
+        "price_range",
+    ]
+    return FeatureView(
+        name=f"ticks_{suffix}",
+        entities=[product],
+        ttl=timedelta(seconds=seconds),
+        schema=[Field(name=f"{f}_{suffix}", dtype=Float64) for f in doubles]
+        + [Field(name=f"tick_count_{suffix}", dtype=Int64)],
+        source=DuckDBSource(sql_file=SQL / f"ticks_{suffix}.sql", lookback=timedelta(seconds=seconds)),
+        online=True,
+        description=f"Tick features over the last {seconds} s, one row per tick (sql/ticks_{suffix}.sql).",
+    )
+
+
+ticks_10s = tick_window_view(10)
+ticks_60s = tick_window_view(60)
+ticks_300s = tick_window_view(300)
+
+volatility_model = FeatureService(
+    name="volatility_model",
+    features=[ticks_10s, ticks_60s, ticks_300s],
+    description="Everything the 60 s volatility-spike models read.",
+)

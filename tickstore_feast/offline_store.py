@@ -1,0 +1,254 @@
+"""`DuckDBOfflineStore`: Feast's offline store over the tickstore DuckLake, with DuckDB's native ASOF JOIN.
+
+Configured in feature_store.yaml as ``offline_store: {type: tickstore_feast.offline_store.DuckDBOfflineStore}``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+from feast.data_source import DataSource
+from feast.feature_view import FeatureView
+from feast.infra.offline_stores.offline_store import OfflineStore, RetrievalJob, RetrievalMetadata
+from feast.infra.offline_stores.offline_utils import infer_event_timestamp_from_entity_df
+from feast.infra.registry.base_registry import BaseRegistry
+from feast.on_demand_feature_view import OnDemandFeatureView
+from feast.repo_config import FeastConfigBaseModel, RepoConfig
+from feast.saved_dataset import SavedDatasetStorage
+
+from tickstore import lake
+from tickstore.settings import Settings
+from tickstore_feast import pit
+from tickstore_feast.source import DuckDBSource
+
+
+class DuckDBOfflineStoreConfig(FeastConfigBaseModel):
+    """The `offline_store:` block of feature_store.yaml."""
+
+    type: Literal["tickstore_feast.offline_store.DuckDBOfflineStore"] = (
+        "tickstore_feast.offline_store.DuckDBOfflineStore"
+    )
+    home: str | None = None
+    """tickstore data directory (relative to the feature repo); unset: TICKSTORE_HOME, else ../.tickstore."""
+    snapshot: int | None = None
+    """Read the lake as of this DuckLake snapshot (reproducible training sets); unset: the newest."""
+
+
+def lake_home(config: RepoConfig) -> Path:
+    """The tickstore data directory this feature repo reads."""
+    store = config.offline_store
+    repo = Path(config.repo_path or ".")
+    if getattr(store, "home", None):
+        return (repo / store.home).resolve()
+    if os.environ.get("TICKSTORE_HOME"):
+        return Path(os.environ["TICKSTORE_HOME"]).resolve()
+    return (repo / ".." / ".tickstore").resolve()
+
+
+def lake_connection(config: RepoConfig) -> duckdb.DuckDBPyConnection:
+    """A read connection to the lake, pinned to ``offline_store.snapshot`` when set."""
+    return lake.connect(
+        Settings(home=lake_home(config)),
+        snapshot=getattr(config.offline_store, "snapshot", None),
+        create=False,
+    )
+
+
+class DuckDBRetrievalJob(RetrievalJob):
+    """A query against the lake, run when Feast asks for the rows."""
+
+    def __init__(
+        self,
+        config: RepoConfig,
+        build: Callable[[duckdb.DuckDBPyConnection], pit.Query],
+        full_feature_names: bool = False,
+        metadata: RetrievalMetadata | None = None,
+    ) -> None:
+        self.config = config
+        self.build = build
+        self._full_feature_names = full_feature_names
+        self._metadata = metadata
+
+    @property
+    def full_feature_names(self) -> bool:
+        return self._full_feature_names
+
+    @property
+    def on_demand_feature_views(self) -> list[OnDemandFeatureView]:
+        return []
+
+    @property
+    def metadata(self) -> RetrievalMetadata | None:
+        return self._metadata
+
+    def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
+        con = lake_connection(self.config)
+        try:
+            query = self.build(con)
+            return con.execute(query.sql, query.params).to_arrow_table()
+        finally:
+            con.close()
+
+    def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
+        return self._to_arrow_internal(timeout).to_pandas()
+
+    def to_sql(self) -> str:
+        con = lake_connection(self.config)
+        try:
+            return self.build(con).sql
+        finally:
+            con.close()
+
+    def persist(
+        self, storage: SavedDatasetStorage, allow_overwrite: bool | None = False, timeout: int | None = None
+    ) -> None:
+        import pyarrow.parquet as pq
+
+        path = Path(getattr(storage, "file_options", storage).uri)  # type: ignore[attr-defined,union-attr]
+        if path.exists() and not allow_overwrite:
+            raise FileExistsError(f"{path} exists; pass allow_overwrite=True")
+        pq.write_table(self._to_arrow_internal(timeout), path)
+
+
+def _source(data_source: DataSource) -> DuckDBSource:
+    if not isinstance(data_source, DuckDBSource):
+        raise TypeError(
+            f"DuckDBOfflineStore reads DuckDBSource only, not {type(data_source).__name__} ({data_source.name})"
+        )
+    return data_source
+
+
+class DuckDBOfflineStore(OfflineStore):
+    """Point-in-time joins and pulls over the lake, one DuckDB query each."""
+
+    supports_filter_by_created_timestamp = False
+
+    @staticmethod
+    def pull_latest_from_table_or_query(
+        config: RepoConfig,
+        data_source: DataSource,
+        join_key_columns: list[str],
+        feature_name_columns: list[str],
+        timestamp_field: str,
+        created_timestamp_column: str | None,
+        start_date: datetime,
+        end_date: datetime,
+    ) -> RetrievalJob:
+        src = _source(data_source)
+        query = pit.pull(
+            src,
+            join_key_columns,
+            feature_name_columns,
+            timestamp_field,
+            created_timestamp_column,
+            start_date,
+            end_date,
+            latest=True,
+        )
+        return DuckDBRetrievalJob(config, lambda con: query)
+
+    @staticmethod
+    def pull_all_from_table_or_query(
+        config: RepoConfig,
+        data_source: DataSource,
+        join_key_columns: list[str],
+        feature_name_columns: list[str],
+        timestamp_field: str,
+        created_timestamp_column: str | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> RetrievalJob:
+        src = _source(data_source)
+        query = pit.pull(
+            src,
+            join_key_columns,
+            feature_name_columns,
+            timestamp_field,
+            created_timestamp_column,
+            start_date,
+            end_date,
+            latest=False,
+        )
+        return DuckDBRetrievalJob(config, lambda con: query)
+
+    @staticmethod
+    def get_historical_features(
+        config: RepoConfig,
+        feature_views: list[FeatureView],
+        feature_refs: list[str],
+        entity_df: pd.DataFrame | str | None,
+        registry: BaseRegistry,
+        project: str,
+        full_feature_names: bool = False,
+        **kwargs: Any,
+    ) -> RetrievalJob:
+        if entity_df is None:
+            raise ValueError("DuckDBOfflineStore needs an entity_df (rows of product_id + event_timestamp)")
+        wanted: dict[str, list[str]] = {}
+        for ref in feature_refs:
+            view, feature = ref.split(":", 1)
+            wanted.setdefault(view, []).append(feature)
+        joins = []
+        for fv in feature_views:
+            name = fv.projection.name_to_use()
+            features = wanted.get(name) or wanted.get(fv.name) or []
+            if not features:
+                continue
+            src = _source(fv.batch_source)  # type: ignore[arg-type]
+            keys = [fv.projection.join_key_map.get(c.name, c.name) for c in fv.entity_columns]
+            source_keys = [c.name for c in fv.entity_columns]
+            joins.append(
+                pit.ViewJoin(
+                    name=name,
+                    source=src,
+                    entity_keys=keys,
+                    source_keys=source_keys,
+                    features=features,
+                    output_names=[f"{name}__{f}" if full_feature_names else f for f in features],
+                    timestamp_field=src.timestamp_field,
+                    created_timestamp_column=src.created_timestamp_column or None,
+                    ttl=fv.ttl if fv.ttl and fv.ttl > timedelta(0) else None,
+                )
+            )
+
+        def build(con: duckdb.DuckDBPyConnection) -> pit.Query:
+            entities = entity_df if isinstance(entity_df, pd.DataFrame) else con.sql(entity_df).df()
+            ts_col = infer_event_timestamp_from_entity_df(
+                dict(zip(entities.columns, entities.dtypes, strict=True))
+            )
+            return pit.historical(con, entities, ts_col, joins)
+
+        metadata = RetrievalMetadata(
+            features=feature_refs, keys=sorted({k for j in joins for k in j.entity_keys})
+        )
+        return DuckDBRetrievalJob(config, build, full_feature_names, metadata)
+
+    @staticmethod
+    def offline_write_batch(
+        config: RepoConfig,
+        feature_view: FeatureView,
+        table: pa.Table,
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        src = _source(feature_view.batch_source)  # type: ignore[arg-type]
+        if src.table is None:
+            raise ValueError(
+                f"{feature_view.name} reads SQL ({src.name}); only table sources can be written to"
+            )
+        con = lake.connect(Settings(home=lake_home(config)))
+        try:
+            con.register("batch", table)
+            columns = ", ".join(pit.quote(c) for c in table.column_names)
+            insert = f"INSERT INTO {src.from_clause()} ({columns}) SELECT {columns} FROM batch"  # noqa: S608
+            lake.retry_locked(lambda: con.execute(insert))
+        finally:
+            con.close()
+        if progress:
+            progress(table.num_rows)

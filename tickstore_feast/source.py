@@ -1,0 +1,154 @@
+"""`DuckDBSource`: a Feast data source that is a feature SQL file from `sql/`, or a lake table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from feast.data_source import DataSource
+from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
+from feast.repo_config import RepoConfig
+from feast.value_type import ValueType
+
+CLASS_PATH = "tickstore_feast.source.DuckDBSource"
+
+# DuckDB type names (as DESCRIBE prints them) to Feast value types.
+_TYPES = {
+    "VARCHAR": ValueType.STRING,
+    "BIGINT": ValueType.INT64,
+    "INTEGER": ValueType.INT32,
+    "UBIGINT": ValueType.INT64,
+    "DOUBLE": ValueType.DOUBLE,
+    "FLOAT": ValueType.FLOAT,
+    "BOOLEAN": ValueType.BOOL,
+    "TIMESTAMP WITH TIME ZONE": ValueType.UNIX_TIMESTAMP,
+    "TIMESTAMP": ValueType.UNIX_TIMESTAMP,
+    "BLOB": ValueType.BYTES,
+}
+
+
+def duckdb_type_to_feast(type_name: str) -> ValueType:
+    """Feast value type of a DuckDB column type (decimals are read as doubles)."""
+    if type_name.startswith("DECIMAL"):
+        return ValueType.DOUBLE
+    return _TYPES.get(type_name, ValueType.UNKNOWN)
+
+
+class DuckDBSource(DataSource):
+    """Rows for a feature view: the SELECT in a `sql/*.sql` file, or a table in the DuckLake.
+
+    The SQL text is stored in the registry at `feast apply`, so `feast plan` shows when a feature's SQL
+    changed. ``lookback`` is how far back in time the query reads ticks to produce one row (its window):
+    the offline store uses it to compute features over only the ticks a request needs.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        sql_file: str | Path | None = None,
+        query: str | None = None,
+        table: str | None = None,
+        timestamp_field: str = "event_time",
+        created_timestamp_column: str = "",
+        lookback: timedelta = timedelta(0),
+        field_mapping: dict[str, str] | None = None,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        owner: str = "",
+    ) -> None:
+        if sum(x is not None for x in (sql_file, query, table)) != 1:
+            raise ValueError("DuckDBSource takes exactly one of sql_file=, query= or table=")
+        if sql_file is not None:
+            path = Path(sql_file)
+            query = path.read_text()
+            name = name or path.stem
+        self.query = query
+        self.table = table
+        self.lookback = lookback
+        name = name or table
+        if not name:
+            raise ValueError("a DuckDBSource built from query= needs a name=")
+        super().__init__(
+            name=name,
+            timestamp_field=timestamp_field,
+            created_timestamp_column=created_timestamp_column,
+            field_mapping=field_mapping,
+            description=description,
+            tags=tags,
+            owner=owner,
+        )
+
+    def __hash__(self) -> int:
+        return super().__hash__()
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, DuckDBSource)
+            and super().__eq__(other)
+            and (self.query, self.table, self.lookback) == (other.query, other.table, other.lookback)
+        )
+
+    def source_type(self) -> DataSourceProto.SourceType.ValueType:
+        return DataSourceProto.CUSTOM_SOURCE
+
+    def _to_proto_impl(self) -> DataSourceProto:
+        options = {"query": self.query, "table": self.table, "lookback_s": self.lookback.total_seconds()}
+        proto = DataSourceProto(
+            name=self.name,
+            type=DataSourceProto.CUSTOM_SOURCE,
+            data_source_class_type=CLASS_PATH,
+            field_mapping=self.field_mapping,
+            custom_options=DataSourceProto.CustomSourceOptions(configuration=json.dumps(options).encode()),
+            description=self.description,
+            tags=self.tags,
+            owner=self.owner,
+        )
+        proto.timestamp_field = self.timestamp_field
+        proto.created_timestamp_column = self.created_timestamp_column
+        return proto
+
+    @staticmethod
+    def from_proto(data_source: DataSourceProto) -> DuckDBSource:
+        options: dict[str, Any] = json.loads(data_source.custom_options.configuration)
+        return DuckDBSource(
+            name=data_source.name,
+            query=options["query"] if options.get("table") is None else None,
+            table=options.get("table"),
+            timestamp_field=data_source.timestamp_field,
+            created_timestamp_column=data_source.created_timestamp_column,
+            lookback=timedelta(seconds=options.get("lookback_s", 0)),
+            field_mapping=dict(data_source.field_mapping),
+            description=data_source.description,
+            tags=dict(data_source.tags),
+            owner=data_source.owner,
+        )
+
+    def validate(self, config: RepoConfig) -> None:
+        list(self.get_table_column_names_and_types(config))
+
+    @staticmethod
+    def source_datatype_to_feast_value_type() -> Callable[[str], ValueType]:
+        return duckdb_type_to_feast
+
+    def get_table_column_names_and_types(self, config: RepoConfig) -> Iterable[tuple[str, str]]:
+        from tickstore_feast.offline_store import lake_connection
+
+        con = lake_connection(config)
+        try:
+            rel = con.sql(f"SELECT * FROM {self.from_clause()} LIMIT 0")  # noqa: S608 - the source's own SQL
+            return list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
+        finally:
+            con.close()
+
+    def from_clause(self) -> str:
+        """What to put after FROM: the lake table, or the query as a subquery."""
+        if self.table is not None:
+            return '"' + self.table.replace('"', '""') + '"'
+        return f"({self.query})"
+
+    def get_table_query_string(self) -> str:
+        return self.from_clause()
