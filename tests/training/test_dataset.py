@@ -51,6 +51,7 @@ def test_rebuild_as_of_the_recorded_snapshot_is_byte_identical_while_ticks_arriv
     first = dataset.build(s, grid, tmp_path / "a.parquet")
     load(s, tick_rows([("BTC-USD", 100.05 + i, 200.0) for i in range(50)]))  # new ticks inside the range
     again = dataset.build(s, grid, tmp_path / "b.parquet", as_of=first.snapshot)
+    assert again.snapshot == first.snapshot
     latest = dataset.build(s, grid, tmp_path / "c.parquet")
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     assert (tmp_path / "a.parquet").read_bytes() != (tmp_path / "c.parquet").read_bytes()
