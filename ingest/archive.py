@@ -6,6 +6,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+import duckdb
+
+from tickstore.lake import REJECTED_DDL, TICKS_DDL
+
 
 class ArchiveWriter:
     """Appends raw messages, one per line, to ``folder/<feed>_<UTC start>.ndjson``, rotating by size or age."""
@@ -55,3 +59,22 @@ class ArchiveWriter:
         self.files.append(path)
         self._size = 0
         self._opened = time.monotonic()
+
+
+def load_ticks(paths: list[Path], max_tick_bytes: int = 1 << 20) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose ``ticks`` table holds the ticks of NDJSON files (archives, recordings),
+    parsed and deduplicated by the very code the sink uses, so feature SQL can be rerun on raw data."""
+    from ingest import replay, wire
+    from ingest.sink.writer import LakeWriter
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(TICKS_DDL)
+    con.execute(REJECTED_DDL)
+    writer = LakeWriter(con, max_tick_bytes)
+    for path in replay.discover(paths):
+        values = [line for _, _, line in replay.iter_lines([path])]
+        n = len(values)
+        # the file and line number stand where a Kafka position would
+        writer.write(wire.raw_table([str(path)] * n, [0] * n, range(n), [None] * n, values, max_tick_bytes))
+    return con

@@ -1,0 +1,57 @@
+"""The `feast` CLI in a copy of feature_repo/: apply, plan, feature-views list, materialize(-incremental)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from feast import FeatureStore
+
+from tests.conftest import REPO
+from tests.tickstore_feast.conftest import load, tick_rows
+from tickstore.settings import Settings
+
+
+def feast(repo: Path, *args: str) -> str:
+    feast_bin = Path(sys.executable).parent / "feast"
+    result = subprocess.run([str(feast_bin), *args], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_feast_cli_apply_plan_list_materialize(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
+    # the repo layout a user has: feature_repo/ next to sql/, data paths pointed at this test's home
+    shutil.copytree(
+        REPO / "feature_repo", tmp_path / "feature_repo", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(REPO / "sql", tmp_path / "sql")
+    repo = tmp_path / "feature_repo"
+    config = yaml.safe_load((repo / "feature_store.yaml").read_text())
+    home = s.home.resolve()
+    config["registry"] = str(home / "feast" / "registry.db")
+    config["online_store"]["path"] = str(home / "feast" / "online.db")
+    config["offline_store"]["home"] = str(home)
+    (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
+
+    applied = feast(repo, "apply")
+    assert (
+        "Created feature view ticks_60s" in applied and "Created feature service volatility_model" in applied
+    )
+    assert "No changes to registry" in feast(repo, "plan")
+    listed = feast(repo, "feature-views", "list")
+    assert all(v in listed for v in ("ticks_10s", "ticks_60s", "ticks_300s"))
+    feast(repo, "materialize", "2025-12-31T23:59:00", "2026-01-01T00:01:00")
+    feast(repo, "materialize-incremental", "2026-01-01T00:02:30")
+    # the SQLite online store now serves the newest row (t = 119 s): ticks 59..119 s, both ends included
+    online = FeatureStore(repo_path=str(repo)).get_online_features(
+        features=["ticks_60s:tick_count_60s"], entity_rows=[{"product_id": "BTC-USD"}]
+    )
+    assert online.to_dict()["tick_count_60s"] == [61]
