@@ -45,6 +45,7 @@ fmt: $(STAMP) ## Format and fix with ruff
 
 bench: $(STAMP) ## Run the benchmarks in bench/
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/offline.py
 
 clean: ## Remove .venv and the default data directory
 	rm -rf $(VENV) .tickstore

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import click
 from rich.console import Console
 
@@ -67,11 +69,43 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000) -> None:
             console.print(f'\n[cyan]{title}[/]\n  tickstore sql "{query}"')
             rel = con.sql(query)
             print_rows(rel.columns, rel.fetchall())
+        busiest = con.execute(
+            "SELECT min(event_time), max(event_time) FROM ticks GROUP BY date_trunc('day', event_time) "
+            "ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()
         con.close()
+        if busiest:
+            _training_set(settings, busiest[0], busiest[1])
     finally:
         if started_broker:
             broker.stop(settings)
             console.print("\nbroker stopped")
+
+
+def _training_set(settings: Settings, start: datetime, end: datetime) -> None:
+    """Step 5: register the features in Feast and build a point-in-time training set."""
+    from training import dataset
+
+    out = settings.home / "datasets" / "demo.parquet"
+    console.print(
+        f"\n[bold]5. features[/] feast apply + a point-in-time training set every 10 s over {start:%Y-%m-%d %H:%M}"
+        f"..{end:%H:%M} UTC"
+    )
+    manifest = dataset.build(settings, dataset.Grid(start, end, timedelta(seconds=10)), out)
+    console.print(
+        f"   {manifest.rows:,} rows x {len(manifest.features)} features -> {out} "
+        f"(lake snapshot {manifest.snapshot}, {manifest.seconds:.1f} s)"
+    )
+    con = lake.connect(settings, create=False)
+    rel = con.sql(
+        "SELECT product_id, event_timestamp, tick_count_60s, round(ret_std_60s * 1e4, 3) AS ret_std_60s_bps, "
+        "round(spread_bps_mean_60s, 3) AS spread_bps_60s, round(imbalance_mean_60s, 3) AS imbalance_60s "
+        "FROM read_parquet($p) WHERE tick_count_60s IS NOT NULL ORDER BY event_timestamp LIMIT 5",
+        params={"p": str(out)},
+    )
+    print_rows(rel.columns, rel.fetchall(), title="first rows")
+    con.close()
+    console.print(f"   rebuild it byte for byte: tickstore dataset build --as-of {manifest.snapshot} ...")
 
 
 @click.command()

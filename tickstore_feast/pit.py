@@ -47,16 +47,20 @@ def quote(identifier: str) -> str:
 
 
 def _source_rows(src: DuckDBSource, lo: str | None, hi: str | None) -> str:
-    """FROM-clause text for ``src``; a SQL source with a lookback reads only ticks in [$lo, $hi].
+    """FROM-clause text for ``src``, reading only what [$lo, $hi] needs when those are given.
 
-    Feature SQL selects FROM ticks; a CTE of that name in front of it shadows the table, so the
-    windows are computed over just the ticks the request can see (the lookback covers the windows).
+    A table is filtered on its timestamp. Feature SQL selects FROM ticks: a CTE of that name in front
+    of it shadows the table, so its windows are computed over just the ticks in range (``lo`` already
+    reaches back by the source's lookback, so windows and returns near the start are complete).
     """
-    if src.table is not None or lo is None:
+    if lo is None:
         return src.from_clause()
-    upper = f" AND event_time <= ${hi}" if hi else ""
+    upper = f" AND {{ts}} <= ${hi}" if hi else ""
+    if src.table is not None:
+        ts = quote(src.timestamp_field)
+        return f"(SELECT * FROM {src.from_clause()} WHERE {ts} >= ${lo}{upper.format(ts=ts)})"  # noqa: S608
     return (
-        f"(WITH ticks AS (SELECT * FROM lake.main.ticks WHERE event_time >= ${lo}{upper}) "  # noqa: S608
+        f"(WITH ticks AS (SELECT * FROM lake.main.ticks WHERE event_time >= ${lo}{upper.format(ts='event_time')}) "  # noqa: S608
         f"SELECT * FROM {src.from_clause()})"
     )
 

@@ -1,0 +1,248 @@
+"""Benchmark: feature SQL over 10M ticks, a 1M-row point-in-time training set, and Feast's own DuckDB
+offline store beside ours at 100k entity rows.
+
+    make bench            # or: .venv/bin/python bench/offline.py [--ticks 10000000] [--entities 1000000]
+
+Each measurement runs in a fresh child process so its peak memory (max RSS) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def child(step: str, home: str, **kw: object) -> dict:  # type: ignore[type-arg]
+    """Run one measurement in a new process; returns its result plus its peak RSS."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--step", step, "--home", home, "--kw", json.dumps(kw)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{step} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+
+
+# -- steps (each in its own process) ---------------------------------------------------------------
+def step_load(home: str, ticks: int) -> dict:  # type: ignore[type-arg]
+    from ingest import simulate
+    from tickstore import lake
+    from tickstore.settings import Settings
+
+    con = lake.connect(Settings(home=Path(home)))
+    table = simulate.tick_table(simulate.SimConfig(n_ticks=ticks, start=1_767_225_600.0))
+    con.register("sim", table)
+    con.execute("INSERT INTO ticks BY NAME SELECT * FROM sim")
+    first, last = con.execute("SELECT min(event_time), max(event_time) FROM ticks").fetchone()  # type: ignore[misc]
+    return {"rows": ticks, "first": first.isoformat(), "last": last.isoformat()}
+
+
+def step_features(home: str, view: str, materialize: bool = False) -> dict:  # type: ignore[type-arg]
+    from tickstore import lake
+    from tickstore.settings import Settings
+
+    con = lake.connect(Settings(home=Path(home)))
+    n = con.execute("SELECT count(*) FROM ticks").fetchone()[0]  # type: ignore[index]
+    sql = (REPO / "sql" / f"{view}.sql").read_text()
+    started = time.perf_counter()
+    if materialize:  # the feature rows the point-in-time benchmarks join against
+        con.execute(f"CREATE OR REPLACE TABLE bench_{view} AS {sql}")  # noqa: S608
+        con.execute(f"COPY bench_{view} TO '{home}/bench_{view}.parquet' (FORMAT parquet)")
+    else:
+        con.execute(f"CREATE TEMP TABLE f AS {sql}")  # noqa: S608
+    seconds = time.perf_counter() - started
+    return {"ticks": n, "seconds": seconds, "ticks_per_s": n / seconds, "peak_gb": peak_gb()}
+
+
+def _entities(home: str, n: int, feature_rows: str | None = None):  # type: ignore[no-untyped-def]
+    import numpy as np
+    import pandas as pd
+
+    from tickstore import lake
+    from tickstore.settings import Settings
+
+    con = lake.connect(Settings(home=Path(home)), create=False)
+    if feature_rows:
+        first, last = con.execute(f"SELECT min(event_time), max(event_time) FROM '{feature_rows}'").fetchone()  # type: ignore[misc]
+    else:
+        first, last = con.execute("SELECT min(event_time), max(event_time) FROM ticks").fetchone()  # type: ignore[misc]
+    rng = np.random.default_rng(1)
+    span = (last - first).total_seconds()
+    return pd.DataFrame(
+        {
+            "product_id": rng.choice(["BTC-USD", "ETH-USD", "SOL-USD"], n),
+            # microseconds, as the lake stores time (Feast's own store refuses to truncate nanoseconds)
+            "event_timestamp": (
+                pd.Timestamp(first) + pd.to_timedelta(rng.uniform(0, span, n), unit="s")
+            ).floor("us"),
+        }
+    )
+
+
+def _our_store(home: str, table: str):  # type: ignore[no-untyped-def]
+    from feast import Entity, FeatureStore, FeatureView, Field, RepoConfig, ValueType
+    from feast.types import Float64, Int64
+
+    from tickstore_feast import DuckDBSource
+
+    config = RepoConfig(
+        project="bench",
+        provider="local",
+        registry=f"{home}/ours_registry.db",
+        online_store={"type": "sqlite", "path": f"{home}/ours_online.db"},
+        offline_store={"type": "tickstore_feast.offline_store.DuckDBOfflineStore", "home": home},
+        entity_key_serialization_version=3,
+    )
+    store = FeatureStore(config=config)
+    product = Entity(name="product", join_keys=["product_id"], value_type=ValueType.STRING)
+    view = FeatureView(
+        name="ticks_60s",
+        entities=[product],
+        ttl=timedelta(seconds=60),
+        schema=[
+            Field(name="ret_std_60s", dtype=Float64),
+            Field(name="spread_bps_mean_60s", dtype=Float64),
+            Field(name="tick_count_60s", dtype=Int64),
+        ],
+        source=DuckDBSource(table=table),
+    )
+    store.apply([product, view])
+    return store
+
+
+def step_pit_ours(home: str, entities: int, table: str) -> dict:  # type: ignore[type-arg]
+    store = _our_store(home, table)
+    frame = _entities(home, entities)
+    started = time.perf_counter()
+    out = store.get_historical_features(
+        entity_df=frame,
+        features=["ticks_60s:ret_std_60s", "ticks_60s:spread_bps_mean_60s", "ticks_60s:tick_count_60s"],
+    ).to_arrow()
+    seconds = time.perf_counter() - started
+    import pyarrow.compute as pc
+
+    return {
+        "entities": entities,
+        "seconds": seconds,
+        "rows": out.num_rows,
+        "peak_gb": peak_gb(),
+        "filled": out.num_rows - out.column("tick_count_60s").null_count,
+        "checksum": pc.sum(out.column("tick_count_60s")).as_py(),
+    }
+
+
+def step_pit_feast(home: str, entities: int, parquet: str) -> dict:  # type: ignore[type-arg]
+    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
+    from feast.types import Float64, Int64
+
+    config = RepoConfig(
+        project="bench",
+        provider="local",
+        registry=f"{home}/feast_registry.db",
+        online_store={"type": "sqlite", "path": f"{home}/feast_online.db"},
+        offline_store={"type": "duckdb"},
+        entity_key_serialization_version=3,
+    )
+    store = FeatureStore(config=config)
+    product = Entity(name="product", join_keys=["product_id"], value_type=ValueType.STRING)
+    view = FeatureView(
+        name="ticks_60s",
+        entities=[product],
+        ttl=timedelta(seconds=60),
+        schema=[
+            Field(name="ret_std_60s", dtype=Float64),
+            Field(name="spread_bps_mean_60s", dtype=Float64),
+            Field(name="tick_count_60s", dtype=Int64),
+        ],
+        source=FileSource(path=parquet, timestamp_field="event_time"),
+    )
+    store.apply([product, view])
+    frame = _entities(home, entities, parquet)
+    started = time.perf_counter()
+    out = store.get_historical_features(
+        entity_df=frame,
+        features=["ticks_60s:ret_std_60s", "ticks_60s:spread_bps_mean_60s", "ticks_60s:tick_count_60s"],
+    ).to_df()
+    seconds = time.perf_counter() - started
+    return {
+        "entities": entities,
+        "seconds": seconds,
+        "rows": len(out),
+        "peak_gb": peak_gb(),
+        "filled": int(out["tick_count_60s"].notna().sum()),
+        "checksum": int(out["tick_count_60s"].sum()),
+    }
+
+
+STEPS = {"load": step_load, "features": step_features, "pit_ours": step_pit_ours, "pit_feast": step_pit_feast}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=10_000_000)
+    parser.add_argument("--entities", type=int, default=1_000_000)
+    parser.add_argument("--peer-entities", type=int, default=100_000)
+    parser.add_argument("--peer-ticks", type=int, default=100_000, help="feature rows for the side-by-side")
+    parser.add_argument("--step")
+    parser.add_argument("--home")
+    parser.add_argument("--kw", default="{}")
+    args = parser.parse_args()
+    if args.step:  # a child process
+        print(json.dumps(STEPS[args.step](args.home, **json.loads(args.kw)), default=str))
+        return
+
+    big = tempfile.mkdtemp(prefix="tickstore-bench-offline-")
+    print(f"simulating {args.ticks:,} ticks over 3 products into a fresh lake ...")
+    child("load", big, ticks=args.ticks)
+    for view in ("ticks_60s", "ticks_10s", "ticks_300s"):
+        r = child("features", big, view=view, materialize=view == "ticks_60s")
+        print(
+            f"feature SQL {view}: {r['ticks']:,} ticks in {r['seconds']:.1f} s = {r['ticks_per_s']:,.0f} ticks/s, "
+            f"peak {r['peak_gb']:.1f} GB"
+            + ("   (target >= 1,000,000 ticks/s)" if view == "ticks_60s" else "")
+        )
+    r = child("pit_ours", big, entities=args.entities, table="bench_ticks_60s")
+    print(
+        f"point-in-time set, ours: {r['entities']:,} entity rows x {args.ticks:,} feature rows in "
+        f"{r['seconds']:.2f} s, peak {r['peak_gb']:.1f} GB, {r['filled']:,} rows with values "
+        "(target <= 10 s, <= 4 GB)"
+    )
+
+    small = tempfile.mkdtemp(prefix="tickstore-bench-peer-")
+    child("load", small, ticks=args.peer_ticks)
+    child("features", small, view="ticks_60s", materialize=True)
+    ours = child("pit_ours", small, entities=args.peer_entities, table="bench_ticks_60s")
+    feast = child("pit_feast", small, entities=args.peer_entities, parquet=f"{small}/bench_ticks_60s.parquet")
+    print(f"side by side, {args.peer_entities:,} entity rows x {args.peer_ticks:,} feature rows:")
+    print(
+        f"  ours (DuckDBOfflineStore, ASOF JOIN):   {ours['seconds']:8.2f} s, peak {ours['peak_gb']:.1f} GB, "
+        f"{ours['filled']:,} filled"
+    )
+    print(
+        f"  Feast's duckdb offline store (Parquet): {feast['seconds']:8.2f} s, peak {feast['peak_gb']:.1f} GB, "
+        f"{feast['filled']:,} filled"
+    )
+    same = (ours["filled"], ours["checksum"]) == (feast["filled"], feast["checksum"])
+    print(f"  same answers (rows filled, sum of tick_count_60s): {'yes' if same else 'NO'}")
+    print(f"  ratio: ours is {feast['seconds'] / ours['seconds']:,.0f}x faster (target >= 100x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""A lake-table DuckDBSource: offline_write_batch appends, created timestamps break ties."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from feast import Entity, FeatureStore, FeatureView, Field, ValueType
+from feast.types import Float64
+
+from tests.tickstore_feast.conftest import T0
+from tickstore import lake
+from tickstore.settings import Settings
+from tickstore_feast import DuckDBSource
+from tickstore_feast.repo import repo_config
+
+
+def test_write_batch_then_created_timestamp_breaks_ties(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings()
+    con = lake.connect(s)
+    con.execute("CREATE TABLE scores (product_id VARCHAR, ts TIMESTAMPTZ, created TIMESTAMPTZ, score DOUBLE)")
+    con.close()
+    product = Entity(name="product", join_keys=["product_id"], value_type=ValueType.STRING)
+    view = FeatureView(
+        name="scores",
+        entities=[product],
+        ttl=timedelta(minutes=5),
+        schema=[Field(name="score", dtype=Float64)],
+        source=DuckDBSource(table="scores", timestamp_field="ts", created_timestamp_column="created"),
+    )
+    store = FeatureStore(config=repo_config(s))
+    store.apply([product, view])
+    at = T0 + timedelta(seconds=10)
+    rows = pa.Table.from_pandas(
+        pd.DataFrame(
+            {
+                "product_id": ["A", "A", "A"],
+                "ts": [at, at, at + timedelta(seconds=5)],
+                "created": [T0 + timedelta(seconds=30), T0 + timedelta(seconds=20), T0],
+                "score": [1.0, 2.0, 3.0],
+            }
+        ),
+        preserve_index=False,
+    )
+    store.write_to_offline_store("scores", rows.to_pandas())
+    df = store.get_historical_features(
+        entity_df=pd.DataFrame(
+            {"product_id": ["A", "A"], "event_timestamp": [at, at + timedelta(seconds=5)]}
+        ),
+        features=["scores:score"],
+    ).to_df()
+    # at 10 s two rows tie on event time: the one created last (score 1.0) wins
+    assert df["score"].tolist() == [1.0, 3.0]
+
+
+def test_a_sql_source_cannot_be_written(make_settings: Callable[..., Settings]) -> None:
+    from tickstore_feast.repo import definitions
+
+    s = make_settings()
+    lake.connect(s).close()
+    store = FeatureStore(config=repo_config(s))
+    d = definitions()
+    store.apply([d.product, d.ticks_60s])
+    from tickstore_feast.offline_store import DuckDBOfflineStore
+
+    with pytest.raises(ValueError, match="only table sources can be written"):
+        DuckDBOfflineStore.offline_write_batch(
+            store.config, d.ticks_60s, pa.table({"product_id": ["A"]}), None
+        )
