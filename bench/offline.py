@@ -80,7 +80,9 @@ def _entities(home: str, n: int, feature_rows: str | None = None):  # type: igno
 
     con = lake.connect(Settings(home=Path(home)), create=False)
     if feature_rows:
-        first, last = con.execute(f"SELECT min(event_time), max(event_time) FROM '{feature_rows}'").fetchone()  # type: ignore[misc]
+        first, last = con.execute(
+            "SELECT min(event_time), max(event_time) FROM read_parquet($p)", {"p": feature_rows}
+        ).fetchone()  # type: ignore[misc]
     else:
         first, last = con.execute("SELECT min(event_time), max(event_time) FROM ticks").fetchone()  # type: ignore[misc]
     rng = np.random.default_rng(1)
