@@ -165,3 +165,24 @@ def test_reading_a_non_duckdb_source_is_a_clear_error() -> None:
 
     with pytest.raises(TypeError, match="reads DuckDBSource only"):
         _source(FileSource(name="x", path="x.parquet", timestamp_field="ts"))
+
+
+def test_pull_all_and_pull_latest_read_the_requested_range(lake_with: Callable[..., Settings]) -> None:
+    from tickstore_feast.offline_store import DuckDBOfflineStore
+
+    s = lake_with([("A", 0, 100.0), ("A", 30, 101.0), ("A", 90, 102.0), ("B", 45, 10.0)])
+    store = feature_store(s)
+    view = store.get_feature_view("ticks_60s")
+    args = (store.config, view.batch_source, ["product_id"], ["tick_count_60s"], "event_time", None)
+    window = (T0 + timedelta(seconds=20), T0 + timedelta(seconds=60))
+    everything = DuckDBOfflineStore.pull_all_from_table_or_query(*args, *window).to_df()
+    assert sorted(zip(everything["product_id"], everything["tick_count_60s"], strict=True)) == [
+        ("A", 2),
+        ("B", 1),
+    ]
+    latest = DuckDBOfflineStore.pull_latest_from_table_or_query(
+        *args, T0, T0 + timedelta(seconds=100)
+    ).to_df()
+    # A's newest row is at 90 s; its window [30 s, 90 s] holds the ticks at 30 and 90: computed from the
+    # restricted read, it still counts the tick 60 s before it
+    assert sorted(zip(latest["product_id"], latest["tick_count_60s"], strict=True)) == [("A", 2), ("B", 1)]
