@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import sqlite3
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -108,7 +110,7 @@ def connect(
     as_of: datetime | None = None,
     create: bool = True,
 ) -> duckdb.DuckDBPyConnection:
-    """Open an in-process DuckDB with the lake attached as ``lake`` and selected as default.
+    """A connection with the lake attached as ``lake`` and selected as default; close it when done.
 
     ``snapshot`` or ``as_of`` attach the lake read-only as it was then (DuckLake time travel).
     With ``create`` the data directory and the tick tables are made when missing.
@@ -118,10 +120,49 @@ def connect(
             f"no lake at {settings.lake_catalog}: run `tickstore sink` (or `make demo`) first, "
             "or point TICKSTORE_HOME at an existing data directory"
         )
-    settings.lake_data.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
+    con = _instance(settings, snapshot, as_of).cursor()
     # Ticks are UTC; pin the session zone so TIMESTAMPTZ prints and truncates the same everywhere.
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"USE {LAKE}")
+    if create and snapshot is None and as_of is None:
+        existing = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = $d", {"d": LAKE}
+            ).fetchall()
+        }
+        if not {"ticks", "ticks_rejected"} <= existing:  # DDL is a catalog write: skip it when not needed
+            retry_locked(lambda: _in_transaction(con, [TICKS_DDL, REJECTED_DDL]))
+    return con
+
+
+# One DuckDB instance per lake (and time-travel point) per process; connect() hands out cursors.
+# Loading the two extensions verifies their signatures, ~80 ms each: paid once per process, not per
+# query. Cursors of one instance also share its lake attachment, so a process's readers and writer
+# coordinate through DuckDB's own transactions instead of racing for the SQLite file lock.
+_INSTANCES: OrderedDict[tuple[str, int | None, datetime | None], duckdb.DuckDBPyConnection] = OrderedDict()
+_INSTANCES_LOCK = threading.Lock()
+MAX_INSTANCES = 8
+
+
+def _instance(settings: Settings, snapshot: int | None, as_of: datetime | None) -> duckdb.DuckDBPyConnection:
+    key = (str(settings.lake_catalog.resolve()), snapshot, as_of)
+    with _INSTANCES_LOCK:
+        base = _INSTANCES.get(key)
+        if base is not None:
+            _INSTANCES.move_to_end(key)
+            return base
+        base = _open(settings, snapshot, as_of)
+        _INSTANCES[key] = base
+        while len(_INSTANCES) > MAX_INSTANCES:  # evicted ones close once their cursors are gone
+            _INSTANCES.popitem(last=False)
+        return base
+
+
+def _open(settings: Settings, snapshot: int | None, as_of: datetime | None) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB with the extensions loaded and the lake attached."""
+    settings.lake_data.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_sqlite_scanner', 'sqlite_scanner')))}")
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_ducklake', 'ducklake')))}")
     options = [f"DATA_PATH {_quote(str(settings.lake_data.resolve()) + '/')}"]
@@ -134,17 +175,8 @@ def connect(
     try:
         retry_locked(lambda: con.execute(f"ATTACH {target} AS {LAKE} ({', '.join(options)})"))
     except duckdb.Error as exc:
+        con.close()
         raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}") from exc
-    con.execute(f"USE {LAKE}")
-    if create and snapshot is None and as_of is None:
-        existing = {
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = $d", {"d": LAKE}
-            ).fetchall()
-        }
-        if not {"ticks", "ticks_rejected"} <= existing:  # DDL is a catalog write: skip it when not needed
-            retry_locked(lambda: _in_transaction(con, [TICKS_DDL, REJECTED_DDL]))
     return con
 
 
