@@ -44,6 +44,8 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False, markup=False)],
     )
+    if not verbose:  # Feast logs every registry refresh at INFO
+        logging.getLogger("feast").setLevel(logging.WARNING)
     ctx.obj = {"settings": Settings(home=home) if home else Settings()}
 
 
