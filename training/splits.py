@@ -1,0 +1,44 @@
+"""Chronological splits with a purge gap, so no label window reaches into the next split."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pandas as pd
+
+
+def chronological(
+    frame: pd.DataFrame,
+    purge: timedelta,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    time_col: str = "event_timestamp",
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Train / validation / test by time; rows within ``purge`` before a boundary are dropped.
+
+    A label at t looks at (t, t + H]: with purge >= H, no training label sees validation data and no
+    validation label sees test data.
+    """
+    if abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError("fractions must sum to 1")
+    times = frame[time_col]
+    first, last = times.min(), times.max()
+    span = last - first
+    cut1 = first + span * fractions[0]
+    cut2 = first + span * (fractions[0] + fractions[1])
+    train = frame[times < cut1 - purge]
+    val = frame[(times >= cut1) & (times < cut2 - purge)]
+    test = frame[times >= cut2]
+    return train, val, test
+
+
+def walk_forward(
+    frame: pd.DataFrame, folds: int, purge: timedelta, time_col: str = "event_timestamp"
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Expanding-window (train, validation) folds over time, each boundary purged like above."""
+    times = frame[time_col]
+    first, last = times.min(), times.max()
+    step = (last - first) / (folds + 1)
+    for k in range(1, folds + 1):
+        boundary = first + step * k
+        yield frame[times < boundary - purge], frame[(times >= boundary) & (times < boundary + step)]
