@@ -372,6 +372,93 @@ def dataset_build(
     console.print("most NULL: " + ", ".join(f"{k} {v:.1%}" for k, v in worst))
 
 
+# -- train --------------------------------------------------------------------------------------
+@main.command()
+@click.option(
+    "--start", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]), required=True, help="UTC start."
+)
+@click.option("--end", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]), required=True, help="UTC end.")
+@click.option("--every", type=float, default=1.0, show_default=True, help="Seconds between label rows.")
+@click.option("--horizon", type=float, default=60.0, show_default=True, help="Label horizon H, seconds.")
+@click.option(
+    "--percentile", type=float, default=95.0, show_default=True, help="Spike threshold (training split)."
+)
+@click.option("--as-of", "as_of", type=int, help="Train on this lake snapshot (reproduce a run).")
+@click.option("--leaky-labels", is_flag=True, help="Also train on shift(-1) labels, to show the leak.")
+@click.pass_context
+def train(
+    ctx: click.Context,
+    start: datetime,
+    end: datetime,
+    every: float,
+    horizon: float,
+    percentile: float,
+    as_of: int | None,
+    leaky_labels: bool,
+) -> None:
+    """Train the z-score rule, logistic regression and XGBoost on honest forward labels; log to MLflow.
+
+    Labels are the realized volatility over (t, t + H] from ticks strictly after t; splits are
+    chronological 70/15/15 with an H purge. The best model becomes the `champion` alias only if it
+    beats the z-score rule on validation PR-AUC.
+    """
+    from datetime import UTC, timedelta
+
+    from cli.output import print_rows
+    from training.train import TrainConfig
+    from training.train import train as run_training
+
+    cfg = TrainConfig(
+        start.replace(tzinfo=UTC),
+        end.replace(tzinfo=UTC),
+        timedelta(seconds=every),
+        timedelta(seconds=horizon),
+        percentile,
+        as_of=as_of,
+        leaky_labels=leaky_labels,
+    )
+    with console.status("training (features, labels, three models, MLflow) ..."):
+        report = run_training(_settings(ctx), cfg, log=console.print)
+    rows = []
+    for kind, results in (("honest", report.results), ("leaky shift(-1)", report.leaky)):
+        for r in results:
+            t = r.test
+            rows.append(
+                (
+                    kind,
+                    r.name,
+                    f"{r.validation_pr_auc:.3f}",
+                    f"{t.pr_auc:.3f} [{t.pr_auc_low:.3f}, {t.pr_auc_high:.3f}]",
+                    f"{t.roc_auc:.3f}",
+                    f"{t.f1:.3f}",
+                    f"{t.precision:.3f}",
+                    f"{t.recall:.3f}",
+                    f"{t.brier:.4f}",
+                    f"{t.base_rate:.3f}",
+                )
+            )
+    print_rows(
+        [
+            "labels",
+            "model",
+            "val PR-AUC",
+            "test PR-AUC [95% CI]",
+            "ROC-AUC",
+            "F1",
+            "precision",
+            "recall",
+            "Brier",
+            "base rate",
+        ],
+        rows,
+        title=f"test split ({report.rows['test']:,} rows), lake snapshot {report.snapshot}",
+    )
+    if report.champion:
+        console.print(f"champion: {report.champion} (registered version {report.champion_version})")
+    else:
+        console.print("no champion: no model beat the z-score rule on validation PR-AUC")
+
+
 from cli import demo as _demo  # noqa: E402  (registers `tickstore demo`)
 
 main.add_command(_demo.demo)

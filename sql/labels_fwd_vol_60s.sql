@@ -28,7 +28,8 @@ grid AS (
 SELECT
     g.product_id,
     g.t AS event_timestamp,
-    sqrt(sum(r.ret * r.ret)) AS fwd_vol,     -- realized volatility over (t, t + horizon]
+    -- realized volatility over (t, t + horizon]; summed in time order so reruns agree to the last bit
+    sqrt(sum(r.ret * r.ret ORDER BY r.event_time)) AS fwd_vol,
     count(*) AS fwd_returns                  -- returns it was computed from
 FROM grid AS g
 JOIN returns AS r

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     archive_rotate_mb: float = Field(64.0, description="Raw archive files rotate at this size...")
     archive_rotate_s: float = Field(3600.0, description="...or after this many seconds.")
 
+    mlflow_uri: str | None = Field(
+        None, description="MLflow tracking URI; unset means SQLite + artifacts under TICKSTORE_HOME/mlflow."
+    )
+
     # Derived locations: one place decides where every piece of state lives.
     @property
     def lake_dir(self) -> Path:

@@ -1,0 +1,76 @@
+"""`tickstore train` end to end on simulated ticks: models, MLflow runs and artifacts, champion, determinism."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ingest import simulate
+from tests.tickstore_feast.conftest import load
+from tickstore.settings import Settings
+from training import tracking
+from training.train import TrainConfig, train
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    s = Settings(home=tmp_path_factory.mktemp("train") / "home")
+    # ~10 h of three products, so every split holds volatile regimes (and spikes)
+    load(s, simulate.tick_table(simulate.SimConfig(n_ticks=400_000, start=START.timestamp(), seed=3)))
+    cfg = TrainConfig(START, START + timedelta(hours=9), every=timedelta(seconds=10), leaky_labels=True)
+    first = train(s, cfg, log=lambda _: None)
+    again = train(s, cfg, log=lambda _: None)
+    return s, cfg, first, again
+
+
+@pytest.mark.slow
+def test_three_models_with_finite_test_metrics_on_purged_splits(trained) -> None:  # type: ignore[no-untyped-def]
+    _, _, report, _ = trained
+    assert [r.name for r in report.results] == ["zscore", "logreg", "xgboost"]
+    for r in report.results:
+        assert 0 <= r.test.pr_auc <= 1 and r.test.pr_auc_low <= r.test.pr_auc <= r.test.pr_auc_high
+        assert 0 < r.test.base_rate < 1 and math.isfinite(r.test.brier)
+    assert report.rows["train"] > report.rows["validation"] > 0 and report.rows["test"] > 0
+
+
+@pytest.mark.slow
+def test_same_snapshot_and_config_give_identical_metrics(trained) -> None:  # type: ignore[no-untyped-def]
+    _, _, first, again = trained
+    assert again.snapshot == first.snapshot and again.threshold == first.threshold
+    assert [r.test for r in again.results] == [r.test for r in first.results]
+
+
+@pytest.mark.slow
+def test_leaky_labels_look_far_better_than_honest_ones(trained) -> None:  # type: ignore[no-untyped-def]
+    _, _, report, _ = trained
+    # shift(-1) labels are the next tick's 60 s volatility: almost the feature itself. (ROC-AUC, not
+    # PR-AUC: the simulated test hours can be calm, and PR-AUC over a handful of spikes is noise.)
+    honest = {r.name: r.test.roc_auc for r in report.results}
+    leaky = {r.name: r.test.roc_auc for r in report.leaky}
+    assert leaky["zscore"] > 0.97 and leaky["zscore"] > honest["zscore"]
+
+
+@pytest.mark.slow
+def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type: ignore[no-untyped-def]
+    s, _, report, _ = trained
+    tracking.setup(s)
+    client = MlflowClient()
+    run = client.get_run(report.results[2].run_id)
+    assert run.data.params["snapshot"] == str(report.snapshot) and "sql_sha256_ticks_60s" in run.data.params
+    assert "test_pr_auc" in run.data.metrics and "val_pr_auc" in run.data.metrics
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/pr_curve.png", "plots/calibration.png", "plots/confusion_matrix.png"}
+    zscore = report.results[0].validation_pr_auc
+    if report.champion:
+        best = next(r for r in report.results if r.name == report.champion)
+        assert best.validation_pr_auc > zscore
+        model = mlflow.pyfunc.load_model(f"models:/{tracking.REGISTERED_MODEL}@champion")
+        assert model is not None
+    else:
+        assert all(r.validation_pr_auc <= zscore for r in report.results[1:])

@@ -1,0 +1,110 @@
+"""The three models: a z-score rule, logistic regression, XGBoost, behind one small interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from xgboost import XGBClassifier
+
+
+class Model(Protocol):
+    name: str
+
+    def fit(self, x: pd.DataFrame, y: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray) -> Model: ...
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray: ...
+
+
+@dataclass
+class ZScoreRule:
+    """Baseline: how unusual the last 60 s return volatility is, z = (std - mean) / sd on training rows.
+
+    The probability is a logistic squash of z (scale fitted on nothing: a rule, not a learner), so
+    PR/ROC-AUC, which depend only on the ordering, measure the rule itself.
+    """
+
+    feature: str = "ret_std_60s"
+    name: str = "zscore"
+    mean: float = 0.0
+    sd: float = 1.0
+
+    def fit(self, x: pd.DataFrame, y: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray) -> ZScoreRule:
+        values = x[self.feature].astype(float)
+        self.mean, self.sd = float(values.mean()), float(values.std() or 1.0)
+        return self
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        z = (x[self.feature].astype(float).fillna(self.mean) - self.mean) / self.sd
+        return expit(z.to_numpy() - 2.0)
+
+
+@dataclass
+class LogReg:
+    """Scaled, class-balanced logistic regression over every feature (NULLs imputed by the median)."""
+
+    name: str = "logreg"
+    pipeline: Pipeline | None = None
+
+    def fit(self, x: pd.DataFrame, y: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray) -> LogReg:
+        self.pipeline = make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True),
+            StandardScaler(),
+            LogisticRegression(class_weight="balanced", max_iter=2000),
+        )
+        self.pipeline.fit(x.astype(float), y)
+        return self
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        assert self.pipeline is not None
+        return self.pipeline.predict_proba(x.astype(float))[:, 1]
+
+
+@dataclass
+class XGBoost:
+    """Gradient-boosted trees, early-stopped on the validation split (NULLs handled natively)."""
+
+    name: str = "xgboost"
+    params: dict[str, Any] = field(
+        default_factory=lambda: {
+            "n_estimators": 400,
+            "max_depth": 4,
+            "learning_rate": 0.05,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "n_jobs": 2,
+            "random_state": 7,
+            "tree_method": "hist",
+        }
+    )
+    model: XGBClassifier | None = None
+
+    def fit(self, x: pd.DataFrame, y: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray) -> XGBoost:
+        positives = max(int(y.sum()), 1)
+        self.model = XGBClassifier(
+            **self.params,
+            early_stopping_rounds=30,
+            eval_metric="aucpr",
+            scale_pos_weight=(len(y) - positives) / positives,
+        )
+        self.model.fit(x.astype(float), y, eval_set=[(x_val.astype(float), y_val)], verbose=False)
+        return self
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        assert self.model is not None
+        return self.model.predict_proba(x.astype(float))[:, 1]
+
+    def importance(self, columns: list[str]) -> dict[str, float]:
+        assert self.model is not None
+        return dict(zip(columns, map(float, self.model.feature_importances_), strict=True))
+
+
+def all_models() -> list[Model]:
+    return [ZScoreRule(), LogReg(), XGBoost()]

@@ -1,0 +1,96 @@
+"""MLflow, local by default: a SQLite backend and artifacts under TICKSTORE_HOME/mlflow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
+
+from tickstore.settings import Settings  # noqa: E402
+
+EXPERIMENT = "tickstore-volatility"
+REGISTERED_MODEL = "tickstore-volatility"
+
+
+def tracking_uri(settings: Settings) -> str:
+    """The tracking URI: TICKSTORE_MLFLOW_URI / MLFLOW_TRACKING_URI, else SQLite under the data directory."""
+    explicit = os.environ.get("MLFLOW_TRACKING_URI")
+    if settings.mlflow_uri:
+        return settings.mlflow_uri
+    if explicit:
+        return explicit
+    path = (settings.home / "mlflow").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path / 'mlflow.db'}"
+
+
+def setup(settings: Settings) -> str:
+    """Point MLflow at the tickstore store and experiment; returns the experiment id."""
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    artifacts = (settings.home / "mlflow" / "artifacts").resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    return str(mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri()))
+
+
+def curves(y: np.ndarray, p: np.ndarray, threshold: float, title: str, out: Path) -> list[Path]:
+    """PR curve, calibration curve and confusion matrix as PNGs in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    precision, recall, _ = precision_recall_curve(y, p)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(recall, precision)
+    ax.axhline(y.mean(), linestyle="--", color="grey", label=f"base rate {y.mean():.3f}")
+    ax.set(xlabel="recall", ylabel="precision", title=f"PR curve: {title}")
+    ax.legend()
+    files.append(out / "pr_curve.png")
+    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    prob_true, prob_pred = calibration_curve(y, p, n_bins=10, strategy="quantile")
+    ax.plot(prob_pred, prob_true, marker="o")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set(xlabel="predicted probability", ylabel="observed spike rate", title=f"Calibration: {title}")
+    files.append(out / "calibration.png")
+    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    matrix = confusion_matrix(y, (p >= threshold).astype(int), labels=[0, 1])
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, f"{v:,}", ha="center", va="center")
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["calm", "spike"],
+        yticklabels=["calm", "spike"],
+        xlabel="predicted",
+        ylabel="actual",
+        title=f"Confusion at {threshold:.3f}",
+    )
+    files.append(out / "confusion_matrix.png")
+    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return files
+
+
+def promote(run_id: str, artifact_path: str) -> str:
+    """Register the run's model and point the `champion` alias at the new version."""
+    version = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", REGISTERED_MODEL)
+    MlflowClient().set_registered_model_alias(REGISTERED_MODEL, "champion", version.version)
+    return str(version.version)

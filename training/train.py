@@ -1,0 +1,223 @@
+"""`tickstore train`: honest forward labels, purged splits, three models, MLflow, a comparison table."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from tickstore import lake
+from tickstore.settings import Settings
+from training import dataset, labels, splits, tracking
+from training.metrics import Scores, best_f1_threshold, score
+from training.models import LogReg, Model, XGBoost, all_models
+
+LEAKY_MAX_ROWS = 60_000
+META = {"product_id", "event_timestamp", "fwd_vol", "fwd_returns", "label"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train on and how."""
+
+    start: datetime
+    end: datetime
+    every: timedelta = timedelta(seconds=1)
+    horizon: timedelta = timedelta(seconds=60)
+    percentile: float = 95.0
+    feature_service: str = "volatility_model"
+    as_of: int | None = None
+    leaky_labels: bool = False  # also train on shift(-1) labels, to show what that mistake reports
+
+
+@dataclass
+class ModelResult:
+    name: str
+    validation_pr_auc: float
+    test: Scores
+    run_id: str = ""
+
+
+@dataclass
+class TrainReport:
+    snapshot: int
+    threshold: float
+    rows: dict[str, int]
+    results: list[ModelResult] = field(default_factory=list)
+    leaky: list[ModelResult] = field(default_factory=list)
+    champion: str | None = None
+    champion_version: str | None = None
+
+
+def honest_table(
+    settings: Settings, cfg: TrainConfig, snapshot: int, out_dir: Path
+) -> tuple[pd.DataFrame, Path]:
+    """Forward-vol labels on the grid joined to point-in-time features (one row per label)."""
+    con = lake.connect(settings, snapshot=snapshot, create=False)
+    try:
+        lab = labels.forward_vol(con, cfg.start, cfg.end, cfg.every, cfg.horizon)
+    finally:
+        con.close()
+    if lab.empty:
+        raise ValueError(f"no labels in [{cfg.start}, {cfg.end}): are there ticks in that range?")
+    path = out_dir / f"train_{snapshot}.parquet"
+    dataset.build(
+        settings,
+        lab[["product_id", "event_timestamp"]],
+        path,
+        feature_service=cfg.feature_service,
+        as_of=snapshot,
+    )
+    features = pd.read_parquet(path)
+    # the dataset keeps entity-row order, so labels line up row for row
+    table = pd.concat([features.reset_index(drop=True), lab[["fwd_vol", "fwd_returns"]]], axis=1)
+    return table, path
+
+
+def leaky_table(settings: Settings, cfg: TrainConfig, snapshot: int) -> pd.DataFrame:
+    """The mistake being demonstrated: per-tick rows, label = the *next tick's* 60 s volatility
+    (`shift(-1)` on overlapping windows), which is almost the current feature."""
+    con = lake.connect(settings, snapshot=snapshot, create=False)
+    try:
+        sql = (Path(labels.LABEL_SQL).parent / "ticks_60s.sql").read_text()
+        frame = con.execute(
+            f"SELECT * FROM ({sql}) WHERE event_time >= $s AND event_time < $e ORDER BY product_id, event_time",  # noqa: S608
+            {"s": cfg.start, "e": cfg.end},
+        ).df()
+    finally:
+        con.close()
+    frame = frame.rename(columns={"event_time": "event_timestamp"})
+    frame["fwd_vol"] = frame.groupby("product_id")["ret_std_60s"].shift(-1)
+    return (
+        frame.dropna(subset=["fwd_vol"]).sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    )
+
+
+def fit_and_score(
+    table: pd.DataFrame,
+    cfg: TrainConfig,
+    on_model: Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], str],
+) -> tuple[list[ModelResult], float, dict[str, int]]:
+    """Split, label at the training percentile, fit every model, score on test."""
+    train, val, test = splits.chronological(table, purge=cfg.horizon)
+    threshold = labels.spike_threshold(train["fwd_vol"], cfg.percentile)
+    y = {
+        name: (part["fwd_vol"] > threshold).to_numpy().astype(int)
+        for name, part in (("train", train), ("val", val), ("test", test))
+    }
+    columns = [c for c in table.columns if c not in META]
+    results = []
+    for model in all_models():
+        model.fit(train[columns], y["train"], val[columns], y["val"])
+        p_val = model.predict_proba(val[columns])
+        cut = best_f1_threshold(y["val"], p_val)
+        p_test = model.predict_proba(test[columns])
+        validation = score(y["val"], p_val, cut).pr_auc
+        result = ModelResult(model.name, validation, score(y["test"], p_test, cut))
+        result.run_id = on_model(model, test[columns], y["test"], p_test, cut)
+        results.append(result)
+    return results, threshold, {"train": len(train), "validation": len(val), "test": len(test)}
+
+
+def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainReport:
+    """Train and compare the three models; register the best as `champion` if it beats the z-score rule."""
+    con = lake.connect(settings, create=False)
+    snapshot = cfg.as_of if cfg.as_of is not None else lake.current_snapshot(con)
+    con.close()
+    out_dir = settings.home / "datasets"
+    table, manifest_path = honest_table(settings, cfg, snapshot, out_dir)
+    log(f"training set: {len(table):,} rows x {len(table.columns) - 4} features (lake snapshot {snapshot})")
+    manifest = json.loads(manifest_path.with_suffix(".manifest.json").read_text())
+    experiment = tracking.setup(settings)
+    label_params = {
+        "horizon_s": cfg.horizon.total_seconds(),
+        "every_s": cfg.every.total_seconds(),
+        "percentile": cfg.percentile,
+        "start": cfg.start.isoformat(),
+        "end": cfg.end.isoformat(),
+    }
+    label_sql = labels.LABEL_SQL.read_text()
+
+    def tracked(kind: str) -> Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], str]:
+        def on_model(model: Model, x: pd.DataFrame, y: np.ndarray, p: np.ndarray, cut: float) -> str:
+            with mlflow.start_run(experiment_id=experiment, run_name=f"{kind}-{model.name}") as run:
+                mlflow.log_params(
+                    {
+                        **label_params,
+                        "model": model.name,
+                        "labels": kind,
+                        "snapshot": snapshot,
+                        "decision_threshold": cut,
+                        "feature_service": cfg.feature_service,
+                        "label_sql_sha256": _sha(label_sql),
+                        **{f"sql_sha256_{k}": v for k, v in manifest["sql_sha256"].items()},
+                    }
+                )
+                mlflow.set_tags({"features": json.dumps(list(x.columns))})
+                with tempfile.TemporaryDirectory() as tmp:
+                    for png in tracking.curves(y, p, cut, f"{kind} {model.name}", Path(tmp)):
+                        mlflow.log_artifact(str(png), "plots")
+                    (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
+                    mlflow.log_artifact(str(Path(tmp) / "manifest.json"), "dataset")
+                if isinstance(model, XGBoost):
+                    mlflow.log_dict(model.importance(list(x.columns)), "feature_importance.json")
+                _log_model(model, x)
+                return str(run.info.run_id)
+
+        return on_model
+
+    results, threshold, rows = fit_and_score(table, cfg, tracked("honest"))
+    for r in results:
+        with mlflow.start_run(run_id=r.run_id):
+            mlflow.log_params({"spike_threshold_fwd_vol": threshold})
+            mlflow.log_metrics(
+                {
+                    "val_pr_auc": r.validation_pr_auc,
+                    **{f"test_{k}": v for k, v in r.test.as_dict().items() if v == v},
+                }
+            )
+    report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results)
+    baseline = next(r for r in results if r.name == "zscore")
+    # NaN (a validation split without spikes) never wins
+    best = max(
+        (r for r in results if r.name != "zscore"), key=lambda r: np.nan_to_num(r.validation_pr_auc, nan=-1)
+    )
+    if best.validation_pr_auc > np.nan_to_num(baseline.validation_pr_auc, nan=-1):
+        report.champion = best.name
+        report.champion_version = tracking.promote(best.run_id, "model")
+    if cfg.leaky_labels:
+        leaky, _, _ = fit_and_score(leaky_table(settings, cfg, snapshot), cfg, tracked("leaky"))
+        report.leaky = leaky
+    return report
+
+
+def _log_model(model: Model, x: pd.DataFrame) -> None:
+    """Log the fitted model in a flavor MLflow loads without tickstore's code (serving never imports training)."""
+    example = x.head(5).astype(float)
+    if isinstance(model, LogReg):
+        import mlflow.sklearn
+
+        mlflow.sklearn.log_model(  # type: ignore[attr-defined]
+            model.pipeline, name="model", input_example=example, skops_trusted_types=["numpy.dtype"]
+        )
+    elif isinstance(model, XGBoost):
+        import mlflow.xgboost
+
+        mlflow.xgboost.log_model(model.model, name="model", input_example=example)  # type: ignore[attr-defined]
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def report_dict(report: TrainReport) -> dict:  # type: ignore[type-arg]
+    return asdict(report)
