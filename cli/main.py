@@ -459,6 +459,65 @@ def train(
         console.print("no champion: no model beat the z-score rule on validation PR-AUC")
 
 
+# -- monitor ------------------------------------------------------------------------------------
+@main.group()
+def monitor() -> None:
+    """Watch the features: drift between time ranges (gates retraining)."""
+
+
+def _time_range(text: str) -> tuple[datetime, datetime]:
+    from datetime import UTC
+
+    try:
+        start, end = (datetime.fromisoformat(p.strip()) for p in text.split(".."))
+    except ValueError as exc:
+        raise click.BadParameter("use START..END, e.g. 2025-12-06T06:00..2025-12-06T08:00") from exc
+    return start.replace(tzinfo=start.tzinfo or UTC), end.replace(tzinfo=end.tzinfo or UTC)
+
+
+@monitor.command("drift")
+@click.option("--reference", required=True, help="Reference range START..END (UTC, ISO).")
+@click.option("--current", required=True, help="Current range START..END (UTC, ISO).")
+@click.option("--every", type=float, default=10.0, show_default=True, help="Seconds between sampled rows.")
+@click.option(
+    "--max-share",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Exit 1 when more than this share of features drifted.",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Report folder (default: TICKSTORE_HOME/reports)."
+)
+@click.pass_context
+def monitor_drift(
+    ctx: click.Context, reference: str, current: str, every: float, max_share: float, out: Path | None
+) -> None:
+    """Evidently drift + quality report between the features of two time ranges.
+
+    Exit code 0: drift at or below --max-share; 1: above it (retrain); 2: usage error.
+    """
+    from datetime import timedelta
+
+    from training import dataset as ds
+    from training.drift import drift_report
+
+    s = _settings(ctx)
+    frames = []
+    for label, text in (("reference", reference), ("current", current)):
+        start, end = _time_range(text)
+        path = s.home / "reports" / f"drift_{label}.parquet"
+        ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
+        frames.append(__import__("pandas").read_parquet(path))
+    result = drift_report(frames[0], frames[1], out or s.home / "reports", "drift")
+    console.print(
+        f"{result.drifted} of {result.columns} features drifted ({result.share:.0%}); report: {result.html}"
+    )
+    for column, value in sorted(result.per_column.items(), key=lambda kv: kv[1])[:5]:
+        console.print(f"  {column}: {value:.3g}")
+    sys.exit(1 if result.share > max_share else 0)
+
+
 from cli import demo as _demo  # noqa: E402  (registers `tickstore demo`)
 
 main.add_command(_demo.demo)

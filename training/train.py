@@ -54,6 +54,7 @@ class TrainReport:
     leaky: list[ModelResult] = field(default_factory=list)
     champion: str | None = None
     champion_version: str | None = None
+    drift_share: dict[str, float] = field(default_factory=dict)
 
 
 def honest_table(
@@ -184,6 +185,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                 }
             )
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results)
+    report.drift_share = _log_drift(table, cfg, results[0].run_id)
     baseline = next(r for r in results if r.name == "zscore")
     # NaN (a validation split without spikes) never wins
     best = max(
@@ -196,6 +198,23 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         leaky, _, _ = fit_and_score(leaky_table(settings, cfg, snapshot), cfg, tracked("leaky"))
         report.leaky = leaky
     return report
+
+
+def _log_drift(table: pd.DataFrame, cfg: TrainConfig, run_id: str) -> dict[str, float]:
+    """Evidently drift + quality reports, train vs test and first half vs second half, into MLflow."""
+    from training.drift import drift_report
+
+    train, _, test = splits.chronological(table, purge=cfg.horizon)
+    half = len(table) // 2
+    shares = {}
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        for name, ref, cur in (("train_vs_test", train, test), ("early_vs_late", table[:half], table[half:])):
+            result = drift_report(ref, cur, Path(tmp), name)
+            mlflow.log_artifact(str(result.html), "drift")
+            mlflow.log_artifact(str(result.json), "drift")
+            mlflow.log_metric(f"drift_share_{name}", result.share)
+            shares[name] = result.share
+    return shares
 
 
 def _log_model(model: Model, x: pd.DataFrame) -> None:
