@@ -46,6 +46,7 @@ fmt: $(STAMP) ## Format and fix with ruff
 bench: $(STAMP) ## Run the benchmarks in bench/
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/offline.py
+	$(BIN)/python bench/train.py
 
 clean: ## Remove .venv and the default data directory
 	rm -rf $(VENV) .tickstore

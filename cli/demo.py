@@ -76,6 +76,7 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000) -> None:
         con.close()
         if busiest:
             _training_set(settings, busiest[0], busiest[1])
+            _train(settings, busiest[0], busiest[1])
     finally:
         if started_broker:
             broker.stop(settings)
@@ -106,6 +107,23 @@ def _training_set(settings: Settings, start: datetime, end: datetime) -> None:
     print_rows(rel.columns, rel.fetchall(), title="first rows")
     con.close()
     console.print(f"   rebuild it byte for byte: tickstore dataset build --as-of {manifest.snapshot} ...")
+
+
+def _train(settings: Settings, start: datetime, end: datetime) -> None:
+    """Step 6: the three models on honest forward labels, beside shift(-1) labels, tracked in MLflow."""
+    from cli.output import print_train_report
+    from training.train import TrainConfig, train
+
+    console.print(
+        "\n[bold]6. train[/] z-score rule, logistic regression, XGBoost; honest labels vs shift(-1)"
+    )
+    report = train(
+        settings, TrainConfig(start, end, leaky_labels=True), log=lambda m: console.print("   " + m)
+    )
+    print_train_report(report, console)
+    console.print(
+        f"   MLflow: mlflow ui --backend-store-uri sqlite:///{(settings.home / 'mlflow' / 'mlflow.db').resolve()}"
+    )
 
 
 @click.command()

@@ -47,3 +47,45 @@ def print_rows(
         console.print(table)
         if len(rows) > limit:
             console.print(f"({len(rows) - limit:,} more rows; use --limit or --format csv)")
+
+
+def print_train_report(report: Any, console: Console) -> None:
+    """The model comparison table of a training run (honest labels, and leaky ones when trained)."""
+    rows = []
+    for kind, results in (("honest", report.results), ("leaky shift(-1)", report.leaky)):
+        for r in results:
+            t = r.test
+            rows.append(
+                (
+                    kind,
+                    r.name,
+                    f"{r.validation_pr_auc:.3f}",
+                    f"{t.pr_auc:.3f} [{t.pr_auc_low:.3f}, {t.pr_auc_high:.3f}]",
+                    f"{t.roc_auc:.3f}",
+                    f"{t.f1:.3f}",
+                    f"{t.precision:.3f}",
+                    f"{t.recall:.3f}",
+                    f"{t.brier:.4f}",
+                    f"{t.base_rate:.3f}",
+                )
+            )
+    print_rows(
+        [
+            "labels",
+            "model",
+            "val PR-AUC",
+            "test PR-AUC [95% CI]",
+            "ROC-AUC",
+            "F1",
+            "precision",
+            "recall",
+            "Brier",
+            "base rate",
+        ],
+        rows,
+        title=f"test split ({report.rows['test']:,} rows), lake snapshot {report.snapshot}",
+    )
+    if report.champion:
+        console.print(f"champion: {report.champion} (registered version {report.champion_version})")
+    else:
+        console.print("no champion: no model beat the z-score rule on validation PR-AUC")
