@@ -20,7 +20,7 @@ from tickstore import lake
 from tickstore.settings import Settings
 from tickstore_feast.repo import feature_store
 
-CHUNK_ROWS = 250_000  # entity rows per get_historical_features call (bounds memory, drives progress)
+CHUNK_ROWS = 1_000_000  # entity rows per get_historical_features call: each recomputes the windows it needs
 
 
 @dataclass(frozen=True)
