@@ -51,8 +51,10 @@ def main() -> None:
     print(f"models (3) + metrics + MLflow + Evidently: {total - built:.1f} s")
     print(f"total: {total:.1f} s for {rows:,} labeled rows after purging")
     for r in report.results:
-        print(f"  {r.name:8s} val PR-AUC {r.validation_pr_auc:.3f}  test PR-AUC {r.test.pr_auc:.3f}  "
-              f"ROC-AUC {r.test.roc_auc:.3f}  base rate {r.test.base_rate:.3f}")
+        print(
+            f"  {r.name:8s} val PR-AUC {r.validation_pr_auc:.3f}  test PR-AUC {r.test.pr_auc:.3f}  "
+            f"ROC-AUC {r.test.roc_auc:.3f}  base rate {r.test.base_rate:.3f}"
+        )
 
 
 if __name__ == "__main__":

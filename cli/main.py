@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -44,8 +45,10 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False, markup=False)],
     )
-    if not verbose:  # Feast logs every registry refresh at INFO
+    if not verbose:  # Feast logs every registry refresh at INFO; dependencies warn about their own APIs
         logging.getLogger("feast").setLevel(logging.WARNING)
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        warnings.simplefilter("ignore")
     ctx.obj = {"settings": Settings(home=home) if home else Settings()}
 
 

@@ -43,7 +43,8 @@ def print_rows(
         table = Table(*columns, title=title, title_justify="left")
         for row in rows[:limit]:
             table.add_row(*("NULL" if v is None else str(_plain(v)) for v in row))
-        console = Console()
+        # a pipe or CI log gets a wide table rather than one wrapped into unreadable slivers
+        console = Console(width=None if sys.stdout.isatty() else 200)
         console.print(table)
         if len(rows) > limit:
             console.print(f"({len(rows) - limit:,} more rows; use --limit or --format csv)")
