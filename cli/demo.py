@@ -117,9 +117,13 @@ def _train(settings: Settings, start: datetime, end: datetime) -> None:
     console.print(
         "\n[bold]6. train[/] z-score rule, logistic regression, XGBoost; honest labels vs shift(-1)"
     )
-    report = train(
-        settings, TrainConfig(start, end, leaky_labels=True), log=lambda m: console.print("   " + m)
-    )
+    try:
+        report = train(
+            settings, TrainConfig(start, end, leaky_labels=True), log=lambda m: console.print("   " + m)
+        )
+    except ValueError as exc:  # e.g. a simulated demo too short for three purged splits
+        console.print(f"   skipped: {exc}")
+        return
     print_train_report(report, console)
     console.print(
         f"   MLflow: mlflow ui --backend-store-uri sqlite:///{(settings.home / 'mlflow' / 'mlflow.db').resolve()}"

@@ -420,9 +420,15 @@ def train(
         as_of=as_of,
         leaky_labels=leaky_labels,
     )
-    with console.status("training (features, labels, three models, MLflow) ..."):
-        report = run_training(_settings(ctx), cfg, log=console.print)
+    try:
+        with console.status("training (features, labels, three models, MLflow) ..."):
+            report = run_training(_settings(ctx), cfg, log=console.print)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     print_train_report(report, console)
+    for name, values in report.walk_forward.items():
+        shown = ", ".join("nan" if v != v else f"{v:.3f}" for v in values)
+        console.print(f"walk-forward PR-AUC {name}: {shown}")
 
 
 # -- monitor ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,10 @@ class DriftResult:
 
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, out: Path, name: str) -> DriftResult:
     """Data drift + data summary (quality) presets over the feature columns; HTML and JSON in ``out``."""
-    from evidently import Report
-    from evidently.presets import DataDriftPreset, DataSummaryPreset
+    with warnings.catch_warnings():  # evidently's import trips numpy / litestar deprecation warnings
+        warnings.simplefilter("ignore")
+        from evidently import Report
+        from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     columns = [
         c

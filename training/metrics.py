@@ -38,6 +38,8 @@ class Scores:
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     """The probability cut that maximizes F1 on (validation) labels ``y``."""
+    if len(np.unique(y)) < 2:  # no spikes (or only spikes) in validation: nothing to tune on
+        return 0.5
     precision, recall, thresholds = precision_recall_curve(y, p)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     if len(thresholds) == 0:

@@ -49,7 +49,9 @@ def setup(settings: Settings) -> str:
 def curves(y: np.ndarray, p: np.ndarray, threshold: float, title: str, out: Path) -> list[Path]:
     """PR curve, calibration curve and confusion matrix as PNGs in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    files = []
+    files: list[Path] = []
+    if len(np.unique(y)) < 2:  # curves are undefined without both classes
+        return files
     precision, recall, _ = precision_recall_curve(y, p)
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(recall, precision)
