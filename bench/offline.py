@@ -98,18 +98,17 @@ def _entities(home: str, n: int, feature_rows: str | None = None):  # type: igno
     )
 
 
-def _our_store(home: str, table: str):  # type: ignore[no-untyped-def]
+def _store(home: str, name: str, offline_store: dict, source):  # type: ignore[no-untyped-def,type-arg]
+    """A Feast store with the bench's one feature view over ``source``, on ``offline_store``."""
     from feast import Entity, FeatureStore, FeatureView, Field, RepoConfig, ValueType
     from feast.types import Float64, Int64
-
-    from tickstore_feast import DuckDBSource
 
     config = RepoConfig(
         project="bench",
         provider="local",
-        registry=f"{home}/ours_registry.db",
-        online_store={"type": "sqlite", "path": f"{home}/ours_online.db"},
-        offline_store={"type": "tickstore_feast.offline_store.DuckDBOfflineStore", "home": home},
+        registry=f"{home}/{name}_registry.db",
+        online_store={"type": "sqlite", "path": f"{home}/{name}_online.db"},
+        offline_store=offline_store,
         entity_key_serialization_version=3,
     )
     store = FeatureStore(config=config)
@@ -123,10 +122,17 @@ def _our_store(home: str, table: str):  # type: ignore[no-untyped-def]
             Field(name="spread_bps_mean_60s", dtype=Float64),
             Field(name="tick_count_60s", dtype=Int64),
         ],
-        source=DuckDBSource(table=table),
+        source=source,
     )
     store.apply([product, view])
     return store
+
+
+def _our_store(home: str, table: str):  # type: ignore[no-untyped-def]
+    from tickstore_feast import DuckDBSource
+
+    offline = {"type": "tickstore_feast.offline_store.DuckDBOfflineStore", "home": home}
+    return _store(home, "ours", offline, DuckDBSource(table=table))
 
 
 FEATURES = ["ticks_60s:ret_std_60s", "ticks_60s:spread_bps_mean_60s", "ticks_60s:tick_count_60s"]
@@ -163,31 +169,9 @@ def step_pit_ours(home: str, entities: int, table: str) -> dict:  # type: ignore
 
 
 def step_pit_feast(home: str, entities: int, parquet: str) -> dict:  # type: ignore[type-arg]
-    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig, ValueType
-    from feast.types import Float64, Int64
+    from feast import FileSource
 
-    config = RepoConfig(
-        project="bench",
-        provider="local",
-        registry=f"{home}/feast_registry.db",
-        online_store={"type": "sqlite", "path": f"{home}/feast_online.db"},
-        offline_store={"type": "duckdb"},
-        entity_key_serialization_version=3,
-    )
-    store = FeatureStore(config=config)
-    product = Entity(name="product", join_keys=["product_id"], value_type=ValueType.STRING)
-    view = FeatureView(
-        name="ticks_60s",
-        entities=[product],
-        ttl=timedelta(seconds=60),
-        schema=[
-            Field(name="ret_std_60s", dtype=Float64),
-            Field(name="spread_bps_mean_60s", dtype=Float64),
-            Field(name="tick_count_60s", dtype=Int64),
-        ],
-        source=FileSource(path=parquet, timestamp_field="event_time"),
-    )
-    store.apply([product, view])
+    store = _store(home, "feast", {"type": "duckdb"}, FileSource(path=parquet, timestamp_field="event_time"))
     frame = _entities(home, entities, parquet)
     cold, seconds, out = _timed(
         lambda: store.get_historical_features(entity_df=frame, features=FEATURES).to_df()

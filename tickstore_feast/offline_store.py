@@ -125,6 +125,24 @@ def _source(data_source: DataSource) -> DuckDBSource:
     return data_source
 
 
+def _pull(
+    config: RepoConfig,
+    data_source: DataSource,
+    keys: list[str],
+    features: list[str],
+    timestamp_field: str,
+    created: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    latest: bool,
+) -> RetrievalJob:
+    query = pit.pull(
+        _source(data_source), keys, features, timestamp_field, created, start, end, latest=latest
+    )
+    return DuckDBRetrievalJob(config, lambda con: query)
+
+
 class DuckDBOfflineStore(OfflineStore):
     """Point-in-time joins and pulls over the lake, one DuckDB query each."""
 
@@ -141,9 +159,9 @@ class DuckDBOfflineStore(OfflineStore):
         start_date: datetime,
         end_date: datetime,
     ) -> RetrievalJob:
-        src = _source(data_source)
-        query = pit.pull(
-            src,
+        return _pull(
+            config,
+            data_source,
             join_key_columns,
             feature_name_columns,
             timestamp_field,
@@ -152,7 +170,6 @@ class DuckDBOfflineStore(OfflineStore):
             end_date,
             latest=True,
         )
-        return DuckDBRetrievalJob(config, lambda con: query)
 
     @staticmethod
     def pull_all_from_table_or_query(
@@ -165,9 +182,9 @@ class DuckDBOfflineStore(OfflineStore):
         start_date: datetime | None = None,
         end_date: datetime | None = None,
     ) -> RetrievalJob:
-        src = _source(data_source)
-        query = pit.pull(
-            src,
+        return _pull(
+            config,
+            data_source,
             join_key_columns,
             feature_name_columns,
             timestamp_field,
@@ -176,7 +193,6 @@ class DuckDBOfflineStore(OfflineStore):
             end_date,
             latest=False,
         )
-        return DuckDBRetrievalJob(config, lambda con: query)
 
     @staticmethod
     def get_historical_features(

@@ -14,8 +14,9 @@ from tickstore.lake import TICKS_DDL
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def run(window: int, rows: list[tuple]) -> dict[tuple[str, int], dict]:
-    """Run sql/ticks_<window>s.sql over rows of (product, seconds after T0, bid, ask, bid_size, ask_size, price)."""
+def ticks_con(rows: list[tuple]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose ticks table holds rows of (product, seconds after T0, bid, ask,
+    bid_size, ask_size, price)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(TICKS_DDL)
@@ -25,6 +26,12 @@ def run(window: int, rows: list[tuple]) -> dict[tuple[str, int], dict]:
             " best_ask_size, price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [product, T0 + timedelta(seconds=sec), i, i, bid, ask, bsz, asz, price],
         )
+    return con
+
+
+def run(window: int, rows: list[tuple]) -> dict[tuple[str, int], dict]:
+    """Run sql/ticks_<window>s.sql over rows of (product, seconds after T0, bid, ask, bid_size, ask_size, price)."""
+    con = ticks_con(rows)
     rel = con.sql((REPO / "sql" / f"ticks_{window}s.sql").read_text())
     out: dict[tuple[str, int], dict] = {}
     for row in rel.fetchall():
@@ -100,15 +107,7 @@ def test_peers_get_identical_rows() -> None:
     rows = [("A", 1, 99.5, 100.5, 1.0, 2.0, 100.0)] + [
         ("A", 3, 100.0 + i, 101.0 + i, 1.0, 1.0, 100.0 + i) for i in range(3)
     ]
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(TICKS_DDL)
-    for i, (p, sec, bid, ask, bsz, asz, price) in enumerate(rows):
-        con.execute(
-            "INSERT INTO ticks (product_id, event_time, sequence, tick_id, best_bid, best_ask, best_bid_size,"
-            " best_ask_size, price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [p, T0 + timedelta(seconds=sec), i, i, bid, ask, bsz, asz, price],
-        )
+    con = ticks_con(rows)
     sql = (REPO / "sql" / "ticks_60s.sql").read_text()
     distinct = con.sql(
         f"SELECT count(*) FROM (SELECT DISTINCT * EXCLUDE (product_id) FROM ({sql}) WHERE event_time = $t)",
