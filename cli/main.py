@@ -471,6 +471,8 @@ def monitor_drift(
     """
     from datetime import timedelta
 
+    import pandas as pd
+
     from training import dataset as ds
     from training.drift import drift_report
 
@@ -480,7 +482,7 @@ def monitor_drift(
         start, end = _time_range(text)
         path = s.home / "reports" / f"drift_{label}.parquet"
         ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
-        frames.append(__import__("pandas").read_parquet(path))
+        frames.append(pd.read_parquet(path))
     result = drift_report(frames[0], frames[1], out or s.home / "reports", "drift")
     console.print(
         f"{result.drifted} of {result.columns} features drifted ({result.share:.0%}); report: {result.html}"

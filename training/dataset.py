@@ -147,7 +147,11 @@ def build(
     return manifest
 
 
+def sha256(text: str) -> str:
+    """Hex SHA-256 of ``text`` (how datasets and runs identify the SQL they used)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _sql_hash(store, view: str) -> str:  # type: ignore[no-untyped-def]
     source = store.get_feature_view(view).batch_source
-    text = getattr(source, "query", None) or getattr(source, "table", "") or ""
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256(getattr(source, "query", None) or getattr(source, "table", "") or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -165,7 +165,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                         "snapshot": snapshot,
                         "decision_threshold": cut,
                         "feature_service": cfg.feature_service,
-                        "label_sql_sha256": _sha(label_sql),
+                        "label_sql_sha256": dataset.sha256(label_sql),
                         **{f"sql_sha256_{k}": v for k, v in manifest["sql_sha256"].items()},
                     }
                 )
@@ -259,13 +259,3 @@ def _log_model(model: Model, x: pd.DataFrame) -> None:
         import mlflow.xgboost
 
         mlflow.xgboost.log_model(model.model, name="model", input_example=example)  # type: ignore[attr-defined]
-
-
-def _sha(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def report_dict(report: TrainReport) -> dict:  # type: ignore[type-arg]
-    return asdict(report)
