@@ -52,6 +52,17 @@ ticks_10s = tick_window_view(10)
 ticks_60s = tick_window_view(60)
 ticks_300s = tick_window_view(300)
 
+# Not a model input: the scorer reads it to know, to the microsecond, how old the window views are.
+tick_clock = FeatureView(
+    name="tick_clock",
+    entities=[product],
+    ttl=timedelta(0),
+    schema=[Field(name="event_time_us", dtype=Int64)],
+    source=DuckDBSource(sql_file=SQL / "tick_clock.sql"),
+    online=True,
+    description="Event time of the product's latest tick, in microseconds (sql/tick_clock.sql).",
+)
+
 volatility_model = FeatureService(
     name="volatility_model",
     features=[ticks_10s, ticks_60s, ticks_300s],

@@ -44,6 +44,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "topic_raw": f"raw.{tag}",
             "topic_dlq": f"dlq.{tag}",
             "sink_group": f"sink.{tag}",
+            "stream_group": f"stream.{tag}",
             "rebalance_timeout_ms": 3000,
             "sink_batch_ms": 200,
             "sink_idle_ms": 300,

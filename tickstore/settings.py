@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +73,30 @@ class Settings(BaseSettings):
     mlflow_uri: str | None = Field(
         None, description="MLflow tracking URI; unset means SQLite + artifacts under TICKSTORE_HOME/mlflow."
     )
+
+    # Online store and stream freshness
+    online_store: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="Feast online store: SQLite under TICKSTORE_HOME/feast, or Redis."
+    )
+    redis_url: str = Field(
+        "127.0.0.1:6379", description="Redis connection string (host:port[,db=N]) when online_store=redis."
+    )
+    stream_group: str = Field("tickstore-stream", description="Consumer group of `tickstore stream`.")
+    stream_batch_ms: int = Field(
+        20, description="The stream computes features for whatever arrived within this many ms."
+    )
+    stream_batch_rows: int = Field(5000, description="...or at most this many messages at a time.")
+
+    # Scoring API
+    serve_host: str = Field("127.0.0.1", description="Address `tickstore serve` listens on.")
+    serve_port: int = Field(8000, description="Port `tickstore serve` listens on.")
+    serve_model_uri: str = Field(
+        "models:/tickstore-volatility@champion",
+        description="MLflow model the scorer loads; an @alias URI is reloaded when the alias moves.",
+    )
+    serve_reload_s: float = Field(10.0, description="How often the scorer checks whether the alias moved.")
+    serve_workers: int = Field(2, description="gunicorn worker processes (production mode).")
+    serve_threads: int = Field(4, description="Threads per gunicorn worker (production mode).")
 
     # Derived locations: one place decides where every piece of state lives.
     @property

@@ -28,7 +28,10 @@ def repo_config(settings: Settings, snapshot: int | None = None) -> RepoConfig:
     raw: dict[str, Any] = yaml.safe_load((FEATURE_REPO / "feature_store.yaml").read_text())
     home = settings.home.resolve()
     raw["registry"] = _reroot(raw["registry"], home)
-    raw["online_store"] = dict(raw["online_store"], path=_reroot(raw["online_store"]["path"], home))
+    if settings.online_store == "redis":
+        raw["online_store"] = {"type": "redis", "connection_string": settings.redis_url}
+    else:
+        raw["online_store"] = dict(raw["online_store"], path=_reroot(raw["online_store"]["path"], home))
     raw["offline_store"] = dict(raw["offline_store"], home=str(home), snapshot=snapshot)
     (home / "feast").mkdir(parents=True, exist_ok=True)
     config = RepoConfig(**raw)
@@ -47,8 +50,22 @@ def definitions() -> ModuleType:
 
 def feature_store(settings: Settings, snapshot: int | None = None, apply: bool = True) -> FeatureStore:
     """A FeatureStore on the lake below ``settings.home``; with ``apply`` the definitions are registered."""
-    store = FeatureStore(repo_path=str(FEATURE_REPO), config=repo_config(settings, snapshot))
+    config = repo_config(settings, snapshot)
+    store = FeatureStore(repo_path=str(FEATURE_REPO), config=config)
     if apply:
         d = definitions()
-        store.apply([d.product, d.ticks_10s, d.ticks_60s, d.ticks_300s, d.volatility_model])
+        store.apply([d.product, d.ticks_10s, d.ticks_60s, d.ticks_300s, d.tick_clock, d.volatility_model])
+    if config.online_store.type == "sqlite":
+        _use_wal(Path(config.online_store.path))
     return store
+
+
+def _use_wal(path: Path) -> None:
+    """Put the SQLite online store in WAL mode (persistent): the scorer reads while the stream writes,
+    and in the default rollback journal a read waits for every write's commit."""
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as con:
+        if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            con.execute("PRAGMA journal_mode=WAL")

@@ -1,0 +1,240 @@
+"""`tickstore stream`: keep the online store current from Kafka, with the feature views' own SQL.
+
+A consumer group of its own reads ``ticks.raw``. Each micro-batch (a few ms of messages) is parsed and
+deduplicated by the sink's own code into an in-memory tail of recent ticks; then, for the products it
+touched, every online feature view's SQL file runs over just the ticks its newest row needs, and the
+rows go to Feast's online store through its write API. No batch job, no second definition of a feature.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import FrameType
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+from confluent_kafka import KafkaError, Message
+
+from ingest import kafka, wire
+from ingest.sink.writer import LakeWriter
+from tickstore.lake import REJECTED_DDL, TICKS_DDL
+from tickstore.settings import Settings
+from tickstore_feast.online import latest_rows
+from tickstore_feast.repo import feature_store
+from tickstore_feast.source import DuckDBSource
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 5.0
+
+
+@dataclass
+class StreamBatch:
+    """What one micro-batch did, handed to ``on_batch`` after its rows are readable online."""
+
+    messages: int
+    new_ticks: int
+    products: list[str]
+    latest: dict[str, pd.Timestamp]  # newest event time per product touched
+    rows: dict[str, pd.DataFrame]  # view name -> the rows written online
+    freshness_s: list[float]  # per message: Kafka produce time -> readable online
+
+
+@dataclass
+class StreamStats:
+    """Totals of one `tickstore stream` run."""
+
+    messages: int = 0
+    new_ticks: int = 0
+    batches: int = 0
+    rows_written: int = 0
+    started: float = field(default_factory=time.monotonic)
+    # produce -> readable latencies of the most recent messages (bounded: a stream runs for weeks)
+    freshness_s: deque[float] = field(default_factory=lambda: deque(maxlen=1_000_000))
+
+
+class OnlineStream:
+    """Consumes ``settings.topic_raw`` as ``settings.stream_group`` and writes fresh features online."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        until_idle: bool = False,
+        on_batch: Callable[[StreamBatch], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.until_idle = until_idle
+        self.on_batch = on_batch
+        self.stats = StreamStats()
+        self._stop = False
+        self.store = feature_store(settings)
+        # every online view computed from a SQL file; the tail must reach back over the widest one
+        self.views = [
+            v
+            for v in self.store.list_feature_views()
+            if v.online and isinstance(v.batch_source, DuckDBSource) and v.batch_source.query is not None
+        ]
+        widest = max((v.batch_source.lookback for v in self.views), default=timedelta(0))
+        self.keep = 2 * widest + timedelta(seconds=1)
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        # the tail is named like the lake's table, so the sink's writer and the views' SQL run unchanged
+        self.con.execute("ATTACH ':memory:' AS lake")
+        self.con.execute("USE lake")
+        self.con.execute(TICKS_DDL)
+        self.con.execute(REJECTED_DDL)
+        self.writer = LakeWriter(self.con, settings.sink_max_tick_bytes)
+        self._last_prune = time.monotonic()
+        self._last_log = time.monotonic()
+
+    def stop(self, *_: object) -> None:
+        """Ask the loop to finish its batch and return (SIGTERM / SIGINT handler)."""
+        self._stop = True
+
+    def run(self) -> StreamStats:
+        """Consume until stopped (or quiet for ``sink_idle_ms`` with ``until_idle``)."""
+        s = self.settings
+        kafka.ensure_topics(s)
+        # Latency over throughput: fetch whatever is there instead of waiting to fill a fetch.
+        consumer = kafka.consumer(s, s.stream_group, **{"fetch.wait.max.ms": 5, "fetch.min.bytes": 1})
+        consumer.subscribe([s.topic_raw])
+        previous = self._install_signals()
+        last_message: float | None = None
+        join_limit = 3 * s.rebalance_timeout_ms / 1000 + 30
+        log.info("stream: %s -> online store (%s), views %s", s.topic_raw, s.online_store, self.view_names)
+        try:
+            while not self._stop:
+                messages = consumer.consume(
+                    num_messages=s.stream_batch_rows, timeout=s.stream_batch_ms / 1000
+                )
+                good = []
+                for msg in messages:
+                    err = msg.error()
+                    if err is None:
+                        good.append(msg)
+                    elif err.code() != KafkaError._PARTITION_EOF:
+                        log.warning("stream: kafka error %s", err)
+                if good:
+                    self._process(good)
+                    consumer.commit(asynchronous=True)
+                    last_message = time.monotonic()
+                elif self.until_idle:
+                    now = time.monotonic()
+                    if last_message is not None and (now - last_message) * 1000 >= s.sink_idle_ms:
+                        break
+                    if last_message is None and now - self.stats.started > join_limit:
+                        break
+                self._periodic()
+        finally:
+            self._restore_signals(previous)
+            consumer.close()
+        return self.stats
+
+    @property
+    def view_names(self) -> list[str]:
+        return [v.name for v in self.views]
+
+    def _ingest(self, raw: pa.Table) -> tuple[int, set[str]]:
+        """Add ``raw``'s new ticks to the tail; (new ticks, products touched).
+
+        A batch that fails to parse is halved until the failing message stands alone and is skipped:
+        one pathological record costs only itself (the sink keeps it in ticks_rejected and the DLQ).
+        """
+        try:
+            result = self.writer.write(raw)
+        except (duckdb.Error, ValueError, TypeError) as exc:
+            if raw.num_rows == 1:
+                topic, partition, offset = (
+                    raw.column(c)[0].as_py() for c in ("src_topic", "src_partition", "src_offset")
+                )
+                log.warning("stream: skipped %s[%s]@%s: %s", topic, partition, offset, exc)
+                return 0, set()
+            mid = raw.num_rows // 2
+            n1, p1 = self._ingest(raw.slice(0, mid))
+            n2, p2 = self._ingest(raw.slice(mid))
+            return n1 + n2, p1 | p2
+        self.con.execute("DELETE FROM ticks_rejected")  # rejects are the sink's to keep
+        products = {
+            r[0]
+            for r in self.con.execute("SELECT DISTINCT product_id FROM parsed WHERE kind = 'tick'").fetchall()
+        }
+        return result.ticks, products
+
+    def _process(self, batch: list[Message]) -> None:
+        raw = wire.raw_table(
+            [m.topic() for m in batch],
+            [m.partition() for m in batch],
+            [m.offset() for m in batch],
+            [m.timestamp()[1] if m.timestamp()[0] else None for m in batch],
+            [m.value() for m in batch],
+            self.settings.sink_max_tick_bytes,
+        )
+        new_ticks, touched = self._ingest(raw)
+        products = sorted(touched)
+        rows: dict[str, pd.DataFrame] = {}
+        if products:
+            for view in self.views:
+                df = latest_rows(self.con, view.batch_source, products)
+                if len(df):
+                    self.store.write_to_online_store(view.name, df)
+                    self.stats.rows_written += len(df)
+                rows[view.name] = df
+        done_ms = time.time() * 1000
+        freshness = [(done_ms - m.timestamp()[1]) / 1000 for m in batch if m.timestamp()[0]]
+        self.stats.freshness_s.extend(freshness)
+        self.stats.messages += len(batch)
+        self.stats.new_ticks += new_ticks
+        self.stats.batches += 1
+        if self.on_batch is not None:
+            clock = rows.get("tick_clock")
+            latest = {} if clock is None else dict(zip(clock["product_id"], clock["event_time"], strict=True))
+            self.on_batch(StreamBatch(len(batch), new_ticks, products, latest, rows, freshness))
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune >= PRUNE_EVERY_S:
+            self._last_prune = now
+            # ticks older than twice the widest window before their product's newest can't reach a window
+            self.con.execute(
+                "DELETE FROM ticks t USING (SELECT product_id, max(event_time) AS newest FROM ticks GROUP BY 1) n "
+                "WHERE t.product_id = n.product_id AND t.event_time < n.newest - $keep",
+                {"keep": self.keep},
+            )
+        if now - self._last_log >= self.settings.log_every_s:
+            self._last_log = now
+            recent = list(self.stats.freshness_s)[-10_000:]
+            p99 = sorted(recent)[int(0.99 * (len(recent) - 1))] * 1000 if recent else float("nan")
+            log.info(
+                "stream: %s messages, %s new ticks, %s online rows, freshness p99 %.0f ms (last %d)",
+                f"{self.stats.messages:,}",
+                f"{self.stats.new_ticks:,}",
+                f"{self.stats.rows_written:,}",
+                p99,
+                len(recent),
+            )
+
+    def _install_signals(self) -> dict[int, object]:
+        previous: dict[int, object] = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous[sig] = signal.signal(sig, self._handle_signal)
+            except ValueError:  # not the main thread (tests run the stream in one)
+                pass
+        return previous
+
+    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("stream: signal %d, stopping", signum)
+        self.stop()
+
+    @staticmethod
+    def _restore_signals(previous: dict[int, object]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]

@@ -1,0 +1,55 @@
+"""The newest feature rows of a view, computed by its own SQL over a short tail of ticks.
+
+This is how the stream keeps the online store current without a batch job: the very SELECT that
+builds training rows runs over just the ticks one row needs, for just the products that moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import duckdb
+import pandas as pd
+
+from tickstore_feast.source import DuckDBSource
+
+# For each product: its newest tick time, and the first tick time the window at that instant needs.
+# That is the last tick before the window (its price starts the window's first return), so the row
+# equals the one the SQL computes over all ticks. A CTE named `ticks` shadows the table for the view.
+LATEST = """
+WITH touched AS (
+    SELECT product_id, max(event_time) AS latest
+    FROM {tail} WHERE product_id IN (SELECT unnest($products)) GROUP BY ALL
+),
+bounds AS (
+    SELECT x.product_id, x.latest,
+           coalesce(max(t.event_time) FILTER (t.event_time < x.latest - $window), x.latest - $window) AS lo
+    FROM touched x JOIN {tail} t USING (product_id)
+    GROUP BY x.product_id, x.latest
+),
+ticks AS (SELECT t.* FROM {tail} t JOIN bounds b USING (product_id) WHERE t.event_time >= b.lo)
+SELECT v.* FROM ({view}) v JOIN bounds b ON b.product_id = v.product_id AND v.event_time = b.latest
+QUALIFY row_number() OVER (PARTITION BY v.product_id) = 1
+"""
+
+
+def latest_rows(
+    con: duckdb.DuckDBPyConnection,
+    source: DuckDBSource,
+    products: Sequence[str],
+    tail: str = "lake.main.ticks",
+) -> pd.DataFrame:
+    """One row per product in ``products``: the view's features at that product's newest tick in ``tail``.
+
+    Ticks sharing the newest timestamp have equal features (the views' frames end after their peers),
+    so any one of them is the row.
+    """
+    if source.query is None:
+        raise ValueError(
+            f"{source.name}: only SQL sources are computed online (a table source is materialized)"
+        )
+    window: timedelta = source.lookback
+    # identifiers only: the tail table's name and the view's own SQL; values are bound
+    sql = LATEST.format(tail=tail, view=source.query.rstrip() + "\n")
+    return con.execute(sql, {"products": list(products), "window": window}).df()
