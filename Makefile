@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo demo-live test test-fast lint fmt typecheck bench clean
+# Root installs Debian packages directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help venv redis demo demo-live test test-fast lint fmt typecheck bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +21,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create .venv with every dependency
 
+redis: ## Install redis-server (Debian package) if missing: the Redis online store's tests use it
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+
 demo: $(STAMP) ## Broker, replay recorded ticks, sink into DuckLake, print what landed
 	$(BIN)/tickstore demo
 
@@ -28,10 +34,10 @@ demo-live: $(STAMP) ## Record 60 s of the live Coinbase feed, sink it, show it (
 	$(BIN)/tickstore sql "SELECT product_id, count(*) AS ticks, min(event_time), max(event_time) FROM ticks GROUP BY ALL"
 	$(BIN)/tickstore broker stop
 
-test: $(STAMP) ## Run every test (real broker, real lake)
+test: $(STAMP) redis ## Run every test (real broker, lake, Redis, MLflow, Flask)
 	$(BIN)/pytest
 
-test-fast: $(STAMP) ## Tests without the slow ones
+test-fast: $(STAMP) redis ## Tests without the slow ones
 	$(BIN)/pytest -m "not slow"
 
 lint: $(STAMP) ## ruff lint + format check, mypy

@@ -125,9 +125,15 @@ def test_equals_a_brute_force_point_in_time_reference(
                 assert value == pytest.approx(expected, rel=1e-12, abs=1e-15), (product, sec, feature)
 
 
-def test_materialize_puts_the_latest_offline_row_online(lake_with: Callable[..., Settings]) -> None:
+@pytest.mark.parametrize("online", ["sqlite", "redis"])
+def test_materialize_puts_the_latest_offline_row_online(
+    lake_with: Callable[..., Settings], request: pytest.FixtureRequest, online: str
+) -> None:
     s = lake_with([("A", 0, 100.0), ("A", 30, 101.0), ("B", 10, 10.0)])
+    if online == "redis":
+        s = s.model_copy(update={"online_store": "redis", "redis_url": request.getfixturevalue("redis_url")})
     store = feature_store(s)
+    assert store.config.online_store.type == online
     store.materialize(T0 - timedelta(seconds=1), T0 + timedelta(seconds=31))
     online = store.get_online_features(
         features=["ticks_60s:tick_count_60s", "ticks_60s:ret_mean_60s"],
