@@ -45,8 +45,21 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         pytest.fail("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
     port = free_port()
     proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--databases", "256", "--dir", str(tmp_path_factory.mktemp("redis"))],
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--databases",
+            "256",
+            "--dir",
+            str(tmp_path_factory.mktemp("redis")),
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -127,6 +128,18 @@ class Settings(BaseSettings):
     def bootstrap(self) -> str:
         """The bootstrap.servers string clients use, embedded broker or real Kafka."""
         return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    def mlflow_tracking_uri(self) -> str:
+        """Where runs and the model registry live: mlflow_uri, else MLFLOW_TRACKING_URI, else SQLite
+        under ``home``. Training logs there and the scorer loads from there."""
+        if self.mlflow_uri:
+            return self.mlflow_uri
+        explicit = os.environ.get("MLFLOW_TRACKING_URI")
+        if explicit:
+            return explicit
+        path = (self.home / "mlflow").resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path / 'mlflow.db'}"
 
     def recordings(self) -> Path | None:
         """Where the demo reads recorded ticks from, or None when it must simulate."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -21,21 +20,9 @@ EXPERIMENT = "tickstore-volatility"
 REGISTERED_MODEL = "tickstore-volatility"
 
 
-def tracking_uri(settings: Settings) -> str:
-    """The tracking URI: TICKSTORE_MLFLOW_URI / MLFLOW_TRACKING_URI, else SQLite under the data directory."""
-    explicit = os.environ.get("MLFLOW_TRACKING_URI")
-    if settings.mlflow_uri:
-        return settings.mlflow_uri
-    if explicit:
-        return explicit
-    path = (settings.home / "mlflow").resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path / 'mlflow.db'}"
-
-
 def setup(settings: Settings) -> str:
     """Point MLflow at the tickstore store and experiment; returns the experiment id."""
-    uri = tracking_uri(settings)
+    uri = settings.mlflow_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)

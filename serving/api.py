@@ -1,0 +1,116 @@
+"""`POST /v1/score` and `GET /v1/features/<product_id>`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from serving.errors import ApiError
+from serving.features import FeaturesUnavailable, ProductFeatures
+from serving.metrics import PREDICTIONS, SPIKES, STALENESS
+from serving.state import state
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+MAX_BATCH = 100
+
+
+def _products(body: Any) -> tuple[list[str], bool]:
+    """The product ids of a score request, and whether it was a batch."""
+    if not isinstance(body, dict):
+        raise ApiError(
+            400, "bad_request", 'send a JSON object: {"product_id": "BTC-USD"} or {"product_ids": [...]}'
+        )
+    single, batch = body.get("product_id"), body.get("product_ids")
+    if (single is None) == (batch is None):
+        raise ApiError(
+            400, "bad_request", "give exactly one of product_id (a string) or product_ids (a list)"
+        )
+    if single is not None:
+        if not isinstance(single, str) or not single:
+            raise ApiError(400, "bad_request", "product_id must be a non-empty string, e.g. BTC-USD")
+        return [single], False
+    if not isinstance(batch, list) or not batch or not all(isinstance(p, str) and p for p in batch):
+        raise ApiError(400, "bad_request", "product_ids must be a non-empty list of non-empty strings")
+    if len(batch) > MAX_BATCH:
+        raise ApiError(400, "bad_request", f"at most {MAX_BATCH} product_ids per request, got {len(batch)}")
+    return list(batch), True
+
+
+def _read(products: list[str]) -> list[ProductFeatures]:
+    """Online features of ``products``; 404 for products never seen, 503 when all their data is stale."""
+    try:
+        rows = state().features().read(products)
+    except FeaturesUnavailable as exc:
+        raise ApiError(503, "features_unavailable", str(exc)) from exc
+    unknown = [r.product_id for r in rows if not r.known]
+    if unknown:
+        raise ApiError(
+            404, "unknown_product", f"no online features for {', '.join(unknown)}", unknown=unknown
+        )
+    views = len(state().features().views)
+    stale = [r for r in rows if len(r.expired_views) == views]
+    if stale:
+        raise ApiError(
+            503,
+            "stale_features",
+            "every feature view is older than its TTL: is `tickstore stream` running and the feed live? "
+            "Refusing to score on stale data.",
+            products={r.product_id: {"age_s": r.age_s, "expired_views": r.expired_views} for r in stale},
+        )
+    return rows
+
+
+def _as_of(event_time_us: int | None) -> str | None:
+    if event_time_us is None:
+        return None
+    return datetime.fromtimestamp(event_time_us / 1e6, UTC).isoformat()
+
+
+@bp.post("/score")
+def score() -> Response:
+    products, is_batch = _products(request.get_json(silent=True))
+    holder = state().models
+    model = holder.model
+    if model is None:
+        raise ApiError(503, "model_unavailable", holder.error or "no model loaded yet")
+    rows = _read(products)
+    probabilities = model.predict([r.values for r in rows])
+    results = []
+    for r, p in zip(rows, probabilities, strict=True):
+        spike = bool(p >= model.threshold)
+        PREDICTIONS.observe(float(p))
+        if spike:
+            SPIKES.inc()
+        if r.age_s is not None:
+            STALENESS.observe(r.age_s)
+        results.append(
+            {
+                "product_id": r.product_id,
+                "probability": float(p),
+                "spike": spike,
+                "threshold": model.threshold,
+                "model": {"name": model.name, "version": model.version, "run_id": model.run_id},
+                "features": {f: r.values.get(f) for f in model.features},
+                "feature_age_s": r.age_s,
+                "features_as_of": _as_of(r.event_time_us),
+                "expired_views": r.expired_views,
+            }
+        )
+    return jsonify({"results": results} if is_batch else results[0])
+
+
+@bp.get("/features/<product_id>")
+def features(product_id: str) -> Response:
+    (r,) = _read([product_id])
+    return jsonify(
+        {
+            "product_id": r.product_id,
+            "features": r.values,
+            "feature_age_s": r.age_s,
+            "features_as_of": _as_of(r.event_time_us),
+            "expired_views": r.expired_views,
+        }
+    )

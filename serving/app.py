@@ -1,0 +1,47 @@
+"""The app factory: ``create_app(settings=None)`` wires blueprints, JSON errors, metrics and the model."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, request
+
+from serving import api, errors, health, metrics, openapi
+from serving.model import ModelHolder
+from serving.state import ServingState
+from tickstore.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, watch_model: bool = True) -> Flask:
+    """A scoring app for ``settings`` (default: from TICKSTORE_* environment variables).
+
+    The model loads now (a missing one leaves the app up but not ready: /readyz says why); with
+    ``watch_model`` a thread reloads it when the registry alias moves.
+    """
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    models = ModelHolder(settings)
+    if watch_model:
+        models.start()
+    app.extensions["tickstore"] = ServingState(settings, models)
+    for bp in (api.bp, health.bp, metrics.bp, openapi.bp):
+        app.register_blueprint(bp)
+    errors.register(app)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        if endpoint != "/metrics":
+            metrics.LATENCY.labels(endpoint).observe(
+                time.perf_counter() - g.get("started", time.perf_counter())
+            )
+            if response.status_code >= 400:
+                metrics.ERRORS.labels(endpoint, str(response.status_code)).inc()
+        return response
+
+    return app

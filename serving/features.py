@@ -1,0 +1,100 @@
+"""Read a product's online features, and how old they are, from the Feast online store."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from feast import FeatureStore, FeatureView
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
+from feast.type_map import feast_value_type_to_python_type
+
+from tickstore.settings import Settings
+from tickstore_feast.repo import feature_store
+
+CLOCK_VIEW = "tick_clock"
+SERVICE = "volatility_model"
+
+
+class FeaturesUnavailable(RuntimeError):
+    """The feature registry or online store cannot be read (not applied, store down)."""
+
+
+@dataclass
+class ProductFeatures:
+    """One product's online features at read time."""
+
+    product_id: str
+    event_time_us: int | None  # newest tick the online values describe; None: never seen
+    age_s: float | None
+    values: dict[str, Any] = field(default_factory=dict)  # feature -> value (None past its view's TTL)
+    expired_views: list[str] = field(default_factory=list)  # views older than their TTL
+
+    @property
+    def known(self) -> bool:
+        return self.event_time_us is not None
+
+
+class OnlineFeatures:
+    """The feature service's views, read straight through Feast's provider (no per-call registry work).
+
+    A view whose newest row is older than its TTL gives NULLs, exactly as the point-in-time join gives
+    NULLs to training rows in the same situation: the model sees online what it saw in training.
+    """
+
+    def __init__(self, settings: Settings, store: FeatureStore | None = None) -> None:
+        self.settings = settings
+        self.store = store or feature_store(settings, apply=False)
+        try:
+            service = self.store.get_feature_service(SERVICE)
+            self.clock = self.store.get_feature_view(CLOCK_VIEW)
+            self.views: list[tuple[FeatureView, list[str]]] = [
+                (self.store.get_feature_view(p.name), [f.name for f in p.features])
+                for p in service.feature_view_projections
+            ]
+        except Exception as exc:  # Feast raises several kinds of "not found"
+            raise FeaturesUnavailable(
+                f"the feature registry has no {SERVICE!r} service or {CLOCK_VIEW!r} view ({exc}); "
+                "run `tickstore stream` (it registers them) or `feast apply` in feature_repo/"
+            ) from exc
+        self.provider = self.store._get_provider()
+        self.feature_names = [name for _, names in self.views for name in names]
+
+    def _read(self, view: FeatureView, products: list[str], names: list[str]) -> list[Any]:
+        keys = [EntityKey(join_keys=["product_id"], entity_values=[Value(string_val=p)]) for p in products]
+        return self.provider.online_read(
+            config=self.store.config, table=view, entity_keys=keys, requested_features=names
+        )
+
+    def ping(self) -> None:
+        """Read a key that does not exist: raises when the online store is unreachable."""
+        self._read(self.clock, ["__readyz__"], ["event_time_us"])
+
+    def read(self, products: list[str]) -> list[ProductFeatures]:
+        """Features of ``products``, in order; ages from the tick clock, at microsecond resolution."""
+        now_us = time.time_ns() // 1000
+        out = []
+        for _, clock in self._read(self.clock, products, ["event_time_us"]):
+            at = clock["event_time_us"].int64_val if clock and clock.get("event_time_us") else None
+            out.append(None if not at else at)
+        result = [
+            ProductFeatures(p, at, None if at is None else (now_us - at) / 1e6)
+            for p, at in zip(products, out, strict=True)
+        ]
+        for view, names in self.views:
+            ttl = view.ttl if view.ttl and view.ttl > timedelta(0) else None
+            for pf, (_, row) in zip(result, self._read(view, products, names), strict=True):
+                expired = ttl is not None and pf.age_s is not None and pf.age_s > ttl.total_seconds()
+                if expired:
+                    pf.expired_views.append(view.name)
+                for name in names:
+                    value = (
+                        None
+                        if expired or not row or name not in row
+                        else feast_value_type_to_python_type(row[name])
+                    )
+                    pf.values[name] = value
+        return result

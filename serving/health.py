@@ -1,0 +1,36 @@
+"""`/healthz` (the process answers) and `/readyz` (a model is loaded and the online store answers)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from serving.state import state
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    s = state()
+    problems = []
+    model = s.models.model
+    if model is None:
+        problems.append(s.models.error or "no model loaded")
+    try:
+        s.features().ping()
+        online = "ok"
+    except Exception as exc:  # the store's own errors (sqlite3, redis, ...) all mean "not ready"
+        online = "unreachable"
+        problems.append(f"online store: {exc}")
+    body = {
+        "ready": not problems,
+        "model": None if model is None else {"name": model.name, "version": model.version, "uri": model.uri},
+        "online_store": online,
+        "problems": problems,
+    }
+    return jsonify(body), 200 if not problems else 503

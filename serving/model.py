@@ -1,0 +1,129 @@
+"""The scoring model: loaded from MLflow by URI, reloaded when its registry alias moves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from tickstore.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HINT = "Train one (`tickstore train` promotes a champion), or point TICKSTORE_SERVE_MODEL_URI at a model"
+ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
+
+
+class ModelUnavailable(RuntimeError):
+    """No model can be loaded from the configured URI (no champion yet, registry unreachable)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to score, with what it needs to know about its own inputs."""
+
+    uri: str
+    name: str
+    version: str | None
+    run_id: str
+    features: list[str]  # columns, in training order
+    threshold: float  # the spike decision threshold chosen on validation
+    estimator: Any  # has predict_proba
+
+    def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """Spike probabilities for feature rows (missing values as NaN, as in training)."""
+        frame = pd.DataFrame([{f: row.get(f) for f in self.features} for row in rows], columns=self.features)
+        return np.asarray(self.estimator.predict_proba(frame.astype(float)))[:, 1]
+
+
+def load(uri: str) -> LoadedModel:
+    """Load ``uri`` (models:/name@alias, models:/name/version or runs:/id/model) in its own flavor."""
+    client = MlflowClient()
+    name, version = uri, None
+    try:
+        match = ALIAS_URI.match(uri)
+        if match:
+            mv = client.get_model_version_by_alias(match["name"], match["alias"])
+            name, version = mv.name, str(mv.version)
+            uri = f"models:/{mv.name}/{mv.version}"  # pin: a concurrent alias move can't mix versions
+        info = mlflow.models.get_model_info(uri)
+        run_id = info.run_id
+        run = client.get_run(run_id)
+    except Exception as exc:  # MLflow raises MlflowException, OSError, ... for "not there"
+        raise ModelUnavailable(f"cannot load model {uri}: {exc}. {HINT}") from exc
+    if "xgboost" in info.flavors:
+        from mlflow import xgboost as flavor
+    else:
+        from mlflow import sklearn as flavor  # type: ignore[no-redef]
+    estimator = flavor.load_model(uri)
+    features = json.loads(run.data.tags.get("features", "[]"))
+    if not features:
+        raise ModelUnavailable(
+            f"run {run_id} of {uri} has no 'features' tag: it was not logged by tickstore train"
+        )
+    threshold = float(run.data.params.get("decision_threshold", 0.5))
+    return LoadedModel(uri, name, version, run_id, features, threshold, estimator)
+
+
+class ModelHolder:
+    """Holds the current model; a background thread swaps in a new one when the alias moves."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.uri = settings.serve_model_uri
+        self.model: LoadedModel | None = None
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri())
+        mlflow.set_registry_uri(settings.mlflow_tracking_uri())
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Load the model if there is none yet or the alias points elsewhere; True when it changed."""
+        try:
+            current = self._alias_version()
+            if self.model is not None and (current is None or current == self.model.version):
+                return False
+            model = load(self.uri)
+        except ModelUnavailable as exc:
+            self.error = str(exc)
+            return False
+        except Exception as exc:  # the registry is unreachable for a moment: keep serving the old model
+            self.error = f"cannot check {self.uri}: {exc}"
+            return False
+        previous, self.model, self.error = self.model, model, None
+        log.info(
+            "serving: model %s version %s (was %s)", model.name, model.version, previous and previous.version
+        )
+        return True
+
+    def _alias_version(self) -> str | None:
+        match = ALIAS_URI.match(self.uri)
+        if not match:
+            return None
+        try:
+            return str(MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version)
+        except Exception as exc:
+            raise ModelUnavailable(f"no model at {self.uri}: {exc}. {HINT}") from exc
+
+    def start(self) -> None:
+        """Check the alias every ``serve_reload_s`` in a daemon thread."""
+        if self._thread is None and ALIAS_URI.match(self.uri):
+            self._thread = threading.Thread(target=self._watch, name="model-reload", daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.serve_reload_s):
+            self.refresh()
+
+    def close(self) -> None:
+        self._stop.set()

@@ -1,0 +1,163 @@
+"""`GET /openapi.json`: the API described in OpenAPI 3.0."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ERROR}}}
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+FEATURES = {"type": "object", "additionalProperties": {"type": "number", "nullable": True}}
+SCORE = {
+    "type": "object",
+    "required": ["product_id", "probability", "spike", "threshold", "model", "features", "feature_age_s"],
+    "properties": {
+        "product_id": {"type": "string"},
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "spike": {"type": "boolean", "description": "probability >= the model's decision threshold"},
+        "threshold": {"type": "number"},
+        "model": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string", "nullable": True},
+                "run_id": {"type": "string"},
+            },
+        },
+        "features": FEATURES,
+        "feature_age_s": {"type": "number", "description": "now - event time of the newest tick"},
+        "features_as_of": {"type": "string", "format": "date-time"},
+        "expired_views": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "views older than their TTL; their features are null, as in training",
+        },
+    },
+}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "tickstore scoring API",
+        "version": "1",
+        "description": "Volatility-spike scores from the MLflow champion over online tick features.",
+    },
+    "paths": {
+        "/v1/score": {
+            "post": {
+                "summary": "Score one product, or a batch",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {
+                                        "type": "object",
+                                        "required": ["product_id"],
+                                        "properties": {"product_id": {"type": "string", "minLength": 1}},
+                                        "additionalProperties": False,
+                                    },
+                                    {
+                                        "type": "object",
+                                        "required": ["product_ids"],
+                                        "properties": {
+                                            "product_ids": {
+                                                "type": "array",
+                                                "items": {"type": "string", "minLength": 1},
+                                                "minItems": 1,
+                                                "maxItems": 100,
+                                            }
+                                        },
+                                        "additionalProperties": False,
+                                    },
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok(
+                        {
+                            "oneOf": [
+                                SCORE,
+                                {
+                                    "type": "object",
+                                    "properties": {"results": {"type": "array", "items": SCORE}},
+                                },
+                            ]
+                        }
+                    ),
+                    "400": _error("The body is not a valid score request"),
+                    "404": _error("No online features for the product"),
+                    "503": _error(
+                        "No model loaded, online store unavailable, or features older than the TTL"
+                    ),
+                },
+            }
+        },
+        "/v1/features/{product_id}": {
+            "get": {
+                "summary": "A product's online features and their age",
+                "parameters": [
+                    {"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _ok({"type": "object", "properties": {"features": FEATURES}}),
+                    "404": _error("No online features for the product"),
+                    "503": _error("Online store unavailable, or features older than the TTL"),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {"summary": "Liveness", "responses": {"200": {"description": "The process answers"}}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: a model is loaded and the online store answers",
+                "responses": {
+                    "200": {"description": "Ready"},
+                    "503": {"description": "Not ready, with reasons"},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format"}}}
+        },
+    },
+    "components": {
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["status", "code", "message"],
+                        "properties": {
+                            "status": {"type": "integer"},
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    }
+                },
+            }
+        }
+    },
+}
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(SPEC)

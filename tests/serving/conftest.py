@@ -1,0 +1,75 @@
+"""Fixtures for the scoring API: a real MLflow champion and real online rows in Feast's store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import sklearn as mlflow_sklearn
+from mlflow.tracking import MlflowClient
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from tickstore.settings import Settings
+from tickstore_feast.repo import definitions, feature_store
+
+WINDOWS = (10, 60, 300)
+MODEL = "tickstore-volatility"
+
+
+def feature_columns() -> list[str]:
+    d = definitions()
+    return [f.name for view in (d.ticks_10s, d.ticks_60s, d.ticks_300s) for f in view.features]
+
+
+def register_model(settings: Settings, seed: int, threshold: float, alias: str = "champion") -> str:
+    """Fit a small logistic regression on seeded data, log it the way `tickstore train` does (sklearn
+    flavor, `features` tag, `decision_threshold` param), register it and point ``alias`` at it."""
+    uri = settings.mlflow_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    columns = feature_columns()
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(rng.normal(size=(400, len(columns))), columns=columns)
+    y = (x["ret_std_60s"] + 0.5 * rng.normal(size=400) > 0.8).astype(int)
+    model = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), LogisticRegression())
+    model.fit(x, y)
+    with mlflow.start_run() as run:
+        mlflow.log_params({"decision_threshold": threshold, "model": "logreg"})
+        mlflow.set_tags({"features": json.dumps(columns)})
+        mlflow_sklearn.log_model(model, name="model", skops_trusted_types=["numpy.dtype"])
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", MODEL)
+    MlflowClient().set_registered_model_alias(MODEL, alias, version.version)
+    return str(version.version)
+
+
+def write_online(settings: Settings, product: str, at: datetime, value: float = 0.5, count: int = 7) -> None:
+    """Put one row per view (and the tick clock) for ``product`` at ``at`` into the online store."""
+    store = feature_store(settings)
+    for w in WINDOWS:
+        view = store.get_feature_view(f"ticks_{w}s")
+        row: dict[str, Any] = {"product_id": [product], "event_time": [at]}
+        for f in view.features:
+            row[f.name] = [count if f.name.startswith("tick_count") else value]
+        store.write_to_online_store(view.name, pd.DataFrame(row))
+    clock = pd.DataFrame(
+        {"product_id": [product], "event_time": [at], "event_time_us": [int(at.timestamp() * 1e6)]}
+    )
+    store.write_to_online_store("tick_clock", clock)
+
+
+@pytest.fixture
+def serving_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(serve_reload_s=0.2)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime.now(UTC) - timedelta(milliseconds=200)

@@ -1,0 +1,157 @@
+"""The Flask scoring API against a real MLflow registry and a real Feast online store."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+from flask import Flask
+from mlflow import sklearn as mlflow_sklearn
+
+from serving import create_app
+from tests.serving.conftest import feature_columns, register_model, write_online
+from tickstore.settings import Settings
+
+
+def test_the_factory_builds_an_app_from_given_or_environment_settings(
+    serving_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(serving_settings, watch_model=False)
+    assert isinstance(app, Flask)
+    assert {"api", "health", "metrics", "openapi"} <= set(app.blueprints)
+    assert app.extensions["tickstore"].settings is serving_settings
+    monkeypatch.setenv("TICKSTORE_HOME", str(serving_settings.home / "from-env"))
+    other = create_app(watch_model=False)
+    assert other.extensions["tickstore"].settings.home == serving_settings.home / "from-env"
+    # no model yet: up, but not ready, and it says why
+    response = other.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert "tickstore train" in response.get_json()["problems"][0]
+    assert other.test_client().get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_score_returns_the_models_probability_decision_and_features(serving_settings: Settings, now) -> None:
+    version = register_model(serving_settings, seed=1, threshold=0.3)
+    write_online(serving_settings, "BTC-USD", now, value=0.9)
+    write_online(serving_settings, "ETH-USD", now, value=-0.4)
+    client = create_app(serving_settings, watch_model=False).test_client()
+    assert client.get("/readyz").status_code == 200
+
+    body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
+    model = mlflow_sklearn.load_model(f"models:/tickstore-volatility/{version}")
+    columns = feature_columns()
+    x = pd.DataFrame([{c: 7.0 if c.startswith("tick_count") else 0.9 for c in columns}], columns=columns)
+    assert body["probability"] == pytest.approx(model.predict_proba(x)[0, 1], rel=1e-12)
+    assert body["spike"] == (body["probability"] >= 0.3) and body["threshold"] == 0.3
+    assert body["model"]["name"] == "tickstore-volatility" and body["model"]["version"] == version
+    assert body["features"]["ret_std_60s"] == 0.9 and body["features"]["tick_count_300s"] == 7
+    assert 0.1 < body["feature_age_s"] < 30 and body["expired_views"] == []
+
+    batch = client.post("/v1/score", json={"product_ids": ["BTC-USD", "ETH-USD"]}).get_json()["results"]
+    assert [r["product_id"] for r in batch] == ["BTC-USD", "ETH-USD"]
+    assert batch[0]["probability"] == pytest.approx(body["probability"], rel=1e-12)
+    assert batch[0]["probability"] != batch[1]["probability"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("not json", 400),
+        ([1, 2], 400),
+        ({}, 400),
+        ({"product_id": "A", "product_ids": ["B"]}, 400),
+        ({"product_id": 3}, 400),
+        ({"product_ids": []}, 400),
+        ({"product_ids": ["A"] * 101}, 400),
+        ({"product_id": "NOPE-USD"}, 404),
+    ],
+)
+def test_errors_are_json_with_a_status_code_and_message(
+    serving_settings: Settings, now, body, status: int
+) -> None:
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD", now)
+    client = create_app(serving_settings, watch_model=False).test_client()
+    response = (
+        client.post("/v1/score", data=body, content_type="text/plain")
+        if isinstance(body, str)
+        else client.post("/v1/score", json=body)
+    )
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error["status"] == status and error["message"]
+    assert client.get("/no/such/route").get_json()["error"]["status"] == 404
+    assert client.get("/v1/score").get_json()["error"]["status"] == 405
+
+
+def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
+    serving_settings: Settings, now
+) -> None:
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "QUIET-USD", now - timedelta(seconds=30))  # past 10 s, within 60 s
+    write_online(serving_settings, "DEAD-USD", now - timedelta(seconds=301))  # past every TTL
+    client = create_app(serving_settings, watch_model=False).test_client()
+
+    quiet = client.post("/v1/score", json={"product_id": "QUIET-USD"}).get_json()
+    assert quiet["expired_views"] == ["ticks_10s"]
+    assert quiet["features"]["ret_std_10s"] is None and quiet["features"]["ret_std_60s"] == 0.5
+
+    dead = client.post("/v1/score", json={"product_id": "DEAD-USD"})
+    assert dead.status_code == 503
+    assert dead.get_json()["error"]["code"] == "stale_features"
+    assert client.get("/v1/features/DEAD-USD").status_code == 503
+    features = client.get("/v1/features/QUIET-USD").get_json()
+    assert features["features"]["tick_count_60s"] == 7 and 29 < features["feature_age_s"] < 60
+
+
+def test_the_model_reloads_when_the_champion_alias_moves(serving_settings: Settings, now) -> None:
+    first = register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD", now)
+    app = create_app(serving_settings)
+    client = app.test_client()
+    assert client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()["model"]["version"] == first
+    second = register_model(serving_settings, seed=2, threshold=0.25)
+    deadline = time.monotonic() + 20
+    while app.extensions["tickstore"].models.model.version != second:
+        assert time.monotonic() < deadline, "the scorer never picked up the new champion"
+        time.sleep(0.1)
+    body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
+    assert body["model"]["version"] == second and body["threshold"] == 0.25
+    app.extensions["tickstore"].models.close()
+
+
+def test_metrics_and_openapi(serving_settings: Settings, now) -> None:
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD", now)
+    app = create_app(serving_settings, watch_model=False)
+    client = app.test_client()
+    for _ in range(3):
+        client.post("/v1/score", json={"product_id": "BTC-USD"})
+    client.post("/v1/score", json={"product_id": "NOPE"})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'tickstore_request_seconds_bucket{endpoint="/v1/score"' in text
+    assert 'tickstore_request_errors_total{endpoint="/v1/score",status="404"}' in text
+    assert "tickstore_prediction_probability_count" in text
+    assert "tickstore_feature_age_seconds_bucket" in text
+
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    routes = {
+        r.rule.replace("<product_id>", "{product_id}")
+        for r in app.url_map.iter_rules()
+        if r.endpoint != "static"
+    }
+    assert routes == set(spec["paths"]) | {"/openapi.json"}
+
+
+def test_readyz_reports_an_unreachable_online_store(make_settings, now) -> None:
+    from tests.conftest import free_port
+
+    s = make_settings(online_store="redis", redis_url=f"127.0.0.1:{free_port()}")
+    register_model(s, seed=1, threshold=0.5)
+    response = create_app(s, watch_model=False).test_client().get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["online_store"] == "unreachable" and body["model"]["name"] == "tickstore-volatility"
