@@ -106,8 +106,17 @@ def ingest() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--speed", type=float, help="Pace at recorded speed times N (default: as fast as possible).")
 @click.option("--max-gap", type=float, default=5.0, show_default=True, help="With --speed: longest pause, s.")
+@click.option("--retime", is_flag=True, help="Stamp messages with the time they are sent, as if live.")
+@click.option("--duration", type=float, help="Stop after this many seconds.")
 @click.pass_context
-def ingest_replay(ctx: click.Context, paths: tuple[Path, ...], speed: float | None, max_gap: float) -> None:
+def ingest_replay(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    speed: float | None,
+    max_gap: float,
+    retime: bool,
+    duration: float | None,
+) -> None:
     """Publish NDJSON recordings (files or folders, .ndjson or .ndjson.gz) to ticks.raw."""
     from ingest import replay
 
@@ -124,7 +133,13 @@ def ingest_replay(ctx: click.Context, paths: tuple[Path, ...], speed: float | No
     ) as bar:
         task = bar.add_task(f"replaying {len(files)} files", total=total)
         stats = replay.replay(
-            s, files, speed=speed, max_gap_s=max_gap, progress=lambda n: bar.advance(task, n)
+            s,
+            files,
+            speed=speed,
+            max_gap_s=max_gap,
+            progress=lambda n: bar.advance(task, n),
+            retime=retime,
+            duration_s=duration,
         )
     rate = stats.messages / stats.seconds if stats.seconds else 0
     console.print(
@@ -495,3 +510,8 @@ def monitor_drift(
 from cli import demo as _demo  # noqa: E402  (registers `tickstore demo`)
 
 main.add_command(_demo.demo)
+
+from cli import serve as _serve  # noqa: E402  (registers `tickstore stream` and `tickstore serve`)
+
+main.add_command(_serve.stream)
+main.add_command(_serve.serve)

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, cast
 
@@ -92,6 +92,23 @@ class Pacer:
             self._due = time.monotonic() if delay < -1.0 else self._due
 
 
+class Retimer:
+    """Rewrites a message's event time to now; messages that shared a recorded time share the new one."""
+
+    def __init__(self) -> None:
+        self._last: tuple[bytes, bytes] | None = None  # (recorded, rewritten)
+
+    def stamp(self, line: bytes) -> bytes:
+        match = TIME_RE.search(line)
+        if not match:
+            return line
+        recorded = match.group(1)
+        if self._last is None or self._last[0] != recorded:
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+            self._last = (recorded, now)
+        return line[: match.start(1)] + self._last[1] + line[match.end(1) :]
+
+
 def iter_lines(files: list[Path]) -> Iterator[tuple[Path, int, bytes]]:
     """(file, line number, line without newline) for every line of every file."""
     for path in files:
@@ -108,10 +125,15 @@ def replay(
     max_gap_s: float = 5.0,
     progress: Callable[[int], None] | None = None,
     producer: Producer | None = None,
+    retime: bool = False,
+    duration_s: float | None = None,
 ) -> ReplayStats:
     """Publish every line of ``paths`` to ``settings.topic_raw``.
 
     ``speed`` None sends as fast as possible; a number paces at recorded speed times that number.
+    ``retime`` stamps each message with the time it is sent (as if live; ticks that shared a
+    timestamp still do), so a recording can drive the stream and the scorer, whose features go stale
+    with wall-clock time. ``duration_s`` stops after that many seconds.
     """
     files = discover(paths)
     kafka.ensure_topics(settings)
@@ -119,6 +141,7 @@ def replay(
     prod = producer or kafka.producer(settings)
     stats = ReplayStats(files=len(files))
     pacer = Pacer(speed, max_gap_s) if speed else None
+    stamper = Retimer() if retime else None
     limit = settings.max_message_bytes
     started = time.monotonic()
     for path, lineno, line in iter_lines(files):
@@ -132,8 +155,12 @@ def replay(
         if len(line) > limit:
             stats.too_large.append(f"{path}:{lineno}")
             continue
+        if duration_s is not None and time.monotonic() - started >= duration_s:
+            break
         if pacer:
             pacer.wait(_event_seconds(line))
+        if stamper:
+            line = stamper.stamp(line)
         match = PRODUCT_RE.search(line)
         key = match.group(1) if match else None
         _produce(prod, settings.topic_raw, line, key)

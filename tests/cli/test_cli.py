@@ -30,6 +30,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         TICKSTORE_SINK_BATCH_MS=str(settings.sink_batch_ms),
         TICKSTORE_SINK_BATCH_ROWS=str(settings.sink_batch_rows),
         TICKSTORE_SINK_IDLE_MS=str(settings.sink_idle_ms),
+        TICKSTORE_STREAM_GROUP=settings.stream_group,
+        TICKSTORE_SERVE_PORT=str(settings.serve_port),
     )
     return env
 

@@ -1,0 +1,134 @@
+"""`tickstore stream` (fresh online features from Kafka) and `tickstore serve` (the scoring API)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import click
+from rich.console import Console
+
+from tickstore.settings import Settings
+
+console = Console(stderr=True)
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    """The q-th percentile of ``values`` (seconds) in milliseconds; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
+
+
+@click.command()
+@click.option(
+    "--until-idle", is_flag=True, help="Stop once the topic has been quiet a moment (scripts, tests)."
+)
+@click.pass_context
+def stream(ctx: click.Context, until_idle: bool) -> None:
+    """Keep the online store fresh from ticks.raw, with the feature views' own SQL.
+
+    Each micro-batch (TICKSTORE_STREAM_BATCH_MS) updates the newest features of the products it
+    touched, computed by sql/*.sql over a short in-memory tail, written through Feast's online write
+    API (SQLite, or Redis with TICKSTORE_ONLINE_STORE=redis). Runs until SIGTERM / Ctrl-C.
+    """
+    from ingest.stream import OnlineStream
+
+    settings: Settings = ctx.obj["settings"]
+    stats = OnlineStream(settings, until_idle=until_idle).run()
+    fresh = list(stats.freshness_s)
+    console.print(
+        f"stream: {stats.messages:,} messages, {stats.new_ticks:,} new ticks, {stats.batches:,} batches, "
+        f"{stats.rows_written:,} online rows; produce -> online p50 {percentile_ms(fresh, 50):.0f} ms, "
+        f"p99 {percentile_ms(fresh, 99):.0f} ms"
+    )
+
+
+@click.command()
+@click.option("--host", help="Listen address (default TICKSTORE_SERVE_HOST, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default TICKSTORE_SERVE_PORT, 8000).")
+@click.option("--workers", type=int, help="gunicorn worker processes (default TICKSTORE_SERVE_WORKERS).")
+@click.option("--threads", type=int, help="Threads per worker (default TICKSTORE_SERVE_THREADS).")
+@click.option("--dev", is_flag=True, help="Flask's development server (one process) instead of gunicorn.")
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    dev: bool,
+) -> None:
+    """The scoring API: POST /v1/score, GET /v1/features/<id>, /healthz, /readyz, /metrics, /openapi.json.
+
+    \b
+    The model is TICKSTORE_SERVE_MODEL_URI (default the MLflow alias
+    models:/tickstore-volatility@champion, reloaded when the alias moves); features come from the
+    online store that `tickstore stream` keeps fresh. gunicorn with threaded workers unless --dev.
+    """
+    base: Settings = ctx.obj["settings"]
+    updates = {
+        k: v
+        for k, v in {
+            "serve_host": host,
+            "serve_port": port,
+            "serve_workers": workers,
+            "serve_threads": threads,
+        }.items()
+        if v is not None
+    }
+    settings = base.model_copy(update=updates)
+    url = f"http://{settings.serve_host}:{settings.serve_port}"
+    if dev:
+        from serving import create_app
+
+        console.print(f"scoring API (Flask dev server) on {url}")
+        create_app(settings).run(settings.serve_host, settings.serve_port, threaded=True)
+        return
+    run_gunicorn(settings)
+
+
+def run_gunicorn(settings: Settings) -> None:
+    """Serve with gunicorn's threaded workers; each worker builds its own app (and model watcher)."""
+    # Metrics from several worker processes: prometheus_client must see this before it is imported.
+    metrics_dir = settings.run_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+    from gunicorn.app.base import BaseApplication
+
+    from serving import create_app
+
+    def child_exit(server: Any, worker: Any) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+    options = {
+        "bind": f"{settings.serve_host}:{settings.serve_port}",
+        "workers": settings.serve_workers,
+        "threads": settings.serve_threads,
+        "worker_class": "gthread",
+        "timeout": 30,
+        "keepalive": 30,
+        "accesslog": None,
+        "child_exit": child_exit,
+    }
+
+    class Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return create_app(settings)
+
+    console.print(
+        f"scoring API on http://{options['bind']} (gunicorn, {settings.serve_workers} workers x "
+        f"{settings.serve_threads} threads); try: curl -s -XPOST localhost:{settings.serve_port}/v1/score "
+        "-H 'content-type: application/json' -d '{\"product_id\": \"BTC-USD\"}'"
+    )
+    Gunicorn().run()
