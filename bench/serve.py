@@ -1,0 +1,309 @@
+"""Benchmark: `/v1/score` latency at fixed request rates beside Feast's `feast serve`, and
+tick-to-online freshness through Kafka and `tickstore stream`.
+
+    make bench            # or: .venv/bin/python bench/serve.py [--rates 100,500] [--seconds 15]
+
+Everything runs on loopback: the embedded broker, a live feed (simulated ticks replayed with
+--retime at a steady pace), `tickstore stream`, `tickstore serve` (gunicorn, 2 workers) and
+`feast serve` (2 workers) on the same online store. The load is open-loop: requests are sent on a
+fixed schedule and latency is measured from the scheduled send time, so a slow response delays the
+clock of the ones queued behind it (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+
+from ingest import broker, replay, simulate  # noqa: E402
+from tickstore import lake  # noqa: E402
+from tickstore.settings import Settings  # noqa: E402
+from training.train import TrainConfig, train  # noqa: E402
+
+PRODUCTS = ["BTC-USD", "ETH-USD", "SOL-USD"]
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env_for(s: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        TICKSTORE_HOME=str(s.home),
+        TICKSTORE_BROKER_PORT=str(s.broker_port),
+        TICKSTORE_SERVE_PORT=str(s.serve_port),
+        TICKSTORE_SERVE_MODEL_URI=s.serve_model_uri,
+        TICKSTORE_REBALANCE_TIMEOUT_MS=str(s.rebalance_timeout_ms),
+    )
+    return env
+
+
+def wait_http(port: int, path: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", path)
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing answered 200 on :{port}{path} within {timeout:.0f} s")
+
+
+def model_uri(s: Settings, flavor: str) -> str:
+    """Train on two simulated hours (the real pipeline) and return the chosen model's run URI."""
+    con = lake.connect(s)
+    con.register(
+        "sim", simulate.tick_table(simulate.SimConfig(n_ticks=2 * 3600 * 3 * 4, start=START.timestamp()))
+    )
+    con.execute("INSERT INTO ticks BY NAME SELECT * FROM sim")
+    con.close()
+    report = train(s, TrainConfig(START, START + timedelta(hours=2)), log=lambda m: None)
+    run = next(r for r in report.results if r.name == flavor)
+    return f"runs:/{run.run_id}/model"
+
+
+def load(
+    port: int, path: str, bodies: list[bytes], rate: float, seconds: float, workers: int = 32
+) -> dict[str, Any]:
+    """Send POSTs at ``rate`` per second for ``seconds``; latencies from each request's scheduled time."""
+    jobs: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
+    latencies: list[float] = []
+    errors: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while (job := jobs.get()) is not None:
+            due, body = job
+            try:
+                conn.request("POST", path, body, {"content-type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except OSError:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                status = 0
+            done = time.perf_counter()
+            with lock:
+                latencies.append(done - due)
+                if status != 200:
+                    errors.append(status)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    n = int(rate * seconds)
+    t0 = time.perf_counter() + 0.05
+    for i in range(n):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        jobs.put((due, bodies[i % len(bodies)]))
+    for _ in threads:
+        jobs.put(None)
+    for t in threads:
+        t.join()
+    lat = sorted(latencies)
+    return {
+        "requests": n,
+        "errors": len(errors),
+        "error_statuses": sorted(set(errors)),
+        "p50_ms": lat[len(lat) // 2] * 1000,
+        "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000,
+    }
+
+
+def feast_repo(s: Settings, folder: Path) -> Path:
+    """A feature repo folder for `feast serve`: our feature_store.yaml with this run's paths."""
+    from tickstore_feast.repo import repo_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = repo_config(s)
+    raw = yaml.safe_load((ROOT / "feature_repo" / "feature_store.yaml").read_text())
+    raw["registry"] = str(config.registry.path if hasattr(config.registry, "path") else config.registry)
+    raw["online_store"]["path"] = str(config.online_store.path)
+    raw["offline_store"]["home"] = str(s.home.resolve())
+    (folder / "feature_store.yaml").write_text(yaml.safe_dump(raw))
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="100,500", help="Requests per second, comma-separated.")
+    parser.add_argument("--seconds", type=float, default=15.0, help="Length of each load run.")
+    parser.add_argument("--model", default="xgboost", choices=["xgboost", "logreg"])
+    parser.add_argument(
+        "--feed-speed", type=float, default=1.0, help="Live feed pace, x the simulator's (~4 ticks/s a product)."
+    )
+    parser.add_argument("--freshness-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    home = Path(tempfile.mkdtemp(prefix="tickstore-bench-serve-"))
+    s = Settings(home=home, broker_port=free_port(), serve_port=free_port(), rebalance_timeout_ms=3000)
+    print("training the model to serve (two simulated hours, the real pipeline) ...", flush=True)
+    s = s.model_copy(update={"serve_model_uri": model_uri(s, args.model)})
+    print(f"model: {args.model} {s.serve_model_uri}")
+
+    live = home / "live.ndjson"
+    simulate.write(live, simulate.SimConfig(n_ticks=200_000, products=tuple(PRODUCTS)))
+    broker.start(s)
+    procs: list[subprocess.Popen[bytes]] = []
+    stop_feed = threading.Event()
+    feeder = threading.Thread()
+    try:
+
+        def feed() -> None:
+            while not stop_feed.is_set():
+                replay.replay(s, [live], speed=args.feed_speed, retime=True, duration_s=5.0)
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        freshness(s, args.freshness_seconds)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "cli", "stream"], env=env_for(s), cwd=ROOT, stderr=subprocess.DEVNULL
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "cli", "serve", "--workers", "2", "--threads", "8"],
+                env=env_for(s),
+                cwd=ROOT,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        feast_port = free_port()
+        repo = feast_repo(s, home / "feast_serve_repo")
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "feast"),
+                    "serve",
+                    "-p",
+                    str(feast_port),
+                    "-w",
+                    "2",
+                    "--no-access-log",
+                    "--max-requests",
+                    "10000000",
+                ],
+                cwd=repo,
+                stderr=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        wait_http(s.serve_port, "/readyz")
+        wait_http(feast_port, "/health")
+        time.sleep(2.0)  # a few stream batches: every product is online
+
+        ours = [json.dumps({"product_id": p}).encode() for p in PRODUCTS]
+        theirs = [
+            json.dumps({"feature_service": "volatility_model", "entities": {"product_id": [p]}}).encode()
+            for p in PRODUCTS
+        ]
+        for port, path, bodies in (
+            (s.serve_port, "/v1/score", ours),
+            (feast_port, "/get-online-features", theirs),
+        ):
+            load(port, path, bodies, 50, 2)  # warm up connections, caches, lazy imports
+        print(
+            f"\n/v1/score vs feast serve /get-online-features ({args.seconds:g} s per run, open loop, loopback)"
+        )
+        print(
+            f"{'rate':>6} {'tickstore p50':>14} {'p99':>8} {'feast p50':>10} {'p99':>8} {'p99 ratio':>10} {'errors':>8}"
+        )
+        for rate in (float(r) for r in args.rates.split(",")):
+            a = load(s.serve_port, "/v1/score", ours, rate, args.seconds)
+            b = load(feast_port, "/get-online-features", theirs, rate, args.seconds)
+            print(
+                f"{rate:>6.0f} {a['p50_ms']:>12.2f}ms {a['p99_ms']:>6.2f}ms {b['p50_ms']:>8.2f}ms "
+                f"{b['p99_ms']:>6.2f}ms {b['p99_ms'] / a['p99_ms']:>9.1f}x "
+                f"{a['errors']}/{b['errors']}{' ' + str(a['error_statuses'] + b['error_statuses']) if a['errors'] + b['errors'] else ''}"
+            )
+    finally:
+        stop_feed.set()
+        feeder.join(30)
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        broker.stop(s)
+
+
+def freshness(s: Settings, seconds: float) -> None:
+    """Run `tickstore stream` against the live feed for ``seconds``; print produce -> online latency.
+
+    Two views of it: the stream's own count over every message (Kafka produce timestamp -> its online
+    write committed), and an outside reader polling the online store every 2 ms, which sees a tick
+    when the tick clock reaches its (retimed, i.e. produce-time) event time.
+    """
+    from serving.features import OnlineFeatures
+
+    stream = subprocess.Popen(
+        [sys.executable, "-m", "cli", "stream"], env=env_for(s), cwd=ROOT, stderr=subprocess.PIPE
+    )
+    seen: list[float] = []
+    reader: OnlineFeatures | None = None
+    last: dict[str, int] = {}
+    deadline = time.monotonic() + seconds + 15
+    started: float | None = None
+    while time.monotonic() < deadline:
+        try:
+            reader = reader or OnlineFeatures(s)
+            rows = reader.read(PRODUCTS)
+        except Exception:  # registry not applied yet: the stream does it on start
+            time.sleep(0.2)
+            continue
+        now_us = time.time_ns() // 1000
+        for r in rows:
+            if r.event_time_us is not None and r.event_time_us != last.get(r.product_id):
+                if r.product_id in last:  # the first value may be from before we looked
+                    seen.append((now_us - r.event_time_us) / 1e6)
+                    started = started or time.monotonic()
+                last[r.product_id] = r.event_time_us
+        if started and time.monotonic() - started > seconds:
+            break
+        time.sleep(0.002)
+    stream.send_signal(signal.SIGTERM)
+    _, err = stream.communicate(timeout=60)
+    out = " ".join(err.decode().split())
+    summary = out[out.rfind("stream:") :] if "p99" in out else out[-500:]
+    seen.sort()
+    q = lambda p: seen[min(len(seen) - 1, int(p * len(seen)))] * 1000 if seen else float("nan")  # noqa: E731
+    print(f"\ntick-to-online freshness over {seconds:g} s of live feed:")
+    print(f"  every message (stream's count): {summary}")
+    print(f"  outside reader, {len(seen):,} updates seen: p50 {q(0.5):.0f} ms, p99 {q(0.99):.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
