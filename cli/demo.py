@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -12,6 +13,9 @@ from ingest import broker, replay
 from ingest.sink import Sink
 from tickstore import lake
 from tickstore.settings import Settings
+
+if TYPE_CHECKING:
+    from training.train import TrainReport
 
 console = Console(stderr=True)
 
@@ -38,7 +42,7 @@ EXAMPLES = [
 ]
 
 
-def run_demo(settings: Settings, simulate_ticks: int = 200_000) -> None:
+def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: float = 30.0) -> None:
     """Run the whole first-cut demo against ``settings``; stops the broker it started."""
     started_broker = broker.status(settings).pid is None and settings.embedded_broker
     st = broker.start(settings)
@@ -76,7 +80,11 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000) -> None:
         con.close()
         if busiest:
             _training_set(settings, busiest[0], busiest[1])
-            _train(settings, busiest[0], busiest[1])
+            report = _train(settings, busiest[0], busiest[1])
+            if live_seconds > 0:
+                from cli.live import live_scoring
+
+                live_scoring(settings, report, live_seconds)
     finally:
         if started_broker:
             broker.stop(settings)
@@ -109,7 +117,7 @@ def _training_set(settings: Settings, start: datetime, end: datetime) -> None:
     console.print(f"   rebuild it byte for byte: tickstore dataset build --as-of {manifest.snapshot} ...")
 
 
-def _train(settings: Settings, start: datetime, end: datetime) -> None:
+def _train(settings: Settings, start: datetime, end: datetime) -> TrainReport | None:
     """Step 6: the three models on honest forward labels, beside shift(-1) labels, tracked in MLflow."""
     from cli.output import print_train_report
     from training.train import TrainConfig, train
@@ -123,11 +131,12 @@ def _train(settings: Settings, start: datetime, end: datetime) -> None:
         )
     except ValueError as exc:  # e.g. a simulated demo too short for three purged splits
         console.print(f"   skipped: {exc}")
-        return
+        return None
     print_train_report(report, console)
     console.print(
         f"   MLflow: mlflow ui --backend-store-uri sqlite:///{(settings.home / 'mlflow' / 'mlflow.db').resolve()}"
     )
+    return report
 
 
 @click.command()
@@ -138,7 +147,22 @@ def _train(settings: Settings, start: datetime, end: datetime) -> None:
     show_default=True,
     help="Ticks to simulate when no recordings are found.",
 )
+@click.option(
+    "--live-seconds",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Length of the last step, live scoring (0 skips it).",
+)
 @click.pass_context
-def demo(ctx: click.Context, simulate_ticks: int) -> None:
-    """Broker up, replay recorded ticks (or simulate), sink, print what landed, shut down."""
-    run_demo(ctx.obj["settings"], simulate_ticks)
+def demo(ctx: click.Context, simulate_ticks: int, live_seconds: float) -> None:
+    """The whole product once: broker, replay (or simulate), sink, SQL, features, training, live scoring.
+
+    \b
+    1-4  replay recorded ticks through Kafka into the DuckLake and query them
+    5    register the SQL features in Feast, build a point-in-time training set
+    6    train the three models, tracked in MLflow
+    7    `tickstore stream` + `tickstore serve`, a recording replayed at its own pace as if live,
+         scores printed as they change
+    """
+    run_demo(ctx.obj["settings"], simulate_ticks, live_seconds)

@@ -8,7 +8,7 @@ from typing import IO
 
 import duckdb
 
-from tickstore.lake import REJECTED_DDL, TICKS_DDL
+from tickstore.lake import REJECTED_DDL, TICKS_DDL, tune
 
 
 class ArchiveWriter:
@@ -68,6 +68,7 @@ def load_ticks(paths: list[Path], max_tick_bytes: int = 1 << 20) -> duckdb.DuckD
     from ingest.sink.writer import LakeWriter
 
     con = duckdb.connect()
+    tune(con)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(TICKS_DDL)
     con.execute(REJECTED_DDL)

@@ -93,7 +93,7 @@ class CoinbaseIngest:
         )
         self.duration_s = duration_s
         self.max_messages = max_messages
-        self.producer = producer or kafka.producer(settings)
+        self.producer = producer or kafka.producer(settings, **kafka.LIVE)
         self.on_message = on_message
         self.archive = ArchiveWriter(
             settings.archive_dir / feed.replace("-", "_"),

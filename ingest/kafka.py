@@ -9,6 +9,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tickstore.settings import Settings
 
+# For live feeds: a few messages a second gain nothing from batching, and freshness pays for linger.
+LIVE = {"linger.ms": 1}
+
 
 def producer(settings: Settings, **overrides: Any) -> Producer:
     """A producer that batches for throughput and accepts messages up to ``max_message_bytes``."""

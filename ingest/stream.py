@@ -25,6 +25,7 @@ from confluent_kafka import KafkaError, Message
 
 from ingest import kafka, wire
 from ingest.sink.writer import LakeWriter
+from tickstore import lake
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
 from tickstore.settings import Settings
 from tickstore_feast.online import latest_rows
@@ -83,9 +84,11 @@ class OnlineStream:
             for v in self.store.list_feature_views()
             if v.online and isinstance(v.batch_source, DuckDBSource) and v.batch_source.query is not None
         ]
-        widest = max((v.batch_source.lookback for v in self.views), default=timedelta(0))
+        self.sources: dict[str, DuckDBSource] = {v.name: v.batch_source for v in self.views}  # type: ignore[misc]
+        widest = max((src.lookback for src in self.sources.values()), default=timedelta(0))
         self.keep = 2 * widest + timedelta(seconds=1)
         self.con = duckdb.connect()
+        lake.tune(self.con)
         self.con.execute("SET TimeZone = 'UTC'")
         # the tail is named like the lake's table, so the sink's writer and the views' SQL run unchanged
         self.con.execute("ATTACH ':memory:' AS lake")
@@ -119,8 +122,11 @@ class OnlineStream:
         log.info("stream: %s -> online store (%s), views %s", s.topic_raw, s.online_store, self.view_names)
         try:
             while not self._stop:
-                messages = consumer.consume(
-                    num_messages=s.stream_batch_rows, timeout=s.stream_batch_ms / 1000
+                # Block for the first message only, then take whatever else has already arrived: while
+                # one batch is processed the next builds up, so batches grow with the load by themselves.
+                first = consumer.poll(timeout=s.stream_batch_ms / 1000)
+                messages = (
+                    [] if first is None else [first, *consumer.consume(s.stream_batch_rows - 1, timeout=0)]
                 )
                 good = []
                 for msg in messages:
@@ -191,7 +197,7 @@ class OnlineStream:
         if products:
             # the views run side by side, each on its own cursor (DuckDB releases the GIL)
             computed = self._pool.map(
-                lambda v: latest_rows(self._cursors[v.name], v.batch_source, products), self.views
+                lambda v: latest_rows(self._cursors[v.name], self.sources[v.name], products), self.views
             )
             for view, df in zip(self.views, computed, strict=True):
                 if len(df):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from serving.errors import ApiError
 from serving.features import FeaturesUnavailable, ProductFeatures
@@ -76,8 +77,13 @@ def score() -> Response:
     model = holder.model
     if model is None:
         raise ApiError(503, "model_unavailable", holder.error or "no model loaded yet")
+    t0 = time.perf_counter()
     rows = _read(products)
+    t1 = time.perf_counter()
     probabilities = model.predict([r.values for r in rows])
+    g.server_timing = (
+        f"features;dur={(t1 - t0) * 1000:.3f}, model;dur={(time.perf_counter() - t1) * 1000:.3f}"
+    )
     results = []
     for r, p in zip(rows, probabilities, strict=True):
         spike = bool(p >= model.threshold)

@@ -36,6 +36,11 @@ def create_app(settings: Settings | None = None, *, watch_model: bool = True) ->
     @app.after_request
     def _observe(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        total = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        # where the time went, for browsers' devtools and curl -v (W3C Server-Timing)
+        response.headers["Server-Timing"] = ", ".join(
+            [t for t in (g.get("server_timing"), f"total;dur={total:.3f}") if t]
+        )
         if endpoint != "/metrics":
             metrics.LATENCY.labels(endpoint).observe(
                 time.perf_counter() - g.get("started", time.perf_counter())

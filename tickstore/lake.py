@@ -159,10 +159,21 @@ def _instance(settings: Settings, snapshot: int | None, as_of: datetime | None) 
         return base
 
 
+def tune(con: duckdb.DuckDBPyConnection) -> None:
+    """Settings every tickstore DuckDB gets.
+
+    The feature views ASOF-join CTEs whose size the planner can't see (it guesses ~1 row), and below
+    `asof_loop_join_threshold` rows it picks a nested-loop ASOF join: quadratic. Measured on 6,667
+    ticks: 730 ms with the loop join, 3.5 ms without. The sort-based ASOF join is never much slower.
+    """
+    con.execute("SET asof_loop_join_threshold = 0")
+
+
 def _open(settings: Settings, snapshot: int | None, as_of: datetime | None) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB with the extensions loaded and the lake attached."""
     settings.lake_data.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
+    tune(con)
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_sqlite_scanner', 'sqlite_scanner')))}")
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_ducklake', 'ducklake')))}")
     options = [f"DATA_PATH {_quote(str(settings.lake_data.resolve()) + '/')}"]

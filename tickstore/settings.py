@@ -84,9 +84,11 @@ class Settings(BaseSettings):
     )
     stream_group: str = Field("tickstore-stream", description="Consumer group of `tickstore stream`.")
     stream_batch_ms: int = Field(
-        20, description="The stream computes features for whatever arrived within this many ms."
+        100, description="Longest wait for a message before the stream does its housekeeping."
     )
-    stream_batch_rows: int = Field(5000, description="...or at most this many messages at a time.")
+    stream_batch_rows: int = Field(
+        5000, description="Most messages per stream batch (a batch is whatever has arrived, up to this)."
+    )
 
     # Scoring API
     serve_host: str = Field("127.0.0.1", description="Address `tickstore serve` listens on.")
@@ -96,7 +98,9 @@ class Settings(BaseSettings):
         description="MLflow model the scorer loads; an @alias URI is reloaded when the alias moves.",
     )
     serve_reload_s: float = Field(10.0, description="How often the scorer checks whether the alias moved.")
-    serve_workers: int = Field(2, description="gunicorn worker processes (production mode).")
+    # measured on 2 cores at 500 requests/s: 2 workers x 8 threads p99 129 ms, 4 x 4 p99 7.5 ms (a
+    # worker is one GIL, and keep-alive connections stick to the worker that accepted them)
+    serve_workers: int = Field(4, description="gunicorn worker processes (production mode).")
     serve_threads: int = Field(4, description="Threads per gunicorn worker (production mode).")
 
     # Derived locations: one place decides where every piece of state lives.

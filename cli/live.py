@@ -1,0 +1,205 @@
+"""Demo step 7: the stream and the scorer on a recording replayed at its own pace, as if live."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from ingest import replay
+from ingest.stream import OnlineStream
+from tickstore.settings import Settings
+
+if TYPE_CHECKING:
+    from training.train import TrainReport
+
+console = Console(stderr=True)
+CHAMPION = "models:/tickstore-volatility@champion"
+
+
+def _model_uri(report: TrainReport | None) -> str | None:
+    """The champion if training promoted one, else the best honest model of this run (said out loud)."""
+    if report is not None and report.champion:
+        return CHAMPION
+    candidates = [r for r in (report.results if report else []) if r.name != "zscore" and r.run_id]
+    if not candidates:
+        return None
+    best = max(
+        candidates, key=lambda r: r.validation_pr_auc if r.validation_pr_auc == r.validation_pr_auc else -1
+    )
+    console.print(
+        "   no champion (nothing beat the z-score rule on validation), so the demo\n"
+        f"   serves this run's {best.name}: TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model"
+    )
+    return f"runs:/{best.run_id}/model"
+
+
+def _source(settings: Settings) -> Path:
+    """A recording with several products, else the first one, else simulated ticks."""
+    folder = settings.recordings()
+    if folder is not None:
+        files = replay.discover([folder])
+        preferred = [f for f in files if "btc-eth" in f.name]
+        if preferred or files:
+            return (preferred or files)[0]
+    from ingest import simulate
+
+    path = Path(tempfile.mkdtemp(prefix="tickstore-live-")) / "simulated.ndjson"
+    simulate.write(path, simulate.SimConfig(n_ticks=20_000))
+    return path
+
+
+def _products(path: Path, limit: int = 2000) -> list[str]:
+    seen: Counter[str] = Counter()
+    for i, (_, _, line) in enumerate(replay.iter_lines([path])):
+        if i >= limit:
+            break
+        match = replay.PRODUCT_RE.search(line)
+        if match:
+            seen[match.group(1).decode()] += 1
+    return [p for p, _ in seen.most_common(4)]
+
+
+def _port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def live_scoring(settings: Settings, report: TrainReport | None, seconds: float) -> None:
+    """Step 7: `tickstore stream` + `tickstore serve`; replay a recording at its pace; print scores."""
+    console.print(f"\n[bold]7. live scoring[/] stream -> online store -> scoring API, for {seconds:.0f} s")
+    uri = _model_uri(report)
+    if uri is None:
+        console.print("   skipped: no trained model to serve")
+        return
+    source = _source(settings)
+    products = _products(source)
+    port = _port(settings.serve_port)
+    # Its own topic: the retimed copies must never reach the lake through the sink.
+    live = settings.model_copy(
+        update={
+            "topic_raw": "ticks.live-demo",
+            "stream_group": f"tickstore-live-demo-{os.getpid()}",
+            "serve_model_uri": uri,
+            "serve_port": port,
+        }
+    )
+    stream = OnlineStream(live)
+    logging.getLogger("ingest.stream").setLevel(logging.WARNING)  # the score lines are the show
+    stream_thread = threading.Thread(target=stream.run, name="stream", daemon=True)
+    stream_thread.start()
+    env = dict(os.environ)
+    env.update(
+        {
+            "TICKSTORE_HOME": str(live.home.resolve()),
+            "TICKSTORE_SERVE_MODEL_URI": uri,
+            "TICKSTORE_SERVE_PORT": str(port),
+            "TICKSTORE_ONLINE_STORE": live.online_store,
+            "TICKSTORE_REDIS_URL": live.redis_url,
+        }
+    )
+    if live.mlflow_uri:
+        env["TICKSTORE_MLFLOW_URI"] = live.mlflow_uri
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--workers", "2", "--threads", "4"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        console.print(f"   scorer on {base} (gunicorn), model {uri}")
+        console.print(
+            f"   replaying {source.name} at recorded pace, re-stamped as now, products {', '.join(products)}"
+        )
+        feed = threading.Thread(
+            target=replay.replay,
+            args=(live, [source]),
+            kwargs={"speed": 1.0, "retime": True, "duration_s": seconds},
+            daemon=True,
+        )
+        feed.start()
+        _print_scores(base, products, seconds)
+        feed.join(10)
+    finally:
+        server.terminate()
+        server.wait(30)
+        stream.stop()
+        stream_thread.join(30)
+    fresh = sorted(stream.stats.freshness_s)
+    if fresh:
+        console.print(
+            f"   stream: {stream.stats.messages:,} messages, {stream.stats.batches:,} batches; "
+            f"produce -> online p50 {fresh[len(fresh) // 2] * 1000:.0f} ms, "
+            f"p99 {fresh[min(len(fresh) - 1, int(0.99 * len(fresh)))] * 1000:.0f} ms"
+        )
+    console.print(
+        f"   try it yourself: tickstore stream & tickstore serve, then curl -s -XPOST localhost:{settings.serve_port}/v1/score "
+        "-H 'content-type: application/json' -d '{\"product_id\": \"BTC-USD\"}'"
+    )
+
+
+def _print_scores(base: str, products: list[str], seconds: float) -> None:
+    """Ask for scores every second; print a line whenever a product's probability changes."""
+    last: dict[str, float] = {}
+    waited = False
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(1.0)
+        status, body = _post(base + "/v1/score", {"product_ids": products})
+        if status == 404 or status == 503:
+            if not waited:
+                console.print(
+                    f"   ... waiting for the first ticks ({body.get('error', {}).get('message', status)})"
+                )
+                waited = True
+            continue
+        if status != 200:
+            console.print(f"   scorer answered {status}: {body}")
+            continue
+        for r in body["results"]:
+            p = r["probability"]
+            if last.get(r["product_id"]) != p:
+                last[r["product_id"]] = p
+                f = r["features"]
+                console.print(
+                    f"   {time.strftime('%H:%M:%S')} {r['product_id']:8s} p={p:.4f} "
+                    f"{'SPIKE' if r['spike'] else 'calm '} ticks60={f.get('tick_count_60s')} "
+                    f"vol60={(f.get('ret_std_60s') or 0) * 1e4:.3f}bp age={r['feature_age_s'] * 1000:.0f}ms"
+                )
