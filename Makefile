@@ -53,6 +53,7 @@ bench: $(STAMP) ## Run the benchmarks in bench/
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/offline.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/serve.py
 
 clean: ## Remove .venv and the default data directory
 	rm -rf $(VENV) .tickstore

@@ -77,3 +77,38 @@ def test_online_values_equal_offline_sql_at_every_tick_time(make_settings, broke
     last = offline_rows(RECORDINGS, "ticks_300s")
     product, at, values = seen[-1]
     assert values["tick_count_300s"] == last[(product, at)]["tick_count_300s"] > 1
+
+
+@pytest.mark.kafka
+def test_bad_messages_are_skipped_and_the_stream_keeps_going(
+    make_settings, broker_port: int, tmp_path: Path
+) -> None:
+    from ingest import kafka
+
+    settings: Settings = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(settings)
+    good = [line for _, _, line in replay.iter_lines([RECORDINGS[0]])][:30]
+    bad = [
+        b"{not json",
+        b"\xff\xfe",
+        b'{"type":"ticker","product_id":"BTC-USD","price":"NaN"}',
+        b"x" * 2_000_000,
+    ]
+    producer = kafka.producer(settings)
+    for value in [*bad, *good[:15], *bad, *good[15:]]:
+        producer.produce(settings.topic_raw, value=value, key=b"BTC-USD")
+    producer.flush(30)
+    (tmp_path / "good.ndjson").write_bytes(b"\n".join(good) + b"\n")
+    expected = load_ticks([tmp_path / "good.ndjson"])
+    n_ticks, newest_us = expected.sql("SELECT count(*), epoch_us(max(event_time)) FROM ticks").fetchone()  # type: ignore[misc]
+
+    stream = OnlineStream(settings, until_idle=True)
+    stats = stream.run()
+
+    assert stats.messages == 2 * len(bad) + len(good) and stats.new_ticks == n_ticks > 0
+    online = stream.store.get_online_features(
+        features=["tick_clock:event_time_us", "ticks_60s:tick_count_60s"],
+        entity_rows=[{"product_id": "BTC-USD"}],
+    ).to_dict()
+    assert online["event_time_us"] == [newest_us]
+    assert online["tick_count_60s"][0] >= 1
