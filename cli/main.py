@@ -37,6 +37,8 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
       tickstore ingest replay ../shared/data/coinbase
       tickstore sink --until-idle             # Kafka -> DuckLake `ticks`
       tickstore sql "SELECT product_id, count(*) FROM ticks GROUP BY ALL"
+      tickstore train --start 2025-12-06T06:15 --end 2025-12-06T12:40
+      tickstore stream & tickstore serve      # fresh online features, scoring API on :8000
 
     Every setting is also a TICKSTORE_* environment variable (see README).
     """

@@ -107,6 +107,8 @@ class ModelHolder:
                 return False
             model = load(self.uri)
         except ModelUnavailable as exc:
+            if self.error != str(exc):  # once per distinct problem, not every reload tick
+                log.warning("serving: %s", exc)
             self.error = str(exc)
             return False
         except Exception as exc:  # the registry is unreachable for a moment: keep serving the old model

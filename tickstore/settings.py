@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -134,13 +133,14 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
 
     def mlflow_tracking_uri(self) -> str:
-        """Where runs and the model registry live: mlflow_uri, else MLFLOW_TRACKING_URI, else SQLite
-        under ``home``. Training logs there and the scorer loads from there."""
+        """Where runs and the model registry live: ``mlflow_uri``, else SQLite under ``home``.
+
+        Training logs there and the scorer loads from there. MLFLOW_TRACKING_URI is deliberately not
+        read: `mlflow.set_tracking_uri` writes it into the environment, so one store used in a process
+        would leak into every later Settings (seen: a scorer finding another home's champion).
+        """
         if self.mlflow_uri:
             return self.mlflow_uri
-        explicit = os.environ.get("MLFLOW_TRACKING_URI")
-        if explicit:
-            return explicit
         path = (self.home / "mlflow").resolve()
         path.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path / 'mlflow.db'}"
