@@ -9,21 +9,19 @@ rows go to Feast's online store through its write API. No batch job, no second d
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from types import FrameType
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 from confluent_kafka import KafkaError, Message
 
-from ingest import kafka, wire
+from ingest import kafka, signals, wire
 from ingest.sink.writer import LakeWriter
 from tickstore import lake
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
@@ -116,7 +114,7 @@ class OnlineStream:
         # Latency over throughput: fetch whatever is there instead of waiting to fill a fetch.
         consumer = kafka.consumer(s, s.stream_group, **{"fetch.wait.max.ms": 5, "fetch.min.bytes": 1})
         consumer.subscribe([s.topic_raw])
-        previous = self._install_signals()
+        previous = signals.install(self.stop, "stream")
         last_message: float | None = None
         join_limit = 3 * s.rebalance_timeout_ms / 1000 + 30
         log.info("stream: %s -> online store (%s), views %s", s.topic_raw, s.online_store, self.view_names)
@@ -147,7 +145,7 @@ class OnlineStream:
                         break
                 self._periodic()
         finally:
-            self._restore_signals(previous)
+            signals.restore(previous)
             consumer.close()
             self._pool.shutdown()
         return self.stats
@@ -237,21 +235,3 @@ class OnlineStream:
                 p99,
                 len(recent),
             )
-
-    def _install_signals(self) -> dict[int, object]:
-        previous: dict[int, object] = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                previous[sig] = signal.signal(sig, self._handle_signal)
-            except ValueError:  # not the main thread (tests run the stream in one)
-                pass
-        return previous
-
-    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("stream: signal %d, stopping", signum)
-        self.stop()
-
-    @staticmethod
-    def _restore_signals(previous: dict[int, object]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]

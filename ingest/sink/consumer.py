@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
-from types import FrameType
 
 import duckdb
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from ingest import kafka, wire
+from ingest import kafka, signals, wire
 from ingest.sink.compaction import compact
 from ingest.sink.writer import BatchResult, LakeWriter
 from tickstore import lake
@@ -85,7 +83,7 @@ class Sink:
         consumer = kafka.consumer(s, s.sink_group)
         self._consumer = consumer
         consumer.subscribe([s.topic_raw], on_revoke=self._on_revoke)
-        previous = self._install_signals()
+        previous = signals.install(self.stop, "sink")
         idle_since: float | None = None
         log.info("sink: consuming %s from %s as group %s", s.topic_raw, s.bootstrap, s.sink_group)
         try:
@@ -116,7 +114,7 @@ class Sink:
                         break
             self._flush()
         finally:
-            self._restore_signals(previous)
+            signals.restore(previous)
             consumer.close()
             if self._dlq is not None:
                 self._dlq.flush(10)
@@ -306,21 +304,3 @@ class Sink:
             f"{t.controls:,}",
             self.stats.batches,
         )
-
-    def _install_signals(self) -> dict[int, object]:
-        previous: dict[int, object] = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                previous[sig] = signal.signal(sig, self._handle_signal)
-            except ValueError:  # not the main thread (tests run the sink in one)
-                pass
-        return previous
-
-    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("sink: signal %d, flushing and stopping", signum)
-        self.stop()
-
-    @staticmethod
-    def _restore_signals(previous: dict[int, object]) -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
