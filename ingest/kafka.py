@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+import pyarrow as pa
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from ingest import wire
 from tickstore.settings import Settings
 
 # For live feeds: a few messages a second gain nothing from batching, and freshness pays for linger.
@@ -85,3 +87,15 @@ def topic_stats(settings: Settings, timeout: float = 5.0) -> dict[str, tuple[int
         return out
     finally:
         c.close()
+
+
+def raw_table(messages: list[Message], max_bytes: int) -> pa.Table:
+    """Consumed messages as the Arrow input of ingest/wire.sql, with their Kafka positions and times."""
+    return wire.raw_table(
+        [m.topic() for m in messages],
+        [m.partition() for m in messages],
+        [m.offset() for m in messages],
+        [m.timestamp()[1] if m.timestamp()[0] else None for m in messages],
+        [m.value() for m in messages],
+        max_bytes,
+    )

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 from confluent_kafka import KafkaError, Message
 
-from ingest import kafka, signals, wire
+from ingest import kafka, signals
 from ingest.sink.writer import LakeWriter
 from tickstore import lake
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
@@ -181,14 +181,7 @@ class OnlineStream:
         return result.ticks, products
 
     def _process(self, batch: list[Message]) -> None:
-        raw = wire.raw_table(
-            [m.topic() for m in batch],
-            [m.partition() for m in batch],
-            [m.offset() for m in batch],
-            [m.timestamp()[1] if m.timestamp()[0] else None for m in batch],
-            [m.value() for m in batch],
-            self.settings.sink_max_tick_bytes,
-        )
+        raw = kafka.raw_table(batch, self.settings.sink_max_tick_bytes)
         new_ticks, touched = self._ingest(raw)
         products = sorted(touched)
         rows: dict[str, pd.DataFrame] = {}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import duckdb
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from ingest import kafka, signals, wire
+from ingest import kafka, signals
 from ingest.sink.compaction import compact
 from ingest.sink.writer import BatchResult, LakeWriter
 from tickstore import lake
@@ -127,14 +127,7 @@ class Sink:
         if not self._buffer:
             return
         batch, self._buffer = self._buffer, []
-        raw = wire.raw_table(
-            [m.topic() for m in batch],
-            [m.partition() for m in batch],
-            [m.offset() for m in batch],
-            [m.timestamp()[1] if m.timestamp()[0] else None for m in batch],
-            [m.value() for m in batch],
-            self.settings.sink_max_tick_bytes,
-        )
+        raw = kafka.raw_table(batch, self.settings.sink_max_tick_bytes)
         result = self._write_safely(raw)
         self._publish_rejects(result)
         self._commit_offsets(batch)
