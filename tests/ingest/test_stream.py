@@ -80,12 +80,18 @@ def test_online_values_equal_offline_sql_at_every_tick_time(make_settings, broke
 
 
 @pytest.mark.kafka
+@pytest.mark.parametrize("online", ["sqlite", "redis"])
 def test_bad_messages_are_skipped_and_the_stream_keeps_going(
-    make_settings, broker_port: int, tmp_path: Path
+    make_settings, broker_port: int, tmp_path: Path, online: str, request: pytest.FixtureRequest
 ) -> None:
     from ingest import kafka
 
-    settings: Settings = make_settings(broker_port=broker_port)
+    extra = (
+        {"online_store": "redis", "redis_url": request.getfixturevalue("redis_url")}
+        if online == "redis"
+        else {}
+    )
+    settings: Settings = make_settings(broker_port=broker_port, **extra)
     kafka.ensure_topics(settings)
     good = [line for _, _, line in replay.iter_lines([RECORDINGS[0]])][:30]
     bad = [

@@ -32,7 +32,13 @@ def test_the_factory_builds_an_app_from_given_or_environment_settings(
     assert other.test_client().get("/healthz").get_json() == {"status": "ok"}
 
 
-def test_score_returns_the_models_probability_decision_and_features(serving_settings: Settings, now) -> None:
+@pytest.mark.parametrize("online", ["sqlite", "redis"])
+def test_score_returns_the_models_probability_decision_and_features(
+    serving_settings: Settings, now, online: str, request: pytest.FixtureRequest
+) -> None:
+    if online == "redis":
+        url = request.getfixturevalue("redis_url")
+        serving_settings = serving_settings.model_copy(update={"online_store": "redis", "redis_url": url})
     version = register_model(serving_settings, seed=1, threshold=0.3)
     write_online(serving_settings, "BTC-USD", now, value=0.9)
     write_online(serving_settings, "ETH-USD", now, value=-0.4)
