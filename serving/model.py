@@ -76,6 +76,11 @@ def load(uri: str) -> LoadedModel:
     else:
         from mlflow import sklearn as flavor  # type: ignore[no-redef]
     estimator = flavor.load_model(uri)
+    if hasattr(estimator, "get_booster"):
+        # One row at a time: OpenMP threads only spin against the other workers' (measured p99 at
+        # 500 req/s: 542 ms with XGBoost's default of every core, vs single digits with one).
+        estimator.set_params(n_jobs=1)
+        estimator.get_booster().set_param({"nthread": 1})
     features = json.loads(run.data.tags.get("features", "[]"))
     if not features:
         raise ModelUnavailable(
