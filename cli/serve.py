@@ -93,7 +93,7 @@ def serve(
 
 
 def frozen(app: T) -> T:
-    """``app``, with everything allocated so far moved out of the garbage collector's sight.
+    """``app``, tuned for serving: start-up garbage out of the collector's sight, one-thread math.
 
     Feast, MLflow, pandas and the model leave ~460k long-lived objects; a full collection walked them
     all, 240-320 ms measured, stalling whatever requests that worker held (the p99). They live as long
@@ -101,6 +101,10 @@ def frozen(app: T) -> T:
     """
     gc.collect()
     gc.freeze()
+    # One request is one row: BLAS / OpenMP thread pools would only spin against the other workers.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     return app
 
 
