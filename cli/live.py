@@ -158,9 +158,14 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
         _print_scores(base, products, seconds)
         feed.join(10)
     finally:
-        server.terminate()
-        server.wait(30)
         stream.stop()
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:  # a worker stuck in shutdown must not hang the demo
+            console.print("   the scorer did not stop within 20 s of SIGTERM: killed")
+            server.kill()
+            server.wait(10)
         stream_thread.join(30)
     fresh = sorted(stream.stats.freshness_s)
     if fresh:
@@ -169,9 +174,10 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
             f"produce -> online p50 {fresh[len(fresh) // 2] * 1000:.0f} ms, "
             f"p99 {fresh[min(len(fresh) - 1, int(0.99 * len(fresh)))] * 1000:.0f} ms"
         )
+    console.print("   yourself: `tickstore stream` and `tickstore serve` (README: the scoring API), then")
     console.print(
-        f"   try it yourself: tickstore stream & tickstore serve, then curl -s -XPOST localhost:{settings.serve_port}/v1/score "
-        "-H 'content-type: application/json' -d '{\"product_id\": \"BTC-USD\"}'"
+        f"   curl -s localhost:{settings.serve_port}/v1/score -H 'content-type: application/json' "
+        '-d \'{"product_id": "BTC-USD"}\''
     )
 
 

@@ -131,6 +131,7 @@ def run_gunicorn(settings: Settings) -> None:
         "threads": settings.serve_threads,
         "worker_class": "gthread",
         "timeout": 30,
+        "graceful_timeout": 10,  # SIGTERM: requests in flight get this long, then workers are killed
         "keepalive": 30,
         "accesslog": None,
         "child_exit": child_exit,
