@@ -34,6 +34,7 @@ from tickstore_feast.source import DuckDBSource
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 5.0
+CLOCK_VIEW = "tick_clock"  # the view whose row says how new the others are (sql/tick_clock.sql)
 
 
 @dataclass
@@ -78,11 +79,15 @@ class OnlineStream:
         self._stop = False
         self.store = feature_store(settings)
         # every online view computed from a SQL file; the tail must reach back over the widest one
-        self.views = [
-            v
-            for v in self.store.list_feature_views()
-            if v.online and isinstance(v.batch_source, DuckDBSource) and v.batch_source.query is not None
-        ]
+        # The tick clock goes last: a reader that sees the new clock then finds every view already new.
+        self.views = sorted(
+            (
+                v
+                for v in self.store.list_feature_views()
+                if v.online and isinstance(v.batch_source, DuckDBSource) and v.batch_source.query is not None
+            ),
+            key=lambda v: (v.name == CLOCK_VIEW, v.name),
+        )
         self.sources: dict[str, DuckDBSource] = {v.name: v.batch_source for v in self.views}  # type: ignore[misc]
         widest = max((src.lookback for src in self.sources.values()), default=timedelta(0))
         self.keep = 2 * widest + timedelta(seconds=1)
