@@ -19,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 
 from tickstore.settings import Settings
 from tickstore_feast.repo import definitions, feature_store
+from training import tracking
 
 WINDOWS = (10, 60, 300)
 MODEL = "tickstore-volatility"
@@ -32,16 +33,14 @@ def feature_columns() -> list[str]:
 def register_model(settings: Settings, seed: int, threshold: float, alias: str = "champion") -> str:
     """Fit a small logistic regression on seeded data, log it the way `tickstore train` does (sklearn
     flavor, `features` tag, `decision_threshold` param), register it and point ``alias`` at it."""
-    uri = settings.mlflow_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    experiment = tracking.setup(settings)  # artifacts under the test's home, not ./mlruns
     columns = feature_columns()
     rng = np.random.default_rng(seed)
     x = pd.DataFrame(rng.normal(size=(400, len(columns))), columns=columns)
     y = (x["ret_std_60s"] + 0.5 * rng.normal(size=400) > 0.8).astype(int)
     model = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), LogisticRegression())
     model.fit(x, y)
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_params({"decision_threshold": threshold, "model": "logreg"})
         mlflow.set_tags({"features": json.dumps(columns)})
         mlflow_sklearn.log_model(model, name="model", skops_trusted_types=["numpy.dtype"])
