@@ -61,7 +61,6 @@ class OnlineFeatures:
                 "run `tickstore stream` (it registers them) or `feast apply` in feature_repo/"
             ) from exc
         self.provider = self.store._get_provider()
-        self.feature_names = [name for _, names in self.views for name in names]
 
     def _read(self, view: FeatureView, products: list[str], names: list[str]) -> list[Any]:
         keys = [EntityKey(join_keys=["product_id"], entity_values=[Value(string_val=p)]) for p in products]
@@ -76,13 +75,13 @@ class OnlineFeatures:
     def read(self, products: list[str]) -> list[ProductFeatures]:
         """Features of ``products``, in order; ages from the tick clock, at microsecond resolution."""
         now_us = time.time_ns() // 1000
-        out = []
-        for _, clock in self._read(self.clock, products, ["event_time_us"]):
-            at = clock["event_time_us"].int64_val if clock and clock.get("event_time_us") else None
-            out.append(None if not at else at)
+        clocks = [
+            (row["event_time_us"].int64_val or None) if row and row.get("event_time_us") else None
+            for _, row in self._read(self.clock, products, ["event_time_us"])
+        ]
         result = [
             ProductFeatures(p, at, None if at is None else (now_us - at) / 1e6)
-            for p, at in zip(products, out, strict=True)
+            for p, at in zip(products, clocks, strict=True)
         ]
         for view, names in self.views:
             ttl = view.ttl if view.ttl and view.ttl > timedelta(0) else None

@@ -49,8 +49,12 @@ def register_model(settings: Settings, seed: int, threshold: float, alias: str =
     return str(version.version)
 
 
-def write_online(settings: Settings, product: str, at: datetime, value: float = 0.5, count: int = 7) -> None:
-    """Put one row per view (and the tick clock) for ``product`` at ``at`` into the online store."""
+def write_online(
+    settings: Settings, product: str, age: timedelta = timedelta(0), value: float = 0.5, count: int = 7
+) -> None:
+    """Put one row per view (and the tick clock) for ``product`` into the online store, its newest tick
+    ``age`` old as of now (taken at write time: registering a model can take seconds under load)."""
+    at = datetime.now(UTC) - age
     store = feature_store(settings)
     for w in WINDOWS:
         view = store.get_feature_view(f"ticks_{w}s")
@@ -67,8 +71,3 @@ def write_online(settings: Settings, product: str, at: datetime, value: float = 
 @pytest.fixture
 def serving_settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(serve_reload_s=0.2)
-
-
-@pytest.fixture
-def now() -> datetime:
-    return datetime.now(UTC) - timedelta(milliseconds=200)
