@@ -15,6 +15,7 @@ import numpy as np
 import sklearn
 from mlflow.tracking import MlflowClient
 
+from serving.trees import CompiledTrees, compile_xgboost
 from tickstore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,17 +42,21 @@ class LoadedModel:
     features: list[str]  # columns, in training order
     threshold: float  # the spike decision threshold chosen on validation
     estimator: Any  # has predict_proba
+    trees: CompiledTrees | None = None  # the estimator's trees in NumPy, when it has any we can compile
 
     def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """Spike probabilities for feature rows (missing values as NaN, as in training).
 
         A plain array in training's column order, not a DataFrame, and no repeated input validation:
-        measured 4x faster per request for both flavors, with identical results.
+        measured 4x faster per request for both flavors, with identical results. XGBoost models are
+        walked in NumPy (serving/trees.py): ~30 us a row instead of ~270 us, equal to 1e-7.
         """
         x = np.array(
             [[np.nan if (v := row.get(f)) is None else float(v) for f in self.features] for row in rows],
             dtype=float,
         )
+        if self.trees is not None:
+            return self.trees.predict(x)
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             return np.asarray(self.estimator.predict_proba(x))[:, 1]
 
@@ -87,7 +92,8 @@ def load(uri: str) -> LoadedModel:
             f"run {run_id} of {uri} has no 'features' tag: it was not logged by tickstore train"
         )
     threshold = float(run.data.params.get("decision_threshold", 0.5))
-    return LoadedModel(uri, name, version, run_id, features, threshold, estimator)
+    trees = compile_xgboost(estimator) if hasattr(estimator, "get_booster") else None
+    return LoadedModel(uri, name, version, run_id, features, threshold, estimator, trees)
 
 
 class ModelHolder:

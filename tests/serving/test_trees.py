@@ -1,0 +1,95 @@
+"""The NumPy tree walker scores exactly as XGBoost does, and the loader uses it for XGBoost models."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from xgboost import XGBClassifier, XGBRegressor
+
+from serving.model import load
+from serving.trees import compile_xgboost
+from tickstore.settings import Settings
+from training import tracking
+from training.models import XGBoost
+
+
+def seeded(seed: int, n: int = 3000, columns: int = 12) -> tuple[pd.DataFrame, np.ndarray]:
+    """Features with NaNs (as online reads give past a TTL) and a label that needs interactions."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, columns))
+    y = ((x[:, 0] + x[:, 1] * x[:, 2] + 0.5 * rng.normal(size=n)) > 0.7).astype(int)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    return pd.DataFrame(x, columns=[f"f{i}" for i in range(columns)]), y
+
+
+def edge_rows(model: XGBClassifier, columns: int) -> np.ndarray:
+    """Rows sitting exactly on split thresholds, and just below them in float32."""
+    trees = json.loads(model.get_booster().save_raw("json"))["learner"]["gradient_booster"]["model"]
+    rows = []
+    for tree in trees["trees"][:20]:
+        for i, child in enumerate(tree["left_children"]):
+            if child != -1:
+                at = np.zeros(columns)
+                at[tree["split_indices"][i]] = tree["split_conditions"][i]
+                below = at.copy()
+                below[tree["split_indices"][i]] = np.nextafter(
+                    np.float32(tree["split_conditions"][i]), np.float32(-np.inf)
+                )
+                rows += [at, below]
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_compiled_trees_equal_xgboost_on_the_model_training_trains(seed: int) -> None:
+    x, y = seeded(seed)
+    cut = int(len(x) * 0.8)
+    model = XGBoost().fit(x[:cut], y[:cut], x[cut:], y[cut:]).model
+    assert model is not None and model.n_estimators is not None
+    assert model.best_iteration < model.n_estimators - 1  # early-stopped
+    trees = compile_xgboost(model)
+    assert trees is not None and len(trees.roots) == model.best_iteration + 1
+
+    probe = np.vstack([x.to_numpy(), edge_rows(model, x.shape[1]), np.full((1, x.shape[1]), np.nan)])
+    expected = model.predict_proba(probe)[:, 1]
+    np.testing.assert_allclose(trees.predict(probe), expected, rtol=0, atol=1e-6)
+    assert np.array_equal(trees.predict(probe) > 0.5, expected > 0.5)
+
+
+def test_a_deep_model_without_early_stopping_compiles_every_tree() -> None:
+    x, y = seeded(4)
+    model = XGBClassifier(n_estimators=150, max_depth=7, base_score=0.3, n_jobs=1).fit(x, y)
+    trees = compile_xgboost(model)
+    assert trees is not None and len(trees.roots) == 150 and trees.depth == 7
+    np.testing.assert_allclose(trees.predict(x.to_numpy()), model.predict_proba(x)[:, 1], atol=1e-6)
+
+
+def test_models_it_cannot_walk_are_left_to_xgboost() -> None:
+    x, y = seeded(5, n=300)
+    assert compile_xgboost(XGBRegressor(n_estimators=5).fit(x, y.astype(float))) is None
+    three = XGBClassifier(n_estimators=5).fit(x, np.arange(len(x)) % 3)
+    assert compile_xgboost(three) is None
+
+
+def test_the_loader_scores_an_mlflow_xgboost_model_through_the_compiled_trees(
+    make_settings,
+) -> None:
+    settings: Settings = make_settings()
+    x, y = seeded(6)
+    model = XGBoost().fit(x[:2400], y[:2400], x[2400:], y[2400:]).model
+    assert model is not None
+    with mlflow.start_run(experiment_id=tracking.setup(settings)) as run:
+        mlflow.log_params({"decision_threshold": 0.4})
+        mlflow.set_tags({"features": json.dumps(list(x.columns))})
+        mlflow.xgboost.log_model(model, name="model")  # type: ignore[attr-defined]
+
+    loaded = load(f"runs:/{run.info.run_id}/model")
+    assert loaded.trees is not None
+    rows = [
+        {c: (None if np.isnan(v) else v) for c, v in zip(x.columns, r, strict=True)}
+        for r in x.to_numpy()[:200]
+    ]
+    np.testing.assert_allclose(loaded.predict(rows), model.predict_proba(x[:200])[:, 1], atol=1e-6)
