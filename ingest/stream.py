@@ -103,7 +103,8 @@ class OnlineStream:
         # Each query is small: one thread apiece beats DuckDB splitting a few thousand rows across cores.
         self.con.execute("SET threads = 1")
         self._cursors = {v.name: self.con.cursor() for v in self.views}
-        for cursor in self._cursors.values():
+        for cursor in self._cursors.values():  # a cursor is a session: it inherits no settings
+            lake.tune(cursor)
             cursor.execute("SET TimeZone = 'UTC'")
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.views)), thread_name_prefix="stream-view")
         self._last_prune = time.monotonic()

@@ -21,6 +21,20 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "coinbase"
 
 
+# Two tiny CTEs ASOF-joined: the planner guesses ~1 row for each, the case where DuckDB would pick its
+# quadratic nested-loop ASOF join unless the session is tuned (tickstore.lake.tune).
+TINY_ASOF = """
+WITH a AS (SELECT range AS t FROM range(5)), b AS (SELECT range AS t FROM range(5))
+SELECT * FROM a ASOF LEFT JOIN b ON b.t < a.t
+"""
+
+
+def asof_plan(con: Any) -> str:
+    """How ``con`` plans an ASOF join of small CTEs: 'asof' (sort-based) or 'nested loop'."""
+    plan = "".join(r[1] for r in con.execute("EXPLAIN " + TINY_ASOF).fetchall())
+    return "nested loop" if "NESTED_LOOP_JOIN" in plan else "asof" if "ASOF_JOIN" in plan else plan
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.conftest import asof_plan
 from tickstore import lake
 from tickstore.settings import Settings
 
@@ -42,3 +43,13 @@ def test_lake_time_travel_is_read_only_and_sees_the_past(make_settings: Callable
 def test_missing_lake_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(lake.LakeError, match="run `tickstore sink`"):
         lake.connect(make_settings(), create=False)
+
+
+def test_every_lake_connection_plans_asof_joins_without_the_quadratic_loop(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings()
+    assert asof_plan(duckdb.connect()) == "nested loop"  # DuckDB's default, which the views must avoid
+    con = lake.connect(s)
+    assert asof_plan(con) == "asof"
+    assert asof_plan(lake.connect(s, snapshot=lake.current_snapshot(con))) == "asof"

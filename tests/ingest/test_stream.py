@@ -11,7 +11,7 @@ import pytest
 from ingest import replay
 from ingest.archive import load_ticks
 from ingest.stream import OnlineStream, StreamBatch
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SHARED, asof_plan
 from tickstore.settings import Settings
 
 RECORDINGS = [
@@ -47,6 +47,7 @@ def test_online_values_equal_offline_sql_at_every_tick_time(make_settings, broke
     replay.replay(settings, RECORDINGS)
     seen: list[tuple[str, pd.Timestamp, dict]] = []
     stream = OnlineStream(settings, until_idle=True)
+    assert [asof_plan(c) for c in stream._cursors.values()] == ["asof"] * len(stream.views)
     service = stream.store.get_feature_service("volatility_model")
 
     def read_back(batch: StreamBatch) -> None:
