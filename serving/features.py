@@ -84,15 +84,17 @@ class OnlineFeatures:
             for p, at in zip(products, clocks, strict=True)
         ]
         for view, names in self.views:
-            ttl = view.ttl if view.ttl and view.ttl > timedelta(0) else None
-            for pf, (_, row) in zip(result, self._read(view, products, names), strict=True):
-                expired = ttl is not None and pf.age_s is not None and pf.age_s > ttl.total_seconds()
-                if expired:
+            ttl = view.ttl.total_seconds() if view.ttl and view.ttl > timedelta(0) else None
+            expired = [ttl is not None and pf.age_s is not None and pf.age_s > ttl for pf in result]
+            # a view expired for every product needs no read: its values are thrown away
+            rows = [(None, None)] * len(products) if all(expired) else self._read(view, products, names)
+            for pf, is_expired, (_, row) in zip(result, expired, rows, strict=True):
+                if is_expired:
                     pf.expired_views.append(view.name)
                 for name in names:
                     value = (
                         None
-                        if expired or not row or name not in row
+                        if is_expired or not row or name not in row
                         else feast_value_type_to_python_type(row[name])
                     )
                     pf.values[name] = value
