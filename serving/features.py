@@ -16,6 +16,8 @@ from tickstore.settings import Settings
 from tickstore_feast.repo import feature_store
 
 CLOCK_VIEW = "tick_clock"
+# Proto fields read directly: a tenth of the cost of Feast's general converter, which remains for the rest.
+SCALARS = frozenset({"double_val", "float_val", "int64_val", "int32_val", "bool_val", "string_val"})
 SERVICE = "volatility_model"
 
 
@@ -92,10 +94,13 @@ class OnlineFeatures:
                 if is_expired:
                     pf.expired_views.append(view.name)
                 for name in names:
-                    value = (
-                        None
-                        if is_expired or not row or name not in row
-                        else feast_value_type_to_python_type(row[name])
-                    )
-                    pf.values[name] = value
+                    pf.values[name] = None if is_expired or not row or name not in row else _python(row[name])
         return result
+
+
+def _python(value: Value) -> Any:
+    """A feature value as a Python scalar (None when unset, as for a NULL written online)."""
+    kind = value.WhichOneof("val")
+    if kind is None:
+        return None
+    return getattr(value, kind) if kind in SCALARS else feast_value_type_to_python_type(value)
