@@ -14,6 +14,8 @@ WITH t AS (
         event_time,
         epoch_us(event_time) AS us,
         row_number() OVER p AS rn,
+        -- rows up to and including this tick's timestamp peers: the row number its frame ends at
+        count(*) OVER (PARTITION BY product_id ORDER BY event_time) AS last_rn,
         price::DOUBLE AS price,
         best_ask::DOUBLE - best_bid::DOUBLE AS spread,
         (best_ask::DOUBLE - best_bid::DOUBLE) / ((best_ask::DOUBLE + best_bid::DOUBLE) / 2) * 1e4 AS spread_bps,
@@ -25,14 +27,13 @@ WITH t AS (
     FROM ticks
     WINDOW p AS (PARTITION BY product_id ORDER BY event_time, sequence, tick_id)
 ),
--- the last row number of each (product, timestamp): frames end after a tick's peers, start after the
--- last tick older than the window
-ends AS (SELECT product_id, us, max(rn) AS last_rn FROM t GROUP BY ALL),
+-- frames end after a tick's timestamp peers and start after the last tick older than the window
+-- (any tick of that timestamp: they share last_rn)
 framed AS (
-    SELECT t.*, t.rn - coalesce(older.last_rn, 0) - 1 AS back, here.last_rn - t.rn AS ahead
+    SELECT t.*, t.rn - coalesce(older.last_rn, 0) - 1 AS back, t.last_rn - t.rn AS ahead
     FROM t
-    JOIN ends AS here USING (product_id, us)
-    ASOF LEFT JOIN ends AS older ON older.product_id = t.product_id AND older.us < t.us - 300000000
+    ASOF LEFT JOIN (SELECT product_id, us, last_rn FROM t) AS older
+        ON older.product_id = t.product_id AND older.us < t.us - 300000000
 )
 SELECT
     product_id,
@@ -42,9 +43,9 @@ SELECT
     sum(ret * ret) OVER w AS realized_var_300s,          -- realized variance: sum of squared returns
     avg(spread) OVER w AS spread_mean_300s,              -- mean best_ask - best_bid, in price units
     avg(spread_bps) OVER w AS spread_bps_mean_300s,      -- mean spread in basis points of the mid
-    count(*) OVER w / 300.0 AS trade_intensity_300s,    -- ticker updates (one per trade) per second
+    (back + ahead + 1) / 300.0 AS trade_intensity_300s,  -- ticker updates (one per trade) per second
     avg(imbalance) OVER w AS imbalance_mean_300s,        -- mean (bid_size - ask_size) / (bid_size + ask_size); NULL without sizes
-    count(*) OVER w AS tick_count_300s,                  -- ticks in the window
+    back + ahead + 1 AS tick_count_300s,                 -- ticks in the window (the frame's rows)
     max(price) OVER w - min(price) OVER w AS price_range_300s  -- highest minus lowest trade price
 FROM framed
 WINDOW w AS (PARTITION BY product_id ORDER BY rn ROWS BETWEEN back PRECEDING AND ahead FOLLOWING)
