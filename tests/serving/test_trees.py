@@ -72,6 +72,8 @@ def test_models_it_cannot_walk_are_left_to_xgboost() -> None:
     assert compile_xgboost(XGBRegressor(n_estimators=5).fit(x, y.astype(float))) is None
     three = XGBClassifier(n_estimators=5).fit(x, np.arange(len(x)) % 3)
     assert compile_xgboost(three) is None
+    zero_is_missing = XGBClassifier(n_estimators=5, missing=0.0).fit(x.fillna(0.0), y)
+    assert compile_xgboost(zero_is_missing) is None
 
 
 def test_the_loader_scores_an_mlflow_xgboost_model_through_the_compiled_trees(
