@@ -66,8 +66,8 @@ def compile_xgboost(estimator: Any) -> CompiledTrees | None:
         trees = trees[: indptr[best + 1]]
     if any(any(t["split_type"]) for t in trees):  # categorical splits: leave them to XGBoost
         return None
-    missing = getattr(estimator, "missing", np.nan)
-    if missing is not None and not np.isnan(missing):  # a value standing for "missing": XGBoost's job
+    stands_for_missing = getattr(estimator, "missing", np.nan)
+    if stands_for_missing is not None and not np.isnan(stands_for_missing):  # e.g. 0: XGBoost's job
         return None
 
     roots: list[int] = []
