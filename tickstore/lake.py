@@ -173,8 +173,7 @@ def tune(con: duckdb.DuckDBPyConnection) -> None:
 def _open(settings: Settings, snapshot: int | None, as_of: datetime | None) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB with the extensions loaded and the lake attached."""
     settings.lake_data.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    tune(con)
+    con = duckdb.connect()  # never queried itself: connect() hands out cursors, tuned there
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_sqlite_scanner', 'sqlite_scanner')))}")
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_ducklake', 'ducklake')))}")
     options = [f"DATA_PATH {_quote(str(settings.lake_data.resolve()) + '/')}"]
