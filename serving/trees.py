@@ -61,7 +61,7 @@ def compile_xgboost(estimator: Any) -> CompiledTrees | None:
         return None
     trees = booster["model"]["trees"]
     indptr = booster["model"].get("iteration_indptr")
-    best = getattr(estimator, "best_iteration", None) if _has_best(estimator) else None
+    best = _best_iteration(estimator)
     if best is not None and indptr:
         trees = trees[: indptr[best + 1]]
     if any(any(t["split_type"]) for t in trees):  # categorical splits: leave them to XGBoost
@@ -107,11 +107,11 @@ def compile_xgboost(estimator: Any) -> CompiledTrees | None:
     )
 
 
-def _has_best(estimator: Any) -> bool:
+def _best_iteration(estimator: Any) -> int | None:
     try:  # XGBClassifier.best_iteration raises when the model was fitted without early stopping
-        return estimator.best_iteration is not None
+        return estimator.best_iteration  # type: ignore[no-any-return]
     except AttributeError:
-        return False
+        return None
 
 
 def _depth(left: list[int], right: list[int]) -> int:
