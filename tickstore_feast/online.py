@@ -13,11 +13,8 @@ import duckdb
 import pyarrow as pa
 from feast import FeatureStore, FeatureView
 from feast.utils import _convert_arrow_to_proto
-from feast.value_type import ValueType
 
 from tickstore_feast.source import DuckDBSource
-
-JOIN_KEYS = {"product_id": ValueType.STRING}
 
 # For each product: its newest tick time, and the first tick time the window at that instant needs.
 # That is the last tick before the window (its price starts the window's first return), so the row
@@ -69,5 +66,6 @@ def write_rows(store: FeatureStore, view: FeatureView, rows: pa.Table) -> None:
     """
     if rows.num_rows == 0:
         return
-    data = _convert_arrow_to_proto(rows.combine_chunks(), view, JOIN_KEYS)
+    join_keys = {c.name: c.dtype.to_value_type() for c in view.entity_columns}
+    data = _convert_arrow_to_proto(rows.combine_chunks(), view, join_keys)
     store._get_provider().online_write_batch(store.config, view, data, progress=None)
