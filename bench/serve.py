@@ -100,10 +100,12 @@ def load(
     client's own GIL contention (up to the 5 ms switch interval) as server latency.
     """
     # The client's own pauses would count as server latency. This process has Feast, MLflow, pandas and
-    # XGBoost loaded: one full collection of that heap stalled the loop for 485 ms mid-run (measured).
-    # Frozen, it is out of the collector's sight; what the run allocates is still collected, and timed.
+    # XGBoost loaded: one full collection of that heap stalled the loop for 485 ms mid-run (measured),
+    # and with it frozen, collecting the run's own tasks still took up to 23 ms. So the collector is off
+    # while the load runs (a run's garbage is a few MB) and any collection that happens anyway is timed.
     gc.collect()
     gc.freeze()
+    gc.disable()
     pauses: list[float] = []
     began = [0.0]
 
@@ -118,6 +120,8 @@ def load(
         result = asyncio.run(_load(port, path, bodies, rate, seconds, conns))
     finally:
         gc.callbacks.remove(timed)
+        gc.enable()
+        gc.collect()
     result["client_gc_max_ms"] = max(pauses, default=0.0) * 1000
     return result
 
