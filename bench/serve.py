@@ -182,18 +182,22 @@ async def _load(
     await asyncio.gather(*tasks)
     while not pool.empty():
         pool.get_nowait()[1].close()
-    lat = sorted(latencies)
+    in_app_p99 = quantile(in_app, 0.99) if in_app else None
     return {
         "requests": n,
         "errors": len(errors),
         "error_statuses": sorted(set(errors)),
-        "p50_ms": lat[len(lat) // 2] * 1000,
-        "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000,
-        "client_late_p99_ms": sorted(lateness)[min(len(lateness) - 1, int(0.99 * len(lateness)))] * 1000,
-        "in_app_p99_ms": sorted(in_app)[min(len(in_app) - 1, int(0.99 * len(in_app)))] * 1000
-        if in_app
-        else None,
+        "p50_ms": quantile(latencies, 0.5) * 1000,
+        "p99_ms": quantile(latencies, 0.99) * 1000,
+        "client_late_p99_ms": quantile(lateness, 0.99) * 1000,
+        "in_app_p99_ms": None if in_app_p99 is None else in_app_p99 * 1000,
     }
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank, no interpolation)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def latency_table(
@@ -211,7 +215,9 @@ def latency_table(
             f"{rate:>6.0f} {a['p50_ms']:>12.2f}ms {a['p99_ms']:>6.2f}ms {b['p50_ms']:>8.2f}ms "
             f"{b['p99_ms']:>7.2f}ms {b['p99_ms'] / a['p99_ms']:>9.1f}x {a['errors']}/{b['errors']}"
             + (f" {statuses}" if statuses else "")
-            + f"  (tickstore in-app p99 {a['in_app_p99_ms']:.2f} ms;"
+            + "  (tickstore in-app p99 "
+            + ("n/a" if a["in_app_p99_ms"] is None else f"{a['in_app_p99_ms']:.2f} ms")
+            + ";"
             f" client send slack p99 {max(a['client_late_p99_ms'], b['client_late_p99_ms']):.1f} ms,"
             f" longest client GC pause {max(a['client_gc_max_ms'], b['client_gc_max_ms']):.1f} ms)"
         )
@@ -397,8 +403,7 @@ def freshness(
     _, err = stream.communicate(timeout=60)
     out = " ".join(err.decode().split())
     summary = out[out.rfind("stream:") :] if "p99" in out else out[-500:]
-    seen.sort()
-    q = lambda p: seen[min(len(seen) - 1, int(p * len(seen)))] * 1000 if seen else float("nan")  # noqa: E731
+    q = lambda p: quantile(seen, p) * 1000 if seen else float("nan")  # noqa: E731
     print(f"\ntick-to-online freshness over {seconds:g} s of live feed:")
     print(f"  every message (stream's count): {summary}")
     print(f"  outside reader, {len(seen):,} updates seen: p50 {q(0.5):.0f} ms, p99 {q(0.99):.0f} ms")
