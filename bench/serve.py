@@ -116,6 +116,7 @@ def load(
             pauses.append(time.perf_counter() - began[0])
 
     gc.callbacks.append(timed)
+    before = cpu_jiffies()
     try:
         result = asyncio.run(_load(port, path, bodies, rate, seconds, conns))
     finally:
@@ -123,7 +124,29 @@ def load(
         gc.enable()
         gc.collect()
     result["client_gc_max_ms"] = max(pauses, default=0.0) * 1000
+    result["steal_pct"] = steal_pct(before, cpu_jiffies())
     return result
+
+
+def cpu_jiffies() -> list[int] | None:
+    """The machine's CPU time counters (the `cpu` line of /proc/stat); None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_pct(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of CPU time the hypervisor gave to other guests between two samples (a VM's noisy neighbours).
+
+    A run whose latency jumps while steal is high was slowed by the host, not by the code under test.
+    """
+    if before is None or after is None or len(before) < 8:
+        return None
+    delta = [a - b for a, b in zip(after, before, strict=True)]
+    total = sum(delta[:8])  # user nice system idle iowait irq softirq steal (guest time is inside user)
+    return 100 * delta[7] / total if total else 0.0
 
 
 async def _load(
@@ -219,7 +242,10 @@ def latency_table(
             + ("n/a" if a["in_app_p99_ms"] is None else f"{a['in_app_p99_ms']:.2f} ms")
             + ";"
             f" client send slack p99 {max(a['client_late_p99_ms'], b['client_late_p99_ms']):.1f} ms,"
-            f" longest client GC pause {max(a['client_gc_max_ms'], b['client_gc_max_ms']):.1f} ms)"
+            f" longest client GC pause {max(a['client_gc_max_ms'], b['client_gc_max_ms']):.1f} ms;"
+            + " CPU stolen by the host "
+            + ("n/a" if a["steal_pct"] is None else f"{a['steal_pct']:.1f}% / {b['steal_pct']:.1f}%")
+            + ")"
         )
 
 
