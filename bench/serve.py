@@ -40,6 +40,7 @@ import yaml  # noqa: E402
 from ingest import broker, simulate  # noqa: E402
 from tickstore import lake  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
+from training.tracking import promote  # noqa: E402
 from training.train import TrainConfig, train  # noqa: E402
 
 PRODUCTS = ["BTC-USD", "ETH-USD", "SOL-USD"]
@@ -78,8 +79,12 @@ def wait_http(port: int, path: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"nothing answered 200 on :{port}{path} within {timeout:.0f} s")
 
 
-def model_uri(s: Settings, flavor: str) -> str:
-    """Train on two simulated hours (the real pipeline) and return the chosen model's run URI."""
+def champion(s: Settings, flavor: str) -> str:
+    """Train on two simulated hours (the real pipeline) and make ``flavor``'s model the champion.
+
+    The scorer then loads it the way production does, through the registry alias, with the thread
+    that watches the alias running in every worker. Returns the registered version.
+    """
     con = lake.connect(s)
     con.register(
         "sim", simulate.tick_table(simulate.SimConfig(n_ticks=2 * 3600 * 3 * 4, start=START.timestamp()))
@@ -88,7 +93,7 @@ def model_uri(s: Settings, flavor: str) -> str:
     con.close()
     report = train(s, TrainConfig(START, START + timedelta(hours=2)), log=lambda m: None)
     run = next(r for r in report.results if r.name == flavor)
-    return f"runs:/{run.run_id}/model"
+    return promote(run.run_id, "model")
 
 
 def load(
@@ -280,8 +285,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tickstore-bench-serve-"))
     s = Settings(home=home, broker_port=free_port(), serve_port=free_port(), rebalance_timeout_ms=3000)
     print("training the model to serve (two simulated hours, the real pipeline) ...", flush=True)
-    s = s.model_copy(update={"serve_model_uri": model_uri(s, args.model)})
-    print(f"model: {args.model} {s.serve_model_uri}")
+    version = champion(s, args.model)
+    print(f"model: {args.model}, version {version}, served as {s.serve_model_uri}")
 
     live = home / "live.ndjson"
     simulate.write(live, simulate.SimConfig(n_ticks=200_000, products=tuple(PRODUCTS)))
