@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
+from http.client import HTTPConnection
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +22,7 @@ from tests.conftest import REPO, SHARED, free_port
 from tests.serving.conftest import register_model
 from tickstore.settings import Settings
 
+LISTEN, ESTABLISHED = "0A", "01"  # socket states as /proc/net/tcp writes them
 RECORDING = SHARED / "advanced_trade" / "btc-eth-usd_2026-04-03_no-sizes.ndjson"
 
 
@@ -79,6 +84,85 @@ def test_replay_stream_serve_score_end_to_end(
         # samples of every worker, summed: 20 single scores + 2 in the batch
         line = next(x for x in metrics.splitlines() if x.startswith("tickstore_prediction_probability_count"))
         assert float(line.split()[-1]) == 22
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert server.returncode == 0
+
+
+def _tcp_sockets(port: int) -> list[tuple[str, int]]:
+    """(state, inode) of every TCP socket whose local port is ``port``, from /proc/net (Linux)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.append((fields[3], int(fields[9])))
+    return found
+
+
+def _socket_owners(parent: int) -> dict[int, int]:
+    """Socket inode -> pid, over the child processes of ``parent`` (the gunicorn workers)."""
+    owners = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) != parent:
+                continue
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owners[int(target[8:-1])] = int(proc.name)
+        except OSError:  # a process that ended while we looked
+            continue
+    return owners
+
+
+@pytest.mark.slow
+def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # no model needed: the app is up (healthz) while it is not ready
+    s = make_settings(serve_port=free_port(), serve_model_uri="runs:/none/model")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--workers", "3", "--threads", "1"],
+        env={**env_for(s), "TICKSTORE_SERVE_MODEL_URI": s.serve_model_uri},
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len([st for st, _ in _tcp_sockets(s.serve_port) if st == LISTEN]) < 3:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "the three workers never listened"
+            time.sleep(0.2)
+        # every worker listens on a socket of its own ...
+        listening = [inode for st, inode in _tcp_sockets(s.serve_port) if st == LISTEN]
+        owners = _socket_owners(server.pid)
+        assert len({owners.get(i) for i in listening} - {None}) == 3
+        # ... so keep-alive connections opened at once are spread, not all taken by one worker
+        conns = [HTTPConnection("127.0.0.1", s.serve_port, timeout=10) for _ in range(24)]
+        for c in conns:
+            c.request("GET", "/healthz")
+            response = c.getresponse()
+            response.read()
+            assert response.status == 200
+        owners = _socket_owners(server.pid)
+        per_worker = Counter(
+            owners[i] for st, i in _tcp_sockets(s.serve_port) if st == ESTABLISHED and i in owners
+        )
+        assert sum(per_worker.values()) == 24 and len(per_worker) == 3, per_worker
+        assert max(per_worker.values()) <= 16, per_worker  # 8 each on average; one shared socket gave 24+
+        for c in conns:
+            c.close()
+
+        second = tickstore(s, "serve", check=False)
+        assert second.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{s.serve_port}" in second.stderr and "--port" in second.stderr
+        assert http(f"http://127.0.0.1:{s.serve_port}/healthz")[0] == 200  # the first one serves on
     finally:
         server.terminate()
         server.wait(30)
