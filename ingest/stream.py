@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 from confluent_kafka import KafkaError, Message
 
-from ingest import kafka, signals
+from ingest import kafka, signals, wire
 from ingest.sink.writer import LakeWriter
 from tickstore import lake
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
@@ -98,7 +98,8 @@ class OnlineStream:
         self.con.execute("USE lake")
         self.con.execute(TICKS_DDL)
         self.con.execute(REJECTED_DDL)
-        self.writer = LakeWriter(self.con, settings.sink_max_tick_bytes)
+        # batches are a few messages: wire.sql planned once, not per batch (the sink's big batches aren't)
+        self.writer = LakeWriter(self.con, settings.sink_max_tick_bytes, wire.PreparedParser(self.con))
         # Each query is small: one thread apiece beats DuckDB splitting a few thousand rows across cores.
         self.con.execute("SET threads = 1")
         self._cursors = {v.name: self.con.cursor() for v in self.views}

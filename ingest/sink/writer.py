@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -78,15 +79,22 @@ class BatchResult:
 class LakeWriter:
     """Writes parsed micro-batches into the DuckLake ``ticks`` and ``ticks_rejected`` tables."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, max_tick_bytes: int) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        max_tick_bytes: int,
+        parser: Callable[[pa.Table], None] | None = None,
+    ) -> None:
         self.con = con
         self.max_tick_bytes = max_tick_bytes
+        # how raw messages become the temp tables `parsed` and `parsed_rejects` on ``con``
+        self.parse = parser or (lambda raw: wire.parse(con, raw))
 
     def write(self, raw: pa.Table) -> BatchResult:
         """Parse and commit ``raw`` (a wire.RAW_SCHEMA table) as one lake snapshot."""
         started = time.perf_counter()
         con = self.con
-        wire.parse(con, raw)
+        self.parse(raw)
         row = con.execute(COUNTS).fetchone()
         assert row is not None
         n_ticks, n_rejects, n_controls, lo, hi, rlo, rhi = row

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Callable
 from decimal import Decimal
 
 import duckdb
 import pytest
 
 from ingest import wire
+from tests.conftest import SHARED
 
 EX = {
     "type": "ticker",
@@ -50,14 +53,26 @@ AT_TICKER = {
 }
 
 
-def parse(*messages: dict | bytes | str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    lines = [
-        m if isinstance(m, bytes) else (m if isinstance(m, str) else json.dumps(m)).encode() for m in messages
-    ]
-    wire.parse_lines(con, lines)
-    return con
+@pytest.fixture(params=["planned per batch", "prepared once"])
+def parse(request: pytest.FixtureRequest) -> Callable[..., duckdb.DuckDBPyConnection]:
+    """wire.sql both ways it runs: planned for each batch (the sink) and prepared once (the stream)."""
+
+    def run(*messages: dict | bytes | str) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        lines = [
+            m if isinstance(m, bytes) else (m if isinstance(m, str) else json.dumps(m)).encode()
+            for m in messages
+        ]
+        if request.param == "prepared once":
+            parser = wire.PreparedParser(con)  # planned on an empty batch
+            parser(wire.lines_table([json.dumps(AT_TICKER).encode()]))  # and used on one unlike these
+            parser(wire.lines_table(lines))
+        else:
+            wire.parse_lines(con, lines)
+        return con
+
+    return run
 
 
 def ticks(con: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -72,7 +87,7 @@ def reasons(con: duckdb.DuckDBPyConnection) -> list[str]:
     ]
 
 
-def test_exchange_ticker_parses_exactly() -> None:
+def test_exchange_ticker_parses_exactly(parse: Callable[..., duckdb.DuckDBPyConnection]) -> None:
     [t] = ticks(parse(EX))
     assert t["product_id"] == "BTC-USD" and t["feed"] == "exchange"
     assert t["event_time"].isoformat() == "2025-11-12T07:20:11.615272+00:00"
@@ -81,7 +96,9 @@ def test_exchange_ticker_parses_exactly() -> None:
     assert t["best_bid_size"] == Decimal("0.04145138") and t["volume_24h"] == Decimal("5461.74127717")
 
 
-def test_advanced_trade_several_tickers_per_event_and_nanoseconds() -> None:
+def test_advanced_trade_several_tickers_per_event_and_nanoseconds(
+    parse: Callable[..., duckdb.DuckDBPyConnection],
+) -> None:
     eth = dict(AT_TICKER, product_id="ETH-USD", price="2055.05", best_bid="2055.04", best_ask="2055.06")
     [btc, e] = ticks(parse(at([AT_TICKER, eth])))
     assert (btc["product_id"], e["product_id"]) == ("BTC-USD", "ETH-USD")
@@ -91,7 +108,7 @@ def test_advanced_trade_several_tickers_per_event_and_nanoseconds() -> None:
     assert btc["best_bid_size"] == Decimal("0.00379643") and btc["trade_id"] is None
 
 
-def test_missing_book_sizes_are_null_not_zero() -> None:
+def test_missing_book_sizes_are_null_not_zero(parse: Callable[..., duckdb.DuckDBPyConnection]) -> None:
     bare = {
         k: v
         for k, v in AT_TICKER.items()
@@ -102,7 +119,7 @@ def test_missing_book_sizes_are_null_not_zero() -> None:
     assert t["best_bid"] == Decimal("67469.15")
 
 
-def test_control_messages_are_counted_not_rejected() -> None:
+def test_control_messages_are_counted_not_rejected(parse: Callable[..., duckdb.DuckDBPyConnection]) -> None:
     con = parse(
         {"type": "subscriptions", "channels": [{"name": "ticker", "product_ids": ["BTC-USD"]}]},
         {"type": "heartbeat", "sequence": 1, "product_id": "BTC-USD"},
@@ -137,7 +154,9 @@ def test_control_messages_are_counted_not_rejected() -> None:
         ),
     ],
 )
-def test_bad_messages_are_rejected_with_a_reason(message: dict | str | bytes, reason: str) -> None:
+def test_bad_messages_are_rejected_with_a_reason(
+    parse: Callable[..., duckdb.DuckDBPyConnection], message: dict | str | bytes, reason: str
+) -> None:
     con = parse(EX, message)
     assert len(ticks(con)) == 1  # the good neighbour still parses
     [got] = reasons(con)
@@ -151,7 +170,9 @@ def test_bad_messages_are_rejected_with_a_reason(message: dict | str | bytes, re
     assert payload == raw
 
 
-def test_one_bad_ticker_of_several_rejects_only_that_ticker() -> None:
+def test_one_bad_ticker_of_several_rejects_only_that_ticker(
+    parse: Callable[..., duckdb.DuckDBPyConnection],
+) -> None:
     con = parse(at([AT_TICKER, dict(AT_TICKER, product_id="ETH-USD", price="oops")]))
     assert [t["product_id"] for t in ticks(con)] == ["BTC-USD"]
     assert con.sql("SELECT ticker_index, reason FROM parsed_rejects").fetchall() == [
@@ -159,7 +180,9 @@ def test_one_bad_ticker_of_several_rejects_only_that_ticker() -> None:
     ]
 
 
-def test_decimals_are_exact_or_rejected_never_rounded() -> None:
+def test_decimals_are_exact_or_rejected_never_rounded(
+    parse: Callable[..., duckdb.DuckDBPyConnection],
+) -> None:
     con = parse(
         dict(EX, last_size="0.000000000123456789"),  # 18 places: would need rounding
         dict(EX, sequence=2, price="1.5e4", volume_24h="123456789012345.12345678"),  # exponent; wide volume
@@ -175,13 +198,17 @@ def test_decimals_are_exact_or_rejected_never_rounded() -> None:
     ]
 
 
-def test_dedupe_key_exchange_sequence_survives_reconnects() -> None:
+def test_dedupe_key_exchange_sequence_survives_reconnects(
+    parse: Callable[..., duckdb.DuckDBPyConnection],
+) -> None:
     # Exchange `sequence` is per product and global: the same sequence is the same tick.
     a, b, c = ticks(parse(EX, dict(EX, price="103472.29"), dict(EX, sequence=EX["sequence"] + 1)))
     assert a["tick_id"] == b["tick_id"] != c["tick_id"]
 
 
-def test_dedupe_key_advanced_trade_does_not_trust_sequence_num() -> None:
+def test_dedupe_key_advanced_trade_does_not_trust_sequence_num(
+    parse: Callable[..., duckdb.DuckDBPyConnection],
+) -> None:
     # sequence_num restarts per connection: two recordings both starting at 0 are different ticks...
     first = at([AT_TICKER], ts="2026-04-05T22:35:14.009945409Z", seq=0)
     other = at([dict(AT_TICKER, price="67470.00")], ts="2026-04-03T22:13:41.421126Z", seq=0)
@@ -190,3 +217,36 @@ def test_dedupe_key_advanced_trade_does_not_trust_sequence_num() -> None:
     t1, t2, t3 = ticks(parse(first, other, again))
     assert t1["tick_id"] != t2["tick_id"]
     assert t1["tick_id"] == t3["tick_id"]
+
+
+def test_prepared_parser_equals_a_plan_per_batch_on_recordings_in_batches_of_every_size() -> None:
+    # One PreparedParser reused batch after batch, as the stream does, against the sink's per-batch plan,
+    # on real messages of both feeds with bad ones mixed in.
+    lines: list[bytes] = []
+    for path in (
+        SHARED / "exchange" / "btc-usd_2025-11-12_to_14.ndjson",
+        SHARED / "advanced_trade" / "btc-eth-usd_2026-04-03_no-sizes.ndjson",
+    ):
+        with path.open("rb") as f:
+            lines += [next(f) for _ in range(600)]
+    bad = [b"\xff{", b'{"type":', json.dumps(dict(EX, price="1e400")).encode(), b'{"type":"heartbeat"}']
+    lines = [x for i, line in enumerate(lines) for x in ([line, bad[i % 4]] if i % 97 == 0 else [line])]
+    planned, prepared = duckdb.connect(), duckdb.connect()
+    for con in (planned, prepared):
+        con.execute("SET TimeZone = 'UTC'")
+    parser = wire.PreparedParser(prepared)
+    start, batches, compared = 0, 0, {"parsed": 0, "parsed_rejects": 0}
+    for size in itertools.cycle([1, 7, 250, 2, 500, 40]):
+        if start >= len(lines):
+            break
+        table = wire.lines_table(lines[start : start + size])
+        wire.parse(planned, table)
+        parser(table)
+        for name in ("parsed", "parsed_rejects"):
+            rows = prepared.sql(f"SELECT * FROM {name} ORDER BY ALL").fetchall()  # noqa: S608 - fixed names
+            assert rows == planned.sql(f"SELECT * FROM {name} ORDER BY ALL").fetchall(), (name, start)  # noqa: S608
+            compared[name] += len(rows)
+        start += size
+        batches += 1
+    # the comparison saw every message: ticks and rejects, not empty tables
+    assert batches > 10 and compared["parsed"] >= 1200 and compared["parsed_rejects"] >= 6
