@@ -36,18 +36,31 @@ def stream(ctx: click.Context, until_idle: bool) -> None:
 
     Each micro-batch (TICKSTORE_STREAM_BATCH_MS) updates the newest features of the products it
     touched, computed by sql/*.sql over a short in-memory tail, written through Feast's online write
-    API (SQLite, or Redis with TICKSTORE_ONLINE_STORE=redis). Runs until SIGTERM / Ctrl-C.
+    API (SQLite, or Redis with TICKSTORE_ONLINE_STORE=redis). Runs until SIGTERM / Ctrl-C, at
+    nice TICKSTORE_STREAM_NICE (10), so a scorer on the same cores answers first.
     """
     from ingest.stream import OnlineStream
 
     settings: Settings = ctx.obj["settings"]
+    nice = yield_cpu(settings.stream_nice)
     stats = OnlineStream(settings, until_idle=until_idle).run()
     fresh = list(stats.freshness_s)
     console.print(
         f"stream: {stats.messages:,} messages, {stats.new_ticks:,} new ticks, {stats.batches:,} batches, "
         f"{stats.rows_written:,} online rows; produce -> online p50 {percentile_ms(fresh, 50):.0f} ms, "
-        f"p99 {percentile_ms(fresh, 99):.0f} ms"
+        f"p99 {percentile_ms(fresh, 99):.0f} ms; ran at nice {nice}"
     )
+
+
+def yield_cpu(niceness: int) -> int:
+    """Lower this process's CPU priority to at least ``niceness``; returns the niceness it runs at.
+
+    The stream's batches are CPU bursts (~35 ms of SQL each). On cores it shares with the scorer,
+    at equal priority they pushed the scorer's p99 at 500 requests/s from ~4 to 13-17 ms; at nice 10
+    it stayed at 6-8 ms and freshness did not suffer (the scorer leaves most of the CPU idle).
+    """
+    current = os.nice(0)  # an increment of 0 reads it
+    return os.nice(niceness - current) if niceness > current else current
 
 
 @click.command()

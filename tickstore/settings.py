@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     stream_batch_rows: int = Field(
         5000, description="Most messages per stream batch (a batch is whatever has arrived, up to this)."
     )
+    # measured on 2 cores, stream and scorer side by side: p99 at 500 requests/s 13.4-16.9 ms at nice 0,
+    # 6.1-7.9 ms at nice 10, and freshness no worse (p99 110-166 against 118-167 ms)
+    stream_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Niceness `tickstore stream` runs at: on shared cores the scorer's requests go first.",
+    )
 
     # Scoring API
     serve_host: str = Field("127.0.0.1", description="Address `tickstore serve` listens on.")

@@ -50,6 +50,8 @@ def test_replay_stream_serve_score_end_to_end(
     assert "published 5,028 messages" in " ".join(replayed.stderr.split())
     streamed = " ".join(tickstore(s, "stream", "--until-idle").stderr.split())
     assert "5,028 messages, 5,028 new ticks" in streamed and "produce -> online p50" in streamed
+    # the stream yields the CPU to the scorer (read back from the kernel, never lower than it started at)
+    assert f"ran at nice {max(s.stream_nice, os.nice(0))}" in streamed
 
     server = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve", "--workers", "2", "--threads", "2"],
