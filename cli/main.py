@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -51,7 +52,16 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
         logging.getLogger("feast").setLevel(logging.WARNING)
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         warnings.simplefilter("ignore")
-    ctx.obj = {"settings": Settings(home=home) if home else Settings()}
+    try:
+        settings = Settings(home=home) if home else Settings()
+    except ValidationError as exc:  # a mistyped TICKSTORE_* variable: name it, not a traceback
+        raise click.ClickException(
+            "; ".join(
+                f"TICKSTORE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+        ) from None
+    ctx.obj = {"settings": settings}
 
 
 # -- broker -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from cli.placement import cpu_option, cpus_in_use, niceness, pin, yield_cpu
 from tickstore.settings import Settings
 
 console = Console(stderr=True)
@@ -30,62 +31,35 @@ def percentile_ms(values: list[float], q: float) -> float:
 @click.option(
     "--until-idle", is_flag=True, help="Stop once the topic has been quiet a moment (scripts, tests)."
 )
+@click.option(
+    "--cpus",
+    callback=lambda ctx, param, value: cpu_option(value),
+    help="Run on these CPUs, e.g. 1 or 2-3 (default TICKSTORE_STREAM_CPUS: any).",
+)
 @click.pass_context
-def stream(ctx: click.Context, until_idle: bool) -> None:
+def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
     """Keep the online store fresh from ticks.raw, with the feature views' own SQL.
 
     Each micro-batch (TICKSTORE_STREAM_BATCH_MS) updates the newest features of the products it
     touched, computed by sql/*.sql over a short in-memory tail, written through Feast's online write
     API (SQLite, or Redis with TICKSTORE_ONLINE_STORE=redis). Runs until SIGTERM / Ctrl-C, at
-    nice TICKSTORE_STREAM_NICE (10), so a scorer on the same cores answers first.
+    nice TICKSTORE_STREAM_NICE (10), so a scorer on the same cores answers first; on the CPUs
+    TICKSTORE_STREAM_CPUS lists, if set (give the scorer the others: TICKSTORE_SERVE_CPUS).
     """
     from ingest.stream import OnlineStream
 
     settings: Settings = ctx.obj["settings"]
+    if cpus is not None:
+        settings = settings.model_copy(update={"stream_cpus": cpus})
     yield_cpu(settings.stream_nice)
+    pin(settings.stream_cpus, "--cpus or TICKSTORE_STREAM_CPUS")
     stats = OnlineStream(settings, until_idle=until_idle).run()
     fresh = list(stats.freshness_s)
     console.print(
         f"stream: {stats.messages:,} messages, {stats.new_ticks:,} new ticks, {stats.batches:,} batches, "
         f"{stats.rows_written:,} online rows; produce -> online p50 {percentile_ms(fresh, 50):.0f} ms, "
-        f"p99 {percentile_ms(fresh, 99):.0f} ms; ran at nice {niceness()}"
+        f"p99 {percentile_ms(fresh, 99):.0f} ms; ran at nice {niceness()} on CPUs {cpus_in_use()}"
     )
-
-
-def yield_cpu(target: int) -> None:
-    """Lower this process's CPU priority to niceness ``target`` at least, every thread of it.
-
-    The stream's batches are CPU bursts (~35 ms of SQL each). On cores it shares with the scorer,
-    at equal priority they pushed the scorer's p99 at 500 requests/s from ~4 to 13-17 ms; at nice 10
-    it stayed at 6-8 ms and freshness did not suffer (the scorer leaves most of the CPU idle).
-    Linux keeps a niceness per thread and a new thread inherits its creator's: the threads that
-    imports already started (BLAS, allocators) are lowered one by one.
-    """
-    for tid in _threads():
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) < target:
-                os.setpriority(os.PRIO_PROCESS, tid, target)
-        except ProcessLookupError:  # a thread that ended meanwhile
-            continue
-
-
-def niceness() -> int:
-    """The lowest niceness among this process's threads: the priority its busiest part may run at."""
-    values = []
-    for tid in _threads():
-        try:
-            values.append(os.getpriority(os.PRIO_PROCESS, tid))
-        except ProcessLookupError:
-            continue
-    return min(values, default=os.getpriority(os.PRIO_PROCESS, 0))
-
-
-def _threads() -> list[int]:
-    """This process's thread ids (Linux), or just the process itself elsewhere (0: the caller)."""
-    try:
-        return [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        return [0]
 
 
 @click.command()
@@ -93,6 +67,11 @@ def _threads() -> list[int]:
 @click.option("--port", type=int, help="Port (default TICKSTORE_SERVE_PORT, 8000).")
 @click.option("--workers", type=int, help="gunicorn worker processes (default TICKSTORE_SERVE_WORKERS).")
 @click.option("--threads", type=int, help="Threads per worker (default TICKSTORE_SERVE_THREADS).")
+@click.option(
+    "--cpus",
+    callback=lambda ctx, param, value: cpu_option(value),
+    help="Run on these CPUs, e.g. 0 or 0-1 (default TICKSTORE_SERVE_CPUS: any).",
+)
 @click.option("--dev", is_flag=True, help="Flask's development server (one process) instead of gunicorn.")
 @click.pass_context
 def serve(
@@ -101,6 +80,7 @@ def serve(
     port: int | None,
     workers: int | None,
     threads: int | None,
+    cpus: str | None,
     dev: bool,
 ) -> None:
     """The scoring API: POST /v1/score, GET /v1/features/<id>, /healthz, /readyz, /metrics, /openapi.json.
@@ -118,10 +98,12 @@ def serve(
             "serve_port": port,
             "serve_workers": workers,
             "serve_threads": threads,
+            "serve_cpus": cpus,
         }.items()
         if v is not None
     }
     settings = base.model_copy(update=updates)
+    pin(settings.serve_cpus, "--cpus or TICKSTORE_SERVE_CPUS")  # gunicorn's workers, forked later, inherit it
     url = f"http://{settings.serve_host}:{settings.serve_port}"
     if dev:
         from serving import create_app
@@ -213,7 +195,7 @@ def run_gunicorn(settings: Settings) -> None:
 
     console.print(
         f"scoring API on http://{options['bind']} (gunicorn, {settings.serve_workers} workers x "
-        f"{settings.serve_threads} threads); try: curl -s -XPOST localhost:{settings.serve_port}/v1/score "
+        f"{settings.serve_threads} threads, CPUs {cpus_in_use()}); try: curl -s -XPOST localhost:{settings.serve_port}/v1/score "
         "-H 'content-type: application/json' -d '{\"product_id\": \"BTC-USD\"}'"
     )
     Gunicorn().run()

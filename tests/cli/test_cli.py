@@ -144,6 +144,35 @@ def test_sql_succeeds_while_the_sink_writes_and_time_travel_reads_old_snapshots(
     assert out.stdout.splitlines()[0] == "product_id,n"
 
 
+def test_a_mistyped_setting_names_its_variable_not_a_traceback(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings()
+    bad = subprocess.run(
+        [sys.executable, "-m", "cli", "serve"],
+        env={**env_for(s), "TICKSTORE_SERVE_CPUS": "0;1"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "TICKSTORE_SERVE_CPUS: '0;1' is not a CPU list" in " ".join(bad.stderr.split())
+
+
+def test_cpus_the_machine_does_not_offer_are_refused_before_anything_starts(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings()
+    missing = max(os.sched_getaffinity(0)) + 1
+    for command in ("stream", "serve"):
+        out = tickstore(s, command, "--cpus", f"0,{missing}", check=False)
+        err = " ".join(out.stderr.split())
+        assert out.returncode != 0 and "Traceback" not in err, err
+        assert f"CPU {missing} is not one this process may run on" in err, err
+    assert not s.lake_dir.exists()  # refused before the stream touched any state
+
+
 def test_demo_help_mentions_recordings(make_settings: Callable[..., Settings]) -> None:
     assert "replay recorded ticks" in tickstore(make_settings(), "demo", "--help").stdout
 

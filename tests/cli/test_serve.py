@@ -48,10 +48,13 @@ def test_replay_stream_serve_score_end_to_end(
     version = register_model(s, seed=3, threshold=0.5)
     replayed = tickstore(s, "ingest", "replay", "--retime", str(RECORDING))
     assert "published 5,028 messages" in " ".join(replayed.stderr.split())
-    streamed = " ".join(tickstore(s, "stream", "--until-idle").stderr.split())
+    # on a core of its own, as on a machine shared with the scorer (README: stream and scorer side by side)
+    last = max(os.sched_getaffinity(0))
+    streamed = " ".join(tickstore(s, "stream", "--until-idle", "--cpus", str(last)).stderr.split())
     assert "5,028 messages, 5,028 new ticks" in streamed and "produce -> online p50" in streamed
     # the stream yields the CPU to the scorer (read back from the kernel, never lower than it started at)
-    assert f"ran at nice {max(s.stream_nice, os.nice(0))}" in streamed
+    # and ran on the core it was given, every thread of it (read back too)
+    assert f"ran at nice {max(s.stream_nice, os.nice(0))} on CPUs {last};" in streamed + ";"
 
     server = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve", "--workers", "2", "--threads", "2"],
@@ -121,14 +124,24 @@ def _socket_owners(parent: int) -> dict[int, int]:
     return owners
 
 
+def _cpus_allowed(pid: int) -> str:
+    """The CPUs every thread of ``pid`` may run on, as /proc writes them (`0-1`); "mixed" if they differ."""
+    lists = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        status = (task / "status").read_text()
+        lists.add(next(x.split()[1] for x in status.splitlines() if x.startswith("Cpus_allowed_list")))
+    return lists.pop() if len(lists) == 1 else "mixed"
+
+
 @pytest.mark.slow
 def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
     make_settings: Callable[..., Settings],
 ) -> None:
     # no model needed: the app is up (healthz) while it is not ready
     s = make_settings(serve_port=free_port(), serve_model_uri="runs:/none/model")
+    first = min(os.sched_getaffinity(0))
     server = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--workers", "3", "--threads", "1"],
+        [sys.executable, "-m", "cli", "serve", "--workers", "3", "--threads", "1", "--cpus", str(first)],
         env={**env_for(s), "TICKSTORE_SERVE_MODEL_URI": s.serve_model_uri},
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -145,6 +158,9 @@ def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
         listening = [inode for st, inode in _tcp_sockets(s.serve_port) if st == LISTEN]
         owners = _socket_owners(server.pid)
         assert len({owners.get(i) for i in listening} - {None}) == 3
+        # --cpus holds for the master and every thread of every worker it forked
+        workers = set(owners.values())
+        assert {_cpus_allowed(pid) for pid in workers | {server.pid}} == {str(first)}
         # ... so keep-alive connections opened at once are spread, not all taken by one worker
         conns = [HTTPConnection("127.0.0.1", s.serve_port, timeout=10) for _ in range(24)]
         for c in conns:

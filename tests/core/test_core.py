@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import asof_plan
 from tickstore import lake
-from tickstore.settings import Settings
+from tickstore.settings import Settings, parse_cpus
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -25,6 +25,23 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_unknown_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         Settings(hom="typo")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("spec", "cpus"),
+    [("", None), ("  ", None), ("1", {1}), ("0,2-3", {0, 2, 3}), (" 0 , 3-3 ", {0, 3}), ("1-2,2", {1, 2})],
+)
+def test_cpu_lists_read_like_taskset(spec: str, cpus: set[int] | None) -> None:
+    assert parse_cpus(spec) == (None if cpus is None else frozenset(cpus))
+
+
+@pytest.mark.parametrize("spec", ["a", "1;2", "3-1", "-1", "0,", "1-2-3"])
+def test_a_mistyped_cpu_list_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
+    with pytest.raises(ValueError, match="CPU"):
+        parse_cpus(spec)
+    monkeypatch.setenv("TICKSTORE_STREAM_CPUS", spec)
+    with pytest.raises(ValueError, match="stream_cpus"):
+        Settings()
 
 
 def test_lake_time_travel_is_read_only_and_sees_the_past(make_settings: Callable[..., Settings]) -> None:
