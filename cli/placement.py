@@ -41,8 +41,8 @@ def pin(spec: str, setting: str) -> None:
     """Run every thread of this process on the CPUs ``spec`` lists (taskset's syntax); "" leaves them be.
 
     Niceness decides who runs first, not whose caches stay warm: with the stream's SQL on the same
-    cores, the scorer's own time per request doubled even when the stream only ran on idle cycles
-    (SCHED_IDLE). Giving each its own cores is what kept it (docs/decisions.md). Threads started
+    cores, the scorer's p99 stayed up at nice 19, under SCHED_IDLE and with a shorter scheduler slice;
+    giving each its own cores brought it down (docs/decisions.md). Threads started
     later inherit their creator's CPUs, gunicorn's forked workers too. ``setting`` names where the
     list came from, for the error a wrong one gets.
     """
