@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         le=19,
         description="Niceness `tickstore stream` runs at: on shared cores the scorer's requests go first.",
     )
-    # Niceness orders the two, but on shared cores the stream's SQL still evicts the scorer's caches:
+    # Niceness orders the two, but on shared cores the stream's SQL still slows the scorer's requests:
     # 100 req/s p99 6.9-8.1 ms unpinned, 3.5-5.5 ms with stream and scorer on a core each (measured)
     stream_cpus: str = Field(
         "",
