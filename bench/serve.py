@@ -73,8 +73,8 @@ def env_for(s: Settings) -> dict[str, str]:
 def placement(pin: bool) -> tuple[str, str]:
     """(stream CPUs, scorer CPUs): the last core for the stream, the rest for the scorer, as README advises.
 
-    Niceness alone orders them but shares the caches: on two shared cores the scorer's p99 at 100
-    req/s was 6.9-8.1 ms while the stream wrote, 3.5-5.5 ms on a core each (docs/decisions.md).
+    Niceness alone was not enough: on two shared cores the scorer's p99 at 100 req/s was 6.9-8.1 ms
+    while the stream wrote, 3.5-5.5 ms on a core each (docs/decisions.md).
     """
     cpus = sorted(os.sched_getaffinity(0))
     if not pin or len(cpus) < 2:

@@ -40,7 +40,7 @@ def niceness() -> int:
 def pin(spec: str, setting: str) -> None:
     """Run every thread of this process on the CPUs ``spec`` lists (taskset's syntax); "" leaves them be.
 
-    Niceness decides who runs first, not whose caches stay warm: with the stream's SQL on the same
+    Niceness decides who runs first, and that was not enough: with the stream's SQL on the same
     cores, the scorer's p99 stayed up at nice 19, under SCHED_IDLE and with a shorter scheduler slice;
     giving each its own cores brought it down (docs/decisions.md). Threads started
     later inherit their creator's CPUs, gunicorn's forked workers too. ``setting`` names where the
