@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,15 +139,22 @@ def _our_store(home: str, table: str):  # type: ignore[no-untyped-def]
 FEATURES = ["ticks_60s:ret_std_60s", "ticks_60s:spread_bps_mean_60s", "ticks_60s:tick_count_60s"]
 
 
+WARM_RUNS = 3
+
+
 def _timed(call):  # type: ignore[no-untyped-def]
-    """(first call's seconds, second call's seconds, result): cold includes one-time setup in the
-    process (imports, extension loading); warm is the steady state of a long-lived process."""
+    """(first call's seconds, median seconds of the next WARM_RUNS calls, result): cold includes
+    one-time setup in the process (imports, extension loading); warm is the steady state of a
+    long-lived process, a median because one call of ~0.1 s varies by a fifth from run to run."""
     started = time.perf_counter()
     call()
     cold = time.perf_counter() - started
-    started = time.perf_counter()
-    result = call()
-    return cold, time.perf_counter() - started, result
+    warm = []
+    for _ in range(WARM_RUNS):
+        started = time.perf_counter()
+        result = call()
+        warm.append(time.perf_counter() - started)
+    return cold, statistics.median(warm), result
 
 
 def step_pit_ours(home: str, entities: int, table: str) -> dict:  # type: ignore[type-arg]
@@ -226,7 +234,10 @@ def main() -> None:
     child("features", small, view="ticks_60s", materialize=True)
     ours = child("pit_ours", small, entities=args.peer_entities, table="bench_ticks_60s")
     feast = child("pit_feast", small, entities=args.peer_entities, parquet=f"{small}/bench_ticks_60s.parquet")
-    print(f"side by side, {args.peer_entities:,} entity rows x {args.peer_ticks:,} feature rows:")
+    print(
+        f"side by side, {args.peer_entities:,} entity rows x {args.peer_ticks:,} feature rows "
+        f"(cold: the first call; warm: the median of the next {WARM_RUNS}):"
+    )
     print(
         f"  ours (DuckDBOfflineStore, ASOF JOIN):   {ours['cold']:6.2f} s cold, {ours['seconds']:6.2f} s warm, "
         f"peak {ours['peak_gb']:.1f} GB, "
