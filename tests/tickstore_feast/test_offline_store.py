@@ -192,3 +192,15 @@ def test_pull_all_and_pull_latest_read_the_requested_range(lake_with: Callable[.
     # A's newest row is at 90 s; its window [30 s, 90 s] holds the ticks at 30 and 90: computed from the
     # restricted read, it still counts the tick 60 s before it
     assert sorted(zip(latest["product_id"], latest["tick_count_60s"], strict=True)) == [("A", 2), ("B", 1)]
+
+
+def test_entity_rows_given_as_sql_and_extra_entity_columns(lake_with: Callable[..., Settings]) -> None:
+    s = lake_with([("A", 0, 100.0), ("A", 10, 101.0)])
+    store = feature_store(s)
+    at = (T0 + timedelta(seconds=10)).isoformat()
+    # SQL entity rows run on the lake connection; columns beyond key and time come back untouched
+    df = store.get_historical_features(
+        entity_df=f"SELECT 'A' AS product_id, TIMESTAMPTZ '{at}' AS event_timestamp, 7 AS label",
+        features=["ticks_60s:tick_count_60s"],
+    ).to_df()
+    assert df[["product_id", "label", "tick_count_60s"]].values.tolist() == [["A", 7, 2]]
