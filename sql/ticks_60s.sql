@@ -16,7 +16,7 @@ WITH t AS (
         row_number() OVER p AS rn,
         -- rows up to and including this tick's timestamp peers: the row number its frame ends at
         count(*) OVER (PARTITION BY product_id ORDER BY event_time) AS last_rn,
-        price::DOUBLE AS price,
+        price,  -- kept exact: max and min over DECIMAL(18,8) cost less than over DOUBLE
         best_ask::DOUBLE - best_bid::DOUBLE AS spread,
         (best_ask::DOUBLE - best_bid::DOUBLE) / ((best_ask::DOUBLE + best_bid::DOUBLE) / 2) * 1e4 AS spread_bps,
         (best_bid_size::DOUBLE - best_ask_size::DOUBLE)
@@ -46,6 +46,6 @@ SELECT
     (back + ahead + 1) / 60.0 AS trade_intensity_60s,  -- ticker updates (one per trade) per second
     avg(imbalance) OVER w AS imbalance_mean_60s,        -- mean (bid_size - ask_size) / (bid_size + ask_size); NULL without sizes
     back + ahead + 1 AS tick_count_60s,                 -- ticks in the window (the frame's rows)
-    max(price) OVER w - min(price) OVER w AS price_range_60s  -- highest minus lowest trade price
+    (max(price) OVER w - min(price) OVER w)::DOUBLE AS price_range_60s  -- highest minus lowest trade price
 FROM framed
 WINDOW w AS (PARTITION BY product_id ORDER BY rn ROWS BETWEEN back PRECEDING AND ahead FOLLOWING)
