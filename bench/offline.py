@@ -157,16 +157,15 @@ def _timed(call):  # type: ignore[no-untyped-def]
     return cold, statistics.median(warm), result
 
 
-def step_pit_ours(home: str, entities: int, table: str) -> dict:  # type: ignore[type-arg]
-    store = _our_store(home, table)
-    frame = _entities(home, entities)
+def _pit(store, frame) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Time one point-in-time retrieval on ``store``; both stores are read through the same call."""
+    import pyarrow.compute as pc
+
     cold, seconds, out = _timed(
         lambda: store.get_historical_features(entity_df=frame, features=FEATURES).to_arrow()
     )
-    import pyarrow.compute as pc
-
     return {
-        "entities": entities,
+        "entities": len(frame),
         "seconds": seconds,
         "cold": cold,
         "rows": out.num_rows,
@@ -176,23 +175,15 @@ def step_pit_ours(home: str, entities: int, table: str) -> dict:  # type: ignore
     }
 
 
+def step_pit_ours(home: str, entities: int, table: str) -> dict:  # type: ignore[type-arg]
+    return _pit(_our_store(home, table), _entities(home, entities))
+
+
 def step_pit_feast(home: str, entities: int, parquet: str) -> dict:  # type: ignore[type-arg]
     from feast import FileSource
 
     store = _store(home, "feast", {"type": "duckdb"}, FileSource(path=parquet, timestamp_field="event_time"))
-    frame = _entities(home, entities, parquet)
-    cold, seconds, out = _timed(
-        lambda: store.get_historical_features(entity_df=frame, features=FEATURES).to_df()
-    )
-    return {
-        "entities": entities,
-        "seconds": seconds,
-        "cold": cold,
-        "rows": len(out),
-        "peak_gb": peak_gb(),
-        "filled": int(out["tick_count_60s"].notna().sum()),
-        "checksum": int(out["tick_count_60s"].sum()),
-    }
+    return _pit(store, _entities(home, entities, parquet))
 
 
 STEPS = {"load": step_load, "features": step_features, "pit_ours": step_pit_ours, "pit_feast": step_pit_feast}
