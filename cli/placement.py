@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 
 from tickstore.settings import parse_cpus
+
+T = TypeVar("T")
 
 
 def yield_cpu(target: int) -> None:
@@ -18,22 +22,17 @@ def yield_cpu(target: int) -> None:
     Linux keeps a niceness per thread and a new thread inherits its creator's: the threads that
     imports already started (BLAS, allocators) are lowered one by one.
     """
-    for tid in _threads():
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) < target:
-                os.setpriority(os.PRIO_PROCESS, tid, target)
-        except ProcessLookupError:  # a thread that ended meanwhile
-            continue
+
+    def lower(tid: int) -> None:
+        if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
+
+    _each_thread(lower)
 
 
 def niceness() -> int:
     """The lowest niceness among this process's threads: the priority its busiest part may run at."""
-    values = []
-    for tid in _threads():
-        try:
-            values.append(os.getpriority(os.PRIO_PROCESS, tid))
-        except ProcessLookupError:
-            continue
+    values = _each_thread(lambda tid: os.getpriority(os.PRIO_PROCESS, tid))
     return min(values, default=os.getpriority(os.PRIO_PROCESS, 0))
 
 
@@ -55,11 +54,7 @@ def pin(spec: str, setting: str) -> None:
             f"CPUs {spec} ({setting}): CPU {min(cpus - allowed)} is not one this process may run on; "
             f"it may use {format_cpus(allowed)}. Choose among those, or leave it unset."
         )
-    for tid in _threads():
-        try:
-            os.sched_setaffinity(tid, cpus)
-        except ProcessLookupError:
-            continue
+    _each_thread(lambda tid: os.sched_setaffinity(tid, cpus))
 
 
 def cpu_option(value: str | None) -> str | None:
@@ -76,12 +71,7 @@ def cpus_in_use() -> str:
     """The CPUs this process's threads may run on, together, as a taskset list (`0-1`)."""
     if not hasattr(os, "sched_getaffinity"):
         return "any"
-    cpus: set[int] = set()
-    for tid in _threads():
-        try:
-            cpus |= os.sched_getaffinity(tid)
-        except ProcessLookupError:
-            continue
+    cpus: set[int] = set().union(*_each_thread(os.sched_getaffinity))
     return format_cpus(cpus or os.sched_getaffinity(0))
 
 
@@ -95,6 +85,17 @@ def format_cpus(cpus: set[int] | frozenset[int]) -> str:
         else:
             runs.append([c, c])
     return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _each_thread(call: Callable[[int], T]) -> list[T]:
+    """``call(tid)`` for every thread of this process, skipping threads that end meanwhile."""
+    results = []
+    for tid in _threads():
+        try:
+            results.append(call(tid))
+        except ProcessLookupError:  # a thread that ended meanwhile
+            continue
+    return results
 
 
 def _threads() -> list[int]:
