@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
+from cli.context import console, settings_of
 from cli.output import print_rows
 from ingest import broker, replay
 from ingest.sink import Sink
@@ -17,7 +17,6 @@ from tickstore.settings import Settings
 if TYPE_CHECKING:
     from training.train import TrainReport
 
-console = Console(stderr=True)
 
 EXAMPLES = [
     (
@@ -165,4 +164,4 @@ def demo(ctx: click.Context, simulate_ticks: int, live_seconds: float) -> None:
     7    `tickstore stream` + `tickstore serve`, a recording replayed at its own pace as if live,
          scores printed as they change
     """
-    run_demo(ctx.obj["settings"], simulate_ticks, live_seconds)
+    run_demo(settings_of(ctx), simulate_ticks, live_seconds)

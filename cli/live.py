@@ -17,8 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
+from cli.context import console
 from ingest import replay
 from ingest.stream import OnlineStream
 from tickstore.settings import Settings
@@ -26,7 +25,6 @@ from tickstore.settings import Settings
 if TYPE_CHECKING:
     from training.train import TrainReport
 
-console = Console(stderr=True)
 CHAMPION = "models:/tickstore-volatility@champion"
 
 

@@ -10,12 +10,11 @@ import sys
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
+from cli.context import console, settings_of
 from cli.placement import cpu_option, cpus_in_use, niceness, pin, yield_cpu
 from tickstore.settings import Settings
 
-console = Console(stderr=True)
 T = TypeVar("T")
 
 
@@ -48,7 +47,7 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
     """
     from ingest.stream import OnlineStream
 
-    settings: Settings = ctx.obj["settings"]
+    settings = settings_of(ctx)
     if cpus is not None:
         settings = settings.model_copy(update={"stream_cpus": cpus})
     yield_cpu(settings.stream_nice)
@@ -90,7 +89,7 @@ def serve(
     models:/tickstore-volatility@champion, reloaded when the alias moves); features come from the
     online store that `tickstore stream` keeps fresh. gunicorn with threaded workers unless --dev.
     """
-    base: Settings = ctx.obj["settings"]
+    base = settings_of(ctx)
     updates = {
         k: v
         for k, v in {

@@ -1,0 +1,219 @@
+"""Getting ticks in: `tickstore broker`, `tickstore ingest` and `tickstore sink`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from cli.context import console, settings_of
+from ingest import broker as broker_mod
+
+
+# -- broker -------------------------------------------------------------------------------------
+@click.group()
+def broker() -> None:
+    """Start, stop or inspect the embedded Kafka-protocol broker (Tansu)."""
+
+
+@broker.command("start")
+@click.pass_context
+def broker_start(ctx: click.Context) -> None:
+    """Start the broker on 127.0.0.1:TICKSTORE_BROKER_PORT and create ticks.raw / ticks.dlq."""
+    s = settings_of(ctx)
+    try:
+        st = broker_mod.start(s)
+    except broker_mod.BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    where = "embedded broker" if st.embedded else "external Kafka (no embedded broker started)"
+    console.print(f"[green]ok[/]: {where} at {st.bootstrap}" + (f", pid {st.pid}" if st.pid else ""))
+
+
+@broker.command("stop")
+@click.pass_context
+def broker_stop(ctx: click.Context) -> None:
+    """Stop the embedded broker (its in-memory topics are dropped)."""
+    stopped = broker_mod.stop(settings_of(ctx))
+    console.print("stopped" if stopped else "no embedded broker was running")
+
+
+@broker.command("status")
+@click.pass_context
+def broker_status(ctx: click.Context) -> None:
+    """Say whether the broker is up, and list tickstore's topics with their message counts."""
+    from ingest import kafka
+
+    s = settings_of(ctx)
+    st = broker_mod.status(s)
+    kind = "embedded" if st.embedded else "external"
+    state = "[green]up[/]" if st.reachable else "[red]down[/]"
+    console.print(f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else ""))
+    if st.reachable:
+        for topic, (parts, count) in kafka.topic_stats(s).items():
+            console.print(f"  {topic}: {parts} partitions, ~{count:,} messages (from watermarks)")
+    sys.exit(0 if st.reachable else 1)
+
+
+# -- ingest -------------------------------------------------------------------------------------
+@click.group()
+def ingest() -> None:
+    """Publish ticks to Kafka: recorded files, the live Coinbase feed, or a simulator."""
+
+
+@ingest.command("replay")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--speed", type=float, help="Pace at recorded speed times N (default: as fast as possible).")
+@click.option("--max-gap", type=float, default=5.0, show_default=True, help="With --speed: longest pause, s.")
+@click.option("--retime", is_flag=True, help="Stamp messages with the time they are sent, as if live.")
+@click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.pass_context
+def ingest_replay(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    speed: float | None,
+    max_gap: float,
+    retime: bool,
+    duration: float | None,
+) -> None:
+    """Publish NDJSON recordings (files or folders, .ndjson or .ndjson.gz) to ticks.raw."""
+    from ingest import replay
+
+    s = settings_of(ctx)
+    files = replay.discover(paths)
+    total = sum(f.stat().st_size for f in files)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"replaying {len(files)} files", total=total)
+        stats = replay.replay(
+            s,
+            files,
+            speed=speed,
+            max_gap_s=max_gap,
+            progress=lambda n: bar.advance(task, n),
+            retime=retime,
+            duration_s=duration,
+        )
+    rate = stats.messages / stats.seconds if stats.seconds else 0
+    console.print(
+        f"published {stats.messages:,} messages from {stats.files} files to {s.topic_raw} "
+        f"in {stats.seconds:.1f} s ({rate:,.0f}/s)"
+    )
+    for product, n in sorted(stats.per_product.items()):
+        console.print(f"  {product}: {n:,}")
+    if stats.too_large:
+        console.print(
+            f"[red]{len(stats.too_large)} lines exceed TICKSTORE_MAX_MESSAGE_BYTES and were not sent:[/] "
+            + ", ".join(stats.too_large[:5])
+        )
+        sys.exit(2)
+
+
+@ingest.command("coinbase")
+@click.option("--products", default="BTC-USD,ETH-USD", show_default=True, help="Comma-separated product ids.")
+@click.option(
+    "--feed", type=click.Choice(["exchange", "advanced-trade"]), default="advanced-trade", show_default=True
+)
+@click.option(
+    "--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C / SIGTERM)."
+)
+@click.option("--url", help="WebSocket URL (default: Coinbase's, from the settings).")
+@click.pass_context
+def ingest_coinbase(
+    ctx: click.Context, products: str, feed: str, duration: float | None, url: str | None
+) -> None:
+    """Subscribe to the live Coinbase ticker feed: archive every raw message and publish to ticks.raw.
+
+    Reconnects with backoff and subscribes again when the connection drops or goes silent. The archive
+    (TICKSTORE_HOME/archive/) rotates and is read back by `tickstore ingest replay`.
+    """
+    import asyncio
+    import signal
+
+    from ingest import coinbase
+
+    s = settings_of(ctx)
+    session = coinbase.CoinbaseIngest(s, feed, products.split(","), url=url, duration_s=duration)
+
+    async def main() -> coinbase.LiveStats:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, session.stop)
+        return await session.run_async()
+
+    with Progress(
+        "[progress.description]{task.description}",
+        "{task.completed:,} messages",
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"{feed} feed", total=None)
+        session.on_message = lambda n: bar.advance(task, n)
+        stats = asyncio.run(main())
+    console.print(
+        f"received {stats.messages:,} messages over {stats.connections} connection(s), "
+        f"published to {s.topic_raw}"
+    )
+    for product, n in sorted(stats.per_product.items()):
+        console.print(f"  {product}: {n:,}")
+    console.print(f"archived to {len(stats.archive_files)} file(s) in {s.archive_dir}")
+
+
+@ingest.command("simulate")
+@click.option("--ticks", type=int, default=1_000_000, show_default=True, help="How many ticks in all.")
+@click.option("--products", default="BTC-USD,ETH-USD,SOL-USD", show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--fit",
+    "fit_dir",
+    type=click.Path(exists=True, path_type=Path),
+    help="Fit rates and volatilities to these recordings first (default: built-in fit).",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Write NDJSON here instead of publishing.")
+@click.pass_context
+def ingest_simulate(
+    ctx: click.Context, ticks: int, products: str, seed: int, fit_dir: Path | None, out: Path | None
+) -> None:
+    """Generate a synthetic ticker stream (volatility regimes, bursts) fitted to recordings."""
+    from ingest import simulate
+
+    fitted = simulate.fit([fit_dir]) if fit_dir else simulate.Fitted()
+    if fit_dir:
+        console.print(f"fitted: {fitted}")
+    cfg = simulate.SimConfig(n_ticks=ticks, products=tuple(products.split(",")), seed=seed, fitted=fitted)
+    if out:
+        n = simulate.write(out, cfg)
+        console.print(f"wrote {n:,} ticks to {out}")
+        return
+    s = settings_of(ctx)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.completed:,}/{task.total:,}",
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("simulating", total=ticks)
+        n = simulate.publish(s, cfg, progress=lambda k: bar.advance(task, k))
+    console.print(f"published {n:,} simulated ticks to {s.topic_raw}")
+
+
+# -- sink ---------------------------------------------------------------------------------------
+@click.command()
+@click.option("--until-idle", is_flag=True, help="Stop once caught up with the topic (scripts, tests).")
+@click.pass_context
+def sink(ctx: click.Context, until_idle: bool) -> None:
+    """Consume ticks.raw into the DuckLake `ticks` table (bad messages -> `ticks_rejected`).
+
+    Offsets are committed only after the lake commit; SIGTERM flushes, commits and exits.
+    """
+    from ingest.sink import Sink
+
+    Sink(settings_of(ctx), until_idle=until_idle).run()

@@ -1,0 +1,221 @@
+"""Learning from the lake: `tickstore dataset`, `tickstore train` and `tickstore monitor`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, Progress
+
+from cli.context import console, settings_of
+
+
+# -- dataset ------------------------------------------------------------------------------------
+@click.group()
+def dataset() -> None:
+    """Point-in-time-correct training sets through Feast on the lake."""
+
+
+@dataset.command("build")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet file to write.")
+@click.option("--service", default="volatility_model", show_default=True, help="Feast feature service.")
+@click.option(
+    "--entities",
+    "entities_file",
+    type=click.Path(exists=True, path_type=Path),
+    help="CSV or Parquet with product_id, event_timestamp.",
+)
+@click.option("--every", type=float, help="Or: one entity row every N seconds per product...")
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+    help="...from this UTC time...",
+)
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+    help="...to this UTC time (exclusive).",
+)
+@click.option("--products", help="Comma-separated products for --every (default: all with ticks).")
+@click.option("--as-of", "as_of", type=int, help="Read the lake at this snapshot (rebuild an old dataset).")
+@click.pass_context
+def dataset_build(
+    ctx: click.Context,
+    out: Path,
+    service: str,
+    entities_file: Path | None,
+    every: float | None,
+    start: datetime | None,
+    end: datetime | None,
+    products: str | None,
+    as_of: int | None,
+) -> None:
+    """Build a training set: features as of each entity row, never from after it.
+
+    \b
+      tickstore dataset build --every 1 --start 2025-12-06T06:15:00 --end 2025-12-06T08:30:00 --out train.parquet
+      tickstore dataset build --entities rows.csv --out train.parquet --as-of 42
+    """
+    from datetime import UTC, timedelta
+
+    from training import dataset as ds
+
+    if (entities_file is None) == (every is None):
+        raise click.UsageError("give either --entities FILE or --every N with --start and --end")
+    if entities_file is not None:
+        entities: object = ds.file_entities(entities_file)
+    else:
+        if start is None or end is None:
+            raise click.UsageError("--every needs --start and --end")
+        entities = ds.Grid(
+            start.replace(tzinfo=UTC),
+            end.replace(tzinfo=UTC),
+            timedelta(seconds=every or 1),
+            tuple(products.split(",")) if products else (),
+        )
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.completed:,}/{task.total:,} rows",
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("point-in-time join", total=1)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        manifest = ds.build(
+            settings_of(ctx),
+            entities,
+            out,
+            feature_service=service,
+            as_of=as_of,  # type: ignore[arg-type]
+            progress=advance,
+        )
+    console.print(
+        f"wrote {manifest.rows:,} rows x {len(manifest.features)} features to {out} "
+        f"in {manifest.seconds:.1f} s (lake snapshot {manifest.snapshot}; rebuild with --as-of "
+        f"{manifest.snapshot})"
+    )
+    worst = sorted(manifest.null_fraction.items(), key=lambda kv: -kv[1])[:3]
+    console.print("most NULL: " + ", ".join(f"{k} {v:.1%}" for k, v in worst))
+
+
+# -- train --------------------------------------------------------------------------------------
+@click.command()
+@click.option(
+    "--start", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]), required=True, help="UTC start."
+)
+@click.option("--end", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]), required=True, help="UTC end.")
+@click.option("--every", type=float, default=1.0, show_default=True, help="Seconds between label rows.")
+@click.option("--horizon", type=float, default=60.0, show_default=True, help="Label horizon H, seconds.")
+@click.option(
+    "--percentile", type=float, default=95.0, show_default=True, help="Spike threshold (training split)."
+)
+@click.option("--as-of", "as_of", type=int, help="Train on this lake snapshot (reproduce a run).")
+@click.option("--leaky-labels", is_flag=True, help="Also train on shift(-1) labels, to show the leak.")
+@click.pass_context
+def train(
+    ctx: click.Context,
+    start: datetime,
+    end: datetime,
+    every: float,
+    horizon: float,
+    percentile: float,
+    as_of: int | None,
+    leaky_labels: bool,
+) -> None:
+    """Train the z-score rule, logistic regression and XGBoost on honest forward labels; log to MLflow.
+
+    Labels are the realized volatility over (t, t + H] from ticks strictly after t; splits are
+    chronological 70/15/15 with an H purge. The best model becomes the `champion` alias only if it
+    beats the z-score rule on validation PR-AUC.
+    """
+    from datetime import UTC, timedelta
+
+    from cli.output import print_train_report
+    from training.train import TrainConfig
+    from training.train import train as run_training
+
+    cfg = TrainConfig(
+        start.replace(tzinfo=UTC),
+        end.replace(tzinfo=UTC),
+        timedelta(seconds=every),
+        timedelta(seconds=horizon),
+        percentile,
+        as_of=as_of,
+        leaky_labels=leaky_labels,
+    )
+    try:
+        with console.status("training (features, labels, three models, MLflow) ..."):
+            report = run_training(settings_of(ctx), cfg, log=console.print)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    print_train_report(report, console)
+    for name, values in report.walk_forward.items():
+        shown = ", ".join("nan" if v != v else f"{v:.3f}" for v in values)
+        console.print(f"walk-forward PR-AUC {name}: {shown}")
+
+
+# -- monitor ------------------------------------------------------------------------------------
+@click.group()
+def monitor() -> None:
+    """Watch the features: drift between time ranges (gates retraining)."""
+
+
+def _time_range(text: str) -> tuple[datetime, datetime]:
+    from datetime import UTC
+
+    try:
+        start, end = (datetime.fromisoformat(p.strip()) for p in text.split(".."))
+    except ValueError as exc:
+        raise click.BadParameter("use START..END, e.g. 2025-12-06T06:00..2025-12-06T08:00") from exc
+    return start.replace(tzinfo=start.tzinfo or UTC), end.replace(tzinfo=end.tzinfo or UTC)
+
+
+@monitor.command("drift")
+@click.option("--reference", required=True, help="Reference range START..END (UTC, ISO).")
+@click.option("--current", required=True, help="Current range START..END (UTC, ISO).")
+@click.option("--every", type=float, default=10.0, show_default=True, help="Seconds between sampled rows.")
+@click.option(
+    "--max-share",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Exit 1 when more than this share of features drifted.",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Report folder (default: TICKSTORE_HOME/reports)."
+)
+@click.pass_context
+def monitor_drift(
+    ctx: click.Context, reference: str, current: str, every: float, max_share: float, out: Path | None
+) -> None:
+    """Evidently drift + quality report between the features of two time ranges.
+
+    Exit code 0: drift at or below --max-share; 1: above it (retrain); 2: usage error.
+    """
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from training import dataset as ds
+    from training.drift import drift_report
+
+    s = settings_of(ctx)
+    frames = []
+    for label, text in (("reference", reference), ("current", current)):
+        start, end = _time_range(text)
+        path = s.home / "reports" / f"drift_{label}.parquet"
+        ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
+        frames.append(pd.read_parquet(path))
+    result = drift_report(frames[0], frames[1], out or s.home / "reports", "drift")
+    console.print(
+        f"{result.drifted} of {result.columns} features drifted ({result.share:.0%}); report: {result.html}"
+    )
+    for column, value in sorted(result.per_column.items(), key=lambda kv: kv[1])[:5]:
+        console.print(f"  {column}: {value:.3g}")
+    sys.exit(1 if result.share > max_share else 0)
