@@ -70,3 +70,37 @@ def test_every_lake_connection_plans_asof_joins_without_the_quadratic_loop(
     con = lake.connect(s)
     assert asof_plan(con) == "asof"
     assert asof_plan(lake.connect(s, snapshot=lake.current_snapshot(con))) == "asof"
+
+
+def _block_pool(con: duckdb.DuckDBPyConnection) -> str:
+    return str(con.execute("SELECT current_setting('block_allocator_memory')").fetchone()[0])  # type: ignore[index]
+
+
+def test_lake_connections_reuse_memory_blocks_unless_turned_off(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    def pool(**size: str) -> str:  # each on a lake of its own: a process opens one DuckDB per lake
+        return _block_pool(lake.connect(make_settings(home=tmp_path / str(size), **size)))
+
+    plain = duckdb.connect()
+    assert _block_pool(plain) == "0 bytes"  # DuckDB's default: freed blocks go back to the kernel
+    memory_limit = plain.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
+    assert pool() == memory_limit  # the default, 100%: as much as DuckDB's memory limit
+    assert pool(duckdb_block_pool="0") == "0 bytes"
+    assert pool(duckdb_block_pool="1GB") == "953.6 MiB"
+
+
+@pytest.mark.parametrize("size", ["lots", "1GB; SELECT 1", "-1GB", "5 parsecs"])
+def test_a_block_pool_that_is_not_a_size_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, size: str
+) -> None:
+    monkeypatch.setenv("TICKSTORE_DUCKDB_BLOCK_POOL", size)
+    with pytest.raises(ValueError, match="duckdb_block_pool"):
+        Settings()
+
+
+def test_a_block_pool_larger_than_duckdb_allows_says_what_to_do(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with pytest.raises(lake.LakeError, match="TICKSTORE_DUCKDB_BLOCK_POOL=.*at most 100%"):
+        lake.connect(make_settings(duckdb_block_pool="100000TB"))
