@@ -175,7 +175,7 @@ def _block_pool(con: duckdb.DuckDBPyConnection, size: str) -> None:
 
     Without the pool, blocks freed by one operator (a sort, a window's segment trees) go back to the
     system and the next operator's are page-faulted in afresh: over 10M ticks of feature SQL that
-    was a quarter of the CPU time, spent in the kernel. Set on the instance once (DuckDB can't shrink
+    was a fifth of the CPU time, spent in the kernel. Set on the instance once (DuckDB can't shrink
     it); a percentage is of DuckDB's memory limit. Given in the connect() config, DuckDB 1.5 aborts
     the process on a percentage, so it is SET afterwards.
     """
