@@ -10,7 +10,9 @@ lake's data files afterwards (before and after compaction).
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import shutil
 import socket
 import sys
 import tempfile
@@ -39,6 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     home = Path(tempfile.mkdtemp(prefix="tickstore-bench-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)  # a run leaves no lake behind
     s = Settings(
         home=home,
         broker_port=free_port(),

@@ -9,9 +9,11 @@ Each measurement runs in a fresh child process so its peak memory (max RSS) is i
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -225,6 +227,7 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     big = tempfile.mkdtemp(prefix="tickstore-bench-offline-")
+    atexit.register(shutil.rmtree, big, ignore_errors=True)  # ~1.5 GB of lake: none left behind
     print(f"simulating {args.ticks:,} ticks over 3 products into a fresh lake ...")
     child("load", big, ticks=args.ticks)
     for view in ("ticks_60s", "ticks_10s", "ticks_300s"):
@@ -242,6 +245,7 @@ def main() -> None:
     )
 
     small = tempfile.mkdtemp(prefix="tickstore-bench-peer-")
+    atexit.register(shutil.rmtree, small, ignore_errors=True)
     child("load", small, ticks=args.peer_ticks)
     child("features", small, view="ticks_60s", materialize=True)
     ours = child("pit_ours", small, entities=args.peer_entities, table="bench_ticks_60s")

@@ -18,11 +18,13 @@ serve` keeps every core: pinned to ours, it only fell further behind (the ratio 
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import http.client
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -173,6 +175,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     home = Path(tempfile.mkdtemp(prefix="tickstore-bench-serve-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)  # a run leaves no lake behind
     stream_cpus, serve_cpus = placement(not args.no_pin)
     s = Settings(
         home=home,

@@ -7,7 +7,9 @@ three products, one label per second per product.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     s = Settings(home=Path(tempfile.mkdtemp(prefix="tickstore-bench-train-")))
+    atexit.register(shutil.rmtree, s.home, ignore_errors=True)  # a run leaves no lake behind
     # enough ticks for the whole span at the fitted rates (~3.8 ticks/s per product)
     n = int(args.hours * 3600 * 3 * 4.2)
     con = lake.connect(s)
