@@ -5,16 +5,43 @@
 --   its ticks are after t, so nothing known at t leaks in and nothing of the label is known at t.
 -- Rows whose horizon is not covered by data (no tick at or after t + horizon, or fewer than two
 -- returns inside it) are dropped rather than labeled calm.
+-- How: the returns counted for t are those with event_time <= t + horizon (a prefix of the product's
+-- returns in time order) minus those whose previous tick is at or before t (a shorter prefix), so
+-- each label is a difference of two running sums found by ASOF joins: no join of every grid point
+-- with every return in its window (that range join took 88 s for a day of three products; this
+-- takes 1 s, same rows and counts, volatilities within 2.5e-12 relative: the running sums carry the
+-- rounding of the whole range, so a label can differ in its last digits when $start moves).
 -- Parameters: $start, $end (TIMESTAMPTZ), $every_s, $horizon_s (seconds).
 WITH returns AS (
     SELECT
         product_id,
         event_time,
+        sequence,
+        tick_id,
         lag(event_time) OVER p AS prev_time,
         ln(best_bid::DOUBLE + best_ask::DOUBLE) - ln(lag(best_bid::DOUBLE + best_ask::DOUBLE) OVER p) AS ret
     FROM ticks
     WHERE event_time >= $start AND event_time < $end + to_seconds($horizon_s::DOUBLE) * 2
     WINDOW p AS (PARTITION BY product_id ORDER BY event_time, sequence, tick_id)
+),
+running AS (
+    SELECT
+        product_id,
+        event_time,
+        prev_time,
+        row_number() OVER w AS n,          -- returns up to and including this one, in time order
+        sum(ret * ret) OVER w AS sum_sq    -- their squared sum, added in that order (reruns agree)
+    FROM returns
+    WHERE prev_time IS NOT NULL            -- a product's first tick in range has no return
+    WINDOW w AS (PARTITION BY product_id ORDER BY event_time, sequence, tick_id ROWS UNBOUNDED PRECEDING)
+),
+-- Running totals as of each time: the largest over returns sharing it (they only grow), so ties at
+-- a time count all together, whatever their order.
+upto_end AS (
+    SELECT product_id, event_time AS at, max(n) AS n, max(sum_sq) AS sum_sq FROM running GROUP BY ALL
+),
+upto_start AS (
+    SELECT product_id, prev_time AS at, max(n) AS n, max(sum_sq) AS sum_sq FROM running GROUP BY ALL
 ),
 coverage AS (
     SELECT product_id, max(event_time) AS last_tick FROM returns GROUP BY ALL
@@ -24,17 +51,25 @@ grid AS (
     FROM coverage AS c
     CROSS JOIN range($start::TIMESTAMPTZ, $end::TIMESTAMPTZ, to_microseconds(($every_s * 1e6)::BIGINT)) AS g
     WHERE g.range + to_seconds($horizon_s::DOUBLE) <= c.last_tick
+),
+spans AS (
+    SELECT
+        g.product_id,
+        g.t,
+        hi.n - coalesce(lo.n, 0) AS n,                  -- returns in (t, t + horizon]
+        hi.sum_sq - coalesce(lo.sum_sq, 0) AS sum_sq
+    FROM grid AS g
+    -- returns ending by t + horizon ...
+    ASOF JOIN upto_end AS hi
+        ON hi.product_id = g.product_id AND hi.at <= g.t + to_seconds($horizon_s::DOUBLE)
+    -- ... less those starting at or before t (all of them end by t + horizon when n > 0)
+    ASOF LEFT JOIN upto_start AS lo
+        ON lo.product_id = g.product_id AND lo.at <= g.t
 )
 SELECT
-    g.product_id,
-    g.t AS event_timestamp,
-    -- realized volatility over (t, t + horizon]; summed in time order so reruns agree to the last bit
-    sqrt(sum(r.ret * r.ret ORDER BY r.event_time)) AS fwd_vol,
-    count(*) AS fwd_returns                  -- returns it was computed from
-FROM grid AS g
-JOIN returns AS r
-    ON r.product_id = g.product_id
-    AND r.prev_time > g.t
-    AND r.event_time <= g.t + to_seconds($horizon_s::DOUBLE)
-GROUP BY ALL
-HAVING count(*) >= 2
+    product_id,
+    t AS event_timestamp,
+    sqrt(sum_sq) AS fwd_vol,   -- realized volatility over (t, t + horizon]
+    n AS fwd_returns           -- returns it was computed from
+FROM spans
+WHERE n >= 2
