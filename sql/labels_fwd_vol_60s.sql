@@ -8,9 +8,10 @@
 -- How: the returns counted for t are those with event_time <= t + horizon (a prefix of the product's
 -- returns in time order) minus those whose previous tick is at or before t (a shorter prefix), so
 -- each label is a difference of two running sums found by ASOF joins: no join of every grid point
--- with every return in its window (that range join took 88 s for a day of three products; this
--- takes 1 s, same rows and counts, volatilities within 2.5e-12 relative: the running sums carry the
--- rounding of the whole range, so a label can differ in its last digits when $start moves).
+-- with every return in its window (that range join took 88 s for a simulated day; this takes 1 s).
+-- Same rows and counts as summing each window's own returns; the volatility differs by at most
+-- 3e-14 absolute (median volatility 2e-4 on recorded Coinbase ticks): the running sums carry the
+-- rounding of the whole range, so a label's last digits can change when $start moves.
 -- Parameters: $start, $end (TIMESTAMPTZ), $every_s, $horizon_s (seconds).
 WITH returns AS (
     SELECT
