@@ -43,7 +43,13 @@ def register_model(settings: Settings, seed: int, threshold: float, alias: str =
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_params({"decision_threshold": threshold, "model": "logreg"})
         mlflow.set_tags({"features": json.dumps(columns)})
-        mlflow_sklearn.log_model(model, name="model", skops_trusted_types=["numpy.dtype"])
+        # requirements given, as `tickstore train` gives them: inferring them costs ~3 s a model
+        mlflow_sklearn.log_model(
+            model,
+            name="model",
+            skops_trusted_types=["numpy.dtype"],
+            pip_requirements=["scikit-learn", "skops"],
+        )
     version = mlflow.register_model(f"runs:/{run.info.run_id}/model", MODEL)
     MlflowClient().set_registered_model_alias(MODEL, alias, version.version)
     return str(version.version)

@@ -86,7 +86,7 @@ def test_the_loader_scores_an_mlflow_xgboost_model_through_the_compiled_trees(
     with mlflow.start_run(experiment_id=tracking.setup(settings)) as run:
         mlflow.log_params({"decision_threshold": 0.4})
         mlflow.set_tags({"features": json.dumps(list(x.columns))})
-        mlflow.xgboost.log_model(model, name="model")  # type: ignore[attr-defined]
+        mlflow.xgboost.log_model(model, name="model", pip_requirements=["xgboost"])  # type: ignore[attr-defined]
 
     loaded = load(f"runs:/{run.info.run_id}/model")
     assert loaded.trees is not None
