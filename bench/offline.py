@@ -44,6 +44,8 @@ def machine() -> str:
     """CPU model, cores, DuckDB version and block pool: machines of one size gave figures 1.6x apart."""
     import duckdb
 
+    from tickstore.settings import Settings
+
     model = "CPU model unknown"
     try:
         model = next(
@@ -53,8 +55,6 @@ def machine() -> str:
         )
     except (OSError, StopIteration):
         pass
-    from tickstore.settings import Settings
-
     pool = Settings().duckdb_block_pool  # the figures depend on it: 10% on the feature SQL (measured)
     return f"{model}, {os.cpu_count()} cores, DuckDB {duckdb.__version__}, block pool {pool}"
 
