@@ -156,7 +156,7 @@ def train(
         raise click.ClickException(str(exc)) from exc
     print_train_report(report, console)
     for name, values in report.walk_forward.items():
-        shown = ", ".join("nan" if v != v else f"{v:.3f}" for v in values)
+        shown = ", ".join("n/a" if v != v else f"{v:.3f}" for v in values)
         console.print(f"walk-forward PR-AUC {name}: {shown}")
 
 

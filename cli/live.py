@@ -38,8 +38,11 @@ def _model_uri(report: TrainReport | None) -> str | None:
     best = max(
         candidates, key=lambda r: r.validation_pr_auc if r.validation_pr_auc == r.validation_pr_auc else -1
     )
+    why = "nothing beat the z-score rule on validation"
+    if report is not None and report.spikes.get("validation") == 0:
+        why = "a validation split without spikes ranks no model; the first is taken"
     console.print(
-        "   no champion (nothing beat the z-score rule on validation), so the demo\n"
+        f"   no champion ({why}), so the demo\n"
         f"   serves this run's {best.name}: TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model"
     )
     return f"runs:/{best.run_id}/model"

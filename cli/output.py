@@ -50,24 +50,30 @@ def print_rows(
             console.print(f"({len(rows) - limit:,} more rows; use --limit or --format csv)")
 
 
+def _score(value: float, digits: int = 3) -> str:
+    """A metric, or n/a where it is undefined (NaN: a split without spikes or without calm rows)."""
+    return "n/a" if value != value else f"{value:.{digits}f}"
+
+
 def print_train_report(report: Any, console: Console) -> None:
     """The model comparison table of a training run (honest labels, and leaky ones when trained)."""
     rows = []
     for kind, results in (("honest", report.results), ("leaky shift(-1)", report.leaky)):
         for r in results:
             t = r.test
+            interval = "" if t.pr_auc_low != t.pr_auc_low else f" [{t.pr_auc_low:.3f}, {t.pr_auc_high:.3f}]"
             rows.append(
                 (
                     kind,
                     r.name,
-                    f"{r.validation_pr_auc:.3f}",
-                    f"{t.pr_auc:.3f} [{t.pr_auc_low:.3f}, {t.pr_auc_high:.3f}]",
-                    f"{t.roc_auc:.3f}",
-                    f"{t.f1:.3f}",
-                    f"{t.precision:.3f}",
-                    f"{t.recall:.3f}",
-                    f"{t.brier:.4f}",
-                    f"{t.base_rate:.3f}",
+                    _score(r.validation_pr_auc),
+                    _score(t.pr_auc) + interval,
+                    _score(t.roc_auc),
+                    _score(t.f1),
+                    _score(t.precision),
+                    _score(t.recall),
+                    _score(t.brier, 4),
+                    _score(t.base_rate),
                 )
             )
     print_rows(
@@ -86,7 +92,18 @@ def print_train_report(report: Any, console: Console) -> None:
         rows,
         title=f"test split ({report.rows['test']:,} rows), lake snapshot {report.snapshot}",
     )
+    spikes = report.spikes
+    if spikes:
+        console.print(
+            f"honest spikes (forward vol > {report.threshold:.3g}, the training split's percentile): "
+            + ", ".join(f"{spikes[k]:,} of {report.rows[k]:,} {k}" for k in ("train", "validation", "test"))
+        )
     if report.champion:
         console.print(f"champion: {report.champion} (registered version {report.champion_version})")
+    elif spikes.get("validation") == 0:
+        console.print(
+            "no champion: the validation split has no spike, so its PR-AUC is undefined (n/a) and cannot "
+            "pick a model; train over a longer --start/--end range, or one whose later part is not calmer"
+        )
     else:
         console.print("no champion: no model beat the z-score rule on validation PR-AUC")

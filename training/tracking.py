@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,9 @@ from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
 
 from tickstore.settings import Settings  # noqa: E402
+
+# MLflow's own SQLAlchemy store triggers this on every start; nothing a user can act on
+warnings.filterwarnings("ignore", message="The ``noload`` loader strategy", category=DeprecationWarning)
 
 EXPERIMENT = "tickstore-volatility"
 REGISTERED_MODEL = "tickstore-volatility"

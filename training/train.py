@@ -53,6 +53,7 @@ class TrainReport:
     threshold: float
     rows: dict[str, int]
     results: list[ModelResult] = field(default_factory=list)
+    spikes: dict[str, int] = field(default_factory=dict)  # split -> rows labeled a spike (honest labels)
     leaky: list[ModelResult] = field(default_factory=list)
     champion: str | None = None
     champion_version: str | None = None
@@ -108,8 +109,11 @@ def fit_and_score(
     table: pd.DataFrame,
     cfg: TrainConfig,
     on_model: Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], str],
-) -> tuple[list[ModelResult], float, dict[str, int]]:
-    """Split, label at the training percentile, fit every model, score on test."""
+) -> tuple[list[ModelResult], float, dict[str, int], dict[str, int]]:
+    """Split, label at the training percentile, fit every model, score on test.
+
+    Returns the results, the spike threshold, and the rows and spikes per split.
+    """
     train, val, test = splits.chronological(table, purge=cfg.horizon)
     if min(len(train), len(val), len(test)) < MIN_SPLIT_ROWS:
         raise ValueError(
@@ -132,7 +136,9 @@ def fit_and_score(
         result = ModelResult(model.name, validation, score(y["test"], p_test, cut))
         result.run_id = on_model(model, test[columns], y["test"], p_test, cut)
         results.append(result)
-    return results, threshold, {"train": len(train), "validation": len(val), "test": len(test)}
+    rows = {"train": len(train), "validation": len(val), "test": len(test)}
+    spikes = {"train": int(y["train"].sum()), "validation": int(y["val"].sum()), "test": int(y["test"].sum())}
+    return results, threshold, rows, spikes
 
 
 def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainReport:
@@ -182,17 +188,19 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
 
         return on_model
 
-    results, threshold, rows = fit_and_score(table, cfg, tracked("honest"))
+    results, threshold, rows, spikes = fit_and_score(table, cfg, tracked("honest"))
     for r in results:
         with mlflow.start_run(run_id=r.run_id):
-            mlflow.log_params({"spike_threshold_fwd_vol": threshold})
+            mlflow.log_params(
+                {"spike_threshold_fwd_vol": threshold, **{f"spikes_{k}": v for k, v in spikes.items()}}
+            )
             mlflow.log_metrics(
                 {
                     "val_pr_auc": r.validation_pr_auc,
                     **{f"test_{k}": v for k, v in r.test.as_dict().items() if v == v},
                 }
             )
-    report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results)
+    report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
     report.drift_share = _log_drift(table, cfg, results[0].run_id)
     baseline = next(r for r in results if r.name == "zscore")
     # NaN (a validation split without spikes) never wins
@@ -208,7 +216,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
             for name, values in report.walk_forward.items():
                 mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
     if cfg.leaky_labels:
-        leaky, _, _ = fit_and_score(leaky_table(settings, cfg, snapshot), cfg, tracked("leaky"))
+        leaky, _, _, _ = fit_and_score(leaky_table(settings, cfg, snapshot), cfg, tracked("leaky"))
         report.leaky = leaky
     return report
 

@@ -37,6 +37,9 @@ def test_three_models_with_finite_test_metrics_on_purged_splits(trained) -> None
         assert 0 <= r.test.pr_auc <= 1 and r.test.pr_auc_low <= r.test.pr_auc <= r.test.pr_auc_high
         assert 0 < r.test.base_rate < 1 and math.isfinite(r.test.brier)
     assert report.rows["train"] > report.rows["validation"] > 0 and report.rows["test"] > 0
+    # spikes are the rows above the training split's 95th percentile: ~5% of train, counted per split
+    assert 0.04 * report.rows["train"] < report.spikes["train"] <= 0.05 * report.rows["train"] + 1
+    assert report.spikes["test"] == round(report.results[0].test.base_rate * report.rows["test"])
 
 
 @pytest.mark.slow
@@ -63,6 +66,7 @@ def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type:
     client = MlflowClient()
     run = client.get_run(report.results[2].run_id)
     assert run.data.params["snapshot"] == str(report.snapshot) and "sql_sha256_ticks_60s" in run.data.params
+    assert run.data.params["spikes_validation"] == str(report.spikes["validation"])
     assert "test_pr_auc" in run.data.metrics and "val_pr_auc" in run.data.metrics
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/pr_curve.png", "plots/calibration.png", "plots/confusion_matrix.png"}

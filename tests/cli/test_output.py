@@ -1,0 +1,58 @@
+"""The training report as printed: undefined scores read n/a, and a missing champion says why."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from cli.output import print_train_report
+from training.metrics import Scores
+from training.train import ModelResult, TrainReport
+
+NAN = float("nan")
+
+
+def scores(pr_auc: float, base_rate: float) -> Scores:
+    low, high = (NAN, NAN) if pr_auc != pr_auc else (pr_auc - 0.1, pr_auc + 0.1)
+    return Scores(pr_auc, low, high, 0.6, 0.2, 0.3, 0.4, 0.5, 0.04, base_rate, 100)
+
+
+def report(validation: float, val_spikes: int) -> TrainReport:
+    return TrainReport(
+        snapshot=3,
+        threshold=2.5e-4,
+        rows={"train": 700, "validation": 150, "test": 150},
+        results=[
+            ModelResult("zscore", validation, scores(0.12, 0.05)),
+            ModelResult("logreg", validation, scores(0.21, 0.05)),
+        ],
+        spikes={"train": 35, "validation": val_spikes, "test": 8},
+    )
+
+
+def printed(rep: TrainReport, capsys: pytest.CaptureFixture[str]) -> str:
+    out = io.StringIO()
+    print_train_report(rep, Console(file=out, width=200))
+    return capsys.readouterr().out + out.getvalue()
+
+
+def test_validation_without_spikes_reads_na_and_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    text = printed(report(NAN, 0), capsys)
+    assert "nan" not in text
+    assert "│ n/a        │ 0.210 [0.110, 0.310] │" in text
+    assert "35 of 700 train, 0 of 150 validation, 8 of 150 test" in text
+    assert "no champion: the validation split has no spike" in text
+
+
+def test_no_champion_with_spikes_names_the_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    text = printed(report(0.3, 4), capsys)
+    assert "│ 0.300      │" in text
+    assert "no champion: no model beat the z-score rule on validation PR-AUC" in text
+
+
+def test_undefined_test_scores_drop_the_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    rep = report(0.3, 4)
+    rep.results[1].test = scores(NAN, 0.0)
+    assert "│ n/a                  │" in printed(rep, capsys)
