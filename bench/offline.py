@@ -48,12 +48,15 @@ def machine() -> str:
 
     model = "CPU model unknown"
     try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
+        cpu: dict[str, str] = {}
+        for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines():
+            key, _, value = line.partition(":")
+            cpu[key.strip()] = value.strip()
+        model = cpu["model name"]
+        # virtual machines often show a bare "AMD EPYC": family, model and clock tell them apart
+        model += f" (family {cpu.get('cpu family', '?')} model {cpu.get('model', '?')}"
+        model += f", {float(cpu.get('cpu MHz', 'nan')):.0f} MHz)"
+    except (OSError, KeyError, ValueError):
         pass
     pool = Settings().duckdb_block_pool  # the figures depend on it: 10% on the feature SQL (measured)
     return f"{model}, {os.cpu_count()} cores, DuckDB {duckdb.__version__}, block pool {pool}"
