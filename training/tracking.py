@@ -82,8 +82,8 @@ def curves(y: np.ndarray, p: np.ndarray, threshold: float, title: str, out: Path
     return files
 
 
-def promote(run_id: str, artifact_path: str) -> str:
-    """Register the run's model and point the `champion` alias at the new version."""
-    version = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", REGISTERED_MODEL)
+def promote(model_uri: str) -> str:
+    """Register a logged model (``models:/m-...``) and point the `champion` alias at the new version."""
+    version = mlflow.register_model(model_uri, REGISTERED_MODEL)
     MlflowClient().set_registered_model_alias(REGISTERED_MODEL, "champion", version.version)
     return str(version.version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -159,6 +160,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         "end": cfg.end.isoformat(),
     }
     label_sql = labels.LABEL_SQL.read_text()
+    logged: dict[str, str] = {}  # run id -> its logged model's URI
 
     def tracked(kind: str) -> Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], str]:
         def on_model(model: Model, x: pd.DataFrame, y: np.ndarray, p: np.ndarray, cut: float) -> str:
@@ -183,7 +185,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                     mlflow.log_artifact(str(Path(tmp) / "manifest.json"), "dataset")
                 if isinstance(model, XGBoost):
                     mlflow.log_dict(model.importance(list(x.columns)), "feature_importance.json")
-                _log_model(model, x)
+                logged[run.info.run_id] = _log_model(model, x)
                 return str(run.info.run_id)
 
         return on_model
@@ -209,7 +211,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
     )
     if best.validation_pr_auc > np.nan_to_num(baseline.validation_pr_auc, nan=-1):
         report.champion = best.name
-        report.champion_version = tracking.promote(best.run_id, "model")
+        report.champion_version = tracking.promote(logged[best.run_id])
     if cfg.folds > 0:
         report.walk_forward = walk_forward_pr_auc(table, cfg)
         with mlflow.start_run(run_id=results[0].run_id):
@@ -265,25 +267,39 @@ def _pinned(*packages: str) -> list[str]:
     return [f"{package}=={version(package)}" for package in packages]
 
 
-def _log_model(model: Model, x: pd.DataFrame) -> None:
-    """Log the fitted model in a flavor MLflow loads without tickstore's code (serving never imports training)."""
+def _log_model(model: Model, x: pd.DataFrame) -> str:
+    """Log the fitted model in a flavor MLflow loads without tickstore's code (serving never imports training).
+
+    Returns the logged model's URI (empty for the z-score rule, which is not logged as a model).
+    """
     example = x.head(5).astype(float)
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values: here that is the predicted class
+        # label of the output schema, which is never missing; the inputs are floats
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        return _log_flavor(model, example)
+
+
+def _log_flavor(model: Model, example: pd.DataFrame) -> str:
     if isinstance(model, LogReg):
         import mlflow.sklearn
 
-        mlflow.sklearn.log_model(  # type: ignore[attr-defined]
+        info = mlflow.sklearn.log_model(  # type: ignore[attr-defined]
             model.pipeline,
             name="model",
             input_example=example,
             skops_trusted_types=["numpy.dtype"],
             pip_requirements=_pinned("numpy", "pandas", "scikit-learn", "scipy", "skops"),
         )
-    elif isinstance(model, XGBoost):
+        return str(info.model_uri)
+    if isinstance(model, XGBoost):
         import mlflow.xgboost
 
-        mlflow.xgboost.log_model(  # type: ignore[attr-defined]
+        info = mlflow.xgboost.log_model(  # type: ignore[attr-defined]
             model.model,
             name="model",
             input_example=example,
             pip_requirements=_pinned("numpy", "pandas", "scikit-learn", "scipy", "xgboost"),
         )
+        return str(info.model_uri)
+    return ""

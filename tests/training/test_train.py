@@ -61,7 +61,7 @@ def test_leaky_labels_look_far_better_than_honest_ones(trained) -> None:  # type
 
 @pytest.mark.slow
 def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type: ignore[no-untyped-def]
-    s, _, report, _ = trained
+    s, _, report, again = trained
     tracking.setup(s)
     client = MlflowClient()
     run = client.get_run(report.results[2].run_id)
@@ -76,5 +76,10 @@ def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type:
         assert best.validation_pr_auc > zscore
         model = mlflow.pyfunc.load_model(f"models:/{tracking.REGISTERED_MODEL}@champion")
         assert model is not None
+        # registered from the logged model itself, and still traced to its run (serving reads its tags);
+        # the alias is the second training's, which ran last
+        latest = next(r for r in again.results if r.name == again.champion)
+        version = client.get_model_version_by_alias(tracking.REGISTERED_MODEL, "champion")
+        assert version.run_id == latest.run_id and version.source.startswith("models:/m-")
     else:
         assert all(r.validation_pr_auc <= zscore for r in report.results[1:])
