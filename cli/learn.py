@@ -10,6 +10,7 @@ import click
 from rich.progress import BarColumn, Progress
 
 from cli.context import console, settings_of
+from tickstore import lake
 
 
 # -- dataset ------------------------------------------------------------------------------------
@@ -64,17 +65,20 @@ def dataset_build(
 
     if (entities_file is None) == (every is None):
         raise click.UsageError("give either --entities FILE or --every N with --start and --end")
-    if entities_file is not None:
-        entities: object = ds.file_entities(entities_file)
-    else:
-        if start is None or end is None:
-            raise click.UsageError("--every needs --start and --end")
-        entities = ds.Grid(
-            start.replace(tzinfo=UTC),
-            end.replace(tzinfo=UTC),
-            timedelta(seconds=every or 1),
-            tuple(products.split(",")) if products else (),
-        )
+    try:
+        if entities_file is not None:
+            entities: object = ds.file_entities(entities_file)
+        else:
+            if start is None or end is None:
+                raise click.UsageError("--every needs --start and --end")
+            entities = ds.Grid(
+                start.replace(tzinfo=UTC),
+                end.replace(tzinfo=UTC),
+                timedelta(seconds=every or 0),
+                tuple(products.split(",")) if products else (),
+            )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -87,14 +91,17 @@ def dataset_build(
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        manifest = ds.build(
-            settings_of(ctx),
-            entities,
-            out,
-            feature_service=service,
-            as_of=as_of,  # type: ignore[arg-type]
-            progress=advance,
-        )
+        try:
+            manifest = ds.build(
+                settings_of(ctx),
+                entities,
+                out,
+                feature_service=service,
+                as_of=as_of,  # type: ignore[arg-type]
+                progress=advance,
+            )
+        except (ValueError, lake.LakeError) as exc:
+            raise click.ClickException(str(exc)) from exc
     console.print(
         f"wrote {manifest.rows:,} rows x {len(manifest.features)} features to {out} "
         f"in {manifest.seconds:.1f} s (lake snapshot {manifest.snapshot}; rebuild with --as-of "
@@ -152,7 +159,7 @@ def train(
     try:
         with console.status("training (features, labels, three models, MLflow) ..."):
             report = run_training(settings_of(ctx), cfg, log=console.print)
-    except ValueError as exc:
+    except (ValueError, lake.LakeError) as exc:
         raise click.ClickException(str(exc)) from exc
     print_train_report(report, console)
     for name, values in report.walk_forward.items():

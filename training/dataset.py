@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+from feast.errors import FeatureServiceNotFoundException
 
 from tickstore import lake
 from tickstore.settings import Settings
@@ -31,6 +32,12 @@ class Grid:
     end: datetime
     every: timedelta
     products: tuple[str, ...] = ()  # empty: every product with ticks in the range
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"the range is empty: end {self.end} is not after start {self.start}")
+        if self.every <= timedelta(0):
+            raise ValueError(f"the step must be positive, not {self.every.total_seconds()} s")
 
 
 @dataclass
@@ -86,8 +93,18 @@ def file_entities(path: Path) -> pd.DataFrame:
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     missing = {"product_id", "event_timestamp"} - set(frame.columns)
     if missing:
-        raise ValueError(f"{path} lacks column(s) {', '.join(sorted(missing))}")
-    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True, format="ISO8601")
+        raise ValueError(
+            f"{path} lacks column(s) {', '.join(sorted(missing))} (it has {', '.join(map(str, frame.columns))})"
+        )
+    if frame.empty:
+        raise ValueError(f"{path} holds no entity rows")
+    try:
+        frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0].split(". You might")[0]  # pandas' advice is about its own API
+        raise ValueError(
+            f"{path}: event_timestamp must be ISO 8601 times (UTC unless an offset is given): {reason}"
+        ) from exc
     return frame
 
 
@@ -108,11 +125,21 @@ def build(
     if isinstance(entities, Grid):
         described = f"every {entities.every} over [{entities.start}, {entities.end}) for {entities.products or 'all products'}"
         frame = grid_entities(settings, entities, snapshot)
+        if frame.empty:
+            raise ValueError(
+                f"no ticks in [{entities.start}, {entities.end}) at lake snapshot {snapshot}, so no products to "
+                "build the grid for: pick a range with ticks (the demo's `tickstore sql` example lists each "
+                "product's first and last) or name --products"
+            )
     else:
         described = f"{len(entities):,} rows given"
         frame = entities
     store = feature_store(settings, snapshot=snapshot)
-    service = store.get_feature_service(feature_service)
+    try:
+        service = store.get_feature_service(feature_service)
+    except FeatureServiceNotFoundException as exc:
+        known = ", ".join(sorted(f.name for f in store.list_feature_services())) or "none: run feast apply"
+        raise ValueError(f"no feature service {feature_service!r} (known: {known})") from exc
     out.parent.mkdir(parents=True, exist_ok=True)
     writer: pq.ParquetWriter | None = None
     nulls: dict[str, int] = {}

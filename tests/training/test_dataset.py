@@ -68,3 +68,47 @@ def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_pa
     df = pd.read_parquet(tmp_path / "f.parquet")
     assert df["product_id"].tolist() == ["ETH-USD", "BTC-USD", "DOGE-USD"]
     assert df["tick_count_60s"].isna().tolist() == [False, False, True]
+
+
+def test_mistakes_give_one_line_errors_and_write_nothing(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.cli.test_cli import env_for
+
+    s = seeded(make_settings)
+    (tmp_path / "cols.csv").write_text("product,ts\nBTC-USD,2026-01-01T00:00:10Z\n")
+    (tmp_path / "times.csv").write_text("product_id,event_timestamp\nBTC-USD,yesterday\n")
+    (tmp_path / "empty.csv").write_text("product_id,event_timestamp\n")
+    grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:00"]
+    cases = {
+        "lacks column(s) event_timestamp, product_id (it has product, ts)": [
+            "--entities",
+            tmp_path / "cols.csv",
+        ],
+        "event_timestamp must be ISO 8601 times": ["--entities", tmp_path / "times.csv"],
+        "holds no entity rows": ["--entities", tmp_path / "empty.csv"],
+        "the step must be positive": ["--every", "0", *grid[2:]],
+        "the range is empty": [
+            "--every",
+            "1",
+            "--start",
+            "2026-01-01T00:01:00",
+            "--end",
+            "2026-01-01T00:00:00",
+        ],
+        "no ticks in [2030-01-01": ["--every", "1", "--start", "2030-01-01T00:00:00", "--end", "2030-01-02"],
+        "no feature service 'nope' (known: volatility_model)": [*grid, "--service", "nope"],
+        "No snapshot found at version 999": [*grid, "--as-of", "999"],
+    }
+    for message, args in cases.items():
+        out = tmp_path / "never.parquet"
+        run = CliRunner().invoke(
+            main, ["dataset", "build", *map(str, args), "--out", str(out)], env=env_for(s)
+        )
+        # a ClickException or UsageError (exit 1 or 2), not an exception escaping as a traceback
+        assert run.exit_code in (1, 2) and isinstance(run.exception, SystemExit), (message, run.exception)
+        assert message in " ".join(run.output.split()), (message, run.output)
+        assert not out.exists()
