@@ -183,6 +183,12 @@ def _time_range(text: str) -> tuple[datetime, datetime]:
     return start.replace(tzinfo=start.tzinfo or UTC), end.replace(tzinfo=end.tzinfo or UTC)
 
 
+class _NoVerdict(click.ClickException):
+    """Nothing to compare: exit 2 like a usage error, since 1 means "drifted" to a retraining gate."""
+
+    exit_code = 2
+
+
 @monitor.command("drift")
 @click.option("--reference", required=True, help="Reference range START..END (UTC, ISO).")
 @click.option("--current", required=True, help="Current range START..END (UTC, ISO).")
@@ -203,7 +209,8 @@ def monitor_drift(
 ) -> None:
     """Evidently drift + quality report between the features of two time ranges.
 
-    Exit code 0: drift at or below --max-share; 1: above it (retrain); 2: usage error.
+    Exit code 0: drift at or below --max-share; 1: above it (retrain); 2: usage error, or nothing to
+    compare (a range without ticks, no lake).
     """
     from datetime import timedelta
 
@@ -214,12 +221,18 @@ def monitor_drift(
 
     s = settings_of(ctx)
     frames = []
-    for label, text in (("reference", reference), ("current", current)):
-        start, end = _time_range(text)
-        path = s.home / "reports" / f"drift_{label}.parquet"
-        ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
-        frames.append(pd.read_parquet(path))
-    result = drift_report(frames[0], frames[1], out or s.home / "reports", "drift")
+    try:
+        for label, text in (("reference", reference), ("current", current)):
+            start, end = _time_range(text)
+            path = s.home / "reports" / f"drift_{label}.parquet"
+            try:
+                ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
+            except ValueError as exc:
+                raise ValueError(f"--{label}: {exc}") from exc
+            frames.append(pd.read_parquet(path))
+        result = drift_report(frames[0], frames[1], out or s.home / "reports", "drift")
+    except (ValueError, lake.LakeError) as exc:
+        raise _NoVerdict(str(exc)) from exc
     console.print(
         f"{result.drifted} of {result.columns} features drifted ({result.share:.0%}); report: {result.html}"
     )

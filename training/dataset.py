@@ -129,7 +129,7 @@ def build(
             raise ValueError(
                 f"no ticks in [{entities.start}, {entities.end}) at lake snapshot {snapshot}, so no products to "
                 "build the grid for: pick a range with ticks (the demo's `tickstore sql` example lists each "
-                "product's first and last) or name --products"
+                "product's first and last), or name the products"
             )
     else:
         described = f"{len(entities):,} rows given"

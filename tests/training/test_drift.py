@@ -57,3 +57,5 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
 
     assert drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:05..2026-01-01T00:10") == 0  # itself
     assert drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:30") == 1
+    # nothing to compare is no verdict: 2, never the 1 that tells a gate to retrain
+    assert drift("2030-01-01T00:00..2030-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:30") == 2
