@@ -17,10 +17,21 @@ from rich.logging import RichHandler
 from cli import demo, feed, learn, serve
 from cli.context import console, settings_of
 from cli.output import print_rows
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The root group: a TickstoreError from any command is printed as its message, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except TickstoreError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(path_type=Path), help="Data directory (TICKSTORE_HOME).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pyarrow as pa
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest import wire
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 # For live feeds: a few messages a second gain nothing from batching, and freshness pays for linger.
@@ -49,10 +51,27 @@ def consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
     return Consumer(conf)
 
 
+class BrokerUnreachable(TickstoreError):
+    """No Kafka broker answered at the configured bootstrap servers."""
+
+
 def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
-    """Create ``ticks.raw`` and ``ticks.dlq`` when missing; return the names created."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    """Create ``ticks.raw`` and ``ticks.dlq`` when missing; return the names created.
+
+    Every command that talks to Kafka calls this first, so it is where a missing broker is reported.
+    """
+    hint = "start the embedded one with `tickstore broker start`, or set TICKSTORE_KAFKA_BOOTSTRAP"
+    refused = _refused(settings.bootstrap, min(timeout, 2.0))
+    if refused:  # fail at once: librdkafka would retry a refused port until the timeout
+        raise BrokerUnreachable(f"no Kafka broker answers at {settings.bootstrap} ({refused}): {hint}")
+    # log_level 2: librdkafka would print each failed connection attempt; the error below says it once
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 2})
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise BrokerUnreachable(
+            f"no Kafka broker answers at {settings.bootstrap} ({exc.args[0].str()}): {hint}"
+        ) from exc
     wanted = [t for t in (settings.topic_raw, settings.topic_dlq) if t not in existing]
     if not wanted:
         return []
@@ -67,6 +86,25 @@ def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return wanted
+
+
+def _refused(bootstrap: str, timeout: float) -> str | None:
+    """Why no bootstrap server accepts a TCP connection, or None when one does (or one can't be parsed:
+    then librdkafka decides)."""
+    reasons = []
+    for server in bootstrap.split(","):
+        address = server.strip().split("://")[-1]  # librdkafka allows a protocol:// prefix
+        host, sep, port = address.rpartition(":")
+        if not sep or "]" in port:  # no port given (Kafka's default), or a bare IPv6 address
+            host, port = address, "9092"
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout):
+                return None
+        except ValueError:
+            return None
+        except OSError as exc:
+            reasons.append(f"{address}: {exc.strerror or exc}")
+    return "; ".join(reasons) or None
 
 
 def topic_stats(settings: Settings, timeout: float = 5.0) -> dict[str, tuple[int, int]]:

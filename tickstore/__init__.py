@@ -1,1 +1,1 @@
-"""tickstore core: the typed settings and the lake connection every stage shares."""
+"""tickstore core: the typed settings, the lake connection and the error type every stage shares."""

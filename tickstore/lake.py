@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import duckdb
 
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 LAKE = "lake"
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS ticks_rejected (
 """
 
 
-class LakeError(RuntimeError):
+class LakeError(TickstoreError):
     """The lake could not be opened; the message says what to do."""
 
 

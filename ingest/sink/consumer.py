@@ -78,8 +78,8 @@ class Sink:
         s = self.settings
         self._con = lake.connect(s)
         self._writer = LakeWriter(self._con, s.sink_max_tick_bytes)
+        kafka.ensure_topics(s)  # first: without a broker, say so before any client starts retrying
         self._dlq = kafka.producer(s)
-        kafka.ensure_topics(s)
         consumer = kafka.consumer(s, s.sink_group)
         self._consumer = consumer
         consumer.subscribe([s.topic_raw], on_revoke=self._on_revoke)

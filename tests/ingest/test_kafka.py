@@ -1,0 +1,51 @@
+"""Reaching the broker: a missing one is reported at once, with what to do, by every Kafka command."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from ingest import kafka
+from tests.conftest import free_port
+from tickstore.settings import Settings
+
+
+def test_refused_ports_are_named_and_a_listener_is_enough() -> None:
+    closed = free_port()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        open_port = listener.getsockname()[1]
+        assert kafka._refused(f"127.0.0.1:{open_port}", 1.0) is None
+        # any one server answering is enough, as for librdkafka; a protocol prefix is allowed
+        assert kafka._refused(f"127.0.0.1:{closed}, PLAINTEXT://127.0.0.1:{open_port}", 1.0) is None
+    assert kafka._refused(f"127.0.0.1:{closed}", 1.0) == f"127.0.0.1:{closed}: Connection refused"
+    assert kafka._refused("127.0.0.1:notaport", 1.0) is None  # unparseable: librdkafka decides
+
+
+def test_ensure_topics_without_a_broker_fails_at_once_saying_what_to_do(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(broker_port=free_port())
+    started = time.perf_counter()
+    with pytest.raises(kafka.BrokerUnreachable, match="tickstore broker start"):
+        kafka.ensure_topics(s, timeout=10.0)
+    assert time.perf_counter() - started < 3  # not librdkafka's 10 s of retries
+
+
+@pytest.mark.parametrize(
+    "args", [("sink", "--until-idle"), ("ingest", "simulate", "--ticks", "10"), ("stream",)]
+)
+def test_kafka_commands_without_a_broker_print_one_line_not_a_traceback(
+    make_settings: Callable[..., Settings], args: tuple[str, ...]
+) -> None:
+    from tests.cli.test_cli import tickstore
+
+    s = make_settings(broker_port=free_port())
+    run = tickstore(s, *args, check=False)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert f"no Kafka broker answers at 127.0.0.1:{s.broker_port}" in run.stderr
+    assert "%3|" not in run.stderr  # librdkafka's own connection log stays quiet
