@@ -12,6 +12,11 @@ from rich.progress import BarColumn, Progress
 from cli.context import console, settings_of
 from tickstore import lake
 
+# UTC times as the README and --help examples write them: seconds and the T are optional
+WHEN = click.DateTime(
+    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+)
+
 
 # -- dataset ------------------------------------------------------------------------------------
 @click.group()
@@ -31,12 +36,12 @@ def dataset() -> None:
 @click.option("--every", type=float, help="Or: one entity row every N seconds per product...")
 @click.option(
     "--start",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+    type=WHEN,
     help="...from this UTC time...",
 )
 @click.option(
     "--end",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]),
+    type=WHEN,
     help="...to this UTC time (exclusive).",
 )
 @click.option("--products", help="Comma-separated products for --every (default: all with ticks).")
@@ -113,10 +118,8 @@ def dataset_build(
 
 # -- train --------------------------------------------------------------------------------------
 @click.command()
-@click.option(
-    "--start", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]), required=True, help="UTC start."
-)
-@click.option("--end", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]), required=True, help="UTC end.")
+@click.option("--start", type=WHEN, required=True, help="UTC start.")
+@click.option("--end", type=WHEN, required=True, help="UTC end (exclusive).")
 @click.option("--every", type=float, default=1.0, show_default=True, help="Seconds between label rows.")
 @click.option("--horizon", type=float, default=60.0, show_default=True, help="Label horizon H, seconds.")
 @click.option(
@@ -124,6 +127,13 @@ def dataset_build(
 )
 @click.option("--as-of", "as_of", type=int, help="Train on this lake snapshot (reproduce a run).")
 @click.option("--leaky-labels", is_flag=True, help="Also train on shift(-1) labels, to show the leak.")
+@click.option(
+    "--folds",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also purged walk-forward cross-validation over this many folds (PR-AUC per fold and model).",
+)
 @click.pass_context
 def train(
     ctx: click.Context,
@@ -134,6 +144,7 @@ def train(
     percentile: float,
     as_of: int | None,
     leaky_labels: bool,
+    folds: int,
 ) -> None:
     """Train the z-score rule, logistic regression and XGBoost on honest forward labels; log to MLflow.
 
@@ -155,6 +166,7 @@ def train(
         percentile,
         as_of=as_of,
         leaky_labels=leaky_labels,
+        folds=folds,
     )
     try:
         with console.status("training (features, labels, three models, MLflow) ..."):

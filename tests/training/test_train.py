@@ -83,3 +83,32 @@ def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type:
         assert version.run_id == latest.run_id and version.source.startswith("models:/m-")
     else:
         assert all(r.validation_pr_auc <= zscore for r in report.results[1:])
+
+
+@pytest.mark.slow
+def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.cli.test_cli import env_for
+
+    s, _, _, _ = trained
+    # times without seconds, as `tickstore --help` writes them
+    args = [
+        "train",
+        "--start",
+        "2026-01-01T00:00",
+        "--end",
+        "2026-01-01T03:00",
+        "--every",
+        "10",
+        "--folds",
+        "2",
+    ]
+    run = CliRunner().invoke(main, args, env=env_for(s))
+    assert run.exit_code == 0, run.output
+    lines = [line for line in run.output.splitlines() if line.startswith("walk-forward PR-AUC")]
+    assert [line.split(":")[0] for line in lines] == [
+        f"walk-forward PR-AUC {name}" for name in ("zscore", "logreg", "xgboost")
+    ]
+    assert all(len(line.split(":")[1].split(",")) == 2 for line in lines)
