@@ -1,4 +1,4 @@
-"""Every `tickstore` command the README and the root --help show parses: options exist, values convert."""
+"""Every `tickstore` command the README and the --help texts show parses: options exist, values convert."""
 
 from __future__ import annotations
 
@@ -13,18 +13,23 @@ from cli.main import main
 from tests.conftest import REPO
 
 
+def every_command(command: click.Command) -> list[click.Command]:
+    subs = command.commands.values() if isinstance(command, click.Group) else []
+    return [command, *(c for sub in subs for c in every_command(sub))]
+
+
 def shown_commands() -> list[str]:
     readme = (REPO / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
     lines = [line.strip() for block in blocks for line in block.splitlines()]
-    lines += [line.strip() for line in (main.help or "").splitlines()]
+    lines += [line.strip() for command in every_command(main) for line in (command.help or "").splitlines()]
     commands = []
     for line in lines:
         for part in line.split(" #")[0].split(" & "):  # `tickstore stream & tickstore serve`: two
             part = part.strip().rstrip(" &")
             if part.startswith("tickstore ") and " | " not in part:  # `broker status | stop`: shorthand
                 commands.append(part)
-    return commands
+    return list(dict.fromkeys(commands))  # each once, in order of appearance
 
 
 def parse(args: list[str]) -> None:
