@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import shutil
 import socket
@@ -166,6 +167,22 @@ def run_gunicorn(settings: Settings) -> None:
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
+    def worker_exit(server: Any, worker: Any) -> None:
+        """Leave the worker without Python's finalization, keeping its exit code.
+
+        `import duckdb` starts DuckDB's default instance, with a thread, in the master; a forked
+        worker inherits the instance but not the thread, and destroying it while Python finalizes
+        aborted the worker ("terminate called without an active exception", SIGABRT) at every
+        shutdown. By now the worker has answered its last request; its metrics are the master's
+        to mark dead (child_exit).
+        """
+        exc = sys.exc_info()[1]  # gunicorn calls this from a `finally`: the exit in flight
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else int(exc is not None)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
     options = {
         "bind": f"{settings.serve_host}:{settings.serve_port}",
         "workers": settings.serve_workers,
@@ -176,6 +193,7 @@ def run_gunicorn(settings: Settings) -> None:
         "keepalive": 30,
         "accesslog": None,
         "child_exit": child_exit,
+        "worker_exit": worker_exit,
         # Each worker listens on a socket of its own and the kernel spreads new connections over them.
         # On one shared socket whichever worker was awake took them: 32 keep-alive connections landed
         # 32/0/0/0 or 24/4/3/1 (measured), and one worker (one GIL) tops out near 700 req/s: 679
