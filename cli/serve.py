@@ -55,10 +55,14 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
     pin(settings.stream_cpus, "--cpus or TICKSTORE_STREAM_CPUS")
     stats = OnlineStream(settings, until_idle=until_idle).run()
     fresh = list(stats.freshness_s)
+    latency = (
+        f"produce -> online p50 {percentile_ms(fresh, 50):.0f} ms, p99 {percentile_ms(fresh, 99):.0f} ms"
+        if fresh
+        else "no latency to report"
+    )
     console.print(
         f"stream: {stats.messages:,} messages, {stats.new_ticks:,} new ticks, {stats.batches:,} batches, "
-        f"{stats.rows_written:,} online rows; produce -> online p50 {percentile_ms(fresh, 50):.0f} ms, "
-        f"p99 {percentile_ms(fresh, 99):.0f} ms; ran at nice {niceness()} on CPUs {cpus_in_use()}"
+        f"{stats.rows_written:,} online rows; {latency}; ran at nice {niceness()} on CPUs {cpus_in_use()}"
     )
 
 
