@@ -111,7 +111,7 @@ def champion(s: Settings, flavor: str) -> str:
     con.close()
     report = train(s, TrainConfig(START, START + timedelta(hours=2)), log=lambda m: None)
     run = next(r for r in report.results if r.name == flavor)
-    return promote(run.run_id, "model")
+    return promote(run.model_uri)
 
 
 def latency_table(
@@ -147,7 +147,7 @@ def feast_repo(s: Settings, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = repo_config(s)
     raw = yaml.safe_load((ROOT / "feature_repo" / "feature_store.yaml").read_text())
-    raw["registry"] = str(config.registry.path if hasattr(config.registry, "path") else config.registry)
+    raw["registry"]["path"] = str(config.registry.path)
     raw["online_store"]["path"] = str(config.online_store.path)
     raw["offline_store"]["home"] = str(s.home.resolve())
     (folder / "feature_store.yaml").write_text(yaml.safe_dump(raw))

@@ -52,12 +52,13 @@ def lake_home(config: RepoConfig) -> Path:
     return (repo / ".." / ".tickstore").resolve()
 
 
-def lake_connection(config: RepoConfig) -> duckdb.DuckDBPyConnection:
-    """A read connection to the lake, pinned to ``offline_store.snapshot`` when set."""
+def lake_connection(config: RepoConfig, create: bool = False) -> duckdb.DuckDBPyConnection:
+    """A read connection to the lake, pinned to ``offline_store.snapshot`` when set; ``create`` makes
+    an empty lake where there is none."""
     return lake.connect(
         Settings(home=lake_home(config)),
         snapshot=getattr(config.offline_store, "snapshot", None),
-        create=False,
+        create=create,
     )
 
 

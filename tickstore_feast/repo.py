@@ -27,7 +27,7 @@ def repo_config(settings: Settings, snapshot: int | None = None) -> RepoConfig:
     """feature_store.yaml, with its data paths under ``settings.home`` and the lake pinned to ``snapshot``."""
     raw: dict[str, Any] = yaml.safe_load((FEATURE_REPO / "feature_store.yaml").read_text())
     home = settings.home.resolve()
-    raw["registry"] = _reroot(raw["registry"], home)
+    raw["registry"] = dict(raw["registry"], path=_reroot(raw["registry"]["path"], home))
     if settings.online_store == "redis":
         raw["online_store"] = {"type": "redis", "connection_string": settings.redis_url}
     else:

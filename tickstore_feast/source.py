@@ -128,16 +128,21 @@ class DuckDBSource(DataSource):
         )
 
     def validate(self, config: RepoConfig) -> None:
-        list(self.get_table_column_names_and_types(config))
+        # `feast apply` binds the SQL against the lake. In a fresh clone there is none yet: an empty
+        # one (tickstore's fixed `ticks` schema) checks the SQL just as well, and the sink fills it.
+        self._columns(config, create=True)
 
     @staticmethod
     def source_datatype_to_feast_value_type() -> Callable[[str], ValueType]:
         return duckdb_type_to_feast
 
     def get_table_column_names_and_types(self, config: RepoConfig) -> Iterable[tuple[str, str]]:
+        return self._columns(config, create=False)
+
+    def _columns(self, config: RepoConfig, create: bool) -> list[tuple[str, str]]:
         from tickstore_feast.offline_store import lake_connection
 
-        con = lake_connection(config)
+        con = lake_connection(config, create=create)
         try:
             rel = con.sql(f"SELECT * FROM {self.from_clause()} LIMIT 0")  # noqa: S608 - the source's own SQL
             return list(zip(rel.columns, [str(t) for t in rel.types], strict=True))

@@ -46,6 +46,7 @@ class ModelResult:
     validation_pr_auc: float
     test: Scores
     run_id: str = ""
+    model_uri: str = ""  # the logged model (models:/m-...); empty for the z-score rule
 
 
 @dataclass
@@ -192,6 +193,8 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
 
     results, threshold, rows, spikes = fit_and_score(table, cfg, tracked("honest"))
     for r in results:
+        r.model_uri = logged[r.run_id]
+    for r in results:
         with mlflow.start_run(run_id=r.run_id):
             mlflow.log_params(
                 {"spike_threshold_fwd_vol": threshold, **{f"spikes_{k}": v for k, v in spikes.items()}}
@@ -211,7 +214,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
     )
     if best.validation_pr_auc > np.nan_to_num(baseline.validation_pr_auc, nan=-1):
         report.champion = best.name
-        report.champion_version = tracking.promote(logged[best.run_id])
+        report.champion_version = tracking.promote(best.model_uri)
     if cfg.folds > 0:
         report.walk_forward = walk_forward_pr_auc(table, cfg)
         with mlflow.start_run(run_id=results[0].run_id):
@@ -219,6 +222,8 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                 mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
     if cfg.leaky_labels:
         leaky, _, _, _ = fit_and_score(leaky_table(settings, cfg, snapshot), cfg, tracked("leaky"))
+        for r in leaky:
+            r.model_uri = logged[r.run_id]
         report.leaky = leaky
     return report
 

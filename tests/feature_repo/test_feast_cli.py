@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,10 @@ from tickstore.settings import Settings
 
 def feast(repo: Path, *args: str) -> str:
     feast_bin = Path(sys.executable).parent / "feast"
-    result = subprocess.run([str(feast_bin), *args], cwd=repo, capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTORE_")}  # the yaml's paths only
+    result = subprocess.run(
+        [str(feast_bin), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -36,7 +40,7 @@ def test_feast_cli_apply_plan_list_materialize(
     repo = tmp_path / "feature_repo"
     config = yaml.safe_load((repo / "feature_store.yaml").read_text())
     home = s.home.resolve()
-    config["registry"] = str(home / "feast" / "registry.db")
+    config["registry"]["path"] = str(home / "feast" / "registry.db")
     config["online_store"]["path"] = str(home / "feast" / "online.db")
     config["offline_store"]["home"] = str(home)
     (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
@@ -55,3 +59,18 @@ def test_feast_cli_apply_plan_list_materialize(
         features=["ticks_60s:tick_count_60s"], entity_rows=[{"product_id": "BTC-USD"}]
     )
     assert online.to_dict()["tick_count_60s"] == [61]
+
+
+def test_feast_apply_in_a_fresh_clone_makes_the_data_directory(tmp_path: Path) -> None:
+    # the clone as a new user has it: feature_repo/ beside sql/, feature_store.yaml untouched, and no
+    # ../.tickstore yet (Feast's registry made only its last folder: FileNotFoundError)
+    shutil.copytree(
+        REPO / "feature_repo", tmp_path / "feature_repo", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(REPO / "sql", tmp_path / "sql")
+    applied = feast(tmp_path / "feature_repo", "apply")
+    assert "Created feature view ticks_60s" in applied
+    assert (tmp_path / ".tickstore" / "feast" / "registry.db").is_file()
+    # the feature SQL was bound against an empty lake with the real schema, which the sink then fills
+    assert (tmp_path / ".tickstore" / "lake" / "catalog.sqlite").is_file()
+    assert "No changes to registry" in feast(tmp_path / "feature_repo", "plan")
