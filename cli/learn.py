@@ -105,7 +105,7 @@ def dataset_build(
                 as_of=as_of,  # type: ignore[arg-type]
                 progress=advance,
             )
-        except (ValueError, lake.LakeError) as exc:
+        except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     console.print(
         f"wrote {manifest.rows:,} rows x {len(manifest.features)} features to {out} "
@@ -171,7 +171,7 @@ def train(
     try:
         with console.status("training (features, labels, three models, MLflow) ..."):
             report = run_training(settings_of(ctx), cfg, log=console.print)
-    except (ValueError, lake.LakeError) as exc:
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     print_train_report(report, console)
     for name, values in report.walk_forward.items():
