@@ -100,8 +100,15 @@ def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int)
                 raise click.BadParameter("a snapshot id or an ISO timestamp", param_hint="--as-of") from exc
     try:
         con = lake.connect(s, snapshot=snapshot, as_of=when, create=False)
-        rel = con.sql(query)
     except (lake.LakeError, duckdb.Error) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        rel = con.sql(query)
+    except duckdb.CatalogException as exc:
+        # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
+        tables = ", ".join(r[0] for r in con.execute("SHOW TABLES").fetchall())
+        raise click.ClickException(f"{exc}\nThe lake's tables: {tables}") from exc
+    except duckdb.Error as exc:
         raise click.ClickException(str(exc)) from exc
     if rel is None:
         console.print("ok")

@@ -83,6 +83,18 @@ def test_sql_without_a_lake_says_what_to_do(make_settings: Callable[..., Setting
     assert "run `tickstore sink`" in result.stderr
 
 
+def test_sql_with_a_wrong_table_names_the_lake_tables(make_settings: Callable[..., Settings]) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    result = tickstore(s, "sql", "SELECT * FROM tick", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    # DuckDB's own hint, then ours: its nearest name can come from a system catalog (pg_enum)
+    assert 'Did you mean "ticks"?' in result.stderr
+    assert "The lake's tables: ticks, ticks_rejected" in result.stderr
+
+
 @pytest.mark.kafka
 def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(broker_port=free_port())
