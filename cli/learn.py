@@ -16,6 +16,7 @@ from tickstore import lake
 WHEN = click.DateTime(
     ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
 )
+WHEN_SHOWN = "YYYY-MM-DD[THH:MM[:SS]]"  # --help's name for it (the list of formats filled a screen line)
 
 
 # -- dataset ------------------------------------------------------------------------------------
@@ -37,11 +38,13 @@ def dataset() -> None:
 @click.option(
     "--start",
     type=WHEN,
+    metavar=WHEN_SHOWN,
     help="...from this UTC time...",
 )
 @click.option(
     "--end",
     type=WHEN,
+    metavar=WHEN_SHOWN,
     help="...to this UTC time (exclusive).",
 )
 @click.option("--products", help="Comma-separated products for --every (default: all with ticks).")
@@ -118,8 +121,8 @@ def dataset_build(
 
 # -- train --------------------------------------------------------------------------------------
 @click.command()
-@click.option("--start", type=WHEN, required=True, help="UTC start.")
-@click.option("--end", type=WHEN, required=True, help="UTC end (exclusive).")
+@click.option("--start", type=WHEN, metavar=WHEN_SHOWN, required=True, help="UTC start.")
+@click.option("--end", type=WHEN, metavar=WHEN_SHOWN, required=True, help="UTC end (exclusive).")
 @click.option("--every", type=float, default=1.0, show_default=True, help="Seconds between label rows.")
 @click.option("--horizon", type=float, default=60.0, show_default=True, help="Label horizon H, seconds.")
 @click.option(
