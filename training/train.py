@@ -110,7 +110,7 @@ def leaky_table(settings: Settings, cfg: TrainConfig, snapshot: int) -> pd.DataF
 def fit_and_score(
     table: pd.DataFrame,
     cfg: TrainConfig,
-    on_model: Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], str],
+    on_model: Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], tuple[str, str]],
 ) -> tuple[list[ModelResult], float, dict[str, int], dict[str, int]]:
     """Split, label at the training percentile, fit every model, score on test.
 
@@ -136,7 +136,7 @@ def fit_and_score(
         p_test = model.predict_proba(test[columns])
         validation = score(y["val"], p_val, cut).pr_auc
         result = ModelResult(model.name, validation, score(y["test"], p_test, cut))
-        result.run_id = on_model(model, test[columns], y["test"], p_test, cut)
+        result.run_id, result.model_uri = on_model(model, test[columns], y["test"], p_test, cut)
         results.append(result)
     rows = {"train": len(train), "validation": len(val), "test": len(test)}
     spikes = {"train": int(y["train"].sum()), "validation": int(y["val"].sum()), "test": int(y["test"].sum())}
@@ -161,10 +161,12 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         "end": cfg.end.isoformat(),
     }
     label_sql = labels.LABEL_SQL.read_text()
-    logged: dict[str, str] = {}  # run id -> its logged model's URI
 
-    def tracked(kind: str) -> Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], str]:
-        def on_model(model: Model, x: pd.DataFrame, y: np.ndarray, p: np.ndarray, cut: float) -> str:
+    def tracked(kind: str) -> Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], tuple[str, str]]:
+        def on_model(
+            model: Model, x: pd.DataFrame, y: np.ndarray, p: np.ndarray, cut: float
+        ) -> tuple[str, str]:
+            """Log one model's run; returns its run id and its logged model's URI."""
             with mlflow.start_run(experiment_id=experiment, run_name=f"{kind}-{model.name}") as run:
                 mlflow.log_params(
                     {
@@ -186,14 +188,11 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                     mlflow.log_artifact(str(Path(tmp) / "manifest.json"), "dataset")
                 if isinstance(model, XGBoost):
                     mlflow.log_dict(model.importance(list(x.columns)), "feature_importance.json")
-                logged[run.info.run_id] = _log_model(model, x)
-                return str(run.info.run_id)
+                return str(run.info.run_id), _log_model(model, x)
 
         return on_model
 
     results, threshold, rows, spikes = fit_and_score(table, cfg, tracked("honest"))
-    for r in results:
-        r.model_uri = logged[r.run_id]
     for r in results:
         with mlflow.start_run(run_id=r.run_id):
             mlflow.log_params(
@@ -222,8 +221,6 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                 mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
     if cfg.leaky_labels:
         leaky, _, _, _ = fit_and_score(leaky_table(settings, cfg, snapshot), cfg, tracked("leaky"))
-        for r in leaky:
-            r.model_uri = logged[r.run_id]
         report.leaky = leaky
     return report
 
