@@ -93,7 +93,7 @@ class CoinbaseIngest:
         )
         self.duration_s = duration_s
         self.max_messages = max_messages
-        self.producer = producer or kafka.producer(settings, **kafka.LIVE)
+        self._producer = producer  # made in run_async if not given, once the broker has answered
         self.on_message = on_message
         self.archive = ArchiveWriter(
             settings.archive_dir / feed.replace("-", "_"),
@@ -104,6 +104,13 @@ class CoinbaseIngest:
         self.stats = LiveStats()
         self._stop = asyncio.Event()
 
+    @property
+    def producer(self) -> Producer:
+        """The Kafka producer the session publishes with (exists once :meth:`run` has started)."""
+        if self._producer is None:
+            raise RuntimeError("the producer is made when the session runs")
+        return self._producer
+
     def stop(self) -> None:
         """Ask the session to finish (safe from a signal handler in the event loop)."""
         self._stop.set()
@@ -113,7 +120,11 @@ class CoinbaseIngest:
         return asyncio.run(self.run_async())
 
     async def run_async(self) -> LiveStats:
+        # topics first: without a broker that fails in one line, before librdkafka starts logging retries
         kafka.ensure_topics(self.settings)
+        if self._producer is None:
+            self._producer = kafka.producer(self.settings, **kafka.LIVE)
+        producer = self._producer
         backoff = Backoff()
         deadline = time.monotonic() + self.duration_s if self.duration_s else None
         try:
@@ -135,7 +146,7 @@ class CoinbaseIngest:
                     pass
         finally:
             self.archive.close()
-            self.producer.flush(30)
+            producer.flush(30)
         self.stats.archive_files = [str(p) for p in self.archive.files]
         return self.stats
 

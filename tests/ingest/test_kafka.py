@@ -37,7 +37,14 @@ def test_ensure_topics_without_a_broker_fails_at_once_saying_what_to_do(
 
 
 @pytest.mark.parametrize(
-    "args", [("sink", "--until-idle"), ("ingest", "simulate", "--ticks", "10"), ("stream",)]
+    "args",
+    [
+        ("sink", "--until-idle"),
+        ("ingest", "simulate", "--ticks", "10"),
+        ("stream",),
+        # the live feed is never reached: topics are checked before the producer or the socket exist
+        ("ingest", "coinbase", "--duration", "5"),
+    ],
 )
 def test_kafka_commands_without_a_broker_print_one_line_not_a_traceback(
     make_settings: Callable[..., Settings], args: tuple[str, ...]
