@@ -153,6 +153,22 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+class _NameReusePortListeners(logging.Filter):
+    """Fill in the address of gunicorn's "Listening at:" line when each worker opens its own socket.
+
+    With ``reuse_port`` the master opens no socket, so gunicorn logs "Listening at:  (pid)".
+    """
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Listening at: %s (%s)" and isinstance(record.args, tuple) and not record.args[0]:
+            record.args = (f"{self.address} (a socket per worker)", *record.args[1:])
+        return True
+
+
 def run_gunicorn(settings: Settings) -> None:
     """Serve with gunicorn's threaded workers; each worker builds its own app (and model watcher)."""
     ensure_port_free(settings.serve_host, settings.serve_port)
@@ -187,8 +203,13 @@ def run_gunicorn(settings: Settings) -> None:
         sys.stderr.flush()
         os._exit(code)
 
+    bind = f"{settings.serve_host}:{settings.serve_port}"
+
+    def on_starting(server: Any) -> None:
+        logging.getLogger("gunicorn.error").addFilter(_NameReusePortListeners(f"http://{bind}"))
+
     options = {
-        "bind": f"{settings.serve_host}:{settings.serve_port}",
+        "bind": bind,
         "workers": settings.serve_workers,
         "threads": settings.serve_threads,
         "worker_class": "gthread",
@@ -196,6 +217,7 @@ def run_gunicorn(settings: Settings) -> None:
         "graceful_timeout": 10,  # SIGTERM: requests in flight get this long, then workers are killed
         "keepalive": 30,
         "accesslog": None,
+        "on_starting": on_starting,
         "child_exit": child_exit,
         "worker_exit": worker_exit,
         # Each worker listens on a socket of its own and the kernel spreads new connections over them.

@@ -96,6 +96,8 @@ def test_replay_stream_serve_score_end_to_end(
     # workers leave cleanly: no abort from DuckDB's instance inherited across the fork
     assert "terminate called" not in err and "SIGABRT" not in err, err[-2000:]
     assert "Worker exiting" in err
+    # gunicorn's start-up line names the address even though the master holds no socket (reuse_port)
+    assert f"Listening at: http://127.0.0.1:{s.serve_port} (a socket per worker)" in err, err[:2000]
 
 
 def _tcp_sockets(port: int) -> list[tuple[str, int]]:
