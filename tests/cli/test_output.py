@@ -1,8 +1,10 @@
-"""The training report as printed: undefined scores read n/a, and a missing champion says why."""
+"""What the CLI prints: undefined scores read n/a, a missing champion says why, lines stay whole."""
 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import pytest
 from rich.console import Console
@@ -56,3 +58,11 @@ def test_undefined_test_scores_drop_the_interval(capsys: pytest.CaptureFixture[s
     rep = report(0.3, 4)
     rep.results[1].test = scores(NAN, 0.0)
     assert "│ n/a                  │" in printed(rep, capsys)
+
+
+def test_the_console_keeps_long_lines_whole_in_a_pipe() -> None:
+    """A command printed for pasting stays on one line when stderr is a pipe (rich wrapped at 80)."""
+    line = "MLflow: mlflow ui --backend-store-uri sqlite:///" + "x" * 120 + "/mlflow.db"
+    code = f"from cli.context import console; console.print({line!r})"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stderr.splitlines() == [line]
