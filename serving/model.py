@@ -16,6 +16,7 @@ import sklearn
 from mlflow.tracking import MlflowClient
 
 from serving.trees import CompiledTrees, compile_xgboost
+from tickstore.mlflow_store import use_mlflow_store
 from tickstore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,12 @@ class ModelHolder:
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri())
-        mlflow.set_registry_uri(settings.mlflow_tracking_uri())
+        try:
+            use_mlflow_store(settings)
+        except Exception as exc:  # a tracking server down at start: refresh() reports it and retries
+            log.warning("serving: cannot open the MLflow store: %s", exc)
+            mlflow.set_tracking_uri(settings.mlflow_tracking_uri())
+            mlflow.set_registry_uri(settings.mlflow_tracking_uri())
         self.refresh()
 
     def refresh(self) -> bool:

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
 
+from tickstore.mlflow_store import use_mlflow_store  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
 
 # MLflow's own SQLAlchemy store triggers this on every start; nothing a user can act on
@@ -26,9 +27,7 @@ REGISTERED_MODEL = "tickstore-volatility"
 
 def setup(settings: Settings) -> str:
     """Point MLflow at the tickstore store and experiment; returns the experiment id."""
-    uri = settings.mlflow_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_mlflow_store(settings)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return str(experiment.experiment_id)

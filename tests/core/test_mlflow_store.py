@@ -1,0 +1,55 @@
+"""The local MLflow store: processes opening a new one together leave one database every later run opens."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+
+from tests.conftest import REPO
+from tickstore.mlflow_store import _sqlite_path
+from tickstore.settings import Settings
+
+OPEN = """
+from mlflow.tracking import MlflowClient
+from tickstore.mlflow_store import use_mlflow_store
+from tickstore.settings import Settings
+use_mlflow_store(Settings())
+print(len(MlflowClient().search_registered_models()))
+"""
+
+
+def test_processes_opening_a_new_store_together_all_succeed(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # as `tickstore serve` starts four workers on a home that has never trained: unlocked, MLflow's
+    # migrations interleaved ("duplicate column name: step") and broke the database for good
+    s = make_settings()
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN],
+            env={**os.environ, "TICKSTORE_HOME": str(s.home)},
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0 and out.strip() == "0", err[-1500:]
+    database = _sqlite_path(s.mlflow_tracking_uri())
+    assert database is not None
+    with sqlite3.connect(database) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "registered_models" in tables and not any(t.startswith("_alembic_tmp") for t in tables)
+
+
+def test_only_a_sqlite_file_is_locked() -> None:
+    assert str(_sqlite_path("sqlite:////abs/mlflow.db")) == "/abs/mlflow.db"
+    assert str(_sqlite_path("sqlite:///rel/mlflow.db")) == "rel/mlflow.db"  # SQLAlchemy: relative
+    assert _sqlite_path("sqlite:///:memory:") is None
+    assert _sqlite_path("http://mlflow.internal:5000") is None
