@@ -217,6 +217,9 @@ def run_gunicorn(settings: Settings) -> None:
         "graceful_timeout": 10,  # SIGTERM: requests in flight get this long, then workers are killed
         "keepalive": 30,
         "accesslog": None,
+        # gunicorn 26 otherwise opens a control socket at ~/.gunicorn/gunicorn.ctl, one per user: a
+        # second server would take it over, and nothing in tickstore uses it
+        "control_socket_disable": True,
         "on_starting": on_starting,
         "child_exit": child_exit,
         "worker_exit": worker_exit,

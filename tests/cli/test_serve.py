@@ -98,6 +98,7 @@ def test_replay_stream_serve_score_end_to_end(
     assert "Worker exiting" in err
     # gunicorn's start-up line names the address even though the master holds no socket (reuse_port)
     assert f"Listening at: http://127.0.0.1:{s.serve_port} (a socket per worker)" in err, err[:2000]
+    assert "Control socket" not in err  # not one per user in ~/.gunicorn, taken over by the next server
 
 
 def _tcp_sockets(port: int) -> list[tuple[str, int]]:
