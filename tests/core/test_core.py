@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import asof_plan
+from tests.conftest import REPO, asof_plan
 from tickstore import lake
 from tickstore.settings import Settings, parse_cpus
 
@@ -20,6 +21,21 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert s.home == tmp_path and s.lake_catalog == tmp_path / "lake" / "catalog.sqlite"
     assert not s.embedded_broker and s.bootstrap == "kafka1:9092,kafka2:9092"
     assert Settings(kafka_bootstrap=None, broker_port=1234).bootstrap == "127.0.0.1:1234"
+
+
+def test_every_setting_is_in_the_readme_with_its_default() -> None:
+    rows = dict(re.findall(r"^\| `(TICKSTORE_\w+)` \| ([^|]*?) \|", (REPO / "README.md").read_text(), re.M))
+    documented = {}
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if default is None:
+            documented[name] = "unset"
+        elif default == "":
+            documented[name] = "empty (any)"
+        else:
+            text = str(int(default)) if isinstance(default, float) and default.is_integer() else str(default)
+            documented[name] = f"`{text}`"
+    assert {f"TICKSTORE_{name.upper()}": cell for name, cell in documented.items()} == rows
 
 
 def test_unknown_settings_are_refused() -> None:
