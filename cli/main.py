@@ -31,7 +31,33 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from exc
 
 
+def _version_line() -> str:
+    """tickstore's version and the engines' it runs on: what a bug report needs."""
+    import platform
+    from importlib.metadata import version
+
+    engines = ", ".join(
+        f"{name} {version(package)}"
+        for name, package in (("DuckDB", "duckdb"), ("Feast", "feast"), ("MLflow", "mlflow"))
+    )
+    return f"tickstore {version('tickstore')} ({engines}, Python {platform.python_version()})"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_line())
+        ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version (and DuckDB's, Feast's, MLflow's) and exit.",
+)
 @click.option("--home", type=click.Path(path_type=Path), help="Data directory (TICKSTORE_HOME).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context

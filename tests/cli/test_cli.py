@@ -77,6 +77,14 @@ def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> Non
     }
 
 
+def test_version_names_the_engines(make_settings: Callable[..., Settings]) -> None:
+    from importlib.metadata import version
+
+    out = tickstore(make_settings(), "--version").stdout.strip()
+    assert out.startswith(f"tickstore {version('tickstore')} (DuckDB {version('duckdb')}, Feast ")
+    assert out.endswith(f"Python {sys.version.split()[0]})")
+
+
 def test_sql_without_a_lake_says_what_to_do(make_settings: Callable[..., Settings]) -> None:
     result = tickstore(make_settings(), "sql", "SELECT 1", check=False)
     assert result.returncode != 0
