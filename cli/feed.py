@@ -82,6 +82,10 @@ def ingest_replay(
 
     s = settings_of(ctx)
     files = replay.discover(paths)
+    if not files:
+        raise click.ClickException(
+            f"no .ndjson or .ndjson.gz files in {', '.join(map(str, paths))}: name recordings or folders holding them"
+        )
     total = sum(f.stat().st_size for f in files)
     with Progress(
         "[progress.description]{task.description}",
@@ -103,7 +107,7 @@ def ingest_replay(
         )
     rate = stats.messages / stats.seconds if stats.seconds else 0
     console.print(
-        f"published {stats.messages:,} messages from {stats.files} files to {s.topic_raw} "
+        f"published {stats.messages:,} messages from {stats.files} file{'' if stats.files == 1 else 's'} to {s.topic_raw} "
         f"in {stats.seconds:.1f} s ({rate:,.0f}/s)"
     )
     for product, n in sorted(stats.per_product.items()):
@@ -113,6 +117,9 @@ def ingest_replay(
             f"[red]{len(stats.too_large)} lines exceed TICKSTORE_MAX_MESSAGE_BYTES and were not sent:[/] "
             + ", ".join(stats.too_large[:5])
         )
+    for problem in stats.damaged:
+        console.print(f"[red]damaged[/] (its lines before the damage were published): {problem}")
+    if stats.too_large or stats.damaged:
         sys.exit(2)
 
 

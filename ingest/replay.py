@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import re
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import IO, cast
 from confluent_kafka import KafkaException, Producer
 
 from ingest import kafka
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 # The key and the pacing clock come from a regex, not a JSON parse: replay must keep up with the
@@ -32,6 +34,7 @@ class ReplayStats:
     bytes: int = 0
     blank: int = 0
     too_large: list[str] = field(default_factory=list)  # "file:line" of lines the broker cannot take
+    damaged: list[str] = field(default_factory=list)  # files that could not be read to the end, and why
     per_product: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -109,12 +112,34 @@ class Retimer:
         return line[: match.start(1)] + self._last[1] + line[match.end(1) :]
 
 
-def iter_lines(files: list[Path]) -> Iterator[tuple[Path, int, bytes]]:
-    """(file, line number, line without newline) for every line of every file."""
+class DamagedRecording(TickstoreError):
+    """A recording that cannot be read to its end (a cut-off or corrupt .gz)."""
+
+
+def iter_lines(files: list[Path], damaged: list[str] | None = None) -> Iterator[tuple[Path, int, bytes]]:
+    """(file, line number, line without newline) for every line of every file.
+
+    A file that cannot be read to its end (a .gz cut off mid-download, or not gzip at all) raises
+    :class:`DamagedRecording` after its last readable line, or, given a ``damaged`` list, is noted
+    there and the next file is read.
+    """
     for path in files:
-        with _open(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                yield path, lineno, line.rstrip(b"\r\n")
+        lineno = 0
+        try:
+            with _open(path) as fh:
+                for lineno, line in enumerate(fh, 1):
+                    yield path, lineno, line.rstrip(b"\r\n")
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            if isinstance(exc, EOFError):
+                why = "the compressed data ends early (a cut-off file)"
+            elif str(exc).startswith("Not a gzipped file"):
+                why = "not a gzip file"
+            else:
+                why = f"corrupt compressed data ({exc})"
+            problem = f"{path}: {why}; {lineno:,} lines read before it"
+            if damaged is None:
+                raise DamagedRecording(problem) from exc
+            damaged.append(problem)
 
 
 def replay(
@@ -146,7 +171,8 @@ def replay(
     stamper = Retimer() if retime else None
     limit = settings.max_message_bytes
     started = time.monotonic()
-    for path, lineno, line in iter_lines(files):
+    # a damaged file still has its readable lines published (and flushed) before it is reported
+    for path, lineno, line in iter_lines(files, stats.damaged):
         size = len(line) + 1
         stats.bytes += size
         if progress:

@@ -1,0 +1,71 @@
+"""Replaying damaged recordings: every readable line is published, and the damage is reported."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ingest import replay
+from tests.cli.test_cli import tickstore
+from tests.conftest import SHARED
+from tests.ingest.helpers import query, reference_ticks
+from tickstore.settings import Settings
+
+RECORDING = SHARED / "advanced_trade" / "btc-usd_20251206_011247.ndjson"
+
+
+def cut_gzip(tmp_path: Path, share: float) -> Path:
+    """The recording gzipped, then cut off after ``share`` of its compressed bytes (an interrupted copy)."""
+    whole = gzip.compress(RECORDING.read_bytes())
+    path = tmp_path / "cut.ndjson.gz"
+    path.write_bytes(whole[: int(len(whole) * share)])
+    return path
+
+
+def test_a_cut_off_gzip_raises_after_its_last_readable_line_or_is_noted(tmp_path: Path) -> None:
+    cut = cut_gzip(tmp_path, 0.5)
+    lines = RECORDING.read_bytes().splitlines()
+    read: list[bytes] = []
+    with pytest.raises(replay.DamagedRecording, match=r"cut.ndjson.gz: the compressed data ends early"):
+        read.extend(line for _, _, line in replay.iter_lines([cut]))
+    assert 0 < len(read) < len(lines) and read == lines[: len(read)]  # a prefix, in order
+
+    damaged: list[str] = []
+    both = [line for _, _, line in replay.iter_lines([cut, RECORDING], damaged)]
+    assert both == read + lines  # the next file is read whole
+    assert damaged == [
+        f"{cut}: the compressed data ends early (a cut-off file); {len(read):,} lines read before it"
+    ]
+
+
+def test_a_gz_name_on_a_plain_file_is_named_as_not_gzip(tmp_path: Path) -> None:
+    fake = tmp_path / "plain.ndjson.gz"
+    fake.write_bytes(RECORDING.read_bytes()[:1000])
+    with pytest.raises(replay.DamagedRecording, match="plain.ndjson.gz: not a gzip file; 0 lines read"):
+        list(replay.iter_lines([fake]))
+
+
+def test_replay_with_no_recordings_says_so(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    run = tickstore(make_settings(), "ingest", "replay", str(tmp_path), check=False)
+    assert run.returncode == 1 and f"no .ndjson or .ndjson.gz files in {tmp_path}" in run.stderr
+
+
+@pytest.mark.kafka
+def test_replaying_a_cut_off_recording_lands_every_readable_line(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    cut = cut_gzip(tmp_path, 0.3)
+    readable = tmp_path / "readable.ndjson"
+    damaged: list[str] = []
+    readable.write_bytes(b"".join(line + b"\n" for _, _, line in replay.iter_lines([cut], damaged)))
+    assert len(damaged) == 1
+
+    run = tickstore(kafka_settings, "ingest", "replay", str(cut), check=False)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert "the compressed data ends early" in run.stderr and str(cut) in run.stderr
+    tickstore(kafka_settings, "sink", "--until-idle")
+    counts = dict(query(kafka_settings, "SELECT product_id, count(*) FROM ticks GROUP BY ALL"))
+    assert counts == reference_ticks([readable]) and sum(counts.values()) > 0
