@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,7 +58,9 @@ class Manifest:
 
     def write(self) -> Path:
         path = Path(self.path).with_suffix(".manifest.json")
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(partial, path)  # never half a manifest
         return path
 
 
@@ -141,6 +144,10 @@ def build(
         known = ", ".join(sorted(f.name for f in store.list_feature_services())) or "none: run feast apply"
         raise ValueError(f"no feature service {feature_service!r} (known: {known})") from exc
     out.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside `out` and renamed over it once complete: an interrupted build (Ctrl-C, an error in
+    # a later chunk) would otherwise leave a valid-looking Parquet with only its first chunks, next to
+    # the manifest of the dataset it replaced.
+    partial = out.with_name(f".{out.name}.partial")
     writer: pq.ParquetWriter | None = None
     nulls: dict[str, int] = {}
     total = len(frame)
@@ -149,27 +156,35 @@ def build(
             chunk = frame.iloc[begin : begin + CHUNK_ROWS]
             table = store.get_historical_features(entity_df=chunk, features=service).to_arrow()
             if writer is None:
-                writer = pq.ParquetWriter(out, table.schema)
+                writer = pq.ParquetWriter(partial, table.schema)
             writer.write_table(table)
             for name in table.column_names:
                 nulls[name] = nulls.get(name, 0) + table.column(name).null_count
             if progress:
                 progress(min(begin + CHUNK_ROWS, total), total)
-    finally:
         if writer is not None:
             writer.close()
-    views = {p.name for p in service.feature_view_projections}
-    manifest = Manifest(
-        path=str(out),
-        feature_service=feature_service,
-        features=[f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features],
-        snapshot=snapshot,
-        rows=total,
-        entities=described,
-        sql_sha256={v: _sql_hash(store, v) for v in sorted(views)},
-        null_fraction={k: round(v / total, 6) if total else 0.0 for k, v in nulls.items()},
-        seconds=round((datetime.now(UTC) - started).total_seconds(), 3),
-    )
+        views = {p.name for p in service.feature_view_projections}
+        manifest = Manifest(
+            path=str(out),
+            feature_service=feature_service,
+            features=[f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features],
+            snapshot=snapshot,
+            rows=total,
+            entities=described,
+            sql_sha256={v: _sql_hash(store, v) for v in sorted(views)},
+            null_fraction={k: round(v / total, 6) if total else 0.0 for k, v in nulls.items()},
+            seconds=round((datetime.now(UTC) - started).total_seconds(), 3),
+        )
+        # the old manifest goes first: a crash between the two steps leaves a dataset without a manifest,
+        # never one described by another's
+        Path(manifest.path).with_suffix(".manifest.json").unlink(missing_ok=True)
+        os.replace(partial, out)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+        raise
     manifest.write()
     return manifest
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from tests.tickstore_feast.conftest import T0, load, tick_rows
 from tickstore.settings import Settings
@@ -112,3 +113,25 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
         assert run.exit_code in (1, 2) and isinstance(run.exception, SystemExit), (message, run.exception)
         assert message in " ".join(run.output.split()), (message, run.output)
         assert not out.exists()
+
+
+def test_an_interrupted_build_leaves_the_previous_dataset_as_it_was(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    s = seeded(make_settings)
+    out = tmp_path / "train.parquet"
+    dataset.build(s, dataset.Grid(T0, T0 + timedelta(seconds=100), timedelta(seconds=1)), out)
+    before = out.read_bytes(), out.with_suffix(".manifest.json").read_bytes()
+
+    def interrupt(done: int, total: int) -> None:  # Ctrl-C once a chunk is written
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dataset.build(
+            s, dataset.Grid(T0, T0 + timedelta(seconds=300), timedelta(seconds=2)), out, progress=interrupt
+        )
+    assert (out.read_bytes(), out.with_suffix(".manifest.json").read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == [
+        "train.manifest.json",
+        "train.parquet",
+    ]
