@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pyarrow as pa
@@ -10,6 +9,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest import wire
+from tickstore import net
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
@@ -91,20 +91,16 @@ def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
 def _refused(bootstrap: str, timeout: float) -> str | None:
     """Why no bootstrap server accepts a TCP connection, or None when one does (or one can't be parsed:
     then librdkafka decides)."""
-    reasons = []
+    addresses = []
     for server in bootstrap.split(","):
         address = server.strip().split("://")[-1]  # librdkafka allows a protocol:// prefix
         host, sep, port = address.rpartition(":")
         if not sep or "]" in port:  # no port given (Kafka's default), or a bare IPv6 address
             host, port = address, "9092"
-        try:
-            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout):
-                return None
-        except ValueError:
+        if not port.isdigit():
             return None
-        except OSError as exc:
-            reasons.append(f"{address}: {exc.strerror or exc}")
-    return "; ".join(reasons) or None
+        addresses.append((host.strip("[]"), int(port)))
+    return net.unreachable(addresses, timeout)
 
 
 def topic_stats(settings: Settings, timeout: float = 5.0) -> dict[str, tuple[int, int]]:

@@ -20,13 +20,14 @@ from datetime import datetime, timedelta
 import duckdb
 import pyarrow as pa
 from confluent_kafka import KafkaError, Message
+from feast import FeatureView
 
 from ingest import kafka, signals, wire
 from ingest.sink.writer import LakeWriter
 from tickstore import lake
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
 from tickstore.settings import Settings
-from tickstore_feast.online import latest_rows, write_rows
+from tickstore_feast.online import OnlineStoreUnavailable, check_online_store, latest_rows, write_rows
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import DuckDBSource
 
@@ -118,6 +119,7 @@ class OnlineStream:
         """Consume until stopped (or quiet for ``sink_idle_ms`` with ``until_idle``)."""
         s = self.settings
         kafka.ensure_topics(s)
+        check_online_store(self.store)  # fail at once, saying what to do, rather than at the first batch
         # Latency over throughput: fetch whatever is there instead of waiting to fill a fetch.
         consumer = kafka.consumer(s, s.stream_group, **{"fetch.wait.max.ms": 5, "fetch.min.bytes": 1})
         consumer.subscribe([s.topic_raw])
@@ -205,7 +207,7 @@ class OnlineStream:
                 lambda v: latest_rows(self._cursors[v.name], self.sources[v.name], products), self.views
             )
             for view, table in zip(self.views, computed, strict=True):
-                write_rows(self.store, view, table)
+                self._write(view, table)
                 self.stats.rows_written += table.num_rows
                 rows[view.name] = table
         done_ms = time.time() * 1000
@@ -222,6 +224,26 @@ class OnlineStream:
                 else dict(zip(clock["product_id"].to_pylist(), clock["event_time"].to_pylist(), strict=True))
             )
             self.on_batch(StreamBatch(len(batch), new_ticks, products, latest, rows, freshness))
+
+    def _write(self, view: FeatureView, table: pa.Table) -> None:
+        """Write a view's rows, waiting out an online store that is down or locked.
+
+        The batch's offsets are committed only after its rows are written, so a stream stopped during
+        the outage loses nothing: it re-reads the batch when it starts again.
+        """
+        delay = 0.5
+        while True:
+            try:
+                write_rows(self.store, view, table)
+                return
+            except OnlineStoreUnavailable as exc:
+                if self._stop:
+                    raise
+                log.warning("stream: %s; retrying in %.1f s", exc, delay)
+                resume = time.monotonic() + delay
+                while not self._stop and time.monotonic() < resume:
+                    time.sleep(0.1)
+                delay = min(2 * delay, 10.0)
 
     def _periodic(self) -> None:
         now = time.monotonic()

@@ -51,13 +51,12 @@ def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     broker.stop(s)
 
 
-@pytest.fixture(scope="session")
-def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real redis-server (Debian's package; `make test` installs it) on a free loopback port."""
+def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A real redis-server (Debian's package; `make test` installs it) on ``port``, answering."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.fail("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
-    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [
             exe,
@@ -72,7 +71,7 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             "--databases",
             "256",
             "--dir",
-            str(tmp_path_factory.mktemp("redis")),
+            str(folder),
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -80,12 +79,19 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
+            return proc
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 pytest.fail(f"redis-server did not start on port {port}")
             time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real redis-server on a free loopback port for the whole session."""
+    port = free_port()
+    proc = start_redis(port, tmp_path_factory.mktemp("redis"))
     yield port
     proc.terminate()
     proc.wait(10)

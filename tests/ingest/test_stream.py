@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +15,7 @@ import pytest
 from ingest import replay
 from ingest.archive import load_ticks
 from ingest.stream import OnlineStream, StreamBatch
-from tests.conftest import REPO, SHARED, asof_plan
+from tests.conftest import REPO, SHARED, asof_plan, free_port, start_redis
 from tickstore.settings import Settings
 
 RECORDINGS = [
@@ -119,3 +123,68 @@ def test_bad_messages_are_skipped_and_the_stream_keeps_going(
     ).to_dict()
     assert online["event_time_us"] == [newest_us]
     assert online["tick_count_60s"][0] >= 1
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_redis_outage_is_waited_out_and_its_batch_still_lands(
+    make_settings, broker_port: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ingest import kafka
+
+    port = free_port()
+    redis = start_redis(port, tmp_path / "redis")
+    settings: Settings = make_settings(
+        broker_port=broker_port, online_store="redis", redis_url=f"127.0.0.1:{port}"
+    )
+    kafka.ensure_topics(settings)
+    good = [line for _, _, line in replay.iter_lines([RECORDINGS[0]])][:40]
+    (tmp_path / "good.ndjson").write_bytes(b"\n".join(good) + b"\n")
+    newest_us = (
+        load_ticks([tmp_path / "good.ndjson"])
+        .sql("SELECT epoch_us(max(event_time)) FROM ticks")
+        .fetchone()[0]
+    )  # type: ignore[index]
+    producer = kafka.producer(settings)
+
+    def publish(lines: list[bytes]) -> None:
+        for value in lines:
+            producer.produce(settings.topic_raw, value=value, key=b"BTC-USD")
+        producer.flush(30)
+
+    def wait_for(what: str, done: Callable[[], bool], seconds: float = 90) -> None:
+        deadline = time.monotonic() + seconds
+        while not done():
+            assert thread.is_alive(), "the stream died"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    stream = OnlineStream(settings)
+    batches: list[StreamBatch] = []
+    stream.on_batch = batches.append
+    thread = threading.Thread(target=stream.run, daemon=True)
+    caplog.set_level(logging.WARNING, logger="ingest.stream")
+    try:
+        thread.start()
+        publish(good[:20])
+        wait_for("the first batches", lambda: len(batches) > 0)
+        redis.terminate()
+        redis.wait(10)
+        publish(good[20:])
+        wait_for("a retry", lambda: "retrying in" in caplog.text)
+        redis = start_redis(port, tmp_path / "redis")  # empty again: only what the stream writes now
+
+        def clock() -> object:
+            got = stream.store.get_online_features(
+                features=["tick_clock:event_time_us"], entity_rows=[{"product_id": "BTC-USD"}]
+            ).to_dict()
+            return got["event_time_us"][0]
+
+        wait_for("the newest tick online", lambda: clock() == newest_us)
+    finally:
+        stream.stop()
+        thread.join(60)
+        redis.terminate()
+        redis.wait(10)
+    assert not thread.is_alive()
+    assert "online store write of" in caplog.text

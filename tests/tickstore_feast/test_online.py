@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import pyarrow.compute as pc
+import pytest
 
+from tests.conftest import free_port
 from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore import lake
 from tickstore.settings import Settings
-from tickstore_feast.online import latest_rows, write_rows
+from tickstore_feast.online import OnlineStoreUnavailable, check_online_store, latest_rows, write_rows
 from tickstore_feast.repo import feature_store
 
 
@@ -61,3 +64,15 @@ def test_an_empty_batch_writes_nothing(make_settings: Callable[..., Settings]) -
     assert rows.num_rows == 0
     write_rows(store, view, rows)
     assert online_values(store, "ticks_60s", "XRP-USD")["tick_count_60s"] is None
+
+
+def test_a_redis_that_does_not_answer_is_named_at_once_with_what_to_do(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    check_online_store(feature_store(make_settings()))  # SQLite: a file, nothing to reach
+    check_online_store(feature_store(make_settings(online_store="redis", redis_url=redis_url)))
+    closed = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(OnlineStoreUnavailable, match=f"Redis online store at {closed} does not answer"):
+        check_online_store(feature_store(make_settings(online_store="redis", redis_url=closed)))
+    assert time.monotonic() - started < 3  # not redis-py's ~10 s of retries
