@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,6 +14,7 @@ from feast.protos.feast.types.Value_pb2 import Value
 from feast.type_map import feast_value_type_to_python_type
 
 from tickstore.settings import Settings
+from tickstore_feast.online import UNAVAILABLE, fail_fast
 from tickstore_feast.repo import feature_store
 
 CLOCK_VIEW = "tick_clock"
@@ -63,12 +65,16 @@ class OnlineFeatures:
                 "run `tickstore stream` (it registers them) or `feast apply` in feature_repo/"
             ) from exc
         self.provider = self.store._get_provider()
+        fail_fast(self.store)  # a request answers 503 at once when Redis is down, not after its retries
 
     def _read(self, view: FeatureView, products: list[str], names: list[str]) -> list[Any]:
         keys = [EntityKey(join_keys=["product_id"], entity_values=[Value(string_val=p)]) for p in products]
-        return self.provider.online_read(
-            config=self.store.config, table=view, entity_keys=keys, requested_features=names
-        )
+        try:
+            return self.provider.online_read(
+                config=self.store.config, table=view, entity_keys=keys, requested_features=names
+            )
+        except (*UNAVAILABLE, sqlite3.Error) as exc:  # down, unreachable, locked, or never materialized
+            raise FeaturesUnavailable(f"the online store cannot be read: {exc}") from exc
 
     def ping(self) -> None:
         """Read a key that does not exist: raises when the online store is unreachable."""

@@ -55,6 +55,26 @@ def check_online_store(store: FeatureStore) -> None:
         raise OnlineStoreUnavailable(f"{where} does not answer ({exc}): {hint}") from exc
 
 
+def fail_fast(store: FeatureStore) -> None:
+    """Make a Redis online store give up on a server that is down at once, for request handlers.
+
+    redis-py backs off and retries a refused connection for 5-10 s; a scorer request waited that long
+    before its 503. One immediate retry still covers a pooled connection Redis has dropped, and a
+    connect gets 1 s unless TICKSTORE_REDIS_URL sets `socket_connect_timeout`.
+    """
+    config = store.config.online_store
+    if getattr(config, "type", "sqlite") != "redis":
+        return
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = store._get_provider().online_store._get_client(config)  # type: ignore[attr-defined]
+    client.set_retry(Retry(NoBackoff(), 1))
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("socket_connect_timeout") is None:
+        kwargs["socket_connect_timeout"] = 1.0
+
+
 # For each product: its newest tick time, and the first tick time the window at that instant needs.
 # That is the last tick before the window (its price starts the window's first return), so the row
 # equals the one the SQL computes over all ticks. A CTE named `ticks` shadows the table for the view.

@@ -157,7 +157,34 @@ def test_readyz_reports_an_unreachable_online_store(make_settings) -> None:
 
     s = make_settings(online_store="redis", redis_url=f"127.0.0.1:{free_port()}")
     register_model(s, seed=1, threshold=0.5)
-    response = create_app(s, watch_model=False).test_client().get("/readyz")
+    client = create_app(s, watch_model=False).test_client()
+    started = time.monotonic()
+    response = client.get("/readyz")
     assert response.status_code == 503
     body = response.get_json()
     assert body["online_store"] == "unreachable" and body["model"]["name"] == "tickstore-volatility"
+    response = client.post("/v1/score", json={"product_id": "BTC-USD"})
+    assert response.status_code == 503, response.get_json()
+    # at once, not after redis-py's 5-10 s of backoff per request
+    assert time.monotonic() - started < 2
+
+
+def test_a_redis_that_goes_away_gives_503_at_once(serving_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import free_port, start_redis
+
+    port = free_port()
+    redis = start_redis(port, tmp_path / "redis")
+    s = serving_settings.model_copy(update={"online_store": "redis", "redis_url": f"127.0.0.1:{port}"})
+    try:
+        register_model(s, seed=1, threshold=0.5)
+        write_online(s, "BTC-USD")
+        client = create_app(s, watch_model=False).test_client()
+        assert client.post("/v1/score", json={"product_id": "BTC-USD"}).status_code == 200
+    finally:
+        redis.terminate()
+        redis.wait(10)
+    started = time.monotonic()
+    response = client.post("/v1/score", json={"product_id": "BTC-USD"})
+    # redis-py's own backoff held each request 5-10 s before its 503
+    assert time.monotonic() - started < 2
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "features_unavailable"
