@@ -15,6 +15,8 @@ import pyarrow as pa
 import redis
 from feast import FeatureStore, FeatureView
 from feast.utils import _convert_arrow_to_proto
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tickstore import net
 from tickstore.errors import TickstoreError
@@ -65,9 +67,6 @@ def fail_fast(store: FeatureStore) -> None:
     config = store.config.online_store
     if getattr(config, "type", "sqlite") != "redis":
         return
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
     client = store._get_provider().online_store._get_client(config)  # type: ignore[attr-defined]
     client.set_retry(Retry(NoBackoff(), 1))
     kwargs = client.connection_pool.connection_kwargs
