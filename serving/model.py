@@ -23,8 +23,6 @@ log = logging.getLogger(__name__)
 
 # Models are fitted on DataFrames and scored on arrays in the same column order (see predict).
 warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
-# MLflow's own SQLAlchemy store triggers this in every worker; nothing an operator can act on
-warnings.filterwarnings("ignore", message="The ``noload`` loader strategy", category=DeprecationWarning)
 
 HINT = "Train one (`tickstore train` promotes a champion), or point TICKSTORE_SERVE_MODEL_URI at a model"
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import warnings
 from pathlib import Path
 
 from tickstore.settings import Settings
@@ -19,6 +20,10 @@ def use_mlflow_store(settings: Settings) -> str:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    # MLflow's SQLAlchemy store trips this whenever it is created; nothing a user can act on. Added here
+    # at each call, not once at import: a filter goes in front of the earlier ones, and a library
+    # imported later (training's) puts `once` for every DeprecationWarning in front of an import-time one.
+    warnings.filterwarnings("ignore", message="The ``noload`` loader strategy", category=DeprecationWarning)
     uri = settings.mlflow_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -17,9 +16,6 @@ from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E4
 
 from tickstore.mlflow_store import use_mlflow_store  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
-
-# MLflow's own SQLAlchemy store triggers this on every start; nothing a user can act on
-warnings.filterwarnings("ignore", message="The ``noload`` loader strategy", category=DeprecationWarning)
 
 EXPERIMENT = "tickstore-volatility"
 REGISTERED_MODEL = "tickstore-volatility"
