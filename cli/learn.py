@@ -238,6 +238,7 @@ def monitor_drift(
     frames = []
     try:
         for label, text in (("reference", reference), ("current", current)):
+            console.print(f"{label}: features every {every:g} s over {text} ...")
             start, end = _time_range(text)
             path = s.home / "reports" / f"drift_{label}.parquet"
             try:
@@ -245,12 +246,15 @@ def monitor_drift(
             except ValueError as exc:
                 raise ValueError(f"--{label}: {exc}") from exc
             frames.append(pd.read_parquet(path))
-        result = drift_report(frames[0], frames[1], out or s.home / "reports", "drift")
+        with console.status("Evidently's drift and data-summary reports ..."):
+            result = drift_report(frames[0], frames[1], out or s.home / "reports", "drift")
     except (ValueError, lake.LakeError) as exc:
         raise _NoVerdict(str(exc)) from exc
     console.print(
         f"{result.drifted} of {result.columns} features drifted ({result.share:.0%}); report: {result.html}"
     )
-    for column, value in sorted(result.per_column.items(), key=lambda kv: kv[1])[:5]:
-        console.print(f"  {column}: {value:.3g}")
+    shown = result.most_drifted(max(result.drifted, 3) if result.drifted <= 10 else 10)
+    console.print("most drifted:" if result.drifted else "closest to drifting:")
+    for column, drift in shown:
+        console.print(f"  {column}: {drift}" + ("  [red]drifted[/]" if drift.drifted else ""))
     sys.exit(1 if result.share > max_share else 0)

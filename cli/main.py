@@ -31,6 +31,10 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from exc
 
 
+def _hide_warning(*_args: object, **_kwargs: object) -> None:
+    """Show no warning (the root command without --verbose)."""
+
+
 def _version_line() -> str:
     """tickstore's version and the engines' it runs on: what a bug report needs."""
     import platform
@@ -84,6 +88,10 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
         logging.getLogger("feast").setLevel(logging.WARNING)
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         warnings.simplefilter("ignore")
+        # and not shown even where a filter says otherwise: Feast's modules call
+        # `simplefilter("once", ...)` when imported, in front of the line above, and numpy's
+        # RuntimeWarnings then leaked into `monitor drift`'s output
+        warnings.showwarning = _hide_warning
     try:
         settings = Settings(home=home) if home else Settings()
     except ValidationError as exc:  # a mistyped TICKSTORE_* variable: name it, not a traceback

@@ -12,6 +12,51 @@ import pandas as pd
 META = ("product_id", "event_timestamp", "fwd_vol", "fwd_returns", "label")
 
 
+# Evidently's tests whose score is a p-value (drift below the threshold); every other score is a
+# distance (drift at or above it). Evidently picks K-S for numeric columns of up to 1,000 rows and the
+# normed Wasserstein distance above that.
+P_VALUE_TESTS = frozenset(
+    {
+        "Anderson-Darling",
+        "Cramer-von Mises",
+        "Epps-Singleton",
+        "Fisher's Exact test",
+        "Mann-Whitney U-rank test",
+        "empirical_mmd",
+        "g_test",
+        "t_test",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One feature's drift test, as Evidently ran it."""
+
+    method: str  # Evidently's name for the test, e.g. "K-S p_value", "Wasserstein distance (normed)"
+    threshold: float
+    score: float
+
+    @property
+    def p_value(self) -> bool:
+        return "p_value" in self.method or self.method in P_VALUE_TESTS
+
+    @property
+    def drifted(self) -> bool:
+        return self.score < self.threshold if self.p_value else self.score >= self.threshold
+
+    @property
+    def severity(self) -> float:
+        """How far past (> 1) or short of (< 1) its threshold the score is: orders columns by drift."""
+        if self.p_value:
+            return self.threshold / self.score if self.score > 0 else float("inf")
+        return self.score / self.threshold if self.threshold > 0 else float("inf")
+
+    def __str__(self) -> str:
+        relation = ("<" if self.drifted else ">=") if self.p_value else (">=" if self.drifted else "<")
+        return f"{self.method} {self.score:.3g} {relation} {self.threshold:g}"
+
+
 @dataclass(frozen=True)
 class DriftResult:
     """What drifted, and where the reports are."""
@@ -19,9 +64,13 @@ class DriftResult:
     drifted: int
     columns: int
     share: float
-    per_column: dict[str, float]  # the test's p-value (or distance) per feature
+    per_column: dict[str, ColumnDrift]
     html: Path
     json: Path
+
+    def most_drifted(self, n: int) -> list[tuple[str, ColumnDrift]]:
+        """The ``n`` features furthest past their threshold, drifted ones first."""
+        return sorted(self.per_column.items(), key=lambda kv: -kv[1].severity)[:n]
 
 
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, out: Path, name: str) -> DriftResult:
@@ -50,7 +99,11 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, out: Path, name
         m for m in result["metrics"] if str(m.get("metric_name", "")).startswith("DriftedColumnsCount")
     )
     per_column = {
-        str(m["metric_name"]).split("column=")[1].split(",")[0]: float(m["value"])
+        _arguments(m["metric_name"])["column"]: ColumnDrift(
+            _arguments(m["metric_name"])["method"],
+            float(_arguments(m["metric_name"])["threshold"]),
+            float(m["value"]),
+        )
         for m in result["metrics"]
         if str(m.get("metric_name", "")).startswith("ValueDrift(")
     }
@@ -62,6 +115,12 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, out: Path, name
         html=html,
         json=js,
     )
+
+
+def _arguments(metric_name: str) -> dict[str, str]:
+    """``ValueDrift(column=x,method=K-S p_value,threshold=0.05)`` -> its arguments by name."""
+    inner = metric_name[metric_name.index("(") + 1 : metric_name.rindex(")")]
+    return dict(part.split("=", 1) for part in inner.split(","))
 
 
 def _varies(reference: pd.Series, current: pd.Series) -> bool:

@@ -21,7 +21,26 @@ def test_drift_report_names_the_drifted_columns(tmp_path) -> None:  # type: igno
     cur = pd.DataFrame({"a": rng.normal(3, 1, 500), "b": rng.normal(0, 1, 500), "product_id": "X"})
     result = drift_report(ref, cur, tmp_path, "r")
     assert (result.drifted, result.columns) == (1, 2)
-    assert result.per_column["a"] < 0.05 < result.per_column["b"]
+    a, b = result.per_column["a"], result.per_column["b"]
+    assert a.method == b.method == "K-S p_value" and a.threshold == 0.05  # Evidently's pick for 500 rows
+    assert a.score < 0.05 < b.score and a.drifted and not b.drifted
+    assert [name for name, _ in result.most_drifted(2)] == ["a", "b"]
+    assert str(a) == f"K-S p_value {a.score:.3g} < 0.05"
+
+
+def test_distance_scores_drift_above_their_threshold_and_agree_with_evidentlys_count(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # above 1,000 rows Evidently scores numeric columns by a distance: there a high score is drift
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({c: rng.normal(0, 1, 3000) for c in "abcd"})
+    cur = pd.DataFrame({"a": rng.normal(2, 1, 3000), "b": rng.normal(0.5, 1, 3000)})
+    cur["c"], cur["d"] = rng.normal(0, 1, 3000), rng.normal(0, 1.02, 3000)
+    result = drift_report(ref, cur, tmp_path, "r")
+    methods = {d.method for d in result.per_column.values()}
+    assert methods == {"Wasserstein distance (normed)"}
+    assert {n for n, d in result.per_column.items() if d.drifted} == {"a", "b"}
+    assert result.drifted == sum(d.drifted for d in result.per_column.values()) == 2
+    assert [name for name, _ in result.most_drifted(2)] == ["a", "b"]
+    assert str(result.per_column["a"]).endswith(">= 0.1")
     assert result.html.stat().st_size > 10_000 and result.json.exists()
 
 
@@ -32,7 +51,7 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
     wild = [("A", 1200 + i * 0.1, 100 + rng.normal(0, 1)) for i in range(12000)]  # 20..40 min, 10 ticks/s
     load(s, tick_rows(calm + wild))
 
-    def drift(reference: str, current: str) -> int:
+    def drift(reference: str, current: str) -> subprocess.CompletedProcess[str]:
         env = {"TICKSTORE_HOME": str(s.home), "PATH": ""}
         return subprocess.run(
             [
@@ -53,9 +72,15 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
             capture_output=True,
             text=True,
             timeout=300,
-        ).returncode
+        )
 
-    assert drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:05..2026-01-01T00:10") == 0  # itself
-    assert drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:30") == 1
+    same = drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:05..2026-01-01T00:10")  # itself
+    assert same.returncode == 0 and "closest to drifting:" in same.stderr and "drifted\n" not in same.stderr
+    wild = drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:30")
+    assert wild.returncode == 1 and "most drifted:" in wild.stderr
+    # the columns listed are the drifted ones, each with its test, score and threshold
+    listed = [line for line in wild.stderr.splitlines() if line.startswith("  ")]
+    assert listed and all(line.endswith("drifted") and " p_value " in line for line in listed)
     # nothing to compare is no verdict: 2, never the 1 that tells a gate to retrain
-    assert drift("2030-01-01T00:00..2030-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:30") == 2
+    none = drift("2030-01-01T00:00..2030-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:30")
+    assert none.returncode == 2
