@@ -118,6 +118,7 @@ class Sink:
             consumer.close()
             if self._dlq is not None:
                 self._dlq.flush(10)
+                self._dlq = None  # librdkafka's client goes with its last reference: none outlives run()
             self._con.close()
         self._log_summary()
         return self.stats
