@@ -112,9 +112,17 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
 )
 @click.option("--as-of", help="A DuckLake snapshot id, or a timestamp: query the lake as it was then.")
 @click.option("--limit", type=int, default=1000, show_default=True, help="Most rows printed as a table.")
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Allow statements that change the lake (DELETE, UPDATE, ...); without it the lake is read-only.",
+)
 @click.pass_context
-def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int) -> None:
-    """Run ad-hoc SQL over the lake (safe while the sink writes). Tables: ticks, ticks_rejected."""
+def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int, write: bool) -> None:
+    """Run ad-hoc SQL over the lake (safe while the sink writes). Tables: ticks, ticks_rejected.
+
+    The lake is attached read-only unless --write is given: a mistyped DELETE can't empty it.
+    """
     from datetime import datetime
 
     import duckdb
@@ -133,7 +141,7 @@ def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int)
             except ValueError as exc:
                 raise click.BadParameter("a snapshot id or an ISO timestamp", param_hint="--as-of") from exc
     try:
-        con = lake.connect(s, snapshot=snapshot, as_of=when, create=False)
+        con = lake.connect(s, snapshot=snapshot, as_of=when, create=False, read_only=not write)
     except (lake.LakeError, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -143,6 +151,11 @@ def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int)
         tables = ", ".join(r[0] for r in con.execute("SHOW TABLES").fetchall())
         raise click.ClickException(f"{exc}\nThe lake's tables: {tables}") from exc
     except duckdb.Error as exc:
+        if "read-only mode" in str(exc) and snapshot is None and when is None:
+            raise click.ClickException(
+                f"{exc}\nAd-hoc SQL reads the lake only: add --write to change it (DuckLake keeps the "
+                "earlier snapshots, which --as-of reads)."
+            ) from exc
         raise click.ClickException(str(exc)) from exc
     if rel is None:
         console.print("ok")

@@ -110,23 +110,25 @@ def connect(
     snapshot: int | None = None,
     as_of: datetime | None = None,
     create: bool = True,
+    read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """A connection with the lake attached as ``lake`` and selected as default; close it when done.
 
-    ``snapshot`` or ``as_of`` attach the lake read-only as it was then (DuckLake time travel).
-    With ``create`` the data directory and the tick tables are made when missing.
+    ``snapshot`` or ``as_of`` attach the lake read-only as it was then (DuckLake time travel);
+    ``read_only`` attaches the newest lake so that it can't be changed (ad-hoc SQL). With ``create``
+    the data directory and the tick tables are made when missing.
     """
     if not create and not settings.lake_catalog.exists():
         raise LakeError(
             f"no lake at {settings.lake_catalog}: run `tickstore sink` (or `make demo`) first, "
             "or point TICKSTORE_HOME at an existing data directory"
         )
-    con = _instance(settings, snapshot, as_of).cursor()
+    con = _instance(settings, snapshot, as_of, read_only).cursor()
     tune(con)  # a cursor is a session of its own: it does not inherit its parent's settings
     # Ticks are UTC; pin the session zone so TIMESTAMPTZ prints and truncates the same everywhere.
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"USE {LAKE}")
-    if create and snapshot is None and as_of is None:
+    if create and not read_only and snapshot is None and as_of is None:
         existing = {
             r[0]
             for r in con.execute(
@@ -142,19 +144,23 @@ def connect(
 # Loading the two extensions verifies their signatures, ~80 ms each: paid once per process, not per
 # query. Cursors of one instance also share its lake attachment, so a process's readers and writer
 # coordinate through DuckDB's own transactions instead of racing for the SQLite file lock.
-_INSTANCES: OrderedDict[tuple[str, int | None, datetime | None], duckdb.DuckDBPyConnection] = OrderedDict()
+_INSTANCES: OrderedDict[tuple[str, int | None, datetime | None, bool], duckdb.DuckDBPyConnection] = (
+    OrderedDict()
+)
 _INSTANCES_LOCK = threading.Lock()
 MAX_INSTANCES = 8
 
 
-def _instance(settings: Settings, snapshot: int | None, as_of: datetime | None) -> duckdb.DuckDBPyConnection:
-    key = (str(settings.lake_catalog.resolve()), snapshot, as_of)
+def _instance(
+    settings: Settings, snapshot: int | None, as_of: datetime | None, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    key = (str(settings.lake_catalog.resolve()), snapshot, as_of, read_only)
     with _INSTANCES_LOCK:
         base = _INSTANCES.get(key)
         if base is not None:
             _INSTANCES.move_to_end(key)
             return base
-        base = _open(settings, snapshot, as_of)
+        base = _open(settings, snapshot, as_of, read_only)
         _INSTANCES[key] = base
         while len(_INSTANCES) > MAX_INSTANCES:  # evicted ones close once their cursors are gone
             _INSTANCES.popitem(last=False)
@@ -192,7 +198,9 @@ def _block_pool(con: duckdb.DuckDBPyConnection, size: str) -> None:
         ) from exc
 
 
-def _open(settings: Settings, snapshot: int | None, as_of: datetime | None) -> duckdb.DuckDBPyConnection:
+def _open(
+    settings: Settings, snapshot: int | None, as_of: datetime | None, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB with the extensions loaded and the lake attached."""
     settings.lake_data.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()  # never queried itself: connect() hands out cursors, tuned there
@@ -204,6 +212,8 @@ def _open(settings: Settings, snapshot: int | None, as_of: datetime | None) -> d
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
     elif as_of is not None:
         options.append(f"SNAPSHOT_TIME {_quote(as_of.isoformat())}")
+    elif read_only:
+        options.append("READ_ONLY")
     _use_wal(settings.lake_catalog)
     target = _quote("ducklake:sqlite:" + str(settings.lake_catalog.resolve()))
     try:

@@ -91,6 +91,25 @@ def test_sql_without_a_lake_says_what_to_do(make_settings: Callable[..., Setting
     assert "run `tickstore sink`" in result.stderr
 
 
+def test_sql_reads_the_lake_only_unless_told_to_write(make_settings: Callable[..., Settings]) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("BTC-USD", 1.0, 101.0)]))
+
+    def count(*args: str) -> int:
+        return int(
+            tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--format", "csv", *args).stdout.split()[1]
+        )
+
+    refused = tickstore(s, "sql", "DELETE FROM ticks", check=False)
+    assert refused.returncode == 1 and "add --write to change it" in refused.stderr, refused.stderr
+    assert count() == 2
+    before = query(s, "SELECT max(snapshot_id) FROM lake.snapshots()")[0][0]
+    tickstore(s, "sql", "--write", "DELETE FROM ticks WHERE price > 100.5")
+    assert count() == 1 and count("--as-of", str(before)) == 2  # the earlier snapshot still has it
+
+
 def test_sql_with_a_wrong_table_names_the_lake_tables(make_settings: Callable[..., Settings]) -> None:
     from tests.tickstore_feast.conftest import load, tick_rows
 
