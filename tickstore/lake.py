@@ -129,15 +129,21 @@ def connect(
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"USE {LAKE}")
     if create and not read_only and snapshot is None and as_of is None:
-        existing = {
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = $d", {"d": LAKE}
-            ).fetchall()
-        }
+        existing = _tables(con)
         if not {"ticks", "ticks_rejected"} <= existing:  # DDL is a catalog write: skip it when not needed
-            retry_locked(lambda: _in_transaction(con, [TICKS_DDL, REJECTED_DDL]))
+            try:
+                retry_locked(lambda: _in_transaction(con, [TICKS_DDL, REJECTED_DDL]))
+            except duckdb.Error:
+                # processes starting together on a new lake: another one's CREATE may have won
+                if not {"ticks", "ticks_rejected"} <= _tables(con):
+                    raise
     return con
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The lake's table names."""
+    rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = $d", {"d": LAKE})
+    return {r[0] for r in rows.fetchall()}
 
 
 # One DuckDB instance per lake (and time-travel point) per process; connect() hands out cursors.
@@ -231,8 +237,21 @@ def _in_transaction(con: duckdb.DuckDBPyConnection, statements: list[str]) -> No
             con.execute(statement)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if the failure left one.
+
+    A COMMIT that fails (the catalog locked by another process, a conflicting change) has already
+    rolled back, and a second ROLLBACK raises "no transaction is active": raised from an `except`,
+    that error hid the real one, so "database is locked" was never retried.
+    """
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass
 
 
 def retry_locked(action: Callable[[], T], attempts: int = LOCK_RETRIES) -> T:

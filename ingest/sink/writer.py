@@ -11,6 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest import wire
+from tickstore import lake
 
 # Re-delivered messages (a restart after a crash, a second replay) must not add rows. Within the batch
 # the first copy of a tick wins; against the lake, the anti-join only reads the batch's time range, so
@@ -111,7 +112,7 @@ class LakeWriter:
                 result.rejects = int(inserted[0]) if inserted else 0
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            lake.rollback(con)  # a failed COMMIT has rolled back already; keep its error, not ROLLBACK's
             raise
         if result.rejects:
             result.rejected = [
