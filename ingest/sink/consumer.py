@@ -18,6 +18,9 @@ from tickstore.settings import Settings
 log = logging.getLogger("tickstore.sink")
 
 TRANSIENT_RETRIES = 5
+# How long a batch waits for a catalog another process holds locked before the sink gives up (its
+# offsets stay uncommitted, so nothing is lost): a lock is no reason to call the batch bad data.
+LOCK_WAIT_S = 300.0
 
 
 @dataclass
@@ -143,13 +146,24 @@ class Sink:
         one pathological message is rejected with the error instead of stopping the sink."""
         assert self._writer is not None
         last: Exception | None = None
-        for attempt in range(TRANSIENT_RETRIES):
+        failures, attempt, locked_since = 0, 0, None
+        while failures < TRANSIENT_RETRIES:
             try:
                 return self._writer.write(raw)
             except duckdb.Error as exc:
-                last = exc
-                log.warning("sink: lake write failed (attempt %d): %s", attempt + 1, exc)
-                time.sleep(min(0.1 * 2**attempt, 2.0))
+                last, attempt = exc, attempt + 1
+                if "database is locked" in str(exc):  # another writer's commit: wait, don't bisect
+                    locked_since = locked_since or time.monotonic()
+                    if time.monotonic() - locked_since > LOCK_WAIT_S:
+                        raise lake.LakeError(
+                            f"the lake catalog {self.settings.lake_catalog} stayed locked for "
+                            f"{LOCK_WAIT_S:.0f} s: another process holds it ({exc}); nothing was committed, "
+                            "so restarting the sink resumes from this batch"
+                        ) from exc
+                else:
+                    failures += 1
+                log.warning("sink: lake write failed (attempt %d): %s", attempt, exc)
+                time.sleep(min(0.1 * 2 ** min(attempt - 1, 5), 2.0))
         if raw.num_rows == 1:
             return self._writer.reject_whole(raw, f"sink error: {last}"[:500])
         half = raw.num_rows // 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -129,6 +131,37 @@ def test_adversarial_lines_land_in_ticks_rejected_and_the_sink_keeps_running(
         headers = dict(c.headers())
         assert headers["source"].startswith(kafka_settings.topic_raw.encode() + b"/")
         assert headers["reason"]
+
+
+@pytest.mark.slow
+def test_a_catalog_locked_by_another_process_is_waited_for_not_taken_for_bad_data(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    from tickstore import lake
+
+    lake.connect(kafka_settings).close()  # the lake exists; now another process holds its catalog
+    path = tmp_path / "two.ndjson"
+    path.write_bytes(good(1) + b"\n" + good(2) + b"\n")
+    replay.replay(kafka_settings, [path])
+    # the write lock a committing DuckLake writer takes, held 15 s by another process (in this one,
+    # Python's SQLite and DuckDB's are two libraries whose locks do not see each other)
+    hold = (
+        "import sqlite3, sys, time\n"
+        f"db = sqlite3.connect({str(kafka_settings.lake_catalog)!r}, isolation_level=None)\n"
+        "db.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(15); db.rollback()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        stats = Sink(kafka_settings, until_idle=True).run()
+    finally:
+        holder.kill()
+        holder.wait()
+    # Five failed attempts were taken for a bad batch: it was bisected down to single messages, whose
+    # rejection failed on the same lock and stopped the sink (had the lock cleared just then, valid
+    # ticks would have been stored as rejects). Now the batch waits for the lock.
+    assert (stats.total.ticks, stats.total.rejects) == (2, 0)
+    assert query(kafka_settings, "SELECT count(*) FROM ticks_rejected") == [(0,)]
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
