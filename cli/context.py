@@ -15,6 +15,26 @@ _TTY = sys.stderr.isatty()
 console = Console(stderr=True, soft_wrap=not _TTY, width=None if _TTY else 200)
 
 
+class ProductList(click.ParamType):
+    """Comma-separated product ids, e.g. ``BTC-USD,ETH-USD``: spaces dropped, upper-cased (Coinbase's
+    ids are), at least one."""
+
+    name = "PRODUCT[,PRODUCT...]"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        products = tuple(dict.fromkeys(p.strip().upper() for p in str(value).split(",") if p.strip()))
+        if not products:
+            self.fail("name at least one product, e.g. BTC-USD or BTC-USD,ETH-USD", param, ctx)
+        return products
+
+
+PRODUCTS = ProductList()
+
+
 def settings_of(ctx: click.Context) -> Settings:
     """The settings `tickstore` built from --home and TICKSTORE_* (set on the root group's context)."""
     return ctx.obj["settings"]  # type: ignore[no-any-return]

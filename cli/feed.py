@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from cli.context import console, settings_of
+from cli.context import PRODUCTS, console, settings_of
 from ingest import broker as broker_mod
 
 
@@ -124,7 +124,13 @@ def ingest_replay(
 
 
 @ingest.command("coinbase")
-@click.option("--products", default="BTC-USD,ETH-USD", show_default=True, help="Comma-separated product ids.")
+@click.option(
+    "--products",
+    type=PRODUCTS,
+    default="BTC-USD,ETH-USD",
+    show_default=True,
+    help="Comma-separated product ids.",
+)
 @click.option(
     "--feed", type=click.Choice(["exchange", "advanced-trade"]), default="advanced-trade", show_default=True
 )
@@ -134,7 +140,7 @@ def ingest_replay(
 @click.option("--url", help="WebSocket URL (default: Coinbase's, from the settings).")
 @click.pass_context
 def ingest_coinbase(
-    ctx: click.Context, products: str, feed: str, duration: float | None, url: str | None
+    ctx: click.Context, products: tuple[str, ...], feed: str, duration: float | None, url: str | None
 ) -> None:
     """Subscribe to the live Coinbase ticker feed: archive every raw message and publish to ticks.raw.
 
@@ -147,7 +153,7 @@ def ingest_coinbase(
     from ingest import coinbase
 
     s = settings_of(ctx)
-    session = coinbase.CoinbaseIngest(s, feed, products.split(","), url=url, duration_s=duration)
+    session = coinbase.CoinbaseIngest(s, feed, list(products), url=url, duration_s=duration)
 
     async def main() -> coinbase.LiveStats:
         loop = asyncio.get_running_loop()
@@ -174,9 +180,19 @@ def ingest_coinbase(
 
 
 @ingest.command("simulate")
-@click.option("--ticks", type=int, default=1_000_000, show_default=True, help="How many ticks in all.")
-@click.option("--products", default="BTC-USD,ETH-USD,SOL-USD", show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--ticks", type=click.IntRange(min=1), default=1_000_000, show_default=True, help="How many ticks in all."
+)
+@click.option(
+    "--products",
+    type=PRODUCTS,
+    default="BTC-USD,ETH-USD,SOL-USD",
+    show_default=True,
+    help="Comma-separated product ids to simulate.",
+)
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Random seed: the same seed, the same ticks."
+)
 @click.option(
     "--fit",
     "fit_dir",
@@ -186,7 +202,12 @@ def ingest_coinbase(
 @click.option("--out", type=click.Path(path_type=Path), help="Write NDJSON here instead of publishing.")
 @click.pass_context
 def ingest_simulate(
-    ctx: click.Context, ticks: int, products: str, seed: int, fit_dir: Path | None, out: Path | None
+    ctx: click.Context,
+    ticks: int,
+    products: tuple[str, ...],
+    seed: int,
+    fit_dir: Path | None,
+    out: Path | None,
 ) -> None:
     """Generate a synthetic ticker stream (volatility regimes, bursts) fitted to recordings."""
     from ingest import simulate
@@ -194,7 +215,7 @@ def ingest_simulate(
     fitted = simulate.fit([fit_dir]) if fit_dir else simulate.Fitted()
     if fit_dir:
         console.print(f"fitted: {fitted}")
-    cfg = simulate.SimConfig(n_ticks=ticks, products=tuple(products.split(",")), seed=seed, fitted=fitted)
+    cfg = simulate.SimConfig(n_ticks=ticks, products=products, seed=seed, fitted=fitted)
     if out:
         n = simulate.write(out, cfg)
         console.print(f"wrote {n:,} ticks to {out}")

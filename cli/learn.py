@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, Progress
 
-from cli.context import console, settings_of
+from cli.context import PRODUCTS, console, settings_of
 from tickstore import lake
 
 # UTC times as the README and --help examples write them: seconds and the T are optional
@@ -47,7 +47,9 @@ def dataset() -> None:
     metavar=WHEN_SHOWN,
     help="...to this UTC time (exclusive).",
 )
-@click.option("--products", help="Comma-separated products for --every (default: all with ticks).")
+@click.option(
+    "--products", type=PRODUCTS, help="Comma-separated products for --every (default: all with ticks)."
+)
 @click.option("--as-of", "as_of", type=int, help="Read the lake at this snapshot (rebuild an old dataset).")
 @click.pass_context
 def dataset_build(
@@ -58,7 +60,7 @@ def dataset_build(
     every: float | None,
     start: datetime | None,
     end: datetime | None,
-    products: str | None,
+    products: tuple[str, ...] | None,
     as_of: int | None,
 ) -> None:
     """Build a training set: features as of each entity row, never from after it.
@@ -83,7 +85,7 @@ def dataset_build(
                 start.replace(tzinfo=UTC),
                 end.replace(tzinfo=UTC),
                 timedelta(seconds=every or 0),
-                tuple(products.split(",")) if products else (),
+                products or (),
             )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +84,20 @@ def test_version_names_the_engines(make_settings: Callable[..., Settings]) -> No
     out = tickstore(make_settings(), "--version").stdout.strip()
     assert out.startswith(f"tickstore {version('tickstore')} (DuckDB {version('duckdb')}, Feast ")
     assert out.endswith(f"Python {sys.version.split()[0]})")
+
+
+def test_product_lists_are_trimmed_and_upper_cased_and_never_empty(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    s = make_settings()
+    out = tmp_path / "sim.ndjson"
+    tickstore(s, "ingest", "simulate", "--products", "btc-usd, eth-usd,", "--ticks", "20", "--out", str(out))
+    products = {json.loads(line)["product_id"] for line in out.read_text().splitlines()}
+    assert products == {"BTC-USD", "ETH-USD"}
+    # an empty list used to simulate a million ticks of product "" (and --ticks -5 a traceback)
+    for args in (("--products", " , "), ("--ticks", "-5")):
+        run = tickstore(s, "ingest", "simulate", *args, "--out", str(out), check=False)
+        assert run.returncode == 2 and "Invalid value" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_sql_without_a_lake_says_what_to_do(make_settings: Callable[..., Settings]) -> None:
