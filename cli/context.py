@@ -33,6 +33,7 @@ class ProductList(click.ParamType):
 
 
 PRODUCTS = ProductList()
+POSITIVE = click.FloatRange(min=0, min_open=True)  # seconds, speeds: 0 would mean nothing or divide by 0
 
 
 def settings_of(ctx: click.Context) -> Settings:

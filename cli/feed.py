@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from cli.context import PRODUCTS, console, settings_of
+from cli.context import POSITIVE, PRODUCTS, console, settings_of
 from ingest import broker as broker_mod
 
 
@@ -64,10 +64,16 @@ def ingest() -> None:
 
 @ingest.command("replay")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--speed", type=float, help="Pace at recorded speed times N (default: as fast as possible).")
-@click.option("--max-gap", type=float, default=5.0, show_default=True, help="With --speed: longest pause, s.")
+@click.option("--speed", type=POSITIVE, help="Pace at recorded speed times N (default: as fast as possible).")
+@click.option(
+    "--max-gap",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="With --speed: longest pause, s.",
+)
 @click.option("--retime", is_flag=True, help="Stamp messages with the time they are sent, as if live.")
-@click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.option("--duration", type=POSITIVE, help="Stop after this many seconds.")
 @click.pass_context
 def ingest_replay(
     ctx: click.Context,
@@ -135,7 +141,7 @@ def ingest_replay(
     "--feed", type=click.Choice(["exchange", "advanced-trade"]), default="advanced-trade", show_default=True
 )
 @click.option(
-    "--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C / SIGTERM)."
+    "--duration", type=POSITIVE, help="Stop after this many seconds (default: until Ctrl-C / SIGTERM)."
 )
 @click.option("--url", help="WebSocket URL (default: Coinbase's, from the settings).")
 @click.pass_context

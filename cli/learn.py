@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, Progress
 
-from cli.context import PRODUCTS, console, settings_of
+from cli.context import POSITIVE, PRODUCTS, console, settings_of
 from tickstore import lake
 
 # UTC times as the README and --help examples write them: seconds and the T are optional
@@ -34,7 +34,7 @@ def dataset() -> None:
     type=click.Path(exists=True, path_type=Path),
     help="CSV or Parquet with product_id, event_timestamp.",
 )
-@click.option("--every", type=float, help="Or: one entity row every N seconds per product...")
+@click.option("--every", type=POSITIVE, help="Or: one entity row every N seconds per product...")
 @click.option(
     "--start",
     type=WHEN,
@@ -125,10 +125,14 @@ def dataset_build(
 @click.command()
 @click.option("--start", type=WHEN, metavar=WHEN_SHOWN, required=True, help="UTC start.")
 @click.option("--end", type=WHEN, metavar=WHEN_SHOWN, required=True, help="UTC end (exclusive).")
-@click.option("--every", type=float, default=1.0, show_default=True, help="Seconds between label rows.")
-@click.option("--horizon", type=float, default=60.0, show_default=True, help="Label horizon H, seconds.")
+@click.option("--every", type=POSITIVE, default=1.0, show_default=True, help="Seconds between label rows.")
+@click.option("--horizon", type=POSITIVE, default=60.0, show_default=True, help="Label horizon H, seconds.")
 @click.option(
-    "--percentile", type=float, default=95.0, show_default=True, help="Spike threshold (training split)."
+    "--percentile",
+    type=click.FloatRange(0, 100, min_open=True, max_open=True),
+    default=95.0,
+    show_default=True,
+    help="Spike threshold (training split).",
 )
 @click.option("--as-of", "as_of", type=int, help="Train on this lake snapshot (reproduce a run).")
 @click.option("--leaky-labels", is_flag=True, help="Also train on shift(-1) labels, to show the leak.")
@@ -163,16 +167,19 @@ def train(
     from training.train import TrainConfig
     from training.train import train as run_training
 
-    cfg = TrainConfig(
-        start.replace(tzinfo=UTC),
-        end.replace(tzinfo=UTC),
-        timedelta(seconds=every),
-        timedelta(seconds=horizon),
-        percentile,
-        as_of=as_of,
-        leaky_labels=leaky_labels,
-        folds=folds,
-    )
+    try:
+        cfg = TrainConfig(
+            start.replace(tzinfo=UTC),
+            end.replace(tzinfo=UTC),
+            timedelta(seconds=every),
+            timedelta(seconds=horizon),
+            percentile,
+            as_of=as_of,
+            leaky_labels=leaky_labels,
+            folds=folds,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     try:
         with console.status("training (features, labels, three models, MLflow) ..."):
             report = run_training(settings_of(ctx), cfg, log=console.print)
@@ -209,10 +216,10 @@ class _NoVerdict(click.ClickException):
 @monitor.command("drift")
 @click.option("--reference", required=True, help="Reference range START..END (UTC, ISO).")
 @click.option("--current", required=True, help="Current range START..END (UTC, ISO).")
-@click.option("--every", type=float, default=10.0, show_default=True, help="Seconds between sampled rows.")
+@click.option("--every", type=POSITIVE, default=10.0, show_default=True, help="Seconds between sampled rows.")
 @click.option(
     "--max-share",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=0.5,
     show_default=True,
     help="Exit 1 when more than this share of features drifted.",

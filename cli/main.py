@@ -111,7 +111,13 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
 @click.option("--as-of", help="A DuckLake snapshot id, or a timestamp: query the lake as it was then.")
-@click.option("--limit", type=int, default=1000, show_default=True, help="Most rows printed as a table.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Most rows printed as a table.",
+)
 @click.option(
     "--write",
     is_flag=True,

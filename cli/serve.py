@@ -69,8 +69,14 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
 @click.command()
 @click.option("--host", help="Listen address (default TICKSTORE_SERVE_HOST, 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default TICKSTORE_SERVE_PORT, 8000).")
-@click.option("--workers", type=int, help="gunicorn worker processes (default TICKSTORE_SERVE_WORKERS).")
-@click.option("--threads", type=int, help="Threads per worker (default TICKSTORE_SERVE_THREADS).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="gunicorn worker processes (default TICKSTORE_SERVE_WORKERS).",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="Threads per worker (default TICKSTORE_SERVE_THREADS)."
+)
 @click.option(
     "--cpus",
     callback=lambda ctx, param, value: cpu_option(value),

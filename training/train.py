@@ -39,6 +39,16 @@ class TrainConfig:
     leaky_labels: bool = False  # also train on shift(-1) labels, to show what that mistake reports
     folds: int = 0  # > 0: also walk-forward cross-validation with this many purged folds
 
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"the range is empty: end {self.end} is not after start {self.start}")
+        if self.every <= timedelta(0) or self.horizon <= timedelta(0):
+            raise ValueError("the label step (--every) and the horizon (--horizon) must be positive")
+        if not 0 < self.percentile < 100:
+            raise ValueError(f"the spike percentile must be between 0 and 100, not {self.percentile}")
+        if self.folds < 0:
+            raise ValueError("folds must be 0 (none) or more")
+
 
 @dataclass
 class ModelResult:

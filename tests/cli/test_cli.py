@@ -100,6 +100,33 @@ def test_product_lists_are_trimmed_and_upper_cased_and_never_empty(
         assert run.returncode == 2 and "Invalid value" in run.stderr and "Traceback" not in run.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T01:00", "--every", "0"), "'--every'"),
+        (
+            ("train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T01:00", "--percentile", "150"),
+            "'--percentile'",
+        ),
+        (("train", "--start", "2026-01-01T01:00", "--end", "2026-01-01T00:00"), "the range is empty"),
+        (
+            ("monitor", "drift", "--reference", "a..b", "--current", "c..d", "--max-share", "2"),
+            "'--max-share'",
+        ),
+        (("ingest", "replay", str(SHARED), "--speed", "0"), "'--speed'"),
+        (("serve", "--workers", "0"), "'--workers'"),
+        (("sql", "SELECT 1", "--limit", "-1"), "'--limit'"),
+    ],
+)
+def test_values_that_mean_nothing_are_refused_before_any_work(
+    make_settings: Callable[..., Settings], args: tuple[str, ...], says: str
+) -> None:
+    # --every 0 was a DuckDB binder traceback, --percentile 150 and a reversed range "no labels in ...",
+    # --workers 0 a gunicorn master without workers
+    run = tickstore(make_settings(), *args, check=False)
+    assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
 def test_sql_without_a_lake_says_what_to_do(make_settings: Callable[..., Settings]) -> None:
     result = tickstore(make_settings(), "sql", "SELECT 1", check=False)
     assert result.returncode != 0

@@ -91,7 +91,7 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
         ],
         "event_timestamp must be ISO 8601 times": ["--entities", tmp_path / "times.csv"],
         "holds no entity rows": ["--entities", tmp_path / "empty.csv"],
-        "the step must be positive": ["--every", "0", *grid[2:]],
+        "Invalid value for '--every': 0.0 is not in the range x>0": ["--every", "0", *grid[2:]],
         "the range is empty": [
             "--every",
             "1",
