@@ -26,31 +26,36 @@ class Settings(BaseSettings):
         None,
         description="bootstrap.servers of a real Kafka; unset means the embedded broker on loopback.",
     )
-    broker_port: int = Field(19092, description="Port of the embedded broker on 127.0.0.1.")
+    broker_port: int = Field(19092, ge=1, le=65535, description="Port of the embedded broker on 127.0.0.1.")
     topic_raw: str = Field("ticks.raw", description="Topic the producers write raw wire messages to.")
     topic_dlq: str = Field("ticks.dlq", description="Topic the sink copies rejected messages to.")
-    topic_partitions: int = Field(3, description="Partitions given to topics tickstore creates.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions given to topics tickstore creates.")
     rebalance_timeout_ms: int = Field(
         6000,
+        ge=1,
         description="max.poll.interval.ms of consumers; Tansu makes every group join wait this long.",
     )
     max_message_bytes: int = Field(
-        16 * 1024 * 1024, description="Largest message the producers send and consumers fetch."
+        16 * 1024 * 1024, ge=1, description="Largest message the producers send and consumers fetch."
     )
 
     # Sink
     sink_group: str = Field("tickstore-sink", description="Consumer group of the sink.")
-    sink_batch_rows: int = Field(50_000, description="A micro-batch is flushed at this many messages...")
-    sink_batch_ms: int = Field(1000, description="...or when its oldest message is this old.")
+    sink_batch_rows: int = Field(
+        50_000, ge=1, description="A micro-batch is flushed at this many messages..."
+    )
+    sink_batch_ms: int = Field(1000, ge=1, description="...or when its oldest message is this old.")
     sink_max_tick_bytes: int = Field(
-        1024 * 1024, description="Messages larger than this are rejected unparsed (a ticker is < 2 KB)."
+        1024 * 1024, ge=1, description="Messages larger than this are rejected unparsed (a ticker is < 2 KB)."
     )
-    sink_idle_ms: int = Field(1500, description="With --until-idle: stop after being caught up this long.")
-    compact_every_s: float = Field(300.0, description="Merge small lake files at most this often.")
+    sink_idle_ms: int = Field(
+        1500, ge=0, description="With --until-idle: stop after being caught up this long."
+    )
+    compact_every_s: float = Field(300.0, gt=0, description="Merge small lake files at most this often.")
     snapshot_retention_days: float = Field(
-        7.0, description="Lake snapshots (time travel) kept at least this long before cleanup."
+        7.0, ge=0, description="Lake snapshots (time travel) kept at least this long before cleanup."
     )
-    log_every_s: float = Field(5.0, description="Seconds between sink progress log lines.")
+    log_every_s: float = Field(5.0, gt=0, description="Seconds between sink progress log lines.")
 
     # DuckDB
     # Measured on 10M ticks, `ticks_60s` in a fresh process, 2 cores: 12.0-12.8 s without the pool,
@@ -76,10 +81,10 @@ class Settings(BaseSettings):
         "wss://advanced-trade-ws.coinbase.com", description="Advanced Trade WebSocket endpoint."
     )
     coinbase_stale_s: float = Field(
-        30.0, description="Reconnect when the feed sends nothing (not even a heartbeat) this long."
+        30.0, gt=0, description="Reconnect when the feed sends nothing (not even a heartbeat) this long."
     )
-    archive_rotate_mb: float = Field(64.0, description="Raw archive files rotate at this size...")
-    archive_rotate_s: float = Field(3600.0, description="...or after this many seconds.")
+    archive_rotate_mb: float = Field(64.0, gt=0, description="Raw archive files rotate at this size...")
+    archive_rotate_s: float = Field(3600.0, gt=0, description="...or after this many seconds.")
 
     mlflow_uri: str | None = Field(
         None, description="MLflow tracking URI; unset means SQLite + artifacts under TICKSTORE_HOME/mlflow."
@@ -94,10 +99,12 @@ class Settings(BaseSettings):
     )
     stream_group: str = Field("tickstore-stream", description="Consumer group of `tickstore stream`.")
     stream_batch_ms: int = Field(
-        100, description="Longest wait for a message before the stream does its housekeeping."
+        100, ge=1, description="Longest wait for a message before the stream does its housekeeping."
     )
     stream_batch_rows: int = Field(
-        5000, description="Most messages per stream batch (a batch is whatever has arrived, up to this)."
+        5000,
+        ge=1,
+        description="Most messages per stream batch (a batch is whatever has arrived, up to this).",
     )
     # measured on 2 cores, stream and scorer side by side: p99 at 500 requests/s 13.4-16.9 ms at nice 0,
     # 6.1-7.9 ms at nice 10, and freshness no worse (p99 110-166 against 118-167 ms)
@@ -116,16 +123,18 @@ class Settings(BaseSettings):
 
     # Scoring API
     serve_host: str = Field("127.0.0.1", description="Address `tickstore serve` listens on.")
-    serve_port: int = Field(8000, description="Port `tickstore serve` listens on.")
+    serve_port: int = Field(8000, ge=1, le=65535, description="Port `tickstore serve` listens on.")
     serve_model_uri: str = Field(
         "models:/tickstore-volatility@champion",
         description="MLflow model the scorer loads; an @alias URI is reloaded when the alias moves.",
     )
-    serve_reload_s: float = Field(10.0, description="How often the scorer checks whether the alias moved.")
+    serve_reload_s: float = Field(
+        10.0, gt=0, description="How often the scorer checks whether the alias moved."
+    )
     # measured on 2 cores at 500 requests/s: 2 workers x 8 threads p99 129 ms, 4 x 4 p99 7.5 ms (a
     # worker is one GIL, and keep-alive connections stick to the worker that accepted them)
-    serve_workers: int = Field(4, description="gunicorn worker processes (production mode).")
-    serve_threads: int = Field(4, description="Threads per gunicorn worker (production mode).")
+    serve_workers: int = Field(4, ge=1, description="gunicorn worker processes (production mode).")
+    serve_threads: int = Field(4, ge=1, description="Threads per gunicorn worker (production mode).")
     serve_cpus: str = Field(
         "", description="CPUs `tickstore serve` runs on, as taskset lists them (`0`, `0-2`); empty: any."
     )

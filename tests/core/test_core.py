@@ -46,6 +46,22 @@ def test_unknown_settings_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
+    "bad",
+    [
+        {"serve_workers": 0},
+        {"sink_batch_rows": -1},
+        {"serve_port": 70000},
+        {"log_every_s": 0},
+        {"sink_idle_ms": -1},
+    ],
+)
+def test_settings_that_mean_nothing_are_refused(bad: dict[str, object]) -> None:
+    # TICKSTORE_SERVE_WORKERS=0 started a gunicorn master without workers
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Settings(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
     ("spec", "cpus"),
     [("", None), ("  ", None), ("1", {1}), ("0,2-3", {0, 2, 3}), (" 0 , 3-3 ", {0, 3}), ("1-2,2", {1, 2})],
 )
