@@ -262,7 +262,7 @@ def monitor_drift(
     console.print(
         f"{result.drifted} of {result.columns} features drifted ({result.share:.0%}); report: {result.html}"
     )
-    shown = result.most_drifted(max(result.drifted, 3) if result.drifted <= 10 else 10)
+    shown = result.most_drifted(min(max(result.drifted, 3), 10))  # every drifted one, 3 to 10 lines
     console.print("most drifted:" if result.drifted else "closest to drifting:")
     for column, drift in shown:
         console.print(f"  {column}: {drift}" + ("  [red]drifted[/]" if drift.drifted else ""))

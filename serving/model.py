@@ -108,11 +108,9 @@ class ModelHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         try:
-            use_mlflow_store(settings)
-        except Exception as exc:  # a tracking server down at start: refresh() reports it and retries
+            use_mlflow_store(settings)  # points MLflow at the store first, whatever happens after
+        except Exception as exc:  # a store that can't be opened now: refresh() reports it and retries
             log.warning("serving: cannot open the MLflow store: %s", exc)
-            mlflow.set_tracking_uri(settings.mlflow_tracking_uri())
-            mlflow.set_registry_uri(settings.mlflow_tracking_uri())
         self.refresh()
 
     def refresh(self) -> bool:

@@ -254,6 +254,11 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
+def is_locked(exc: duckdb.Error) -> bool:
+    """Whether ``exc`` is the SQLite catalog held by another writer: wait and retry, it is no fault."""
+    return "locked" in str(exc)
+
+
 def retry_locked(action: Callable[[], T], attempts: int = LOCK_RETRIES) -> T:
     """Run ``action``, retrying while the SQLite catalog says "database is locked".
 
@@ -264,7 +269,7 @@ def retry_locked(action: Callable[[], T], attempts: int = LOCK_RETRIES) -> T:
         try:
             return action()
         except duckdb.Error as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
+            if not is_locked(exc) or attempt == attempts - 1:
                 raise
             time.sleep(min(0.02 * 2**attempt, 0.5))
     raise AssertionError("unreachable")

@@ -41,7 +41,8 @@ def check_online_store(store: FeatureStore) -> None:
     A SQLite store is a file that is created when first written, so there is nothing to reach.
     """
     config = store.config.online_store
-    if getattr(config, "type", "sqlite") != "redis":
+    client = _redis_client(store)
+    if client is None:
         return
     hint = "start redis-server there, set TICKSTORE_REDIS_URL, or use TICKSTORE_ONLINE_STORE=sqlite"
     where = f"the Redis online store at {config.connection_string}"
@@ -52,7 +53,7 @@ def check_online_store(store: FeatureStore) -> None:
         if refused:
             raise OnlineStoreUnavailable(f"{where} does not answer ({refused}): {hint}")
     try:
-        store._get_provider().online_store._get_client(config).ping()  # type: ignore[attr-defined]
+        client.ping()
     except UNAVAILABLE as exc:
         raise OnlineStoreUnavailable(f"{where} does not answer ({exc}): {hint}") from exc
 
@@ -64,14 +65,21 @@ def fail_fast(store: FeatureStore) -> None:
     before its 503. One immediate retry still covers a pooled connection Redis has dropped, and a
     connect gets 1 s unless TICKSTORE_REDIS_URL sets `socket_connect_timeout`.
     """
-    config = store.config.online_store
-    if getattr(config, "type", "sqlite") != "redis":
+    client = _redis_client(store)
+    if client is None:
         return
-    client = store._get_provider().online_store._get_client(config)  # type: ignore[attr-defined]
     client.set_retry(Retry(NoBackoff(), 1))
     kwargs = client.connection_pool.connection_kwargs
     if kwargs.get("socket_connect_timeout") is None:
         kwargs["socket_connect_timeout"] = 1.0
+
+
+def _redis_client(store: FeatureStore) -> redis.Redis | None:
+    """The client of the store's Redis online store (Feast's own, shared by its reads and writes), or None."""
+    config = store.config.online_store
+    if getattr(config, "type", "sqlite") != "redis":
+        return None
+    return store._get_provider().online_store._get_client(config)  # type: ignore[attr-defined,no-any-return]
 
 
 # For each product: its newest tick time, and the first tick time the window at that instant needs.
@@ -129,9 +137,7 @@ def write_rows(store: FeatureStore, view: FeatureView, rows: pa.Table) -> None:
     data = _convert_arrow_to_proto(rows.combine_chunks(), view, join_keys)
     try:
         store._get_provider().online_write_batch(store.config, view, data, progress=None)
-    except UNAVAILABLE as exc:
-        raise OnlineStoreUnavailable(f"online store write of {view.name} failed: {exc}") from exc
-    except sqlite3.OperationalError as exc:
-        if not _busy(exc):
+    except (*UNAVAILABLE, sqlite3.OperationalError) as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not _busy(exc):
             raise
         raise OnlineStoreUnavailable(f"online store write of {view.name} failed: {exc}") from exc

@@ -53,7 +53,7 @@ class ColumnDrift:
         return self.score / self.threshold if self.threshold > 0 else float("inf")
 
     def __str__(self) -> str:
-        relation = ("<" if self.drifted else ">=") if self.p_value else (">=" if self.drifted else "<")
+        relation = "<" if self.score < self.threshold else ">="
         return f"{self.method} {self.score:.3g} {relation} {self.threshold:g}"
 
 
@@ -98,15 +98,13 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, out: Path, name
     count = next(
         m for m in result["metrics"] if str(m.get("metric_name", "")).startswith("DriftedColumnsCount")
     )
-    per_column = {
-        _arguments(m["metric_name"])["column"]: ColumnDrift(
-            _arguments(m["metric_name"])["method"],
-            float(_arguments(m["metric_name"])["threshold"]),
-            float(m["value"]),
-        )
-        for m in result["metrics"]
-        if str(m.get("metric_name", "")).startswith("ValueDrift(")
-    }
+    per_column: dict[str, ColumnDrift] = {}
+    for m in result["metrics"]:
+        if str(m.get("metric_name", "")).startswith("ValueDrift("):
+            test = _arguments(m["metric_name"])
+            per_column[test["column"]] = ColumnDrift(
+                test["method"], float(test["threshold"]), float(m["value"])
+            )
     return DriftResult(
         drifted=int(count["value"]["count"]),
         columns=len(columns),

@@ -152,7 +152,7 @@ class Sink:
                 return self._writer.write(raw)
             except duckdb.Error as exc:
                 last, attempt = exc, attempt + 1
-                if "database is locked" in str(exc):  # another writer's commit: wait, don't bisect
+                if lake.is_locked(exc):  # another writer's commit: wait, don't bisect
                     locked_since = locked_since or time.monotonic()
                     if time.monotonic() - locked_since > LOCK_WAIT_S:
                         raise lake.LakeError(
