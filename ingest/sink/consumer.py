@@ -21,6 +21,7 @@ TRANSIENT_RETRIES = 5
 # How long a batch waits for a catalog another process holds locked before the sink gives up (its
 # offsets stay uncommitted, so nothing is lost): a lock is no reason to call the batch bad data.
 LOCK_WAIT_S = 300.0
+STOP_LOCK_WAIT_S = 5.0  # once stopping, how long a locked catalog is waited for before the batch is left
 
 
 @dataclass
@@ -33,6 +34,7 @@ class SinkStats:
     started: float = field(default_factory=time.monotonic)
     first_message: float | None = None  # when the first message arrived (after the group join)
     last_commit: float | None = None  # when the last batch's offsets were committed
+    left_uncommitted: int = 0  # messages of a batch given up on a stop; the next run reads them again
 
     def sustained_rate(self) -> float:
         """New ticks per second from the first message received to the last commit."""
@@ -45,6 +47,10 @@ class SinkStats:
             return 0.0
         ordered = sorted(self.commit_latencies)
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+class _StoppedWhileLocked(Exception):
+    """A stop arrived while a batch waited for a locked catalog: the batch is left to the next run."""
 
 
 def _dlq_delivered(err: KafkaError | None, msg: Message) -> None:
@@ -132,7 +138,19 @@ class Sink:
             return
         batch, self._buffer = self._buffer, []
         raw = kafka.raw_table(batch, self.settings.sink_max_tick_bytes)
-        result = self._write_safely(raw)
+        try:
+            result = self._write_safely(raw)
+        except _StoppedWhileLocked:
+            # Offsets stay where they were, so nothing is lost: the next run reads the batch again
+            # (and what part of it a bisection may have committed is deduplicated by tick id).
+            self.stats.left_uncommitted += len(batch)
+            log.warning(
+                "sink: stopped while the lake catalog %s was locked by another process: %d messages "
+                "were not committed and will be read again by the next run",
+                self.settings.lake_catalog,
+                len(batch),
+            )
+            return
         self._publish_rejects(result)
         self._commit_offsets(batch)
         self.stats.total.add(result)
@@ -154,6 +172,9 @@ class Sink:
                 last, attempt = exc, attempt + 1
                 if lake.is_locked(exc):  # another writer's commit: wait, don't bisect
                     locked_since = locked_since or time.monotonic()
+                    # a stop waits out another writer's commit, but not LOCK_WAIT_S of someone's lock
+                    if self._stop and time.monotonic() - locked_since > STOP_LOCK_WAIT_S:
+                        raise _StoppedWhileLocked from exc
                     if time.monotonic() - locked_since > LOCK_WAIT_S:
                         raise lake.LakeError(
                             f"the lake catalog {self.settings.lake_catalog} stayed locked for "

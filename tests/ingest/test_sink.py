@@ -143,16 +143,8 @@ def test_a_catalog_locked_by_another_process_is_waited_for_not_taken_for_bad_dat
     path = tmp_path / "two.ndjson"
     path.write_bytes(good(1) + b"\n" + good(2) + b"\n")
     replay.replay(kafka_settings, [path])
-    # the write lock a committing DuckLake writer takes, held 15 s by another process (in this one,
-    # Python's SQLite and DuckDB's are two libraries whose locks do not see each other)
-    hold = (
-        "import sqlite3, sys, time\n"
-        f"db = sqlite3.connect({str(kafka_settings.lake_catalog)!r}, isolation_level=None)\n"
-        "db.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(15); db.rollback()\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    holder = hold_catalog_lock(kafka_settings, 15)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         stats = Sink(kafka_settings, until_idle=True).run()
     finally:
         holder.kill()
@@ -162,6 +154,52 @@ def test_a_catalog_locked_by_another_process_is_waited_for_not_taken_for_bad_dat
     # ticks would have been stored as rejects). Now the batch waits for the lock.
     assert (stats.total.ticks, stats.total.rejects) == (2, 0)
     assert query(kafka_settings, "SELECT count(*) FROM ticks_rejected") == [(0,)]
+
+
+def hold_catalog_lock(settings: Settings, seconds: int) -> subprocess.Popen[str]:
+    """Another process holding the lake catalog's write lock, as a committing DuckLake writer does.
+
+    (In this process Python's SQLite and DuckDB's are two libraries whose locks do not see each other.)
+    """
+    hold = (
+        "import sqlite3, sys, time\n"
+        f"db = sqlite3.connect({str(settings.lake_catalog)!r}, isolation_level=None)\n"
+        f"db.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep({seconds}); db.rollback()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+@pytest.mark.slow
+def test_a_stop_while_the_catalog_is_locked_returns_soon_and_loses_nothing(
+    kafka_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tickstore import lake
+
+    lake.connect(kafka_settings).close()
+    path = tmp_path / "two.ndjson"
+    path.write_bytes(good(1) + b"\n" + good(2) + b"\n")
+    replay.replay(kafka_settings, [path])
+    holder = hold_catalog_lock(kafka_settings, 120)
+    try:
+        sink = Sink(kafka_settings)
+        runner = threading.Thread(target=sink.run)
+        runner.start()
+        wait_for(lambda: any("lake write failed" in r.getMessage() for r in caplog.records))
+        stopped_at = time.monotonic()
+        sink.stop()  # what SIGTERM does
+        runner.join(30)
+        # The stop used to be acted on only when the lock cleared, or after five minutes.
+        assert not runner.is_alive(), "the sink kept waiting for the lock after being stopped"
+        assert time.monotonic() - stopped_at < 15
+        assert (sink.stats.total.ticks, sink.stats.left_uncommitted) == (0, 2)
+    finally:
+        holder.kill()
+        holder.wait()
+    again = Sink(kafka_settings, until_idle=True).run()  # the batch was left uncommitted: read again
+    assert again.total.ticks == 2
+    assert per_product(kafka_settings) == {"SOL-USD": 2}
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
