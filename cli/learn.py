@@ -113,12 +113,24 @@ def dataset_build(
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     console.print(
-        f"wrote {manifest.rows:,} rows x {len(manifest.features)} features to {out} "
+        f"wrote {manifest.rows:,} row{'s' if manifest.rows != 1 else ''} x {len(manifest.features)} features to {out} "
         f"in {manifest.seconds:.1f} s (lake snapshot {manifest.snapshot}; rebuild with --as-of "
         f"{manifest.snapshot})"
     )
-    worst = sorted(manifest.null_fraction.items(), key=lambda kv: -kv[1])[:3]
-    console.print("most NULL: " + ", ".join(f"{k} {v:.1%}" for k, v in worst))
+    names = {f.split(":", 1)[1] for f in manifest.features}  # not the entity file's own columns
+    worst = sorted(
+        ((k, v) for k, v in manifest.null_fraction.items() if k in names and v > 0), key=lambda kv: -kv[1]
+    )[:3]
+    console.print(
+        "most NULL: " + ", ".join(f"{k} {v:.1%}" for k, v in worst) if worst else "no NULL feature values"
+    )
+    if manifest.products_without_ticks:
+        known = ds.known_products(settings_of(ctx), manifest.snapshot)
+        console.print(
+            f"[yellow]warning:[/] no ticks at snapshot {manifest.snapshot} for "
+            f"{', '.join(manifest.products_without_ticks)}: every feature of their rows is NULL "
+            f"(products with ticks: {', '.join(known) or 'none'}; names are case-sensitive)"
+        )
 
 
 # -- train --------------------------------------------------------------------------------------

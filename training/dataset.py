@@ -55,6 +55,8 @@ class Manifest:
     null_fraction: dict[str, float]
     seconds: float
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    # products of the entity rows with no tick at the snapshot (a typo, or lower case): NULL features
+    products_without_ticks: list[str] = field(default_factory=list)
 
     def write(self) -> Path:
         path = Path(self.path).with_suffix(".manifest.json")
@@ -92,8 +94,17 @@ def grid_entities(settings: Settings, grid: Grid, snapshot: int) -> pd.DataFrame
 
 
 def file_entities(path: Path) -> pd.DataFrame:
-    """Entity rows from CSV or Parquet with product_id and event_timestamp columns."""
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    """Entity rows from CSV or Parquet with product_id and event_timestamp columns.
+
+    Parquet is told by its magic bytes, not the suffix (`.pq`, `.parq`); anything else is read as CSV,
+    compressed by its suffix (`.csv.gz`).
+    """
+    with path.open("rb") as f:
+        is_parquet = f.read(4) == b"PAR1"
+    try:
+        frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path, dtype={"product_id": str})
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path} is neither Parquet nor readable CSV: {exc}") from exc
     missing = {"product_id", "event_timestamp"} - set(frame.columns)
     if missing:
         raise ValueError(
@@ -101,6 +112,14 @@ def file_entities(path: Path) -> pd.DataFrame:
         )
     if frame.empty:
         raise ValueError(f"{path} holds no entity rows")
+    # where a row is in the file: CSV lines count the header; Parquet rows count from 1
+    where = "line" if not is_parquet else "row"
+    first = 2 if not is_parquet else 1
+    for column in ("product_id", "event_timestamp"):
+        empty = frame.index[frame[column].isna() | (frame[column].astype(str).str.strip() == "")]
+        if len(empty):
+            at = ", ".join(str(i + first) for i in empty[:5]) + (" ..." if len(empty) > 5 else "")
+            raise ValueError(f"{path}: {len(empty):,} entity row(s) with no {column} ({where} {at})")
     try:
         frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True, format="ISO8601")
     except (ValueError, TypeError) as exc:
@@ -108,6 +127,7 @@ def file_entities(path: Path) -> pd.DataFrame:
         raise ValueError(
             f"{path}: event_timestamp must be ISO 8601 times (UTC unless an offset is given): {reason}"
         ) from exc
+    frame["product_id"] = frame["product_id"].astype(str)
     return frame
 
 
@@ -137,6 +157,7 @@ def build(
     else:
         described = f"{len(entities):,} rows given"
         frame = entities
+    without_ticks = sorted(set(frame["product_id"]) - set(known_products(settings, snapshot)))
     store = feature_store(settings, snapshot=snapshot)
     try:
         service = store.get_feature_service(feature_service)
@@ -175,6 +196,7 @@ def build(
             sql_sha256={v: _sql_hash(store, v) for v in sorted(views)},
             null_fraction={k: round(v / total, 6) if total else 0.0 for k, v in nulls.items()},
             seconds=round((datetime.now(UTC) - started).total_seconds(), 3),
+            products_without_ticks=without_ticks,
         )
         # the old manifest goes first: a crash between the two steps leaves a dataset without a manifest,
         # never one described by another's
@@ -187,6 +209,15 @@ def build(
         raise
     manifest.write()
     return manifest
+
+
+def known_products(settings: Settings, snapshot: int) -> list[str]:
+    """Every product with ticks at ``snapshot``."""
+    con = lake.connect(settings, snapshot=snapshot, create=False)
+    try:
+        return [r[0] for r in con.execute("SELECT DISTINCT product_id FROM ticks ORDER BY 1").fetchall()]
+    finally:
+        con.close()
 
 
 def sha256(text: str) -> str:

@@ -65,10 +65,23 @@ def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_pa
     pd.DataFrame(
         {"product_id": ["ETH-USD", "BTC-USD", "DOGE-USD"], "event_timestamp": ["2026-01-01T00:00:10Z"] * 3}
     ).to_csv(rows, index=False)
-    dataset.build(s, dataset.file_entities(rows), tmp_path / "f.parquet")
+    m = dataset.build(s, dataset.file_entities(rows), tmp_path / "f.parquet")
     df = pd.read_parquet(tmp_path / "f.parquet")
     assert df["product_id"].tolist() == ["ETH-USD", "BTC-USD", "DOGE-USD"]
     assert df["tick_count_60s"].isna().tolist() == [False, False, True]
+    assert m.products_without_ticks == ["DOGE-USD"]  # named in the manifest and by the CLI
+
+
+def test_entities_from_parquet_whatever_its_suffix(make_settings: Callable[..., Settings], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = seeded(make_settings)
+    rows = tmp_path / "rows.pq"  # was read as CSV: "'utf-8' codec can't decode byte 0x8f"
+    naive = pd.Timestamp("2026-01-01T00:00:10")  # a zone-less time is UTC, as in CSV
+    pd.DataFrame({"product_id": ["BTC-USD"], "event_timestamp": [naive], "label": [1]}).to_parquet(rows)
+    frame = dataset.file_entities(rows)
+    assert frame["event_timestamp"].tolist() == [pd.Timestamp("2026-01-01T00:00:10Z")]
+    dataset.build(s, frame, tmp_path / "f.parquet")
+    df = pd.read_parquet(tmp_path / "f.parquet")
+    assert df["label"].tolist() == [1] and df["tick_count_60s"].notna().all()
 
 
 def test_mistakes_give_one_line_errors_and_write_nothing(
@@ -83,6 +96,12 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
     (tmp_path / "cols.csv").write_text("product,ts\nBTC-USD,2026-01-01T00:00:10Z\n")
     (tmp_path / "times.csv").write_text("product_id,event_timestamp\nBTC-USD,yesterday\n")
     (tmp_path / "empty.csv").write_text("product_id,event_timestamp\n")
+    # a blank cell was an entity row of product None, or of time NaT, with NULL features
+    (tmp_path / "blank.csv").write_text(
+        "product_id,event_timestamp\nBTC-USD,2026-01-01T00:00:10Z\n,2026-01-01T00:00:10Z\n"
+    )
+    (tmp_path / "notime.csv").write_text("product_id,event_timestamp\nBTC-USD,\nBTC-USD, \n")
+    (tmp_path / "binary.csv").write_bytes(b"\x8f\x00\xff" * 40)
     grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:00"]
     cases = {
         "lacks column(s) event_timestamp, product_id (it has product, ts)": [
@@ -91,6 +110,9 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
         ],
         "event_timestamp must be ISO 8601 times": ["--entities", tmp_path / "times.csv"],
         "holds no entity rows": ["--entities", tmp_path / "empty.csv"],
+        "1 entity row(s) with no product_id (line 3)": ["--entities", tmp_path / "blank.csv"],
+        "2 entity row(s) with no event_timestamp (line 2, 3)": ["--entities", tmp_path / "notime.csv"],
+        "is neither Parquet nor readable CSV": ["--entities", tmp_path / "binary.csv"],
         "Invalid value for '--every': 0.0 is not in the range x>0": ["--every", "0", *grid[2:]],
         "the range is empty": [
             "--every",
@@ -113,6 +135,36 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
         assert run.exit_code in (1, 2) and isinstance(run.exception, SystemExit), (message, run.exception)
         assert message in " ".join(run.output.split()), (message, run.output)
         assert not out.exists()
+
+
+def test_the_cli_names_products_without_ticks_and_counts_only_feature_nulls(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.cli.test_cli import env_for
+
+    s = seeded(make_settings)
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "product_id,event_timestamp\nbtc-usd,2026-01-01T00:00:10Z\nBTC-USD,2026-01-01T00:00:10Z\n"
+    )
+    args = ["dataset", "build", "--entities", str(rows), "--out", str(tmp_path / "o.parquet")]
+    run = CliRunner().invoke(main, args, env=env_for(s))
+    assert run.exit_code == 0, run.output
+    out = " ".join(run.output.split())
+    assert "wrote 2 rows x 27 features" in out
+    assert "no ticks at snapshot" in out and "for btc-usd: every feature of their rows is NULL" in out
+    assert "(products with ticks: BTC-USD, ETH-USD; names are case-sensitive)" in out
+    # the NULL summary is about features, never the entity columns (it said "most NULL: product_id
+    # 0.0%, event_timestamp 0.0%, ..." for a set without a NULL)
+    rows.write_text("product_id,event_timestamp\nBTC-USD,2026-01-01T00:01:40Z\n")
+    run = CliRunner().invoke(main, args, env=env_for(s))
+    assert run.exit_code == 0, run.output
+    out = " ".join(run.output.split())
+    assert "wrote 1 row x 27 features" in out and "no NULL feature values" in out, out
+    assert "most NULL" not in out and "warning" not in out
 
 
 def test_an_interrupted_build_leaves_the_previous_dataset_as_it_was(
