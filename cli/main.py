@@ -7,6 +7,7 @@ The root group and `tickstore sql` live here; each family of commands has its ow
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -87,6 +88,9 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     if not verbose:  # Feast logs every registry refresh at INFO; dependencies warn about their own APIs
         logging.getLogger("feast").setLevel(logging.WARNING)
         logging.getLogger("mlflow").setLevel(logging.WARNING)
+        # `import mlflow` sets its logger's level afresh, from this variable (it printed "Creating
+        # initial MLflow database tables..." on a new home)
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         warnings.simplefilter("ignore")
         # and not shown even where a filter says otherwise: Feast's modules call
         # `simplefilter("once", ...)` when imported, in front of the line above, and numpy's

@@ -112,3 +112,22 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
         f"walk-forward PR-AUC {name}" for name in ("zscore", "logreg", "xgboost")
     ]
     assert all(len(line.split(":")[1].split(",")) == 2 for line in lines)
+
+
+@pytest.mark.slow
+def test_cli_train_on_a_new_mlflow_store_prints_no_mlflow_logs(trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.cli.test_cli import REPO, env_for
+
+    s, _, _, _ = trained
+    env = env_for(s) | {"TICKSTORE_MLFLOW_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    args = ["train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T03:00", "--every", "60"]
+    run = subprocess.run(
+        [sys.executable, "-m", "cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "mlflow.db").exists()
+    # MLflow sets its logger's level when imported, after the CLI had quieted it
+    assert "mlflow" not in run.stderr.lower(), run.stderr
