@@ -32,12 +32,9 @@ def _model_uri(report: TrainReport | None) -> str | None:
     """The champion if training promoted one, else the best honest model of this run (said out loud)."""
     if report is not None and report.champion:
         return CHAMPION
-    candidates = [r for r in (report.results if report else []) if r.name != "zscore" and r.run_id]
-    if not candidates:
+    best = report.best_trained() if report is not None else None
+    if best is None:
         return None
-    best = max(
-        candidates, key=lambda r: r.validation_pr_auc if r.validation_pr_auc == r.validation_pr_auc else -1
-    )
     why = "nothing beat the z-score rule on validation"
     if report is not None and report.spikes.get("validation") == 0:
         why = "a validation split without spikes ranks no model; the first is taken"

@@ -107,3 +107,10 @@ def print_train_report(report: Any, console: Console) -> None:
         )
     else:
         console.print("no champion: no model beat the z-score rule on validation PR-AUC")
+    best = report.best_trained()
+    if not report.champion and best is not None:
+        # `tickstore serve` looks for the champion alias: without one it has nothing to load
+        console.print(
+            f"to serve this run's {best.name} anyway: "
+            f"TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model tickstore serve"
+        )

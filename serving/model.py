@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 # Models are fitted on DataFrames and scored on arrays in the same column order (see predict).
 warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
 
-HINT = "Train one (`tickstore train` promotes a champion), or point TICKSTORE_SERVE_MODEL_URI at a model"
+HINT = (
+    "Train one (`tickstore train` promotes a champion when a model beats the z-score rule, and prints "
+    "the runs:/ URI of its best model when none does), or point TICKSTORE_SERVE_MODEL_URI at a model"
+)
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 
 

@@ -72,6 +72,13 @@ class TrainReport:
     drift_share: dict[str, float] = field(default_factory=dict)
     walk_forward: dict[str, list[float]] = field(default_factory=dict)  # model -> PR-AUC per fold
 
+    def best_trained(self) -> ModelResult | None:
+        """The trained model (not the z-score rule) with the best validation PR-AUC; NaN ranks last."""
+        candidates = [r for r in self.results if r.name != "zscore" and r.run_id]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda r: np.nan_to_num(r.validation_pr_auc, nan=-1))
+
 
 def honest_table(
     settings: Settings, cfg: TrainConfig, snapshot: int, out_dir: Path
@@ -218,10 +225,8 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
     report.drift_share = _log_drift(table, cfg, results[0].run_id)
     baseline = next(r for r in results if r.name == "zscore")
     # NaN (a validation split without spikes) never wins
-    best = max(
-        (r for r in results if r.name != "zscore"), key=lambda r: np.nan_to_num(r.validation_pr_auc, nan=-1)
-    )
-    if best.validation_pr_auc > np.nan_to_num(baseline.validation_pr_auc, nan=-1):
+    best = report.best_trained()
+    if best is not None and best.validation_pr_auc > np.nan_to_num(baseline.validation_pr_auc, nan=-1):
         report.champion = best.name
         report.champion_version = tracking.promote(best.model_uri)
     if cfg.folds > 0:

@@ -28,7 +28,8 @@ def report(validation: float, val_spikes: int) -> TrainReport:
         rows={"train": 700, "validation": 150, "test": 150},
         results=[
             ModelResult("zscore", validation, scores(0.12, 0.05)),
-            ModelResult("logreg", validation, scores(0.21, 0.05)),
+            ModelResult("logreg", validation, scores(0.21, 0.05), run_id="r1"),
+            ModelResult("xgboost", validation - 0.1, scores(0.19, 0.05), run_id="r2"),
         ],
         spikes={"train": 35, "validation": val_spikes, "test": 8},
     )
@@ -52,6 +53,17 @@ def test_no_champion_with_spikes_names_the_baseline(capsys: pytest.CaptureFixtur
     text = printed(report(0.3, 4), capsys)
     assert "│ 0.300      │" in text
     assert "no champion: no model beat the z-score rule on validation PR-AUC" in text
+    # the scorer looks for the champion alias: say how to serve a model of this run instead
+    assert (
+        "to serve this run's logreg anyway: TICKSTORE_SERVE_MODEL_URI=runs:/r1/model tickstore serve" in text
+    )
+
+
+def test_a_champion_needs_no_serving_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    rep = report(0.3, 4)
+    rep.champion, rep.champion_version = "logreg", "2"
+    text = printed(rep, capsys)
+    assert "champion: logreg (registered version 2)" in text and "anyway" not in text
 
 
 def test_undefined_test_scores_drop_the_interval(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,3 +78,15 @@ def test_the_console_keeps_long_lines_whole_in_a_pipe() -> None:
     code = f"from cli.context import console; console.print({line!r})"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stderr.splitlines() == [line]
+
+
+def test_the_demo_serves_the_champion_else_this_runs_best_model() -> None:
+    from cli.live import CHAMPION, _model_uri
+
+    rep = report(0.3, 4)
+    assert _model_uri(rep) == "runs:/r1/model"  # logreg ranks above xgboost on validation
+    rep.champion = "logreg"
+    assert _model_uri(rep) == CHAMPION
+    assert _model_uri(None) is None
+    rep = report(NAN, 0)  # no split can rank them: the first trained one
+    assert _model_uri(rep) == "runs:/r1/model"
