@@ -72,7 +72,8 @@ def _as_of(event_time_us: int | None) -> str | None:
 
 @bp.post("/score")
 def score() -> Response:
-    products, is_batch = _products(request.get_json(silent=True))
+    # JSON whatever the Content-Type says: `curl -d '{...}'` sends it as a form
+    products, is_batch = _products(request.get_json(force=True, silent=True))
     holder = state().models
     model = holder.model
     if model is None:

@@ -102,6 +102,7 @@ SPEC: dict[str, Any] = {
                     ),
                     "400": _error("The body is not a valid score request"),
                     "404": _error("No online features for the product"),
+                    "413": _error("The body is over 64 KiB"),
                     "503": _error(
                         "No model loaded, online store unavailable, or features older than the TTL"
                     ),

@@ -92,6 +92,23 @@ def test_errors_are_json_with_a_status_code_and_message(
     assert client.get("/v1/score").get_json()["error"]["status"] == 405
 
 
+def test_a_json_body_is_read_whatever_its_content_type_and_megabytes_are_refused(
+    serving_settings: Settings,
+) -> None:
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD")
+    client = create_app(serving_settings, watch_model=False).test_client()
+    # `curl -d '{"product_id": "BTC-USD"}'` labels its body a form: that was a 400 "send a JSON object"
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+        response = client.post("/v1/score", data='{"product_id": "BTC-USD"}', content_type=content_type)
+        assert response.status_code == 200, (content_type, response.get_json())
+        assert response.get_json()["product_id"] == "BTC-USD"
+    huge = '{"product_id": "BTC-USD", "pad": "' + "x" * 1_000_000 + '"}'
+    response = client.post("/v1/score", data=huge, content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+
+
 def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
     serving_settings: Settings,
 ) -> None:
