@@ -131,15 +131,22 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
 def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int, write: bool) -> None:
     """Run ad-hoc SQL over the lake (safe while the sink writes). Tables: ticks, ticks_rejected.
 
+    The feature views of sql/ (ticks_10s, ticks_60s, ticks_300s, tick_clock) can be named as tables:
+    each is its file as it is now, so an edit can be tried before `feast apply`.
+
+    \b
+      tickstore sql "SELECT * FROM ticks_60s WHERE product_id = 'BTC-USD' ORDER BY event_time DESC LIMIT 5"
+
     The lake is attached read-only unless --write is given: a mistyped DELETE can't empty it.
     """
     from datetime import datetime
 
     import duckdb
 
-    from tickstore import lake
+    from tickstore import feature_sql, lake
 
     s = settings_of(ctx)
+    views = feature_sql.views()
     snapshot: int | None = None
     when: datetime | None = None
     if as_of is not None:
@@ -155,11 +162,14 @@ def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int,
     except (lake.LakeError, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
+        feature_sql.attach_views(con, query)
         rel = con.sql(query)
     except duckdb.CatalogException as exc:
         # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
-        tables = ", ".join(r[0] for r in con.execute("SHOW TABLES").fetchall())
-        raise click.ClickException(f"{exc}\nThe lake's tables: {tables}") from exc
+        tables = ", ".join(r[0] for r in con.execute("SHOW TABLES").fetchall() if r[0] not in views)
+        raise click.ClickException(
+            f"{exc}\nThe lake's tables: {tables}; feature views: {', '.join(views)}"
+        ) from exc
     except duckdb.Error as exc:
         if "read-only mode" in str(exc) and snapshot is None and when is None:
             raise click.ClickException(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-LABEL_SQL = Path(__file__).resolve().parent.parent / "sql" / "labels_fwd_vol_60s.sql"
+from tickstore.feature_sql import SQL_DIR
+
+LABEL_SQL = SQL_DIR / "labels_fwd_vol_60s.sql"
 
 
 def forward_vol(

@@ -161,7 +161,29 @@ def test_sql_with_a_wrong_table_names_the_lake_tables(make_settings: Callable[..
     assert result.returncode == 1 and "Traceback" not in result.stderr
     # DuckDB's own hint, then ours: its nearest name can come from a system catalog (pg_enum)
     assert 'Did you mean "ticks"?' in result.stderr
-    assert "The lake's tables: ticks, ticks_rejected" in result.stderr
+    assert (
+        "The lake's tables: ticks, ticks_rejected; feature views: tick_clock, ticks_10s, ticks_300s, ticks_60s"
+        in " ".join(result.stderr.split())
+    )
+
+
+def test_sql_names_the_feature_views_as_tables(make_settings: Callable[..., Settings]) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", t, 100.0 + t) for t in (0.0, 1.0, 1.0, 30.0, 61.0)]))
+    columns = "tick_count_60s, price_range_60s"
+    got = tickstore(s, "sql", f"SELECT {columns} FROM ticks_60s ORDER BY event_time", "--format", "csv")
+    # the file's SELECT, run on the lake by hand
+    body = (REPO / "sql" / "ticks_60s.sql").read_text()
+    expected = query(s, f"SELECT {columns} FROM ({body}\n) ORDER BY event_time")
+    # at 61 s the tick at 0 s has left the window; those at 1 s are still in (both ends count)
+    assert expected == [(1, 0.0), (3, 1.0), (3, 1.0), (4, 30.0), (4, 60.0)]
+    assert [tuple(line.split(",")) for line in got.stdout.split()[1:]] == [
+        (str(n), str(r)) for n, r in expected
+    ]
+    # the labels' SQL takes parameters: it is no view
+    assert "labels_fwd_vol_60s" not in tickstore(s, "sql", "SELECT * FROM nope", check=False).stderr
 
 
 @pytest.mark.kafka
