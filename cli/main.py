@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
+from typing import TextIO
 
 import click
 from pydantic import ValidationError
@@ -110,7 +112,14 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
 
 # -- sql ----------------------------------------------------------------------------------------
 @main.command()
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option(
+    "-f",
+    "--file",
+    "sql_file",
+    type=click.File("r"),
+    help="Read the SQL from this file ('-': standard input) instead of QUERY.",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
@@ -128,7 +137,15 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     help="Allow statements that change the lake (DELETE, UPDATE, ...); without it the lake is read-only.",
 )
 @click.pass_context
-def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int, write: bool) -> None:
+def sql(
+    ctx: click.Context,
+    query: str | None,
+    sql_file: TextIO | None,
+    fmt: str,
+    as_of: str | None,
+    limit: int,
+    write: bool,
+) -> None:
     """Run ad-hoc SQL over the lake (safe while the sink writes). Tables: ticks, ticks_rejected.
 
     The feature views of sql/ (ticks_10s, ticks_60s, ticks_300s, tick_clock) can be named as tables:
@@ -136,6 +153,9 @@ def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int,
 
     \b
       tickstore sql "SELECT * FROM ticks_60s WHERE product_id = 'BTC-USD' ORDER BY event_time DESC LIMIT 5"
+
+    \b
+      tickstore sql -f my_query.sql       # or: tickstore sql < my_query.sql
 
     The lake is attached read-only unless --write is given: a mistyped DELETE can't empty it.
     """
@@ -145,6 +165,16 @@ def sql(ctx: click.Context, query: str, fmt: str, as_of: str | None, limit: int,
 
     from tickstore import feature_sql, lake
 
+    if query is not None and sql_file is not None:
+        raise click.UsageError("give the SQL as QUERY or with --file, not both")
+    if sql_file is not None:
+        query = sql_file.read()
+    elif query is None:
+        if sys.stdin.isatty():
+            raise click.UsageError('give a QUERY ("SELECT ..."), --file FILE, or pipe SQL in')
+        query = sys.stdin.read()
+    if not query.strip():
+        raise click.UsageError("the SQL is empty")
     s = settings_of(ctx)
     views = feature_sql.views()
     snapshot: int | None = None

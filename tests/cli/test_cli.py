@@ -186,6 +186,34 @@ def test_sql_names_the_feature_views_as_tables(make_settings: Callable[..., Sett
     assert "labels_fwd_vol_60s" not in tickstore(s, "sql", "SELECT * FROM nope", check=False).stderr
 
 
+def test_sql_from_a_file_or_standard_input(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("ETH-USD", 1.0, 10.0)]))
+    text = "-- a query kept in a file\nSELECT count(*) AS n\nFROM ticks;\n"
+    (tmp_path / "q.sql").write_text(text)
+    assert tickstore(s, "sql", "-f", str(tmp_path / "q.sql"), "--format", "csv").stdout.split() == ["n", "2"]
+
+    def piped(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli", "sql", *args],
+            env=env_for(s),
+            cwd=REPO,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert piped(text, "--format", "csv").stdout.split() == ["n", "2"]
+    assert piped(text, "--file", "-", "--format", "csv").stdout.split() == ["n", "2"]
+    empty = piped("")
+    assert empty.returncode == 2 and "the SQL is empty" in empty.stderr
+    both = piped("", "SELECT 1", "-f", str(tmp_path / "q.sql"))
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
 @pytest.mark.kafka
 def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(broker_port=free_port())

@@ -62,5 +62,6 @@ def test_shown_command_parses(line: str) -> None:
         parse(shlex.split(line)[1:])
     except click.BadParameter as exc:
         # example files (rec.ndjson.gz, rows.csv) are the reader's own, not in the repo
-        if "does not exist" not in exc.format_message():
+        message = exc.format_message()
+        if "does not exist" not in message and "No such file or directory" not in message:
             raise
