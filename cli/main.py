@@ -17,7 +17,7 @@ import click
 from pydantic import ValidationError
 from rich.logging import RichHandler
 
-from cli import demo, feed, learn, serve
+from cli import demo, featurerepo, feed, learn, serve
 from cli.context import console, settings_of
 from cli.output import print_rows
 from tickstore.errors import TickstoreError
@@ -223,5 +223,6 @@ for command in (
     serve.stream,
     serve.serve,
     demo.demo,
+    featurerepo.feast,
 ):
     main.add_command(command)

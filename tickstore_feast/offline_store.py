@@ -5,7 +5,6 @@ Configured in feature_store.yaml as ``offline_store: {type: tickstore_feast.offl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,7 +35,7 @@ class DuckDBOfflineStoreConfig(FeastConfigBaseModel):
         "tickstore_feast.offline_store.DuckDBOfflineStore"
     )
     home: str | None = None
-    """tickstore data directory (relative to the feature repo); unset: TICKSTORE_HOME, else ../.tickstore."""
+    """tickstore data directory (relative to the feature repo); unset: ../.tickstore, as the yaml's paths."""
     snapshot: int | None = None
     """Read the lake as of this DuckLake snapshot (reproducible training sets); unset: the newest."""
 
@@ -47,8 +46,8 @@ def lake_home(config: RepoConfig) -> Path:
     repo = Path(config.repo_path or ".")
     if getattr(store, "home", None):
         return (repo / store.home).resolve()
-    if os.environ.get("TICKSTORE_HOME"):
-        return Path(os.environ["TICKSTORE_HOME"]).resolve()
+    # not TICKSTORE_HOME: the registry and online store of the yaml are in the default directory, so
+    # `feast materialize` read one home's lake into another's online store (`tickstore feast` re-roots all)
     return (repo / ".." / ".tickstore").resolve()
 
 

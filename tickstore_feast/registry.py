@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
 from feast.infra.registry.file import FileRegistryStore
 from feast.utils import _utc_now
+
+log = logging.getLogger(__name__)
 
 
 class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
@@ -20,6 +24,20 @@ class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
     or `feast apply` wrote found an empty or cut-off registry: half of all reads during a loop of
     writes, measured. Here a complete file is written beside it and renamed over it.
     """
+
+    def __init__(self, registry_config: Any, repo_path: Path) -> None:
+        super().__init__(registry_config, repo_path)
+        home = os.environ.get("TICKSTORE_HOME")
+        # a relative path is the yaml as written, read by Feast's own CLI; tickstore passes absolute ones
+        if home and not Path(registry_config.path).is_absolute():
+            default = self._filepath.resolve().parent.parent
+            if Path(home).resolve() != default:
+                log.warning(
+                    "TICKSTORE_HOME=%s is set, but the feast CLI uses feature_store.yaml's paths (under %s): "
+                    "for the data under TICKSTORE_HOME, run the same command as `tickstore feast ...`",
+                    home,
+                    default,
+                )
 
     def update_registry_proto(self, registry_proto: Any) -> None:
         # what Feast's own write stamps on every version

@@ -68,6 +68,7 @@ def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> Non
         "broker",
         "dataset",
         "demo",
+        "feast",
         "ingest",
         "monitor",
         "serve",

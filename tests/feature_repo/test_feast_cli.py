@@ -17,14 +17,21 @@ from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore.settings import Settings
 
 
-def feast(repo: Path, *args: str) -> str:
+def feast(repo: Path, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Feast's own CLI in ``repo``; TICKSTORE_HOME set to ``home`` if given (and nothing else of ours)."""
     feast_bin = Path(sys.executable).parent / "feast"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTORE_")}  # the yaml's paths only
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTORE_")}
+    if home is not None:
+        env["TICKSTORE_HOME"] = str(home)
     result = subprocess.run(
         [str(feast_bin), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
+    return result
+
+
+def feast_out(repo: Path, *args: str) -> str:
+    return feast(repo, *args).stdout
 
 
 def test_feast_cli_apply_plan_list_materialize(
@@ -45,12 +52,12 @@ def test_feast_cli_apply_plan_list_materialize(
     config["offline_store"]["home"] = str(home)
     (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
 
-    applied = feast(repo, "apply")
+    applied = feast_out(repo, "apply")
     assert (
         "Created feature view ticks_60s" in applied and "Created feature service volatility_model" in applied
     )
-    assert "No changes to registry" in feast(repo, "plan")
-    listed = feast(repo, "feature-views", "list")
+    assert "No changes to registry" in feast_out(repo, "plan")
+    listed = feast_out(repo, "feature-views", "list")
     assert all(v in listed for v in ("ticks_10s", "ticks_60s", "ticks_300s"))
     feast(repo, "materialize", "2025-12-31T23:59:00", "2026-01-01T00:01:00")
     feast(repo, "materialize-incremental", "2026-01-01T00:02:30")
@@ -68,9 +75,51 @@ def test_feast_apply_in_a_fresh_clone_makes_the_data_directory(tmp_path: Path) -
         REPO / "feature_repo", tmp_path / "feature_repo", ignore=shutil.ignore_patterns("__pycache__")
     )
     shutil.copytree(REPO / "sql", tmp_path / "sql")
-    applied = feast(tmp_path / "feature_repo", "apply")
+    applied = feast_out(tmp_path / "feature_repo", "apply")
     assert "Created feature view ticks_60s" in applied
     assert (tmp_path / ".tickstore" / "feast" / "registry.db").is_file()
     # the feature SQL was bound against an empty lake with the real schema, which the sink then fills
     assert (tmp_path / ".tickstore" / "lake" / "catalog.sqlite").is_file()
-    assert "No changes to registry" in feast(tmp_path / "feature_repo", "plan")
+    assert "No changes to registry" in feast_out(tmp_path / "feature_repo", "plan")
+
+
+def online_tick_count(store: FeatureStore) -> list[object]:
+    rows = store.get_online_features(
+        features=["ticks_60s:tick_count_60s"], entity_rows=[{"product_id": "BTC-USD"}]
+    )
+    return rows.to_dict()["tick_count_60s"]
+
+
+def test_tickstore_feast_runs_feasts_cli_on_the_data_under_tickstore_home(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.cli.test_cli import tickstore
+    from tickstore_feast.repo import feature_store
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
+    assert "Created feature view ticks_60s" in tickstore(s, "feast", "apply").stdout
+    tickstore(s, "feast", "materialize", "2025-12-31T23:59:00", "2026-01-01T00:03:00")
+    # in the online store under TICKSTORE_HOME, where `tickstore serve` reads (ticks 59..119 s)
+    assert online_tick_count(feature_store(s, apply=False)) == [61]
+    assert "Usage: tickstore feast" in tickstore(s, "feast", "--help").stdout  # Feast's own help
+
+
+def test_plain_feast_keeps_to_the_yaml_and_says_so_when_tickstore_home_points_elsewhere(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
+    shutil.copytree(
+        REPO / "feature_repo", tmp_path / "feature_repo", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(REPO / "sql", tmp_path / "sql")
+    repo = tmp_path / "feature_repo"
+    feast(repo, "apply")
+    run = feast(repo, "materialize", "2025-12-31T23:59:00", "2026-01-01T00:03:00", home=s.home)
+    assert "for the data under TICKSTORE_HOME, run the same command as `tickstore feast ...`" in " ".join(
+        run.stderr.split()
+    )
+    # The lake used to come from TICKSTORE_HOME while the registry and online store were the yaml's:
+    # one home's ticks went into another home's online store. Now all three are the yaml's (empty).
+    assert online_tick_count(FeatureStore(repo_path=str(repo))) == [None]
