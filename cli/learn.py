@@ -209,14 +209,22 @@ def monitor() -> None:
     """Watch the features: drift between time ranges (gates retraining)."""
 
 
-def _time_range(text: str) -> tuple[datetime, datetime]:
+def _time_range(ctx: click.Context, param: click.Parameter, text: str) -> tuple[datetime, datetime]:
+    """START..END as two UTC times (an option callback: a mistake names its option before any work)."""
     from datetime import UTC
 
     try:
         start, end = (datetime.fromisoformat(p.strip()) for p in text.split(".."))
     except ValueError as exc:
-        raise click.BadParameter("use START..END, e.g. 2025-12-06T06:00..2025-12-06T08:00") from exc
-    return start.replace(tzinfo=start.tzinfo or UTC), end.replace(tzinfo=end.tzinfo or UTC)
+        raise click.BadParameter(
+            f"use START..END, e.g. 2025-12-06T06:00..2025-12-06T08:00, not {text!r}"
+        ) from exc
+    start, end = start.replace(tzinfo=start.tzinfo or UTC), end.replace(tzinfo=end.tzinfo or UTC)
+    if end <= start:
+        raise click.BadParameter(
+            f"the range is empty: {end:%Y-%m-%dT%H:%M:%S} is not after {start:%Y-%m-%dT%H:%M:%S}"
+        )
+    return start, end
 
 
 class _NoVerdict(click.ClickException):
@@ -226,8 +234,10 @@ class _NoVerdict(click.ClickException):
 
 
 @monitor.command("drift")
-@click.option("--reference", required=True, help="Reference range START..END (UTC, ISO).")
-@click.option("--current", required=True, help="Current range START..END (UTC, ISO).")
+@click.option(
+    "--reference", required=True, callback=_time_range, help="Reference range START..END (UTC, ISO)."
+)
+@click.option("--current", required=True, callback=_time_range, help="Current range START..END (UTC, ISO).")
 @click.option("--every", type=POSITIVE, default=10.0, show_default=True, help="Seconds between sampled rows.")
 @click.option(
     "--max-share",
@@ -241,7 +251,12 @@ class _NoVerdict(click.ClickException):
 )
 @click.pass_context
 def monitor_drift(
-    ctx: click.Context, reference: str, current: str, every: float, max_share: float, out: Path | None
+    ctx: click.Context,
+    reference: tuple[datetime, datetime],
+    current: tuple[datetime, datetime],
+    every: float,
+    max_share: float,
+    out: Path | None,
 ) -> None:
     """Evidently drift + quality report between the features of two time ranges.
 
@@ -258,9 +273,10 @@ def monitor_drift(
     s = settings_of(ctx)
     frames = []
     try:
-        for label, text in (("reference", reference), ("current", current)):
-            console.print(f"{label}: features every {every:g} s over {text} ...")
-            start, end = _time_range(text)
+        for label, (start, end) in (("reference", reference), ("current", current)):
+            console.print(
+                f"{label}: features every {every:g} s over {start:%Y-%m-%dT%H:%M:%S}..{end:%Y-%m-%dT%H:%M:%S} ..."
+            )
             path = s.home / "reports" / f"drift_{label}.parquet"
             try:
                 ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)

@@ -101,6 +101,14 @@ def test_product_lists_are_trimmed_and_upper_cased_and_never_empty(
         assert run.returncode == 2 and "Invalid value" in run.stderr and "Traceback" not in run.stderr
 
 
+DRIFT_RANGES = (
+    "--reference",
+    "2026-01-01T00:00..2026-01-01T01:00",
+    "--current",
+    "2026-01-01T01:00..2026-01-01T02:00",
+)
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -110,9 +118,15 @@ def test_product_lists_are_trimmed_and_upper_cased_and_never_empty(
             "'--percentile'",
         ),
         (("train", "--start", "2026-01-01T01:00", "--end", "2026-01-01T00:00"), "the range is empty"),
+        (("monitor", "drift", *DRIFT_RANGES, "--max-share", "2"), "'--max-share'"),
+        # a mistyped range was found only after the reference's features were built
         (
-            ("monitor", "drift", "--reference", "a..b", "--current", "c..d", "--max-share", "2"),
-            "'--max-share'",
+            ("monitor", "drift", *DRIFT_RANGES[:3], "2026-01-01T01:00"),
+            "Invalid value for '--current': use START..END",
+        ),
+        (
+            ("monitor", "drift", *DRIFT_RANGES[:3], "2026-01-01T02:00..2026-01-01T01:00"),
+            "Invalid value for '--current': the range is empty",
         ),
         (("ingest", "replay", str(SHARED), "--speed", "0"), "'--speed'"),
         (("serve", "--workers", "0"), "'--workers'"),
