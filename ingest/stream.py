@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pyarrow as pa
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from feast import FeatureView
 
 from ingest import kafka, signals, wire
@@ -57,9 +57,19 @@ class StreamStats:
     new_ticks: int = 0
     batches: int = 0
     rows_written: int = 0
+    warmed: int = 0  # messages re-read at start to refill the tail (already processed before)
     started: float = field(default_factory=time.monotonic)
     # produce -> readable latencies of the most recent messages (bounded: a stream runs for weeks)
     freshness_s: deque[float] = field(default_factory=lambda: deque(maxlen=1_000_000))
+
+
+def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    """Per partition of ``messages``, the offset after the last one: what to commit."""
+    last: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic() or "", m.partition() or 0)
+        last[key] = max(last.get(key, -1), m.offset() or 0)
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
 
 
 class OnlineStream:
@@ -110,6 +120,8 @@ class OnlineStream:
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.views)), thread_name_prefix="stream-view")
         self._last_prune = time.monotonic()
         self._last_log = time.monotonic()
+        # per partition: the committed offset a restart re-reads up to into the tail only (see _on_assign)
+        self._warm_until: dict[tuple[str, int], int] = {}
 
     def stop(self, *_: object) -> None:
         """Ask the loop to finish its batch and return (SIGTERM / SIGINT handler)."""
@@ -122,7 +134,7 @@ class OnlineStream:
         check_online_store(self.store)  # fail at once, saying what to do, rather than at the first batch
         # Latency over throughput: fetch whatever is there instead of waiting to fill a fetch.
         consumer = kafka.consumer(s, s.stream_group, **{"fetch.wait.max.ms": 5, "fetch.min.bytes": 1})
-        consumer.subscribe([s.topic_raw])
+        consumer.subscribe([s.topic_raw], on_assign=self._on_assign)
         # Feast and pandas leave hundreds of thousands of long-lived objects; a full garbage collection
         # walking them stalls a batch for a quarter of a second. They live as long as the stream.
         gc.collect()
@@ -139,16 +151,22 @@ class OnlineStream:
                 messages = (
                     [] if first is None else [first, *consumer.consume(s.stream_batch_rows - 1, timeout=0)]
                 )
-                good = []
+                good: list[Message] = []
+                warm: list[Message] = []
                 for msg in messages:
                     err = msg.error()
                     if err is None:
-                        good.append(msg)
+                        processed_before = self._warm_until.get((msg.topic() or "", msg.partition() or 0), -1)
+                        (warm if (msg.offset() or 0) < processed_before else good).append(msg)
                     elif err.code() != KafkaError._PARTITION_EOF:
                         log.warning("stream: kafka error %s", err)
+                if warm:
+                    self._warm(warm)
+                    last_message = time.monotonic()
                 if good:
                     self._process(good)
-                    consumer.commit(asynchronous=True)
+                    # the processed partitions only: one still refilling its tail would move back
+                    consumer.commit(offsets=_next_offsets(good), asynchronous=True)
                     last_message = time.monotonic()
                 elif self.until_idle:
                     now = time.monotonic()
@@ -195,6 +213,45 @@ class OnlineStream:
             for r in self.con.execute("SELECT DISTINCT product_id FROM parsed WHERE kind = 'tick'").fetchall()
         }
         return result.ticks, products
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start each partition a window's length before its committed offset.
+
+        The tail lives in memory, so a restarted stream began with none: for the widest window's length
+        after every restart or deploy its online rows covered only the ticks read since, and the scorer
+        served values that training never saw. Messages up to the committed offset (processed before)
+        now refill the tail without writing online rows again, and processing resumes where it stopped.
+        """
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+            since_ms = int((time.time() - self.keep.total_seconds()) * 1000)
+            starts = consumer.offsets_for_times(
+                [TopicPartition(tp.topic, tp.partition, since_ms) for tp in committed], timeout=10
+            )
+        except KafkaException as exc:
+            log.warning(
+                "stream: could not look up where to refill the tail from (%s): windows start empty", exc
+            )
+            return
+        rereading = 0
+        for tp, start in zip(committed, starts, strict=True):
+            if 0 <= start.offset < tp.offset:
+                self._warm_until[(tp.topic, tp.partition)] = tp.offset
+                rereading += tp.offset - start.offset
+                tp.offset = start.offset
+        if rereading:
+            log.info("stream: re-reading up to %s processed messages to refill the windows", f"{rereading:,}")
+        consumer.assign(committed)
+
+    def _warm(self, batch: list[Message]) -> None:
+        """Refill the tail with messages processed before a restart; nothing goes online."""
+        # Brokers that can't look up offsets by time (Tansu answers 0) hand over the whole partition:
+        # what was produced before the tail's reach is dropped unparsed.
+        since_ms = (time.time() - self.keep.total_seconds()) * 1000
+        recent = [m for m in batch if not m.timestamp()[0] or m.timestamp()[1] >= since_ms]
+        if recent:
+            self._ingest(kafka.raw_table(recent, self.settings.sink_max_tick_bytes))
+        self.stats.warmed += len(batch)
 
     def _process(self, batch: list[Message]) -> None:
         raw = kafka.raw_table(batch, self.settings.sink_max_tick_bytes)
