@@ -19,6 +19,10 @@ from tickstore.settings import Settings
 T = TypeVar("T")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def percentile_ms(values: list[float], q: float) -> float:
     """The q-th percentile of ``values`` (seconds) in milliseconds; NaN when empty."""
     if not values:
@@ -246,8 +250,8 @@ def run_gunicorn(settings: Settings) -> None:
             return frozen(create_app(settings))
 
     console.print(
-        f"scoring API on http://{options['bind']} (gunicorn, {settings.serve_workers} workers x "
-        f"{settings.serve_threads} threads, CPUs {cpus_in_use()}); try: curl -s -XPOST localhost:{settings.serve_port}/v1/score "
-        "-H 'content-type: application/json' -d '{\"product_id\": \"BTC-USD\"}'"
+        f"scoring API on http://{options['bind']} (gunicorn, {_count(settings.serve_workers, 'worker')} x "
+        f"{_count(settings.serve_threads, 'thread')}, CPUs {cpus_in_use()}); try: curl -s localhost:{settings.serve_port}/v1/score "
+        '-d \'{"product_id": "BTC-USD"}\''
     )
     Gunicorn().run()

@@ -62,7 +62,7 @@ class OnlineFeatures:
         except Exception as exc:  # Feast raises several kinds of "not found"
             raise FeaturesUnavailable(
                 f"the feature registry has no {SERVICE!r} service or {CLOCK_VIEW!r} view ({exc}); "
-                "run `tickstore stream` (it registers them) or `feast apply` in feature_repo/"
+                "run `tickstore stream` (it registers them) or `tickstore feast apply`"
             ) from exc
         self.provider = self.store._get_provider()
         fail_fast(self.store)  # a request answers 503 at once when Redis is down, not after its retries
