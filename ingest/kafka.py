@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -16,11 +19,40 @@ from tickstore.settings import Settings
 # For live feeds: a few messages a second gain nothing from batching, and freshness pays for linger.
 LIVE = {"linger.ms": 1}
 
+REPEAT_EVERY_S = 60.0
+
+
+class _OncePerMinute(logging.Filter):
+    """librdkafka logs a failing connection at every reconnect, twenty lines a second while a broker
+    is down: the same line (its timings aside) passes once a minute, with how often it came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: dict[str, tuple[float, int]] = {}  # line -> (when shown, repeats since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = re.sub(r"\d+(?:\.\d+)?\s*ms", "", record.getMessage())
+        now = time.monotonic()
+        shown, repeats = self._seen.get(key, (float("-inf"), 0))
+        if now - shown < REPEAT_EVERY_S:
+            self._seen[key] = (shown, repeats + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if repeats:
+            record.msg = f"{record.msg} (and {repeats} times more in the last minute)"
+        return True
+
+
+# librdkafka's own log, through Python logging (handed over when a client polls) instead of raw stderr
+rdkafka_log = logging.getLogger("tickstore.kafka.client")
+rdkafka_log.addFilter(_OncePerMinute())
+
 
 def producer(settings: Settings, **overrides: Any) -> Producer:
     """A producer that batches for throughput and accepts messages up to ``max_message_bytes``."""
     conf: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap,
+        "logger": rdkafka_log,
         "linger.ms": 20,
         "batch.size": 1 << 20,
         "message.max.bytes": settings.max_message_bytes + 1024,
@@ -35,6 +67,7 @@ def consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
     """A consumer-group member that commits offsets itself, only after its work is durable."""
     conf: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap,
+        "logger": rdkafka_log,
         "group.id": group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",

@@ -56,3 +56,25 @@ def test_kafka_commands_without_a_broker_print_one_line_not_a_traceback(
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert f"no Kafka broker answers at 127.0.0.1:{s.broker_port}" in run.stderr
     assert "%3|" not in run.stderr  # librdkafka's own connection log stays quiet
+
+
+def test_a_broker_that_went_away_is_logged_once_a_minute_not_twenty_times_a_second(
+    make_settings: Callable[..., Settings],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = make_settings(broker_port=free_port())  # nothing listens there: as after a broker stops
+    consumer = kafka.consumer(settings, "gone")
+    consumer.subscribe([settings.topic_raw])
+    deadline = time.monotonic() + 4
+    try:
+        while time.monotonic() < deadline:
+            consumer.consume(10, 0.1)  # the sink's loop: librdkafka reconnects every ~50 ms meanwhile
+    finally:
+        consumer.close()
+    # librdkafka wrote each failed reconnect to stderr itself: ~400 lines in 20 s under `tickstore sink`
+    assert "Connect to" not in capfd.readouterr().err
+    refused = [
+        r for r in caplog.records if r.name == "tickstore.kafka.client" and "Connect to" in r.getMessage()
+    ]
+    assert len(refused) == 1 and f":{settings.broker_port}" in refused[0].getMessage()
