@@ -20,13 +20,28 @@ WHEN_SHOWN = "YYYY-MM-DD[THH:MM[:SS]]"  # --help's name for it (the list of form
 
 
 # -- dataset ------------------------------------------------------------------------------------
+def _parquet_path(path: Path) -> Path:
+    # the build writes Parquet whatever the name: train.csv would hold Parquet
+    if path.suffix.lower() not in (".parquet", ".pq", ".parq"):
+        raise click.BadParameter(
+            f"the training set is written as Parquet: name it {path.stem}.parquet, not {path.name}"
+        )
+    return path
+
+
 @click.group()
 def dataset() -> None:
     """Point-in-time-correct training sets through Feast on the lake."""
 
 
 @dataset.command("build")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet file to write.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    callback=lambda ctx, param, value: _parquet_path(value),
+    help="Parquet file to write (.parquet).",
+)
 @click.option("--service", default="volatility_model", show_default=True, help="Feast feature service.")
 @click.option(
     "--entities",

@@ -123,18 +123,19 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
             "2026-01-01T00:00:00",
         ],
         "no ticks in [2030-01-01": ["--every", "1", "--start", "2030-01-01T00:00:00", "--end", "2030-01-02"],
+        # it wrote Parquet into train.csv
+        "written as Parquet: name it never.parquet, not never.csv": [*grid, "--out", tmp_path / "never.csv"],
         "no feature service 'nope' (known: volatility_model)": [*grid, "--service", "nope"],
         "No snapshot found at version 999": [*grid, "--as-of", "999"],
     }
     for message, args in cases.items():
         out = tmp_path / "never.parquet"
-        run = CliRunner().invoke(
-            main, ["dataset", "build", *map(str, args), "--out", str(out)], env=env_for(s)
-        )
+        args = args if "--out" in args else [*args, "--out", out]
+        run = CliRunner().invoke(main, ["dataset", "build", *map(str, args)], env=env_for(s))
         # a ClickException or UsageError (exit 1 or 2), not an exception escaping as a traceback
         assert run.exit_code in (1, 2) and isinstance(run.exception, SystemExit), (message, run.exception)
         assert message in " ".join(run.output.split()), (message, run.output)
-        assert not out.exists()
+        assert not out.exists() and not out.with_suffix(".csv").exists()
 
 
 def test_the_cli_names_products_without_ticks_and_counts_only_feature_nulls(
