@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -34,6 +35,7 @@ from tickstore_feast.source import DuckDBSource
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 5.0
+REGISTRY_CHECK_S = 1.0  # a stat of the registry file; it is re-read only when that changed
 CLOCK_VIEW = "tick_clock"  # the view whose row says how new the others are (sql/tick_clock.sql)
 
 
@@ -88,19 +90,9 @@ class OnlineStream:
         self.stats = StreamStats()
         self._stop = False
         self.store = feature_store(settings)
-        # every online view computed from a SQL file; the tail must reach back over the widest one
-        # The tick clock goes last: a reader that sees the new clock then finds every view already new.
-        self.views = sorted(
-            (
-                v
-                for v in self.store.list_feature_views()
-                if v.online and isinstance(v.batch_source, DuckDBSource) and v.batch_source.query is not None
-            ),
-            key=lambda v: (v.name == CLOCK_VIEW, v.name),
-        )
-        self.sources: dict[str, DuckDBSource] = {v.name: v.batch_source for v in self.views}  # type: ignore[misc]
-        widest = max((src.lookback for src in self.sources.values()), default=timedelta(0))
-        self.keep = 2 * widest + timedelta(seconds=1)
+        self._registry = Path(self.store.config.registry.path)
+        self._registry_mtime = self._registry_stamp()
+        self._last_registry_check = time.monotonic()
         self.con = duckdb.connect()
         lake.tune(self.con)
         self.con.execute("SET TimeZone = 'UTC'")
@@ -113,15 +105,73 @@ class OnlineStream:
         self.writer = LakeWriter(self.con, settings.sink_max_tick_bytes, wire.PreparedParser(self.con))
         # Each query is small: one thread apiece beats DuckDB splitting a few thousand rows across cores.
         self.con.execute("SET threads = 1")
-        self._cursors = {v.name: self.con.cursor() for v in self.views}
-        for cursor in self._cursors.values():  # a cursor is a session: it inherits no settings
-            lake.tune(cursor)
-            cursor.execute("SET TimeZone = 'UTC'")
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.views)), thread_name_prefix="stream-view")
+        self._cursors: dict[str, duckdb.DuckDBPyConnection] = {}
+        self._use_views(self._online_views())
+        self._pool = ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="stream-view"
+        )  # threads start as needed
         self._last_prune = time.monotonic()
         self._last_log = time.monotonic()
         # per partition: the committed offset a restart re-reads up to into the tail only (see _on_assign)
         self._warm_until: dict[tuple[str, int], int] = {}
+
+    def _online_views(self) -> list[FeatureView]:
+        """Every online view computed from SQL, the tick clock last: a reader that sees the new clock
+        then finds every view already new."""
+        return sorted(
+            (
+                v
+                for v in self.store.list_feature_views()
+                if v.online and isinstance(v.batch_source, DuckDBSource) and v.batch_source.query is not None
+            ),
+            key=lambda v: (v.name == CLOCK_VIEW, v.name),
+        )
+
+    def _use_views(self, views: list[FeatureView]) -> None:
+        """Compute ``views`` from now on; the tail reaches back twice over the widest window."""
+        self.views = views
+        self.sources: dict[str, DuckDBSource] = {v.name: v.batch_source for v in views}  # type: ignore[misc]
+        widest = max((src.lookback for src in self.sources.values()), default=timedelta(0))
+        self.keep = 2 * widest + timedelta(seconds=1)
+        for name in self.sources.keys() - self._cursors.keys():
+            cursor = self.con.cursor()
+            lake.tune(cursor)  # a cursor is a session: it inherits no settings
+            cursor.execute("SET TimeZone = 'UTC'")
+            self._cursors[name] = cursor
+
+    def _registry_stamp(self) -> int:
+        try:
+            return self._registry.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def _follow_registry(self) -> None:
+        """Take up feature views changed in the registry (`tickstore feast apply` of an edited SQL file).
+
+        The stream read the views once at start, so after an edit it went on serving the old SQL while
+        training sets were built from the new one: the skew the one definition is there to prevent.
+        """
+        stamp = self._registry_stamp()
+        if stamp == self._registry_mtime:
+            return
+        self._registry_mtime = stamp
+        self.store.refresh_registry()
+        views = self._online_views()
+
+        def definitions(vs: list[FeatureView]) -> dict[str, tuple[str | None, timedelta]]:
+            sources = {v.name: v.batch_source for v in vs}
+            return {
+                n: (src.query, src.lookback) for n, src in sources.items() if isinstance(src, DuckDBSource)
+            }
+
+        before, after = definitions(self.views), definitions(views)
+        if before != after:
+            changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+            log.info(
+                "stream: feature views changed in the registry (%s): computing them as defined now",
+                ", ".join(changed),
+            )
+            self._use_views(views)
 
     def stop(self, *_: object) -> None:
         """Ask the loop to finish its batch and return (SIGTERM / SIGINT handler)."""
@@ -304,6 +354,9 @@ class OnlineStream:
 
     def _periodic(self) -> None:
         now = time.monotonic()
+        if now - self._last_registry_check >= REGISTRY_CHECK_S:
+            self._last_registry_check = now
+            self._follow_registry()
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._last_prune = now
             # ticks older than twice the widest window before their product's newest can't reach a window

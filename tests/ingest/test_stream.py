@@ -32,6 +32,17 @@ def offline_rows(files: list[Path], view: str) -> dict[tuple[str, pd.Timestamp],
     return {(r["product_id"], r["event_time"]): r for r in df.to_dict("records")}
 
 
+def wait_while_alive(
+    thread: threading.Thread, what: str, done: Callable[[], bool], seconds: float = 90
+) -> None:
+    """Until ``done()``, failing if ``thread`` (the stream) dies or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert thread.is_alive(), "the stream died"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def same(a: object, b: object) -> bool:
     if (
         a is None
@@ -153,11 +164,7 @@ def test_a_redis_outage_is_waited_out_and_its_batch_still_lands(
         producer.flush(30)
 
     def wait_for(what: str, done: Callable[[], bool], seconds: float = 90) -> None:
-        deadline = time.monotonic() + seconds
-        while not done():
-            assert thread.is_alive(), "the stream died"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.1)
+        wait_while_alive(thread, what, done, seconds)
 
     stream = OnlineStream(settings)
     batches: list[StreamBatch] = []
@@ -230,3 +237,65 @@ def test_a_restarted_stream_serves_whole_windows_at_once(
         for column, value in expected.items():
             if column not in ("product_id", "event_time"):
                 assert same(online[column][0], value), (view, column, online[column][0], value)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_view_edited_and_applied_while_the_stream_runs_is_computed_as_applied(
+    make_settings, broker_port: int
+) -> None:
+    from feast import FeatureView
+
+    from ingest import kafka
+    from tickstore_feast import DuckDBSource
+    from tickstore_feast.repo import definitions, feature_store
+
+    settings: Settings = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(settings)
+    lines = iter([line for _, _, line in replay.iter_lines([RECORDINGS[0]])])
+    producer = kafka.producer(settings)
+
+    def publish(n: int) -> None:
+        for _ in range(n):
+            producer.produce(settings.topic_raw, value=next(lines), key=b"BTC-USD")
+        producer.flush(30)
+
+    stream = OnlineStream(settings)
+    runner = threading.Thread(target=stream.run)
+    runner.start()
+    try:
+        publish(20)
+
+        def tick_count() -> int | None:
+            online = stream.store.get_online_features(
+                features=["ticks_60s:tick_count_60s"], entity_rows=[{"product_id": "BTC-USD"}]
+            )
+            return online.to_dict()["tick_count_60s"][0]
+
+        wait_while_alive(runner, "the first ticks online", lambda: (tick_count() or 0) > 0)
+        # an edited ticks_60s, applied as `tickstore feast apply` would after an edit of its SQL file
+        view = definitions().ticks_60s
+        source = view.batch_source
+        edited = source.query.replace(
+            "back + ahead + 1 AS tick_count_60s", "back + ahead + 1001 AS tick_count_60s"
+        )
+        assert edited != source.query
+        applied = FeatureView(
+            name=view.name,
+            entities=[definitions().product],
+            ttl=view.ttl,
+            schema=view.schema,
+            source=DuckDBSource(name=source.name, query=edited, lookback=source.lookback),
+            online=True,
+        )
+        feature_store(settings, apply=False).apply([applied])
+
+        def new_sql_served() -> bool:
+            publish(1)  # the stream computes on the next batch after it has read the registry again
+            return (tick_count() or 0) > 1000
+
+        # it read the views once at start: an edit reached training sets but never the online store
+        wait_while_alive(runner, "the edited SQL online", new_sql_served, 30)
+    finally:
+        stream.stop()
+        runner.join(30)
