@@ -107,9 +107,8 @@ class OnlineStream:
         self.con.execute("SET threads = 1")
         self._cursors: dict[str, duckdb.DuckDBPyConnection] = {}
         self._use_views(self._online_views())
-        self._pool = ThreadPoolExecutor(
-            max_workers=8, thread_name_prefix="stream-view"
-        )  # threads start as needed
+        # a thread per view, started as needed (the registry can add views while the stream runs)
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stream-view")
         self._last_prune = time.monotonic()
         self._last_log = time.monotonic()
         # per partition: the committed offset a restart re-reads up to into the tail only (see _on_assign)
