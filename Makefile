@@ -24,7 +24,7 @@ venv: $(STAMP) ## Create .venv with every dependency
 redis: ## Install redis-server (Debian package) if missing: the Redis online store's tests use it
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 
-demo: $(STAMP) ## Broker, replay recorded ticks, sink into DuckLake, print what landed
+demo: $(STAMP) ## The whole product once: broker, replay, sink, SQL, features, training, live scoring
 	$(BIN)/tickstore demo
 
 demo-live: $(STAMP) ## Record 60 s of the live Coinbase feed, sink it, show it (needs internet)
