@@ -16,7 +16,7 @@ import sklearn
 from mlflow.tracking import MlflowClient
 
 from serving.trees import CompiledTrees, compile_xgboost
-from tickstore.mlflow_store import use_mlflow_store
+from tickstore.mlflow_store import check_server, use_mlflow_store
 from tickstore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ class ModelHolder:
     def refresh(self) -> bool:
         """Load the model if there is none yet or the alias points elsewhere; True when it changed."""
         try:
+            # a tracking server that is down: say so now, not after MLflow's minutes of retries
+            check_server(mlflow.get_tracking_uri())
             current = self._alias_version()
             if self.model is not None and (current is None or current == self.model.version):
                 return False
@@ -129,6 +131,8 @@ class ModelHolder:
             self.error = str(exc)
             return False
         except Exception as exc:  # the registry is unreachable for a moment: keep serving the old model
+            if self.error != f"cannot check {self.uri}: {exc}":
+                log.warning("serving: cannot check %s: %s", self.uri, exc)
             self.error = f"cannot check {self.uri}: {exc}"
             return False
         previous, self.model, self.error = self.model, model, None

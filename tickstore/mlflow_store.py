@@ -5,7 +5,10 @@ from __future__ import annotations
 import fcntl
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from tickstore.errors import TickstoreError
+from tickstore.net import unreachable
 from tickstore.settings import Settings
 
 
@@ -29,6 +32,7 @@ def use_mlflow_store(settings: Settings) -> str:
     mlflow.set_registry_uri(uri)
     database = _sqlite_path(uri)
     if database is None:  # a tracking server migrates its own database
+        check_server(uri)
         return uri
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(database.name + ".lock"), "a") as lock:
@@ -37,6 +41,25 @@ def use_mlflow_store(settings: Settings) -> str:
         # tables under the lock, and later calls in this process reuse those stores
         MlflowClient(uri, uri).search_registered_models(max_results=1)
     return uri
+
+
+class MlflowUnavailable(TickstoreError):
+    """The MLflow tracking server of TICKSTORE_MLFLOW_URI does not answer."""
+
+
+def check_server(uri: str) -> None:
+    """Fail at once when an http(s) tracking server refuses connections: MLflow's client retries each
+    request for minutes ("Retrying (Retry(total=3 ...") before it gives up."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    why = unreachable([(parts.hostname, port)], timeout=3.0)
+    if why:
+        raise MlflowUnavailable(
+            f"the MLflow tracking server {uri} does not answer ({why}): start it, or unset "
+            "TICKSTORE_MLFLOW_URI to use the local store under TICKSTORE_HOME/mlflow"
+        )
 
 
 def _sqlite_path(uri: str) -> Path | None:

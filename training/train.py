@@ -162,6 +162,7 @@ def fit_and_score(
 
 def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainReport:
     """Train and compare the three models; register the best as `champion` if it beats the z-score rule."""
+    experiment = tracking.setup(settings)  # first: an MLflow server that is down fails before any work
     con = lake.connect(settings, create=False)
     snapshot = cfg.as_of if cfg.as_of is not None else lake.current_snapshot(con)
     con.close()
@@ -169,7 +170,6 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
     table, manifest_path = honest_table(settings, cfg, snapshot, out_dir)
     log(f"training set: {len(table):,} rows x {len(table.columns) - 4} features (lake snapshot {snapshot})")
     manifest = json.loads(manifest_path.with_suffix(".manifest.json").read_text())
-    experiment = tracking.setup(settings)
     label_params = {
         "horizon_s": cfg.horizon.total_seconds(),
         "every_s": cfg.every.total_seconds(),

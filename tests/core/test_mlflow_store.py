@@ -55,3 +55,21 @@ def test_only_a_sqlite_file_is_locked() -> None:
     assert str(_sqlite_path("sqlite:///rel/mlflow.db")) == "rel/mlflow.db"  # SQLAlchemy: relative
     assert _sqlite_path("sqlite:///:memory:") is None
     assert _sqlite_path("http://mlflow.internal:5000") is None
+
+
+def test_a_tracking_server_that_does_not_answer_is_named_at_once(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import time
+
+    import pytest
+
+    from tests.conftest import free_port
+    from tickstore.mlflow_store import MlflowUnavailable, use_mlflow_store
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    # MLflow's client retried each request for minutes first ("Retrying (Retry(total=3 ...")
+    with pytest.raises(MlflowUnavailable, match=f"the MLflow tracking server {uri} does not answer"):
+        use_mlflow_store(make_settings(mlflow_uri=uri))
+    assert time.monotonic() - started < 5

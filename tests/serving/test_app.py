@@ -169,6 +169,21 @@ def test_metrics_and_openapi(serving_settings: Settings) -> None:
     assert routes == set(spec["paths"]) | {"/openapi.json"}
 
 
+def test_a_tracking_server_that_does_not_answer_leaves_the_scorer_up_and_says_so(make_settings) -> None:
+    from tests.conftest import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    # each worker's first model lookup waited out MLflow's minutes of retries before it served anything
+    app = create_app(make_settings(mlflow_uri=uri), watch_model=False)
+    response = app.test_client().get("/readyz")
+    assert time.monotonic() - started < 10
+    assert response.status_code == 503
+    assert any(
+        f"the MLflow tracking server {uri} does not answer" in p for p in response.get_json()["problems"]
+    )
+
+
 def test_readyz_reports_an_unreachable_online_store(make_settings) -> None:
     from tests.conftest import free_port
 
