@@ -43,17 +43,25 @@ def broker_stop(ctx: click.Context) -> None:
 @click.pass_context
 def broker_status(ctx: click.Context) -> None:
     """Say whether the broker is up, and list tickstore's topics with their message counts."""
+    from confluent_kafka import KafkaException
+
     from ingest import kafka
 
     s = settings_of(ctx)
     st = broker_mod.status(s)
     kind = "embedded" if st.embedded else "external"
-    state = "[green]up[/]" if st.reachable else "[red]down[/]"
-    console.print(f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else ""))
+    topics: dict[str, tuple[int, int]] | None = None
+    state = "[red]down[/]"
     if st.reachable:
-        for topic, (parts, count) in kafka.topic_stats(s).items():
-            console.print(f"  {topic}: {parts} partitions, ~{count:,} messages (from watermarks)")
-    sys.exit(0 if st.reachable else 1)
+        try:
+            topics = kafka.topic_stats(s)
+            state = "[green]up[/]"
+        except KafkaException as exc:  # something else holds the port: it was reported "up", then a traceback
+            state = f"[red]not a Kafka broker[/] (the port accepts connections, but {exc.args[0].str()})"
+    console.print(f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else ""))
+    for topic, (parts, count) in (topics or {}).items():
+        console.print(f"  {topic}: {parts} partitions, ~{count:,} messages (from watermarks)")
+    sys.exit(0 if topics is not None else 1)
 
 
 # -- ingest -------------------------------------------------------------------------------------

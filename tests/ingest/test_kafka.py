@@ -78,3 +78,18 @@ def test_a_broker_that_went_away_is_logged_once_a_minute_not_twenty_times_a_seco
         r for r in caplog.records if r.name == "tickstore.kafka.client" and "Connect to" in r.getMessage()
     ]
     assert len(refused) == 1 and f":{settings.broker_port}" in refused[0].getMessage()
+
+
+def test_broker_status_tells_a_kafka_broker_from_another_listener(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.cli.test_cli import tickstore
+
+    with socket.socket() as listener:  # accepts connections and never speaks Kafka, as a web server
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        settings = make_settings(broker_port=listener.getsockname()[1])
+        run = tickstore(settings, "broker", "status", check=False)
+    # it said "up", then printed librdkafka's traceback
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "not a Kafka broker" in run.stderr and ": up" not in run.stderr, run.stderr
