@@ -30,6 +30,15 @@ def feast(repo: Path, *args: str, home: Path | None = None) -> subprocess.Comple
     return result
 
 
+def copy_repo(folder: Path) -> Path:
+    """feature_repo/ beside sql/ in ``folder``, as a clone has them; returns the feature repo."""
+    shutil.copytree(
+        REPO / "feature_repo", folder / "feature_repo", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(REPO / "sql", folder / "sql")
+    return folder / "feature_repo"
+
+
 def feast_out(repo: Path, *args: str) -> str:
     return feast(repo, *args).stdout
 
@@ -40,11 +49,7 @@ def test_feast_cli_apply_plan_list_materialize(
     s = make_settings()
     load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
     # the repo layout a user has: feature_repo/ next to sql/, data paths pointed at this test's home
-    shutil.copytree(
-        REPO / "feature_repo", tmp_path / "feature_repo", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copytree(REPO / "sql", tmp_path / "sql")
-    repo = tmp_path / "feature_repo"
+    repo = copy_repo(tmp_path)
     config = yaml.safe_load((repo / "feature_store.yaml").read_text())
     home = s.home.resolve()
     config["registry"]["path"] = str(home / "feast" / "registry.db")
@@ -71,10 +76,7 @@ def test_feast_cli_apply_plan_list_materialize(
 def test_feast_apply_in_a_fresh_clone_makes_the_data_directory(tmp_path: Path) -> None:
     # the clone as a new user has it: feature_repo/ beside sql/, feature_store.yaml untouched, and no
     # ../.tickstore yet (Feast's registry made only its last folder: FileNotFoundError)
-    shutil.copytree(
-        REPO / "feature_repo", tmp_path / "feature_repo", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copytree(REPO / "sql", tmp_path / "sql")
+    copy_repo(tmp_path)
     applied = feast_out(tmp_path / "feature_repo", "apply")
     assert "Created feature view ticks_60s" in applied
     assert (tmp_path / ".tickstore" / "feast" / "registry.db").is_file()
@@ -110,11 +112,7 @@ def test_plain_feast_keeps_to_the_yaml_and_says_so_when_tickstore_home_points_el
 ) -> None:
     s = make_settings()
     load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
-    shutil.copytree(
-        REPO / "feature_repo", tmp_path / "feature_repo", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copytree(REPO / "sql", tmp_path / "sql")
-    repo = tmp_path / "feature_repo"
+    repo = copy_repo(tmp_path)
     feast(repo, "apply")
     run = feast(repo, "materialize", "2025-12-31T23:59:00", "2026-01-01T00:03:00", home=s.home)
     assert "for the data under TICKSTORE_HOME, run the same command as `tickstore feast ...`" in " ".join(
