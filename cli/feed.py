@@ -10,6 +10,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from cli.context import POSITIVE, PRODUCTS, console, settings_of
 from ingest import broker as broker_mod
+from tickstore.settings import Settings
 
 
 # -- broker -------------------------------------------------------------------------------------
@@ -39,29 +40,38 @@ def broker_stop(ctx: click.Context) -> None:
     console.print("stopped" if stopped else "no embedded broker was running")
 
 
-@broker.command("status")
-@click.pass_context
-def broker_status(ctx: click.Context) -> None:
-    """Say whether the broker is up, and list tickstore's topics with their message counts."""
+def broker_report(settings: Settings) -> tuple[bool, list[str]]:
+    """Whether the broker answers as Kafka, and lines saying so (for `broker status` and `status`)."""
     from confluent_kafka import KafkaException
 
     from ingest import kafka
 
-    s = settings_of(ctx)
-    st = broker_mod.status(s)
+    st = broker_mod.status(settings)
     kind = "embedded" if st.embedded else "external"
     topics: dict[str, tuple[int, int]] | None = None
-    state = "[red]down[/]"
+    state = "[red]down[/]: start it with `tickstore broker start`" if st.embedded else "[red]down[/]"
     if st.reachable:
         try:
-            topics = kafka.topic_stats(s)
+            topics = kafka.topic_stats(settings)
             state = "[green]up[/]"
         except KafkaException as exc:  # something else holds the port: it was reported "up", then a traceback
             state = f"[red]not a Kafka broker[/] (the port accepts connections, but {exc.args[0].str()})"
-    console.print(f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else ""))
-    for topic, (parts, count) in (topics or {}).items():
-        console.print(f"  {topic}: {parts} partitions, ~{count:,} messages (from watermarks)")
-    sys.exit(0 if topics is not None else 1)
+    lines = [f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else "")]
+    lines += [
+        f"  {topic}: {parts} partitions, ~{count:,} messages (from watermarks)"
+        for topic, (parts, count) in (topics or {}).items()
+    ]
+    return topics is not None, lines
+
+
+@broker.command("status")
+@click.pass_context
+def broker_status(ctx: click.Context) -> None:
+    """Say whether the broker is up, and list tickstore's topics with their message counts."""
+    up, lines = broker_report(settings_of(ctx))
+    for line in lines:
+        console.print(line)
+    sys.exit(0 if up else 1)
 
 
 # -- ingest -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import click
 from pydantic import ValidationError
 from rich.logging import RichHandler
 
-from cli import demo, featurerepo, feed, learn, serve
+from cli import demo, featurerepo, feed, learn, serve, status
 from cli.context import console, settings_of
 from cli.output import print_rows
 from tickstore.errors import TickstoreError
@@ -224,5 +224,6 @@ for command in (
     serve.serve,
     demo.demo,
     featurerepo.feast,
+    status.status,
 ):
     main.add_command(command)

@@ -62,6 +62,12 @@ def check_server(uri: str) -> None:
         )
 
 
+def store_exists(settings: Settings) -> bool:
+    """Whether the MLflow store is there to read (a server always counts: it is asked instead)."""
+    database = _sqlite_path(settings.mlflow_tracking_uri())
+    return database is None or database.exists()
+
+
 def _sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative or absolute, as SQLAlchemy reads it), else None."""
     from sqlalchemy.engine import make_url

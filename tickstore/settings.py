@@ -192,9 +192,8 @@ class Settings(BaseSettings):
         """
         if self.mlflow_uri:
             return self.mlflow_uri
-        path = (self.home / "mlflow").resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path / 'mlflow.db'}"
+        # no folder made here: asking where the store is must not create it (use_mlflow_store does)
+        return f"sqlite:///{(self.home / 'mlflow').resolve() / 'mlflow.db'}"
 
     def recordings(self) -> Path | None:
         """Where the demo reads recorded ticks from, or None when it must simulate."""

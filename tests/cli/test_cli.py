@@ -74,6 +74,7 @@ def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> Non
         "serve",
         "sink",
         "sql",
+        "status",
         "stream",
         "train",
     }

@@ -1,0 +1,124 @@
+"""`tickstore status`: every part at a glance (broker, lake, online store, model), and what to do next."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+
+import click
+
+from cli.context import console, settings_of
+from cli.feed import broker_report
+from tickstore.settings import Settings
+
+OK, MISSING = "[green]ok[/]", "[red]missing[/]"
+
+
+def _age(seconds: float) -> str:
+    """A duration the way people say it: 42 s, 7 min, 3 h, 2 d."""
+    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds / 86400:.0f} d"
+
+
+def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
+    """(lake readable, lines, products with ticks)."""
+    import duckdb
+
+    from tickstore import lake
+
+    try:
+        con = lake.connect(settings, create=False, read_only=True)
+    except (lake.LakeError, duckdb.Error) as exc:
+        return False, [f"lake: {MISSING}: {exc}"], []
+    try:
+        snapshot = lake.current_snapshot(con)
+        per_product = con.execute(
+            "SELECT product_id, count(*), max(event_time) FROM ticks GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        rejected = con.execute("SELECT count(*) FROM ticks_rejected").fetchone()[0]  # type: ignore[index]
+    finally:
+        con.close()
+    total = sum(n for _, n, _ in per_product)
+    lines = [
+        f"lake {settings.lake_catalog.parent}: {OK}, {total:,} ticks of {len(per_product)} products at "
+        f"snapshot {snapshot}, {rejected:,} rejected (table ticks_rejected, for `tickstore sql`)"
+    ]
+    now = datetime.now(UTC)
+    lines += [
+        f"  {p}: {n:,} ticks, newest {newest:%Y-%m-%d %H:%M:%S} UTC ({_age((now - newest).total_seconds())} ago)"
+        for p, n, newest in per_product
+    ]
+    if not per_product:
+        lines.append("  no ticks yet: `tickstore ingest replay ...` (or simulate) and `tickstore sink`")
+    return True, lines, [p for p, _, _ in per_product]
+
+
+def online_report(settings: Settings, products: list[str]) -> tuple[bool, list[str]]:
+    """Whether the online store answers, and how old each product's features are there."""
+    from serving.features import FeaturesUnavailable, OnlineFeatures
+
+    where = "Redis " + settings.redis_url if settings.online_store == "redis" else "SQLite"
+    try:
+        online = OnlineFeatures(settings)
+        online.ping()
+        rows = online.read(products) if products else []
+    except FeaturesUnavailable as exc:
+        return False, [f"online store ({where}): {MISSING}: {exc}"]
+    lines = [f"online store ({where}): {OK}"]
+    for r in rows:
+        if r.age_s is None:
+            lines.append(f"  {r.product_id}: no features online: `tickstore stream` writes them")
+        else:
+            stale = f", [yellow]expired: {', '.join(r.expired_views)}[/]" if r.expired_views else ""
+            lines.append(f"  {r.product_id}: features as of {_age(r.age_s)} ago{stale}")
+    return True, lines
+
+
+def model_report(settings: Settings) -> tuple[bool, list[str]]:
+    """Whether the model the scorer would load exists, and which it is."""
+    import re
+
+    from tickstore.mlflow_store import store_exists, use_mlflow_store
+
+    uri = settings.serve_model_uri
+    if not store_exists(settings):
+        return False, [f"model {uri}: {MISSING}: no MLflow store yet (`tickstore train` creates it)"]
+    try:
+        use_mlflow_store(settings)
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        alias = re.fullmatch(r"models:/([^@/]+)@(.+)", uri)
+        if alias is None:  # runs:/..., models:/name/3: the scorer loads it as given
+            return True, [f"model {uri}: set by TICKSTORE_SERVE_MODEL_URI"]
+        version = client.get_model_version_by_alias(alias[1], alias[2])
+        run = client.get_run(version.run_id) if version.run_id else None
+    except Exception as exc:  # MLflow raises its own kinds for "not found" and for a server that is down
+        reason = str(exc).splitlines()[0]
+        return False, [f"model {uri}: {MISSING}: {reason}"]
+    kind = run.data.params.get("model", "?") if run else "?"
+    when = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
+    return True, [
+        f"model {uri}: {OK}, version {version.version} ({kind}), registered {when:%Y-%m-%d %H:%M} UTC "
+        f"({_age(time.time() - when.timestamp())} ago)"
+    ]
+
+
+@click.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Every part at a glance: broker, lake, online store and the scorer's model, and how fresh.
+
+    Exit code 0 when every part answers, 1 when one is missing or down (its line says what to do).
+    """
+    s = settings_of(ctx)
+    fine, lines = broker_report(s)
+    lake_ok, lake_lines, products = lake_report(s)
+    online_ok, online_lines = online_report(s, products)
+    model_ok, model_lines = model_report(s)
+    for line in [*lines, *lake_lines, *online_lines, *model_lines]:
+        console.print(line)
+    sys.exit(0 if fine and lake_ok and online_ok and model_ok else 1)

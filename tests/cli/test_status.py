@@ -1,0 +1,48 @@
+"""`tickstore status`: every part at a glance, against a real broker, lake, online store and registry."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+
+from tests.cli.test_cli import tickstore
+from tests.conftest import free_port
+from tickstore.settings import Settings
+
+
+def test_a_fresh_home_names_what_is_missing_and_what_to_do(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(broker_port=free_port())
+    run = tickstore(s, "status", check=False)
+    out = " ".join(run.stderr.split())
+    assert run.returncode == 1 and "Traceback" not in out, out
+    assert "down: start it with `tickstore broker start`" in out
+    assert "lake: missing: no lake at" in out and "run `tickstore sink`" in out
+    assert "online store (SQLite): missing:" in out and "`tickstore feast apply`" in out
+    assert "missing: no MLflow store yet (`tickstore train` creates it)" in out
+    assert not (s.home / "mlflow").exists()  # asking made no MLflow store
+
+
+@pytest.mark.kafka
+def test_every_part_up_reads_ok_with_counts_and_ages(
+    make_settings: Callable[..., Settings], broker_port: int
+) -> None:
+    from ingest import kafka
+    from tests.serving.conftest import register_model, write_online
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(s)
+    load(s, tick_rows([("BTC-USD", t, 100.0) for t in range(5)] + [("ETH-USD", 0.0, 10.0)]))
+    write_online(s, "BTC-USD")
+    version = register_model(s, seed=1, threshold=0.5)
+    run = tickstore(s, "status", check=False)
+    out = " ".join(run.stderr.split())
+    assert run.returncode == 0, out
+    assert f"embedded broker at 127.0.0.1:{broker_port}: up" in out and f"{s.topic_raw}: 3 partitions" in out
+    assert "ok, 6 ticks of 2 products at snapshot" in out and "0 rejected" in out
+    assert "BTC-USD: 5 ticks, newest 2026-01-01 00:00:04 UTC" in out
+    assert re.search(r"BTC-USD: features as of \d+ s ago ETH-USD", out)  # seconds old, nothing expired
+    assert "ETH-USD: no features online: `tickstore stream` writes them" in out
+    assert f"model models:/tickstore-volatility@champion: ok, version {version} (logreg)" in out
