@@ -6,6 +6,7 @@ import itertools
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -133,3 +134,18 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 def kafka_settings(make_settings: Callable[..., Settings], broker_port: int) -> Settings:
     """Settings pointing at the session broker, with fresh topics and lake."""
     return make_settings(broker_port=broker_port)
+
+
+def hold_catalog_lock(settings: Settings, seconds: int) -> subprocess.Popen[str]:
+    """Another process holding the lake catalog's write lock, as a committing DuckLake writer does.
+
+    (In this process Python's SQLite and DuckDB's are two libraries whose locks do not see each other.)
+    """
+    hold = (
+        "import sqlite3, sys, time\n"
+        f"db = sqlite3.connect({str(settings.lake_catalog)!r}, isolation_level=None)\n"
+        f"db.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep({seconds}); db.rollback()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder

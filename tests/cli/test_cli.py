@@ -168,6 +168,29 @@ def test_sql_reads_the_lake_only_unless_told_to_write(make_settings: Callable[..
     assert count() == 1 and count("--as-of", str(before)) == 2  # the earlier snapshot still has it
 
 
+def test_sql_write_waits_for_a_locked_catalog_and_runs_each_statement_once(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.conftest import hold_catalog_lock
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", t, 100.0 + t) for t in range(4)]))
+    change = (
+        "DELETE FROM ticks WHERE price > 102.5; INSERT INTO ticks SELECT * FROM ticks WHERE price < 100.5"
+    )
+    holder = hold_catalog_lock(s, 4)  # as the sink holds it while it commits a batch
+    try:
+        run = tickstore(s, "sql", "--write", change, check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    # it failed with "database is locked", leaving the user to work out what had run
+    assert run.returncode == 0 and "locked by another writer" in run.stderr, run.stderr
+    prices = [float(p) for (p,) in query(s, "SELECT price FROM ticks ORDER BY 1")]
+    assert prices == [100.0, 100.0, 101.0, 102.0]  # 103 deleted once, 100 copied once
+
+
 def test_sql_with_a_wrong_table_names_the_lake_tables(make_settings: Callable[..., Settings]) -> None:
     from tests.tickstore_feast.conftest import load, tick_rows
 

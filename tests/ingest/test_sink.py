@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -15,7 +13,7 @@ import pytest
 
 from ingest import kafka, replay
 from ingest.sink import Sink
-from tests.conftest import SHARED
+from tests.conftest import SHARED, hold_catalog_lock
 from tests.ingest.helpers import query, reference_ticks
 from tickstore.lake import LakeError
 from tickstore.settings import Settings
@@ -154,21 +152,6 @@ def test_a_catalog_locked_by_another_process_is_waited_for_not_taken_for_bad_dat
     # ticks would have been stored as rejects). Now the batch waits for the lock.
     assert (stats.total.ticks, stats.total.rejects) == (2, 0)
     assert query(kafka_settings, "SELECT count(*) FROM ticks_rejected") == [(0,)]
-
-
-def hold_catalog_lock(settings: Settings, seconds: int) -> subprocess.Popen[str]:
-    """Another process holding the lake catalog's write lock, as a committing DuckLake writer does.
-
-    (In this process Python's SQLite and DuckDB's are two libraries whose locks do not see each other.)
-    """
-    hold = (
-        "import sqlite3, sys, time\n"
-        f"db = sqlite3.connect({str(settings.lake_catalog)!r}, isolation_level=None)\n"
-        f"db.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep({seconds}); db.rollback()\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    return holder
 
 
 @pytest.mark.slow

@@ -1,0 +1,152 @@
+"""`tickstore sql`: ad-hoc SQL over the lake, read-only unless told otherwise, safe while the sink writes."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from typing import TextIO
+
+import click
+import duckdb
+
+from cli.context import console, settings_of
+from cli.output import print_rows
+
+LOCK_WAIT_S = 60.0  # how long a changing statement waits for the sink's commits before giving up
+
+
+def run_statements(
+    con: duckdb.DuckDBPyConnection, query: str, lake_locked_wait_s: float
+) -> duckdb.DuckDBPyRelation | None:
+    """Run each statement of ``query`` in turn; the last one's result (None when it returns no rows).
+
+    A statement that finds the lake's catalog locked by another writer (the sink commits every batch)
+    is retried on its own for up to ``lake_locked_wait_s``: run one at a time, a failed statement was
+    rolled back whole, and the ones before it are never run twice. Inside an explicit transaction
+    nothing is retried: the failed COMMIT took the whole transaction with it.
+    """
+    from tickstore import lake
+
+    result = None
+    in_transaction = False
+    for statement in con.extract_statements(query):
+        if statement.type == duckdb.StatementType.TRANSACTION:
+            in_transaction = (
+                not statement.query.strip().upper().startswith(("COMMIT", "END", "ROLLBACK", "ABORT"))
+            )
+        deadline = time.monotonic() + lake_locked_wait_s
+        told = False
+        while True:
+            try:
+                result = con.sql(statement.query)
+                break
+            except duckdb.Error as exc:
+                if in_transaction or not lake.is_locked(exc) or time.monotonic() > deadline:
+                    raise
+                if not told:
+                    console.print(
+                        f"the lake's catalog is locked by another writer (the sink's commit): "
+                        f"retrying for up to {lake_locked_wait_s:.0f} s"
+                    )
+                    told = True
+                time.sleep(0.2)
+    return result
+
+
+@click.command()
+@click.argument("query", required=False)
+@click.option(
+    "-f",
+    "--file",
+    "sql_file",
+    type=click.File("r"),
+    help="Read the SQL from this file ('-': standard input) instead of QUERY.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+@click.option("--as-of", help="A DuckLake snapshot id, or a timestamp: query the lake as it was then.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Most rows printed as a table.",
+)
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Allow statements that change the lake (DELETE, UPDATE, ...); without it the lake is read-only.",
+)
+@click.pass_context
+def sql(
+    ctx: click.Context,
+    query: str | None,
+    sql_file: TextIO | None,
+    fmt: str,
+    as_of: str | None,
+    limit: int,
+    write: bool,
+) -> None:
+    """Run ad-hoc SQL over the lake (safe while the sink writes). Tables: ticks, ticks_rejected.
+
+    The feature views of sql/ (ticks_10s, ticks_60s, ticks_300s, tick_clock) can be named as tables:
+    each is its file as it is now, so an edit can be tried before `feast apply`.
+
+    \b
+      tickstore sql "SELECT * FROM ticks_60s WHERE product_id = 'BTC-USD' ORDER BY event_time DESC LIMIT 5"
+
+    \b
+      tickstore sql -f my_query.sql       # or: tickstore sql < my_query.sql
+
+    The lake is attached read-only unless --write is given: a mistyped DELETE can't empty it.
+    """
+    from tickstore import feature_sql, lake
+
+    if query is not None and sql_file is not None:
+        raise click.UsageError("give the SQL as QUERY or with --file, not both")
+    if sql_file is not None:
+        query = sql_file.read()
+    elif query is None:
+        if sys.stdin.isatty():
+            raise click.UsageError('give a QUERY ("SELECT ..."), --file FILE, or pipe SQL in')
+        query = sys.stdin.read()
+    if not query.strip():
+        raise click.UsageError("the SQL is empty")
+    s = settings_of(ctx)
+    views = feature_sql.views()
+    snapshot: int | None = None
+    when: datetime | None = None
+    if as_of is not None:
+        if as_of.isdigit():
+            snapshot = int(as_of)
+        else:
+            try:
+                when = datetime.fromisoformat(as_of)
+            except ValueError as exc:
+                raise click.BadParameter("a snapshot id or an ISO timestamp", param_hint="--as-of") from exc
+    try:
+        con = lake.connect(s, snapshot=snapshot, as_of=when, create=False, read_only=not write)
+    except (lake.LakeError, duckdb.Error) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        feature_sql.attach_views(con, query)
+        rel = run_statements(con, query, lake_locked_wait_s=LOCK_WAIT_S if write else 0.0)
+    except duckdb.CatalogException as exc:
+        # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
+        tables = ", ".join(r[0] for r in con.execute("SHOW TABLES").fetchall() if r[0] not in views)
+        raise click.ClickException(
+            f"{exc}\nThe lake's tables: {tables}; feature views: {', '.join(views)}"
+        ) from exc
+    except duckdb.Error as exc:
+        if "read-only mode" in str(exc) and snapshot is None and when is None:
+            raise click.ClickException(
+                f"{exc}\nAd-hoc SQL reads the lake only: add --write to change it (DuckLake keeps the "
+                "earlier snapshots, which --as-of reads)."
+            ) from exc
+        raise click.ClickException(str(exc)) from exc
+    if rel is None:
+        console.print("ok")
+        return
+    print_rows(rel.columns, rel.fetchall(), fmt, limit)
