@@ -149,4 +149,4 @@ def sql(
     if rel is None:
         console.print("ok")
         return
-    print_rows(rel.columns, rel.fetchall(), fmt, limit)
+    print_rows(rel.columns, rel, fmt, limit)  # fetched as printed

@@ -4,50 +4,92 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from rich.console import Console
 from rich.table import Table
 
 
 def _plain(value: Any) -> Any:
+    """A value as text-friendly Python: exact decimals and ISO times as strings, containers recursed."""
     if isinstance(value, Decimal):
         return format(value.normalize(), "f") if value == value else str(value)
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, timedelta | UUID):
+        return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     return value
+
+
+def _json(value: Any) -> Any:
+    """``_plain``, with NaN and infinities as null: JSON has no such numbers (json.dumps wrote `NaN`)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    return value
+
+
+def _batches(cursor: Any, size: int = 10_000) -> Iterator[list[tuple[Any, ...]]]:
+    while chunk := cursor.fetchmany(size):
+        yield chunk
 
 
 def print_rows(
     columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
+    rows: Any,
     fmt: str = "table",
     limit: int = 1000,
     title: str | None = None,
 ) -> None:
-    """Write ``rows`` to stdout in ``fmt`` (table | csv | json); tables stop after ``limit`` rows."""
+    """Write ``rows`` to stdout in ``fmt`` (table | csv | json); tables stop after ``limit`` rows.
+
+    ``rows`` is a sequence of rows or a DuckDB result to fetch from: CSV and JSON stream it in
+    chunks, and a table fetches only the rows it shows (every row of `SELECT * FROM ticks` was
+    fetched into Python to print a thousand).
+    """
+    batches = [list(rows)] if isinstance(rows, list | tuple) else _batches(rows)
     if fmt == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
-        writer.writerows([[_plain(v) for v in row] for row in rows])
+        for batch in batches:
+            writer.writerows([[_plain(v) for v in row] for row in batch])
     elif fmt == "json":
-        for row in rows:
-            sys.stdout.write(json.dumps({c: _plain(v) for c, v in zip(columns, row, strict=True)}) + "\n")
+        for batch in batches:
+            for row in batch:
+                record = {c: _json(_plain(v)) for c, v in zip(columns, row, strict=True)}
+                sys.stdout.write(json.dumps(record, default=str) + "\n")
     else:
+        shown: list[tuple[Any, ...]] = []
+        more = False
+        for batch in batches:
+            room = limit - len(shown)
+            shown += batch[:room]
+            if len(batch) > room:
+                more = True
+                break
         table = Table(*columns, title=title, title_justify="left")
-        for row in rows[:limit]:
+        for row in shown:
             table.add_row(*("NULL" if v is None else str(_plain(v)) for v in row))
         # a pipe or CI log gets a wide table rather than one wrapped into unreadable slivers
         console = Console(width=None if sys.stdout.isatty() else 200)
         console.print(table)
-        if len(rows) > limit:
-            console.print(f"({len(rows) - limit:,} more rows; use --limit or --format csv)")
+        if more:
+            console.print(f"(more rows than --limit {limit:,}: raise it, or use --format csv for all)")
 
 
 def _score(value: float, digits: int = 3) -> str:

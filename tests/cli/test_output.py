@@ -90,3 +90,42 @@ def test_the_demo_serves_the_champion_else_this_runs_best_model() -> None:
     assert _model_uri(None) is None
     rep = report(NAN, 0)  # no split can rank them: the first trained one
     assert _model_uri(rep) == "runs:/r1/model"
+
+
+def test_json_output_takes_every_duckdb_type(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import duckdb
+
+    from cli.output import print_rows
+
+    rel = duckdb.sql(
+        "SELECT [1.5::DECIMAL(4,2)] AS l, {'a': 'nan'::DOUBLE} AS s, 'inf'::DOUBLE AS x, "
+        "INTERVAL 3 SECOND AS i, '12:30'::TIME AS t, '00000000-0000-0000-0000-000000000001'::UUID AS u"
+    )
+    print_rows(rel.columns, rel, "json")
+    # an INTERVAL was a TypeError traceback; NaN and Infinity came out as JSON no parser accepts
+    record = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"wrote {c}"))
+    assert record == {
+        "l": ["1.5"],
+        "s": {"a": None},
+        "x": None,
+        "i": "0:00:03",
+        "t": "12:30:00",
+        "u": "00000000-0000-0000-0000-000000000001",
+    }
+
+
+def test_a_table_fetches_only_the_rows_it_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    import duckdb
+
+    from cli.output import print_rows
+
+    rel = duckdb.sql("SELECT range AS n FROM range(100000)")
+    print_rows(rel.columns, rel, "table", limit=3)
+    out = capsys.readouterr().out
+    assert "│ 2 │" in out and "│ 3 │" not in out and "more rows than --limit 3" in out
+    assert len(rel.fetchall()) > 50000  # most of the result was never fetched: it is still there to read
+    rel = duckdb.sql("SELECT range AS n FROM range(3)")
+    print_rows(rel.columns, rel, "table", limit=3)
+    assert "more rows" not in capsys.readouterr().out
