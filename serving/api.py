@@ -48,9 +48,17 @@ def _read(products: list[str]) -> list[ProductFeatures]:
         raise ApiError(503, "features_unavailable", str(exc)) from exc
     unknown = [r.product_id for r in rows if not r.known]
     if unknown:
-        raise ApiError(
-            404, "unknown_product", f"no online features for {', '.join(unknown)}", unknown=unknown
-        )
+        message = f"no online features for {', '.join(unknown)}"
+        # on the error path only: one more read, for the likeliest slip (Coinbase's ids are upper case)
+        cased = sorted({p.upper() for p in unknown if p != p.upper()})
+        if cased:
+            try:
+                known = [r.product_id for r in state().features().read(cased) if r.known]
+            except FeaturesUnavailable:
+                known = []
+            if known:
+                message += f" (product ids are case-sensitive: did you mean {', '.join(known)}?)"
+        raise ApiError(404, "unknown_product", message, unknown=unknown)
     views = len(state().features().views)
     stale = [r for r in rows if len(r.expired_views) == views]
     if stale:

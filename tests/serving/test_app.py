@@ -109,6 +109,25 @@ def test_a_json_body_is_read_whatever_its_content_type_and_megabytes_are_refused
     assert response.get_json()["error"]["code"] == "request_entity_too_large"
 
 
+def test_a_lower_case_product_gets_a_404_that_names_the_known_one(serving_settings: Settings) -> None:
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD")
+    client = create_app(serving_settings, watch_model=False).test_client()
+    for response in (
+        client.post("/v1/score", json={"product_id": "btc-usd"}),
+        client.get("/v1/features/btc-usd"),
+    ):
+        assert response.status_code == 404
+        error = response.get_json()["error"]
+        assert error["unknown"] == ["btc-usd"]
+        assert "did you mean BTC-USD?" in error["message"]
+    # nothing to suggest for a product that is unknown in any case
+    assert (
+        "did you mean"
+        not in client.post("/v1/score", json={"product_id": "doge-usd"}).get_json()["error"]["message"]
+    )
+
+
 def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
     serving_settings: Settings,
 ) -> None:
