@@ -31,10 +31,11 @@ def run_statements(
     result = None
     in_transaction = False
     for statement in con.extract_statements(query):
-        if statement.type == duckdb.StatementType.TRANSACTION:
-            in_transaction = (
-                not statement.query.strip().upper().startswith(("COMMIT", "END", "ROLLBACK", "ABORT"))
-            )
+        is_transaction = statement.type == duckdb.StatementType.TRANSACTION
+        may_retry = not in_transaction and not is_transaction  # a COMMIT that failed has nothing to commit
+        if is_transaction:
+            ends = statement.query.strip().upper().startswith(("COMMIT", "END", "ROLLBACK", "ABORT"))
+            in_transaction = not ends
         deadline = time.monotonic() + lake_locked_wait_s
         told = False
         while True:
@@ -42,7 +43,7 @@ def run_statements(
                 result = con.sql(statement.query)
                 break
             except duckdb.Error as exc:
-                if in_transaction or not lake.is_locked(exc) or time.monotonic() > deadline:
+                if not may_retry or not lake.is_locked(exc) or time.monotonic() > deadline:
                     raise
                 if not told:
                     console.print(

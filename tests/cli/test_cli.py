@@ -189,6 +189,15 @@ def test_sql_write_waits_for_a_locked_catalog_and_runs_each_statement_once(
     assert run.returncode == 0 and "locked by another writer" in run.stderr, run.stderr
     prices = [float(p) for (p,) in query(s, "SELECT price FROM ticks ORDER BY 1")]
     assert prices == [100.0, 100.0, 101.0, 102.0]  # 103 deleted once, 100 copied once
+    # an explicit transaction is the user's to retry: its failed COMMIT rolled back the whole of it
+    holder = hold_catalog_lock(s, 2)
+    try:
+        run = tickstore(s, "sql", "--write", "BEGIN; DELETE FROM ticks; COMMIT", check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.returncode == 1 and "locked" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert query(s, "SELECT count(*) FROM ticks") == [(4,)]
 
 
 def test_sql_with_a_wrong_table_names_the_lake_tables(make_settings: Callable[..., Settings]) -> None:
