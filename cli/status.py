@@ -98,7 +98,8 @@ def model_report(settings: Settings) -> tuple[bool, list[str]]:
         run = client.get_run(version.run_id) if version.run_id else None
     except Exception as exc:  # MLflow raises its own kinds for "not found" and for a server that is down
         reason = str(exc).splitlines()[0]
-        return False, [f"model {uri}: {MISSING}: {reason}"]
+        hint = "`tickstore train` registers a champion when a model beats the z-score rule"
+        return False, [f"model {uri}: {MISSING}: {reason} ({hint})"]
     kind = run.data.params.get("model", "?") if run else "?"
     when = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
     return True, [
