@@ -37,6 +37,8 @@ class _OncePerMinute(logging.Filter):
         if now - shown < REPEAT_EVERY_S:
             self._seen[key] = (shown, repeats + 1)
             return False
+        if len(self._seen) > 1000:  # a stream runs for weeks: forget lines not seen for a minute
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < REPEAT_EVERY_S}
         self._seen[key] = (now, 0)
         if repeats:
             record.msg = f"{record.msg} (and {repeats} times more in the last minute)"
