@@ -12,11 +12,32 @@ from rich.progress import BarColumn, Progress
 from cli.context import POSITIVE, PRODUCTS, console, settings_of
 from tickstore import lake
 
-# UTC times as the README and --help examples write them: seconds and the T are optional
-WHEN = click.DateTime(
-    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
-)
-WHEN_SHOWN = "YYYY-MM-DD[THH:MM[:SS]]"  # --help's name for it (the list of formats filled a screen line)
+
+class UtcTime(click.ParamType):
+    """An ISO 8601 time as a UTC datetime: seconds, fractions and the T optional; a time without an
+    offset is UTC, one with an offset or Z is converted (`tickstore sql` prints them with +00:00, and a
+    copied one was refused)."""
+
+    name = "YYYY-MM-DD[THH:MM[:SS]]"  # --help's name for it
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        from datetime import UTC
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            when = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(
+                f"{value!r} is not an ISO 8601 time, e.g. 2025-12-06T06:15 or 2025-12-06T06:15:00Z",
+                param,
+                ctx,
+            )
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+WHEN = UtcTime()
+WHEN_SHOWN = WHEN.name
 
 
 # -- dataset ------------------------------------------------------------------------------------
@@ -84,7 +105,7 @@ def dataset_build(
       tickstore dataset build --every 1 --start 2025-12-06T06:15:00 --end 2025-12-06T08:30:00 --out train.parquet
       tickstore dataset build --entities rows.csv --out train.parquet --as-of 42
     """
-    from datetime import UTC, timedelta
+    from datetime import timedelta
 
     from training import dataset as ds
 
@@ -97,8 +118,8 @@ def dataset_build(
             if start is None or end is None:
                 raise click.UsageError("--every needs --start and --end")
             entities = ds.Grid(
-                start.replace(tzinfo=UTC),
-                end.replace(tzinfo=UTC),
+                start,
+                end,
                 timedelta(seconds=every or 0),
                 products or (),
             )
@@ -188,7 +209,7 @@ def train(
     chronological 70/15/15 with an H purge. The best model becomes the `champion` alias only if it
     beats the z-score rule on validation PR-AUC.
     """
-    from datetime import UTC, timedelta
+    from datetime import timedelta
 
     from cli.output import print_train_report
     from training.train import TrainConfig
@@ -196,8 +217,8 @@ def train(
 
     try:
         cfg = TrainConfig(
-            start.replace(tzinfo=UTC),
-            end.replace(tzinfo=UTC),
+            start,
+            end,
             timedelta(seconds=every),
             timedelta(seconds=horizon),
             percentile,

@@ -390,3 +390,24 @@ def test_demo_without_recordings_falls_back_to_the_simulator(
     assert "simulate" in result.stderr and "3,000 new ticks" in result.stderr
     assert "BTC-USD" in result.stdout and "broker stopped" in result.stderr
     assert not (s.run_dir / "broker.pid").exists()
+
+
+def test_times_are_taken_as_tickstore_sql_prints_them() -> None:
+    from datetime import UTC, datetime
+
+    import click
+
+    from cli.learn import WHEN
+
+    expected = datetime(2026, 1, 1, 8, 23, tzinfo=UTC)
+    # `tickstore sql` prints 2026-01-01T08:23:00+00:00: pasted into --start, it was refused
+    for text in (
+        "2026-01-01T08:23:00.000000+00:00",
+        "2026-01-01T09:23+01:00",
+        "2026-01-01T08:23Z",
+        "2026-01-01T08:23",
+        "2026-01-01 08:23:00",
+    ):
+        assert WHEN.convert(text, None, None) == expected, text
+    with pytest.raises(click.BadParameter, match="'yesterday' is not an ISO 8601 time"):
+        WHEN.convert("yesterday", None, None)
