@@ -263,6 +263,9 @@ def _time_range(ctx: click.Context, param: click.Parameter, text: str) -> tuple[
     return start, end
 
 
+MIN_DRIFT_ROWS = 30  # below this a two-sample test passes almost anything
+
+
 class _NoVerdict(click.ClickException):
     """Nothing to compare: exit 2 like a usage error, since 1 means "drifted" to a retraining gate."""
 
@@ -318,7 +321,14 @@ def monitor_drift(
                 ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
             except ValueError as exc:
                 raise ValueError(f"--{label}: {exc}") from exc
-            frames.append(pd.read_parquet(path))
+            frame = pd.read_parquet(path)
+            if len(frame) < MIN_DRIFT_ROWS:
+                # a handful of rows passes every test: "0 drifted" with exit 0 told a gate all was well
+                raise ValueError(
+                    f"--{label}: {len(frame)} rows (every {every:g} s) are too few to tell drift; at least "
+                    f"{MIN_DRIFT_ROWS} are needed: widen the range or lower --every"
+                )
+            frames.append(frame)
         with console.status("Evidently's drift and data-summary reports ..."):
             result = drift_report(frames[0], frames[1], out or s.home / "reports", "drift")
     except (ValueError, lake.LakeError) as exc:

@@ -84,3 +84,6 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
     # nothing to compare is no verdict: 2, never the 1 that tells a gate to retrain
     none = drift("2030-01-01T00:00..2030-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:30")
     assert none.returncode == 2
+    # nor do a few rows give one: two-sample tests on a handful read anything (3 rows: "0 drifted", exit 0)
+    few = drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:26")
+    assert few.returncode == 2 and "--current: 12 rows (every 5 s) are too few to tell drift" in few.stderr
