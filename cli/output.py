@@ -45,6 +45,7 @@ def _json(value: Any) -> Any:
 
 
 def _batches(cursor: Any, size: int = 10_000) -> Iterator[list[tuple[Any, ...]]]:
+    """A DuckDB result's rows, ``size`` at a time."""
     while chunk := cursor.fetchmany(size):
         yield chunk
 

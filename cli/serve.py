@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 
 def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 worker", "4 threads"."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 

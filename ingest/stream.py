@@ -139,6 +139,7 @@ class OnlineStream:
             self._cursors[name] = cursor
 
     def _registry_stamp(self) -> int:
+        """The registry file's modification time (0 while there is none): it changes on every apply."""
         try:
             return self._registry.stat().st_mtime_ns
         except OSError:
