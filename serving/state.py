@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flask import current_app
 
-from serving.features import OnlineFeatures
+from serving.features import FeaturesUnavailable, OnlineFeatures
 from serving.model import ModelHolder
 from tickstore.settings import Settings
+from tickstore_feast.repo import registry_path
+
+log = logging.getLogger(__name__)
+
+REGISTRY_CHECK_S = 1.0  # how often a request may look at the registry file's time (one stat)
 
 
 @dataclass
@@ -18,14 +26,44 @@ class ServingState:
     models: ModelHolder
     _features: OnlineFeatures | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _registry: str = ""
+    _registry_stamp: int = 0
+    _checked: float = 0.0
 
     def features(self) -> OnlineFeatures:
-        """The online reader; built on first use so the app starts before `feast apply` has run."""
-        if self._features is None:
-            with self._lock:
-                if self._features is None:
+        """The online reader; built on first use so the app starts before `feast apply` has run, and
+        built again when the registry changes.
+
+        A reader holds the service's views and feature names as they were when it was built: after
+        `feast apply` added a feature that a retrained model reads, the scorer handed the model None
+        for it until restarted.
+        """
+        now = time.monotonic()
+        if self._features is not None and now - self._checked < REGISTRY_CHECK_S:
+            return self._features
+        with self._lock:
+            self._checked = now
+            stamp = self._stamp()
+            if self._features is None or stamp != self._registry_stamp:
+                try:
                     self._features = OnlineFeatures(self.settings)
+                except FeaturesUnavailable:
+                    if self._features is None:
+                        raise
+                    # keep the reader that works; the next check tries again
+                    log.warning("serving: the changed feature registry cannot be read; reading as before")
+                    return self._features
+                self._registry_stamp = stamp
         return self._features
+
+    def _stamp(self) -> int:
+        """The registry file's modification time; 0 while there is none."""
+        if not self._registry:
+            self._registry = registry_path(self.settings)
+        try:
+            return Path(self._registry).stat().st_mtime_ns
+        except OSError:
+            return 0
 
 
 def state() -> ServingState:

@@ -39,6 +39,11 @@ def raw_config(settings: Settings, snapshot: int | None = None) -> dict[str, Any
     return raw
 
 
+def registry_path(settings: Settings) -> str:
+    """Where the Feast registry of ``settings.home`` lives (its file's time changes on every apply)."""
+    return str(raw_config(settings)["registry"]["path"])
+
+
 def repo_config(settings: Settings, snapshot: int | None = None) -> RepoConfig:
     """feature_store.yaml, with its data paths under ``settings.home`` and the lake pinned to ``snapshot``."""
     raw = raw_config(settings, snapshot)

@@ -128,6 +128,24 @@ def test_a_lower_case_product_gets_a_404_that_names_the_known_one(serving_settin
     )
 
 
+def test_the_scorer_reads_the_views_as_the_registry_has_them_now(serving_settings: Settings) -> None:
+    from tickstore_feast.repo import definitions, feature_store
+
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD", age=timedelta(seconds=20))
+    client = create_app(serving_settings, watch_model=False).test_client()
+    assert client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()["expired_views"] == [
+        "ticks_10s"
+    ]
+    view = definitions().ticks_60s
+    view.ttl = timedelta(seconds=15)  # applied while the scorer runs
+    feature_store(serving_settings, apply=False).apply([view])
+    time.sleep(1.1)  # the registry file is looked at once a second
+    # it held the views as they were at its first request, until restarted
+    body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
+    assert body["expired_views"] == ["ticks_10s", "ticks_60s"] and body["features"]["ret_std_60s"] is None
+
+
 def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
     serving_settings: Settings,
 ) -> None:
