@@ -101,14 +101,14 @@ def ingest_replay(
     retime: bool,
     duration: float | None,
 ) -> None:
-    """Publish NDJSON recordings (files or folders, .ndjson or .ndjson.gz) to ticks.raw."""
+    """Publish NDJSON recordings (files or folders: .ndjson, .jsonl, gzipped or not) to ticks.raw."""
     from ingest import replay
 
     s = settings_of(ctx)
     files = replay.discover(paths)
     if not files:
         raise click.ClickException(
-            f"no .ndjson or .ndjson.gz files in {', '.join(map(str, paths))}: name recordings or folders holding them"
+            f"no .ndjson or .jsonl files (gzipped or not) in {', '.join(map(str, paths))}: name recordings or folders holding them"
         )
     total = sum(f.stat().st_size for f in files)
     with Progress(

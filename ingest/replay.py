@@ -39,12 +39,16 @@ class ReplayStats:
     seconds: float = 0.0
 
 
+RECORDING_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")  # JSON lines, one message a line
+
+
 def discover(paths: Iterable[Path]) -> list[Path]:
-    """The .ndjson / .ndjson.gz files named, or found below the folders named, in name order."""
+    """The files named, and the JSON-lines files (.ndjson, .jsonl, gzipped or not) below the folders
+    named, in name order."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.name.endswith((".ndjson", ".ndjson.gz"))))
+            found.extend(sorted(p for p in path.rglob("*") if p.name.endswith(RECORDING_SUFFIXES)))
         elif path.exists():
             found.append(path)
         else:

@@ -50,7 +50,7 @@ def test_a_gz_name_on_a_plain_file_is_named_as_not_gzip(tmp_path: Path) -> None:
 
 def test_replay_with_no_recordings_says_so(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     run = tickstore(make_settings(), "ingest", "replay", str(tmp_path), check=False)
-    assert run.returncode == 1 and f"no .ndjson or .ndjson.gz files in {tmp_path}" in run.stderr
+    assert run.returncode == 1 and f"no .ndjson or .jsonl files (gzipped or not) in {tmp_path}" in run.stderr
 
 
 @pytest.mark.kafka
@@ -69,3 +69,16 @@ def test_replaying_a_cut_off_recording_lands_every_readable_line(
     tickstore(kafka_settings, "sink", "--until-idle")
     counts = dict(query(kafka_settings, "SELECT product_id, count(*) FROM ticks GROUP BY ALL"))
     assert counts == reference_ticks([readable]) and sum(counts.values()) > 0
+
+
+def test_folders_yield_ndjson_and_jsonl_recordings_gzipped_or_not(tmp_path: Path) -> None:
+    for name in ("a.ndjson", "b.jsonl", "c.jsonl.gz", "d.ndjson.gz", "notes.txt", "e.json"):
+        (tmp_path / "rec" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "rec" / name).write_bytes(b"")
+    # .jsonl, the other common name for JSON lines, was passed over in a folder
+    assert [p.name for p in replay.discover([tmp_path / "rec"])] == [
+        "a.ndjson",
+        "b.jsonl",
+        "c.jsonl.gz",
+        "d.ndjson.gz",
+    ]
