@@ -39,6 +39,7 @@ class ReplayStats:
     seconds: float = 0.0
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark: JSON must not start with it
 RECORDING_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")  # JSON lines, one message a line
 
 
@@ -132,6 +133,8 @@ def iter_lines(files: list[Path], damaged: list[str] | None = None) -> Iterator[
         try:
             with _open(path) as fh:
                 for lineno, line in enumerate(fh, 1):
+                    if lineno == 1 and line.startswith(BOM):  # editors on Windows start files with one
+                        line = line[len(BOM) :]
                     yield path, lineno, line.rstrip(b"\r\n")
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             if isinstance(exc, EOFError):

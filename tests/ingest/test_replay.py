@@ -82,3 +82,13 @@ def test_folders_yield_ndjson_and_jsonl_recordings_gzipped_or_not(tmp_path: Path
         "c.jsonl.gz",
         "d.ndjson.gz",
     ]
+
+
+def test_a_byte_order_mark_and_windows_line_ends_are_not_part_of_the_messages(tmp_path: Path) -> None:
+    path = tmp_path / "saved-on-windows.ndjson"
+    path.write_bytes(b'\xef\xbb\xbf{"type":"ticker"}\r\n{"type":"heartbeat"}\r\n')
+    # the first message began with the mark: invalid JSON, rejected by the sink
+    assert [line for _, _, line in replay.iter_lines([path])] == [
+        b'{"type":"ticker"}',
+        b'{"type":"heartbeat"}',
+    ]
