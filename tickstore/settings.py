@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,7 +96,8 @@ class Settings(BaseSettings):
         "sqlite", description="Feast online store: SQLite under TICKSTORE_HOME/feast, or Redis."
     )
     redis_url: str = Field(
-        "127.0.0.1:6379", description="Redis connection string (host:port[,db=N]) when online_store=redis."
+        "127.0.0.1:6379",
+        description="Redis when online_store=redis: host:port[,db=N], or a redis:// URL.",
     )
     stream_group: str = Field("tickstore-stream", description="Consumer group of `tickstore stream`.")
     stream_batch_ms: int = Field(
@@ -146,6 +148,29 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"\d+(\.\d+)?\s*(%|B|[KMGT]i?B)?", value.strip(), re.IGNORECASE):
             raise ValueError(f"{value!r} is not a size: use 0, a share such as 100%, or a size such as 8GB")
         return value.strip()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_connection(cls, value: str) -> str:
+        # Feast takes host:port[,option=value...]; the redis:// URL most tools print is turned into that
+        # (it reached redis-py as host "redis" and port "//127.0.0.1", a traceback at the first read).
+        value = value.strip()
+        if value.startswith(("redis://", "rediss://")):
+            url = urlsplit(value)
+            if not url.hostname:
+                raise ValueError(f"{value!r} names no host: use redis://HOST:PORT/DB or HOST:PORT")
+            parts = [f"{url.hostname}:{url.port or 6379}"]
+            if url.password:
+                parts.append(f"password={url.password}")
+            if url.scheme == "rediss":
+                parts.append("ssl=true")
+            if url.path.strip("/"):
+                parts.append(f"db={url.path.strip('/')}")
+            return ",".join(parts)
+        host, colon, port = value.split(",")[0].rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ValueError(f"{value!r} is not HOST:PORT[,db=N] or redis://HOST:PORT/DB")
+        return value
 
     @field_validator("stream_cpus", "serve_cpus")
     @classmethod

@@ -62,6 +62,27 @@ def test_settings_that_mean_nothing_are_refused(bad: dict[str, object]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("given", "feast_form"),
+    [
+        ("127.0.0.1:6379", "127.0.0.1:6379"),
+        ("h:1,db=2", "h:1,db=2"),
+        # the URL most tools print reached redis-py as host "redis", port "//127.0.0.1": a traceback
+        ("redis://127.0.0.1:6399/0", "127.0.0.1:6399,db=0"),
+        ("redis://cache", "cache:6379"),
+        ("rediss://:secret@cache:6380/2", "cache:6380,password=secret,ssl=true,db=2"),
+    ],
+)
+def test_redis_urls_are_taken_as_feast_reads_them(given: str, feast_form: str) -> None:
+    assert Settings(redis_url=given).redis_url == feast_form
+
+
+@pytest.mark.parametrize("given", ["localhost", "h:x", "redis://:6379"])
+def test_a_redis_address_without_host_and_port_is_refused(given: str) -> None:
+    with pytest.raises(ValueError, match="redis_url"):
+        Settings(redis_url=given)
+
+
+@pytest.mark.parametrize(
     ("spec", "cpus"),
     [("", None), ("  ", None), ("1", {1}), ("0,2-3", {0, 2, 3}), (" 0 , 3-3 ", {0, 3}), ("1-2,2", {1, 2})],
 )
