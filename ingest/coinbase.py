@@ -129,17 +129,24 @@ class CoinbaseIngest:
         deadline = time.monotonic() + self.duration_s if self.duration_s else None
         try:
             while not self._done(deadline):
-                received_before = self.stats.messages
+                received_before, connections_before = self.stats.messages, self.stats.connections
                 try:
                     await self._session(deadline)
                 except (OSError, WebSocketException, TimeoutError) as exc:
-                    log.warning("coinbase: connection to %s lost: %s", self.url, exc)
+                    if self.stats.connections > connections_before:
+                        log.warning("coinbase: connection to %s lost: %s", self.url, exc)
+                    else:  # never connected this time: "lost" misled when there was no network at all
+                        log.warning(
+                            "coinbase: cannot connect to %s: %s (is there internet access? a proxy?)",
+                            self.url,
+                            exc,
+                        )
                 if self._done(deadline):
                     break
                 if self.stats.messages > received_before:
                     backoff.reset()
                 delay = backoff.next_delay()
-                log.info("coinbase: reconnecting in %.1f s", delay)
+                log.info("coinbase: trying again in %.1f s", delay)
                 try:
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
                 except TimeoutError:

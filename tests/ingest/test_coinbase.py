@@ -93,3 +93,15 @@ def test_backoff_grows_caps_and_resets() -> None:
     assert all(0.5 * min(8.0, 2**i) <= d <= min(8.0, 2**i) for i, d in enumerate(delays))
     b.reset()
     assert b.next_delay() <= 1.0
+
+
+def test_a_feed_that_never_answers_is_called_unreachable_not_lost(
+    kafka_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"ws://127.0.0.1:{free_port()}"  # nothing listens: as with no internet access at all
+    session = coinbase.CoinbaseIngest(kafka_settings, "advanced-trade", ["BTC-USD"], url=url, duration_s=1.5)
+    stats = session.run()
+    assert stats.connections == 0 and stats.messages == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name.endswith("coinbase")]
+    assert any(f"cannot connect to {url}" in w and "internet access" in w for w in warnings), warnings
+    assert not any("lost" in w for w in warnings)  # "connection lost" when there never was one
