@@ -177,6 +177,7 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
         f"   curl -s localhost:{settings.serve_port}/v1/score -H 'content-type: application/json' "
         '-d \'{"product_id": "BTC-USD"}\''
     )
+    console.print("   and `tickstore status` for every part at a glance: how fresh, and what to do next")
 
 
 def _print_scores(base: str, products: list[str], seconds: float) -> None:
