@@ -76,6 +76,7 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
       tickstore sql "SELECT product_id, count(*) FROM ticks GROUP BY ALL"
       tickstore train --start 2025-12-06T06:15 --end 2025-12-06T12:40
       tickstore stream & tickstore serve      # fresh online features, scoring API on :8000
+      tickstore status                        # every part at a glance
 
     Every setting is also a TICKSTORE_* environment variable (see README).
     """
