@@ -22,6 +22,7 @@ from tickstore import lake
 from tickstore.settings import Settings
 from tickstore_feast.repo import feature_store
 
+MAX_GRID_ROWS = 50_000_000  # ~5 GB of entity rows in pandas, before a feature is joined
 CHUNK_ROWS = 1_000_000  # entity rows per get_historical_features call: each recomputes the windows it needs
 
 
@@ -77,6 +78,14 @@ def grid_entities(settings: Settings, grid: Grid, snapshot: int) -> pd.DataFrame
                 {"s": grid.start, "e": grid.end},
             ).fetchall()
         ]
+        steps = -(-(grid.end - grid.start) // grid.every)  # ceiling division of timedeltas
+        if len(products) * steps > MAX_GRID_ROWS:
+            # the grid is a DataFrame before it is cut into chunks: a year every second is ~10 GB
+            raise ValueError(
+                f"every {grid.every.total_seconds():g} s over [{grid.start}, {grid.end}) for "
+                f"{len(products)} products is {len(products) * steps:,} entity rows, more than "
+                f"{MAX_GRID_ROWS:,} in one set: raise --every, or build the range in parts"
+            )
         return con.execute(
             "SELECT p.product_id, t.range AS event_timestamp "
             "FROM unnest($products::VARCHAR[]) AS p(product_id) "

@@ -123,6 +123,15 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
             "2026-01-01T00:00:00",
         ],
         "no ticks in [2030-01-01": ["--every", "1", "--start", "2030-01-01T00:00:00", "--end", "2030-01-02"],
+        # a year every second was built as one 63M-row DataFrame before anything was joined
+        "is 63,072,000 entity rows, more than 50,000,000 in one set": [
+            "--every",
+            "1",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2027-01-01",
+        ],
         # it wrote Parquet into train.csv
         "written as Parquet: name it never.parquet, not never.csv": [*grid, "--out", tmp_path / "never.csv"],
         "no feature service 'nope' (known: volatility_model)": [*grid, "--service", "nope"],
