@@ -89,6 +89,18 @@ def score() -> Response:
     t0 = time.perf_counter()
     rows = _read(products)
     t1 = time.perf_counter()
+    # A feature the model reads but the service does not serve reached it as NaN: scores computed
+    # on a column it never saw missing in training, with nothing said.
+    missing = [f for f in model.features if f not in rows[0].values]
+    if missing:
+        raise ApiError(
+            503,
+            "model_features_unavailable",
+            f"the model reads {', '.join(missing)}, which the online store's feature service does not "
+            "serve: apply the feature repo the model was trained with (`tickstore feast apply`), or "
+            "train on the current one",
+            missing=missing,
+        )
     probabilities = model.predict([r.values for r in rows])
     g.server_timing = (
         f"features;dur={(t1 - t0) * 1000:.3f}, model;dur={(time.perf_counter() - t1) * 1000:.3f}"

@@ -30,11 +30,15 @@ def feature_columns() -> list[str]:
     return [f.name for view in (d.ticks_10s, d.ticks_60s, d.ticks_300s) for f in view.features]
 
 
-def register_model(settings: Settings, seed: int, threshold: float, alias: str = "champion") -> str:
+def register_model(
+    settings: Settings, seed: int, threshold: float, alias: str = "champion", columns: list[str] | None = None
+) -> str:
     """Fit a small logistic regression on seeded data, log it the way `tickstore train` does (sklearn
-    flavor, `features` tag, `decision_threshold` param), register it and point ``alias`` at it."""
+    flavor, `features` tag, `decision_threshold` param), register it and point ``alias`` at it.
+
+    ``columns``: the features it reads (default: the service's)."""
     experiment = tracking.setup(settings)  # artifacts under the test's home, not ./mlruns
-    columns = feature_columns()
+    columns = columns or feature_columns()
     rng = np.random.default_rng(seed)
     x = pd.DataFrame(rng.normal(size=(400, len(columns))), columns=columns)
     y = (x["ret_std_60s"] + 0.5 * rng.normal(size=400) > 0.8).astype(int)

@@ -146,6 +146,19 @@ def test_the_scorer_reads_the_views_as_the_registry_has_them_now(serving_setting
     assert body["expired_views"] == ["ticks_10s", "ticks_60s"] and body["features"]["ret_std_60s"] is None
 
 
+def test_a_model_reading_a_feature_the_service_lacks_is_refused_not_fed_nan(
+    serving_settings: Settings,
+) -> None:
+    register_model(serving_settings, seed=1, threshold=0.5, columns=[*feature_columns(), "vwap_60s"])
+    write_online(serving_settings, "BTC-USD")
+    client = create_app(serving_settings, watch_model=False).test_client()
+    response = client.post("/v1/score", json={"product_id": "BTC-USD"})
+    # it scored with vwap_60s as NaN: a probability, status 200, nothing said
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "model_features_unavailable" and error["missing"] == ["vwap_60s"]
+
+
 def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
     serving_settings: Settings,
 ) -> None:
