@@ -132,9 +132,7 @@ def _train(settings: Settings, start: datetime, end: datetime) -> TrainReport | 
         console.print(f"   skipped: {exc}")
         return None
     print_train_report(report, console)
-    console.print(
-        f"   MLflow: mlflow ui --backend-store-uri sqlite:///{(settings.home / 'mlflow' / 'mlflow.db').resolve()}"
-    )
+    console.print(f"   MLflow: mlflow ui --backend-store-uri {settings.mlflow_tracking_uri()}")
     return report
 
 

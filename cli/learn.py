@@ -234,6 +234,9 @@ def train(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     print_train_report(report, console)
+    s = settings_of(ctx)
+    # the curves, confusion matrices, drift reports and models are in MLflow, not on the screen
+    console.print(f"plots, reports and models: mlflow ui --backend-store-uri {s.mlflow_tracking_uri()}")
     for name, values in report.walk_forward.items():
         shown = ", ".join("n/a" if v != v else f"{v:.3f}" for v in values)
         console.print(f"walk-forward PR-AUC {name}: {shown}")
