@@ -22,8 +22,13 @@ def readyz() -> tuple[Response, int]:
     if model is None:
         problems.append(s.models.error or "no model loaded")
     try:
-        s.features().ping()
+        features = s.features()
+        features.ping()
         online = "ok"
+        served = {name for _, names in features.views for name in names}
+        missing = [f for f in model.features if f not in served] if model is not None else []
+        if missing:  # every /v1/score would answer 503 model_features_unavailable
+            problems.append(f"the model reads {', '.join(missing)}, which the feature service does not serve")
     except Exception as exc:  # the store's own errors (sqlite3, redis, ...) all mean "not ready"
         online = "unreachable"
         problems.append(f"online store: {exc}")

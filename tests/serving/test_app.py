@@ -157,6 +157,8 @@ def test_a_model_reading_a_feature_the_service_lacks_is_refused_not_fed_nan(
     assert response.status_code == 503
     error = response.get_json()["error"]
     assert error["code"] == "model_features_unavailable" and error["missing"] == ["vwap_60s"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "reads vwap_60s" in ready.get_json()["problems"][0]
 
 
 def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
