@@ -134,4 +134,5 @@ def test_cli_train_on_a_new_mlflow_store_prints_no_mlflow_logs(trained, tmp_path
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "mlflow.db").exists()
     # MLflow sets its logger's level when imported, after the CLI had quieted it
-    assert "mlflow" not in run.stderr.lower(), run.stderr
+    # ("Creating initial MLflow database tables...", from the logger mlflow.store.db.utils)
+    assert "mlflow.store" not in run.stderr and "database tables" not in run.stderr, run.stderr
