@@ -29,14 +29,17 @@ class ServingState:
     _registry: str = ""
     _registry_stamp: int = 0
     _checked: float = 0.0
+    _rebuilding: bool = False
 
     def features(self) -> OnlineFeatures:
         """The online reader; built on first use so the app starts before `feast apply` has run, and
-        built again when the registry changes.
+        built again, beside the requests, when the registry changes.
 
         A reader holds the service's views and feature names as they were when it was built: after
         `feast apply` added a feature that a retrained model reads, the scorer handed the model None
-        for it until restarted.
+        for it until restarted. The new reader is built in a thread while requests go on with the old
+        one: every tickstore command applies the feature repo, and each worker's next request had
+        paid for the rebuild (~6 ms).
         """
         now = time.monotonic()
         if self._features is not None and now - self._checked < REGISTRY_CHECK_S:
@@ -44,17 +47,25 @@ class ServingState:
         with self._lock:
             self._checked = now
             stamp = self._stamp()
-            if self._features is None or stamp != self._registry_stamp:
-                try:
-                    self._features = OnlineFeatures(self.settings)
-                except FeaturesUnavailable:
-                    if self._features is None:
-                        raise
-                    # keep the reader that works; the next check tries again
-                    log.warning("serving: the changed feature registry cannot be read; reading as before")
-                    return self._features
+            if self._features is None:
+                self._features = OnlineFeatures(self.settings)
                 self._registry_stamp = stamp
+            elif stamp != self._registry_stamp and not self._rebuilding:
+                self._rebuilding = True
+                threading.Thread(target=self._rebuild, args=(stamp,), name="registry", daemon=True).start()
         return self._features
+
+    def _rebuild(self, stamp: int) -> None:
+        """Swap in a reader of the registry as it is now; keep the old one if it can't be read."""
+        try:
+            fresh: OnlineFeatures | None = OnlineFeatures(self.settings)
+        except FeaturesUnavailable as exc:
+            log.warning("serving: the changed feature registry cannot be read (%s); reading as before", exc)
+            fresh = None
+        with self._lock:
+            if fresh is not None:
+                self._features, self._registry_stamp = fresh, stamp
+            self._rebuilding = False
 
     def _stamp(self) -> int:
         """The registry file's modification time; 0 while there is none."""

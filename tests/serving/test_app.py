@@ -140,9 +140,14 @@ def test_the_scorer_reads_the_views_as_the_registry_has_them_now(serving_setting
     view = definitions().ticks_60s
     view.ttl = timedelta(seconds=15)  # applied while the scorer runs
     feature_store(serving_settings, apply=False).apply([view])
-    time.sleep(1.1)  # the registry file is looked at once a second
-    # it held the views as they were at its first request, until restarted
-    body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
+    # it held the views as they were at its first request, until restarted; now the registry file is
+    # looked at once a second and a new reader built beside the requests
+    deadline = time.monotonic() + 10
+    while True:
+        body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
+        if body["expired_views"] != ["ticks_10s"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert body["expired_views"] == ["ticks_10s", "ticks_60s"] and body["features"]["ret_std_60s"] is None
 
 
