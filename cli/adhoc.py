@@ -132,7 +132,7 @@ def sql(
     except (lake.LakeError, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        feature_sql.attach_views(con, query)
+        feature_sql.attach_views(con, query, views)
         rel = run_statements(con, query, lake_locked_wait_s=LOCK_WAIT_S if write else 0.0)
     except duckdb.CatalogException as exc:
         # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own

@@ -249,16 +249,12 @@ def monitor() -> None:
 
 
 def _time_range(ctx: click.Context, param: click.Parameter, text: str) -> tuple[datetime, datetime]:
-    """START..END as two UTC times (an option callback: a mistake names its option before any work)."""
-    from datetime import UTC
-
-    try:
-        start, end = (datetime.fromisoformat(p.strip()) for p in text.split(".."))
-    except ValueError as exc:
-        raise click.BadParameter(
-            f"use START..END, e.g. 2025-12-06T06:00..2025-12-06T08:00, not {text!r}"
-        ) from exc
-    start, end = start.replace(tzinfo=start.tzinfo or UTC), end.replace(tzinfo=end.tzinfo or UTC)
+    """START..END as two UTC times, each read as --start is (an option callback: a mistake names its
+    option before any work)."""
+    parts = text.split("..")
+    if len(parts) != 2:
+        raise click.BadParameter(f"use START..END, e.g. 2025-12-06T06:00..2025-12-06T08:00, not {text!r}")
+    start, end = (WHEN.convert(p, param, ctx) for p in parts)
     if end <= start:
         raise click.BadParameter(
             f"the range is empty: {end:%Y-%m-%dT%H:%M:%S} is not after {start:%Y-%m-%dT%H:%M:%S}"

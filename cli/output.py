@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 
-def _plain(value: Any) -> Any:
-    """A value as text-friendly Python: exact decimals and ISO times as strings, containers recursed."""
+def _plain(value: Any, json_safe: bool = False) -> Any:
+    """A value as text-friendly Python: exact decimals and ISO times as strings, containers recursed;
+    with ``json_safe`` NaN and infinities become None (JSON has no such numbers: `NaN` was written)."""
     if isinstance(value, Decimal):
         return format(value.normalize(), "f") if value == value else str(value)
     if isinstance(value, datetime | date | time):
@@ -27,20 +28,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, json_safe) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def _json(value: Any) -> Any:
-    """``_plain``, with NaN and infinities as null: JSON has no such numbers (json.dumps wrote `NaN`)."""
-    if isinstance(value, float) and not math.isfinite(value):
+        return {str(k): _plain(v, json_safe) for k, v in value.items()}
+    if json_safe and isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
     return value
 
 
@@ -72,7 +64,7 @@ def print_rows(
     elif fmt == "json":
         for batch in batches:
             for row in batch:
-                record = {c: _json(_plain(v)) for c, v in zip(columns, row, strict=True)}
+                record = {c: _plain(v, json_safe=True) for c, v in zip(columns, row, strict=True)}
                 sys.stdout.write(json.dumps(record, default=str) + "\n")
     else:
         shown: list[tuple[Any, ...]] = []

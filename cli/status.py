@@ -79,8 +79,7 @@ def online_report(settings: Settings, products: list[str]) -> tuple[bool, list[s
 
 def model_report(settings: Settings) -> tuple[bool, list[str]]:
     """Whether the model the scorer would load exists, and which it is."""
-    import re
-
+    from serving.model import ALIAS_URI, HINT
     from tickstore.mlflow_store import store_exists, use_mlflow_store
 
     uri = settings.serve_model_uri
@@ -91,15 +90,14 @@ def model_report(settings: Settings) -> tuple[bool, list[str]]:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient()
-        alias = re.fullmatch(r"models:/([^@/]+)@(.+)", uri)
+        alias = ALIAS_URI.match(uri)
         if alias is None:  # runs:/..., models:/name/3: the scorer loads it as given
             return True, [f"model {uri}: set by TICKSTORE_SERVE_MODEL_URI"]
-        version = client.get_model_version_by_alias(alias[1], alias[2])
+        version = client.get_model_version_by_alias(alias["name"], alias["alias"])
         run = client.get_run(version.run_id) if version.run_id else None
     except Exception as exc:  # MLflow raises its own kinds for "not found" and for a server that is down
         reason = str(exc).splitlines()[0]
-        hint = "`tickstore train` registers a champion when a model beats the z-score rule"
-        return False, [f"model {uri}: {MISSING}: {reason} ({hint})"]
+        return False, [f"model {uri}: {MISSING}: {reason}. {HINT}"]
     kind = run.data.params.get("model", "?") if run else "?"
     when = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
     return True, [

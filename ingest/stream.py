@@ -29,7 +29,7 @@ from tickstore import lake
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
 from tickstore.settings import Settings
 from tickstore_feast.online import OnlineStoreUnavailable, check_online_store, latest_rows, write_rows
-from tickstore_feast.repo import feature_store
+from tickstore_feast.repo import feature_store, registry_stamp
 from tickstore_feast.source import DuckDBSource
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class OnlineStream:
         self._stop = False
         self.store = feature_store(settings)
         self._registry = Path(self.store.config.registry.path)
-        self._registry_mtime = self._registry_stamp()
+        self._registry_mtime = registry_stamp(self._registry)
         self._last_registry_check = time.monotonic()
         self.con = duckdb.connect()
         lake.tune(self.con)
@@ -138,20 +138,13 @@ class OnlineStream:
             cursor.execute("SET TimeZone = 'UTC'")
             self._cursors[name] = cursor
 
-    def _registry_stamp(self) -> int:
-        """The registry file's modification time (0 while there is none): it changes on every apply."""
-        try:
-            return self._registry.stat().st_mtime_ns
-        except OSError:
-            return 0
-
     def _follow_registry(self) -> None:
         """Take up feature views changed in the registry (`tickstore feast apply` of an edited SQL file).
 
         The stream read the views once at start, so after an edit it went on serving the old SQL while
         training sets were built from the new one: the skew the one definition is there to prevent.
         """
-        stamp = self._registry_stamp()
+        stamp = registry_stamp(self._registry)
         if stamp == self._registry_mtime:
             return
         self._registry_mtime = stamp

@@ -91,7 +91,7 @@ def score() -> Response:
     t1 = time.perf_counter()
     # A feature the model reads but the service does not serve reached it as NaN: scores computed
     # on a column it never saw missing in training, with nothing said.
-    missing = [f for f in model.features if f not in rows[0].values]
+    missing = state().features().unserved(model.features)
     if missing:
         raise ApiError(
             503,

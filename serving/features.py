@@ -64,6 +64,7 @@ class OnlineFeatures:
                 f"the feature registry has no {SERVICE!r} service or {CLOCK_VIEW!r} view ({exc}); "
                 "run `tickstore stream` (it registers them) or `tickstore feast apply`"
             ) from exc
+        self.served = frozenset(name for _, names in self.views for name in names)
         self.provider = self.store._get_provider()
         fail_fast(self.store)  # a request answers 503 at once when Redis is down, not after its retries
 
@@ -75,6 +76,10 @@ class OnlineFeatures:
             )
         except (*UNAVAILABLE, sqlite3.Error) as exc:  # down, unreachable, locked, or never materialized
             raise FeaturesUnavailable(f"the online store cannot be read: {exc}") from exc
+
+    def unserved(self, features: list[str]) -> list[str]:
+        """Which of ``features`` (a model's inputs) the feature service does not serve."""
+        return [f for f in features if f not in self.served]
 
     def ping(self) -> None:
         """Read a key that does not exist: raises when the online store is unreachable."""

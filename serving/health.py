@@ -25,8 +25,7 @@ def readyz() -> tuple[Response, int]:
         features = s.features()
         features.ping()
         online = "ok"
-        served = {name for _, names in features.views for name in names}
-        missing = [f for f in model.features if f not in served] if model is not None else []
+        missing = features.unserved(model.features) if model is not None else []
         if missing:  # every /v1/score would answer 503 model_features_unavailable
             problems.append(f"the model reads {', '.join(missing)}, which the feature service does not serve")
     except Exception as exc:  # the store's own errors (sqlite3, redis, ...) all mean "not ready"

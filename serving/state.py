@@ -6,14 +6,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flask import current_app
 
 from serving.features import FeaturesUnavailable, OnlineFeatures
 from serving.model import ModelHolder
 from tickstore.settings import Settings
-from tickstore_feast.repo import registry_path
+from tickstore_feast.repo import registry_path, registry_stamp
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +67,9 @@ class ServingState:
             self._rebuilding = False
 
     def _stamp(self) -> int:
-        """The registry file's modification time; 0 while there is none."""
         if not self._registry:
             self._registry = registry_path(self.settings)
-        try:
-            return Path(self._registry).stat().st_mtime_ns
-        except OSError:
-            return 0
+        return registry_stamp(self._registry)
 
 
 def state() -> ServingState:

@@ -20,15 +20,18 @@ def views(folder: Path = SQL_DIR) -> dict[str, Path]:
     }
 
 
-def attach_views(con: duckdb.DuckDBPyConnection, query: str, folder: Path = SQL_DIR) -> list[str]:
+def attach_views(
+    con: duckdb.DuckDBPyConnection, query: str, found: dict[str, Path] | None = None
+) -> list[str]:
     """Make the feature views ``query`` names queryable on ``con``, as temporary views of the files
     as they are now (so an edit can be tried before `feast apply`); returns the names attached.
 
     Only the views named are bound (each costs a plan), and a lake table of the same name wins.
+    ``found``: what :func:`views` gave, when the caller has it already.
     """
     tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
     attached = []
-    for name, path in views(folder).items():
+    for name, path in (views() if found is None else found).items():
         if name in tables or not re.search(rf"\b{name}\b", query, re.IGNORECASE):
             continue
         # the name is a file stem matched against _NAME, the body our own SELECT: no user input

@@ -44,6 +44,14 @@ def registry_path(settings: Settings) -> str:
     return str(raw_config(settings)["registry"]["path"])
 
 
+def registry_stamp(path: str | Path) -> int:
+    """The registry file's modification time in ns, 0 while there is none: every apply changes it."""
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def repo_config(settings: Settings, snapshot: int | None = None) -> RepoConfig:
     """feature_store.yaml, with its data paths under ``settings.home`` and the lake pinned to ``snapshot``."""
     raw = raw_config(settings, snapshot)
