@@ -1,4 +1,4 @@
-"""What every command shares: the stderr console and the settings the root group parsed."""
+"""What every command shares: the consoles and the settings the root group parsed."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from tickstore.settings import Settings
 # (`mlflow ui --backend-store-uri ...`): there, lines are left whole and tables get 200 columns.
 _TTY = sys.stderr.isatty()
 console = Console(stderr=True, soft_wrap=not _TTY, width=None if _TTY else 200)
+# A report that is the command's answer (`status`, `broker status`) goes to stdout, so that
+# `tickstore status | grep` and `> status.txt` get it; progress and logs stay on stderr.
+_OUT_TTY = sys.stdout.isatty()
+report = Console(soft_wrap=not _OUT_TTY, width=None if _OUT_TTY else 200)
 
 
 class ProductList(click.ParamType):

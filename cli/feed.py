@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from cli.context import POSITIVE, PRODUCTS, console, settings_of
+from cli.context import POSITIVE, PRODUCTS, console, report, settings_of
 from ingest import broker as broker_mod
 from tickstore.settings import Settings
 
@@ -70,7 +70,7 @@ def broker_status(ctx: click.Context) -> None:
     """Say whether the broker is up, and list tickstore's topics with their message counts."""
     up, lines = broker_report(settings_of(ctx))
     for line in lines:
-        console.print(line)
+        report.print(line)
     sys.exit(0 if up else 1)
 
 

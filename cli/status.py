@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import click
 
-from cli.context import console, settings_of
+from cli.context import report, settings_of
 from cli.feed import broker_report
 from tickstore.settings import Settings
 
@@ -119,5 +119,5 @@ def status(ctx: click.Context) -> None:
     online_ok, online_lines = online_report(s, products)
     model_ok, model_lines = model_report(s)
     for line in [*lines, *lake_lines, *online_lines, *model_lines]:
-        console.print(line)
+        report.print(line)
     sys.exit(0 if fine and lake_ok and online_ok and model_ok else 1)

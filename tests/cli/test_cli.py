@@ -269,7 +269,7 @@ def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> Non
     assert "embedded broker" in started.stderr
     pid = int((s.run_dir / "broker.pid").read_text())
     status = tickstore(s, "broker", "status")
-    assert "up" in status.stderr and s.topic_raw in status.stderr
+    assert "up" in status.stdout and s.topic_raw in status.stdout  # the answer, on stdout for pipes
     assert "already" not in tickstore(s, "broker", "start").stderr  # idempotent start
     assert int((s.run_dir / "broker.pid").read_text()) == pid
     tickstore(s, "broker", "stop")

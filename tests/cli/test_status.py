@@ -15,8 +15,8 @@ from tickstore.settings import Settings
 def test_a_fresh_home_names_what_is_missing_and_what_to_do(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(broker_port=free_port())
     run = tickstore(s, "status", check=False)
-    out = " ".join(run.stderr.split())
-    assert run.returncode == 1 and "Traceback" not in out, out
+    out = " ".join(run.stdout.split())  # the report is the answer: stdout, for `| grep` and `> file`
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert "down: start it with `tickstore broker start`" in out
     assert "lake: missing: no lake at" in out and "run `tickstore sink`" in out
     assert "online store (SQLite): missing:" in out and "`tickstore feast apply`" in out
@@ -38,7 +38,7 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
     write_online(s, "BTC-USD")
     version = register_model(s, seed=1, threshold=0.5)
     run = tickstore(s, "status", check=False)
-    out = " ".join(run.stderr.split())
+    out = " ".join(run.stdout.split())
     assert run.returncode == 0, out
     assert f"embedded broker at 127.0.0.1:{broker_port}: up" in out and f"{s.topic_raw}: 3 partitions" in out
     assert "ok, 6 ticks of 2 products at snapshot" in out and "0 rejected" in out
