@@ -226,8 +226,29 @@ def _open(
         retry_locked(lambda: con.execute(f"ATTACH {target} AS {LAKE} ({', '.join(options)})"))
     except duckdb.Error as exc:
         con.close()
-        raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}") from exc
+        known = _snapshot_span(settings.lake_catalog) if "No snapshot found" in str(exc) else ""
+        raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}{known}") from exc
     return con
+
+
+def _snapshot_span(catalog: Path) -> str:
+    """Which snapshots the lake has, for an --as-of that named none of them ("" if unreadable)."""
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+        try:
+            first, last, t0, t1 = db.execute(
+                "SELECT min(snapshot_id), max(snapshot_id), min(snapshot_time), max(snapshot_time) "
+                "FROM ducklake_snapshot"
+            ).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return ""
+    if first is None:
+        return ""
+    return f" (the lake has snapshots {first} to {last}, taken {t0} to {t1})"
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:

@@ -112,6 +112,19 @@ def test_lake_time_travel_is_read_only_and_sees_the_past(make_settings: Callable
     assert lake.connect(s, create=False).execute("SELECT count(*) FROM ticks").fetchone() == (2,)
 
 
+def test_time_travel_to_no_snapshot_names_the_snapshots_there_are(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from datetime import UTC, datetime
+
+    s = make_settings()
+    last = lake.current_snapshot(lake.connect(s))
+    with pytest.raises(lake.LakeError, match=rf"version 999 \(the lake has snapshots 0 to {last}, taken 20"):
+        lake.connect(s, snapshot=999)
+    with pytest.raises(lake.LakeError, match=rf"the lake has snapshots 0 to {last}"):
+        lake.connect(s, as_of=datetime(2001, 1, 1, tzinfo=UTC))
+
+
 def test_missing_lake_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(lake.LakeError, match="run `tickstore sink`"):
         lake.connect(make_settings(), create=False)
