@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -38,6 +38,31 @@ class UtcTime(click.ParamType):
 
 WHEN = UtcTime()
 WHEN_SHOWN = WHEN.name
+
+
+def range_needed(ctx: click.Context, what: str, example: str) -> click.UsageError:
+    """The error for a missing --start/--end, naming the lake's busiest days to pick a range from
+    (a new user had to find them with `tickstore sql` first)."""
+    s = settings_of(ctx)
+    try:
+        con = lake.connect(s, create=False, read_only=True)
+    except Exception:  # no lake, or it can't be read: the plain message
+        return click.UsageError(f"{what} needs --start and --end (UTC)")
+    try:
+        days = con.execute(
+            "SELECT min(event_time), max(event_time), count(*) FROM ticks "
+            "GROUP BY date_trunc('day', event_time) ORDER BY count(*) DESC LIMIT 3"
+        ).fetchall()
+    finally:
+        con.close()
+    if not days:
+        return click.UsageError(f"{what} needs --start and --end (UTC); the lake has no ticks yet")
+    spans = "; ".join(f"{a:%Y-%m-%dT%H:%M}..{b:%H:%M} ({n:,} tick{'s' * (n != 1)})" for a, b, n in days)
+    first = days[0]
+    return click.UsageError(
+        f"{what} needs --start and --end (UTC). The lake's busiest days: {spans}; e.g. "
+        f"{example} --start {first[0]:%Y-%m-%dT%H:%M} --end {first[1] + timedelta(minutes=1):%Y-%m-%dT%H:%M}"
+    )
 
 
 # -- dataset ------------------------------------------------------------------------------------
@@ -105,7 +130,6 @@ def dataset_build(
       tickstore dataset build --every 1 --start 2025-12-06T06:15:00 --end 2025-12-06T08:30:00 --out train.parquet
       tickstore dataset build --entities rows.csv --out train.parquet --as-of 42
     """
-    from datetime import timedelta
 
     from training import dataset as ds
 
@@ -116,7 +140,7 @@ def dataset_build(
             entities: object = ds.file_entities(entities_file)
         else:
             if start is None or end is None:
-                raise click.UsageError("--every needs --start and --end")
+                raise range_needed(ctx, "--every", f"tickstore dataset build --every {every:g} --out {out}")
             entities = ds.Grid(
                 start,
                 end,
@@ -171,8 +195,8 @@ def dataset_build(
 
 # -- train --------------------------------------------------------------------------------------
 @click.command()
-@click.option("--start", type=WHEN, metavar=WHEN_SHOWN, required=True, help="UTC start.")
-@click.option("--end", type=WHEN, metavar=WHEN_SHOWN, required=True, help="UTC end (exclusive).")
+@click.option("--start", type=WHEN, metavar=WHEN_SHOWN, help="UTC start (required).")
+@click.option("--end", type=WHEN, metavar=WHEN_SHOWN, help="UTC end, exclusive (required).")
 @click.option("--every", type=POSITIVE, default=1.0, show_default=True, help="Seconds between label rows.")
 @click.option("--horizon", type=POSITIVE, default=60.0, show_default=True, help="Label horizon H, seconds.")
 @click.option(
@@ -194,8 +218,8 @@ def dataset_build(
 @click.pass_context
 def train(
     ctx: click.Context,
-    start: datetime,
-    end: datetime,
+    start: datetime | None,
+    end: datetime | None,
     every: float,
     horizon: float,
     percentile: float,
@@ -209,12 +233,13 @@ def train(
     chronological 70/15/15 with an H purge. The best model becomes the `champion` alias only if it
     beats the z-score rule on validation PR-AUC.
     """
-    from datetime import timedelta
 
     from cli.output import print_train_report
     from training.train import TrainConfig
     from training.train import train as run_training
 
+    if start is None or end is None:  # not click's `required`: the error names ranges that have ticks
+        raise range_needed(ctx, "tickstore train", "tickstore train")
     try:
         cfg = TrainConfig(
             start,
@@ -301,7 +326,6 @@ def monitor_drift(
     Exit code 0: drift at or below --max-share; 1: above it (retrain); 2: usage error, or nothing to
     compare (a range without ticks, no lake).
     """
-    from datetime import timedelta
 
     import pandas as pd
 

@@ -143,6 +143,25 @@ def test_values_that_mean_nothing_are_refused_before_any_work(
     assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
 
 
+def test_a_missing_range_names_the_lake_busiest_days(make_settings: Callable[..., Settings]) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    plain = tickstore(s, "train", check=False)  # no lake: the plain message, no traceback
+    assert plain.returncode == 2 and "needs --start and --end (UTC)" in plain.stderr, plain.stderr
+    # 2026-01-01 00:00 + 0..90 s: one busy day; 2026-01-03, one tick
+    load(s, tick_rows([("BTC-USD", t, 100.0) for t in range(0, 91, 10)] + [("BTC-USD", 172800.0, 100.0)]))
+    for args in (
+        ("train", "--start", "2026-01-01"),
+        ("dataset", "build", "--every", "5", "--out", "x.parquet"),
+    ):
+        run = tickstore(s, *args, check=False)
+        out = " ".join(run.stderr.split())
+        assert run.returncode == 2 and "Traceback" not in out, out
+        assert "busiest days: 2026-01-01T00:00..00:01 (10 ticks); 2026-01-03T00:00..00:00 (1 tick)" in out
+        assert "--start 2026-01-01T00:00 --end 2026-01-01T00:02" in out  # a range to paste
+
+
 def test_sql_without_a_lake_says_what_to_do(make_settings: Callable[..., Settings]) -> None:
     result = tickstore(make_settings(), "sql", "SELECT 1", check=False)
     assert result.returncode != 0
