@@ -58,7 +58,7 @@ tick_clock = FeatureView(
     entities=[product],
     ttl=timedelta(0),
     schema=[Field(name="event_time_us", dtype=Int64)],
-    source=DuckDBSource(sql_file=SQL / "tick_clock.sql"),
+    source=DuckDBSource(sql_file=SQL / "tick_clock.sql", lookback=timedelta(0)),
     online=True,
     description="Event time of the product's latest tick, in microseconds (sql/tick_clock.sql).",
 )

@@ -42,7 +42,9 @@ class DuckDBSource(DataSource):
 
     The SQL text is stored in the registry at `feast apply`, so `feast plan` shows when a feature's SQL
     changed. ``lookback`` is how far back in time the query reads ticks to produce one row (its window):
-    the offline store uses it to compute features over only the ticks a request needs.
+    the offline store uses it to compute features over only the ticks a request needs. SQL sources must
+    name it (``timedelta(0)`` for a per-tick view): left out, it was 0, and the windows of the rows
+    nearest a request's start were computed over only part of their ticks, with nothing said.
     """
 
     def __init__(
@@ -54,7 +56,7 @@ class DuckDBSource(DataSource):
         table: str | None = None,
         timestamp_field: str = "event_time",
         created_timestamp_column: str = "",
-        lookback: timedelta = timedelta(0),
+        lookback: timedelta | None = None,
         field_mapping: dict[str, str] | None = None,
         description: str = "",
         tags: dict[str, str] | None = None,
@@ -62,13 +64,19 @@ class DuckDBSource(DataSource):
     ) -> None:
         if sum(x is not None for x in (sql_file, query, table)) != 1:
             raise ValueError("DuckDBSource takes exactly one of sql_file=, query= or table=")
+        if table is None and lookback is None:
+            what = f"sql_file={Path(sql_file).name}" if sql_file is not None else "query="
+            raise ValueError(
+                f"DuckDBSource({what}) needs lookback=: how far back one row's window reads ticks, "
+                "e.g. lookback=timedelta(seconds=60) for a 60 s window, timedelta(0) for a per-tick view"
+            )
         if sql_file is not None:
             path = Path(sql_file)
             query = path.read_text()
             name = name or path.stem
         self.query = query
         self.table = table
-        self.lookback = lookback
+        self.lookback = lookback or timedelta(0)
         name = name or table
         if not name:
             raise ValueError("a DuckDBSource built from query= needs a name=")

@@ -70,3 +70,17 @@ def test_a_sql_source_cannot_be_written(make_settings: Callable[..., Settings]) 
         DuckDBOfflineStore.offline_write_batch(
             store.config, d.ticks_60s, pa.table({"product_id": ["A"]}), None
         )
+
+
+def test_a_sql_source_must_say_how_far_back_its_windows_read() -> None:
+    from datetime import timedelta
+
+    from tests.conftest import REPO
+
+    # left out, lookback was 0: rows near a training set's start got windows over part of their ticks
+    with pytest.raises(ValueError, match=r"sql_file=ticks_60s.sql\) needs lookback=.*timedelta\(0\)"):
+        DuckDBSource(sql_file=REPO / "sql" / "ticks_60s.sql")
+    with pytest.raises(ValueError, match=r"query=\) needs lookback="):
+        DuckDBSource(name="q", query="SELECT * FROM ticks")
+    assert DuckDBSource(name="q", query="SELECT 1", lookback=timedelta(0)).lookback == timedelta(0)
+    assert DuckDBSource(table="scores").lookback == timedelta(0)  # a table is read as it is
