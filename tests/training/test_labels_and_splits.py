@@ -1,4 +1,4 @@
-"""Forward-vol label SQL (hand-checked windows) and purged chronological splits."""
+"""Data tests for sql/labels_fwd_vol_60s.sql (hand-checked windows), and purged chronological splits."""
 
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""Every `sql/*.sql` file keeps the house rules: one SELECT, a header giving grain, time column and
+window, and a data test (a new feature's file fails here until it has them).
+
+A data test module says which files it tests in its docstring: "Data tests for sql/ticks_60s.sql",
+with `{10,60,300}` alternatives allowed.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import REPO
+
+SQL_FILES = sorted((REPO / "sql").glob("*.sql"))
+
+
+def _expand(pattern: str) -> list[str]:
+    """sql/ticks_{10,60}s.sql -> [sql/ticks_10s.sql, sql/ticks_60s.sql]."""
+    parts = re.split(r"\{([^}]*)\}", pattern)
+    choices = [[p] if i % 2 == 0 else p.split(",") for i, p in enumerate(parts)]
+    return ["".join(c) for c in itertools.product(*choices)]
+
+
+def data_tested() -> set[str]:
+    """File names that some test module's docstring says it tests ("Data test(s) for sql/...")."""
+    named: set[str] = set()
+    for module in (REPO / "tests").rglob("test_*.py"):
+        doc = ast.get_docstring(ast.parse(module.read_text())) or ""
+        if re.match(r"Data tests? for ", doc):
+            for pattern in re.findall(r"sql/([\w{},]+\.sql)", doc):
+                named.update(_expand(pattern))
+    return named
+
+
+def test_there_are_sql_files() -> None:
+    assert {p.stem for p in SQL_FILES} >= {"ticks_10s", "ticks_60s", "ticks_300s", "tick_clock"}
+
+
+@pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: p.name)
+def test_one_select_with_a_header(path: Path) -> None:
+    text = path.read_text()
+    header = [line[3:] for line in text.splitlines() if line.startswith("-- ")]
+    assert text.startswith(f"-- {path.stem}: "), "the first line names the view and says what it is"
+    for part in ("grain:", "time column:", "window:"):
+        assert any(line.startswith(part) for line in header), f"the header has no '{part}' line"
+    statements = duckdb.extract_statements(text)
+    assert len(statements) == 1 and statements[0].type == duckdb.StatementType.SELECT
+
+
+@pytest.mark.parametrize("path", SQL_FILES, ids=lambda p: p.name)
+def test_a_data_test_names_it(path: Path) -> None:
+    assert path.name in data_tested(), (
+        f"no test module's docstring says 'Data tests for sql/{path.name}': add a data test (small "
+        "input rows, expected output, window edges), as tests/sql/test_tick_windows.py does"
+    )
