@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from pathlib import Path
 
 import duckdb
@@ -364,7 +365,8 @@ class OnlineStream:
             self.con.execute("CHECKPOINT temp")
         if now - self._last_log >= self.settings.log_every_s:
             self._last_log = now
-            recent = list(self.stats.freshness_s)[-10_000:]
+            # the newest 10,000 only: copying the whole deque (a million once a day has passed) stalled the loop
+            recent = list(islice(reversed(self.stats.freshness_s), 10_000))
             p99 = sorted(recent)[int(0.99 * (len(recent) - 1))] * 1000 if recent else float("nan")
             log.info(
                 "stream: %s messages, %s new ticks, %s online rows, freshness p99 %.0f ms (last %d)",
