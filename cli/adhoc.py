@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -80,6 +81,12 @@ def run_statements(
     is_flag=True,
     help="Allow statements that change the lake (DELETE, UPDATE, ...); without it the lake is read-only.",
 )
+@click.option(
+    "-i",
+    "--interactive",
+    is_flag=True,
+    help="A shell (the default without QUERY in a terminal): statements end with ';', .help for more.",
+)
 @click.pass_context
 def sql(
     ctx: click.Context,
@@ -89,6 +96,7 @@ def sql(
     as_of: str | None,
     limit: int,
     write: bool,
+    interactive: bool,
 ) -> None:
     """Run ad-hoc SQL over the lake (safe while the sink writes). Tables: ticks, ticks_rejected.
 
@@ -100,6 +108,7 @@ def sql(
 
     \b
       tickstore sql -f my_query.sql       # or: tickstore sql < my_query.sql
+      tickstore sql                       # a shell (in a terminal): statements end with ';'
 
     The lake is attached read-only unless --write is given: a mistyped DELETE can't empty it.
     """
@@ -107,13 +116,13 @@ def sql(
 
     if query is not None and sql_file is not None:
         raise click.UsageError("give the SQL as QUERY or with --file, not both")
+    if interactive and (query is not None or sql_file is not None):
+        raise click.UsageError("--interactive reads statements as you type them: no QUERY or --file")
     if sql_file is not None:
         query = sql_file.read()
-    elif query is None:
-        if sys.stdin.isatty():
-            raise click.UsageError('give a QUERY ("SELECT ..."), --file FILE, or pipe SQL in')
+    elif query is None and not (interactive or sys.stdin.isatty()):
         query = sys.stdin.read()
-    if not query.strip():
+    if query is not None and not query.strip():
         raise click.UsageError("the SQL is empty")
     s = settings_of(ctx)
     views = feature_sql.views()
@@ -131,6 +140,28 @@ def sql(
         con = lake.connect(s, snapshot=snapshot, as_of=when, create=False, read_only=not write)
     except (lake.LakeError, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from exc
+    if query is None:
+        from cli.shell import shell
+
+        shell(con, s, views, fmt, limit, write=write, past=snapshot is not None or when is not None)
+        return
+    run_query(con, query, views, fmt, limit, write=write, past=snapshot is not None or when is not None)
+
+
+def run_query(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    views: dict[str, Path],
+    fmt: str,
+    limit: int,
+    *,
+    write: bool,
+    past: bool,
+) -> None:
+    """Run ``query``'s statements and print the last one's rows; a failure is a ClickException saying
+    what to do (the lake's table names for a wrong one, --write for a change to a read-only lake)."""
+    from tickstore import feature_sql
+
     try:
         feature_sql.attach_views(con, query, views)
         rel = run_statements(con, query, lake_locked_wait_s=LOCK_WAIT_S if write else 0.0)
@@ -141,7 +172,7 @@ def sql(
             f"{exc}\nThe lake's tables: {tables}; feature views: {', '.join(views)}"
         ) from exc
     except duckdb.Error as exc:
-        if "read-only mode" in str(exc) and snapshot is None and when is None:
+        if "read-only mode" in str(exc) and not past:
             raise click.ClickException(
                 f"{exc}\nAd-hoc SQL reads the lake only: add --write to change it (DuckLake keeps the "
                 "earlier snapshots, which --as-of reads)."

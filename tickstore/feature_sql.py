@@ -29,7 +29,14 @@ def attach_views(
     Only the views named are bound (each costs a plan), and a lake table of the same name wins.
     ``found``: what :func:`views` gave, when the caller has it already.
     """
-    tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    # the lake's own tables and views; not temporary ones, so a shell re-reads an edited file
+    tables = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT temporary AND NOT internal"
+        ).fetchall()
+    }
     attached = []
     for name, path in (views() if found is None else found).items():
         if name in tables or not re.search(rf"\b{name}\b", query, re.IGNORECASE):

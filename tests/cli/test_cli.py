@@ -430,3 +430,40 @@ def test_times_are_taken_as_tickstore_sql_prints_them() -> None:
         assert WHEN.convert(text, None, None) == expected, text
     with pytest.raises(click.BadParameter, match="'yesterday' is not an ISO 8601 time"):
         WHEN.convert("yesterday", None, None)
+
+
+def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    shell = subprocess.Popen(
+        [sys.executable, "-m", "cli", "sql", "--interactive", "--format", "csv"],
+        env=env_for(s),
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert shell.stdin is not None and shell.stdout is not None
+
+    def ask(statement: str) -> list[str]:
+        shell.stdin.write(statement + "\n")  # type: ignore[union-attr]
+        shell.stdin.flush()  # type: ignore[union-attr]
+        return [shell.stdout.readline().strip() for _ in range(2)]  # type: ignore[union-attr]
+
+    try:
+        assert ask("SELECT count(*) AS n\nFROM ticks;") == ["n", "1"]  # a statement over two lines
+        load(s, tick_rows([("ETH-USD", 1.0, 10.0)]))  # committed by another process meanwhile
+        shell.stdin.write("SELECT * FROM nope;\n.tables\n")  # an error, then a dot command: it goes on
+        assert ask("SELECT count(*) AS n FROM ticks;") == ["n", "2"]
+        assert ask("SELECT count(*) AS n FROM ticks_60s;") == ["n", "2"]  # the feature views too
+        _, err = shell.communicate("DELETE FROM ticks;\n", timeout=60)
+    finally:
+        shell.kill()
+    assert shell.returncode == 1, err  # from a pipe, a failed statement is the exit code
+    assert "Table with name nope does not exist" in err and "add --write to change it" in err
+    assert "tables: ticks, ticks_rejected" in err and "Traceback" not in err

@@ -1,0 +1,140 @@
+"""`tickstore sql` without a query, in a terminal: a SQL shell over the lake, one connection throughout."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+import duckdb
+
+from cli.context import console
+from tickstore.settings import Settings
+
+PROMPT, MORE = "tickstore> ", "      ...> "
+FORMATS = ("table", "csv", "json")
+HELP = """statements end with ';' and may span lines (Ctrl-C drops one, Ctrl-D leaves)
+  .tables              the lake's tables and the feature views of sql/
+  .format table|csv|json
+  .limit N             most rows shown as a table
+  .help, .quit"""
+
+
+def _history(settings: Settings) -> None:
+    """Arrow-key editing, and the statements of earlier sessions (in TICKSTORE_HOME/sql_history)."""
+    try:
+        import atexit
+        import readline
+    except ImportError:  # no readline (Windows): plain input() still works
+        return
+    path = settings.home / "sql_history"
+    try:
+        readline.read_history_file(path)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+
+    def save() -> None:
+        try:
+            readline.write_history_file(path)
+        except OSError:  # a read-only home: the session worked, only its history is lost
+            pass
+
+    atexit.register(save)
+
+
+def _read(prompt: str, tty: bool) -> str:
+    """One line: input() in a terminal (prompt, editing), stdin's next line otherwise (EOFError at end)."""
+    if tty:
+        return input(prompt)
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
+
+
+def shell(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    views: dict[str, Path],
+    fmt: str,
+    limit: int,
+    *,
+    write: bool,
+    past: bool,
+) -> None:
+    """Read statements until .quit or end of input; an error is printed and the shell goes on.
+
+    Each statement is its own transaction, so every query sees what the sink has committed by then
+    (unless --as-of pinned a snapshot). Fed from a pipe, it exits 1 when a statement failed.
+    """
+    from cli.adhoc import run_query
+
+    tty = sys.stdin.isatty()
+    if tty:
+        _history(settings)
+        mode = "as of a past snapshot" if past else ("read-write" if write else "read-only")
+        console.print(f"tickstore sql: the lake at {settings.lake_catalog.parent}, {mode}. .help for help.")
+    buffer: list[str] = []
+    failed = False
+    while True:
+        try:
+            line = _read(MORE if buffer else PROMPT, tty)
+        except EOFError:
+            if tty:
+                console.print()
+            break
+        except KeyboardInterrupt:
+            console.print("^C")
+            buffer = []
+            continue
+        stripped = line.strip()
+        if not buffer and stripped.startswith("."):
+            command, _, arg = stripped.partition(" ")
+            if command in (".quit", ".exit", ".q"):
+                break
+            fmt, limit = _dot(con, command, arg.strip(), views, fmt, limit)
+            continue
+        if stripped:
+            buffer.append(line)
+        if not stripped.endswith(";"):
+            continue
+        query, buffer = "\n".join(buffer), []
+        started = time.perf_counter()
+        try:
+            run_query(con, query, views, fmt, limit, write=write, past=past)
+        except click.ClickException as exc:
+            console.print(f"[red]Error:[/] {exc.format_message()}", markup=True, highlight=False)
+            failed = True
+            continue
+        except KeyboardInterrupt:
+            con.interrupt()
+            console.print("^C: the statement was cancelled")
+            continue
+        sys.stdout.flush()  # a program reading the shell's answers through a pipe gets each at once
+        if tty:
+            console.print(f"[dim]({time.perf_counter() - started:.3f} s)[/]", highlight=False)
+    if buffer:
+        console.print("[yellow]not run[/] (no closing ';'): " + " ".join(buffer))
+        failed = True
+    if failed and not tty:
+        sys.exit(1)
+
+
+def _dot(
+    con: duckdb.DuckDBPyConnection, command: str, arg: str, views: dict[str, Path], fmt: str, limit: int
+) -> tuple[str, int]:
+    """Run a dot command; the (format, limit) in force after it."""
+    if command == ".tables":
+        tables = [r[0] for r in con.execute("SHOW TABLES").fetchall() if r[0] not in views]
+        console.print(f"tables: {', '.join(tables)}\nfeature views (sql/): {', '.join(views)}")
+    elif command == ".format" and arg in FORMATS:
+        fmt = arg
+    elif command == ".limit" and arg.isdigit():
+        limit = int(arg)
+    elif command == ".help":
+        console.print(HELP, markup=False, highlight=False)
+    else:
+        console.print(f"unknown or incomplete command {command} {arg}".rstrip() + "; .help lists them")
+    return fmt, limit
