@@ -310,7 +310,9 @@ class _NoVerdict(click.ClickException):
     help="Exit 1 when more than this share of features drifted.",
 )
 @click.option(
-    "--out", type=click.Path(path_type=Path), help="Report folder (default: TICKSTORE_HOME/reports)."
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Report folder (default: TICKSTORE_HOME/reports/drift_<current range>, one per range compared).",
 )
 @click.pass_context
 def monitor_drift(
@@ -333,13 +335,16 @@ def monitor_drift(
     from training.drift import drift_report
 
     s = settings_of(ctx)
+    # a folder per current range: each day's gate run keeps its report (one drift.html was overwritten)
+    stamp = f"{current[0]:%Y%m%dT%H%M%S}_{current[1]:%Y%m%dT%H%M%S}"
+    folder = out or s.home / "reports" / f"drift_{stamp}"
     frames = []
     try:
         for label, (start, end) in (("reference", reference), ("current", current)):
             console.print(
                 f"{label}: features every {every:g} s over {start:%Y-%m-%dT%H:%M:%S}..{end:%Y-%m-%dT%H:%M:%S} ..."
             )
-            path = s.home / "reports" / f"drift_{label}.parquet"
+            path = folder / f"{label}.parquet"  # the rows compared, beside the report
             try:
                 ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
             except ValueError as exc:
@@ -353,7 +358,7 @@ def monitor_drift(
                 )
             frames.append(frame)
         with console.status("Evidently's drift and data-summary reports ..."):
-            result = drift_report(frames[0], frames[1], out or s.home / "reports", "drift")
+            result = drift_report(frames[0], frames[1], folder, "drift")
     except (ValueError, lake.LakeError) as exc:
         raise _NoVerdict(str(exc)) from exc
     console.print(

@@ -78,6 +78,15 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
     assert same.returncode == 0 and "closest to drifting:" in same.stderr and "drifted\n" not in same.stderr
     wild = drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:30")
     assert wild.returncode == 1 and "most drifted:" in wild.stderr
+    # each current range keeps its own report folder, with the rows compared beside it
+    runs = {p.name: sorted(f.name for f in p.iterdir()) for p in (s.home / "reports").iterdir()}
+    assert runs.keys() == {"drift_20260101T000500_20260101T001000", "drift_20260101T002500_20260101T003000"}
+    assert {"drift.html", "drift.json", "current.parquet", "reference.parquet"} <= set(
+        runs["drift_20260101T002500_20260101T003000"]
+    )
+    assert "report: " + str(s.home / "reports" / "drift_20260101T002500_20260101T003000") in " ".join(
+        wild.stderr.split()
+    )
     # the columns listed are the drifted ones, each with its test, score and threshold
     listed = [line for line in wild.stderr.splitlines() if line.startswith("  ")]
     assert listed and all(line.endswith("drifted") and " p_value " in line for line in listed)
