@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import yaml
-from feast import FeatureStore, RepoConfig
+from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
 
 from tickstore.settings import Settings
 
@@ -86,13 +86,35 @@ def definitions() -> ModuleType:
     return module
 
 
+def repo_objects(module: ModuleType) -> list[Entity | FeatureView | FeatureService]:
+    """Every entity, feature view and feature service ``module`` defines, as `feast apply` finds them."""
+    found: dict[int, Entity | FeatureView | FeatureService] = {}
+    for name in dir(module):
+        obj = getattr(module, name)
+        if isinstance(obj, Entity | FeatureView | FeatureService):
+            found.setdefault(id(obj), obj)
+    return list(found.values())
+
+
+def apply_repo(store: FeatureStore, objects: list[Entity | FeatureView | FeatureService]) -> None:
+    """Register ``objects`` and drop the feature views and services no longer among them, as
+    `feast apply` does: the repo is the truth. A fixed list was applied before, so a view added to
+    features.py was never registered by tickstore (a service naming it failed) and a removed one
+    stayed, computed by the stream for nothing."""
+    views = {o.name for o in objects if isinstance(o, FeatureView)}
+    services = {o.name for o in objects if isinstance(o, FeatureService)}
+    stale: list[Any] = [v for v in store.list_feature_views() if v.name not in views]
+    stale += [s for s in store.list_feature_services() if s.name not in services]
+    store.apply(objects, objects_to_delete=stale, partial=not stale)
+
+
 def feature_store(settings: Settings, snapshot: int | None = None, apply: bool = True) -> FeatureStore:
-    """A FeatureStore on the lake below ``settings.home``; with ``apply`` the definitions are registered."""
+    """A FeatureStore on the lake below ``settings.home``; with ``apply`` feature_repo/'s definitions
+    are registered (and the ones removed from it dropped), as `feast apply` would."""
     config = repo_config(settings, snapshot)
     store = FeatureStore(repo_path=str(FEATURE_REPO), config=config)
     if apply:
-        d = definitions()
-        store.apply([d.product, d.ticks_10s, d.ticks_60s, d.ticks_300s, d.tick_clock, d.volatility_model])
+        apply_repo(store, repo_objects(definitions()))
     if config.online_store.type == "sqlite":
         _use_wal(Path(config.online_store.path))
     return store

@@ -1,14 +1,17 @@
-"""The registry file: its folders are created, and a reader never sees it half-written."""
+"""The registry: its file's folders are created, a reader never sees it half-written, and tickstore
+registers what feature_repo/ defines (dropping what it no longer does)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.repo_config import RegistryConfig
 
+from tickstore.settings import Settings
 from tickstore_feast.registry import DataDirRegistryStore
 
 VIEWS = 50
@@ -61,3 +64,44 @@ def test_readers_never_see_a_half_written_registry(tmp_path: Path) -> None:
     reader.join()
     assert writes > 100 and reads > 100  # the two really overlapped
     assert torn == 0
+
+
+def test_tickstore_registers_what_features_py_defines_and_drops_what_it_no_longer_does(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from datetime import timedelta
+    from types import ModuleType
+
+    from feast import FeatureService, FeatureView, Field
+    from feast.types import Int64
+
+    from tickstore_feast import DuckDBSource
+    from tickstore_feast.repo import apply_repo, definitions, feature_store, repo_objects
+
+    s = make_settings()
+    d = definitions()
+    edited = ModuleType("features")  # features.py with a view and a service added, as a user would
+    edited.product, edited.ticks_60s = d.product, d.ticks_60s
+    edited.extra = FeatureView(
+        name="extra",
+        entities=[d.product],
+        ttl=timedelta(0),
+        schema=[Field(name="n", dtype=Int64)],
+        source=DuckDBSource(
+            name="extra", query="SELECT product_id, event_time, 1 AS n FROM ticks", lookback=timedelta(0)
+        ),
+    )
+    edited.extra_service = FeatureService(name="extra_service", features=[edited.extra, d.ticks_60s])
+    store = feature_store(s)
+    apply_repo(store, repo_objects(edited))
+    assert {v.name for v in store.list_feature_views()} == {"ticks_60s", "extra"}
+    assert {f.name for f in store.list_feature_services()} == {"extra_service"}
+    # the next tickstore command applies feature_repo/ as it is: extra is gone, the rest is back
+    store = feature_store(s)
+    assert {v.name for v in store.list_feature_views()} == {
+        "ticks_10s",
+        "ticks_60s",
+        "ticks_300s",
+        "tick_clock",
+    }
+    assert {f.name for f in store.list_feature_services()} == {"volatility_model"}
