@@ -213,7 +213,9 @@ def _open(
     _block_pool(con, settings.duckdb_block_pool)
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_sqlite_scanner', 'sqlite_scanner')))}")
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_ducklake', 'ducklake')))}")
-    options = [f"DATA_PATH {_quote(str(settings.lake_data.resolve()) + '/')}"]
+    # The catalog records the data path it was made with: a home moved or copied elsewhere failed to
+    # attach ("does not match existing data path"). A home's data is always in its lake/data/.
+    options = [f"DATA_PATH {_quote(str(settings.lake_data.resolve()) + '/')}", "OVERRIDE_DATA_PATH TRUE"]
     if snapshot is not None:
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
     elif as_of is not None:

@@ -125,6 +125,26 @@ def test_time_travel_to_no_snapshot_names_the_snapshots_there_are(
         lake.connect(s, as_of=datetime(2001, 1, 1, tzinfo=UTC))
 
 
+def test_a_home_moved_elsewhere_reads_and_writes_its_lake(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    import shutil
+
+    s = make_settings()
+    con = lake.connect(s)
+    con.execute(
+        "INSERT INTO ticks (product_id, event_time) SELECT 'A', now() FROM range(50000)"
+    )  # a Parquet file
+    con.close()
+    moved = Settings(home=tmp_path / "moved")
+    shutil.copytree(s.home / "lake", moved.lake_catalog.parent)  # the catalog names the old data path
+    shutil.rmtree(s.home / "lake")
+    con = lake.connect(moved)
+    con.execute("INSERT INTO ticks (product_id, event_time) SELECT 'B', now() FROM range(50000)")
+    assert con.execute("SELECT count(*) FROM ticks").fetchone() == (100_000,)
+    assert len(list(moved.lake_data.rglob("*.parquet"))) == 2 and not (s.home / "lake").exists()
+
+
 def test_missing_lake_is_a_clear_error(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(lake.LakeError, match="run `tickstore sink`"):
         lake.connect(make_settings(), create=False)
