@@ -105,7 +105,8 @@ def apply_repo(store: FeatureStore, objects: list[Entity | FeatureView | Feature
     services = {o.name for o in objects if isinstance(o, FeatureService)}
     stale: list[Any] = [v for v in store.list_feature_views() if v.name not in views]
     stale += [s for s in store.list_feature_services() if s.name not in services]
-    store.apply(objects, objects_to_delete=stale, partial=not stale)
+    to_apply: list[Any] = list(objects)
+    store.apply(to_apply, objects_to_delete=stale, partial=not stale)
 
 
 def feature_store(settings: Settings, snapshot: int | None = None, apply: bool = True) -> FeatureStore:

@@ -324,3 +324,30 @@ def test_the_tail_gives_back_the_memory_of_what_it_prunes(make_settings: Callabl
     kept = stream.con.execute("SELECT count(*), max(event_time) - min(event_time) FROM ticks").fetchone()
     assert kept is not None and kept[0] < len(lines) // 2 and kept[1] <= stream.keep, kept
     assert table_mb() < 3, f"{table_mb():.1f} MB held for {kept[0]} ticks in the tail"
+
+
+@pytest.mark.kafka
+def test_fetches_that_never_finish_in_time_are_noticed_and_waited_longer_for(
+    make_settings, broker_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ingest import kafka, stream
+
+    # Tansu answers a fetch only after reading the partition, slower the more it holds: past ~15,000
+    # messages every 5 ms fetch came back empty and the stream waited, silent, while ticks piled up.
+    # A 0 ms wait makes every fetch come back empty on a small topic too.
+    monkeypatch.setattr(stream, "FETCH_WAIT_MS", 0)
+    monkeypatch.setattr(stream, "STALL_S", 3.0)
+    settings: Settings = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(settings)
+    lines = [line for _, _, line in replay.iter_lines([RECORDINGS[0]])][:40]
+    producer = kafka.producer(settings)
+    for value in lines:
+        producer.produce(settings.topic_raw, value=value, key=b"BTC-USD")
+    producer.flush(30)
+
+    with caplog.at_level(logging.WARNING, logger="ingest.stream"):
+        stats = OnlineStream(settings, until_idle=True).run()
+    assert stats.messages == len(lines), stats
+    warned = [r.getMessage() for r in caplog.records if "came back empty" in r.getMessage()]
+    assert len(warned) == 1 and "has messages past where the stream reads" in warned[0], warned
+    assert "fetch.wait.max.ms=0" in warned[0] and "reconnecting with 20 ms" in warned[0]
