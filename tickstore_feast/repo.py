@@ -86,13 +86,57 @@ def definitions() -> ModuleType:
     return module
 
 
-def repo_objects(module: ModuleType) -> list[Entity | FeatureView | FeatureService]:
-    """Every entity, feature view and feature service ``module`` defines, as `feast apply` finds them."""
-    found: dict[int, Entity | FeatureView | FeatureService] = {}
-    for name in dir(module):
-        obj = getattr(module, name)
-        if isinstance(obj, Entity | FeatureView | FeatureService):
-            found.setdefault(id(obj), obj)
+def repo_modules(folder: Path = FEATURE_REPO) -> list[ModuleType]:
+    """Every Python file of the feature repo, imported, as `feast apply` reads them (``.feastignore``
+    honoured): definitions may be split over several files, which may import each other."""
+    import sys
+
+    from feast.repo_operations import get_repo_files
+
+    modules = []
+    sys.path.insert(0, str(folder))  # `from features import product` in a second file, as under Feast
+    try:
+        for i, path in enumerate(get_repo_files(folder)):
+            spec = importlib.util.spec_from_file_location(f"tickstore_feature_repo_{i}", path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            modules.append(module)
+    finally:
+        sys.path.remove(str(folder))
+        # what the files imported from each other is dropped again: a later read (an edited file, or
+        # another repo's copy) must import it afresh, not get this one from sys.modules
+        for name, module in list(sys.modules.items()):
+            origin = getattr(module, "__file__", None) or ""
+            if origin and Path(origin).resolve().is_relative_to(folder.resolve()):
+                del sys.modules[name]
+    return modules
+
+
+def repo_objects(modules: list[ModuleType]) -> list[Entity | FeatureView | FeatureService]:
+    """Every entity, feature view and feature service ``modules`` define, once each by name.
+
+    A file importing another's objects gets equal copies of them, which count once; two different
+    definitions under one name are an error, as under `feast apply`.
+    """
+    found: dict[tuple[str, str], Entity | FeatureView | FeatureService] = {}
+    for module in modules:
+        for attr in dir(module):
+            obj = getattr(module, attr)
+            if not isinstance(obj, Entity | FeatureView | FeatureService):
+                continue
+            kind = (
+                "entity"
+                if isinstance(obj, Entity)
+                else "service"
+                if isinstance(obj, FeatureService)
+                else "view"
+            )
+            seen = found.setdefault((kind, obj.name), obj)
+            if seen is not obj and seen != obj:
+                raise ValueError(
+                    f"two different {kind} definitions are named {obj.name!r} in feature_repo/: rename one"
+                )
     return list(found.values())
 
 
@@ -115,7 +159,7 @@ def feature_store(settings: Settings, snapshot: int | None = None, apply: bool =
     config = repo_config(settings, snapshot)
     store = FeatureStore(repo_path=str(FEATURE_REPO), config=config)
     if apply:
-        apply_repo(store, repo_objects(definitions()))
+        apply_repo(store, repo_objects(repo_modules()))
     if config.online_store.type == "sqlite":
         _use_wal(Path(config.online_store.path))
     return store

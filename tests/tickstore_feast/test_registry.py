@@ -93,7 +93,7 @@ def test_tickstore_registers_what_features_py_defines_and_drops_what_it_no_longe
     )
     edited.extra_service = FeatureService(name="extra_service", features=[edited.extra, d.ticks_60s])
     store = feature_store(s)
-    apply_repo(store, repo_objects(edited))
+    apply_repo(store, repo_objects([edited]))
     assert {v.name for v in store.list_feature_views()} == {"ticks_60s", "extra"}
     assert {f.name for f in store.list_feature_services()} == {"extra_service"}
     # the next tickstore command applies feature_repo/ as it is: extra is gone, the rest is back
@@ -105,3 +105,35 @@ def test_tickstore_registers_what_features_py_defines_and_drops_what_it_no_longe
         "tick_clock",
     }
     assert {f.name for f in store.list_feature_services()} == {"volatility_model"}
+
+
+def test_definitions_split_over_files_are_all_read_once_and_a_clash_is_named(tmp_path: Path) -> None:
+    import pytest
+
+    from tests.feature_repo.test_feast_cli import copy_repo
+    from tickstore_feast.repo import repo_modules, repo_objects
+
+    repo = copy_repo(tmp_path)
+    # a second file importing the first one's entity, as Feast repos often are (`feast apply` reads both)
+    (repo / "flow.py").write_text(
+        "from datetime import timedelta\n"
+        "from feast import FeatureView, Field\n"
+        "from feast.types import Float64\n"
+        "from features import SQL, product\n"
+        "from tickstore_feast import DuckDBSource\n"
+        "flow = FeatureView(name='flow', entities=[product], ttl=timedelta(seconds=60),\n"
+        "    schema=[Field(name='ret_mean_60s', dtype=Float64)],\n"
+        "    source=DuckDBSource(sql_file=SQL / 'ticks_60s.sql', lookback=timedelta(seconds=60)))\n"
+    )
+    names = sorted((type(o).__name__, o.name) for o in repo_objects(repo_modules(repo)))
+    assert ("FeatureView", "flow") in names and names.count(("Entity", "product")) == 1
+    assert len(names) == 7  # product, 5 views, the service
+    (repo / "flow.py").write_text((repo / "flow.py").read_text().replace("'flow'", "'flow2'"))
+    again = {o.name for o in repo_objects(repo_modules(repo))}  # an edit is read afresh
+    assert "flow2" in again and "flow" not in again
+    (repo / "clash.py").write_text(
+        "from feast import Entity, ValueType\n"
+        "product = Entity(name='product', join_keys=['symbol'], value_type=ValueType.STRING)\n"
+    )
+    with pytest.raises(ValueError, match="two different entity definitions are named 'product'"):
+        repo_objects(repo_modules(repo))
