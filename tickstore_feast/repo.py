@@ -94,6 +94,7 @@ def repo_modules(folder: Path = FEATURE_REPO) -> list[ModuleType]:
     from feast.repo_operations import get_repo_files
 
     modules = []
+    before = set(sys.modules)
     sys.path.insert(0, str(folder))  # `from features import product` in a second file, as under Feast
     try:
         for i, path in enumerate(get_repo_files(folder)):
@@ -106,8 +107,8 @@ def repo_modules(folder: Path = FEATURE_REPO) -> list[ModuleType]:
         sys.path.remove(str(folder))
         # what the files imported from each other is dropped again: a later read (an edited file, or
         # another repo's copy) must import it afresh, not get this one from sys.modules
-        for name, module in list(sys.modules.items()):
-            origin = getattr(module, "__file__", None) or ""
+        for name in set(sys.modules) - before:  # not every module: resolving thousands cost ~90 ms
+            origin = getattr(sys.modules[name], "__file__", None) or ""
             if origin and Path(origin).resolve().is_relative_to(folder.resolve()):
                 del sys.modules[name]
     return modules
