@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -140,45 +141,50 @@ def sql(
         con = lake.connect(s, snapshot=snapshot, as_of=when, create=False, read_only=not write)
     except (lake.LakeError, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from exc
+    session = Session(con, views, fmt, limit, write=write, past=snapshot is not None or when is not None)
     if query is None:
         from cli.shell import shell
 
-        shell(con, s, views, fmt, limit, write=write, past=snapshot is not None or when is not None)
+        shell(session, s)
         return
-    run_query(con, query, views, fmt, limit, write=write, past=snapshot is not None or when is not None)
+    session.run(query)
 
 
-def run_query(
-    con: duckdb.DuckDBPyConnection,
-    query: str,
-    views: dict[str, Path],
-    fmt: str,
-    limit: int,
-    *,
-    write: bool,
-    past: bool,
-) -> None:
-    """Run ``query``'s statements and print the last one's rows; a failure is a ClickException saying
-    what to do (the lake's table names for a wrong one, --write for a change to a read-only lake)."""
-    from tickstore import feature_sql
+@dataclass
+class Session:
+    """A `tickstore sql` connection and how its results print (the shell's .format and .limit change it)."""
 
-    try:
-        feature_sql.attach_views(con, query, views)
-        rel = run_statements(con, query, lake_locked_wait_s=LOCK_WAIT_S if write else 0.0)
-    except duckdb.CatalogException as exc:
-        # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
-        tables = ", ".join(r[0] for r in con.execute("SHOW TABLES").fetchall() if r[0] not in views)
-        raise click.ClickException(
-            f"{exc}\nThe lake's tables: {tables}; feature views: {', '.join(views)}"
-        ) from exc
-    except duckdb.Error as exc:
-        if "read-only mode" in str(exc) and not past:
+    con: duckdb.DuckDBPyConnection
+    views: dict[str, Path]
+    fmt: str
+    limit: int
+    write: bool
+    past: bool  # attached at a past snapshot (--as-of): read-only whatever --write says
+
+    def run(self, query: str) -> None:
+        """Run ``query``'s statements and print the last one's rows; a failure is a ClickException
+        saying what to do (the lake's tables for a wrong name, --write for a change to a read-only lake)."""
+        from tickstore import feature_sql
+
+        try:
+            feature_sql.attach_views(self.con, query, self.views)
+            rel = run_statements(self.con, query, lake_locked_wait_s=LOCK_WAIT_S if self.write else 0.0)
+        except duckdb.CatalogException as exc:
+            # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
+            tables = ", ".join(
+                r[0] for r in self.con.execute("SHOW TABLES").fetchall() if r[0] not in self.views
+            )
             raise click.ClickException(
-                f"{exc}\nAd-hoc SQL reads the lake only: add --write to change it (DuckLake keeps the "
-                "earlier snapshots, which --as-of reads)."
+                f"{exc}\nThe lake's tables: {tables}; feature views: {', '.join(self.views)}"
             ) from exc
-        raise click.ClickException(str(exc)) from exc
-    if rel is None:
-        console.print("ok")
-        return
-    print_rows(rel.columns, rel, fmt, limit)  # fetched as printed
+        except duckdb.Error as exc:
+            if "read-only mode" in str(exc) and not self.past:
+                raise click.ClickException(
+                    f"{exc}\nAd-hoc SQL reads the lake only: add --write to change it (DuckLake keeps the "
+                    "earlier snapshots, which --as-of reads)."
+                ) from exc
+            raise click.ClickException(str(exc)) from exc
+        if rel is None:
+            console.print("ok")
+            return
+        print_rows(rel.columns, rel, self.fmt, self.limit)  # fetched as printed

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import click
-import duckdb
 
+from cli.adhoc import Session
 from cli.context import console
 from tickstore.settings import Settings
 
@@ -54,27 +53,16 @@ def _read(prompt: str, tty: bool) -> str:
     return line.rstrip("\n")
 
 
-def shell(
-    con: duckdb.DuckDBPyConnection,
-    settings: Settings,
-    views: dict[str, Path],
-    fmt: str,
-    limit: int,
-    *,
-    write: bool,
-    past: bool,
-) -> None:
+def shell(session: Session, settings: Settings) -> None:
     """Read statements until .quit or end of input; an error is printed and the shell goes on.
 
     Each statement is its own transaction, so every query sees what the sink has committed by then
     (unless --as-of pinned a snapshot). Fed from a pipe, it exits 1 when a statement failed.
     """
-    from cli.adhoc import run_query
-
     tty = sys.stdin.isatty()
     if tty:
         _history(settings)
-        mode = "as of a past snapshot" if past else ("read-write" if write else "read-only")
+        mode = "as of a past snapshot" if session.past else ("read-write" if session.write else "read-only")
         console.print(f"tickstore sql: the lake at {settings.lake_catalog.parent}, {mode}. .help for help.")
     buffer: list[str] = []
     failed = False
@@ -94,7 +82,7 @@ def shell(
             command, _, arg = stripped.partition(" ")
             if command in (".quit", ".exit", ".q"):
                 break
-            fmt, limit = _dot(con, command, arg.strip(), views, fmt, limit)
+            _dot(session, command, arg.strip())
             continue
         if stripped:
             buffer.append(line)
@@ -103,13 +91,13 @@ def shell(
         query, buffer = "\n".join(buffer), []
         started = time.perf_counter()
         try:
-            run_query(con, query, views, fmt, limit, write=write, past=past)
+            session.run(query)
         except click.ClickException as exc:
             console.print(f"[red]Error:[/] {exc.format_message()}", markup=True, highlight=False)
             failed = True
             continue
         except KeyboardInterrupt:
-            con.interrupt()
+            session.con.interrupt()
             console.print("^C: the statement was cancelled")
             continue
         sys.stdout.flush()  # a program reading the shell's answers through a pipe gets each at once
@@ -122,19 +110,18 @@ def shell(
         sys.exit(1)
 
 
-def _dot(
-    con: duckdb.DuckDBPyConnection, command: str, arg: str, views: dict[str, Path], fmt: str, limit: int
-) -> tuple[str, int]:
-    """Run a dot command; the (format, limit) in force after it."""
+def _dot(session: Session, command: str, arg: str) -> None:
+    """Run a dot command (.format and .limit change ``session``)."""
     if command == ".tables":
-        tables = [r[0] for r in con.execute("SHOW TABLES").fetchall() if r[0] not in views]
-        console.print(f"tables: {', '.join(tables)}\nfeature views (sql/): {', '.join(views)}")
+        tables = [r[0] for r in session.con.execute("SHOW TABLES").fetchall() if r[0] not in session.views]
+        console.print(
+            f"tables: {', '.join(tables)}\nfeature views (sql/): {', '.join(session.views)}", highlight=False
+        )
     elif command == ".format" and arg in FORMATS:
-        fmt = arg
+        session.fmt = arg
     elif command == ".limit" and arg.isdigit():
-        limit = int(arg)
+        session.limit = int(arg)
     elif command == ".help":
         console.print(HELP, markup=False, highlight=False)
     else:
         console.print(f"unknown or incomplete command {command} {arg}".rstrip() + "; .help lists them")
-    return fmt, limit
