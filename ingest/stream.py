@@ -243,6 +243,7 @@ class OnlineStream:
         self._wait_ms = wait_ms
         self._behind_since: float | None = None
         self._last_stall_check = time.monotonic()
+        self._last_stall_warning = float("-inf")
         return consumer
 
     def _stalled(self, consumer: Consumer, last_message: float | None) -> bool:
@@ -274,7 +275,20 @@ class OnlineStream:
             self._behind_since = None
             return False
         self._behind_since = self._behind_since or now
-        if now - max(self._behind_since, last_message or 0.0) < STALL_S or self._wait_ms >= MAX_FETCH_WAIT_MS:
+        if now - max(self._behind_since, last_message or 0.0) < STALL_S:
+            return False
+        if self._wait_ms >= MAX_FETCH_WAIT_MS:  # nothing left to try: say so, once a minute
+            if now - self._last_stall_warning >= 60:
+                self._last_stall_warning = now
+                log.error(
+                    "stream: %s has messages past where the stream reads (~%s by the broker's "
+                    "watermarks), but the broker answers no fetch even within %d ms; online features "
+                    "are going stale. An embedded broker holding days of messages: restart it once "
+                    "the sink has caught up (it keeps nothing), or use a real Kafka",
+                    self.settings.topic_raw,
+                    f"{waiting:,}",
+                    self._wait_ms,
+                )
             return False
         log.warning(
             "stream: %s has messages past where the stream reads (~%s by the broker's watermarks), but "

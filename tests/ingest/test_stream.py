@@ -351,3 +351,33 @@ def test_fetches_that_never_finish_in_time_are_noticed_and_waited_longer_for(
     warned = [r.getMessage() for r in caplog.records if "came back empty" in r.getMessage()]
     assert len(warned) == 1 and "has messages past where the stream reads" in warned[0], warned
     assert "fetch.wait.max.ms=0" in warned[0] and "reconnecting with 20 ms" in warned[0]
+
+
+@pytest.mark.kafka
+def test_a_broker_that_answers_no_fetch_at_the_longest_wait_is_reported(
+    make_settings, broker_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ingest import kafka, stream
+
+    monkeypatch.setattr(stream, "STALL_S", 1.0)
+    settings: Settings = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(settings)
+    producer = kafka.producer(settings)
+    producer.produce(settings.topic_raw, value=next(replay.iter_lines([RECORDINGS[0]]))[2], key=b"BTC-USD")
+    producer.flush(30)
+    online = OnlineStream(settings)
+    consumer = online._consumer(0)  # every fetch comes back empty
+    deadline = time.monotonic() + 60
+    while not consumer.assignment() and time.monotonic() < deadline:
+        assert consumer.poll(0.2) is None
+    online._wait_ms = stream.MAX_FETCH_WAIT_MS  # as after the reconnects: nothing longer to try
+    with caplog.at_level(logging.WARNING, logger="ingest.stream"):
+        while not caplog.records and time.monotonic() < deadline:
+            assert not online._stalled(consumer, None)  # no reconnect: it says so instead
+            time.sleep(0.3)
+    consumer.close()
+    assert [r.levelname for r in caplog.records] == ["ERROR"], caplog.text
+    assert (
+        "answers no fetch even within 2000 ms" in caplog.text
+        and "online features are going stale" in caplog.text
+    )
