@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from feast import FeatureView
 
 from ingest import kafka, signals, wire
+from ingest.fetch_watch import FetchWatch
 from ingest.sink.writer import LakeWriter
 from tickstore import lake
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 5.0
 REGISTRY_CHECK_S = 1.0  # a stat of the registry file; it is re-read only when that changed
 CLOCK_VIEW = "tick_clock"  # the view whose row says how new the others are (sql/tick_clock.sql)
-# Fetches return whatever has arrived (latency over throughput), waiting at most this long for more.
-FETCH_WAIT_MS = 5
-MAX_FETCH_WAIT_MS = 2000
-STALL_S = 10.0  # behind this long with nothing fetched: the broker's fetches can't finish in the wait
 
 
 @dataclass
@@ -180,8 +177,8 @@ class OnlineStream:
         s = self.settings
         kafka.ensure_topics(s)
         check_online_store(self.store)  # fail at once, saying what to do, rather than at the first batch
-        wait_ms = FETCH_WAIT_MS
-        consumer = self._consumer(wait_ms)
+        watch = FetchWatch(s.topic_raw)
+        consumer = self._consumer(watch.wait_ms)
         # Feast and pandas leave hundreds of thousands of long-lived objects; a full garbage collection
         # walking them stalls a batch for a quarter of a second. They live as long as the stream.
         gc.collect()
@@ -222,10 +219,10 @@ class OnlineStream:
                             break
                         if last_message is None and now - self.stats.started > join_limit:
                             break
-                    if not messages and self._stalled(consumer, last_message):
-                        wait_ms = min(wait_ms * 4 or 20, MAX_FETCH_WAIT_MS)
+                    if not messages and watch.stalled(consumer, last_message):
                         consumer.close()
-                        consumer = self._consumer(wait_ms)
+                        watch.waited(watch.next_wait_ms())
+                        consumer = self._consumer(watch.wait_ms)
                         # not idle, nor stalled, before the new member had the time to join
                         last_message = time.monotonic() + s.rebalance_timeout_ms / 1000
                 self._periodic()
@@ -240,67 +237,7 @@ class OnlineStream:
         s = self.settings
         consumer = kafka.consumer(s, s.stream_group, **{"fetch.wait.max.ms": wait_ms, "fetch.min.bytes": 1})
         consumer.subscribe([s.topic_raw], on_assign=self._on_assign)
-        self._wait_ms = wait_ms
-        self._behind_since: float | None = None
-        self._last_stall_check = time.monotonic()
-        self._last_stall_warning = float("-inf")
         return consumer
-
-    def _stalled(self, consumer: Consumer, last_message: float | None) -> bool:
-        """Whether messages wait on the assigned partitions while fetches keep coming back empty.
-
-        Tansu answers a fetch only after reading the partition's log, which takes longer the more it
-        holds: past ~15,000 messages a partition took over 5 ms, every fetch came back empty, and the
-        stream waited without a word while the ticks piled up. Then the consumer is made again with a
-        longer wait (a real Kafka answers as soon as data is there, so the wait costs it nothing).
-        """
-        now = time.monotonic()
-        # the check asks the broker (~20 ms on Tansu): not while messages flow, which a stall is not
-        if now - self._last_stall_check < 1.0 or (last_message and now - last_message < STALL_S / 2):
-            return False
-        self._last_stall_check = now
-        try:
-            assigned = consumer.assignment()
-            positions = consumer.position(assigned) if assigned else []
-            waiting = 0
-            for tp in positions:
-                if tp.offset < 0:  # nothing fetched there yet: the committed offset is where it starts
-                    committed = consumer.committed([tp], timeout=2)[0].offset
-                    tp.offset = max(committed, 0)
-                _, high = consumer.get_watermark_offsets(tp, timeout=2)
-                waiting += max(high - tp.offset, 0)
-        except KafkaException:
-            return False
-        if waiting == 0:
-            self._behind_since = None
-            return False
-        self._behind_since = self._behind_since or now
-        if now - max(self._behind_since, last_message or 0.0) < STALL_S:
-            return False
-        if self._wait_ms >= MAX_FETCH_WAIT_MS:  # nothing left to try: say so, once a minute
-            if now - self._last_stall_warning >= 60:
-                self._last_stall_warning = now
-                log.error(
-                    "stream: %s has messages past where the stream reads (~%s by the broker's "
-                    "watermarks), but the broker answers no fetch even within %d ms; online features "
-                    "are going stale. An embedded broker holding days of messages: restart it once "
-                    "the sink has caught up (it keeps nothing), or use a real Kafka",
-                    self.settings.topic_raw,
-                    f"{waiting:,}",
-                    self._wait_ms,
-                )
-            return False
-        log.warning(
-            "stream: %s has messages past where the stream reads (~%s by the broker's watermarks), but "
-            "its fetches came back empty for %.0f s with fetch.wait.max.ms=%d (an embedded Tansu broker "
-            "slows down as a partition grows): reconnecting with %d ms",
-            self.settings.topic_raw,
-            f"{waiting:,}",
-            STALL_S,
-            self._wait_ms,
-            min(self._wait_ms * 4 or 20, MAX_FETCH_WAIT_MS),
-        )
-        return True
 
     @property
     def view_names(self) -> list[str]:
