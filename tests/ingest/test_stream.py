@@ -305,7 +305,7 @@ def test_the_tail_gives_back_the_memory_of_what_it_prunes(make_settings: Callabl
     from ingest import wire
 
     # DuckDB keeps deleted rows of in-memory tables until a checkpoint: the pruned tail and the
-    # parser's per-batch temp rows grew a long-running stream by ~65 MB per 100k messages
+    # parser's per-batch temp rows grew a long-running stream by ~1.3 KB a message
     files = sorted((SHARED / "advanced_trade").glob("btc-usd_20251206_05*.ndjson"))
     lines = [line for f in files for line in f.read_bytes().splitlines()]
     stream = OnlineStream(make_settings())
