@@ -37,8 +37,8 @@ class ServingState:
         A reader holds the service's views and feature names as they were when it was built: after
         `feast apply` added a feature that a retrained model reads, the scorer handed the model None
         for it until restarted. The new reader is built in a thread while requests go on with the old
-        one: every tickstore command applies the feature repo, and each worker's next request had
-        paid for the rebuild (~6 ms).
+        one: every `tickstore stream` start, training run or dataset build applies the feature repo,
+        and each worker's next request had paid for the rebuild (~6 ms).
         """
         now = time.monotonic()
         if self._features is not None and now - self._checked < REGISTRY_CHECK_S:
