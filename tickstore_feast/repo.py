@@ -77,13 +77,18 @@ def write_cli_config(settings: Settings) -> Path:
     return path
 
 
-def definitions() -> ModuleType:
-    """feature_repo/features.py as a module (the entity, feature views and services)."""
-    spec = importlib.util.spec_from_file_location("tickstore_feature_repo", FEATURE_REPO / "features.py")
+def _load(path: Path, name: str) -> ModuleType:
+    """The Python file ``path``, executed as a fresh module called ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def definitions() -> ModuleType:
+    """feature_repo/features.py as a module (the entity, feature views and services)."""
+    return _load(FEATURE_REPO / "features.py", "tickstore_feature_repo")
 
 
 def repo_modules(folder: Path = FEATURE_REPO) -> list[ModuleType]:
@@ -93,16 +98,12 @@ def repo_modules(folder: Path = FEATURE_REPO) -> list[ModuleType]:
 
     from feast.repo_operations import get_repo_files
 
-    modules = []
     before = set(sys.modules)
     sys.path.insert(0, str(folder))  # `from features import product` in a second file, as under Feast
     try:
-        for i, path in enumerate(get_repo_files(folder)):
-            spec = importlib.util.spec_from_file_location(f"tickstore_feature_repo_{i}", path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            modules.append(module)
+        modules = [
+            _load(path, f"tickstore_feature_repo_{i}") for i, path in enumerate(get_repo_files(folder))
+        ]
     finally:
         sys.path.remove(str(folder))
         # what the files imported from each other is dropped again: a later read (an edited file, or
@@ -112,6 +113,9 @@ def repo_modules(folder: Path = FEATURE_REPO) -> list[ModuleType]:
             if origin and Path(origin).resolve().is_relative_to(folder.resolve()):
                 del sys.modules[name]
     return modules
+
+
+KINDS = (("entity", Entity), ("view", FeatureView), ("service", FeatureService))
 
 
 def repo_objects(modules: list[ModuleType]) -> list[Entity | FeatureView | FeatureService]:
@@ -124,15 +128,9 @@ def repo_objects(modules: list[ModuleType]) -> list[Entity | FeatureView | Featu
     for module in modules:
         for attr in dir(module):
             obj = getattr(module, attr)
-            if not isinstance(obj, Entity | FeatureView | FeatureService):
+            kind = next((k for k, t in KINDS if isinstance(obj, t)), None)
+            if kind is None:
                 continue
-            kind = (
-                "entity"
-                if isinstance(obj, Entity)
-                else "service"
-                if isinstance(obj, FeatureService)
-                else "view"
-            )
             seen = found.setdefault((kind, obj.name), obj)
             if seen is not obj and seen != obj:
                 raise ValueError(
