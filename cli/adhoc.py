@@ -161,6 +161,10 @@ class Session:
     write: bool
     past: bool  # attached at a past snapshot (--as-of): read-only whatever --write says
 
+    def tables(self) -> list[str]:
+        """The lake's own tables (the feature views attached so far left out)."""
+        return [r[0] for r in self.con.execute("SHOW TABLES").fetchall() if r[0] not in self.views]
+
     def run(self, query: str) -> None:
         """Run ``query``'s statements and print the last one's rows; a failure is a ClickException
         saying what to do (the lake's tables for a wrong name, --write for a change to a read-only lake)."""
@@ -171,11 +175,8 @@ class Session:
             rel = run_statements(self.con, query, lake_locked_wait_s=LOCK_WAIT_S if self.write else 0.0)
         except duckdb.CatalogException as exc:
             # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
-            tables = ", ".join(
-                r[0] for r in self.con.execute("SHOW TABLES").fetchall() if r[0] not in self.views
-            )
             raise click.ClickException(
-                f"{exc}\nThe lake's tables: {tables}; feature views: {', '.join(self.views)}"
+                f"{exc}\nThe lake's tables: {', '.join(self.tables())}; feature views: {', '.join(self.views)}"
             ) from exc
         except duckdb.Error as exc:
             if "read-only mode" in str(exc) and not self.past:

@@ -113,9 +113,9 @@ def shell(session: Session, settings: Settings) -> None:
 def _dot(session: Session, command: str, arg: str) -> None:
     """Run a dot command (.format and .limit change ``session``)."""
     if command == ".tables":
-        tables = [r[0] for r in session.con.execute("SHOW TABLES").fetchall() if r[0] not in session.views]
         console.print(
-            f"tables: {', '.join(tables)}\nfeature views (sql/): {', '.join(session.views)}", highlight=False
+            f"tables: {', '.join(session.tables())}\nfeature views (sql/): {', '.join(session.views)}",
+            highlight=False,
         )
     elif command == ".format" and arg in FORMATS:
         session.fmt = arg
