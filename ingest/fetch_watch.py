@@ -14,7 +14,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaException
 
-log = logging.getLogger("ingest.stream")
+log = logging.getLogger("ingest.stream")  # the stream's own lines: one logger to follow (and filter)
 
 FETCH_WAIT_MS = 5  # fetch whatever has arrived (latency over throughput), waiting at most this for more
 MAX_FETCH_WAIT_MS = 2000
