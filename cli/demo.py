@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cli.context import console, settings_of
+from cli.learn import busiest_days
 from cli.output import print_rows
 from ingest import broker, replay
 from ingest.sink import Sink
@@ -72,10 +73,7 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
             console.print(f'\n[cyan]{title}[/]\n  tickstore sql "{query}"')
             rel = con.sql(query)
             print_rows(rel.columns, rel.fetchall())
-        busiest = con.execute(
-            "SELECT min(event_time), max(event_time) FROM ticks GROUP BY date_trunc('day', event_time) "
-            "ORDER BY count(*) DESC LIMIT 1"
-        ).fetchone()
+        busiest = next(iter(busiest_days(con, 1)), None)
         con.close()
         if busiest:
             _training_set(settings, busiest[0], busiest[1])

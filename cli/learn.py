@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
+import duckdb
 from rich.progress import BarColumn, Progress
 
 from cli.context import POSITIVE, PRODUCTS, console, settings_of
@@ -40,6 +41,15 @@ WHEN = UtcTime()
 WHEN_SHOWN = WHEN.name
 
 
+def busiest_days(con: duckdb.DuckDBPyConnection, n: int) -> list[tuple[datetime, datetime, int]]:
+    """The ``n`` days with the most ticks, busiest first: (first tick, last tick, ticks)."""
+    return con.execute(
+        "SELECT min(event_time), max(event_time), count(*) FROM ticks "
+        "GROUP BY date_trunc('day', event_time) ORDER BY count(*) DESC LIMIT $n",
+        {"n": n},
+    ).fetchall()
+
+
 def range_needed(ctx: click.Context, what: str, example: str) -> click.UsageError:
     """The error for a missing --start/--end, naming the lake's busiest days to pick a range from
     (a new user had to find them with `tickstore sql` first)."""
@@ -49,10 +59,7 @@ def range_needed(ctx: click.Context, what: str, example: str) -> click.UsageErro
     except Exception:  # no lake, or it can't be read: the plain message
         return click.UsageError(f"{what} needs --start and --end (UTC)")
     try:
-        days = con.execute(
-            "SELECT min(event_time), max(event_time), count(*) FROM ticks "
-            "GROUP BY date_trunc('day', event_time) ORDER BY count(*) DESC LIMIT 3"
-        ).fetchall()
+        days = busiest_days(con, 3)
     finally:
         con.close()
     if not days:
