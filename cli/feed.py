@@ -40,6 +40,11 @@ def broker_stop(ctx: click.Context) -> None:
     console.print("stopped" if stopped else "no embedded broker was running")
 
 
+# Tansu answers a fetch only after reading the partition's log: ~0.3-0.5 s from 400,000 record batches
+# on (ingest/fetch_watch.py), where the sink's and the stream's fetches start to come back empty.
+SLOW_PARTITION_BATCHES = 300_000
+
+
 def broker_report(settings: Settings) -> tuple[bool, list[str]]:
     """Whether the broker answers as Kafka, and lines saying so (for `broker status` and `status`)."""
     from confluent_kafka import KafkaException
@@ -48,7 +53,7 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
 
     st = broker_mod.status(settings)
     kind = "embedded" if st.embedded else "external"
-    topics: dict[str, tuple[int, int]] | None = None
+    topics: dict[str, kafka.TopicStats] | None = None
     state = "[red]down[/]: start it with `tickstore broker start`" if st.embedded else "[red]down[/]"
     if st.reachable:
         try:
@@ -57,10 +62,20 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
         except KafkaException as exc:  # something else holds the port: it was reported "up", then a traceback
             state = f"[red]not a Kafka broker[/] (the port accepts connections, but {exc.args[0].str()})"
     lines = [f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else "")]
-    lines += [
-        f"  {topic}: {parts} partitions, ~{count:,} messages (from watermarks)"
-        for topic, (parts, count) in (topics or {}).items()
-    ]
+    for topic, stats in (topics or {}).items():
+        lines.append(
+            f"  {topic}: {stats.partitions} partitions, ~{stats.messages:,} messages (from watermarks)"
+        )
+        if st.embedded and stats.busiest >= SLOW_PARTITION_BATCHES:
+            # its watermarks count record batches: what a fetch has to read through
+            lines.append(
+                f"  [yellow]{topic} holds ~{stats.busiest:,} record batches in one partition[/]: the "
+                "embedded broker reads them all for every fetch (~0.5 s at 600,000), and the sink and "
+                "the stream slow down, then wait longer (they say so). Once `tickstore status` shows "
+                "the lake and online features current, restart it (`tickstore broker stop`, `broker "
+                "start`: it keeps nothing, the lake has every tick), then `tickstore stream` (a longer "
+                "wait it took stays until then)"
+            )
     return topics is not None, lines
 
 

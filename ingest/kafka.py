@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -138,24 +138,56 @@ def _refused(bootstrap: str, timeout: float) -> str | None:
     return net.unreachable(addresses, timeout)
 
 
-def topic_stats(settings: Settings, timeout: float = 5.0) -> dict[str, tuple[int, int]]:
-    """{topic: (partitions, messages)} for tickstore's topics, from the partitions' watermarks."""
+class TopicStats(NamedTuple):
+    """A topic's partitions and messages, from their watermarks (on Tansu: record batches)."""
+
+    partitions: int
+    messages: int
+    busiest: int  # messages in its fullest partition
+
+
+def topic_stats(settings: Settings, timeout: float = 5.0) -> dict[str, TopicStats]:
+    """tickstore's topics that exist, by name, with their partition and message counts."""
     c = consumer(settings, group="tickstore-status")
     try:
         meta = c.list_topics(timeout=timeout)
-        out: dict[str, tuple[int, int]] = {}
+        out: dict[str, TopicStats] = {}
         for name in (settings.topic_raw, settings.topic_dlq):
             topic = meta.topics.get(name)
             if topic is None or topic.error is not None:
                 continue
-            total = 0
+            counts = []
             for p in topic.partitions:
                 lo, hi = c.get_watermark_offsets(TopicPartition(name, p), timeout=timeout)
-                total += max(hi - lo, 0)
-            out[name] = (len(topic.partitions), total)
+                counts.append(max(hi - lo, 0))
+            out[name] = TopicStats(len(counts), sum(counts), max(counts, default=0))
         return out
     finally:
         c.close()
+
+
+def positions(consumer: Consumer, timeout: float = 5.0) -> list[tuple[TopicPartition, int, int]] | None:
+    """(partition, position, high watermark) for each partition assigned to ``consumer``; None while
+    it has none (joining its group).
+
+    A partition nothing was fetched from yet in this session is at its committed offset, or at its
+    low watermark when the group has none there.
+    """
+    assignment = consumer.assignment()
+    if not assignment:
+        return None
+    committed = {
+        (tp.topic, tp.partition): tp.offset for tp in consumer.committed(assignment, timeout=timeout)
+    }
+    out = []
+    for tp in consumer.position(assignment):
+        lo, hi = consumer.get_watermark_offsets(tp, timeout=timeout)
+        pos = tp.offset
+        if pos < 0:
+            pos = committed.get((tp.topic, tp.partition), -1)
+            pos = pos if pos >= 0 else lo
+        out.append((tp, pos, hi))
+    return out
 
 
 def raw_table(messages: list[Message], max_bytes: int) -> pa.Table:

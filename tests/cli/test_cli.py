@@ -297,6 +297,27 @@ def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> Non
 
 
 @pytest.mark.kafka
+def test_broker_status_says_when_a_partition_grew_too_big_for_the_embedded_broker(
+    make_settings: Callable[..., Settings], broker_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli import feed
+    from ingest import kafka
+
+    s = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(s)
+    producer = kafka.producer(s, **kafka.LIVE)
+    for _ in range(12):  # a live feed: a record batch a message, what Tansu's fetches read through
+        producer.produce(s.topic_raw, value=b"{}", partition=0)
+        producer.flush(10)
+    _, lines = feed.broker_report(s)
+    assert not any("record batches" in line for line in lines), lines
+    monkeypatch.setattr(feed, "SLOW_PARTITION_BATCHES", 12)
+    _, lines = feed.broker_report(s)
+    [hint] = [line for line in lines if "record batches" in line]
+    assert f"{s.topic_raw} holds ~12 record batches in one partition" in hint and "restart it" in hint
+
+
+@pytest.mark.kafka
 @pytest.mark.slow
 def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(kafka_settings: Settings) -> None:
     s = kafka_settings.model_copy(update={"sink_batch_rows": 2000, "sink_batch_ms": 50})
