@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 5.0
 REGISTRY_CHECK_S = 1.0  # a stat of the registry file; it is re-read only when that changed
+# fetch whatever has arrived, waiting at most this for more (latency over throughput; longer when the
+# broker can't answer within it: ingest/fetch_watch.py)
+FETCH_WAIT_MS = 5
 CLOCK_VIEW = "tick_clock"  # the view whose row says how new the others are (sql/tick_clock.sql)
 
 
@@ -177,7 +180,7 @@ class OnlineStream:
         s = self.settings
         kafka.ensure_topics(s)
         check_online_store(self.store)  # fail at once, saying what to do, rather than at the first batch
-        watch = FetchWatch(s.topic_raw)
+        watch = self._fetch_watch(FETCH_WAIT_MS)
         consumer = self._consumer(watch.wait_ms)
         # Feast and pandas leave hundreds of thousands of long-lived objects; a full garbage collection
         # walking them stalls a batch for a quarter of a second. They live as long as the stream.
@@ -231,6 +234,18 @@ class OnlineStream:
             consumer.close()
             self._pool.shutdown()
         return self.stats
+
+    def _fetch_watch(self, wait_ms: int) -> FetchWatch:
+        """A watch on the stream's fetches, which start with ``wait_ms``."""
+        return FetchWatch(
+            self.settings.topic_raw,
+            wait_ms,
+            who="stream",
+            log=log,
+            falling_behind="online features are going stale",
+            what_to_do="An embedded broker holding days of messages: restart it once the sink has "
+            "caught up (it keeps nothing), or use a real Kafka",
+        )
 
     def _consumer(self, wait_ms: int) -> Consumer:
         """A stream consumer fetching whatever has arrived, waiting at most ``wait_ms`` for more."""

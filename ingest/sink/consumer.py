@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass, field
 
 import duckdb
-from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from ingest import kafka, signals
+from ingest.fetch_watch import FetchWatch
 from ingest.sink.compaction import compact
 from ingest.sink.writer import BatchResult, LakeWriter
 from tickstore import lake
@@ -21,6 +22,9 @@ TRANSIENT_RETRIES = 5
 # How long a batch waits for a catalog another process holds locked before the sink gives up (its
 # offsets stay uncommitted, so nothing is lost): a lock is no reason to call the batch bad data.
 LOCK_WAIT_S = 300.0
+# librdkafka's default: a sink gains nothing from a shorter one. Longer when the broker can't answer a
+# fetch within it (ingest/fetch_watch.py): an embedded Tansu holding days of a live feed.
+FETCH_WAIT_MS = 500
 STOP_LOCK_WAIT_S = 5.0  # once stopping, how long a locked catalog is waited for before the batch is left
 
 
@@ -76,6 +80,16 @@ class Sink:
         self._logged_ticks = 0
         self._last_commit: str = "never"
         self._joined = False
+        self._watch = FetchWatch(
+            settings.topic_raw,
+            FETCH_WAIT_MS,
+            who="sink",
+            log=log,
+            falling_behind="the lake is falling behind the topic",
+            what_to_do="A feed that runs for days wants a real Kafka (TICKSTORE_KAFKA_BOOTSTRAP). With "
+            "this one restarted, `tickstore ingest replay` of the live feed's archive "
+            f"({settings.archive_dir}) adds what the lake lacks: ticks it has are skipped",
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -89,16 +103,15 @@ class Sink:
         self._writer = LakeWriter(self._con, s.sink_max_tick_bytes)
         kafka.ensure_topics(s)  # first: without a broker, say so before any client starts retrying
         self._dlq = kafka.producer(s)
-        consumer = kafka.consumer(s, s.sink_group)
-        self._consumer = consumer
-        consumer.subscribe([s.topic_raw], on_revoke=self._on_revoke)
+        self._consumer = self._subscribe(self._watch.wait_ms)
         previous = signals.install(self.stop, "sink")
         idle_since: float | None = None
+        last_message: float | None = None
         log.info("sink: consuming %s from %s as group %s", s.topic_raw, s.bootstrap, s.sink_group)
         try:
             while not self._stop:
                 room = max(1, s.sink_batch_rows - len(self._buffer))
-                messages = consumer.consume(num_messages=min(room, 10_000), timeout=0.1)
+                messages = self._consumer.consume(num_messages=min(room, 10_000), timeout=0.1)
                 for msg in messages:
                     err = msg.error()
                     if err is None:
@@ -116,7 +129,13 @@ class Sink:
                     self._flush()
                 self._periodic()
                 if messages:
-                    idle_since = None
+                    idle_since, last_message = None, time.monotonic()
+                elif not self._buffer and self._watch.stalled(self._consumer, last_message):
+                    self._consumer.close()
+                    self._watch.waited(self._watch.next_wait_ms())
+                    self._consumer = self._subscribe(self._watch.wait_ms)
+                    # neither idle nor stalled before the new member had the time to join
+                    idle_since, last_message = None, time.monotonic() + s.rebalance_timeout_ms / 1000
                 elif self.until_idle and not self._buffer:
                     idle_since = idle_since or time.monotonic()
                     if self._idle_enough(time.monotonic() - idle_since):
@@ -124,13 +143,20 @@ class Sink:
             self._flush()
         finally:
             signals.restore(previous)
-            consumer.close()
+            self._consumer.close()
             if self._dlq is not None:
                 self._dlq.flush(10)
                 self._dlq = None  # librdkafka's client goes with its last reference: none outlives run()
             self._con.close()
         self._log_summary()
         return self.stats
+
+    def _subscribe(self, wait_ms: int) -> Consumer:
+        """A member of the sink's group on ``topic_raw``, fetching with a wait of ``wait_ms``."""
+        s = self.settings
+        consumer = kafka.consumer(s, s.sink_group, **{"fetch.wait.max.ms": wait_ms})
+        consumer.subscribe([s.topic_raw], on_revoke=self._on_revoke)
+        return consumer
 
     # -- batches ---------------------------------------------------------------------------------
     def _flush(self) -> None:
@@ -252,23 +278,11 @@ class Sink:
 
     def _positions(self) -> list[tuple[int, int]] | None:
         """(position, high watermark) per assigned partition; None while the group is joining."""
-        consumer = self._consumer
-        assignment = consumer.assignment()
-        if not assignment:
+        out = kafka.positions(self._consumer)
+        if out is None:
             return None
-        out = []
-        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(assignment, timeout=5)}
-        for tp in consumer.position(assignment):
-            lo, hi = consumer.get_watermark_offsets(tp, timeout=5)
-            pos = tp.offset
-            if pos < 0:  # nothing fetched yet in this session
-                pos = committed.get((tp.topic, tp.partition), -1)
-                pos = pos if pos >= 0 else lo
-            out.append((pos, hi))
-        log.debug(
-            "sink: positions %s", [(tp.partition, p, h) for tp, (p, h) in zip(assignment, out, strict=True)]
-        )
-        return out
+        log.debug("sink: positions %s", [(tp.partition, p, h) for tp, p, h in out])
+        return [(p, h) for _, p, h in out]
 
     def _idle_enough(self, idle_s: float) -> bool:
         """With --until-idle: caught up and quiet for ``sink_idle_ms``.
@@ -296,7 +310,8 @@ class Sink:
         if all(pos >= hi for pos, hi in positions):
             return True
         quiet_limit = max(10.0, 5 * s.sink_idle_ms / 1000)
-        if idle_s >= quiet_limit:
+        # a broker too slow for the fetch wait looks quiet too: the watch tries a longer wait first
+        if idle_s >= quiet_limit and not self._watch.can_wait_longer():
             remaining = sum(max(hi - pos, 0) for pos, hi in positions)
             log.warning(
                 "sink: watermarks say %d messages remain, but none arrived for %.0f s: stopping",

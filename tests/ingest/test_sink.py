@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -120,7 +121,6 @@ def test_adversarial_lines_land_in_ticks_rejected_and_the_sink_keeps_running(
         topic, partition, offset, got, _ = by_payload[line]
         assert got.startswith(reason), (line[:60], got)
         assert topic == kafka_settings.topic_raw and partition >= 0 and offset >= 0
-    # and the dead-letter topic has a copy of each
     # and the dead-letter topic has a copy of each, with its reason and source position. (Counted by
     # consuming: Tansu's high watermark ignores all but the first record of a batch.)
     copies = consume_all(kafka_settings, kafka_settings.topic_dlq, expect=len(bad))
@@ -129,6 +129,33 @@ def test_adversarial_lines_land_in_ticks_rejected_and_the_sink_keeps_running(
         headers = dict(c.headers())
         assert headers["source"].startswith(kafka_settings.topic_raw.encode() + b"/")
         assert headers["reason"]
+
+
+def test_fetches_that_never_finish_in_time_are_noticed_and_waited_longer_for(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ingest import fetch_watch
+    from ingest.sink import consumer
+
+    # Tansu answers a fetch only after reading the partition: at 800,000 record batches (days of a live
+    # feed, one batch a message) every 500 ms fetch of the sink came back empty.
+    # A 0 ms wait makes every fetch come back empty on a small topic too.
+    monkeypatch.setattr(consumer, "FETCH_WAIT_MS", 0)
+    monkeypatch.setattr(fetch_watch, "STALL_S", 3.0)
+    kafka.ensure_topics(kafka_settings)
+    producer = kafka.producer(kafka_settings)
+    for i in range(40):
+        producer.produce(kafka_settings.topic_raw, value=good(i))
+    producer.flush(30)
+
+    with caplog.at_level(logging.WARNING, logger="tickstore.sink"):
+        stats = Sink(kafka_settings, until_idle=True).run()
+    assert stats.total.ticks == 40, stats.total  # not stopped as idle while the messages waited
+    assert query(kafka_settings, "SELECT count(*) FROM ticks") == [(40,)]
+    warned = [r.getMessage() for r in caplog.records if "came back empty" in r.getMessage()]
+    assert len(warned) == 1, caplog.text
+    assert warned[0].startswith(f"sink: {kafka_settings.topic_raw} has messages past where the sink reads")
+    assert "fetch.wait.max.ms=0" in warned[0] and "reconnecting with 20 ms" in warned[0]
 
 
 @pytest.mark.slow

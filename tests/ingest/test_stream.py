@@ -330,12 +330,12 @@ def test_the_tail_gives_back_the_memory_of_what_it_prunes(make_settings: Callabl
 def test_fetches_that_never_finish_in_time_are_noticed_and_waited_longer_for(
     make_settings, broker_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from ingest import fetch_watch, kafka
+    from ingest import fetch_watch, kafka, stream
 
     # Tansu answers a fetch only after reading the partition, slower the more it holds: past ~15,000
     # messages every 5 ms fetch came back empty and the stream waited, silent, while ticks piled up.
     # A 0 ms wait makes every fetch come back empty on a small topic too.
-    monkeypatch.setattr(fetch_watch, "FETCH_WAIT_MS", 0)
+    monkeypatch.setattr(stream, "FETCH_WAIT_MS", 0)
     monkeypatch.setattr(fetch_watch, "STALL_S", 3.0)
     settings: Settings = make_settings(broker_port=broker_port)
     kafka.ensure_topics(settings)
@@ -365,11 +365,12 @@ def test_a_broker_that_answers_no_fetch_at_the_longest_wait_is_reported(
     producer = kafka.producer(settings)
     producer.produce(settings.topic_raw, value=next(replay.iter_lines([RECORDINGS[0]]))[2], key=b"BTC-USD")
     producer.flush(30)
-    consumer = OnlineStream(settings)._consumer(0)  # every fetch comes back empty
+    stream = OnlineStream(settings)
+    consumer = stream._consumer(0)  # every fetch comes back empty
     deadline = time.monotonic() + 60
     while not consumer.assignment() and time.monotonic() < deadline:
         assert consumer.poll(0.2) is None
-    watch = fetch_watch.FetchWatch(settings.topic_raw, fetch_watch.MAX_FETCH_WAIT_MS)  # after the reconnects
+    watch = stream._fetch_watch(fetch_watch.MAX_FETCH_WAIT_MS)  # as after the reconnects
     with caplog.at_level(logging.WARNING, logger="ingest.stream"):
         while not caplog.records and time.monotonic() < deadline:
             assert not watch.stalled(consumer, None)  # no reconnect: it says so instead
