@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -172,9 +173,15 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
             f"produce -> online p50 {fresh[len(fresh) // 2] * 1000:.0f} ms, "
             f"p99 {fresh[min(len(fresh) - 1, int(0.99 * len(fresh)))] * 1000:.0f} ms"
         )
-    console.print("   yourself: `tickstore stream` and `tickstore serve` (README: the scoring API), then")
+    # the same, by hand: the broker is stopped after the demo, and without a champion the scorer needs
+    # the model it was given here
+    model = "" if uri == CHAMPION else f"TICKSTORE_SERVE_MODEL_URI={uri} "
+    console.print("   yourself, each in a terminal of its own (README: the scoring API):")
+    console.print("     tickstore broker start && tickstore stream")
+    console.print(f"     {model}tickstore serve")
+    console.print(f"     tickstore ingest replay {shlex.quote(str(source))} --speed 1 --retime")
     console.print(
-        f"   curl -s localhost:{settings.serve_port}/v1/score -H 'content-type: application/json' "
+        f"   then curl -s localhost:{settings.serve_port}/v1/score -H 'content-type: application/json' "
         '-d \'{"product_id": "BTC-USD"}\''
     )
     console.print("   and `tickstore status` for every part at a glance: how fresh, and what to do next")
