@@ -147,6 +147,12 @@ def sql(
 
         shell(session, s)
         return
+    if query.strip().startswith(".") and "\n" not in query.strip():  # the shell's .tables, .help
+        from cli.shell import dot
+
+        if not dot(session, query):
+            sys.exit(1)
+        return
     session.run(query)
 
 

@@ -8,7 +8,7 @@ import time
 import click
 
 from cli.adhoc import Session
-from cli.context import console
+from cli.context import console, report
 from tickstore.settings import Settings
 
 PROMPT, MORE = "tickstore> ", "      ...> "
@@ -79,10 +79,9 @@ def shell(session: Session, settings: Settings) -> None:
             continue
         stripped = line.strip()
         if not buffer and stripped.startswith("."):
-            command, _, arg = stripped.partition(" ")
-            if command in (".quit", ".exit", ".q"):
+            if stripped.partition(" ")[0] in (".quit", ".exit", ".q"):
                 break
-            _dot(session, command, arg.strip())
+            failed = not dot(session, stripped) or failed
             continue
         if stripped:
             buffer.append(line)
@@ -110,10 +109,12 @@ def shell(session: Session, settings: Settings) -> None:
         sys.exit(1)
 
 
-def _dot(session: Session, command: str, arg: str) -> None:
-    """Run a dot command (.format and .limit change ``session``)."""
-    if command == ".tables":
-        console.print(
+def dot(session: Session, line: str) -> bool:
+    """Run the dot command ``line`` (.format and .limit change ``session``); False when unknown."""
+    command, _, arg = line.strip().partition(" ")
+    arg = arg.strip()
+    if command == ".tables":  # the answer, as a query's rows are: on stdout
+        report.print(
             f"tables: {', '.join(session.tables())}\nfeature views (sql/): {', '.join(session.views)}",
             highlight=False,
         )
@@ -125,3 +126,5 @@ def _dot(session: Session, command: str, arg: str) -> None:
         console.print(HELP, markup=False, highlight=False)
     else:
         console.print(f"unknown or incomplete command {command} {arg}".rstrip() + "; .help lists them")
+        return False
+    return True

@@ -16,6 +16,7 @@ import pytest
 from ingest import replay
 from tests.conftest import REPO, SHARED, free_port
 from tests.ingest.helpers import query, reference_ticks
+from tickstore import feature_sql
 from tickstore.settings import Settings
 
 
@@ -453,6 +454,9 @@ def test_times_are_taken_as_tickstore_sql_prints_them() -> None:
         WHEN.convert("yesterday", None, None)
 
 
+tables_views = "feature views (sql/): " + ", ".join(feature_sql.views())
+
+
 def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
     make_settings: Callable[..., Settings],
 ) -> None:
@@ -479,7 +483,8 @@ def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
     try:
         assert ask("SELECT count(*) AS n\nFROM ticks;") == ["n", "1"]  # a statement over two lines
         load(s, tick_rows([("ETH-USD", 1.0, 10.0)]))  # committed by another process meanwhile
-        shell.stdin.write("SELECT * FROM nope;\n.tables\n")  # an error, then a dot command: it goes on
+        # an error, then a dot command (its answer on stdout, as rows are): it goes on
+        assert ask("SELECT * FROM nope;\n.tables") == ["tables: ticks, ticks_rejected", tables_views]
         assert ask("SELECT count(*) AS n FROM ticks;") == ["n", "2"]
         assert ask("SELECT count(*) AS n FROM ticks_60s;") == ["n", "2"]  # the feature views too
         _, err = shell.communicate("DELETE FROM ticks;\n", timeout=60)
@@ -487,4 +492,15 @@ def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
         shell.kill()
     assert shell.returncode == 1, err  # from a pipe, a failed statement is the exit code
     assert "Table with name nope does not exist" in err and "add --write to change it" in err
-    assert "tables: ticks, ticks_rejected" in err and "Traceback" not in err
+    assert "Traceback" not in err
+
+
+def test_the_shells_dot_commands_work_in_one_shot_too(make_settings: Callable[..., Settings]) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    tables = tickstore(s, "sql", ".tables")
+    assert tables.stdout.splitlines() == ["tables: ticks, ticks_rejected", tables_views], tables.stdout
+    unknown = tickstore(s, "sql", ".tabels", check=False)
+    assert unknown.returncode == 1 and ".help lists them" in unknown.stderr
