@@ -21,10 +21,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from feast import FeatureView
 
-from ingest import kafka, signals, wire
+from ingest import kafka, refill, signals, wire
 from ingest.fetch_watch import FetchWatch
 from ingest.sink.writer import LakeWriter
 from tickstore import lake
@@ -288,40 +288,12 @@ class OnlineStream:
         return result.ticks, products
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Start each partition a window's length before its committed offset.
-
-        The tail lives in memory, so a restarted stream began with none: for the widest window's length
-        after every restart or deploy its online rows covered only the ticks read since, and the scorer
-        served values that training never saw. Messages up to the committed offset (processed before)
-        now refill the tail without writing online rows again, and processing resumes where it stopped.
-        """
-        try:
-            committed = consumer.committed(partitions, timeout=10)
-            since_ms = int((time.time() - self.keep.total_seconds()) * 1000)
-            starts = consumer.offsets_for_times(
-                [TopicPartition(tp.topic, tp.partition, since_ms) for tp in committed], timeout=10
-            )
-        except KafkaException as exc:
-            log.warning(
-                "stream: could not look up where to refill the tail from (%s): windows start empty", exc
-            )
-            return
-        rereading = 0
-        for tp, start in zip(committed, starts, strict=True):
-            if 0 <= start.offset < tp.offset:
-                self._warm_until[(tp.topic, tp.partition)] = tp.offset
-                rereading += tp.offset - start.offset
-                tp.offset = start.offset
-        if rereading:
-            log.info("stream: re-reading up to %s processed messages to refill the windows", f"{rereading:,}")
-        consumer.assign(committed)
+        """Start each partition a tail's reach before its committed offset (ingest/refill.py)."""
+        self._warm_until.update(refill.rewind(consumer, partitions, self.keep))
 
     def _warm(self, batch: list[Message]) -> None:
         """Refill the tail with messages processed before a restart; nothing goes online."""
-        # Brokers that can't look up offsets by time (Tansu answers 0) hand over the whole partition:
-        # what was produced before the tail's reach is dropped unparsed.
-        since_ms = (time.time() - self.keep.total_seconds()) * 1000
-        recent = [m for m in batch if not m.timestamp()[0] or m.timestamp()[1] >= since_ms]
+        recent = refill.within_reach(batch, self.keep)
         if recent:
             self._ingest(kafka.raw_table(recent, self.settings.sink_max_tick_bytes))
         self.stats.warmed += len(batch)
