@@ -1,4 +1,4 @@
-"""The `tickstore` command as a user runs it: broker lifecycle, kill -9 of the sink, SQL during ingest."""
+"""The `tickstore` command as a user runs it: help, settings, broker lifecycle, kill -9 of the sink, demo."""
 
 from __future__ import annotations
 
@@ -14,51 +14,10 @@ from pathlib import Path
 import pytest
 
 from ingest import replay
+from tests.cli.helpers import env_for, spawn_sink, tickstore
 from tests.conftest import REPO, SHARED, free_port
 from tests.ingest.helpers import query, reference_ticks
-from tickstore import feature_sql
 from tickstore.settings import Settings
-
-
-def env_for(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        TICKSTORE_HOME=str(settings.home),
-        TICKSTORE_BROKER_PORT=str(settings.broker_port),
-        TICKSTORE_TOPIC_RAW=settings.topic_raw,
-        TICKSTORE_TOPIC_DLQ=settings.topic_dlq,
-        TICKSTORE_SINK_GROUP=settings.sink_group,
-        TICKSTORE_REBALANCE_TIMEOUT_MS=str(settings.rebalance_timeout_ms),
-        TICKSTORE_SINK_BATCH_MS=str(settings.sink_batch_ms),
-        TICKSTORE_SINK_BATCH_ROWS=str(settings.sink_batch_rows),
-        TICKSTORE_SINK_IDLE_MS=str(settings.sink_idle_ms),
-        TICKSTORE_STREAM_GROUP=settings.stream_group,
-        TICKSTORE_SERVE_PORT=str(settings.serve_port),
-    )
-    return env
-
-
-def tickstore(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        env=env_for(settings),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=check,
-    )
-
-
-def spawn_sink(settings: Settings, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli", "sink", *args],
-        env=env_for(settings),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> None:
@@ -163,125 +122,6 @@ def test_a_missing_range_names_the_lake_busiest_days(make_settings: Callable[...
         assert "--start 2026-01-01T00:00 --end 2026-01-01T00:02" in out  # a range to paste
 
 
-def test_sql_without_a_lake_says_what_to_do(make_settings: Callable[..., Settings]) -> None:
-    result = tickstore(make_settings(), "sql", "SELECT 1", check=False)
-    assert result.returncode != 0
-    assert "run `tickstore sink`" in result.stderr
-
-
-def test_sql_reads_the_lake_only_unless_told_to_write(make_settings: Callable[..., Settings]) -> None:
-    from tests.tickstore_feast.conftest import load, tick_rows
-
-    s = make_settings()
-    load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("BTC-USD", 1.0, 101.0)]))
-
-    def count(*args: str) -> int:
-        return int(
-            tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--format", "csv", *args).stdout.split()[1]
-        )
-
-    refused = tickstore(s, "sql", "DELETE FROM ticks", check=False)
-    assert refused.returncode == 1 and "add --write to change it" in refused.stderr, refused.stderr
-    assert count() == 2
-    before = query(s, "SELECT max(snapshot_id) FROM lake.snapshots()")[0][0]
-    tickstore(s, "sql", "--write", "DELETE FROM ticks WHERE price > 100.5")
-    assert count() == 1 and count("--as-of", str(before)) == 2  # the earlier snapshot still has it
-
-
-def test_sql_write_waits_for_a_locked_catalog_and_runs_each_statement_once(
-    make_settings: Callable[..., Settings],
-) -> None:
-    from tests.conftest import hold_catalog_lock
-    from tests.tickstore_feast.conftest import load, tick_rows
-
-    s = make_settings()
-    load(s, tick_rows([("BTC-USD", t, 100.0 + t) for t in range(4)]))
-    change = (
-        "DELETE FROM ticks WHERE price > 102.5; INSERT INTO ticks SELECT * FROM ticks WHERE price < 100.5"
-    )
-    holder = hold_catalog_lock(s, 4)  # as the sink holds it while it commits a batch
-    try:
-        run = tickstore(s, "sql", "--write", change, check=False)
-    finally:
-        holder.kill()
-        holder.wait()
-    # it failed with "database is locked", leaving the user to work out what had run
-    assert run.returncode == 0 and "locked by another writer" in run.stderr, run.stderr
-    prices = [float(p) for (p,) in query(s, "SELECT price FROM ticks ORDER BY 1")]
-    assert prices == [100.0, 100.0, 101.0, 102.0]  # 103 deleted once, 100 copied once
-    # an explicit transaction is the user's to retry: its failed COMMIT rolled back the whole of it
-    holder = hold_catalog_lock(s, 2)
-    try:
-        run = tickstore(s, "sql", "--write", "BEGIN; DELETE FROM ticks; COMMIT", check=False)
-    finally:
-        holder.kill()
-        holder.wait()
-    assert run.returncode == 1 and "locked" in run.stderr and "Traceback" not in run.stderr, run.stderr
-    assert query(s, "SELECT count(*) FROM ticks") == [(4,)]
-
-
-def test_sql_with_a_wrong_table_names_the_lake_tables(make_settings: Callable[..., Settings]) -> None:
-    from tests.tickstore_feast.conftest import load, tick_rows
-
-    s = make_settings()
-    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
-    result = tickstore(s, "sql", "SELECT * FROM tick", check=False)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    # DuckDB's own hint, then ours: its nearest name can come from a system catalog (pg_enum)
-    assert 'Did you mean "ticks"?' in result.stderr
-    assert (
-        "The lake's tables: ticks, ticks_rejected; feature views: tick_clock, ticks_10s, ticks_300s, ticks_60s"
-        in " ".join(result.stderr.split())
-    )
-
-
-def test_sql_names_the_feature_views_as_tables(make_settings: Callable[..., Settings]) -> None:
-    from tests.tickstore_feast.conftest import load, tick_rows
-
-    s = make_settings()
-    load(s, tick_rows([("BTC-USD", t, 100.0 + t) for t in (0.0, 1.0, 1.0, 30.0, 61.0)]))
-    columns = "tick_count_60s, price_range_60s"
-    got = tickstore(s, "sql", f"SELECT {columns} FROM ticks_60s ORDER BY event_time", "--format", "csv")
-    # the file's SELECT, run on the lake by hand
-    body = (REPO / "sql" / "ticks_60s.sql").read_text()
-    expected = query(s, f"SELECT {columns} FROM ({body}\n) ORDER BY event_time")
-    # at 61 s the tick at 0 s has left the window; those at 1 s are still in (both ends count)
-    assert expected == [(1, 0.0), (3, 1.0), (3, 1.0), (4, 30.0), (4, 60.0)]
-    assert [tuple(line.split(",")) for line in got.stdout.split()[1:]] == [
-        (str(n), str(r)) for n, r in expected
-    ]
-    # the labels' SQL takes parameters: it is no view
-    assert "labels_fwd_vol_60s" not in tickstore(s, "sql", "SELECT * FROM nope", check=False).stderr
-
-
-def test_sql_from_a_file_or_standard_input(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
-    from tests.tickstore_feast.conftest import load, tick_rows
-
-    s = make_settings()
-    load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("ETH-USD", 1.0, 10.0)]))
-    text = "-- a query kept in a file\nSELECT count(*) AS n\nFROM ticks;\n"
-    (tmp_path / "q.sql").write_text(text)
-    assert tickstore(s, "sql", "-f", str(tmp_path / "q.sql"), "--format", "csv").stdout.split() == ["n", "2"]
-
-    def piped(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cli", "sql", *args],
-            env=env_for(s),
-            cwd=REPO,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    assert piped(text, "--format", "csv").stdout.split() == ["n", "2"]
-    assert piped(text, "--file", "-", "--format", "csv").stdout.split() == ["n", "2"]
-    empty = piped("")
-    assert empty.returncode == 2 and "the SQL is empty" in empty.stderr
-    both = piped("", "SELECT 1", "-f", str(tmp_path / "q.sql"))
-    assert both.returncode == 2 and "not both" in both.stderr
-
-
 @pytest.mark.kafka
 def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(broker_port=free_port())
@@ -343,37 +183,6 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(kafka_setti
     counts = dict(query(s, "SELECT product_id, count(*) FROM ticks GROUP BY ALL"))
     assert counts == expected
     assert query(s, "SELECT count(*) = count(DISTINCT tick_id) FROM ticks") == [(True,)]
-
-
-@pytest.mark.kafka
-@pytest.mark.slow
-def test_sql_succeeds_while_the_sink_writes_and_time_travel_reads_old_snapshots(
-    kafka_settings: Settings,
-) -> None:
-    s = kafka_settings.model_copy(update={"sink_batch_rows": 1000, "sink_batch_ms": 50})
-    replay.replay(s, replay.discover([SHARED]))
-    sink = spawn_sink(s)
-    seen: list[int] = []
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(set(seen)) < 4:
-            result = tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--format", "json", check=False)
-            if result.returncode == 0:
-                seen.append(json.loads(result.stdout)["n"])
-            else:
-                assert "no lake" in result.stderr or "does not exist" in result.stderr, result.stderr
-            time.sleep(0.1)
-    finally:
-        sink.send_signal(signal.SIGTERM)  # graceful: flush, commit, exit 0
-        assert sink.wait(60) == 0, sink.stderr.read() if sink.stderr else ""
-    assert len(set(seen)) >= 4 and seen == sorted(seen)  # queries saw the table grow, never an error
-    # time travel: snapshot 1 is the empty tables, and the newest one has every row
-    first = tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--as-of", "1", "--format", "csv")
-    assert first.stdout.splitlines() == ["n", "0"]
-    out = tickstore(
-        s, "sql", "SELECT product_id, count(*) AS n FROM ticks GROUP BY ALL ORDER BY 1", "--format", "csv"
-    )
-    assert out.stdout.splitlines()[0] == "product_id,n"
 
 
 def test_a_mistyped_setting_names_its_variable_not_a_traceback(
@@ -452,55 +261,3 @@ def test_times_are_taken_as_tickstore_sql_prints_them() -> None:
         assert WHEN.convert(text, None, None) == expected, text
     with pytest.raises(click.BadParameter, match="'yesterday' is not an ISO 8601 time"):
         WHEN.convert("yesterday", None, None)
-
-
-tables_views = "feature views (sql/): " + ", ".join(feature_sql.views())
-
-
-def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
-    make_settings: Callable[..., Settings],
-) -> None:
-    from tests.tickstore_feast.conftest import load, tick_rows
-
-    s = make_settings()
-    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
-    shell = subprocess.Popen(
-        [sys.executable, "-m", "cli", "sql", "--interactive", "--format", "csv"],
-        env=env_for(s),
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert shell.stdin is not None and shell.stdout is not None
-
-    def ask(statement: str) -> list[str]:
-        shell.stdin.write(statement + "\n")  # type: ignore[union-attr]
-        shell.stdin.flush()  # type: ignore[union-attr]
-        return [shell.stdout.readline().strip() for _ in range(2)]  # type: ignore[union-attr]
-
-    try:
-        assert ask("SELECT count(*) AS n\nFROM ticks;") == ["n", "1"]  # a statement over two lines
-        load(s, tick_rows([("ETH-USD", 1.0, 10.0)]))  # committed by another process meanwhile
-        # an error, then a dot command (its answer on stdout, as rows are): it goes on
-        assert ask("SELECT * FROM nope;\n.tables") == ["tables: ticks, ticks_rejected", tables_views]
-        assert ask("SELECT count(*) AS n FROM ticks;") == ["n", "2"]
-        assert ask("SELECT count(*) AS n FROM ticks_60s;") == ["n", "2"]  # the feature views too
-        _, err = shell.communicate("DELETE FROM ticks;\n", timeout=60)
-    finally:
-        shell.kill()
-    assert shell.returncode == 1, err  # from a pipe, a failed statement is the exit code
-    assert "Table with name nope does not exist" in err and "add --write to change it" in err
-    assert "Traceback" not in err
-
-
-def test_the_shells_dot_commands_work_in_one_shot_too(make_settings: Callable[..., Settings]) -> None:
-    from tests.tickstore_feast.conftest import load, tick_rows
-
-    s = make_settings()
-    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
-    tables = tickstore(s, "sql", ".tables")
-    assert tables.stdout.splitlines() == ["tables: ticks, ticks_rejected", tables_views], tables.stdout
-    unknown = tickstore(s, "sql", ".tabels", check=False)
-    assert unknown.returncode == 1 and ".help lists them" in unknown.stderr

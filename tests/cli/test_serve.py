@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_cli import env_for, tickstore
+from tests.cli.helpers import env_for, tickstore
 from tests.conftest import REPO, SHARED, free_port
 from tests.serving.conftest import register_model
 from tickstore.settings import Settings

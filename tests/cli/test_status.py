@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.cli.test_cli import tickstore
+from tests.cli.helpers import tickstore
 from tests.conftest import free_port
 from tickstore.settings import Settings
 

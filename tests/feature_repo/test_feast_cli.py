@@ -95,7 +95,7 @@ def online_tick_count(store: FeatureStore) -> list[object]:
 def test_tickstore_feast_runs_feasts_cli_on_the_data_under_tickstore_home(
     make_settings: Callable[..., Settings],
 ) -> None:
-    from tests.cli.test_cli import tickstore
+    from tests.cli.helpers import tickstore
     from tickstore_feast.repo import feature_store
 
     s = make_settings()

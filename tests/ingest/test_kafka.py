@@ -49,7 +49,7 @@ def test_ensure_topics_without_a_broker_fails_at_once_saying_what_to_do(
 def test_kafka_commands_without_a_broker_print_one_line_not_a_traceback(
     make_settings: Callable[..., Settings], args: tuple[str, ...]
 ) -> None:
-    from tests.cli.test_cli import tickstore
+    from tests.cli.helpers import tickstore
 
     s = make_settings(broker_port=free_port())
     run = tickstore(s, *args, check=False)
@@ -83,7 +83,7 @@ def test_a_broker_that_went_away_is_logged_once_a_minute_not_twenty_times_a_seco
 def test_broker_status_tells_a_kafka_broker_from_another_listener(
     make_settings: Callable[..., Settings],
 ) -> None:
-    from tests.cli.test_cli import tickstore
+    from tests.cli.helpers import tickstore
 
     with socket.socket() as listener:  # accepts connections and never speaks Kafka, as a web server
         listener.bind(("127.0.0.1", 0))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest import replay
-from tests.cli.test_cli import tickstore
+from tests.cli.helpers import tickstore
 from tests.conftest import SHARED
 from tests.ingest.helpers import query, reference_ticks
 from tickstore.settings import Settings

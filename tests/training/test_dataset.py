@@ -90,7 +90,7 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
     from click.testing import CliRunner
 
     from cli.main import main
-    from tests.cli.test_cli import env_for
+    from tests.cli.helpers import env_for
 
     s = seeded(make_settings)
     (tmp_path / "cols.csv").write_text("product,ts\nBTC-USD,2026-01-01T00:00:10Z\n")
@@ -153,7 +153,7 @@ def test_the_cli_names_products_without_ticks_and_counts_only_feature_nulls(
     from click.testing import CliRunner
 
     from cli.main import main
-    from tests.cli.test_cli import env_for
+    from tests.cli.helpers import env_for
 
     s = seeded(make_settings)
     rows = tmp_path / "rows.csv"

@@ -90,7 +90,7 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
     from click.testing import CliRunner
 
     from cli.main import main
-    from tests.cli.test_cli import env_for
+    from tests.cli.helpers import env_for
 
     s, _, _, _ = trained
     # times without seconds, as `tickstore --help` writes them
@@ -123,7 +123,8 @@ def test_cli_train_on_a_new_mlflow_store_prints_no_mlflow_logs(trained, tmp_path
     import subprocess
     import sys
 
-    from tests.cli.test_cli import REPO, env_for
+    from tests.cli.helpers import env_for
+    from tests.conftest import REPO
 
     s, _, _, _ = trained
     env = env_for(s) | {"TICKSTORE_MLFLOW_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}

@@ -1,0 +1,51 @@
+"""Running the `tickstore` command as a user does, in a subprocess, on a test's settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+from tickstore.settings import Settings
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        TICKSTORE_HOME=str(settings.home),
+        TICKSTORE_BROKER_PORT=str(settings.broker_port),
+        TICKSTORE_TOPIC_RAW=settings.topic_raw,
+        TICKSTORE_TOPIC_DLQ=settings.topic_dlq,
+        TICKSTORE_SINK_GROUP=settings.sink_group,
+        TICKSTORE_REBALANCE_TIMEOUT_MS=str(settings.rebalance_timeout_ms),
+        TICKSTORE_SINK_BATCH_MS=str(settings.sink_batch_ms),
+        TICKSTORE_SINK_BATCH_ROWS=str(settings.sink_batch_rows),
+        TICKSTORE_SINK_IDLE_MS=str(settings.sink_idle_ms),
+        TICKSTORE_STREAM_GROUP=settings.stream_group,
+        TICKSTORE_SERVE_PORT=str(settings.serve_port),
+    )
+    return env
+
+
+def tickstore(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=env_for(settings),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=check,
+    )
+
+
+def spawn_sink(settings: Settings, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "sink", *args],
+        env=env_for(settings),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
