@@ -64,7 +64,8 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
     lines = [f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else "")]
     for topic, stats in (topics or {}).items():
         lines.append(
-            f"  {topic}: {stats.partitions} partitions, ~{stats.messages:,} messages (from watermarks)"
+            f"  {topic}: {stats.partitions} partition{'s' * (stats.partitions != 1)}, "
+            f"~{stats.messages:,} messages (from watermarks)"
         )
         if st.embedded and stats.busiest >= SLOW_PARTITION_BATCHES:
             # its watermarks count record batches: what a fetch has to read through

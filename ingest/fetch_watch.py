@@ -1,26 +1,32 @@
-"""Notice a consumer whose fetches keep coming back empty while its partitions hold more.
+"""Notice a consumer that reads almost nothing while its partitions hold more.
 
-Tansu answers a fetch only after reading the partition's log, which takes longer the more record
-batches it holds (17 ms at 20,000, 0.2 s at 300,000, 0.3-0.5 s at 400,000-800,000). A fetch that
-can't finish within the consumer's ``fetch.wait.max.ms`` comes back empty, every time: past ~15,000
-paced messages in a partition (a live feed sends one batch a message) the stream (5 ms wait, for
-freshness) waited without a word while the ticks piled up; at 800,000 (two to three days of a live
-feed) the sink's 500 ms fetches came back empty too, while 2 s ones were still answered at 1,600,000.
+Tansu answers a fetch only after finding the fetch offset in the partition's log, which takes longer
+the more record batches it holds (17 ms at 20,000, 0.2 s at 300,000, 0.3-0.5 s at 400,000-800,000; a
+live feed sends one batch a message). A fetch whose search outlasts the consumer's
+``fetch.wait.max.ms`` comes back with one record batch, or none: past ~15,000 paced messages in a
+partition the stream (5 ms wait, for freshness) read nothing more, and a sink behind on a partition of
+900,000 batches (500 ms wait) read one message a second, while a 2 s wait read 6,500 a second there.
 The process then makes its consumer again with a longer wait; a real Kafka answers as soon as data is
 there, so the wait costs it nothing.
+
+"Almost nothing" is fewer than KEEPING_UP messages a second, none of them produced in the last
+STALL_S seconds, for STALL_S: a live feed read as it arrives is fresh, a backlog read at speed is
+many. Only then is the broker asked how far behind the consumer is.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, Message
 
 from ingest import kafka
 
 MAX_FETCH_WAIT_MS = 2000
-STALL_S = 10.0  # behind this long with nothing fetched: the broker's fetches can't finish in the wait
+STALL_S = 10.0  # reading almost nothing this long while behind: the broker can't answer in the wait
+KEEPING_UP = 100  # messages a second: a consumer reading this many is not stalled, whatever it reads
 
 
 class FetchWatch:
@@ -41,14 +47,13 @@ class FetchWatch:
         what_to_do: str,
     ) -> None:
         self.topic = topic
-        self.wait_ms = wait_ms
         self.who = who
         self.log = log
         self.falling_behind = falling_behind
         self.what_to_do = what_to_do
-        self._behind_since: float | None = None
-        self._last_check = time.monotonic()
         self._last_error = float("-inf")
+        self.checks = 0  # how often the broker was asked how far behind the consumer is
+        self.waited(wait_ms)
 
     def next_wait_ms(self) -> int:
         """The wait to reconnect with: four times longer, up to MAX_FETCH_WAIT_MS."""
@@ -58,37 +63,59 @@ class FetchWatch:
         """Whether a reconnect would try a longer wait than the one in use."""
         return self.wait_ms < MAX_FETCH_WAIT_MS
 
-    def waited(self, wait_ms: int) -> None:
-        """A new consumer fetches with ``wait_ms``: the watch starts afresh."""
-        self.wait_ms = wait_ms
-        self._behind_since = None
-        self._last_check = time.monotonic()
-
-    def stalled(self, consumer: Consumer, last_message: float | None) -> bool:
-        """Whether messages wait on ``consumer``'s partitions while its fetches come back empty, and a
-        longer wait is left to try (at the longest, it says so once a minute instead)."""
+    def waited(self, wait_ms: int, grace_s: float = 0.0) -> None:
+        """A new consumer fetches with ``wait_ms``: the watch starts afresh, ``grace_s`` from now (the
+        time a new group member may take to join)."""
         now = time.monotonic()
-        # the check asks the broker (~20 ms on Tansu): not while messages flow, which a stall is not
-        if now - self._last_check < 1.0 or (last_message and now - last_message < STALL_S / 2):
+        self.wait_ms = wait_ms
+        self._slow_since = now + grace_s  # since when it has read almost nothing
+        self._second, self._read_this_second = now, 0
+        self._behind_since: float | None = None
+        self._last_check = float("-inf")
+
+    def read(self, messages: Sequence[Message]) -> None:
+        """Count what a poll returned: many messages, or a fresh one, is keeping up."""
+        now = time.monotonic()
+        self._read_this_second += len(messages)
+        if now - self._second >= 1.0:
+            if self._read_this_second >= KEEPING_UP * (now - self._second):
+                self._slow_since = max(self._slow_since, now)
+            self._second, self._read_this_second = now, 0
+        fresh_ms = (time.time() - STALL_S) * 1000
+        # the first fresh message ends the search: a live feed costs one timestamp a poll
+        if any(m.timestamp()[0] and m.timestamp()[1] >= fresh_ms for m in messages):
+            self._slow_since = max(self._slow_since, now)
+
+    def stalled(self, consumer: Consumer) -> bool:
+        """Whether ``consumer`` has read almost nothing for STALL_S while its partitions hold more, and
+        a longer wait is left to try (at the longest, it says so once a minute instead)."""
+        now = time.monotonic()
+        if now - self._slow_since < STALL_S:
+            self._behind_since = None
+            return False
+        # the check asks the broker (~20 ms on Tansu): once a second, and only while reading almost nothing
+        if now - self._last_check < 1.0:
             return False
         self._last_check = now
+        self.checks += 1
         try:
             positions = kafka.positions(consumer, timeout=2) or []
         except KafkaException:
             return False
         waiting = sum(max(high - pos, 0) for _, pos, high in positions)
-        if waiting == 0:
+        if waiting == 0:  # caught up and idle
             self._behind_since = None
             return False
+        # behind at two checks STALL_S / 2 apart: not a burst the next fetch was about to take
         self._behind_since = self._behind_since or now
-        if now - max(self._behind_since, last_message or 0.0) < STALL_S:
+        if now - self._behind_since < STALL_S / 2:
             return False
         if not self.can_wait_longer():  # nothing left to try: say so, once a minute
             if now - self._last_error >= 60:
                 self._last_error = now
                 self.log.error(
                     "%s: %s has messages past where the %s reads (~%s by the broker's watermarks), but "
-                    "the broker answers no fetch even within %d ms; %s. %s",
+                    "the broker answers almost no fetch even within %d ms; %s. %s",
                     self.who,
                     self.topic,
                     self.who,
@@ -100,13 +127,13 @@ class FetchWatch:
             return False
         self.log.warning(
             "%s: %s has messages past where the %s reads (~%s by the broker's watermarks), but its "
-            "fetches came back empty for %.0f s with fetch.wait.max.ms=%d (an embedded Tansu broker "
-            "slows down as a partition grows): reconnecting with %d ms",
+            "fetches brought almost nothing for %.0f s with fetch.wait.max.ms=%d (an embedded Tansu "
+            "broker slows down as a partition grows): reconnecting with %d ms",
             self.who,
             self.topic,
             self.who,
             f"{waiting:,}",
-            STALL_S,
+            now - self._slow_since,
             self.wait_ms,
             self.next_wait_ms(),
         )

@@ -198,6 +198,7 @@ class OnlineStream:
                 messages = (
                     [] if first is None else [first, *consumer.consume(s.stream_batch_rows - 1, timeout=0)]
                 )
+                watch.read(messages)
                 good: list[Message] = []
                 warm: list[Message] = []
                 for msg in messages:
@@ -222,12 +223,13 @@ class OnlineStream:
                             break
                         if last_message is None and now - self.stats.started > join_limit:
                             break
-                    if not messages and watch.stalled(consumer, last_message):
+                    if not messages and watch.stalled(consumer):
                         consumer.close()
-                        watch.waited(watch.next_wait_ms())
+                        # neither idle nor stalled before the new member had the time to join
+                        join_s = s.rebalance_timeout_ms / 1000
+                        watch.waited(watch.next_wait_ms(), grace_s=join_s)
                         consumer = self._consumer(watch.wait_ms)
-                        # not idle, nor stalled, before the new member had the time to join
-                        last_message = time.monotonic() + s.rebalance_timeout_ms / 1000
+                        last_message = time.monotonic() + join_s
                 self._periodic()
         finally:
             signals.restore(previous)

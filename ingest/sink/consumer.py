@@ -106,12 +106,12 @@ class Sink:
         self._consumer = self._subscribe(self._watch.wait_ms)
         previous = signals.install(self.stop, "sink")
         idle_since: float | None = None
-        last_message: float | None = None
         log.info("sink: consuming %s from %s as group %s", s.topic_raw, s.bootstrap, s.sink_group)
         try:
             while not self._stop:
                 room = max(1, s.sink_batch_rows - len(self._buffer))
                 messages = self._consumer.consume(num_messages=min(room, 10_000), timeout=0.1)
+                self._watch.read(messages)
                 for msg in messages:
                     err = msg.error()
                     if err is None:
@@ -129,13 +129,13 @@ class Sink:
                     self._flush()
                 self._periodic()
                 if messages:
-                    idle_since, last_message = None, time.monotonic()
-                elif not self._buffer and self._watch.stalled(self._consumer, last_message):
+                    idle_since = None
+                elif not self._buffer and self._watch.stalled(self._consumer):
                     self._consumer.close()
-                    self._watch.waited(self._watch.next_wait_ms())
-                    self._consumer = self._subscribe(self._watch.wait_ms)
                     # neither idle nor stalled before the new member had the time to join
-                    idle_since, last_message = None, time.monotonic() + s.rebalance_timeout_ms / 1000
+                    self._watch.waited(self._watch.next_wait_ms(), grace_s=s.rebalance_timeout_ms / 1000)
+                    self._consumer = self._subscribe(self._watch.wait_ms)
+                    idle_since = None
                 elif self.until_idle and not self._buffer:
                     idle_since = idle_since or time.monotonic()
                     if self._idle_enough(time.monotonic() - idle_since):

@@ -1,0 +1,82 @@
+"""The fetch watch on a real broker: reading almost nothing while behind is a stall; a live feed is not."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from ingest import fetch_watch, kafka
+from ingest.fetch_watch import FetchWatch
+from tickstore.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+log = logging.getLogger("tests.fetch_watch")
+
+
+def feed(settings: Settings) -> Producer:
+    # a record batch a message, as a live feed sends them (and Tansu's watermarks count batches)
+    kafka.ensure_topics(settings)
+    return kafka.producer(settings, **{"linger.ms": 0, "batch.num.messages": 1})
+
+
+def consumer_at_start(settings: Settings) -> Consumer:
+    consumer = kafka.consumer(settings, settings.sink_group)
+    consumer.assign([TopicPartition(settings.topic_raw, 0, 0)])
+    return consumer
+
+
+def read_slowly(
+    consumer: Consumer, watch: FetchWatch, seconds: float, producer: Producer | None = None
+) -> bool:
+    """Take one message every 0.25 s, as a consumer does whose every fetch brings one record batch (a
+    Tansu partition whose offset search outlasts the fetch wait), with ``producer`` sending one just
+    before each; whether the watch called it stalled."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if producer is not None:
+            producer.produce(watch.topic, value=b"{}", partition=0)
+            producer.flush(10)
+        messages = consumer.consume(num_messages=1, timeout=1.0)
+        watch.read(messages)
+        if watch.stalled(consumer):
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_reading_a_backlog_a_message_at_a_time_is_a_stall(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found in a soak: a sink behind on a Tansu partition of 900,000 record batches read one message a
+    # second with its 500 ms fetch wait, and the watch, which looked only for empty fetches, said nothing.
+    monkeypatch.setattr(fetch_watch, "STALL_S", 2.0)
+    producer = feed(kafka_settings)
+    an_hour_ago = int((time.time() - 3600) * 1000)
+    for i in range(200):
+        producer.produce(kafka_settings.topic_raw, value=b"{}", partition=0, timestamp=an_hour_ago + i)
+        producer.poll(0)
+    producer.flush(30)
+    consumer = consumer_at_start(kafka_settings)
+    watch = FetchWatch(kafka_settings.topic_raw, 500, who="sink", log=log, falling_behind="-", what_to_do="-")
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        assert read_slowly(consumer, watch, seconds=20)
+    consumer.close()
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "has messages past where the sink reads" in warning and "reconnecting with 2000 ms" in warning
+
+
+def test_a_live_feed_read_as_it_arrives_is_not_a_stall(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a few messages a second, each read just after it was produced
+    monkeypatch.setattr(fetch_watch, "STALL_S", 2.0)
+    producer = feed(kafka_settings)
+    consumer = consumer_at_start(kafka_settings)
+    watch = FetchWatch(kafka_settings.topic_raw, 500, who="sink", log=log, falling_behind="-", what_to_do="-")
+    assert not read_slowly(consumer, watch, seconds=fetch_watch.STALL_S * 3, producer=producer)
+    assert watch.checks == 0  # nor was the broker asked (~20 ms on Tansu, a stall of the stream's loop)
+    consumer.close()
