@@ -74,13 +74,14 @@ class FetchWatch:
         self._last_check = float("-inf")
 
     def read(self, messages: Sequence[Message]) -> None:
-        """Count what a poll returned: many messages, or a fresh one, is keeping up."""
+        """Count what a poll returned: many messages in a second, or a fresh one, is keeping up."""
         now = time.monotonic()
-        self._read_this_second += len(messages)
         if now - self._second >= 1.0:
-            if self._read_this_second >= KEEPING_UP * (now - self._second):
-                self._slow_since = max(self._slow_since, now)
             self._second, self._read_this_second = now, 0
+        self._read_this_second += len(messages)
+        if self._read_this_second >= KEEPING_UP:
+            self._slow_since = max(self._slow_since, now)
+            return
         fresh_ms = (time.time() - STALL_S) * 1000
         # the first fresh message ends the search: a live feed costs one timestamp a poll
         if any(m.timestamp()[0] and m.timestamp()[1] >= fresh_ms for m in messages):
