@@ -80,3 +80,19 @@ def test_a_live_feed_read_as_it_arrives_is_not_a_stall(
     assert not read_slowly(consumer, watch, seconds=fetch_watch.STALL_S * 3, producer=producer)
     assert watch.checks == 0  # nor was the broker asked (~20 ms on Tansu, a stall of the stream's loop)
     consumer.close()
+
+
+def test_an_idle_consumer_that_is_caught_up_asks_the_broker_once_a_stall_period(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found in a soak: on a Tansu partition of 900,000 batches a question took over 2 s (librdkafka
+    # logged a timed-out ListOffsetsRequest), and an idle stream asked once a second.
+    monkeypatch.setattr(fetch_watch, "STALL_S", 2.0)
+    producer = feed(kafka_settings)
+    producer.produce(kafka_settings.topic_raw, value=b"{}", partition=0)
+    producer.flush(10)
+    consumer = consumer_at_start(kafka_settings)
+    watch = FetchWatch(kafka_settings.topic_raw, 500, who="sink", log=log, falling_behind="-", what_to_do="-")
+    assert not read_slowly(consumer, watch, seconds=fetch_watch.STALL_S * 4.5)  # 9 s, 7 of them idle
+    consumer.close()
+    assert 1 <= watch.checks <= 4, watch.checks  # once a second would be 6 or 7
