@@ -176,11 +176,15 @@ def positions(consumer: Consumer, timeout: float = 5.0) -> list[tuple[TopicParti
     assignment = consumer.assignment()
     if not assignment:
         return None
+    current = consumer.position(assignment)
+    # the group's committed offsets cost a broker round trip: asked only for partitions without a position
+    unread = [tp for tp in current if tp.offset < 0]
     committed = {
-        (tp.topic, tp.partition): tp.offset for tp in consumer.committed(assignment, timeout=timeout)
+        (tp.topic, tp.partition): tp.offset
+        for tp in (consumer.committed(unread, timeout=timeout) if unread else [])
     }
     out = []
-    for tp in consumer.position(assignment):
+    for tp in current:
         lo, hi = consumer.get_watermark_offsets(tp, timeout=timeout)
         pos = tp.offset
         if pos < 0:
