@@ -40,8 +40,8 @@ def broker_stop(ctx: click.Context) -> None:
     console.print("stopped" if stopped else "no embedded broker was running")
 
 
-# Tansu answers a fetch only after reading the partition's log: ~0.3-0.5 s from 400,000 record batches
-# on (ingest/fetch_watch.py), where the sink's and the stream's fetches start to come back empty.
+# Tansu answers a fetch only after searching the partition's log: ~0.3-0.5 s from 400,000 record
+# batches on (ingest/fetch_watch.py), where the sink's 500 ms fetches start to bring almost nothing.
 SLOW_PARTITION_BATCHES = 300_000
 
 
