@@ -9,9 +9,11 @@
 -- returns in time order) minus those whose previous tick is at or before t (a shorter prefix), so
 -- each label is a difference of two running sums found by ASOF joins: no join of every grid point
 -- with every return in its window (that range join took 88 s for a simulated day; this takes 1 s).
--- Same rows and counts as summing each window's own returns; the volatility differs by at most
--- 3e-14 absolute (median volatility 2e-4 on recorded Coinbase ticks): the running sums carry the
--- rounding of the whole range, so a label's last digits can change when $start moves.
+-- The squared returns are summed as DECIMAL(38,28) (each rounded once, to 1e-28), so the running
+-- sums are exact: a difference of two is exactly the sum of the returns between them, whatever
+-- $start is, and a stretch of unchanged mid-prices gives exactly 0. Summed as DOUBLE, DuckDB's
+-- window adds a prefix from the nodes of a segment tree, not one by one, so a longer prefix could
+-- come out an ulp smaller: such a stretch gave -8e-22 (sqrt failed) or 3e-11 instead of 0.
 -- Parameters: $start, $end (TIMESTAMPTZ), $every_s, $horizon_s (seconds).
 WITH returns AS (
     SELECT
@@ -31,7 +33,8 @@ running AS (
         event_time,
         prev_time,
         row_number() OVER w AS n,          -- returns up to and including this one, in time order
-        sum(ret * ret) OVER w AS sum_sq    -- their squared sum, added in that order (reruns agree)
+        -- their squared sum, exact (10 integer digits: a range would need ~1e8 returns of 10x moves to overflow)
+        sum((ret * ret)::DECIMAL(38, 28)) OVER w AS sum_sq
     FROM returns
     WHERE prev_time IS NOT NULL            -- a product's first tick in range has no return
     WINDOW w AS (PARTITION BY product_id ORDER BY event_time, sequence, tick_id ROWS UNBOUNDED PRECEDING)
@@ -70,7 +73,7 @@ spans AS (
 SELECT
     product_id,
     t AS event_timestamp,
-    sqrt(sum_sq) AS fwd_vol,   -- realized volatility over (t, t + horizon]
+    sqrt(sum_sq::DOUBLE) AS fwd_vol,   -- realized volatility over (t, t + horizon]
     n AS fwd_returns           -- returns it was computed from
 FROM spans
 WHERE n >= 2
