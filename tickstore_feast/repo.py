@@ -25,6 +25,18 @@ def _reroot(path: str, home: Path) -> str:
     return str((FEATURE_REPO / path).resolve())
 
 
+def _as_feast_spells(path: str) -> str:
+    """``path`` spelled as Feast's CLI spells feature_store.yaml's relative path: `<feature_repo>/<rel>`.
+
+    Feast records each SQLite online table with its database path as a string, and a later
+    `feast apply` that spells the same file otherwise sees the table "updated", which Feast 0.67
+    carries out by dropping it (`InfraDiff.update` tears down and never re-creates): `feast apply`
+    in feature_repo/ (`<repo>/feature_repo/../.tickstore/...`) and `tickstore feast apply` (then
+    `<repo>/.tickstore/...`) taking turns left no online table at all.
+    """
+    return str(FEATURE_REPO / os.path.relpath(path, FEATURE_REPO))
+
+
 def raw_config(settings: Settings, snapshot: int | None = None) -> dict[str, Any]:
     """feature_store.yaml as a dict, its data paths under ``settings.home``, the online store as
     ``settings`` says, and the lake pinned to ``snapshot``."""
@@ -34,7 +46,8 @@ def raw_config(settings: Settings, snapshot: int | None = None) -> dict[str, Any
     if settings.online_store == "redis":
         raw["online_store"] = {"type": "redis", "connection_string": settings.redis_url}
     else:
-        raw["online_store"] = dict(raw["online_store"], path=_reroot(raw["online_store"]["path"], home))
+        path = _as_feast_spells(_reroot(raw["online_store"]["path"], home))
+        raw["online_store"] = dict(raw["online_store"], path=path)
     raw["offline_store"] = dict(raw["offline_store"], home=str(home), snapshot=snapshot)
     return raw
 
@@ -150,6 +163,30 @@ def apply_repo(store: FeatureStore, objects: list[Entity | FeatureView | Feature
     stale += [s for s in store.list_feature_services() if s.name not in services]
     to_apply: list[Any] = list(objects)
     store.apply(to_apply, objects_to_delete=stale, partial=not stale)
+    _respell_recorded_tables(store)
+
+
+def _respell_recorded_tables(store: FeatureStore) -> None:
+    """Record the SQLite online tables under the path spelling this config plans, where the registry
+    has the same file spelled otherwise (by an older tickstore): else the next `feast apply` drops
+    them (see `_as_feast_spells`)."""
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteTable
+
+    if store.config.online_store.type != "sqlite":
+        return
+    planned = SqliteOnlineStore._get_db_path(store.config)
+    infra = store.registry.get_infra(store.project)
+    moved = [
+        o
+        for o in infra.infra_objects
+        if isinstance(o, SqliteTable)
+        and o.path != planned
+        and os.path.realpath(o.path) == os.path.realpath(planned)
+    ]
+    for table in moved:
+        table.path = planned
+    if moved:
+        store.registry.update_infra(infra, store.project, commit=True)
 
 
 def feature_store(settings: Settings, snapshot: int | None = None, apply: bool = True) -> FeatureStore:

@@ -85,6 +85,12 @@ def test_feast_apply_in_a_fresh_clone_makes_the_data_directory(tmp_path: Path) -
     assert "No changes to registry" in feast_out(tmp_path / "feature_repo", "plan")
 
 
+def feature_store_of(s: Settings) -> FeatureStore:
+    from tickstore_feast.repo import feature_store
+
+    return feature_store(s, apply=False)
+
+
 def online_tick_count(store: FeatureStore) -> list[object]:
     rows = store.get_online_features(
         features=["ticks_60s:tick_count_60s"], entity_rows=[{"product_id": "BTC-USD"}]
@@ -121,3 +127,62 @@ def test_plain_feast_keeps_to_the_yaml_and_says_so_when_tickstore_home_points_el
     # The lake used to come from TICKSTORE_HOME while the registry and online store were the yaml's:
     # one home's ticks went into another home's online store. Now all three are the yaml's (empty).
     assert online_tick_count(FeatureStore(repo_path=str(repo))) == [None]
+
+
+def plain_feast_on(s: Settings, tmp_path: Path) -> Callable[..., str]:
+    """Feast's CLI in the checkout's feature_repo/, its yaml's relative data paths leading to ``s.home``."""
+    home, here = s.home.resolve(), REPO / "feature_repo"
+    config = yaml.safe_load((here / "feature_store.yaml").read_text())
+    config["registry"]["path"] = os.path.relpath(home / "feast" / "registry.db", here)
+    config["online_store"]["path"] = os.path.relpath(home / "feast" / "online_store.db", here)
+    config["offline_store"]["home"] = str(home)
+    (tmp_path / "feature_store.yaml").write_text(yaml.safe_dump(config))
+
+    def plain(*args: str) -> str:
+        return feast_out(here, "--feature-store-yaml", str(tmp_path / "feature_store.yaml"), *args)
+
+    return plain
+
+
+def test_feast_apply_and_tickstore_feast_apply_take_turns_on_one_data_directory(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # Feast's CLI in feature_repo/ spells the online store `<feature_repo>/../.tickstore/...`; tickstore
+    # spelled the same file `<checkout>/.tickstore/...`. With two spellings Feast's apply saw the path
+    # "updated" and only tore the tables down: after the second apply there were none, and
+    # `feast materialize` failed with "no such table: tickstore_ticks_10s".
+    from tests.cli.helpers import tickstore
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
+    plain = plain_feast_on(s, tmp_path)
+    plain("apply")
+    tickstore(s, "feast", "apply")
+    plain("apply")
+    plain("materialize", "2025-12-31T23:59:00", "2026-01-01T00:03:00")
+    assert online_tick_count(feature_store_of(s)) == [61]
+    assert "sqlite table" not in plain("plan")  # no table to create, move or drop
+
+
+def test_tickstore_respells_the_tables_an_older_tickstore_recorded(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from feast.infra.online_stores.sqlite import SqliteTable
+
+    from tickstore_feast.repo import feature_store
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
+    plain = plain_feast_on(s, tmp_path)
+    plain("apply")
+    # the registry as an older `tickstore feast apply` left it: the same file, spelled without `..`
+    store = feature_store_of(s)
+    infra = store.registry.get_infra(store.project)
+    for table in infra.infra_objects:
+        assert isinstance(table, SqliteTable)
+        table.path = str(s.home.resolve() / "feast" / "online_store.db")
+    store.registry.update_infra(infra, store.project, commit=True)
+    feature_store(s)  # what `tickstore stream`, `train` or `dataset build` do first
+    plain("apply")
+    plain("materialize", "2025-12-31T23:59:00", "2026-01-01T00:03:00")
+    assert online_tick_count(feature_store_of(s)) == [61]
