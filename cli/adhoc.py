@@ -67,7 +67,12 @@ def run_statements(
     help="Read the SQL from this file ('-': standard input) instead of QUERY.",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table: for reading (--limit rows); csv: with a header; json: one object per line (all rows).",
 )
 @click.option("--as-of", help="A DuckLake snapshot id, or a timestamp: query the lake as it was then.")
 @click.option(
