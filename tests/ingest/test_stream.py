@@ -381,3 +381,25 @@ def test_a_broker_that_answers_no_fetch_at_the_longest_wait_is_reported(
         "answers almost no fetch even within 2000 ms" in caplog.text
         and "online features are going stale" in caplog.text
     )
+
+
+def test_the_progress_line_gives_the_freshness_of_the_messages_since_the_last_line(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Over the newest 10,000 messages, the backlog a stream starts on (hours old when produced) kept
+    # the live feed's p99 at 1,647,636 ms for a quarter of an hour after the stream had caught up.
+    stream = OnlineStream(make_settings())
+
+    def line_after(latencies_s: list[float]) -> str:
+        stream.stats.freshness_s.extend(latencies_s)  # as a batch adds its messages' latencies
+        stream.stats.measured += len(latencies_s)
+        stream._last_log = 0
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ingest.stream"):
+            stream._periodic()
+        return " ".join(r.getMessage() for r in caplog.records if "online rows" in r.getMessage())
+
+    assert "500 since the last line, freshness p99 3,600,000 ms" in line_after([3600.0] * 500)
+    assert "3 since the last line, freshness p99 52 ms" in line_after([0.052, 0.041, 0.052])
+    assert "none since the last line" in line_after([])
+    assert "10,000+ since the last line, freshness p99 20 ms" in line_after([3600.0] + [0.02] * 12_000)
