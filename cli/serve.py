@@ -188,6 +188,8 @@ def run_gunicorn(settings: Settings) -> None:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # each worker loads the model, and MLflow drew two progress bars per load into the server's log
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     from gunicorn.app.base import BaseApplication
 

@@ -136,9 +136,14 @@ class ModelHolder:
             self.error = f"cannot check {self.uri}: {exc}"
             return False
         previous, self.model, self.error = self.model, model, None
-        log.info(
-            "serving: model %s version %s (was %s)", model.name, model.version, previous and previous.version
-        )
+        if previous is not None:
+            log.info(
+                "serving: loaded %s version %s (was version %s)", model.name, model.version, previous.version
+            )
+        elif model.version is not None:
+            log.info("serving: loaded %s version %s", model.name, model.version)
+        else:  # a runs:/ or path URI: no registry version to name
+            log.info("serving: loaded %s", model.name)
         return True
 
     def _alias_version(self) -> str | None:
