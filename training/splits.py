@@ -35,10 +35,17 @@ def chronological(
 def walk_forward(
     frame: pd.DataFrame, folds: int, purge: timedelta, time_col: str = "event_timestamp"
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Expanding-window (train, validation) folds over time, each boundary purged like above."""
+    """Expanding-window (train, validation) folds over time, each boundary purged like above.
+
+    The rows, in time order, are cut into ``folds + 1`` chunks of equal count, not of equal time:
+    recorded data has gaps, and a fold whose validation span fell in one had no rows at all.
+    """
     times = frame[time_col]
-    first, last = times.min(), times.max()
-    step = (last - first) / (folds + 1)
+    ordered = times.sort_values(ignore_index=True)
+    n = len(ordered)
     for k in range(1, folds + 1):
-        boundary = first + step * k
-        yield frame[times < boundary - purge], frame[(times >= boundary) & (times < boundary + step)]
+        start = ordered.iloc[n * k // (folds + 1)]
+        val = times >= start
+        if k < folds:
+            val &= times < ordered.iloc[n * (k + 1) // (folds + 1)]
+        yield frame[times < start - purge], frame[val]

@@ -245,6 +245,10 @@ def walk_forward_pr_auc(table: pd.DataFrame, cfg: TrainConfig) -> dict[str, list
     columns = [c for c in table.columns if c not in META]
     out: dict[str, list[float]] = {}
     for train_part, val_part in splits.walk_forward(table, cfg.folds, cfg.horizon):
+        if min(len(train_part), len(val_part)) < MIN_SPLIT_ROWS:  # more folds than the rows bear
+            for model in all_models():
+                out.setdefault(model.name, []).append(float("nan"))
+            continue
         threshold = labels.spike_threshold(train_part["fwd_vol"], cfg.percentile)
         y_train = (train_part["fwd_vol"] > threshold).to_numpy().astype(int)
         y_val = (val_part["fwd_vol"] > threshold).to_numpy().astype(int)

@@ -181,6 +181,19 @@ def test_walk_forward_folds_are_purged_and_expanding() -> None:
         assert tr["event_timestamp"].max() + timedelta(seconds=30) < va["event_timestamp"].min()
 
 
+def test_walk_forward_folds_have_rows_across_a_gap_in_the_data() -> None:
+    # rows for 0..999 s and 2000..2999 s: folds cut by time (every 600 s) had one validating on
+    # 1200..1799 s, nothing, and `tickstore train --folds 4` failed on a numpy error after training
+    seconds = [*range(1000), *range(2000, 3000)]
+    frame = pd.DataFrame({"event_timestamp": [T0 + timedelta(seconds=s) for s in seconds]})
+    folds = list(splits.walk_forward(frame, 4, timedelta(seconds=30)))
+    assert [len(va) for _, va in folds] == [400, 400, 400, 400]
+    validated = pd.concat([va for _, va in folds])
+    assert validated.index.is_unique and len(validated) == 1600  # every row after the first chunk, once
+    for tr, va in folds:
+        assert tr["event_timestamp"].max() + timedelta(seconds=30) < va["event_timestamp"].min()
+
+
 def test_walk_forward_cross_validation_scores_every_model_on_every_fold() -> None:
     import numpy as np
 
@@ -203,3 +216,21 @@ def test_walk_forward_cross_validation_scores_every_model_on_every_fold() -> Non
     scores = walk_forward_pr_auc(table, cfg)
     assert set(scores) == {"zscore", "logreg", "xgboost"} and all(len(v) == 3 for v in scores.values())
     assert np.nanmean(scores["zscore"]) > 0.3  # the informative feature is found fold after fold
+
+
+def test_walk_forward_folds_too_small_to_score_give_nan() -> None:
+    from training.train import TrainConfig, walk_forward_pr_auc
+
+    table = pd.DataFrame(
+        {
+            "product_id": "A",
+            "event_timestamp": [T0 + timedelta(seconds=i) for i in range(200)],
+            "ret_std_60s": [float(i % 7) for i in range(200)],
+            "fwd_vol": [float(i % 5) for i in range(200)],
+            "fwd_returns": 10,
+        }
+    )
+    cfg = TrainConfig(T0, T0 + timedelta(seconds=200), folds=9, horizon=timedelta(seconds=60))
+    scores = walk_forward_pr_auc(table, cfg)  # 20 rows a chunk: under the 50 a split needs
+    assert set(scores) == {"zscore", "logreg", "xgboost"}
+    assert all(len(v) == 9 and all(x != x for x in v) for v in scores.values())
