@@ -339,7 +339,7 @@ def monitor_drift(
     import pandas as pd
 
     from training import dataset as ds
-    from training.drift import drift_report
+    from training.drift import META, drift_report
 
     s = settings_of(ctx)
     # a folder per current range: each day's gate run keeps its report (one drift.html was overwritten)
@@ -357,11 +357,15 @@ def monitor_drift(
             except ValueError as exc:
                 raise ValueError(f"--{label}: {exc}") from exc
             frame = pd.read_parquet(path)
-            if len(frame) < MIN_DRIFT_ROWS:
+            # rows in a gap of the data (or past every view's TTL) have no feature value to compare
+            valued = int(frame.drop(columns=[c for c in META if c in frame]).notna().any(axis=1).sum())
+            if valued < MIN_DRIFT_ROWS:
                 # a handful of rows passes every test: "0 drifted" with exit 0 told a gate all was well
                 raise ValueError(
-                    f"--{label}: {len(frame)} rows (every {every:g} s) are too few to tell drift; at least "
-                    f"{MIN_DRIFT_ROWS} are needed: widen the range or lower --every"
+                    f"--{label}: {valued} of {len(frame)} rows (every {every:g} s) have feature values, "
+                    f"too few to tell drift; at least {MIN_DRIFT_ROWS} are needed: widen the range, "
+                    "lower --every, or move it off a gap in the data (rows more than a view's window "
+                    "after the last tick have none)"
                 )
             frames.append(frame)
         with console.status("Evidently's drift and data-summary reports ..."):

@@ -51,7 +51,7 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
     wild = [("A", 1200 + i * 0.1, 100 + rng.normal(0, 1)) for i in range(12000)]  # 20..40 min, 10 ticks/s
     load(s, tick_rows(calm + wild))
 
-    def drift(reference: str, current: str) -> subprocess.CompletedProcess[str]:
+    def drift(reference: str, current: str, every: str = "5") -> subprocess.CompletedProcess[str]:
         env = {"TICKSTORE_HOME": str(s.home), "PATH": ""}
         return subprocess.run(
             [
@@ -65,7 +65,7 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
                 "--current",
                 current,
                 "--every",
-                "5",
+                every,
             ],
             cwd=REPO,
             env=env,
@@ -95,4 +95,11 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
     assert none.returncode == 2
     # nor do a few rows give one: two-sample tests on a handful read anything (3 rows: "0 drifted", exit 0)
     few = drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:26")
-    assert few.returncode == 2 and "--current: 12 rows (every 5 s) are too few to tell drift" in few.stderr
+    assert (
+        few.returncode == 2
+        and "--current: 12 of 12 rows (every 5 s) have feature values, too few" in few.stderr
+    )
+    # nor do many rows of which only a few have values: the ticks end at 00:40, and the widest view
+    # (300 s) has none past 00:45 (so 561 rows were compared, 546 of them empty)
+    gap = drift("2026-01-01T00:00..2026-01-01T00:20", "2026-01-01T00:39:40..2026-01-01T03:46:40", "20")
+    assert gap.returncode == 2 and "--current: 16 of 561 rows (every 20 s) have feature values" in gap.stderr
