@@ -74,8 +74,8 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
                 "embedded broker reads them all for every fetch (~0.5 s at 600,000), and the sink and "
                 "the stream slow down, then wait longer (they say so). Once `tickstore status` shows "
                 "the lake and online features current, restart it (`tickstore broker stop`, `broker "
-                "start`: it keeps nothing, the lake has every tick), then `tickstore stream` (a longer "
-                "wait it took stays until then)"
+                "start`: it keeps nothing, the lake has every tick); the sink and the stream take their "
+                "short wait up again when it answers"
             )
     return topics is not None, lines
 

@@ -12,6 +12,10 @@ there, so the wait costs it nothing.
 "Almost nothing" is fewer than KEEPING_UP messages a second, none of them produced in the last
 STALL_S seconds, for STALL_S: a live feed read as it arrives is fresh, a backlog read at speed is
 many. Only then is the broker asked how far behind the consumer is.
+
+A longer wait is kept until every broker has been down and messages flow again: the embedded broker
+restarts empty (it keeps nothing), so the first, short wait is taken up again, and the watch lengthens
+it anew should the broker come back as large as it left.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from ingest import kafka
 
@@ -53,7 +57,31 @@ class FetchWatch:
         self.what_to_do = what_to_do
         self._last_error = float("-inf")
         self.checks = 0  # how often the broker was asked how far behind the consumer is
+        self.first_wait_ms = wait_ms
+        self._brokers_lost = False
         self.waited(wait_ms)
+
+    def on_error(self, err: KafkaError) -> None:
+        """librdkafka's error callback (a consumer's ``error_cb``): notes every broker gone at once."""
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._brokers_lost = True
+
+    def back_after_restart(self, messages: Sequence[Message]) -> bool:
+        """Whether to fetch with the first wait again: messages flow after every broker was down,
+        and the wait in use is longer than the first (a restarted embedded broker holds nothing)."""
+        if not (self._brokers_lost and messages):
+            return False
+        self._brokers_lost = False
+        if self.wait_ms <= self.first_wait_ms:
+            return False
+        self.log.info(
+            "%s: every broker was down and answers again; an embedded broker restarts empty, so "
+            "fetching with %d ms again (was %d ms)",
+            self.who,
+            self.first_wait_ms,
+            self.wait_ms,
+        )
+        return True
 
     def next_wait_ms(self) -> int:
         """The wait to reconnect with: four times longer, up to MAX_FETCH_WAIT_MS."""

@@ -183,7 +183,7 @@ class OnlineStream:
         kafka.ensure_topics(s)
         check_online_store(self.store)  # fail at once, saying what to do, rather than at the first batch
         watch = self._fetch_watch(FETCH_WAIT_MS)
-        consumer = self._consumer(watch.wait_ms)
+        consumer = self._consumer(watch)
         # Feast and pandas leave hundreds of thousands of long-lived objects; a full garbage collection
         # walking them stalls a batch for a quarter of a second. They live as long as the stream.
         gc.collect()
@@ -226,12 +226,11 @@ class OnlineStream:
                         if last_message is None and now - self.stats.started > join_limit:
                             break
                     if not messages and watch.stalled(consumer):
-                        consumer.close()
-                        # neither idle nor stalled before the new member had the time to join
-                        join_s = s.rebalance_timeout_ms / 1000
-                        watch.waited(watch.next_wait_ms(), grace_s=join_s)
-                        consumer = self._consumer(watch.wait_ms)
-                        last_message = time.monotonic() + join_s
+                        consumer = self._reconnect(consumer, watch, watch.next_wait_ms())
+                        last_message = time.monotonic() + s.rebalance_timeout_ms / 1000
+                if watch.back_after_restart(messages):
+                    consumer = self._reconnect(consumer, watch, watch.first_wait_ms)
+                    last_message = time.monotonic() + s.rebalance_timeout_ms / 1000
                 self._periodic()
         finally:
             signals.restore(previous)
@@ -251,10 +250,21 @@ class OnlineStream:
             "caught up (it keeps nothing), or use a real Kafka",
         )
 
-    def _consumer(self, wait_ms: int) -> Consumer:
-        """A stream consumer fetching whatever has arrived, waiting at most ``wait_ms`` for more."""
+    def _reconnect(self, consumer: Consumer, watch: FetchWatch, wait_ms: int) -> Consumer:
+        """``consumer`` closed (its processed offsets were committed as it went) and made again with ``wait_ms``."""
+        consumer.close()
+        # neither idle nor stalled before the new member had the time to join
+        watch.waited(wait_ms, grace_s=self.settings.rebalance_timeout_ms / 1000)
+        return self._consumer(watch)
+
+    def _consumer(self, watch: FetchWatch) -> Consumer:
+        """A stream consumer fetching whatever has arrived, waiting at most ``watch.wait_ms`` for more."""
         s = self.settings
-        consumer = kafka.consumer(s, s.stream_group, **{"fetch.wait.max.ms": wait_ms, "fetch.min.bytes": 1})
+        consumer = kafka.consumer(
+            s,
+            s.stream_group,
+            **{"fetch.wait.max.ms": watch.wait_ms, "fetch.min.bytes": 1, "error_cb": watch.on_error},
+        )
         consumer.subscribe([s.topic_raw], on_assign=self._on_assign)
         return consumer
 

@@ -131,10 +131,11 @@ class Sink:
                 if messages:
                     idle_since = None
                 elif not self._buffer and self._watch.stalled(self._consumer):
-                    self._consumer.close()
-                    # neither idle nor stalled before the new member had the time to join
-                    self._watch.waited(self._watch.next_wait_ms(), grace_s=s.rebalance_timeout_ms / 1000)
-                    self._consumer = self._subscribe(self._watch.wait_ms)
+                    self._resubscribe(self._watch.next_wait_ms())
+                    idle_since = None
+                if self._watch.back_after_restart(messages):
+                    self._flush()  # landed and committed before the consumer is made again
+                    self._resubscribe(self._watch.first_wait_ms)
                     idle_since = None
                 elif self.until_idle and not self._buffer:
                     idle_since = idle_since or time.monotonic()
@@ -151,10 +152,19 @@ class Sink:
         self._log_summary()
         return self.stats
 
+    def _resubscribe(self, wait_ms: int) -> None:
+        """The consumer closed (nothing buffered: its offsets are committed) and made again with ``wait_ms``."""
+        self._consumer.close()
+        # neither idle nor stalled before the new member had the time to join
+        self._watch.waited(wait_ms, grace_s=self.settings.rebalance_timeout_ms / 1000)
+        self._consumer = self._subscribe(wait_ms)
+
     def _subscribe(self, wait_ms: int) -> Consumer:
         """A member of the sink's group on ``topic_raw``, fetching with a wait of ``wait_ms``."""
         s = self.settings
-        consumer = kafka.consumer(s, s.sink_group, **{"fetch.wait.max.ms": wait_ms})
+        consumer = kafka.consumer(
+            s, s.sink_group, **{"fetch.wait.max.ms": wait_ms, "error_cb": self._watch.on_error}
+        )
         consumer.subscribe([s.topic_raw], on_revoke=self._on_revoke)
         return consumer
 

@@ -341,7 +341,7 @@ def test_a_broker_that_answers_no_fetch_at_the_longest_wait_is_reported(
     producer.produce(settings.topic_raw, value=next(replay.iter_lines([RECORDINGS[0]]))[2], key=b"BTC-USD")
     producer.flush(30)
     stream = OnlineStream(settings)
-    consumer = stream._consumer(0)  # every fetch comes back empty
+    consumer = stream._consumer(stream._fetch_watch(0))  # every fetch comes back empty
     deadline = time.monotonic() + 60
     while not consumer.assignment() and time.monotonic() < deadline:
         assert consumer.poll(0.2) is None
