@@ -130,7 +130,9 @@ def test_plain_feast_keeps_to_the_yaml_and_says_so_when_tickstore_home_points_el
 
 
 def plain_feast_on(s: Settings, tmp_path: Path) -> Callable[..., str]:
-    """Feast's CLI in the checkout's feature_repo/, its yaml's relative data paths leading to ``s.home``."""
+    """Feast's CLI in the checkout's feature_repo/, its yaml's relative data paths leading to ``s.home``
+    (whose lake gets two minutes of ticks)."""
+    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
     home, here = s.home.resolve(), REPO / "feature_repo"
     config = yaml.safe_load((here / "feature_store.yaml").read_text())
     config["registry"]["path"] = os.path.relpath(home / "feast" / "registry.db", here)
@@ -144,6 +146,12 @@ def plain_feast_on(s: Settings, tmp_path: Path) -> Callable[..., str]:
     return plain
 
 
+def served_after_materializing(plain: Callable[..., str], s: Settings) -> list[object]:
+    """`feast materialize` through ``plain``, then the 60 s tick count online (61: ticks 59..119 s)."""
+    plain("materialize", "2025-12-31T23:59:00", "2026-01-01T00:03:00")
+    return online_tick_count(feature_store_of(s))
+
+
 def test_feast_apply_and_tickstore_feast_apply_take_turns_on_one_data_directory(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -154,13 +162,11 @@ def test_feast_apply_and_tickstore_feast_apply_take_turns_on_one_data_directory(
     from tests.cli.helpers import tickstore
 
     s = make_settings()
-    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
     plain = plain_feast_on(s, tmp_path)
     plain("apply")
     tickstore(s, "feast", "apply")
     plain("apply")
-    plain("materialize", "2025-12-31T23:59:00", "2026-01-01T00:03:00")
-    assert online_tick_count(feature_store_of(s)) == [61]
+    assert served_after_materializing(plain, s) == [61]
     assert "sqlite table" not in plain("plan")  # no table to create, move or drop
 
 
@@ -172,7 +178,6 @@ def test_tickstore_respells_the_tables_an_older_tickstore_recorded(
     from tickstore_feast.repo import feature_store
 
     s = make_settings()
-    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
     plain = plain_feast_on(s, tmp_path)
     plain("apply")
     # the registry as an older `tickstore feast apply` left it: the same file, spelled without `..`
@@ -184,5 +189,4 @@ def test_tickstore_respells_the_tables_an_older_tickstore_recorded(
     store.registry.update_infra(infra, store.project, commit=True)
     feature_store(s)  # what `tickstore stream`, `train` or `dataset build` do first
     plain("apply")
-    plain("materialize", "2025-12-31T23:59:00", "2026-01-01T00:03:00")
-    assert online_tick_count(feature_store_of(s)) == [61]
+    assert served_after_materializing(plain, s) == [61]
