@@ -14,18 +14,22 @@ def chronological(
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
     time_col: str = "event_timestamp",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Train / validation / test by time; rows within ``purge`` before a boundary are dropped.
+    """Train / validation / test in time order; rows within ``purge`` before a boundary are dropped.
 
-    A label at t looks at (t, t + H]: with purge >= H, no training label sees validation data and no
-    validation label sees test data.
+    The fractions are of the rows, not of the time span: recorded data has gaps, and a validation
+    span that fell in one had no rows (9,760 labeled rows were "too few to train"). A label at t
+    looks at (t, t + H]: with purge >= H, no training label sees validation data and no validation
+    label sees test data.
     """
     if abs(sum(fractions) - 1) > 1e-9:
         raise ValueError("fractions must sum to 1")
     times = frame[time_col]
-    first, last = times.min(), times.max()
-    span = last - first
-    cut1 = first + span * fractions[0]
-    cut2 = first + span * (fractions[0] + fractions[1])
+    if frame.empty:
+        return frame, frame, frame
+    ordered = times.sort_values(ignore_index=True)
+    n = len(ordered)
+    cut1 = ordered.iloc[min(int(n * fractions[0]), n - 1)]
+    cut2 = ordered.iloc[min(int(n * (fractions[0] + fractions[1])), n - 1)]
     train = frame[times < cut1 - purge]
     val = frame[(times >= cut1) & (times < cut2 - purge)]
     test = frame[times >= cut2]

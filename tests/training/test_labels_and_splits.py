@@ -171,6 +171,17 @@ def test_chronological_split_purges_every_boundary() -> None:
     assert len(test) == pytest.approx(150, abs=2) and len(train) == pytest.approx(700 - 60, abs=2)
 
 
+def test_chronological_split_takes_its_fractions_of_the_rows_across_a_gap() -> None:
+    # rows for 0..1999 s and 2900..3099 s: cut by time (70% and 85% of the span: 2170 and 2635 s)
+    # the validation split fell in the gap and had no rows, and training refused 2,200 rows as too few
+    seconds = [*range(2000), *range(2900, 3100)]
+    frame = pd.DataFrame({"event_timestamp": [T0 + timedelta(seconds=s) for s in seconds]})
+    train, val, test = splits.chronological(frame, purge=timedelta(seconds=60))
+    assert (len(train), len(val), len(test)) == (1540 - 60, 330 - 60, 330)
+    assert train["event_timestamp"].max() + timedelta(seconds=60) < val["event_timestamp"].min()
+    assert val["event_timestamp"].max() + timedelta(seconds=60) < test["event_timestamp"].min()
+
+
 def test_walk_forward_folds_are_purged_and_expanding() -> None:
     frame = pd.DataFrame({"event_timestamp": [T0 + timedelta(seconds=s) for s in range(1000)]})
     folds = list(splits.walk_forward(frame, 3, timedelta(seconds=30)))
