@@ -128,14 +128,14 @@ class Sink:
                 ):
                     self._flush()
                 self._periodic()
-                if messages:
-                    idle_since = None
-                elif not self._buffer and self._watch.stalled(self._consumer):
-                    self._resubscribe(self._watch.next_wait_ms())
-                    idle_since = None
                 if self._watch.back_after_restart(messages):
                     self._flush()  # landed and committed before the consumer is made again
                     self._resubscribe(self._watch.first_wait_ms)
+                    idle_since = None
+                elif messages:
+                    idle_since = None
+                elif not self._buffer and self._watch.stalled(self._consumer):
+                    self._resubscribe(self._watch.next_wait_ms())
                     idle_since = None
                 elif self.until_idle and not self._buffer:
                     idle_since = idle_since or time.monotonic()
