@@ -33,7 +33,8 @@ running AS (
         event_time,
         prev_time,
         row_number() OVER w AS n,          -- returns up to and including this one, in time order
-        -- their squared sum, exact (10 integer digits: a range would need ~1e8 returns of 10x moves to overflow)
+        -- their squared sum, exact; it overflows past 1e10, ~6 million returns of the largest move the
+        -- sink lets in (prices within [1e-8, 1e10): a square of at most ~1,700) or 1.9e9 of 10x moves
         sum((ret * ret)::DECIMAL(38, 28)) OVER w AS sum_sq
     FROM returns
     WHERE prev_time IS NOT NULL            -- a product's first tick in range has no return
