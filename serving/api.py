@@ -87,11 +87,13 @@ def score() -> Response:
     if model is None:
         raise ApiError(503, "model_unavailable", holder.error or "no model loaded yet")
     t0 = time.perf_counter()
-    rows = _read(products)
-    t1 = time.perf_counter()
     # A feature the model reads but the service does not serve reached it as NaN: scores computed
-    # on a column it never saw missing in training, with nothing said.
-    missing = state().features().unserved(model.features)
+    # on a column it never saw missing in training, with nothing said. Asked before the read: no
+    # request can be scored then, whatever its products.
+    try:
+        missing = state().features().unserved(model.features)
+    except FeaturesUnavailable as exc:
+        raise ApiError(503, "features_unavailable", str(exc)) from exc
     if missing:
         raise ApiError(
             503,
@@ -101,6 +103,8 @@ def score() -> Response:
             "train on the current one",
             missing=missing,
         )
+    rows = _read(products)
+    t1 = time.perf_counter()
     probabilities = model.predict([r.values for r in rows])
     g.server_timing = (
         f"features;dur={(t1 - t0) * 1000:.3f}, model;dur={(time.perf_counter() - t1) * 1000:.3f}"

@@ -164,6 +164,10 @@ def test_a_model_reading_a_feature_the_service_lacks_is_refused_not_fed_nan(
     assert error["code"] == "model_features_unavailable" and error["missing"] == ["vwap_60s"]
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "reads vwap_60s" in ready.get_json()["problems"][0]
+    # told before any product is looked up: no request can be scored (it read the rows first, and
+    # an unknown product got a 404 that hid the model's problem)
+    other = client.post("/v1/score", json={"product_id": "NOPE-USD"})
+    assert other.status_code == 503 and other.get_json()["error"]["code"] == "model_features_unavailable"
 
 
 def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
