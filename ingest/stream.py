@@ -384,15 +384,14 @@ class OnlineStream:
             # Only the messages since the last line: over the last 10,000, the backlog a stream
             # starts on (hours-old messages) kept the live feed's p99 at "1647636 ms" for 15 minutes.
             # At most 10,000: copying the whole deque (a million once a day has passed) stalled the loop.
-            new = min(self.stats.measured - self._logged_measured, 10_000)
+            new = self.stats.measured - self._logged_measured
             self._logged_measured = self.stats.measured
-            recent = sorted(islice(reversed(self.stats.freshness_s), new))
+            recent = sorted(islice(reversed(self.stats.freshness_s), min(new, 10_000)))
             since = "none since the last line"
             if recent:
                 p99 = recent[int(0.99 * (len(recent) - 1))] * 1000
-                since = (
-                    f"{new:,}{'+' if new == 10_000 else ''} since the last line, freshness p99 {p99:,.0f} ms"
-                )
+                shown = f"{new:,}" if new <= 10_000 else "10,000+"
+                since = f"{shown} since the last line, freshness p99 {p99:,.0f} ms"
             log.info(
                 "stream: %s messages, %s new ticks, %s online rows; %s",
                 f"{self.stats.messages:,}",
