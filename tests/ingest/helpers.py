@@ -1,9 +1,13 @@
-"""Test helpers: an independent reference count of the recordings, and a lake query shortcut."""
+"""Test helpers: an independent reference count of the recordings, a lake query shortcut, and a
+wait on a process running in a thread."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +39,14 @@ def query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def wait_while_alive(
+    thread: threading.Thread, what: str, done: Callable[[], bool], seconds: float = 90
+) -> None:
+    """Until ``done()``, failing if ``thread`` (the stream or sink under test) dies or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert thread.is_alive(), "the process under test died"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)

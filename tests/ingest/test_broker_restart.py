@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from ingest import broker, fetch_watch, kafka, replay, stream
 from ingest.sink import consumer as sink_consumer
 from ingest.stream import OnlineStream
 from tests.conftest import SHARED, free_port
+from tests.ingest.helpers import wait_while_alive
 from tickstore.settings import Settings
 
 RECORDING = SHARED / "advanced_trade" / "btc-usd_20251206_050705.ndjson"
@@ -34,13 +34,6 @@ def produce(s: Settings, lines: list[bytes]) -> None:
     for value in lines:
         producer.produce(s.topic_raw, value=value, key=b"BTC-USD")
     producer.flush(30)
-
-
-def wait_for(what: str, done: Callable[[], bool], seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while not done():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.mark.kafka
@@ -67,12 +60,16 @@ def test_a_restarted_broker_is_fetched_from_with_the_first_wait_again(
     runner = threading.Thread(target=process.run, daemon=True)
     runner.start()
     try:
-        wait_for("the first 40", lambda: read() >= 40 and "reconnecting with 20 ms" in caplog.text)
+        wait_while_alive(
+            runner, "the first 40", lambda: read() >= 40 and "reconnecting with 20 ms" in caplog.text
+        )
         broker.stop(s)
         broker.start(s)  # empty, as a restarted Tansu is
         produce(s, lines[40:])
-        wait_for("the restart noticed", lambda: "every broker was down and answers again" in caplog.text)
-        wait_for("the 40 after the restart", lambda: read() >= 80)
+        wait_while_alive(
+            runner, "the restart noticed", lambda: "every broker was down and answers again" in caplog.text
+        )
+        wait_while_alive(runner, "the 40 after the restart", lambda: read() >= 80)
     finally:
         process.stop()
         runner.join(60)

@@ -16,6 +16,7 @@ from ingest import replay
 from ingest.archive import load_ticks
 from ingest.stream import OnlineStream, StreamBatch
 from tests.conftest import REPO, SHARED, asof_plan, free_port, start_redis
+from tests.ingest.helpers import wait_while_alive
 from tickstore.settings import Settings
 
 RECORDINGS = [
@@ -30,17 +31,6 @@ def offline_rows(files: list[Path], view: str) -> dict[tuple[str, pd.Timestamp],
     con = load_ticks(files)
     df = con.sql((REPO / "sql" / f"{view}.sql").read_text()).df()
     return {(r["product_id"], r["event_time"]): r for r in df.to_dict("records")}
-
-
-def wait_while_alive(
-    thread: threading.Thread, what: str, done: Callable[[], bool], seconds: float = 90
-) -> None:
-    """Until ``done()``, failing if ``thread`` (the stream) dies or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while not done():
-        assert thread.is_alive(), "the stream died"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def same(a: object, b: object) -> bool:
