@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.context import report, settings_of
 from cli.feed import broker_report
 from tickstore.settings import Settings
+
+if TYPE_CHECKING:
+    from serving.features import OnlineFeatures
 
 OK, MISSING = "[green]ok[/]", "[red]missing[/]"
 
@@ -56,8 +61,9 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
     return True, lines, [p for p, _, _ in per_product]
 
 
-def online_report(settings: Settings, products: list[str]) -> tuple[bool, list[str]]:
-    """Whether the online store answers, and how old each product's features are there."""
+def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatures | None, list[str]]:
+    """The online store's reader (None when it does not answer), and how old each product's features
+    are there."""
     from serving.features import FeaturesUnavailable, OnlineFeatures
 
     where = "Redis " + settings.redis_url if settings.online_store == "redis" else "SQLite"
@@ -66,7 +72,7 @@ def online_report(settings: Settings, products: list[str]) -> tuple[bool, list[s
         online.ping()
         rows = online.read(products) if products else []
     except FeaturesUnavailable as exc:
-        return False, [f"online store ({where}): {MISSING}: {exc}"]
+        return None, [f"online store ({where}): {MISSING}: {exc}"]
     lines = [f"online store ({where}): {OK}"]
     for r in rows:
         if r.age_s is None:
@@ -74,12 +80,14 @@ def online_report(settings: Settings, products: list[str]) -> tuple[bool, list[s
         else:
             stale = f", [yellow]expired: {', '.join(r.expired_views)}[/]" if r.expired_views else ""
             lines.append(f"  {r.product_id}: features as of {_age(r.age_s)} ago{stale}")
-    return True, lines
+    return online, lines
 
 
-def model_report(settings: Settings) -> tuple[bool, list[str]]:
-    """Whether the model the scorer would load exists, and which it is."""
-    from serving.model import ALIAS_URI, HINT
+def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tuple[bool, list[str]]:
+    """Whether the model the scorer would load exists, which it is, and (given the online store's
+    reader) whether the scorer can feed it: every feature it reads served, computed by the same SQL."""
+    from serving.features import redefined_message
+    from serving.model import ALIAS_URI, HINT, trained_fingerprints
     from tickstore.mlflow_store import store_exists, use_mlflow_store
 
     uri = settings.serve_model_uri
@@ -100,10 +108,27 @@ def model_report(settings: Settings) -> tuple[bool, list[str]]:
         return False, [f"model {uri}: {MISSING}: {reason}. {HINT}"]
     kind = run.data.params.get("model", "?") if run else "?"
     when = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
-    return True, [
+    line = (
         f"model {uri}: {OK}, version {version.version} ({kind}), registered {when:%Y-%m-%d %H:%M} UTC "
         f"({_age(time.time() - when.timestamp())} ago)"
+    )
+    if online is None or run is None:
+        return True, [line]
+    # what /v1/score would refuse the model for: said here, not first by a 503 in production
+    features = json.loads(run.data.tags.get("features", "[]"))
+    trained_on = trained_fingerprints(run.data.params)
+    problems = [
+        f"  the model reads {', '.join(missing)}, which the feature service does not serve: "
+        "`tickstore feast apply` the feature repo it was trained with, or train on the current one"
+        for missing in [online.unserved(features)]
+        if missing
     ]
+    changed = online.redefined(features, trained_on)
+    if changed:
+        problems.append("  " + redefined_message(changed))
+    if problems:
+        line = line.replace(OK, "[red]refused by the scorer[/]")
+    return not problems, [line, *problems]
 
 
 @click.command()
@@ -116,8 +141,9 @@ def status(ctx: click.Context) -> None:
     s = settings_of(ctx)
     fine, lines = broker_report(s)
     lake_ok, lake_lines, products = lake_report(s)
-    online_ok, online_lines = online_report(s, products)
-    model_ok, model_lines = model_report(s)
+    online, online_lines = online_report(s, products)
+    online_ok = online is not None
+    model_ok, model_lines = model_report(s, online)
     for line in [*lines, *lake_lines, *online_lines, *model_lines]:
         report.print(line)
     sys.exit(0 if fine and lake_ok and online_ok and model_ok else 1)

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from serving.errors import ApiError
-from serving.features import FeaturesUnavailable, ProductFeatures
+from serving.features import FeaturesUnavailable, ProductFeatures, redefined_message
 from serving.metrics import PREDICTIONS, SPIKES, STALENESS
 from serving.state import state
 
@@ -91,9 +91,10 @@ def score() -> Response:
     # on a column it never saw missing in training, with nothing said. Asked before the read: no
     # request can be scored then, whatever its products.
     try:
-        missing = state().features().unserved(model.features)
+        features = state().features()
     except FeaturesUnavailable as exc:
         raise ApiError(503, "features_unavailable", str(exc)) from exc
+    missing = features.unserved(model.features)
     if missing:
         raise ApiError(
             503,
@@ -103,6 +104,9 @@ def score() -> Response:
             "train on the current one",
             missing=missing,
         )
+    changed = features.redefined(model.features, model.sql_fingerprints)
+    if changed:
+        raise ApiError(503, "feature_definitions_changed", redefined_message(changed), views=changed)
     rows = _read(products)
     t1 = time.perf_counter()
     probabilities = model.predict([r.values for r in rows])

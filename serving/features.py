@@ -16,6 +16,7 @@ from feast.type_map import feast_value_type_to_python_type
 from tickstore.settings import Settings
 from tickstore_feast.online import UNAVAILABLE, fail_fast
 from tickstore_feast.repo import feature_store
+from tickstore_feast.source import fingerprints
 
 CLOCK_VIEW = "tick_clock"
 # Proto fields read directly: a tenth of the cost of Feast's general converter, which remains for the rest.
@@ -65,6 +66,7 @@ class OnlineFeatures:
                 "run `tickstore stream` (it registers them) or `tickstore feast apply`"
             ) from exc
         self.served = frozenset(name for _, names in self.views for name in names)
+        self.fingerprints = fingerprints(view for view, _ in self.views)
         self.provider = self.store._get_provider()
         fail_fast(self.store)  # a request answers 503 at once when Redis is down, not after its retries
 
@@ -80,6 +82,18 @@ class OnlineFeatures:
     def unserved(self, features: list[str]) -> list[str]:
         """Which of ``features`` (a model's inputs) the feature service does not serve."""
         return [f for f in features if f not in self.served]
+
+    def redefined(self, features: list[str], trained_on: dict[str, str]) -> list[str]:
+        """The views serving any of ``features`` (a model's inputs) whose definition is not the one
+        ``trained_on`` records (view -> fingerprint, logged by `tickstore train`): the values they serve
+        now are computed by other SQL than the values the model learned from."""
+        wanted = set(features)
+        return [
+            view.name
+            for view, names in self.views
+            if trained_on.get(view.name, self.fingerprints[view.name]) != self.fingerprints[view.name]
+            and not wanted.isdisjoint(names)
+        ]
 
     def ping(self) -> None:
         """Read a key that does not exist: raises when the online store is unreachable."""
@@ -107,6 +121,17 @@ class OnlineFeatures:
                 for name in names:
                     pf.values[name] = None if is_expired or not row or name not in row else _python(row[name])
         return result
+
+
+def redefined_message(views: list[str]) -> str:
+    """What to tell a user when the model was trained on other SQL for ``views``."""
+    names = ", ".join(views)
+    return (
+        f"the model was trained on features that other SQL computed for {names}: the online values are "
+        "not computed the way its training set was. Train on the SQL applied now (`tickstore train`), "
+        "or put back the SQL it was trained on (its MLflow run keeps it under sql/) and run "
+        "`tickstore feast apply`"
+    )
 
 
 def _python(value: Value) -> Any:

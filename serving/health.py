@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from serving.features import redefined_message
 from serving.state import state
 
 bp = Blueprint("health", __name__)
@@ -28,6 +29,9 @@ def readyz() -> tuple[Response, int]:
         missing = features.unserved(model.features) if model is not None else []
         if missing:  # every /v1/score would answer 503 model_features_unavailable
             problems.append(f"the model reads {', '.join(missing)}, which the feature service does not serve")
+        changed = features.redefined(model.features, model.sql_fingerprints) if model is not None else []
+        if changed:  # ... or 503 feature_definitions_changed
+            problems.append(redefined_message(changed))
     except Exception as exc:  # the store's own errors (sqlite3, redis, ...) all mean "not ready"
         online = "unreachable"
         problems.append(f"online store: {exc}")

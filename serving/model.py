@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
@@ -47,6 +47,8 @@ class LoadedModel:
     threshold: float  # the spike decision threshold chosen on validation
     estimator: Any  # has predict_proba
     trees: CompiledTrees | None = None  # the estimator's trees in NumPy, when it has any we can compile
+    # feature view -> fingerprint of the SQL its training set was computed by (none for older runs)
+    sql_fingerprints: dict[str, str] = field(default_factory=dict)
 
     def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """Spike probabilities for feature rows (missing values as NaN, as in training).
@@ -97,7 +99,14 @@ def load(uri: str) -> LoadedModel:
         )
     threshold = float(run.data.params.get("decision_threshold", 0.5))
     trees = compile_xgboost(estimator) if hasattr(estimator, "get_booster") else None
-    return LoadedModel(uri, name, version, run_id, features, threshold, estimator, trees)
+    fingerprints = trained_fingerprints(run.data.params)
+    return LoadedModel(uri, name, version, run_id, features, threshold, estimator, trees, fingerprints)
+
+
+def trained_fingerprints(params: dict[str, str]) -> dict[str, str]:
+    """View -> fingerprint of the SQL that computed a run's training set, from the run's params."""
+    prefix = "sql_fingerprint_"
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
 
 class ModelHolder:

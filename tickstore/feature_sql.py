@@ -1,9 +1,12 @@
-"""The feature SQL in `sql/`: where it lives, and the files ad-hoc SQL can name as views."""
+"""The feature SQL in `sql/`: where it lives, the files ad-hoc SQL can name as views, fingerprints."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -46,3 +49,36 @@ def attach_views(
         con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {body}\n')  # noqa: S608
         attached.append(name)
     return attached
+
+
+def fingerprints(texts: list[str]) -> list[str]:
+    """A fingerprint of each SQL text: SHA-256 of the statement as DuckDB parses it.
+
+    Comments, layout and keyword case don't change it; anything that changes what the SQL computes
+    does. A model is trained on features one SQL computed and must be scored on features the same SQL
+    computes: comparing raw text would call a re-worded comment a new feature. Text DuckDB cannot parse
+    is fingerprinted as it stands.
+    """
+    con = duckdb.connect()  # an in-memory database of its own: parsing reads no table
+    try:
+        return [_fingerprint(con, text) for text in texts]
+    finally:
+        con.close()
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection, text: str) -> str:
+    row = con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()
+    tree = json.loads(row[0]) if row else {"error": True}
+    if tree.get("error"):
+        return "text:" + hashlib.sha256(text.encode()).hexdigest()
+    canonical = json.dumps(_without_locations(tree["statements"]), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _without_locations(node: Any) -> Any:
+    """The parse tree without character offsets (they move with every comment or space)."""
+    if isinstance(node, dict):
+        return {k: _without_locations(v) for k, v in node.items() if k != "query_location"}
+    if isinstance(node, list):
+        return [_without_locations(v) for v in node]
+    return node

@@ -13,6 +13,8 @@ from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
 from feast.repo_config import RepoConfig
 from feast.value_type import ValueType
 
+from tickstore import feature_sql
+
 CLASS_PATH = "tickstore_feast.source.DuckDBSource"
 
 # DuckDB type names (as DESCRIBE prints them) to Feast value types.
@@ -165,3 +167,17 @@ class DuckDBSource(DataSource):
 
     def get_table_query_string(self) -> str:
         return self.from_clause()
+
+
+def fingerprints(views: Iterable[Any]) -> dict[str, str]:
+    """Each feature view's definition fingerprint, by view name: of its SQL as DuckDB parses it
+    (comments and layout don't count), or of its lake table's name. Training logs them with a model;
+    the scorer refuses to feed the model values a different definition computes."""
+    views = list(views)
+    texts = [
+        f"table {v.batch_source.table}"
+        if getattr(v.batch_source, "table", None) is not None
+        else getattr(v.batch_source, "query", None) or ""
+        for v in views
+    ]
+    return dict(zip([v.name for v in views], feature_sql.fingerprints(texts), strict=True))

@@ -21,6 +21,7 @@ from feast.errors import FeatureServiceNotFoundException
 from tickstore import lake
 from tickstore.settings import Settings
 from tickstore_feast.repo import feature_store
+from tickstore_feast.source import fingerprints
 
 MAX_GRID_ROWS = 50_000_000  # ~5 GB of entity rows in pandas, before a feature is joined
 CHUNK_ROWS = 1_000_000  # entity rows per get_historical_features call: each recomputes the windows it needs
@@ -58,6 +59,9 @@ class Manifest:
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     # products of the entity rows with no tick at the snapshot (a typo, or lower case): NULL features
     products_without_ticks: list[str] = field(default_factory=list)
+    # each view's definition fingerprint (tickstore_feast.source.fingerprints): what the scorer checks
+    sql_fingerprint: dict[str, str] = field(default_factory=dict)
+    sql: dict[str, str] = field(default_factory=dict)  # each SQL view's text, as it computed this dataset
 
     def write(self) -> Path:
         path = Path(self.path).with_suffix(".manifest.json")
@@ -206,6 +210,12 @@ def build(
             null_fraction={k: round(v / total, 6) if total else 0.0 for k, v in nulls.items()},
             seconds=round((datetime.now(UTC) - started).total_seconds(), 3),
             products_without_ticks=without_ticks,
+            sql_fingerprint=fingerprints(store.get_feature_view(v) for v in sorted(views)),
+            sql={
+                v: q
+                for v in sorted(views)
+                if (q := getattr(store.get_feature_view(v).batch_source, "query", None))
+            },
         )
         # the old manifest goes first: a crash between the two steps leaves a dataset without a manifest,
         # never one described by another's

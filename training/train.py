@@ -195,6 +195,8 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                         "feature_service": cfg.feature_service,
                         "label_sql_sha256": dataset.sha256(label_sql),
                         **{f"sql_sha256_{k}": v for k, v in manifest["sql_sha256"].items()},
+                        # the scorer compares these with the views it serves (serving/features.py)
+                        **{f"sql_fingerprint_{k}": v for k, v in manifest["sql_fingerprint"].items()},
                     }
                 )
                 mlflow.set_tags({"features": json.dumps(list(x.columns))})
@@ -203,6 +205,12 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                         mlflow.log_artifact(str(png), "plots")
                     (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
                     mlflow.log_artifact(str(Path(tmp) / "manifest.json"), "dataset")
+                    # the feature SQL as it computed the training set: what to restore should the
+                    # scorer refuse the model for SQL changed since (feature_definitions_changed)
+                    (Path(tmp) / "sql").mkdir()
+                    for view, text in manifest["sql"].items():
+                        (Path(tmp) / "sql" / f"{view}.sql").write_text(text)
+                    mlflow.log_artifacts(str(Path(tmp) / "sql"), "sql")
                 if isinstance(model, XGBoost):
                     mlflow.log_dict(model.importance(list(x.columns)), "feature_importance.json")
                 return str(run.info.run_id), _log_model(model, x)

@@ -31,6 +31,8 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
     from ingest import kafka
     from tests.serving.conftest import register_model, write_online
     from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore_feast import DuckDBSource
+    from tickstore_feast.repo import definitions, feature_store
 
     s = make_settings(broker_port=broker_port)
     kafka.ensure_topics(s)
@@ -46,3 +48,14 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
     assert re.search(r"BTC-USD: features as of \d+ s ago ETH-USD", out)  # seconds old, nothing expired
     assert "ETH-USD: no features online: `tickstore stream` writes them" in out
     assert f"model models:/tickstore-volatility@champion: ok, version {version} (logreg)" in out
+    # the 60 s view's SQL changed after training: the scorer refuses the model, and status says so first
+    view = definitions().ticks_60s
+    view.batch_source = DuckDBSource(
+        name="ticks_60s", query=view.batch_source.query.replace("60000000", "61000000"), lookback=view.ttl
+    )
+    feature_store(s, apply=False).apply([view])
+    run = tickstore(s, "status", check=False)
+    out = " ".join(run.stdout.split())
+    assert run.returncode == 1, out
+    assert f"@champion: refused by the scorer, version {version}" in out
+    assert "trained on features that other SQL computed for ticks_60s" in out

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from tickstore.settings import Settings
+from tickstore_feast import source
 from tickstore_feast.repo import definitions, feature_store
 from training import tracking
 
@@ -31,13 +32,22 @@ def feature_columns() -> list[str]:
 
 
 def register_model(
-    settings: Settings, seed: int, threshold: float, alias: str = "champion", columns: list[str] | None = None
+    settings: Settings,
+    seed: int,
+    threshold: float,
+    alias: str = "champion",
+    columns: list[str] | None = None,
+    fingerprinted: bool = True,
 ) -> str:
     """Fit a small logistic regression on seeded data, log it the way `tickstore train` does (sklearn
-    flavor, `features` tag, `decision_threshold` param), register it and point ``alias`` at it.
+    flavor, `features` tag, `decision_threshold` param, the fingerprints of the views' SQL as the
+    registry has it now), register it and point ``alias`` at it.
 
-    ``columns``: the features it reads (default: the service's)."""
+    ``columns``: the features it reads (default: the service's). ``fingerprinted=False``: a run of a
+    tickstore that logged no fingerprints."""
     experiment = tracking.setup(settings)  # artifacts under the test's home, not ./mlruns
+    store = feature_store(settings)
+    fingerprints = source.fingerprints(store.list_feature_views()) if fingerprinted else {}
     columns = columns or feature_columns()
     rng = np.random.default_rng(seed)
     x = pd.DataFrame(rng.normal(size=(400, len(columns))), columns=columns)
@@ -46,6 +56,7 @@ def register_model(
     model.fit(x, y)
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_params({"decision_threshold": threshold, "model": "logreg"})
+        mlflow.log_params({f"sql_fingerprint_{view}": fp for view, fp in fingerprints.items()})
         mlflow.set_tags({"features": json.dumps(columns)})
         # requirements given, as `tickstore train` gives them: inferring them costs ~3 s a model
         mlflow_sklearn.log_model(

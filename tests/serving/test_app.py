@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -168,6 +169,66 @@ def test_a_model_reading_a_feature_the_service_lacks_is_refused_not_fed_nan(
     # an unknown product got a 404 that hid the model's problem)
     other = client.post("/v1/score", json={"product_id": "NOPE-USD"})
     assert other.status_code == 503 and other.get_json()["error"]["code"] == "model_features_unavailable"
+
+
+def _apply_sql(settings: Settings, text: str, ttl: timedelta | None = None) -> None:
+    """Apply ticks_60s computed by ``text`` (and with ``ttl``), as `feast apply` after an edit would."""
+    from tickstore_feast import DuckDBSource
+    from tickstore_feast.repo import definitions, feature_store
+
+    view = definitions().ticks_60s
+    view.batch_source = DuckDBSource(name="ticks_60s", query=text, lookback=timedelta(seconds=60))
+    view.ttl = ttl or view.ttl
+    feature_store(settings, apply=False).apply([view])
+
+
+def _score_until(client, wanted: int) -> Any:  # type: ignore[no-untyped-def]
+    """POST /v1/score until it answers ``wanted`` (the scorer rereads a changed registry within ~1 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        response = client.post("/v1/score", json={"product_id": "BTC-USD"})
+        if response.status_code == wanted or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def test_a_model_trained_on_other_feature_sql_is_refused_until_that_sql_is_back(
+    serving_settings: Settings,
+) -> None:
+    from tickstore.feature_sql import SQL_DIR
+
+    sql = (SQL_DIR / "ticks_60s.sql").read_text()
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD", age=timedelta(seconds=20))
+    client = create_app(serving_settings, watch_model=False).test_client()
+    assert client.post("/v1/score", json={"product_id": "BTC-USD"}).status_code == 200
+    # the 60 s view's SQL edited after training (returns across gaps up to 61 s): it served the
+    # values the new SQL computes to a model that learned from the old ones, and said nothing
+    _apply_sql(serving_settings, sql.replace("60000000", "61000000"))
+    response = _score_until(client, 503)
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "feature_definitions_changed" and error["views"] == ["ticks_60s"]
+    assert "`tickstore train`" in error["message"] and "under sql/" in error["message"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "other SQL computed for ticks_60s" in ready.get_json()["problems"][0]
+    # comments, layout and keyword case are not a new definition (the 15 s TTL shows the scorer has
+    # read this version of the view: ticks 20 s old are past it)
+    reworded = "-- reworded: the same SQL\n" + sql.replace("\n", "\n  ").replace("SELECT", "select")
+    _apply_sql(serving_settings, reworded, ttl=timedelta(seconds=15))
+    body = _score_until(client, 200).get_json()
+    assert body["expired_views"] == ["ticks_10s", "ticks_60s"] and body["probability"] is not None
+
+
+def test_a_model_logged_without_sql_fingerprints_is_served_as_before(serving_settings: Settings) -> None:
+    from tickstore.feature_sql import SQL_DIR
+
+    register_model(serving_settings, seed=1, threshold=0.5, fingerprinted=False)
+    write_online(serving_settings, "BTC-USD")
+    sql = (SQL_DIR / "ticks_60s.sql").read_text()
+    _apply_sql(serving_settings, sql.replace("60000000", "61000000"))
+    client = create_app(serving_settings, watch_model=False).test_client()
+    assert client.post("/v1/score", json={"product_id": "BTC-USD"}).status_code == 200
 
 
 def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(

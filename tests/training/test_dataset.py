@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.tickstore_feast.conftest import T0, load, tick_rows
+from tickstore.feature_sql import SQL_DIR, fingerprints
 from tickstore.settings import Settings
 from training import dataset
 
@@ -41,6 +42,10 @@ def test_grid_dataset_has_a_row_per_product_and_step_and_a_manifest(
     assert {"tick_count_60s", "ret_std_10s", "price_range_300s"} <= set(table.column_names)
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
     assert manifest["snapshot"] == m.snapshot and len(manifest["sql_sha256"]) == 3
+    # the SQL itself and its fingerprint: what training logs, and the scorer checks a model against
+    assert manifest["sql"]["ticks_60s"] == (SQL_DIR / "ticks_60s.sql").read_text()
+    assert manifest["sql_fingerprint"]["ticks_60s"] == fingerprints([manifest["sql"]["ticks_60s"]])[0]
+    assert len(set(manifest["sql_fingerprint"].values())) == 3
     assert manifest["null_fraction"]["tick_count_300s"] == 0.0
 
 
