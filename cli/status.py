@@ -125,7 +125,7 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     ]
     changed = online.redefined(features, trained_on)
     if changed:
-        problems.append("  " + redefined_message(changed))
+        problems.append("  " + redefined_message(changed, run.info.run_id))
     if problems:
         line = line.replace(OK, "[red]refused by the scorer[/]")
     return not problems, [line, *problems]

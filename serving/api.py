@@ -106,7 +106,9 @@ def score() -> Response:
         )
     changed = features.redefined(model.features, model.sql_fingerprints)
     if changed:
-        raise ApiError(503, "feature_definitions_changed", redefined_message(changed), views=changed)
+        raise ApiError(
+            503, "feature_definitions_changed", redefined_message(changed, model.run_id), views=changed
+        )
     rows = _read(products)
     t1 = time.perf_counter()
     probabilities = model.predict([r.values for r in rows])

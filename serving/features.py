@@ -123,13 +123,13 @@ class OnlineFeatures:
         return result
 
 
-def redefined_message(views: list[str]) -> str:
-    """What to tell a user when the model was trained on other SQL for ``views``."""
+def redefined_message(views: list[str], run_id: str) -> str:
+    """What to tell a user when the model of run ``run_id`` was trained on other SQL for ``views``."""
     names = ", ".join(views)
     return (
         f"the model was trained on features that other SQL computed for {names}: the online values are "
         "not computed the way its training set was. Train on the SQL applied now (`tickstore train`), "
-        "or put back the SQL it was trained on (its MLflow run keeps it under sql/) and run "
+        f"or put back the SQL it was trained on (its MLflow run {run_id} keeps it under sql/) and run "
         "`tickstore feast apply`"
     )
 

@@ -26,12 +26,15 @@ def readyz() -> tuple[Response, int]:
         features = s.features()
         features.ping()
         online = "ok"
-        missing = features.unserved(model.features) if model is not None else []
-        if missing:  # every /v1/score would answer 503 model_features_unavailable
-            problems.append(f"the model reads {', '.join(missing)}, which the feature service does not serve")
-        changed = features.redefined(model.features, model.sql_fingerprints) if model is not None else []
-        if changed:  # ... or 503 feature_definitions_changed
-            problems.append(redefined_message(changed))
+        if model is not None:
+            missing = features.unserved(model.features)
+            if missing:  # every /v1/score would answer 503 model_features_unavailable
+                problems.append(
+                    f"the model reads {', '.join(missing)}, which the feature service does not serve"
+                )
+            changed = features.redefined(model.features, model.sql_fingerprints)
+            if changed:  # ... or 503 feature_definitions_changed
+                problems.append(redefined_message(changed, model.run_id))
     except Exception as exc:  # the store's own errors (sqlite3, redis, ...) all mean "not ready"
         online = "unreachable"
         problems.append(f"online store: {exc}")
