@@ -104,8 +104,9 @@ SPEC: dict[str, Any] = {
                     "404": _error("No online features for the product"),
                     "413": _error("The body is over 64 KiB"),
                     "503": _error(
-                        "No model loaded, online store unavailable, features older than the TTL, or a "
-                        "feature the model reads that the service does not serve"
+                        "No model loaded, online store unavailable, features older than the TTL, a "
+                        "feature the model reads that the service does not serve, or a view it reads "
+                        "whose SQL changed since it was trained (feature_definitions_changed)"
                     ),
                 },
             }
