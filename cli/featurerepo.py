@@ -26,12 +26,19 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
     """
     from feast.cli.cli import cli
 
-    from tickstore_feast.repo import FEATURE_REPO, write_cli_config
+    from tickstore.errors import TickstoreError
+    from tickstore_feast.repo import FEATURE_REPO, repo_error, write_cli_config
 
     settings = settings_of(ctx)
     config = write_cli_config(settings)
     # Feast's CLI exits with its own status (SystemExit), which becomes ours
-    cli.main(
-        ["--chdir", str(FEATURE_REPO), "--feature-store-yaml", str(config), *args],
-        prog_name="tickstore feast",
-    )
+    try:
+        cli.main(
+            ["--chdir", str(FEATURE_REPO), "--feature-store-yaml", str(config), *args],
+            prog_name="tickstore feast",
+        )
+    except Exception as exc:  # a mistake in feature_repo/'s own files: say where, not Feast's frames
+        where = repo_error(exc)
+        if where is None:
+            raise
+        raise TickstoreError(where) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
 
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
@@ -117,6 +119,11 @@ def repo_modules(folder: Path = FEATURE_REPO) -> list[ModuleType]:
         modules = [
             _load(path, f"tickstore_feature_repo_{i}") for i, path in enumerate(get_repo_files(folder))
         ]
+    except Exception as exc:  # the user's own code: where it failed, not forty lines of our frames
+        where = repo_error(exc, folder)
+        if where is None:
+            raise
+        raise TickstoreError(where) from exc
     finally:
         sys.path.remove(str(folder))
         # what the files imported from each other is dropped again: a later read (an edited file, or
@@ -126,6 +133,27 @@ def repo_modules(folder: Path = FEATURE_REPO) -> list[ModuleType]:
             if origin and Path(origin).resolve().is_relative_to(folder.resolve()):
                 del sys.modules[name]
     return modules
+
+
+def repo_error(exc: BaseException, folder: Path = FEATURE_REPO) -> str | None:
+    """What to tell a user whose feature repo file raised ``exc``: the file, the line and the error,
+    and how to see the whole traceback; None when ``exc`` did not come from a file in ``folder``."""
+    root = folder.resolve()
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where: tuple[str, int | None] | None = (exc.filename, exc.lineno)
+    else:
+        frames = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if Path(f.filename).resolve().is_relative_to(root)
+        ]
+        where = (frames[-1].filename, frames[-1].lineno) if frames else None
+    if where is None or not Path(where[0]).resolve().is_relative_to(root):
+        return None
+    path = Path(where[0]).resolve().relative_to(root.parent)
+    return (
+        f"{path}, line {where[1]}: {type(exc).__name__}: {exc}\n(`python {path}` shows the whole traceback)"
+    )
 
 
 KINDS = (("entity", Entity), ("view", FeatureView), ("service", FeatureService))

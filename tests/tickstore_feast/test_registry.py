@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.repo_config import RegistryConfig
 
@@ -108,8 +109,6 @@ def test_tickstore_registers_what_features_py_defines_and_drops_what_it_no_longe
 
 
 def test_definitions_split_over_files_are_all_read_once_and_a_clash_is_named(tmp_path: Path) -> None:
-    import pytest
-
     from tests.feature_repo.test_feast_cli import copy_repo
     from tickstore_feast.repo import repo_modules, repo_objects
 
@@ -137,3 +136,39 @@ def test_definitions_split_over_files_are_all_read_once_and_a_clash_is_named(tmp
     )
     with pytest.raises(ValueError, match="two different entity definitions are named 'product'"):
         repo_objects(repo_modules(repo))
+
+
+def test_a_mistake_in_a_feature_repo_file_is_named_by_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from feast.repo_operations import parse_repo
+
+    from tests.feature_repo.test_feast_cli import copy_repo
+    from tickstore.errors import TickstoreError
+    from tickstore_feast.repo import repo_error, repo_modules
+
+    repo = copy_repo(tmp_path)
+    features = repo / "features.py"
+    lines = features.read_text().count("\n")
+    # what the README's "adding a feature" tempts: the service has no `features` list to append to
+    features.write_text(features.read_text() + "volatility_model.features.append(ticks_60s)\n")
+    with pytest.raises(TickstoreError) as raised:
+        repo_modules(repo)
+    message = str(raised.value)
+    assert message.startswith(f"{repo.name}/features.py, line {lines + 1}: AttributeError: ")
+    assert f"`python {repo.name}/features.py` shows the whole traceback" in message
+    # the same from Feast's own reading of the repo (how `tickstore feast apply` fails on it), which
+    # imports the files as modules of the folder it runs in
+    monkeypatch.chdir(repo)
+    monkeypatch.syspath_prepend(str(repo))
+    monkeypatch.delitem(sys.modules, "features", raising=False)
+    with pytest.raises(AttributeError) as from_feast:
+        parse_repo(repo)
+    assert repo_error(from_feast.value, repo) == message
+    features.write_text(features.read_text().replace(".append(ticks_60s)", ".append(ticks_60s"))
+    with pytest.raises(TickstoreError, match=rf"features.py, line {lines + 1}: SyntaxError: "):
+        repo_modules(repo)
+    # an error from elsewhere is not blamed on the repo
+    assert repo_error(ValueError("not from the repo"), repo) is None
