@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 from feast.errors import FeatureServiceNotFoundException
@@ -133,15 +134,39 @@ def file_entities(path: Path) -> pd.DataFrame:
         if len(empty):
             at = ", ".join(str(i + first) for i in empty[:5]) + (" ..." if len(empty) > 5 else "")
             raise ValueError(f"{path}: {len(empty):,} entity row(s) with no {column} ({where} {at})")
-    try:
-        frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0].split(". You might")[0]  # pandas' advice is about its own API
+    times = utc_times(frame["event_timestamp"])
+    bad = frame.index[times.isna()]
+    if len(bad):
+        at = ", ".join(str(i + first) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
         raise ValueError(
-            f"{path}: event_timestamp must be ISO 8601 times (UTC unless an offset is given): {reason}"
-        ) from exc
+            f"{path}: event_timestamp must be ISO 8601 times (UTC unless an offset is given): "
+            f"{frame['event_timestamp'][bad[0]]!r} is not ({where} {at})"
+        )
+    frame["event_timestamp"] = times
     frame["product_id"] = frame["product_id"].astype(str)
     return frame
+
+
+def utc_times(values: pd.Series) -> pd.Series:
+    """ISO 8601 times as UTC timestamps (NaT where a value is not one): an offset is honoured, a time
+    without one is UTC, as everywhere in tickstore.
+
+    Not pandas' ISO 8601 parser: in a column mixing the two it gave a time without an offset the offset
+    of an earlier row (`2025-12-06T07:00:00` after a `+01:00` row came out 06:00 UTC), and the features
+    were read an hour off. DuckDB's cast reads each value on its own.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):  # typed (Parquet): a naive time is UTC
+        return pd.to_datetime(values, utc=True)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("entity_times", pd.DataFrame({"t": values.astype(str).str.strip()}))
+        parsed = con.execute("SELECT TRY_CAST(t AS TIMESTAMPTZ) AS t FROM entity_times").df()["t"]
+    finally:
+        con.close()
+    result = pd.to_datetime(parsed, utc=True).astype("datetime64[ns, UTC]")
+    result.index = values.index
+    return result.rename(values.name)
 
 
 def build(

@@ -77,6 +77,24 @@ def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_pa
     assert m.products_without_ticks == ["DOGE-USD"]  # named in the manifest and by the CLI
 
 
+def test_entity_times_without_an_offset_are_utc_beside_rows_with_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "product_id,event_timestamp\n"
+        "BTC-USD,2025-12-06 08:00:00+01:00\n"
+        "BTC-USD,2025-12-06T07:00:00\n"  # pandas' ISO 8601 parser read this as +01:00 too: 06:00 UTC
+        "ETH-USD,2025-12-06T07:00:00.5\n"
+        "ETH-USD,2025-12-06T02:00:00-05:00\n"
+        "ETH-USD,2025-12-06\n"
+    )
+    times = dataset.file_entities(rows)["event_timestamp"].tolist()
+    seven = pd.Timestamp("2025-12-06T07:00:00Z")
+    assert times == [seven, seven, seven + pd.Timedelta("500ms"), seven, pd.Timestamp("2025-12-06", tz="UTC")]
+    rows.write_text("product_id,event_timestamp\nBTC-USD,2025-12-06T07:00:00\nBTC-USD,07:00 yesterday\n")
+    with pytest.raises(ValueError, match=r"'07:00 yesterday' is not \(line 3\)"):
+        dataset.file_entities(rows)
+
+
 def test_entities_from_parquet_whatever_its_suffix(make_settings: Callable[..., Settings], tmp_path) -> None:  # type: ignore[no-untyped-def]
     s = seeded(make_settings)
     rows = tmp_path / "rows.pq"  # was read as CSV: "'utf-8' codec can't decode byte 0x8f"
