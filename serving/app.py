@@ -18,7 +18,8 @@ def create_app(settings: Settings | None = None, *, watch_model: bool = True) ->
     """A scoring app for ``settings`` (default: from TICKSTORE_* environment variables).
 
     The model loads now (a missing one leaves the app up but not ready: /readyz says why); with
-    ``watch_model`` a thread reloads it when the registry alias moves.
+    ``watch_model`` a thread reloads it when the registry alias moves, and another rereads the
+    feature registry when it changes.
     """
     settings = settings or Settings()
     app = Flask(__name__)
@@ -28,7 +29,9 @@ def create_app(settings: Settings | None = None, *, watch_model: bool = True) ->
     models = ModelHolder(settings)
     if watch_model:
         models.start()
-    app.extensions["tickstore"] = ServingState(settings, models)
+    app.extensions["tickstore"] = state = ServingState(settings, models)
+    if watch_model:
+        state.watch_registry()
     for bp in (api.bp, health.bp, metrics.bp, openapi.bp):
         app.register_blueprint(bp)
     errors.register(app)

@@ -54,6 +54,21 @@ class ServingState:
                 threading.Thread(target=self._rebuild, args=(stamp,), name="registry", daemon=True).start()
         return self._features
 
+    def watch_registry(self) -> None:
+        """Look at the registry every ``REGISTRY_CHECK_S`` in a daemon thread, not only on requests: a
+        worker that had served nothing since a `feast apply` answered its next request from the views
+        as they were (a dropped view, a feature the model lost, SQL changed back), then rebuilt."""
+        threading.Thread(target=self._watch, name="registry-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(REGISTRY_CHECK_S)
+            if self._features is not None:  # the first reader is a request's to build, and to fail
+                try:
+                    self.features()
+                except Exception as exc:  # a registry mid-replace, say: the next look, or a request, retries
+                    log.debug("serving: registry check failed: %s", exc)
+
     def _rebuild(self, stamp: int) -> None:
         """Swap in a reader of the registry as it is now; keep the old one if it can't be read."""
         try:

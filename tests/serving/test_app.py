@@ -152,6 +152,24 @@ def test_the_scorer_reads_the_views_as_the_registry_has_them_now(serving_setting
     assert body["expired_views"] == ["ticks_10s", "ticks_60s"] and body["features"]["ret_std_60s"] is None
 
 
+def test_an_idle_scorer_answers_its_next_request_from_the_registry_as_it_is_now(
+    serving_settings: Settings,
+) -> None:
+    from tickstore_feast.repo import definitions, feature_store
+
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD", age=timedelta(seconds=20))
+    client = create_app(serving_settings).test_client()  # watching, as under `tickstore serve`
+    body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
+    assert body["expired_views"] == ["ticks_10s"]
+    view = definitions().ticks_60s
+    view.ttl = timedelta(seconds=15)
+    feature_store(serving_settings, apply=False).apply([view])
+    time.sleep(3)  # no request meanwhile: the first one after the apply answered from the old views
+    body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
+    assert body["expired_views"] == ["ticks_10s", "ticks_60s"]
+
+
 def test_a_model_reading_a_feature_the_service_lacks_is_refused_not_fed_nan(
     serving_settings: Settings,
 ) -> None:
