@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.conftest import REPO
 from tests.tickstore_feast.conftest import load, tick_rows
@@ -26,6 +27,29 @@ def test_drift_report_names_the_drifted_columns(tmp_path) -> None:  # type: igno
     assert a.score < 0.05 < b.score and a.drifted and not b.drifted
     assert [name for name, _ in result.most_drifted(2)] == ["a", "b"]
     assert str(a) == f"K-S p_value {a.score:.3g} < 0.05"
+
+
+def test_a_feature_with_values_on_one_side_only_is_drifted_not_an_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # order-book sizes recorded in one range and not the other: Evidently refused the empty column
+    # ("An empty column 'imbalance_mean_10s' was provided"), and `tickstore train` failed at its end
+    rng = np.random.default_rng(2)
+    ref = pd.DataFrame({"a": rng.normal(0, 1, 400), "imbalance": rng.normal(0, 1, 400), "gone": np.nan})
+    ref.loc[100:, "imbalance"] = np.nan
+    cur = pd.DataFrame({"a": rng.normal(0, 1, 400), "imbalance": np.nan, "gone": np.nan})
+    result = drift_report(ref, cur, tmp_path, "r")
+    assert (result.drifted, result.columns, result.share) == (1, 2, 0.5)  # "gone": nothing to compare
+    one_sided = result.per_column["imbalance"]
+    assert (
+        one_sided.drifted
+        and str(one_sided) == "no values in the current rows (25% of the reference rows had one)"
+    )
+    assert result.most_drifted(1)[0][0] == "imbalance" and not result.per_column["a"].drifted
+    flipped = drift_report(cur, ref, tmp_path, "r")
+    assert str(flipped.per_column["imbalance"]).startswith("no values in the reference rows")
+    with pytest.raises(
+        ValueError, match=r"no feature has values in both .* \(values on one side only: imbalance\)"
+    ):
+        drift_report(ref[["imbalance"]], cur[["imbalance"]], tmp_path, "r")
 
 
 def test_distance_scores_drift_above_their_threshold_and_agree_with_evidentlys_count(tmp_path) -> None:  # type: ignore[no-untyped-def]
