@@ -13,6 +13,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from feast.type_map import feast_value_type_to_python_type
 
+from tickstore.feature_sql import same_definition
 from tickstore.settings import Settings
 from tickstore_feast.online import UNAVAILABLE, fail_fast
 from tickstore_feast.repo import feature_store
@@ -67,6 +68,7 @@ class OnlineFeatures:
             ) from exc
         self.served = frozenset(name for _, names in self.views for name in names)
         self.fingerprints = fingerprints(view for view, _ in self.views)
+        self._redefined: tuple[list[str], dict[str, str], list[str]] | None = None
         self.provider = self.store._get_provider()
         fail_fast(self.store)  # a request answers 503 at once when Redis is down, not after its retries
 
@@ -87,13 +89,20 @@ class OnlineFeatures:
         """The views serving any of ``features`` (a model's inputs) whose definition is not the one
         ``trained_on`` records (view -> fingerprint, logged by `tickstore train`): the values they serve
         now are computed by other SQL than the values the model learned from."""
+        cached = self._redefined
+        if cached is not None and cached[0] is features and cached[1] is trained_on:
+            return cached[2]  # asked on every request, about the same model: answered once
         wanted = set(features)
-        return [
+        changed = [
             view.name
             for view, names in self.views
-            if trained_on.get(view.name, self.fingerprints[view.name]) != self.fingerprints[view.name]
+            if view.name in trained_on
+            and not same_definition(trained_on[view.name], self.fingerprints[view.name])
             and not wanted.isdisjoint(names)
         ]
+        # the model's own objects are kept, so their ids can't come back as another model's
+        self._redefined = (features, trained_on, changed)
+        return changed
 
     def ping(self) -> None:
         """Read a key that does not exist: raises when the online store is unreachable."""

@@ -52,25 +52,35 @@ def attach_views(
 
 
 def fingerprints(texts: list[str]) -> list[str]:
-    """A fingerprint of each SQL text: SHA-256 of the statement as DuckDB parses it.
+    """A fingerprint of each SQL text: ``<tree>:<text>``, SHA-256s of the statement as DuckDB parses
+    it and of the text itself (the tree part is empty for text DuckDB cannot parse).
 
-    Comments, layout and keyword case don't change it; anything that changes what the SQL computes
-    does. A model is trained on features one SQL computed and must be scored on features the same SQL
-    computes: comparing raw text would call a re-worded comment a new feature. Text DuckDB cannot parse
-    is fingerprinted as it stands.
+    A model is trained on features one SQL computed and must be scored on features the same SQL
+    computes; comparing the text alone would call a re-worded comment a new feature. See
+    :func:`same_definition`.
     """
     con = duckdb.connect()  # an in-memory database of its own: parsing reads no table
     try:
-        return [_fingerprint(con, text) for text in texts]
+        return [f"{_tree_hash(con, text)}:{hashlib.sha256(text.encode()).hexdigest()}" for text in texts]
     finally:
         con.close()
 
 
-def _fingerprint(con: duckdb.DuckDBPyConnection, text: str) -> str:
+def same_definition(a: str, b: str) -> bool:
+    """Whether two fingerprints are of the same SQL: the same parse tree (comments, layout and keyword
+    case don't count), or the very same text. The text decides only where the trees differ, as they may
+    between DuckDB releases that serialize them otherwise: an upgrade must not make every model's
+    unchanged SQL look new."""
+    tree_a, _, text_a = a.partition(":")
+    tree_b, _, text_b = b.partition(":")
+    return (bool(tree_a) and tree_a == tree_b) or (bool(text_a) and text_a == text_b)
+
+
+def _tree_hash(con: duckdb.DuckDBPyConnection, text: str) -> str:
     row = con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()
     tree = json.loads(row[0]) if row else {"error": True}
     if tree.get("error"):
-        return "text:" + hashlib.sha256(text.encode()).hexdigest()
+        return ""
     canonical = json.dumps(_without_locations(tree["statements"]), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
