@@ -170,9 +170,9 @@ class DuckDBSource(DataSource):
 
 
 def fingerprints(views: Iterable[Any]) -> dict[str, str]:
-    """Each feature view's definition fingerprint, by view name: of its SQL as DuckDB parses it
-    (comments and layout don't count), or of its lake table's name. Training logs them with a model;
-    the scorer refuses to feed the model values a different definition computes."""
+    """Each feature view's definition fingerprint (`tickstore.feature_sql.fingerprints`), by view name:
+    of its SQL, or of its lake table's name. Training logs them with a model; the scorer refuses to
+    feed the model values another definition computes (`feature_sql.same_definition`)."""
     views = list(views)
     texts = [
         f"table {v.batch_source.table}"
