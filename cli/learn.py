@@ -41,6 +41,40 @@ WHEN = UtcTime()
 WHEN_SHOWN = WHEN.name
 
 
+class SnapshotOrTime(click.ParamType):
+    """A lake snapshot id, or an ISO 8601 time (read as --start is) standing for the newest snapshot
+    taken by then: `tickstore sql --as-of` took both, the commands that build training sets ids only."""
+
+    name = "SNAPSHOT|TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | datetime:
+        if isinstance(value, int | datetime):
+            return value
+        text = str(value).strip()
+        if text.isdigit():
+            return int(text)
+        try:
+            return WHEN.convert(text, param, ctx)
+        except click.BadParameter:
+            self.fail(
+                f"{value!r} is neither a snapshot id (42) nor an ISO 8601 time (2025-12-06T12:00)", param, ctx
+            )
+
+
+AS_OF = SnapshotOrTime()
+
+
+def snapshot_of(ctx: click.Context, as_of: int | datetime | None) -> int | None:
+    """An --as-of as a snapshot id (a time: the newest snapshot taken by then, said on screen)."""
+    if not isinstance(as_of, datetime):
+        return as_of
+    snapshot = lake.snapshot_at(settings_of(ctx), as_of)
+    console.print(f"lake as of {as_of:%Y-%m-%dT%H:%M:%S}Z: snapshot {snapshot}")
+    return snapshot
+
+
 def busiest_days(con: duckdb.DuckDBPyConnection, n: int) -> list[tuple[datetime, datetime, int]]:
     """The ``n`` days with the most ticks, busiest first: (first tick, last tick, ticks)."""
     return con.execute(
@@ -118,7 +152,12 @@ def dataset() -> None:
 @click.option(
     "--products", type=PRODUCTS, help="Comma-separated products for --every (default: all with ticks)."
 )
-@click.option("--as-of", "as_of", type=int, help="Read the lake at this snapshot (rebuild an old dataset).")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=AS_OF,
+    help="Read the lake at this snapshot, or as it was at this UTC time (rebuild an old dataset).",
+)
 @click.pass_context
 def dataset_build(
     ctx: click.Context,
@@ -129,7 +168,7 @@ def dataset_build(
     start: datetime | None,
     end: datetime | None,
     products: tuple[str, ...] | None,
-    as_of: int | None,
+    as_of: int | datetime | None,
 ) -> None:
     """Build a training set: features as of each entity row, never from after it.
 
@@ -156,6 +195,7 @@ def dataset_build(
             )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    snapshot = snapshot_of(ctx, as_of)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -174,7 +214,7 @@ def dataset_build(
                 entities,
                 out,
                 feature_service=service,
-                as_of=as_of,  # type: ignore[arg-type]
+                as_of=snapshot,
                 progress=advance,
             )
         except ValueError as exc:
@@ -213,7 +253,12 @@ def dataset_build(
     show_default=True,
     help="Spike threshold (training split).",
 )
-@click.option("--as-of", "as_of", type=int, help="Train on this lake snapshot (reproduce a run).")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=AS_OF,
+    help="Train on this lake snapshot, or the lake as it was at this UTC time (reproduce a run).",
+)
 @click.option("--leaky-labels", is_flag=True, help="Also train on shift(-1) labels, to show the leak.")
 @click.option(
     "--folds",
@@ -230,7 +275,7 @@ def train(
     every: float,
     horizon: float,
     percentile: float,
-    as_of: int | None,
+    as_of: int | datetime | None,
     leaky_labels: bool,
     folds: int,
 ) -> None:
@@ -254,7 +299,7 @@ def train(
             timedelta(seconds=every),
             timedelta(seconds=horizon),
             percentile,
-            as_of=as_of,
+            as_of=snapshot_of(ctx, as_of),
             leaky_labels=leaky_labels,
             folds=folds,
         )

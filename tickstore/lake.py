@@ -298,6 +298,23 @@ def retry_locked(action: Callable[[], T], attempts: int = LOCK_RETRIES) -> T:
     raise AssertionError("unreachable")
 
 
+def snapshot_at(settings: Settings, when: datetime) -> int:
+    """The id of the lake's newest snapshot taken at or before ``when``: the lake as it was then."""
+    con = connect(settings, create=False, read_only=True)
+    try:
+        row = con.execute(
+            "SELECT max(snapshot_id) FROM ducklake_snapshots($lake) WHERE snapshot_time <= $when",
+            {"lake": LAKE, "when": when},
+        ).fetchone()
+    finally:
+        con.close()
+    if not row or row[0] is None:
+        raise LakeError(
+            f"the lake has no snapshot at or before {when.isoformat()}{_snapshot_span(settings.lake_catalog)}"
+        )
+    return int(row[0])
+
+
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     """The newest DuckLake snapshot id of the attached lake."""
     row = con.execute("SELECT max(snapshot_id) FROM ducklake_snapshots($lake)", {"lake": LAKE}).fetchone()

@@ -64,6 +64,38 @@ def test_rebuild_as_of_the_recorded_snapshot_is_byte_identical_while_ticks_arriv
     assert latest.snapshot > first.snapshot
 
 
+def test_as_of_a_time_reads_the_lake_as_its_newest_snapshot_by_then(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import time
+    from datetime import UTC, datetime
+
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.cli.helpers import env_for
+    from tickstore import lake
+
+    s = seeded(make_settings)
+    con = lake.connect(s, create=False)
+    first = lake.current_snapshot(con)
+    con.close()
+    time.sleep(0.01)
+    then = datetime.now(UTC)  # after the first load, before the second
+    load(s, tick_rows([("BTC-USD", 0.35 + i * 0.7, 120.0) for i in range(50)]))  # inside the grid
+    grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:05:00"]
+    outputs = {}
+    for as_of in (then.isoformat(), str(first), None):
+        out = tmp_path / f"{len(outputs)}.parquet"
+        args = ["dataset", "build", *grid, "--out", str(out)] + (["--as-of", as_of] if as_of else [])
+        run = CliRunner().invoke(main, args, env=env_for(s))
+        assert run.exit_code == 0, run.output
+        outputs[as_of] = (run.output, out.read_bytes())
+    by_time, by_id, latest = outputs.values()
+    assert f"snapshot {first}" in by_time[0] and f"(lake snapshot {first};" in by_time[0]
+    assert by_time[1] == by_id[1] != latest[1]  # the lake as it was then, not as it is
+
+
 def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_path) -> None:  # type: ignore[no-untyped-def]
     s = seeded(make_settings)
     rows = tmp_path / "rows.csv"
@@ -159,6 +191,8 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
         "written as Parquet: name it never.parquet, not never.csv": [*grid, "--out", tmp_path / "never.csv"],
         "no feature service 'nope' (known: volatility_model)": [*grid, "--service", "nope"],
         "No snapshot found at version 999": [*grid, "--as-of", "999"],
+        "the lake has no snapshot at or before 2000-01-01T00:00:00+00:00": [*grid, "--as-of", "2000-01-01"],
+        "'noon' is neither a snapshot id (42) nor an ISO 8601 time": [*grid, "--as-of", "noon"],
     }
     for message, args in cases.items():
         out = tmp_path / "never.parquet"
