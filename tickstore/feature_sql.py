@@ -46,7 +46,10 @@ def attach_views(
             continue
         # the name is a file stem matched against _NAME, the body our own SELECT: no user input
         body = path.read_text().strip().rstrip(";")
-        con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {body}\n')  # noqa: S608
+        try:
+            con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {body}\n')  # noqa: S608
+        except duckdb.Error as exc:  # its LINE numbers are the file's, not the query's: say which file
+            raise type(exc)(f"in sql/{path.name}: {exc}") from exc
         attached.append(name)
     return attached
 

@@ -8,12 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from feast.data_source import DataSource
 from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
 from feast.repo_config import RepoConfig
 from feast.value_type import ValueType
 
 from tickstore import feature_sql
+from tickstore.errors import TickstoreError
 
 CLASS_PATH = "tickstore_feast.source.DuckDBSource"
 
@@ -156,6 +158,13 @@ class DuckDBSource(DataSource):
         try:
             rel = con.sql(f"SELECT * FROM {self.from_clause()} LIMIT 0")  # noqa: S608 - the source's own SQL
             return list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
+            # a mistake in the user's SQL: named by its source, not a traceback through Feast's apply
+            what = f"table {self.table!r}" if self.table is not None else f"the SQL of {self.name!r}"
+            raise TickstoreError(
+                f"{what} (feature source of `feast apply`) does not run on the lake: {exc}\n"  # noqa: S608 - a message
+                f'Fix it, then try it with `tickstore sql "SELECT * FROM {self.name} LIMIT 5"`'
+            ) from exc
         finally:
             con.close()
 
