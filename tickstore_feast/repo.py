@@ -189,9 +189,29 @@ def apply_repo(store: FeatureStore, objects: list[Entity | FeatureView | Feature
     services = {o.name for o in objects if isinstance(o, FeatureService)}
     stale: list[Any] = [v for v in store.list_feature_views() if v.name not in views]
     stale += [s for s in store.list_feature_services() if s.name not in services]
+    _bind_sql(store, objects)
     to_apply: list[Any] = list(objects)
     store.apply(to_apply, objects_to_delete=stale, partial=not stale)
     _respell_recorded_tables(store)
+
+
+def _bind_sql(store: FeatureStore, objects: list[Entity | FeatureView | FeatureService]) -> None:
+    """Bind each view's SQL against the lake, as `feast apply` does (`FeatureStore.apply` does not):
+    a mistake in it is named now, by its source, not by a traceback from the first query that reads
+    it. Without a lake yet there is nothing to bind against (the sink makes it)."""
+    from tickstore.lake import LakeError
+    from tickstore_feast.source import DuckDBSource
+
+    sources = [
+        o.batch_source
+        for o in objects
+        if isinstance(o, FeatureView) and isinstance(o.batch_source, DuckDBSource)
+    ]
+    try:
+        for source in sources:
+            source.get_table_column_names_and_types(store.config)
+    except LakeError:
+        return
 
 
 def _respell_recorded_tables(store: FeatureStore) -> None:

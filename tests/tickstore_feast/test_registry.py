@@ -172,3 +172,29 @@ def test_a_mistake_in_a_feature_repo_file_is_named_by_file_and_line(
         repo_modules(repo)
     # an error from elsewhere is not blamed on the repo
     assert repo_error(ValueError("not from the repo"), repo) is None
+
+
+def test_a_view_whose_sql_does_not_bind_is_named_when_applied_not_when_first_read(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from datetime import timedelta
+
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore.errors import TickstoreError
+    from tickstore_feast import DuckDBSource
+    from tickstore_feast.repo import apply_repo, definitions, feature_store, repo_modules, repo_objects
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    store = feature_store(s, apply=False)
+    view = definitions().ticks_60s
+    typo = view.batch_source.query.replace("stddev_samp(", "stddev_smp(")
+    view.batch_source = DuckDBSource(name="ticks_60s", query=typo, lookback=timedelta(seconds=60))
+    objects = [o for o in repo_objects(repo_modules()) if o.name != "ticks_60s"] + [view]
+    # Feast's FeatureStore.apply binds nothing: the view was registered, and a dataset build or the
+    # stream failed later with a traceback from the offline store's query
+    with pytest.raises(
+        TickstoreError, match=r"the SQL of 'ticks_60s' .* does not run on the lake: .*stddev_smp"
+    ):
+        apply_repo(store, objects)
+    assert "ticks_60s" not in {v.name for v in store.list_feature_views()}
