@@ -155,17 +155,23 @@ def test_the_scorer_reads_the_views_as_the_registry_has_them_now(serving_setting
 def test_an_idle_scorer_answers_its_next_request_from_the_registry_as_it_is_now(
     serving_settings: Settings,
 ) -> None:
-    from tickstore_feast.repo import definitions, feature_store
+    from tickstore_feast.repo import definitions, feature_store, registry_path, registry_stamp
 
     register_model(serving_settings, seed=1, threshold=0.5)
     write_online(serving_settings, "BTC-USD", age=timedelta(seconds=20))
-    client = create_app(serving_settings).test_client()  # watching, as under `tickstore serve`
+    app = create_app(serving_settings)  # watching, as under `tickstore serve`
+    client = app.test_client()
     body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
     assert body["expired_views"] == ["ticks_10s"]
     view = definitions().ticks_60s
     view.ttl = timedelta(seconds=15)
     feature_store(serving_settings, apply=False).apply([view])
-    time.sleep(3)  # no request meanwhile: the first one after the apply answered from the old views
+    # no request meanwhile: the worker read the registry again only when asked, so the first request
+    # after the apply answered from the views as they were
+    state, applied = app.extensions["tickstore"], registry_stamp(registry_path(serving_settings))
+    deadline = time.monotonic() + 15
+    while state._registry_stamp != applied and time.monotonic() < deadline:
+        time.sleep(0.1)
     body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
     assert body["expired_views"] == ["ticks_10s", "ticks_60s"]
 
