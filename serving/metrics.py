@@ -1,22 +1,27 @@
 """Prometheus metrics: request latency, errors, predictions, feature staleness; `GET /metrics`.
 
 Under gunicorn with several workers, PROMETHEUS_MULTIPROC_DIR is set before the workers start
-(`tickstore serve --production` does it) and the endpoint sums every worker's samples.
+(`tickstore serve` does it) and the endpoint sums every worker's samples. (Importing Feast sets it
+too, to a folder of its own, when it is not set: then this process's samples are read from there.)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from flask import Blueprint, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
 
 bp = Blueprint("metrics", __name__)
 
@@ -42,12 +47,23 @@ STALENESS = Histogram(
 )
 
 
+class _WithoutFeast:
+    """Another collector's metrics but Feast's: importing Feast registers its feature server's
+    (`feast_feature_server_cpu_usage`, `feast_online_features_*`), which this app never updates, and
+    /metrics showed them at 0 beside its own."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def collect(self) -> Iterable[Metric]:
+        return [m for m in self.source.collect() if not m.name.startswith("feast_")]
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
+    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        data = generate_latest(registry)
+        registry.register(_WithoutFeast(multiprocess.MultiProcessCollector(None)))  # type: ignore[no-untyped-call]
     else:
-        data = generate_latest()
-    return Response(data, mimetype=CONTENT_TYPE_LATEST)
+        registry.register(_WithoutFeast(REGISTRY))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
