@@ -11,12 +11,9 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from itertools import islice
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -27,6 +24,7 @@ from feast import FeatureView
 from ingest import kafka, refill, signals, wire
 from ingest.fetch_watch import FetchWatch
 from ingest.sink.writer import LakeWriter
+from ingest.stream_stats import StreamBatch, StreamStats
 from tickstore import lake
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
 from tickstore.settings import Settings
@@ -42,33 +40,6 @@ REGISTRY_CHECK_S = 1.0  # a stat of the registry file; it is re-read only when t
 # broker can't answer within it: ingest/fetch_watch.py)
 FETCH_WAIT_MS = 5
 CLOCK_VIEW = "tick_clock"  # the view whose row says how new the others are (sql/tick_clock.sql)
-
-
-@dataclass
-class StreamBatch:
-    """What one micro-batch did, handed to ``on_batch`` after its rows are readable online."""
-
-    messages: int
-    new_ticks: int
-    products: list[str]
-    latest: dict[str, datetime]  # newest event time per product touched
-    rows: dict[str, pa.Table]  # view name -> the rows written online
-    freshness_s: list[float]  # per message: Kafka produce time -> readable online
-
-
-@dataclass
-class StreamStats:
-    """Totals of one `tickstore stream` run."""
-
-    messages: int = 0
-    new_ticks: int = 0
-    batches: int = 0
-    rows_written: int = 0
-    warmed: int = 0  # messages re-read at start to refill the tail (already processed before)
-    started: float = field(default_factory=time.monotonic)
-    # produce -> readable latencies of the most recent messages (bounded: a stream runs for weeks)
-    freshness_s: deque[float] = field(default_factory=lambda: deque(maxlen=1_000_000))
-    measured: int = 0  # latencies ever added to freshness_s (the deque forgets; this counts on)
 
 
 def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
@@ -117,7 +88,6 @@ class OnlineStream:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stream-view")
         self._last_prune = time.monotonic()
         self._last_log = time.monotonic()
-        self._logged_measured = 0  # stats.measured at the last progress line
         # per partition: the committed offset a restart re-reads up to into the tail only (see _on_assign)
         self._warm_until: dict[tuple[str, int], int] = {}
 
@@ -272,8 +242,8 @@ class OnlineStream:
     def view_names(self) -> list[str]:
         return [v.name for v in self.views]
 
-    def _ingest(self, raw: pa.Table) -> tuple[int, set[str]]:
-        """Add ``raw``'s new ticks to the tail; (new ticks, products touched).
+    def _ingest(self, raw: pa.Table) -> tuple[int, set[str], int]:
+        """Add ``raw``'s new ticks to the tail; (new ticks, products touched, messages rejected).
 
         A batch that fails to parse is halved until the failing message stands alone and is skipped:
         one pathological record costs only itself (the sink keeps it in ticks_rejected and the DLQ).
@@ -286,20 +256,20 @@ class OnlineStream:
                     raw.column(c)[0].as_py() for c in ("src_topic", "src_partition", "src_offset")
                 )
                 log.warning("stream: skipped %s[%s]@%s: %s", topic, partition, offset, exc)
-                return 0, set()
+                return 0, set(), 1
             mid = raw.num_rows // 2
-            n1, p1 = self._ingest(raw.slice(0, mid))
-            n2, p2 = self._ingest(raw.slice(mid))
-            return n1 + n2, p1 | p2
+            n1, p1, r1 = self._ingest(raw.slice(0, mid))
+            n2, p2, r2 = self._ingest(raw.slice(mid))
+            return n1 + n2, p1 | p2, r1 + r2
         if result.rejects:
             self.con.execute("DELETE FROM ticks_rejected")  # rejects are the sink's to keep
         if not result.ticks:
-            return 0, set()
+            return 0, set(), result.rejects
         products = {
             r[0]
             for r in self.con.execute("SELECT DISTINCT product_id FROM parsed WHERE kind = 'tick'").fetchall()
         }
-        return result.ticks, products
+        return result.ticks, products, result.rejects
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each partition a tail's reach before its committed offset (ingest/refill.py)."""
@@ -314,7 +284,8 @@ class OnlineStream:
 
     def _process(self, batch: list[Message]) -> None:
         raw = kafka.raw_table(batch, self.settings.sink_max_tick_bytes)
-        new_ticks, touched = self._ingest(raw)
+        new_ticks, touched, rejected = self._ingest(raw)
+        self.stats.rejected += rejected  # not while warming: those were counted by the run before
         products = sorted(touched)
         rows: dict[str, pa.Table] = {}
         if products:
@@ -381,21 +352,4 @@ class OnlineStream:
             self.con.execute("CHECKPOINT temp")
         if now - self._last_log >= self.settings.log_every_s:
             self._last_log = now
-            # Only the messages since the last line: over the last 10,000, the backlog a stream
-            # starts on (hours-old messages) kept the live feed's p99 at "1647636 ms" for 15 minutes.
-            # At most 10,000: copying the whole deque (a million once a day has passed) stalled the loop.
-            new = self.stats.measured - self._logged_measured
-            self._logged_measured = self.stats.measured
-            recent = sorted(islice(reversed(self.stats.freshness_s), min(new, 10_000)))
-            since = "none since the last line"
-            if recent:
-                p99 = recent[int(0.99 * (len(recent) - 1))] * 1000
-                shown = f"{new:,}" if new <= 10_000 else "10,000+"
-                since = f"{shown} since the last line, freshness p99 {p99:,.0f} ms"
-            log.info(
-                "stream: %s messages, %s new ticks, %s online rows; %s",
-                f"{self.stats.messages:,}",
-                f"{self.stats.new_ticks:,}",
-                f"{self.stats.rows_written:,}",
-                since,
-            )
+            log.info("%s", self.stats.progress_line())

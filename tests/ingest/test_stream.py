@@ -118,6 +118,9 @@ def test_bad_messages_are_skipped_and_the_stream_keeps_going(
     stats = stream.run()
 
     assert stats.messages == 2 * len(bad) + len(good) and stats.new_ticks == n_ticks > 0
+    # counted and said: without the sink running, nothing told of them
+    assert stats.rejected == 2 * len(bad)
+    assert "8 rejected (the sink keeps them in ticks_rejected)" in stats.progress_line()
     online = stream.store.get_online_features(
         features=["tick_clock:event_time_us", "ticks_60s:tick_count_60s"],
         entity_rows=[{"product_id": "BTC-USD"}],

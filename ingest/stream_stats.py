@@ -1,0 +1,65 @@
+"""What `tickstore stream` did: one micro-batch (for ``on_batch``), the run's totals, its progress line."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+
+import pyarrow as pa
+
+
+@dataclass
+class StreamBatch:
+    """What one micro-batch did, handed to ``on_batch`` after its rows are readable online."""
+
+    messages: int
+    new_ticks: int
+    products: list[str]
+    latest: dict[str, datetime]  # newest event time per product touched
+    rows: dict[str, pa.Table]  # view name -> the rows written online
+    freshness_s: list[float]  # per message: Kafka produce time -> readable online
+
+
+@dataclass
+class StreamStats:
+    """Totals of one `tickstore stream` run."""
+
+    messages: int = 0
+    new_ticks: int = 0
+    # malformed messages skipped: the sink keeps them, with their reasons, in ticks_rejected
+    rejected: int = 0
+    batches: int = 0
+    rows_written: int = 0
+    warmed: int = 0  # messages re-read at start to refill the tail (already processed before)
+    started: float = field(default_factory=time.monotonic)
+    # produce -> readable latencies of the most recent messages (bounded: a stream runs for weeks)
+    freshness_s: deque[float] = field(default_factory=lambda: deque(maxlen=1_000_000))
+    measured: int = 0  # latencies ever added to freshness_s (the deque forgets; this counts on)
+    _logged_measured: int = 0  # `measured` at the last progress line
+
+    def progress_line(self) -> str:
+        """The totals, and the freshness of the messages since the previous line.
+
+        Only those messages: over the last 10,000, the backlog a stream starts on (hours-old messages)
+        kept the live feed's p99 at "1647636 ms" for 15 minutes. At most 10,000: copying the whole
+        deque (a million once a day has passed) stalled the loop.
+        """
+        new = self.measured - self._logged_measured
+        self._logged_measured = self.measured
+        recent = sorted(islice(reversed(self.freshness_s), min(new, 10_000)))
+        since = "none since the last line"
+        if recent:
+            p99 = recent[int(0.99 * (len(recent) - 1))] * 1000
+            shown = f"{new:,}" if new <= 10_000 else "10,000+"
+            since = f"{shown} since the last line, freshness p99 {p99:,.0f} ms"
+        # a stream run without the sink would have said nothing of them
+        rejected = (
+            f", {self.rejected:,} rejected (the sink keeps them in ticks_rejected)" if self.rejected else ""
+        )
+        return (
+            f"stream: {self.messages:,} messages, {self.new_ticks:,} new ticks{rejected}, "
+            f"{self.rows_written:,} online rows; {since}"
+        )
