@@ -38,7 +38,7 @@ class StreamStats:
     # produce -> readable latencies of the most recent messages (bounded: a stream runs for weeks)
     freshness_s: deque[float] = field(default_factory=lambda: deque(maxlen=1_000_000))
     measured: int = 0  # latencies ever added to freshness_s (the deque forgets; this counts on)
-    _logged_measured: int = 0  # `measured` at the last progress line
+    _logged_measured: int = field(default=0, repr=False)  # `measured` at the last progress line
 
     def progress_line(self) -> str:
         """The totals, and the freshness of the messages since the previous line.
