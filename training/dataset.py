@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
+from feast import FeatureView
 from feast.errors import FeatureServiceNotFoundException
 
 from tickstore import lake
@@ -223,7 +224,9 @@ def build(
                 progress(min(begin + CHUNK_ROWS, total), total)
         if writer is not None:
             writer.close()
-        views = {p.name for p in service.feature_view_projections}
+        views = [
+            store.get_feature_view(n) for n in sorted({p.name for p in service.feature_view_projections})
+        ]
         manifest = Manifest(
             path=str(out),
             feature_service=feature_service,
@@ -231,16 +234,12 @@ def build(
             snapshot=snapshot,
             rows=total,
             entities=described,
-            sql_sha256={v: _sql_hash(store, v) for v in sorted(views)},
+            sql_sha256={v.name: _sql_hash(v) for v in views},
             null_fraction={k: round(v / total, 6) if total else 0.0 for k, v in nulls.items()},
             seconds=round((datetime.now(UTC) - started).total_seconds(), 3),
             products_without_ticks=without_ticks,
-            sql_fingerprint=fingerprints(store.get_feature_view(v) for v in sorted(views)),
-            sql={
-                v: q
-                for v in sorted(views)
-                if (q := getattr(store.get_feature_view(v).batch_source, "query", None))
-            },
+            sql_fingerprint=fingerprints(views),
+            sql={v.name: q for v in views if (q := getattr(v.batch_source, "query", None))},
         )
         # the old manifest goes first: a crash between the two steps leaves a dataset without a manifest,
         # never one described by another's
@@ -269,6 +268,6 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _sql_hash(store, view: str) -> str:  # type: ignore[no-untyped-def]
-    source = store.get_feature_view(view).batch_source
+def _sql_hash(view: FeatureView) -> str:
+    source = view.batch_source
     return sha256(getattr(source, "query", None) or getattr(source, "table", "") or "")
