@@ -117,12 +117,13 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     # what /v1/score would refuse the model for: said here, not first by a 503 in production
     features = json.loads(run.data.tags.get("features", "[]"))
     trained_on = trained_fingerprints(run.data.params)
-    problems = [
-        f"  the model reads {', '.join(missing)}, which the feature service does not serve: "
-        "`tickstore feast apply` the feature repo it was trained with, or train on the current one"
-        for missing in [online.unserved(features)]
-        if missing
-    ]
+    problems = []
+    missing = online.unserved(features)
+    if missing:
+        problems.append(
+            f"  the model reads {', '.join(missing)}, which the feature service does not serve: "
+            "`tickstore feast apply` the feature repo it was trained with, or train on the current one"
+        )
     changed = online.redefined(features, trained_on)
     if changed:
         problems.append("  " + redefined_message(changed, run.info.run_id))

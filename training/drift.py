@@ -92,14 +92,12 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, out: Path, name
     # A feature with values on one side only (order-book sizes recorded in one range, not in the
     # other) is the largest drift there is, and Evidently refuses the empty column outright: it
     # failed `tickstore train` after every model was fitted, and `monitor drift` with no verdict.
-    one_sided = {
-        c: ColumnDrift(
-            "", 0.0, 0.0, one_sided=f"no values in the {side} rows ({share:.0%} of the {other} rows had one)"
-        )
-        for c in features
-        for side, other, share in [_one_side(reference[c], current[c])]
-        if side
-    }
+    one_sided: dict[str, ColumnDrift] = {}
+    for c in features:
+        side, other, share = _one_side(reference[c], current[c])
+        if side:
+            note = f"no values in the {side} rows ({share:.0%} of the {other} rows had one)"
+            one_sided[c] = ColumnDrift("", 0.0, 0.0, one_sided=note)
     columns = [c for c in features if c not in one_sided and _varies(reference[c], current[c])]
     if not columns:
         if one_sided:
