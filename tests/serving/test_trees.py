@@ -14,6 +14,7 @@ from serving.model import load
 from serving.trees import compile_xgboost
 from tickstore.settings import Settings
 from training import tracking
+from training.metrics import best_f1_threshold
 from training.models import XGBoost
 
 
@@ -55,8 +56,27 @@ def test_compiled_trees_equal_xgboost_on_the_model_training_trains(seed: int) ->
 
     probe = np.vstack([x.to_numpy(), edge_rows(model, x.shape[1]), np.full((1, x.shape[1]), np.nan)])
     expected = model.predict_proba(probe)[:, 1]
-    np.testing.assert_allclose(trees.predict(probe), expected, rtol=0, atol=1e-6)
-    assert np.array_equal(trees.predict(probe) > 0.5, expected > 0.5)
+    assert np.array_equal(trees.predict(probe), expected)  # bit for bit, see the next test
+
+
+@pytest.mark.parametrize("seed", [7, 10])
+def test_compiled_trees_decide_as_training_did_at_the_threshold_chosen_on_validation(seed: int) -> None:
+    """The threshold is one of XGBoost's validation probabilities, which many rows share: a walker
+    1e-7 off (float32 summed pairwise, NumPy's float32 exp) served them the other decision."""
+    x, y = seeded(seed, columns=3)
+    x = x.round(0)  # coarse features (a quiet market's tick counts and spreads): rows share leaves
+    train, val = slice(0, 2000), slice(2000, 2500)
+    model = XGBoost().fit(x[train], y[train], x[val], y[val]).model
+    assert model is not None
+    trees = compile_xgboost(model)
+    assert trees is not None
+    p_val = model.predict_proba(x[val])[:, 1]
+    cut = best_f1_threshold(y[val], p_val)
+    rows = x.to_numpy()
+    expected = model.predict_proba(rows)[:, 1] >= cut
+    on_the_cut = int((model.predict_proba(rows)[:, 1] == np.float32(cut)).sum())
+    assert on_the_cut > 0  # the case at stake: rows exactly at the threshold
+    assert np.array_equal(trees.predict(rows) >= cut, expected)
 
 
 def test_a_deep_model_without_early_stopping_compiles_every_tree() -> None:
@@ -64,7 +84,7 @@ def test_a_deep_model_without_early_stopping_compiles_every_tree() -> None:
     model = XGBClassifier(n_estimators=150, max_depth=7, base_score=0.3, n_jobs=1).fit(x, y)
     trees = compile_xgboost(model)
     assert trees is not None and len(trees.roots) == 150 and trees.depth == 7
-    np.testing.assert_allclose(trees.predict(x.to_numpy()), model.predict_proba(x)[:, 1], atol=1e-6)
+    assert np.array_equal(trees.predict(x.to_numpy()), model.predict_proba(x)[:, 1])
 
 
 def test_models_it_cannot_walk_are_left_to_xgboost() -> None:
@@ -94,4 +114,4 @@ def test_the_loader_scores_an_mlflow_xgboost_model_through_the_compiled_trees(
         {c: (None if np.isnan(v) else v) for c, v in zip(x.columns, r, strict=True)}
         for r in x.to_numpy()[:200]
     ]
-    np.testing.assert_allclose(loaded.predict(rows), model.predict_proba(x[:200])[:, 1], atol=1e-6)
+    assert np.array_equal(loaded.predict(rows), model.predict_proba(x[:200])[:, 1])
