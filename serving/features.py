@@ -75,8 +75,10 @@ class OnlineFeatures:
     def _read(self, view: FeatureView, products: list[str], names: list[str]) -> list[Any]:
         keys = [EntityKey(join_keys=["product_id"], entity_values=[Value(string_val=p)]) for p in products]
         try:
+            # a copy: Feast's Redis store appends "_ts:<view>" to the list it is given, so the view's
+            # own list grew by a field a request (and /v1/features listed them)
             return self.provider.online_read(
-                config=self.store.config, table=view, entity_keys=keys, requested_features=names
+                config=self.store.config, table=view, entity_keys=keys, requested_features=list(names)
             )
         except (*UNAVAILABLE, sqlite3.Error) as exc:  # down, unreachable, locked, or never materialized
             raise FeaturesUnavailable(f"the online store cannot be read: {exc}") from exc

@@ -61,6 +61,15 @@ def test_score_returns_the_models_probability_decision_and_features(
     assert batch[0]["probability"] == pytest.approx(body["probability"], rel=1e-12)
     assert batch[0]["probability"] != batch[1]["probability"]
 
+    # Feast's Redis store appended "_ts:<view>" to the names it was asked for, in the caller's list:
+    # /v1/features listed them, and every request asked Redis for one more field than the last
+    state = client.application.extensions["tickstore"]
+    asked = [list(names) for _, names in state.features().views]
+    for _ in range(3):
+        features = client.get("/v1/features/BTC-USD").get_json()["features"]
+    assert sorted(features) == sorted(columns)
+    assert [list(names) for _, names in state.features().views] == asked
+
 
 @pytest.mark.parametrize(
     ("body", "status"),
