@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import click
 import duckdb
@@ -16,12 +16,27 @@ from cli.context import console, settings_of
 from cli.output import print_rows
 
 LOCK_WAIT_S = 60.0  # how long a changing statement waits for the sink's commits before giving up
+# statements whose result is the number of rows they changed (DuckDB gives it only through execute)
+CHANGES = {
+    duckdb.StatementType.INSERT: "inserted",
+    duckdb.StatementType.UPDATE: "updated",
+    duckdb.StatementType.DELETE: "deleted",
+    duckdb.StatementType.MERGE_INTO: "changed",
+}
+
+
+class Changed(NamedTuple):
+    """What a DELETE, UPDATE, INSERT or MERGE did: its rows, and the verb that says so."""
+
+    rows: int
+    verb: str
 
 
 def run_statements(
     con: duckdb.DuckDBPyConnection, query: str, lake_locked_wait_s: float
-) -> duckdb.DuckDBPyRelation | None:
-    """Run each statement of ``query`` in turn; the last one's result (None when it returns no rows).
+) -> duckdb.DuckDBPyRelation | Changed | None:
+    """Run each statement of ``query`` in turn; the last one's result: its rows, the rows it changed,
+    or None.
 
     A statement that finds the lake's catalog locked by another writer (the sink commits every batch)
     is retried on its own for up to ``lake_locked_wait_s``: run one at a time, a failed statement was
@@ -30,7 +45,7 @@ def run_statements(
     """
     from tickstore import lake
 
-    result = None
+    result: duckdb.DuckDBPyRelation | Changed | None = None
     in_transaction = False
     for statement in con.extract_statements(query):
         is_transaction = statement.type == duckdb.StatementType.TRANSACTION
@@ -42,7 +57,11 @@ def run_statements(
         told = False
         while True:
             try:
-                result = con.sql(statement.query)
+                if statement.type in CHANGES:  # `con.sql` runs it and says nothing of its rows
+                    (rows,) = con.execute(statement.query).fetchone() or (0,)
+                    result = Changed(int(rows), CHANGES[statement.type])
+                else:
+                    result = con.sql(statement.query)
                 break
             except duckdb.Error as exc:
                 if not may_retry or not lake.is_locked(exc) or time.monotonic() > deadline:
@@ -179,10 +198,11 @@ class Session:
     def run(self, query: str) -> None:
         """Run ``query``'s statements and print the last one's rows; a failure is a ClickException
         saying what to do (the lake's tables for a wrong name, --write for a change to a read-only lake)."""
-        from tickstore import feature_sql
+        from tickstore import feature_sql, lake
 
         try:
             feature_sql.attach_views(self.con, query, self.views)
+            before = lake.current_snapshot(self.con) if self.write else None
             rel = run_statements(self.con, query, lake_locked_wait_s=LOCK_WAIT_S if self.write else 0.0)
         except duckdb.CatalogException as exc:
             # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
@@ -198,5 +218,13 @@ class Session:
             raise click.ClickException(str(exc)) from exc
         if rel is None:
             console.print("ok")
+            return
+        if isinstance(rel, Changed):
+            said = f"{rel.rows:,} row{'s' * (rel.rows != 1)} {rel.verb}"
+            if before is not None and rel.rows and lake.current_snapshot(self.con) > before:
+                # a new snapshot: the one before it holds every row as it was (plus, at most, fewer
+                # of the sink's)
+                said += f"; the lake as it was before: `tickstore sql --as-of {before} ...`"
+            console.print(said)
             return
         print_rows(rel.columns, rel, self.fmt, self.limit)  # fetched as printed

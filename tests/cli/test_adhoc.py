@@ -40,8 +40,13 @@ def test_sql_reads_the_lake_only_unless_told_to_write(make_settings: Callable[..
     assert refused.returncode == 1 and "add --write to change it" in refused.stderr, refused.stderr
     assert count() == 2
     before = query(s, "SELECT max(snapshot_id) FROM lake.snapshots()")[0][0]
-    tickstore(s, "sql", "--write", "DELETE FROM ticks WHERE price > 100.5")
+    deleted = tickstore(s, "sql", "--write", "DELETE FROM ticks WHERE price > 100.5")
     assert count() == 1 and count("--as-of", str(before)) == 2  # the earlier snapshot still has it
+    # it said "ok", whether it deleted a row or none; now the rows, and where they still are
+    said = " ".join(deleted.stderr.split())
+    assert f"1 row deleted; the lake as it was before: `tickstore sql --as-of {before} ...`" in said, said
+    nothing = tickstore(s, "sql", "--write", "UPDATE ticks SET side = 'sell' WHERE price > 1000")
+    assert nothing.stderr.split() == ["0", "rows", "updated"]
 
 
 def test_sql_write_waits_for_a_locked_catalog_and_runs_each_statement_once(
