@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ CHANGES = {
     duckdb.StatementType.DELETE: "deleted",
     duckdb.StatementType.MERGE_INTO: "changed",
 }
+
+RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
 class Changed(NamedTuple):
@@ -57,7 +60,8 @@ def run_statements(
         told = False
         while True:
             try:
-                if statement.type in CHANGES:  # `con.sql` runs it and says nothing of its rows
+                if statement.type in CHANGES and not RETURNING.search(statement.query):
+                    # `con.sql` runs it and says nothing of its rows; with RETURNING, its rows are the answer
                     (rows,) = con.execute(statement.query).fetchone() or (0,)
                     result = Changed(int(rows), CHANGES[statement.type])
                 else:

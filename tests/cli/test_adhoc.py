@@ -47,6 +47,10 @@ def test_sql_reads_the_lake_only_unless_told_to_write(make_settings: Callable[..
     assert f"1 row deleted; the lake as it was before: `tickstore sql --as-of {before} ...`" in said, said
     nothing = tickstore(s, "sql", "--write", "UPDATE ticks SET side = 'sell' WHERE price > 1000")
     assert nothing.stderr.split() == ["0", "rows", "updated"]
+    # DuckLake tables take no RETURNING yet; a temporary table does, and its rows are the answer
+    returning = "CREATE TEMP TABLE x (a INT); INSERT INTO x VALUES (1), (2) RETURNING a"
+    returned = tickstore(s, "sql", "--write", "--format", "csv", returning)
+    assert returned.stdout.split() == ["a", "1", "2"]
 
 
 def test_sql_write_waits_for_a_locked_catalog_and_runs_each_statement_once(
