@@ -2,6 +2,7 @@
 tick-to-online freshness through Kafka and `tickstore stream`.
 
     make bench            # or: .venv/bin/python bench/serve.py [--rates 100,500] [--seconds 15]
+    .venv/bin/python bench/serve.py --online-store redis     # the same over Redis (redis-server)
 
 Everything runs on loopback: the embedded broker, a live feed (simulated ticks replayed with
 --retime at a steady pace), `tickstore stream`, `tickstore serve` (gunicorn, 4 workers) and
@@ -67,6 +68,8 @@ def env_for(s: Settings) -> dict[str, str]:
         TICKSTORE_REBALANCE_TIMEOUT_MS=str(s.rebalance_timeout_ms),
         TICKSTORE_STREAM_CPUS=s.stream_cpus,
         TICKSTORE_SERVE_CPUS=s.serve_cpus,
+        TICKSTORE_ONLINE_STORE=s.online_store,
+        TICKSTORE_REDIS_URL=s.redis_url,
     )
     return env
 
@@ -81,6 +84,40 @@ def placement(pin: bool) -> tuple[str, str]:
     if not pin or len(cpus) < 2:
         return "", ""
     return str(cpus[-1]), ",".join(map(str, cpus[:-1]))
+
+
+def start_redis(home: Path) -> str:
+    """A redis-server of the run's own on a free loopback port, stopped at exit; its address."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        sys.exit("redis-server is not installed: `make redis` installs it (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(home),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    atexit.register(proc.terminate)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                sys.exit(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
 
 
 def wait_http(port: int, path: str, timeout: float = 120.0) -> None:
@@ -148,7 +185,10 @@ def feast_repo(s: Settings, folder: Path) -> Path:
     config = repo_config(s)
     raw = yaml.safe_load((ROOT / "feature_repo" / "feature_store.yaml").read_text())
     raw["registry"]["path"] = str(config.registry.path)
-    raw["online_store"]["path"] = str(config.online_store.path)
+    if s.online_store == "redis":
+        raw["online_store"] = {"type": "redis", "connection_string": s.redis_url}
+    else:
+        raw["online_store"]["path"] = str(config.online_store.path)
     raw["offline_store"]["home"] = str(s.home.resolve())
     (folder / "feature_store.yaml").write_text(yaml.safe_dump(raw))
     return folder
@@ -167,6 +207,13 @@ def main() -> None:
     )
     parser.add_argument("--freshness-seconds", type=float, default=30.0)
     parser.add_argument(
+        "--online-store",
+        choices=["sqlite", "redis"],
+        default="sqlite",
+        help="The online store both scorers read and the stream writes (redis: a redis-server of its "
+        "own on a free port; `make redis` installs it).",
+    )
+    parser.add_argument(
         "--no-pin",
         action="store_true",
         help="Let the stream and the scorers share every core (the settings' default) instead of the "
@@ -177,6 +224,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tickstore-bench-serve-"))
     atexit.register(shutil.rmtree, home, ignore_errors=True)  # a run leaves no lake behind
     stream_cpus, serve_cpus = placement(not args.no_pin)
+    redis_url = start_redis(home) if args.online_store == "redis" else "127.0.0.1:6379"
     s = Settings(
         home=home,
         broker_port=free_port(),
@@ -184,7 +232,10 @@ def main() -> None:
         rebalance_timeout_ms=3000,
         stream_cpus=stream_cpus,
         serve_cpus=serve_cpus,
+        online_store=args.online_store,
+        redis_url=redis_url,
     )
+    print(f"online store: {args.online_store}" + (f" at {redis_url}" if args.online_store == "redis" else ""))
     print(
         f"placement: stream on CPUs {stream_cpus}, tickstore serve on CPUs {serve_cpus}; feast serve, "
         "the load generator and the feed on any core"

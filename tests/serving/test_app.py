@@ -264,9 +264,13 @@ def test_a_model_logged_without_sql_fingerprints_is_served_as_before(serving_set
     assert client.post("/v1/score", json={"product_id": "BTC-USD"}).status_code == 200
 
 
+@pytest.mark.parametrize("online", ["sqlite", "redis"])  # Redis reads every view in one round trip
 def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
-    serving_settings: Settings,
+    serving_settings: Settings, online: str, request: pytest.FixtureRequest
 ) -> None:
+    if online == "redis":
+        url = request.getfixturevalue("redis_url")
+        serving_settings = serving_settings.model_copy(update={"online_store": "redis", "redis_url": url})
     register_model(serving_settings, seed=1, threshold=0.5)
     write_online(serving_settings, "QUIET-USD", timedelta(seconds=30))  # past 10 s, within 60 s
     write_online(serving_settings, "DEAD-USD", timedelta(seconds=301))  # past every TTL

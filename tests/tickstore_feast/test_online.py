@@ -13,7 +13,13 @@ from tests.conftest import free_port
 from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore import lake
 from tickstore.settings import Settings
-from tickstore_feast.online import OnlineStoreUnavailable, check_online_store, latest_rows, write_rows
+from tickstore_feast.online import (
+    OnlineStoreUnavailable,
+    check_online_store,
+    latest_rows,
+    redis_read,
+    write_rows,
+)
 from tickstore_feast.repo import feature_store
 
 
@@ -76,3 +82,36 @@ def test_a_redis_that_does_not_answer_is_named_at_once_with_what_to_do(
     with pytest.raises(OnlineStoreUnavailable, match=f"Redis online store at {closed} does not answer"):
         check_online_store(feature_store(make_settings(online_store="redis", redis_url=closed)))
     assert time.monotonic() - started < 3  # not redis-py's ~10 s of retries
+
+
+def test_one_round_trip_reads_what_feasts_per_view_reads_give(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    s = make_settings(online_store="redis", redis_url=redis_url)
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("BTC-USD", 5.0, 101.0), ("ETH-USD", 3.0, 50.0)]))
+    store = feature_store(s)
+    con = lake.connect(s)
+    views = [store.get_feature_view(v) for v in ("tick_clock", "ticks_10s", "ticks_60s")]
+    for view in views:
+        write_rows(store, view, latest_rows(con, view.batch_source, ["BTC-USD", "ETH-USD"], tail="ticks"))
+    keys = [
+        EntityKey(join_keys=["product_id"], entity_values=[Value(string_val=p)])
+        for p in ("ETH-USD", "NOPE-USD", "BTC-USD")
+    ]
+    reads = [(v, [f.name for f in v.features]) for v in views]
+    asked = [list(names) for _, names in reads]
+
+    together = redis_read(store, reads, keys)
+
+    provider = store._get_provider()
+    one_by_one = [
+        provider.online_read(config=store.config, table=v, entity_keys=keys, requested_features=list(names))
+        for v, names in reads
+    ]
+    assert together == one_by_one and together is not None
+    assert together[2][2][1]["tick_count_60s"].int64_val == 2  # BTC-USD, the third key, in ticks_60s
+    assert [list(names) for _, names in reads] == asked  # Feast appends to the list it is given
+    assert redis_read(feature_store(make_settings()), reads, keys) is None  # SQLite: read view by view
