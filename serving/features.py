@@ -73,7 +73,7 @@ class OnlineFeatures:
         fail_fast(self.store)  # a request answers 503 at once when Redis is down, not after its retries
 
     def _read(self, view: FeatureView, products: list[str], names: list[str]) -> list[Any]:
-        keys = [EntityKey(join_keys=["product_id"], entity_values=[Value(string_val=p)]) for p in products]
+        keys = _keys(products)
         try:
             # a copy: Feast's Redis store appends "_ts:<view>" to the list it is given, so the view's
             # own list grew by a field a request (and /v1/features listed them)
@@ -87,9 +87,8 @@ class OnlineFeatures:
         self, reads: list[tuple[FeatureView, list[str]]], products: list[str]
     ) -> list[Any] | None:
         """Each of ``reads``' rows in one round trip when the store is Redis; None otherwise."""
-        keys = [EntityKey(join_keys=["product_id"], entity_values=[Value(string_val=p)]) for p in products]
         try:
-            return redis_read(self.store, reads, keys)
+            return redis_read(self.store, reads, _keys(products))
         except UNAVAILABLE as exc:  # down or unreachable
             raise FeaturesUnavailable(f"the online store cannot be read: {exc}") from exc
 
@@ -148,6 +147,10 @@ class OnlineFeatures:
                 for name in names:
                     pf.values[name] = None if is_expired or not row or name not in row else _python(row[name])
         return result
+
+
+def _keys(products: list[str]) -> list[EntityKey]:
+    return [EntityKey(join_keys=["product_id"], entity_values=[Value(string_val=p)]) for p in products]
 
 
 def redefined_message(views: list[str], run_id: str) -> str:
