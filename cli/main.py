@@ -74,8 +74,9 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
       tickstore ingest replay ../shared/data/coinbase
       tickstore sink --until-idle             # Kafka -> DuckLake `ticks`
       tickstore sql "SELECT product_id, count(*) FROM ticks GROUP BY ALL"
-      tickstore train --start 2025-12-06T06:15 --end 2025-12-06T12:40
+      tickstore train --start 2025-12-06T06:15 --end 2025-12-06T08:30   # promotes a champion
       tickstore stream & tickstore serve      # fresh online features, scoring API on :8000
+      tickstore ingest replay ../shared/data/coinbase/advanced_trade --retime --speed 1   # as if live
       tickstore status                        # every part at a glance
 
     Every setting is also a TICKSTORE_* environment variable (see README).
