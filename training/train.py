@@ -135,9 +135,18 @@ def fit_and_score(
     """
     train, val, test = splits.chronological(table, purge=cfg.horizon)
     if min(len(train), len(val), len(test)) < MIN_SPLIT_ROWS:
+        times = table["event_timestamp"]
+        # over the exchange recording (4 bursts in 42 hours) the range already held every tick: say
+        # where the rows are, so a user can tell a short range from sparse data
+        span = (
+            f"; the {len(table):,} labeled rows run from {times.min():%Y-%m-%d %H:%M:%S} to {times.max():%Y-%m-%d %H:%M:%S} UTC"
+            if len(table)
+            else ""
+        )
         raise ValueError(
             f"too few labeled rows to train: {len(train)} train, {len(val)} validation, {len(test)} test "
-            f"(each needs {MIN_SPLIT_ROWS}); use a longer --start/--end range or a smaller --every"
+            f"(each needs {MIN_SPLIT_ROWS}){span}; use a range with more ticks, or a smaller --every "
+            f"(now {cfg.every.total_seconds():g} s)"
         )
     threshold = labels.spike_threshold(train["fwd_vol"], cfg.percentile)
     y = {

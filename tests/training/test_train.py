@@ -122,6 +122,22 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
     )
 
 
+def test_too_few_rows_says_where_the_rows_are_and_the_step(trained) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.cli.helpers import env_for
+
+    s, _, _, _ = trained
+    args = ["train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T01:00", "--every", "60"]
+    run = CliRunner().invoke(main, args, env=env_for(s))
+    said = " ".join(run.output.split())
+    assert run.exit_code != 0 and "too few labeled rows to train" in said, run.output
+    # a range that already held every tick (a sparse recording) was told to be "longer"
+    assert "labeled rows run from 2026-01-01 00:0" in said and "to 2026-01-01 00:5" in said, said
+    assert "or a smaller --every (now 60 s)" in said, said
+
+
 @pytest.mark.slow
 def test_cli_train_on_a_new_mlflow_store_prints_no_mlflow_logs(trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import subprocess
