@@ -86,14 +86,16 @@ def placement(pin: bool) -> tuple[str, str]:
     return str(cpus[-1]), ",".join(map(str, cpus[:-1]))
 
 
-def start_redis(home: Path) -> str:
-    """A redis-server of the run's own on a free loopback port, stopped at exit; its address."""
+def start_redis(home: Path, cpus: str) -> str:
+    """A redis-server of the run's own on a free loopback port (on ``cpus``, if given), stopped at
+    exit; its address."""
     exe = shutil.which("redis-server")
     if exe is None:
         sys.exit("redis-server is not installed: `make redis` installs it (apt-get install redis-server)")
     port = free_port()
     proc = subprocess.Popen(
         [
+            *(["taskset", "-c", cpus] if cpus else []),
             exe,
             "--port",
             str(port),
@@ -214,6 +216,13 @@ def main() -> None:
         "own on a free port; `make redis` installs it).",
     )
     parser.add_argument(
+        "--redis-cpus",
+        default="",
+        help="CPUs for the redis-server, as taskset lists them (default: any). On the scorer's core it "
+        "helped at 100 req/s while the stream writes, and hurt at 500 in one of two runs "
+        "(docs/bench-serve-runs.md, runs 44-45).",
+    )
+    parser.add_argument(
         "--no-pin",
         action="store_true",
         help="Let the stream and the scorers share every core (the settings' default) instead of the "
@@ -224,7 +233,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tickstore-bench-serve-"))
     atexit.register(shutil.rmtree, home, ignore_errors=True)  # a run leaves no lake behind
     stream_cpus, serve_cpus = placement(not args.no_pin)
-    redis_url = start_redis(home) if args.online_store == "redis" else "127.0.0.1:6379"
+    redis_url = start_redis(home, args.redis_cpus) if args.online_store == "redis" else "127.0.0.1:6379"
     s = Settings(
         home=home,
         broker_port=free_port(),
@@ -235,7 +244,10 @@ def main() -> None:
         online_store=args.online_store,
         redis_url=redis_url,
     )
-    print(f"online store: {args.online_store}" + (f" at {redis_url}" if args.online_store == "redis" else ""))
+    where = (
+        f" at {redis_url}, redis-server on CPUs {serve_cpus or 'any'}" if args.online_store == "redis" else ""
+    )
+    print(f"online store: {args.online_store}{where}")
     print(
         f"placement: stream on CPUs {stream_cpus}, tickstore serve on CPUs {serve_cpus}; feast serve, "
         "the load generator and the feed on any core"
