@@ -70,10 +70,12 @@ class OnlineFeatures:
         self.fingerprints = fingerprints(view for view, _ in self.views)
         self._redefined: tuple[list[str], dict[str, str], list[str]] | None = None
         self.provider = self.store._get_provider()
+        # Redis: the clock and every view in one round trip (each waits for redis-server to get a core)
+        redis = getattr(self.store.config.online_store, "type", "sqlite") == "redis"
+        self._together = [(self.clock, ["event_time_us"]), *self.views] if redis else None
         fail_fast(self.store)  # a request answers 503 at once when Redis is down, not after its retries
 
-    def _read(self, view: FeatureView, products: list[str], names: list[str]) -> list[Any]:
-        keys = _keys(products)
+    def _read(self, view: FeatureView, keys: list[EntityKey], names: list[str]) -> list[Any]:
         try:
             # a copy: Feast's Redis store appends "_ts:<view>" to the list it is given, so the view's
             # own list grew by a field a request (and /v1/features listed them)
@@ -83,12 +85,12 @@ class OnlineFeatures:
         except (*UNAVAILABLE, sqlite3.Error) as exc:  # down, unreachable, locked, or never materialized
             raise FeaturesUnavailable(f"the online store cannot be read: {exc}") from exc
 
-    def _read_redis(
-        self, reads: list[tuple[FeatureView, list[str]]], products: list[str]
-    ) -> list[Any] | None:
-        """Each of ``reads``' rows in one round trip when the store is Redis; None otherwise."""
+    def _read_together(self, keys: list[EntityKey]) -> list[Any] | None:
+        """The clock's and every view's rows in one round trip on Redis; None on other stores."""
+        if self._together is None:
+            return None
         try:
-            return redis_read(self.store, reads, _keys(products))
+            return redis_read(self.store, self._together, keys)
         except UNAVAILABLE as exc:  # down or unreachable
             raise FeaturesUnavailable(f"the online store cannot be read: {exc}") from exc
 
@@ -117,16 +119,16 @@ class OnlineFeatures:
 
     def ping(self) -> None:
         """Read a key that does not exist: raises when the online store is unreachable."""
-        self._read(self.clock, ["__readyz__"], ["event_time_us"])
+        self._read(self.clock, _keys(["__readyz__"]), ["event_time_us"])
 
     def read(self, products: list[str]) -> list[ProductFeatures]:
         """Features of ``products``, in order; ages from the tick clock, at microsecond resolution."""
         now_us = time.time_ns() // 1000
-        # Redis: the clock and every view in one round trip (each waits for redis-server to get a core)
-        together = self._read_redis([(self.clock, ["event_time_us"]), *self.views], products)
+        keys = _keys(products)
+        together = self._read_together(keys)
         clocks = [
             (row["event_time_us"].int64_val or None) if row and row.get("event_time_us") else None
-            for _, row in (together[0] if together else self._read(self.clock, products, ["event_time_us"]))
+            for _, row in (together[0] if together else self._read(self.clock, keys, ["event_time_us"]))
         ]
         result = [
             ProductFeatures(p, at, None if at is None else (now_us - at) / 1e6)
@@ -140,7 +142,7 @@ class OnlineFeatures:
             elif all(expired):  # a view expired for every product needs no read: its values are thrown away
                 rows = [(None, None)] * len(products)
             else:
-                rows = self._read(view, products, names)
+                rows = self._read(view, keys, names)
             for pf, is_expired, (_, row) in zip(result, expired, rows, strict=True):
                 if is_expired:
                     pf.expired_views.append(view.name)
