@@ -14,6 +14,7 @@ import click
 import duckdb
 
 from cli.context import console, settings_of
+from cli.interrupt import ctrl_c_cancels, settle
 from cli.output import print_rows
 
 LOCK_WAIT_S = 60.0  # how long a changing statement waits for the sink's commits before giving up
@@ -170,18 +171,19 @@ def sql(
     except (lake.LakeError, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from exc
     session = Session(con, views, fmt, limit, write=write, past=snapshot is not None or when is not None)
-    if query is None:
-        from cli.shell import shell
+    with ctrl_c_cancels(con):
+        if query is None:
+            from cli.shell import shell
 
-        shell(session, s)
-        return
-    if query.strip().startswith(".") and "\n" not in query.strip():  # the shell's .tables, .help
-        from cli.shell import dot
+            shell(session, s)
+            return
+        if query.strip().startswith(".") and "\n" not in query.strip():  # the shell's .tables, .help
+            from cli.shell import dot
 
-        if not dot(session, query):
-            sys.exit(1)
-        return
-    session.run(query)
+            if not dot(session, query):
+                sys.exit(1)
+            return
+        session.run(query)
 
 
 @dataclass
@@ -201,13 +203,23 @@ class Session:
 
     def run(self, query: str) -> None:
         """Run ``query``'s statements and print the last one's rows; a failure is a ClickException
-        saying what to do (the lake's tables for a wrong name, --write for a change to a read-only lake)."""
+        saying what to do (the lake's tables for a wrong name, --write for a change to a read-only lake);
+        Ctrl-C is a KeyboardInterrupt."""
+        try:
+            self._run(query)
+        except duckdb.InterruptException:  # Ctrl-C (cli/interrupt.py), as Python itself would say it
+            settle()
+            raise KeyboardInterrupt from None
+
+    def _run(self, query: str) -> None:
         from tickstore import feature_sql, lake
 
         try:
             feature_sql.attach_views(self.con, query, self.views)
             before = lake.current_snapshot(self.con) if self.write else None
             rel = run_statements(self.con, query, lake_locked_wait_s=LOCK_WAIT_S if self.write else 0.0)
+        except duckdb.InterruptException:
+            raise
         except duckdb.CatalogException as exc:
             # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
             raise click.ClickException(

@@ -17,18 +17,25 @@ from rich.logging import RichHandler
 
 from cli import adhoc, demo, featurerepo, feed, learn, serve, status
 from cli.context import console
-from tickstore.errors import TickstoreError
+from tickstore.errors import TickstoreError, interrupted
 from tickstore.settings import Settings
 
 
 class _Group(click.Group):
-    """The root group: a TickstoreError from any command is printed as its message, not a traceback."""
+    """The root group: a TickstoreError from any command is printed as its message, not a traceback,
+    and Ctrl-C as click's "Aborted!"."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except TickstoreError as exc:
             raise click.ClickException(str(exc)) from exc
+        except RuntimeError as exc:
+            # Ctrl-C during a DuckDB query arrives as RuntimeError("Query interrupted"), which click
+            # would print as a traceback (it aborts quietly on a KeyboardInterrupt only)
+            if interrupted(exc):
+                raise click.Abort from None
+            raise
 
 
 def _hide_warning(*_args: object, **_kwargs: object) -> None:

@@ -9,11 +9,13 @@ import click
 
 from cli.adhoc import Session
 from cli.context import console, report
+from cli.interrupt import settle
+from tickstore.errors import interrupted
 from tickstore.settings import Settings
 
 PROMPT, MORE = "tickstore> ", "      ...> "
 FORMATS = ("table", "csv", "json")
-HELP = """statements end with ';' and may span lines (Ctrl-C drops one, Ctrl-D leaves)
+HELP = """statements end with ';' and may span lines (Ctrl-C drops one, or cancels it running; Ctrl-D leaves)
   .tables              the lake's tables and the feature views of sql/
   .format table|csv|json
   .limit N             most rows shown as a table
@@ -95,9 +97,13 @@ def shell(session: Session, settings: Settings) -> None:
             console.print(f"[red]Error:[/] {exc.format_message()}", markup=True, highlight=False)
             failed = True
             continue
-        except KeyboardInterrupt:
-            session.con.interrupt()
+        except (KeyboardInterrupt, RuntimeError) as exc:
+            # DuckDB raises Ctrl-C mid-query as RuntimeError("Query interrupted") as often as not
+            if not interrupted(exc):
+                raise
+            settle()
             console.print("^C: the statement was cancelled")
+            failed = True  # from a pipe, a script cut short did not do what it says
             continue
         sys.stdout.flush()  # a program reading the shell's answers through a pipe gets each at once
         if tty:

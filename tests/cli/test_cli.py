@@ -263,3 +263,30 @@ def test_times_are_taken_as_tickstore_sql_prints_them() -> None:
         assert WHEN.convert(text, None, None) == expected, text
     with pytest.raises(click.BadParameter, match="'yesterday' is not an ISO 8601 time"):
         WHEN.convert("yesterday", None, None)
+
+
+def test_ctrl_c_inside_a_duckdb_query_aborts_without_a_traceback() -> None:
+    """DuckDB gives Ctrl-C mid-query as RuntimeError("Query interrupted") caused by the KeyboardInterrupt
+    (seen in `dataset build` and `sql`): the root group says "Aborted!" as click does for Ctrl-C, and
+    any other RuntimeError still surfaces."""
+    import click
+    from click.testing import CliRunner
+
+    from cli.main import _Group
+
+    @click.group(cls=_Group)
+    def root() -> None:
+        """A root group like tickstore's."""
+
+    @root.command()
+    @click.argument("how")
+    def query(how: str) -> None:
+        """Fail the way DuckDB does (``ctrl-c``), or otherwise."""
+        if how == "ctrl-c":
+            raise RuntimeError("Query interrupted") from KeyboardInterrupt()
+        raise RuntimeError("something else")
+
+    interrupted = CliRunner().invoke(root, ["query", "ctrl-c"])
+    assert interrupted.exit_code == 1 and "Aborted!" in interrupted.output, interrupted.output
+    other = CliRunner().invoke(root, ["query", "other"])
+    assert isinstance(other.exception, RuntimeError) and str(other.exception) == "something else"

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import queue
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
 
 from tests.cli.helpers import env_for, tickstore
 from tests.conftest import REPO
@@ -61,3 +68,119 @@ def test_the_shells_dot_commands_work_in_one_shot_too(make_settings: Callable[..
     assert tables.stdout.splitlines() == ["tables: ticks, ticks_rejected", tables_views], tables.stdout
     unknown = tickstore(s, "sql", ".tabels", check=False)
     assert unknown.returncode == 1 and ".help lists them" in unknown.stderr
+
+
+# a query that runs for hours, in one DuckDB task: Python sees no signal until it ends (cli/interrupt.py)
+ENDLESS = "SELECT count(*) AS n FROM range(10000000000000)"
+
+
+def _endless(ready: Path) -> str:
+    """Statements that write ``ready``, then run ENDLESS."""
+    return f"COPY (SELECT 1 AS x) TO '{ready}'; {ENDLESS}"
+
+
+def _wait_until_querying(process: subprocess.Popen[str], ready: Path) -> None:
+    """Return once ``process`` is in the endless query (``ready`` written by the statement before it)."""
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert process.poll() is None, "tickstore sql ended before the query"
+        assert time.monotonic() < deadline, "the query never got going"
+        time.sleep(0.05)
+    time.sleep(0.5)  # from the COPY to the next statement: a few lines of Python
+
+
+@pytest.fixture
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """Children started now get SIGINT as a user's Ctrl-C, even under a CI shell that ignores it.
+
+    An ignored signal stays ignored across exec, and Python then makes no KeyboardInterrupt of it; a
+    handled one is reset to the default. (Not a ``preexec_fn``: that makes subprocess fork the test
+    process whole, and that fork failed with ENOMEM now and then.)
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
+def test_ctrl_c_cancels_a_shell_statement_and_the_shell_goes_on(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))  # a lake to attach
+    with (tmp_path / "stderr").open("w+") as stderr:
+        shell = subprocess.Popen(
+            [sys.executable, "-m", "cli", "sql", "--interactive", "--format", "csv"],
+            env=env_for(s),
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        assert shell.stdin is not None and shell.stdout is not None
+        # read by a thread, so that a shell still stuck in the endless query fails the test, not hangs it
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(
+            target=lambda: [lines.put(line.strip()) for line in shell.stdout], daemon=True
+        ).start()  # type: ignore[union-attr]
+
+        def answer() -> list[str]:
+            try:
+                return [lines.get(timeout=60) for _ in range(2)]
+            except queue.Empty:
+                shell.kill()
+                stderr.seek(0)
+                pytest.fail(f"no answer within 60 s: {stderr.read()}")
+
+        try:
+            shell.stdin.write("SELECT 1 AS n;\n")
+            shell.stdin.flush()
+            assert answer() == ["n", "1"]  # the shell is up
+            shell.stdin.write(_endless(tmp_path / "ready.csv") + ";\n")
+            shell.stdin.flush()
+            _wait_until_querying(shell, tmp_path / "ready.csv")
+            shell.send_signal(signal.SIGINT)
+            shell.stdin.write("SELECT 42 AS n;\n")
+            shell.stdin.flush()
+            got = answer()
+            if got == ["n", "n"]:  # csv prints a header as the rows begin: the cancelled query's came first
+                got = [got[1], lines.get(timeout=60)]
+            assert got == ["n", "42"]
+            shell.stdin.close()
+            shell.wait(timeout=60)
+        finally:
+            shell.kill()
+        stderr.seek(0)
+        err = stderr.read()
+    assert "^C: the statement was cancelled" in err, err
+    assert "Traceback" not in err, err
+    assert shell.returncode == 1  # from a pipe, the script did not run whole
+
+
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
+def test_ctrl_c_stops_a_one_shot_query_without_a_traceback(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))  # a lake to attach
+    query = subprocess.Popen(
+        [sys.executable, "-m", "cli", "sql", _endless(tmp_path / "ready.csv")],
+        env=env_for(s),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until_querying(query, tmp_path / "ready.csv")
+        query.send_signal(signal.SIGINT)
+        _, err = query.communicate(timeout=60)
+    finally:
+        query.kill()
+    assert query.returncode == 1 and "Aborted!" in err, err
+    assert "Traceback" not in err, err
