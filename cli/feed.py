@@ -69,6 +69,8 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
             f"  {topic}: {stats.partitions} partition{'s' * (stats.partitions != 1)}, "
             f"~{stats.messages:,} {counted} (from watermarks)"
         )
+        if topic == settings.topic_raw:
+            lines += _readers(settings, counted)
         if st.embedded and stats.busiest >= SLOW_PARTITION_BATCHES:
             # its watermarks count record batches: what a fetch has to read through
             lines.append(
@@ -80,6 +82,33 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
                 "short wait up again when it answers"
             )
     return topics is not None, lines
+
+
+def _readers(settings: Settings, counted: str) -> list[str]:
+    """A line each for the sink's and the stream's consumer groups: how far behind ticks.raw they are.
+
+    Behind means their process is not running, or not keeping up: the lake, or the online features,
+    lack what the topic holds past their commits (which status can't tell from a stale product).
+    """
+    from ingest import kafka
+
+    lines = []
+    for who, group, gets in (
+        ("sink", settings.sink_group, "the lake has"),
+        ("stream", settings.stream_group, "the online features have"),
+    ):
+        behind = kafka.group_lag(settings, group)
+        if behind is None:
+            state = f"has read nothing here yet (`tickstore {who}`)"
+        elif behind == 0:
+            state = "[green]caught up[/] (to its last commit)"
+        else:
+            state = (
+                f"[yellow]~{behind:,} {counted} unread[/]: is `tickstore {who}` running? ({gets} only "
+                "what it read)"
+            )
+        lines.append(f"    {who} (group {group}): {state}")
+    return lines
 
 
 @broker.command("status")

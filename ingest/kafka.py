@@ -166,6 +166,31 @@ def topic_stats(settings: Settings, timeout: float = 5.0) -> dict[str, TopicStat
         c.close()
 
 
+def group_lag(settings: Settings, group: str, timeout: float = 5.0) -> int | None:
+    """How far consumer group ``group`` is behind on ticks.raw (high watermarks minus its committed
+    offsets, summed over the partitions); None when it has committed nothing there.
+
+    Reads the group's commits without joining it: the consumer made here never subscribes.
+    """
+    c = consumer(settings, group=group)
+    try:
+        topic = c.list_topics(settings.topic_raw, timeout=timeout).topics.get(settings.topic_raw)
+        if topic is None or topic.error is not None:
+            return None
+        committed = c.committed(
+            [TopicPartition(settings.topic_raw, p) for p in topic.partitions], timeout=timeout
+        )
+        if all(tp.offset < 0 for tp in committed):
+            return None
+        behind = 0
+        for tp in committed:
+            lo, hi = c.get_watermark_offsets(tp, timeout=timeout)
+            behind += max(hi - max(tp.offset, lo), 0)  # a partition it never committed: from the start
+        return behind
+    finally:
+        c.close()
+
+
 def positions(consumer: Consumer, timeout: float = 5.0) -> list[tuple[TopicPartition, int, int]] | None:
     """(partition, position, high watermark) for each partition assigned to ``consumer``; None while
     it has none (joining its group).

@@ -290,3 +290,39 @@ def test_ctrl_c_inside_a_duckdb_query_aborts_without_a_traceback() -> None:
     assert interrupted.exit_code == 1 and "Aborted!" in interrupted.output, interrupted.output
     other = CliRunner().invoke(root, ["query", "other"])
     assert isinstance(other.exception, RuntimeError) and str(other.exception) == "something else"
+
+
+@pytest.mark.kafka
+def test_broker_status_says_how_far_the_sink_and_the_stream_are_behind(
+    make_settings: Callable[..., Settings], broker_port: int
+) -> None:
+    from cli import feed
+    from ingest import kafka
+
+    s = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(s)
+    producer = kafka.producer(s, **kafka.LIVE)
+
+    def publish(n: int) -> None:
+        for _ in range(n):  # one record batch each, as a live feed's (Tansu's watermarks count those)
+            producer.produce(s.topic_raw, value=b"{}", partition=0)
+            producer.flush(10)
+
+    def readers() -> list[str]:
+        return [line.strip() for line in feed.broker_report(s)[1] if "(group " in line]
+
+    publish(4)
+    assert readers() == [
+        f"sink (group {s.sink_group}): has read nothing here yet (`tickstore sink`)",
+        f"stream (group {s.stream_group}): has read nothing here yet (`tickstore stream`)",
+    ]
+    tickstore(s, "sink", "--until-idle")  # the four go to the dead-letter table, their offsets committed
+    publish(3)
+    sink, stream = readers()
+    assert (
+        sink
+        == f"sink (group {s.sink_group}): [yellow]~3 record batches unread[/]: is `tickstore sink` running? (the lake has only what it read)"
+    )
+    assert stream.startswith(f"stream (group {s.stream_group}): has read nothing")
+    tickstore(s, "sink", "--until-idle")
+    assert readers()[0] == f"sink (group {s.sink_group}): [green]caught up[/] (to its last commit)"
