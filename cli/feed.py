@@ -85,10 +85,11 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
 
 
 def _readers(settings: Settings, counted: str) -> list[str]:
-    """A line each for the sink's and the stream's consumer groups: how far behind ticks.raw they are.
+    """A line each for the sink's and the stream's consumer groups: running or not, and how far behind
+    ticks.raw their commits are.
 
-    Behind means their process is not running, or not keeping up: the lake, or the online features,
-    lack what the topic holds past their commits (which status can't tell from a stale product).
+    A stale lake, or stale online features, with messages unread and no member in the group: that
+    process is not running (which a stale product alone can't tell from a quiet market).
     """
     from ingest import kafka
 
@@ -98,15 +99,20 @@ def _readers(settings: Settings, counted: str) -> list[str]:
         ("stream", settings.stream_group, "the online features have"),
     ):
         behind = kafka.group_lag(settings, group)
-        if behind is None:
-            state = f"has read nothing here yet (`tickstore {who}`)"
+        running = kafka.group_running(settings, group)
+        unread = "nothing read here yet" if behind is None else f"~{behind:,} {counted} unread"
+        if behind == 0:
+            unread = "caught up"
+        if running:
+            state = f"[green]running[/], {unread}"  # a running one is up to a batch behind
+        elif running is None:
+            state = unread
         elif behind == 0:
-            state = "[green]caught up[/] (to its last commit)"
+            state = "not running, caught up to its last commit"
+        elif behind is None:
+            state = f"not running, nothing read here yet (`tickstore {who}`)"
         else:
-            state = (
-                f"[yellow]~{behind:,} {counted} unread[/]: is `tickstore {who}` running? ({gets} only "
-                "what it read)"
-            )
+            state = f"[yellow]not running[/], {unread}: {gets} only what it read (`tickstore {who}`)"
         lines.append(f"    {who} (group {group}): {state}")
     return lines
 
@@ -114,7 +120,8 @@ def _readers(settings: Settings, counted: str) -> list[str]:
 @broker.command("status")
 @click.pass_context
 def broker_status(ctx: click.Context) -> None:
-    """Say whether the broker is up, and list tickstore's topics with their message counts."""
+    """Say whether the broker is up, list tickstore's topics with their message counts, and whether the
+    sink and the stream run and how much of ticks.raw they have not read."""
     up, lines = broker_report(settings_of(ctx))
     for line in lines:
         report.print(line)

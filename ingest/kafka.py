@@ -191,6 +191,21 @@ def group_lag(settings: Settings, group: str, timeout: float = 5.0) -> int | Non
         c.close()
 
 
+def group_running(settings: Settings, group: str, timeout: float = 5.0) -> bool | None:
+    """Whether consumer group ``group`` has a member now (its process runs); None when the broker
+    would not say."""
+    from confluent_kafka import ConsumerGroupState
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 2})
+    try:
+        state = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result(timeout)
+    except KafkaException:
+        return None
+    if state.state == ConsumerGroupState.UNKNOWN:
+        return None
+    return state.state not in (ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD)
+
+
 def positions(consumer: Consumer, timeout: float = 5.0) -> list[tuple[TopicPartition, int, int]] | None:
     """(partition, position, high watermark) for each partition assigned to ``consumer``; None while
     it has none (joining its group).
