@@ -90,6 +90,16 @@ def _wait_until_querying(process: subprocess.Popen[str], ready: Path) -> None:
 
 
 @pytest.fixture
+def lake_settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Settings whose lake holds one tick: something for `tickstore sql` to attach."""
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    return s
+
+
+@pytest.fixture
 def ctrl_c_reaches_children() -> Iterator[None]:
     """Children started now get SIGINT as a user's Ctrl-C, even under a CI shell that ignores it.
 
@@ -104,12 +114,9 @@ def ctrl_c_reaches_children() -> Iterator[None]:
 
 @pytest.mark.usefixtures("ctrl_c_reaches_children")
 def test_ctrl_c_cancels_a_shell_statement_and_the_shell_goes_on(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    lake_settings: Settings, tmp_path: Path
 ) -> None:
-    from tests.tickstore_feast.conftest import load, tick_rows
-
-    s = make_settings()
-    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))  # a lake to attach
+    s = lake_settings
     with (tmp_path / "stderr").open("w+") as stderr:
         shell = subprocess.Popen(
             [sys.executable, "-m", "cli", "sql", "--interactive", "--format", "csv"],
@@ -161,13 +168,8 @@ def test_ctrl_c_cancels_a_shell_statement_and_the_shell_goes_on(
 
 
 @pytest.mark.usefixtures("ctrl_c_reaches_children")
-def test_ctrl_c_stops_a_one_shot_query_without_a_traceback(
-    make_settings: Callable[..., Settings], tmp_path: Path
-) -> None:
-    from tests.tickstore_feast.conftest import load, tick_rows
-
-    s = make_settings()
-    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))  # a lake to attach
+def test_ctrl_c_stops_a_one_shot_query_without_a_traceback(lake_settings: Settings, tmp_path: Path) -> None:
+    s = lake_settings
     query = subprocess.Popen(
         [sys.executable, "-m", "cli", "sql", _endless(tmp_path / "ready.csv")],
         env=env_for(s),
