@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -21,6 +22,19 @@ from tickstore.settings import Settings
 tables_views = "feature views (sql/): " + ", ".join(feature_sql.views())
 
 
+def _shell(settings: Settings, stderr: int | IO[str]) -> subprocess.Popen[str]:
+    """`tickstore sql --interactive --format csv` on ``settings``, fed and read through pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "sql", "--interactive", "--format", "csv"],
+        env=env_for(settings),
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
     make_settings: Callable[..., Settings],
 ) -> None:
@@ -28,15 +42,7 @@ def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
 
     s = make_settings()
     load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
-    shell = subprocess.Popen(
-        [sys.executable, "-m", "cli", "sql", "--interactive", "--format", "csv"],
-        env=env_for(s),
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    shell = _shell(s, subprocess.PIPE)
     assert shell.stdin is not None and shell.stdout is not None
 
     def ask(statement: str) -> list[str]:
@@ -118,15 +124,7 @@ def test_ctrl_c_cancels_a_shell_statement_and_the_shell_goes_on(
 ) -> None:
     s = lake_settings
     with (tmp_path / "stderr").open("w+") as stderr:
-        shell = subprocess.Popen(
-            [sys.executable, "-m", "cli", "sql", "--interactive", "--format", "csv"],
-            env=env_for(s),
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
+        shell = _shell(s, stderr)
         assert shell.stdin is not None and shell.stdout is not None
         # read by a thread, so that a shell still stuck in the endless query fails the test, not hangs it
         lines: queue.Queue[str] = queue.Queue()
