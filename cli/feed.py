@@ -100,19 +100,22 @@ def _readers(settings: Settings, counted: str) -> list[str]:
     ):
         behind = kafka.group_lag(settings, group)
         running = kafka.group_running(settings, group)
-        unread = "nothing read here yet" if behind is None else f"~{behind:,} {counted} unread"
-        if behind == 0:
+        if behind is None:
+            unread = "nothing read here yet"
+        elif behind == 0:
             unread = "caught up"
-        if running:
-            state = f"[green]running[/], {unread}"  # a running one is up to a batch behind
-        elif running is None:
+        else:
+            unread = f"~{behind:,} {counted} unread"
+        if running is None:  # the broker won't say
             state = unread
+        elif running:  # a running one is up to a batch behind
+            state = f"[green]running[/], {unread}"
+        elif behind:
+            state = f"[yellow]not running[/], {unread}: {gets} only what it read (`tickstore {who}`)"
         elif behind == 0:
             state = "not running, caught up to its last commit"
-        elif behind is None:
-            state = f"not running, nothing read here yet (`tickstore {who}`)"
         else:
-            state = f"[yellow]not running[/], {unread}: {gets} only what it read (`tickstore {who}`)"
+            state = f"not running, {unread} (`tickstore {who}`)"
         lines.append(f"    {who} (group {group}): {state}")
     return lines
 

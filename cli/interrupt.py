@@ -12,6 +12,15 @@ from contextlib import contextmanager
 import duckdb
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C, however it arrived.
+
+    DuckDB stops a query on SIGINT and raises, depending on where the query was, either the
+    KeyboardInterrupt itself or ``RuntimeError("Query interrupted")`` caused by it.
+    """
+    return isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt)
+
+
 @contextmanager
 def ctrl_c_cancels(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """While inside, Ctrl-C interrupts the query running on ``con`` (DuckDB raises InterruptException).

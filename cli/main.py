@@ -17,7 +17,8 @@ from rich.logging import RichHandler
 
 from cli import adhoc, demo, featurerepo, feed, learn, serve, status
 from cli.context import console
-from tickstore.errors import TickstoreError, interrupted
+from cli.interrupt import interrupted
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 

@@ -9,8 +9,7 @@ import click
 
 from cli.adhoc import Session
 from cli.context import console, report
-from cli.interrupt import settle
-from tickstore.errors import interrupted
+from cli.interrupt import interrupted, settle
 from tickstore.settings import Settings
 
 PROMPT, MORE = "tickstore> ", "      ...> "
