@@ -2,6 +2,40 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class TickstoreError(RuntimeError):
     """A failure a user can act on (no lake, no broker, ...); its message says how."""
+
+
+# What the machine refused, whatever the data: by errno for Python's own file calls, by message for
+# an engine's (DuckDB's IO errors carry the operating system's text, its SQLite catalog SQLite's)
+_TROUBLE = (
+    (
+        "the disk is full: free some space there",
+        {errno.ENOSPC, errno.EDQUOT},
+        ("No space left", "disk is full", "quota exceeded"),
+    ),
+    ("the file system is read-only", {errno.EROFS}, ("Read-only file system", "readonly database")),
+    (
+        "this user may not write there",
+        {errno.EACCES, errno.EPERM},
+        ("Permission denied", "Operation not permitted"),
+    ),
+    ("a part of the path is not a directory", {errno.ENOTDIR}, ("Not a directory",)),
+    ("the disk failed a read or write", {errno.EIO}, ("disk I/O error", "Input/output error")),
+)
+
+
+def storage_trouble(exc: BaseException) -> str | None:
+    """A hint saying what the machine refused when ``exc`` is a full disk, a read-only or forbidden
+    path, or None when it is anything else. An OSError is judged by its errno, anything else by its
+    text: callers pass only errors whose text can't quote the data (an engine's IO error, not a
+    conversion error naming a bad value)."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    text = str(exc)
+    for hint, codes, phrases in _TROUBLE:
+        if code in codes or (code is None and any(p.lower() in text.lower() for p in phrases)):
+            return hint
+    return None

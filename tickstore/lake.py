@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import duckdb
 
-from tickstore.errors import TickstoreError
+from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
 
 LAKE = "lake"
@@ -280,6 +280,16 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
 def is_locked(exc: duckdb.Error) -> bool:
     """Whether ``exc`` is the SQLite catalog held by another writer: wait and retry, it is no fault."""
     return "locked" in str(exc)
+
+
+def cannot_write(exc: duckdb.Error) -> str | None:
+    """A hint when a lake write failed for want of room or rights (see errors.storage_trouble), or
+    None: then the data, or a passing conflict, is to blame."""
+    # Only errors whose text is the operating system's or SQLite's: a conversion error quotes the
+    # value it could not convert, and a tick saying "Permission denied" is still just a bad tick.
+    if isinstance(exc, (duckdb.IOException, duckdb.PermissionException, duckdb.TransactionException)):
+        return storage_trouble(exc)
+    return None
 
 
 def retry_locked(action: Callable[[], T], attempts: int = LOCK_RETRIES) -> T:

@@ -199,7 +199,7 @@ class Sink:
         """Commit ``raw``; retry transient lake errors, and bisect a batch that keeps failing so that
         one pathological message is rejected with the error instead of stopping the sink."""
         assert self._writer is not None
-        last: Exception | None = None
+        last: duckdb.Error | None = None
         failures, attempt, locked_since = 0, 0, None
         while failures < TRANSIENT_RETRIES:
             try:
@@ -221,6 +221,15 @@ class Sink:
                     failures += 1
                 log.warning("sink: lake write failed (attempt %d): %s", attempt, exc)
                 time.sleep(min(0.1 * 2 ** min(attempt - 1, 5), 2.0))
+        assert last is not None
+        if (trouble := lake.cannot_write(last)) is not None:
+            # The machine, not a message: bisecting would fail the same way down to single ticks
+            # and file good ones as rejects. Offsets stay uncommitted, so nothing is lost.
+            raise lake.LakeError(
+                f"cannot write the lake at {self.settings.lake_catalog.parent}: {trouble} ({last}). "
+                f"Nothing of this batch was committed: its messages stay in {self.settings.topic_raw}, "
+                "and the sink resumes from them when started again"
+            ) from last
         if raw.num_rows == 1:
             return self._writer.reject_whole(raw, f"sink error: {last}"[:500])
         half = raw.num_rows // 2

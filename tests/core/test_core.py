@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import REPO, asof_plan
 from tickstore import lake
+from tickstore.errors import storage_trouble
 from tickstore.settings import Settings, parse_cpus
 
 
@@ -212,3 +214,31 @@ def test_processes_opening_a_new_lake_together_all_get_its_tables(tmp_path: Path
     for run in runs:
         out, err = run.communicate(timeout=120)
         assert run.returncode == 0 and out.strip() == "0", err[-1000:]
+
+
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/x"), "the disk is full"),
+        (PermissionError(errno.EACCES, "Permission denied", "/x"), "this user may not write there"),
+        (OSError(errno.ENOTDIR, "Not a directory", "/x"), "not a directory"),
+        # DuckDB's words for a full disk, from the Parquet writer and from the SQLite catalog (seen)
+        (duckdb.IOException('IO Error: Could not write file "/x.parquet": No space left on device'), "full"),
+        (duckdb.TransactionException('Failed to execute query "COMMIT": database or disk is full'), "full"),
+        (duckdb.IOException('IO Error: Cannot open file "/x": Read-only file system'), "read-only"),
+        (OSError(errno.ECONNREFUSED, "Connection refused"), None),
+        (duckdb.IOException("IO Error: No files found that match the pattern"), None),
+    ],
+)
+def test_what_the_machine_refused_is_told_from_a_fault_in_the_data(
+    error: Exception, hint: str | None
+) -> None:
+    found = lake.cannot_write(error) if isinstance(error, duckdb.Error) else storage_trouble(error)
+    assert (found is None) if hint is None else (found is not None and hint in found), found
+
+
+def test_a_bad_value_quoting_the_machine_s_words_is_still_a_bad_value() -> None:
+    """A conversion error quotes the value: a tick reading "Permission denied" must be rejected as a
+    bad tick, not stop the sink as if the disk refused it."""
+    error = duckdb.ConversionException("Could not convert string 'Permission denied' to DECIMAL")
+    assert lake.cannot_write(error) is None

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -210,6 +214,51 @@ def test_a_stop_while_the_catalog_is_locked_returns_soon_and_loses_nothing(
     again = Sink(kafka_settings, until_idle=True).run()  # the batch was left uncommitted: read again
     assert again.total.ticks == 2
     assert per_product(kafka_settings) == {"SOL-USD": 2}
+
+
+@contextmanager
+def write_protected(folder: Path) -> Iterator[None]:
+    """``folder`` refuses new files inside the block, as a full disk or a read-only mount would."""
+    root = os.geteuid() == 0  # root writes through any mode bits, not through the immutable flag
+    if root:
+        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"no immutable flag on this file system: {made.stderr.strip()}")
+    else:
+        folder.chmod(0o555)
+    try:
+        yield
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
+
+
+@pytest.mark.slow
+def test_a_lake_the_machine_will_not_write_stops_the_sink_and_loses_nothing(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    first = tmp_path / "first.ndjson"
+    first.write_bytes(b"\n".join(good(i) for i in range(1, 31)) + b"\n")
+    replay.replay(kafka_settings, [first])
+    assert Sink(kafka_settings, until_idle=True).run().total.ticks == 30
+    data_files = kafka_settings.lake_data / "main" / "ticks"
+    assert any(data_files.glob("*.parquet")), "the first batch was inlined: no data folder to protect"
+
+    second = tmp_path / "second.ndjson"
+    second.write_bytes(b"\n".join(good(i) for i in range(31, 61)) + b"\n")
+    replay.replay(kafka_settings, [second])
+    with write_protected(data_files), pytest.raises(LakeError, match="may not write there.*resumes from"):
+        Sink(kafka_settings, until_idle=True).run()
+    # The batch was bisected as if one of its messages were bad, and its good ticks were filed as
+    # rejects with the machine's error; now nothing of it is in the lake and nothing is committed.
+    assert query(kafka_settings, "SELECT count(*) FROM ticks_rejected") == [(0,)]
+    assert per_product(kafka_settings) == {"SOL-USD": 30}
+
+    again = Sink(kafka_settings, until_idle=True).run()
+    assert (again.total.ticks, again.total.rejects) == (30, 0)
+    assert per_product(kafka_settings) == {"SOL-USD": 60}
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
