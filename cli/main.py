@@ -12,13 +12,14 @@ import warnings
 from pathlib import Path
 
 import click
+import duckdb
 from pydantic import ValidationError
 from rich.logging import RichHandler
 
 from cli import adhoc, demo, featurerepo, feed, learn, serve, status
 from cli.context import console
 from cli.interrupt import interrupted
-from tickstore.errors import TickstoreError
+from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
 
 
@@ -31,12 +32,32 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except TickstoreError as exc:
             raise click.ClickException(str(exc)) from exc
+        except (OSError, duckdb.IOException) as exc:
+            # a full disk or a home that can't be written is the machine's to fix: say what and where
+            if (trouble := storage_trouble(exc)) is None:
+                raise
+            raise click.ClickException(_storage_message(ctx, exc, trouble)) from exc
         except RuntimeError as exc:
             # Ctrl-C during a DuckDB query arrives as RuntimeError("Query interrupted"), which click
             # would print as a traceback (it aborts quietly on a KeyboardInterrupt only)
             if interrupted(exc):
                 raise click.Abort from None
             raise
+
+
+def _storage_message(ctx: click.Context, exc: OSError | duckdb.IOException, trouble: str) -> str:
+    """The message for a write the machine refused, naming TICKSTORE_HOME when the path is in it."""
+    if not isinstance(exc, OSError) or exc.filename is None:
+        return f"{exc} ({trouble})"
+    where = str(exc.filename)
+    said = f"{exc.strerror}: {where} ({trouble})"
+    settings: Settings | None = (ctx.obj or {}).get("settings")
+    if settings is None or not Path(where).resolve().is_relative_to(settings.home.resolve()):
+        return said
+    return (
+        f"{said}. tickstore keeps its data in TICKSTORE_HOME ({settings.home}): it must be a directory "
+        "this user can write, on a disk with room (--home or TICKSTORE_HOME chooses another)"
+    )
 
 
 def _hide_warning(*_args: object, **_kwargs: object) -> None:

@@ -292,6 +292,25 @@ def test_ctrl_c_inside_a_duckdb_query_aborts_without_a_traceback() -> None:
     assert isinstance(other.exception, RuntimeError) and str(other.exception) == "something else"
 
 
+def test_a_home_that_is_no_directory_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """A file where TICKSTORE_HOME should be (or a full disk, a read-only mount): every command that
+    makes its folders printed Python's traceback of a failed mkdir."""
+    home = tmp_path / "not-a-folder"
+    home.write_text("")
+    for command in (["broker", "start"], ["sink", "--until-idle"], ["status"]):
+        got = subprocess.run(
+            [sys.executable, "-m", "cli", "--home", str(home), *command],
+            env={k: v for k, v in os.environ.items() if not k.startswith("TICKSTORE_")},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert got.returncode == 1 and "Traceback" not in got.stderr, got.stderr
+        assert f"Not a directory: {home}/" in got.stderr, got.stderr
+        assert f"TICKSTORE_HOME ({home}): it must be a directory this user can write" in got.stderr
+
+
 @pytest.mark.kafka
 def test_broker_status_says_whether_the_sink_and_the_stream_run_and_how_far_behind_they_are(
     make_settings: Callable[..., Settings], broker_port: int
