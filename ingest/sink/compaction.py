@@ -6,9 +6,14 @@ import duckdb
 
 from tickstore.lake import LAKE
 
+# A data file the catalog does not list and older than this is left over from a write that failed
+# (a full disk, a killed process): no writer takes an hour between writing a file and committing it.
+ORPHAN_AGE_S = 3600
+
 
 def compact(con: duckdb.DuckDBPyConnection, retention_days: float) -> None:
-    """Merge small adjacent data files, then drop snapshots and files older than the retention.
+    """Merge small adjacent data files, then drop snapshots and files older than the retention, and
+    files no snapshot ever listed (left by failed writes).
 
     Merged-away files stay on disk until their snapshots expire, so `--as-of` keeps working for
     ``retention_days``.
@@ -21,6 +26,10 @@ def compact(con: duckdb.DuckDBPyConnection, retention_days: float) -> None:
     )
     con.execute(
         f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => now() - to_seconds($s))", {"s": seconds}
+    )
+    con.execute(
+        f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => now() - to_seconds($s))",
+        {"s": ORPHAN_AGE_S},
     )
 
 
