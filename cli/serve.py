@@ -98,7 +98,7 @@ def serve(
     cpus: str | None,
     dev: bool,
 ) -> None:
-    """The scoring API: POST /v1/score, GET /v1/features/<id>, /healthz, /readyz, /metrics, /openapi.json.
+    """The scoring API: POST /v1/score, GET /v1/features/<id>, /healthz, /readyz, /metrics, / (an index).
 
     \b
     The model is TICKSTORE_SERVE_MODEL_URI (default the MLflow alias

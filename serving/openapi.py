@@ -1,4 +1,4 @@
-"""`GET /openapi.json`: the API described in OpenAPI 3.0."""
+"""`GET /openapi.json`: the API described in OpenAPI 3.0; `GET /`: what is where, for a browser or curl."""
 
 from __future__ import annotations
 
@@ -164,3 +164,17 @@ SPEC: dict[str, Any] = {
 @bp.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(SPEC)
+
+
+@bp.get("/")
+def index() -> Response:
+    """The routes and what each does (a browser pointed at the scorer found only a 404)."""
+    routes = {
+        f"{method.upper()} {path}": operation["summary"]
+        for path, methods in SPEC["paths"].items()
+        for method, operation in methods.items()
+    }
+    routes["GET /openapi.json"] = "This API in OpenAPI 3.0"
+    return jsonify(
+        {"name": SPEC["info"]["title"], "description": SPEC["info"]["description"], "routes": routes}
+    )

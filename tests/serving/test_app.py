@@ -327,7 +327,10 @@ def test_metrics_and_openapi(serving_settings: Settings) -> None:
         for r in app.url_map.iter_rules()
         if r.endpoint != "static"
     }
-    assert routes == set(spec["paths"]) | {"/openapi.json"}
+    assert routes == set(spec["paths"]) | {"/openapi.json", "/"}
+    index = client.get("/").get_json()["routes"]
+    assert index["POST /v1/score"] == spec["paths"]["/v1/score"]["post"]["summary"]
+    assert {route.split(" ")[1] for route in index} == routes - {"/"}
 
 
 def test_a_tracking_server_that_does_not_answer_leaves_the_scorer_up_and_says_so(make_settings) -> None:
