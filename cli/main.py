@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
 import click
 import duckdb
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.logging import RichHandler
 
 from cli import adhoc, demo, featurerepo, feed, learn, serve, status
@@ -128,6 +130,10 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
         warnings.showwarning = _hide_warning
     try:
         settings = Settings(home=home) if home else Settings()
+    except SettingsError as exc:  # a value for a JSON setting that is no JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"TICKSTORE_{field.group(1).upper()}" if field else "a TICKSTORE_* variable"
+        raise click.ClickException(f"{name}: not JSON ({exc.__cause__ or exc})") from None
     except ValidationError as exc:  # a mistyped TICKSTORE_* variable: name it, not a traceback
         raise click.ClickException(
             "; ".join(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -53,6 +53,7 @@ rdkafka_log.addFilter(_OncePerMinute())
 def producer(settings: Settings, **overrides: Any) -> Producer:
     """A producer that batches for throughput and accepts messages up to ``max_message_bytes``."""
     conf: dict[str, Any] = {
+        **settings.kafka_config,
         "bootstrap.servers": settings.bootstrap,
         "logger": rdkafka_log,
         "linger.ms": 20,
@@ -62,12 +63,13 @@ def producer(settings: Settings, **overrides: Any) -> Producer:
         "queue.buffering.max.kbytes": 1 << 20,
     }
     conf.update(overrides)
-    return Producer(conf)
+    return _made(Producer, conf)
 
 
 def consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
     """A consumer-group member that commits offsets itself, only after its work is durable."""
     conf: dict[str, Any] = {
+        **settings.kafka_config,
         "bootstrap.servers": settings.bootstrap,
         "logger": rdkafka_log,
         "group.id": group,
@@ -83,7 +85,34 @@ def consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
         "receive.message.max.bytes": max(settings.max_message_bytes * 2, 64 << 20) + 1024,
     }
     conf.update(overrides)
-    return Consumer(conf)
+    return _made(Consumer, conf)
+
+
+def admin(settings: Settings) -> AdminClient:
+    """An admin client, quiet: a broker that does not answer is reported once, by the caller."""
+    # log_level 2: librdkafka would print each failed connection attempt
+    return _made(
+        AdminClient, {**settings.kafka_config, "bootstrap.servers": settings.bootstrap, "log_level": 2}
+    )
+
+
+C = TypeVar("C", Producer, Consumer, AdminClient)
+
+
+def _made(client: type[C], conf: dict[str, Any]) -> C:
+    """``client(conf)``, with a property librdkafka refuses (from TICKSTORE_KAFKA_CONFIG) named."""
+    try:
+        return client(conf)
+    except (KafkaException, ValueError, TypeError) as exc:
+        reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
+        raise KafkaConfigError(
+            f"the Kafka client refused its configuration ({reason}): check TICKSTORE_KAFKA_CONFIG, whose "
+            "properties are librdkafka's (https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)"
+        ) from exc
+
+
+class KafkaConfigError(TickstoreError):
+    """TICKSTORE_KAFKA_CONFIG holds a property librdkafka does not take."""
 
 
 class BrokerUnreachable(TickstoreError):
@@ -99,10 +128,9 @@ def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
     refused = _refused(settings.bootstrap, min(timeout, 2.0))
     if refused:  # fail at once: librdkafka would retry a refused port until the timeout
         raise BrokerUnreachable(f"no Kafka broker answers at {settings.bootstrap} ({refused}): {hint}")
-    # log_level 2: librdkafka would print each failed connection attempt; the error below says it once
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 2})
+    client = admin(settings)  # quiet: the error below says it once
     try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
+        existing = set(client.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise BrokerUnreachable(
             f"no Kafka broker answers at {settings.bootstrap} ({exc.args[0].str()}): {hint}"
@@ -110,8 +138,9 @@ def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
     wanted = [t for t in (settings.topic_raw, settings.topic_dlq) if t not in existing]
     if not wanted:
         return []
-    futures = admin.create_topics(
-        [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1) for t in wanted],
+    # the broker's default replication factor: 1 refused by managed Kafkas that demand 3
+    futures = client.create_topics(
+        [NewTopic(t, num_partitions=settings.topic_partitions) for t in wanted],
         operation_timeout=timeout,
     )
     for future in futures.values():
@@ -196,9 +225,9 @@ def group_running(settings: Settings, group: str, timeout: float = 5.0) -> bool 
     would not say."""
     from confluent_kafka import ConsumerGroupState
 
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 2})
+    client = admin(settings)  # held: a future outlives no client
     try:
-        state = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result(timeout)
+        state = client.describe_consumer_groups([group], request_timeout=timeout)[group].result(timeout)
     except KafkaException:
         return None
     if state.state == ConsumerGroupState.UNKNOWN:

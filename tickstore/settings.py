@@ -27,6 +27,12 @@ class Settings(BaseSettings):
         None,
         description="bootstrap.servers of a real Kafka; unset means the embedded broker on loopback.",
     )
+    kafka_config: dict[str, str | int | float | bool] = Field(
+        {},
+        description="More librdkafka properties for every Kafka client, as JSON: security for a real "
+        'Kafka, e.g. `{"security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN", "sasl.username": '
+        '"KEY", "sasl.password": "SECRET"}`. tickstore\'s own (group.id, offsets, timeouts) win.',
+    )
     broker_port: int = Field(19092, ge=1, le=65535, description="Port of the embedded broker on 127.0.0.1.")
     topic_raw: str = Field("ticks.raw", description="Topic the producers write raw wire messages to.")
     topic_dlq: str = Field("ticks.dlq", description="Topic the sink copies rejected messages to.")
@@ -170,6 +176,16 @@ class Settings(BaseSettings):
         host, colon, port = value.split(",")[0].rpartition(":")
         if not colon or not host or not port.isdigit():
             raise ValueError(f"{value!r} is not HOST:PORT[,db=N] or redis://HOST:PORT/DB")
+        return value
+
+    @field_validator("kafka_config", mode="before")
+    @classmethod
+    def _librdkafka_properties(cls, value: object) -> object:
+        # said per property: pydantic's own error named one variable per member of the value's union
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(item, str | int | float | bool):
+                    raise ValueError(f"property {key!r} is {item!r}: give a string, a number or true/false")
         return value
 
     @field_validator("stream_cpus", "serve_cpus")

@@ -187,20 +187,28 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(kafka_setti
     assert query(s, "SELECT count(*) = count(DISTINCT tick_id) FROM ticks") == [(True,)]
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("TICKSTORE_SERVE_CPUS", "0;1", "TICKSTORE_SERVE_CPUS: '0;1' is not a CPU list"),
+        ("TICKSTORE_KAFKA_CONFIG", "security.protocol=SSL", "TICKSTORE_KAFKA_CONFIG: not JSON"),
+        ("TICKSTORE_KAFKA_CONFIG", '{"acks": [1]}', "TICKSTORE_KAFKA_CONFIG: property 'acks' is [1]: give a"),
+    ],
+)
 def test_a_mistyped_setting_names_its_variable_not_a_traceback(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], variable: str, value: str, said: str
 ) -> None:
     s = make_settings()
     bad = subprocess.run(
         [sys.executable, "-m", "cli", "serve"],
-        env={**env_for(s), "TICKSTORE_SERVE_CPUS": "0;1"},
+        env={**env_for(s), variable: value},
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert "TICKSTORE_SERVE_CPUS: '0;1' is not a CPU list" in " ".join(bad.stderr.split())
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr, bad.stderr
+    assert said in " ".join(bad.stderr.split())
 
 
 def test_cpus_the_machine_does_not_offer_are_refused_before_anything_starts(

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import Consumer
 
 from ingest import kafka
 from tests.conftest import free_port
@@ -93,3 +94,46 @@ def test_broker_status_tells_a_kafka_broker_from_another_listener(
     # it said "up", then printed librdkafka's traceback
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert "not a Kafka broker" in run.stdout and ": up" not in run.stdout, run.stdout
+
+
+@pytest.mark.kafka
+def test_kafka_config_reaches_every_client(kafka_settings: Settings) -> None:
+    """TICKSTORE_KAFKA_CONFIG is how a real Kafka's credentials get in. Clients told to speak TLS to
+    this plaintext broker get nothing through, where the same clients without it do."""
+    kafka.ensure_topics(kafka_settings)
+    plain = kafka.producer(kafka_settings)
+    plain.produce(kafka_settings.topic_raw, b"{}")
+    assert plain.flush(10) == 0
+    member = kafka.consumer(kafka_settings, "plain-group")
+    member.subscribe([kafka_settings.topic_raw])
+    assert _consumed(member, 1, 20) == 1
+
+    tls = kafka_settings.model_copy(update={"kafka_config": {"security.protocol": "SSL"}})
+    with pytest.raises(kafka.BrokerUnreachable):
+        kafka.ensure_topics(tls, timeout=3.0)
+    producer = kafka.producer(tls)
+    producer.produce(tls.topic_raw, b"{}")
+    assert producer.flush(3) == 1  # still queued
+    member = kafka.consumer(tls, "tls-group")
+    member.subscribe([tls.topic_raw])
+    assert _consumed(member, 1, 5) == 0
+
+
+def _consumed(member: Consumer, want: int, seconds: float) -> int:
+    """How many messages ``member`` got within ``seconds`` (stopping at ``want``); closes it."""
+    got, deadline = 0, time.monotonic() + seconds
+    try:
+        while got < want and time.monotonic() < deadline:
+            got += sum(1 for m in member.consume(10, 0.5) if m.error() is None)
+    finally:
+        member.close()
+    return got
+
+
+def test_a_kafka_property_librdkafka_does_not_know_is_refused_before_anything_starts(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(kafka_config={"sasl.mechanismz": "PLAIN"})
+    for make in (kafka.admin, kafka.producer, lambda s: kafka.consumer(s, "g")):
+        with pytest.raises(kafka.KafkaConfigError, match='No such configuration property: "sasl.mechanismz"'):
+            make(s)
