@@ -23,6 +23,7 @@ from cli.context import console
 from cli.interrupt import interrupted
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
+from tickstore_feast.quick_import import skip_feast_type_checks
 
 
 class _Group(click.Group):
@@ -142,6 +143,8 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
             )
         ) from None
     ctx.obj = {"settings": settings}
+    if ctx.invoked_subcommand != "feast":  # where users apply their own definitions, Feast checks them
+        skip_feast_type_checks()
 
 
 for command in (

@@ -12,7 +12,6 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import sklearn
 from mlflow.tracking import MlflowClient
 
 from serving.trees import CompiledTrees, compile_xgboost
@@ -63,6 +62,8 @@ class LoadedModel:
         )
         if self.trees is not None:
             return self.trees.predict(x)
+        import sklearn  # loaded with the model already; not at import: `tickstore status` has no use for it
+
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             return np.asarray(self.estimator.predict_proba(x))[:, 1]
 
