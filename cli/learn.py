@@ -326,9 +326,9 @@ def monitor() -> None:
 
 
 def _time_range(ctx: click.Context, param: click.Parameter, text: str) -> tuple[datetime, datetime]:
-    """START..END as two UTC times, each read as --start is (an option callback: a mistake names its
-    option before any work)."""
-    parts = text.split("..")
+    """START..END (or ISO 8601's START/END) as two UTC times, each read as --start is (an option
+    callback: a mistake names its option before any work)."""
+    parts = text.split("..") if ".." in text else text.split("/")
     if len(parts) != 2:
         raise click.BadParameter(f"use START..END, e.g. 2025-12-06T06:00..2025-12-06T08:00, not {text!r}")
     start, end = (WHEN.convert(p, param, ctx) for p in parts)
@@ -350,9 +350,12 @@ class _NoVerdict(click.ClickException):
 
 @monitor.command("drift")
 @click.option(
-    "--reference", required=True, callback=_time_range, help="Reference range START..END (UTC, ISO)."
+    "--reference",
+    required=True,
+    callback=_time_range,
+    help="Reference range START..END (UTC, ISO; START/END too).",
 )
-@click.option("--current", required=True, callback=_time_range, help="Current range START..END (UTC, ISO).")
+@click.option("--current", required=True, callback=_time_range, help="Current range, the same way.")
 @click.option("--every", type=POSITIVE, default=10.0, show_default=True, help="Seconds between sampled rows.")
 @click.option(
     "--max-share",
