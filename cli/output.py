@@ -16,6 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 
+def count_of(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless one: "1 worker", "4 threads"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _plain(value: Any, json_safe: bool = False) -> Any:
     """A value as text-friendly Python: exact decimals and ISO times as strings, containers recursed;
     with ``json_safe`` NaN and infinities become None (JSON has no such numbers: `NaN` was written)."""

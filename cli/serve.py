@@ -13,15 +13,11 @@ from typing import Any, TypeVar
 import click
 
 from cli.context import console, settings_of
+from cli.output import count_of
 from cli.placement import cpu_option, cpus_in_use, niceness, pin, yield_cpu
 from tickstore.settings import Settings
 
 T = TypeVar("T")
-
-
-def _count(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless one: "1 worker", "4 threads"."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def percentile_ms(values: list[float], q: float) -> float:
@@ -253,8 +249,8 @@ def run_gunicorn(settings: Settings) -> None:
             return frozen(create_app(settings))
 
     console.print(
-        f"scoring API on http://{options['bind']} (gunicorn, {_count(settings.serve_workers, 'worker')} x "
-        f"{_count(settings.serve_threads, 'thread')}, CPUs {cpus_in_use()}); try: curl -s localhost:{settings.serve_port}/v1/score "
+        f"scoring API on http://{options['bind']} (gunicorn, {count_of(settings.serve_workers, 'worker')} x "
+        f"{count_of(settings.serve_threads, 'thread')}, CPUs {cpus_in_use()}); try: curl -s localhost:{settings.serve_port}/v1/score "
         '-d \'{"product_id": "BTC-USD"}\''
     )
     Gunicorn().run()

@@ -12,6 +12,7 @@ import click
 
 from cli.context import report, settings_of
 from cli.feed import broker_report
+from cli.output import count_of
 from tickstore.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
         con.close()
     total = sum(n for _, n, _ in per_product)
     lines = [
-        f"lake {settings.lake_catalog.parent}: {OK}, {total:,} ticks of {len(per_product)} products at "
+        f"lake {settings.lake_catalog.parent}: {OK}, {count_of(total, 'tick')} of {count_of(len(per_product), 'product')} at "
         f"snapshot {snapshot}, {rejected:,} rejected (table ticks_rejected, for `tickstore sql`)"
     ]
     now = datetime.now(UTC)
