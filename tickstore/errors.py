@@ -24,6 +24,8 @@ _TROUBLE = (
         ("Permission denied", "Operation not permitted"),
     ),
     ("a part of the path is not a directory", {errno.ENOTDIR}, ("Not a directory",)),
+    # a folder deleted under a running process, or one that can hold no new folders (/proc)
+    ("a folder on the path is missing", {errno.ENOENT}, ("No such file or directory",)),
     ("the disk failed a read or write", {errno.EIO}, ("disk I/O error", "Input/output error")),
 )
 

@@ -222,6 +222,13 @@ def test_processes_opening_a_new_lake_together_all_get_its_tables(tmp_path: Path
         (OSError(errno.ENOSPC, "No space left on device", "/x"), "the disk is full"),
         (PermissionError(errno.EACCES, "Permission denied", "/x"), "this user may not write there"),
         (OSError(errno.ENOTDIR, "Not a directory", "/x"), "not a directory"),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "/proc/x"), "missing"),
+        (
+            duckdb.IOException(
+                'IO Error: Cannot open file "/lake/data/x.parquet": No such file or directory'
+            ),
+            "missing",
+        ),
         # DuckDB's words for a full disk, from the Parquet writer and from the SQLite catalog (seen)
         (duckdb.IOException('IO Error: Could not write file "/x.parquet": No space left on device'), "full"),
         (duckdb.TransactionException('Failed to execute query "COMMIT": database or disk is full'), "full"),
