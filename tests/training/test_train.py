@@ -74,6 +74,14 @@ def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type:
     assert "test_pr_auc" in run.data.metrics and "val_pr_auc" in run.data.metrics
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/pr_curve.png", "plots/calibration.png", "plots/confusion_matrix.png"}
+    # the two Evidently reports (made in processes of their own) on the first run
+    first = client.get_run(report.results[0].run_id)
+    drift = {a.path for a in client.list_artifacts(first.info.run_id, "drift")}
+    pairs = ("train_vs_test", "early_vs_late")
+    assert drift == {f"drift/{name}.{kind}" for name in pairs for kind in ("html", "json")}
+    for name in pairs:
+        assert first.data.metrics[f"drift_share_{name}"] == report.drift_share[name]
+        assert 0 <= report.drift_share[name] <= 1
     zscore = report.results[0].validation_pr_auc
     if report.champion:
         best = next(r for r in report.results if r.name == report.champion)
