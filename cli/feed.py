@@ -9,6 +9,7 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from cli.context import POSITIVE, PRODUCTS, console, report, settings_of
+from cli.output import count_of
 from ingest import broker as broker_mod
 from tickstore.settings import Settings
 
@@ -258,6 +259,12 @@ def ingest_coinbase(
     for product, n in sorted(stats.per_product.items()):
         console.print(f"  {product}: {n:,}")
     console.print(f"archived to {len(stats.archive_files)} file(s) in {s.archive_dir}")
+    if stats.archive_missed:
+        console.print(
+            f"[yellow]not archived[/]: {count_of(stats.archive_missed, 'message')}, while the archive "
+            f"could not write: {stats.archive_problem}. They were published to {s.topic_raw} all the "
+            "same: the sink lands them in the lake as usual"
+        )
 
 
 @ingest.command("simulate")

@@ -50,6 +50,8 @@ class LiveStats:
     connections: int = 0
     per_product: Counter[str] = field(default_factory=Counter)
     archive_files: list[str] = field(default_factory=list)
+    archive_missed: int = 0  # messages published but not archived: the archive could not write
+    archive_problem: str | None = None  # why, the last time it could not
 
 
 @dataclass
@@ -155,6 +157,7 @@ class CoinbaseIngest:
             self.archive.close()
             producer.flush(30)
         self.stats.archive_files = [str(p) for p in self.archive.files]
+        self.stats.archive_missed = self.archive.missed
         return self.stats
 
     def _done(self, deadline: float | None) -> bool:
@@ -186,13 +189,14 @@ class CoinbaseIngest:
                 raise TimeoutError(f"no message for {self.settings.coinbase_stale_s:.0f} s") from None
             self._handle(raw)
             if time.monotonic() - last_flush >= 1.0:
-                self.archive.flush()
                 self.producer.poll(0)
                 last_flush = time.monotonic()
 
     def _handle(self, raw: bytes) -> None:
-        # Archive first: the archive is the record of what the feed sent, whatever Kafka does.
-        self.archive.write(raw)
+        # Archive first: the archive is the record of what the feed sent, whatever Kafka does. One it
+        # cannot write (a full disk) pauses itself and counts what it missed: the feed goes on to Kafka.
+        if not self.archive.write(raw):
+            self.stats.archive_problem = self.archive.problem
         match = PRODUCT_RE.search(raw)
         key = match.group(1) if match else None
         while True:

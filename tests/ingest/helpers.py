@@ -1,15 +1,20 @@
-"""Test helpers: an independent reference count of the recordings, a lake query shortcut, and a
-wait on a process running in a thread."""
+"""Test helpers: an independent reference count of the recordings, a lake query shortcut, a wait on
+a process running in a thread, and a folder that refuses new files."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tickstore import lake
 from tickstore.settings import Settings
@@ -50,3 +55,22 @@ def wait_while_alive(
         assert thread.is_alive(), "the process under test died"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+@contextmanager
+def write_protected(folder: Path) -> Iterator[None]:
+    """``folder`` refuses new files inside the block, as a full disk or a read-only mount would."""
+    root = os.geteuid() == 0  # root writes through any mode bits, not through the immutable flag
+    if root:
+        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"no immutable flag on this file system: {made.stderr.strip()}")
+    else:
+        folder.chmod(0o555)
+    try:
+        yield
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)

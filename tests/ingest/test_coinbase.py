@@ -16,7 +16,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from ingest import coinbase, replay
 from ingest.sink import Sink
 from tests.conftest import SHARED, free_port
-from tests.ingest.helpers import query, reference_ticks
+from tests.ingest.helpers import query, reference_ticks, write_protected
 from tickstore.settings import Settings
 
 pytestmark = pytest.mark.kafka
@@ -105,3 +105,53 @@ def test_a_feed_that_never_answers_is_called_unreachable_not_lost(
     warnings = [r.getMessage() for r in caplog.records if r.name.endswith("coinbase")]
     assert any(f"cannot connect to {url}" in w and "internet access" in w for w in warnings), warnings
     assert not any("lost" in w for w in warnings)  # "connection lost" when there never was one
+
+
+class SteadyFeed:
+    """Serves ``lines`` once over one connection, then keeps it open."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines = lines
+        self.connections = 0
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        await ws.recv(), await ws.recv()  # the two subscriptions
+        for line in self.lines:
+            await ws.send(line.decode())
+        await ws.wait_closed()
+
+
+def test_an_archive_that_cannot_write_does_not_stop_the_feed_reaching_kafka(
+    kafka_settings: Settings, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    lines = RECORDING.read_bytes().splitlines()[:500]
+    feed = SteadyFeed(lines)
+    port = free_port()
+    kafka_settings.archive_dir.mkdir(parents=True)
+
+    async def scenario() -> coinbase.LiveStats:
+        async with serve(feed.handler, "127.0.0.1", port):
+            session = coinbase.CoinbaseIngest(
+                kafka_settings,
+                "advanced-trade",
+                ["BTC-USD"],
+                url=f"ws://127.0.0.1:{port}",
+                max_messages=len(lines),
+            )
+            return await asyncio.wait_for(session.run_async(), timeout=60)
+
+    # the archive's folder refuses new files, as a full disk would
+    with write_protected(kafka_settings.archive_dir):
+        stats = asyncio.run(scenario())
+    # no reconnecting to the feed over a local disk: one connection, every message published
+    assert (stats.messages, stats.connections, feed.connections) == (len(lines), 1, 1)
+    assert stats.archive_missed == len(lines) and stats.archive_files == []
+    assert stats.archive_problem is not None and "may not write there" in stats.archive_problem
+    assert not [r for r in caplog.records if "lost" in r.getMessage()]
+
+    Sink(kafka_settings, until_idle=True).run()
+    sent = tmp_path / "sent.ndjson"
+    sent.write_bytes(b"\n".join(lines) + b"\n")
+    expected = reference_ticks([sent])
+    assert dict(query(kafka_settings, "SELECT product_id, count(*) FROM ticks GROUP BY ALL")) == expected

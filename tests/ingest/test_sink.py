@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -19,7 +15,7 @@ import pytest
 from ingest import kafka, replay
 from ingest.sink import Sink
 from tests.conftest import SHARED, hold_catalog_lock
-from tests.ingest.helpers import query, reference_ticks
+from tests.ingest.helpers import query, reference_ticks, write_protected
 from tickstore.lake import LakeError
 from tickstore.settings import Settings
 
@@ -214,25 +210,6 @@ def test_a_stop_while_the_catalog_is_locked_returns_soon_and_loses_nothing(
     again = Sink(kafka_settings, until_idle=True).run()  # the batch was left uncommitted: read again
     assert again.total.ticks == 2
     assert per_product(kafka_settings) == {"SOL-USD": 2}
-
-
-@contextmanager
-def write_protected(folder: Path) -> Iterator[None]:
-    """``folder`` refuses new files inside the block, as a full disk or a read-only mount would."""
-    root = os.geteuid() == 0  # root writes through any mode bits, not through the immutable flag
-    if root:
-        made = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
-        if made.returncode != 0:
-            pytest.skip(f"no immutable flag on this file system: {made.stderr.strip()}")
-    else:
-        folder.chmod(0o555)
-    try:
-        yield
-    finally:
-        if root:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-        else:
-            folder.chmod(0o755)
 
 
 @pytest.mark.slow
