@@ -121,6 +121,8 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     if not verbose:  # Feast logs every registry refresh at INFO; dependencies warn about their own APIs
         logging.getLogger("feast").setLevel(logging.WARNING)
         logging.getLogger("mlflow").setLevel(logging.WARNING)
+        # a new machine's first command printed matplotlib's "generated new fontManager" (Feast imports it)
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)
         # `import mlflow` sets its logger's level afresh, from this variable (it printed "Creating
         # initial MLflow database tables..." on a new home)
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

@@ -40,6 +40,25 @@ def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> Non
     }
 
 
+def test_a_new_machine_s_first_feast_command_prints_no_library_chatter(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # an empty matplotlib config folder, as on a new machine: Feast imports matplotlib, which builds
+    # its font cache then and logged "generated new fontManager" through tickstore's log handler
+    env = {**env_for(make_settings()), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "feast", "--help"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert (tmp_path / "mpl").is_dir(), "matplotlib was not imported: the test no longer tests anything"
+    assert out.stdout.startswith("Usage:") and "fontManager" not in out.stdout + out.stderr
+
+
 def test_version_names_the_engines(make_settings: Callable[..., Settings]) -> None:
     from importlib.metadata import version
 
