@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import REPO
 from tickstore.settings import Settings
@@ -28,11 +29,18 @@ def env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-def tickstore(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def tickstore(
+    settings: Settings,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
+) -> subprocess.CompletedProcess[str]:
+    """``tickstore *args`` in the repo, on ``settings`` (or on ``env`` when given), output captured."""
     return subprocess.run(
         [sys.executable, "-m", "cli", *args],
-        env=env_for(settings),
-        cwd=REPO,
+        env=env_for(settings) if env is None else env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,

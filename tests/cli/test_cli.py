@@ -45,16 +45,8 @@ def test_a_new_machine_s_first_feast_command_prints_no_library_chatter(
 ) -> None:
     # an empty matplotlib config folder, as on a new machine: Feast imports matplotlib, which builds
     # its font cache then and logged "generated new fontManager" through tickstore's log handler
-    env = {**env_for(make_settings()), "MPLCONFIGDIR": str(tmp_path / "mpl")}
-    out = subprocess.run(
-        [sys.executable, "-m", "cli", "feast", "--help"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    s = make_settings()
+    out = tickstore(s, "feast", "--help", env={**env_for(s), "MPLCONFIGDIR": str(tmp_path / "mpl")})
     assert (tmp_path / "mpl").is_dir(), "matplotlib was not imported: the test no longer tests anything"
     assert out.stdout.startswith("Usage:") and "fontManager" not in out.stdout + out.stderr
 
@@ -257,15 +249,7 @@ def test_demo_without_recordings_falls_back_to_the_simulator(
     env.pop("TICKSTORE_DATA_DIR", None)
     elsewhere = tmp_path / "clone"  # no ../shared/data/coinbase next to it
     elsewhere.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", "demo", "--simulate-ticks", "3000"],
-        env=env,
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    result = tickstore(s, "demo", "--simulate-ticks", "3000", env=env, cwd=elsewhere)
     assert "simulate" in result.stderr and "3,000 new ticks" in result.stderr
     assert "BTC-USD" in result.stdout and "broker stopped" in result.stderr
     assert not (s.run_dir / "broker.pid").exists()
