@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sqlite3
 import warnings
 from pathlib import Path
 
@@ -46,17 +47,38 @@ class _Group(click.Group):
             if interrupted(exc):
                 raise click.Abort from None
             raise
+        except Exception as exc:
+            # SQLite's refusals (MLflow's store through SQLAlchemy, the online store): "database or
+            # disk is full" came as a page of SQLAlchemy traceback from `train` on a full disk
+            db = _sqlite_error(exc)
+            if db is None or (trouble := storage_trouble(db)) is None:
+                raise
+            raise click.ClickException(_storage_message(ctx, db, trouble)) from exc
 
 
-def _storage_message(ctx: click.Context, exc: OSError | duckdb.IOException, trouble: str) -> str:
-    """The message for a write the machine refused, naming TICKSTORE_HOME when the path is in it."""
-    if not isinstance(exc, OSError) or exc.filename is None:
-        return f"{exc} ({trouble})"
-    where = str(exc.filename)
-    said = f"{exc.strerror}: {where} ({trouble})"
+def _sqlite_error(exc: BaseException) -> sqlite3.OperationalError | None:
+    """The SQLite error ``exc`` is, or the one a SQLAlchemy error wraps (its ``orig``), else None."""
+    for candidate in (exc, getattr(exc, "orig", None)):
+        if isinstance(candidate, sqlite3.OperationalError):
+            return candidate
+    return None
+
+
+def _storage_message(
+    ctx: click.Context, exc: OSError | duckdb.IOException | sqlite3.OperationalError, trouble: str
+) -> str:
+    """The message for a write the machine refused, naming TICKSTORE_HOME when the path is in it (or,
+    for SQLite, which names no file, whenever it is set: its databases are there by default)."""
     settings: Settings | None = (ctx.obj or {}).get("settings")
-    if settings is None or not Path(where).resolve().is_relative_to(settings.home.resolve()):
-        return said
+    if isinstance(exc, OSError) and exc.filename is not None:
+        where = str(exc.filename)
+        said = f"{exc.strerror}: {where} ({trouble})"
+        if settings is None or not Path(where).resolve().is_relative_to(settings.home.resolve()):
+            return said
+    elif isinstance(exc, sqlite3.OperationalError) and settings is not None:
+        said = f"a SQLite database refused a write: {exc} ({trouble})"
+    else:
+        return f"{exc} ({trouble})"
     return (
         f"{said}. tickstore keeps its data in TICKSTORE_HOME ({settings.home}): it must be a directory "
         "this user can write, on a disk with room (--home or TICKSTORE_HOME chooses another)"

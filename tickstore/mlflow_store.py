@@ -37,9 +37,22 @@ def use_mlflow_store(settings: Settings) -> str:
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(database.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        # MLflow keeps one store per URI and process: opening both here creates or checks the
-        # tables under the lock, and later calls in this process reuse those stores
-        MlflowClient(uri, uri).search_registered_models(max_results=1)
+        new = not database.exists()
+        try:
+            # MLflow keeps one store per URI and process: opening both here creates or checks the
+            # tables under the lock, and later calls in this process reuse those stores
+            MlflowClient(uri, uri).search_registered_models(max_results=1)
+        except Exception:
+            # MLflow's migrations are not one transaction: a new database cut short (by a full disk)
+            # kept half its tables, and every later run failed on "table mcp_servers already exists"
+            # even once there was room. A database made just now holds nothing yet: start it afresh.
+            if new:
+                for leftover in (
+                    database,
+                    *(database.with_name(database.name + x) for x in ("-wal", "-shm", "-journal")),
+                ):
+                    leftover.unlink(missing_ok=True)
+            raise
     return uri
 
 

@@ -319,6 +319,37 @@ def test_ctrl_c_inside_a_duckdb_query_aborts_without_a_traceback() -> None:
     assert isinstance(other.exception, RuntimeError) and str(other.exception) == "something else"
 
 
+def test_sqlite_refusing_a_write_is_named_not_a_traceback() -> None:
+    """MLflow's store on a full disk: `tickstore train` printed a page of SQLAlchemy traceback."""
+    import sqlite3
+
+    import click
+    from click.testing import CliRunner
+    from sqlalchemy.exc import OperationalError
+
+    from cli.main import _Group
+
+    @click.group(cls=_Group)
+    def root() -> None:
+        """A root group like tickstore's."""
+
+    @root.command()
+    @click.argument("why")
+    def write(why: str) -> None:
+        """Fail as MLflow's SQLAlchemy store does when SQLite refuses."""
+        raise OperationalError("CREATE TABLE mcp_servers (...)", {}, sqlite3.OperationalError(why))
+
+    full = CliRunner().invoke(root, ["write", "database or disk is full"])
+    assert full.exit_code == 1, full.output
+    assert "Error: database or disk is full (the disk is full: free some space there)" in full.output
+    assert "CREATE TABLE" not in full.output
+    read_only = CliRunner().invoke(root, ["write", "attempt to write a readonly database"])
+    assert "(the file system is read-only)" in read_only.output
+    # SQLite's other errors are no machine's refusal: they surface as they are
+    other = CliRunner().invoke(root, ["write", "table mcp_servers already exists"])
+    assert isinstance(other.exception, OperationalError)
+
+
 def test_a_home_that_is_no_directory_is_named_with_what_to_do(tmp_path: Path) -> None:
     """A file where TICKSTORE_HOME should be (or a full disk, a read-only mount): every command that
     makes its folders printed Python's traceback of a failed mkdir."""

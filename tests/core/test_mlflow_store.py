@@ -73,3 +73,46 @@ def test_a_tracking_server_that_does_not_answer_is_named_at_once(
     with pytest.raises(MlflowUnavailable, match=f"the MLflow tracking server {uri} does not answer"):
         use_mlflow_store(make_settings(mlflow_uri=uri))
     assert time.monotonic() - started < 5
+
+
+def _files_capped(size: int) -> Callable[[], None]:
+    """For ``preexec_fn``: the child may grow no file past ``size`` bytes (RLIMIT_FSIZE), as on a
+    disk with that much room left; SIGXFSZ ignored, so a write is refused instead of the process killed."""
+
+    def cap() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    return cap
+
+
+def test_a_new_store_cut_short_by_a_full_disk_is_made_afresh_once_there_is_room(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings()
+    database = _sqlite_path(s.mlflow_tracking_uri())
+    assert database is not None
+
+    def open_store(cap: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", OPEN],
+            env={**os.environ, "TICKSTORE_HOME": str(s.home)},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=cap,  # noqa: PLW1509 - only sets limits, before exec
+        )
+
+    # MLflow's migrations stop part way: the database would keep the tables made so far, and every
+    # later opening failed on "table ... already exists", whatever room there was by then
+    cut = open_store(_files_capped(256 * 1024))
+    assert cut.returncode != 0 and ("disk is full" in cut.stderr or "disk I/O error" in cut.stderr), (
+        cut.stderr[-1500:]
+    )
+    assert not database.exists(), "the half-made database was left behind"
+    again = open_store()
+    assert again.returncode == 0 and again.stdout.strip() == "0", again.stderr[-1500:]
