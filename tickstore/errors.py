@@ -27,6 +27,8 @@ _TROUBLE = (
     # a folder deleted under a running process, or one that can hold no new folders (/proc)
     ("a folder on the path is missing", {errno.ENOENT}, ("No such file or directory",)),
     ("the disk failed a read or write", {errno.EIO}, ("disk I/O error", "Input/output error")),
+    # a file system's largest file, or the shell's `ulimit -f`
+    ("the file outgrew what this file system or `ulimit -f` allows", {errno.EFBIG}, ("File too large",)),
 )
 
 

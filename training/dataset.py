@@ -6,6 +6,7 @@ bytes, however many ticks arrived since.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from feast import FeatureView
 from feast.errors import FeatureServiceNotFoundException
 
 from tickstore import lake
+from tickstore.errors import storage_trouble
 from tickstore.settings import Settings
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import fingerprints
@@ -245,10 +247,14 @@ def build(
         # never one described by another's
         Path(manifest.path).with_suffix(".manifest.json").unlink(missing_ok=True)
         os.replace(partial, out)
-    except BaseException:
+    except BaseException as exc:
         if writer is not None:
-            writer.close()
+            with contextlib.suppress(OSError):  # closing flushes: on a full disk that fails as well
+                writer.close()
         partial.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None and storage_trouble(exc):
+            # Arrow's error names no file ("Error writing bytes to file"): name the one asked for
+            raise OSError(exc.errno, exc.strerror, str(out)) from exc
         raise
     manifest.write()
     return manifest

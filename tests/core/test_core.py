@@ -233,6 +233,7 @@ def test_processes_opening_a_new_lake_together_all_get_its_tables(tmp_path: Path
         (duckdb.IOException('IO Error: Could not write file "/x.parquet": No space left on device'), "full"),
         (duckdb.TransactionException('Failed to execute query "COMMIT": database or disk is full'), "full"),
         (duckdb.IOException('IO Error: Cannot open file "/x": Read-only file system'), "read-only"),
+        (OSError(errno.EFBIG, "File too large", "/x"), "ulimit -f"),
         (OSError(errno.ECONNREFUSED, "Connection refused"), None),
         (duckdb.IOException("IO Error: No files found that match the pattern"), None),
     ],
