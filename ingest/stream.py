@@ -314,7 +314,7 @@ class OnlineStream:
             self.on_batch(StreamBatch(len(batch), new_ticks, products, latest, rows, freshness))
 
     def _write(self, view: FeatureView, table: pa.Table) -> None:
-        """Write a view's rows, waiting out an online store that is down or locked.
+        """Write a view's rows, waiting out an online store that is down, locked or full.
 
         The batch's offsets are committed only after its rows are written, so a stream stopped during
         the outage loses nothing: it re-reads the batch when it starts again.

@@ -192,6 +192,69 @@ def test_a_redis_outage_is_waited_out_and_its_batch_still_lands(
 
 @pytest.mark.kafka
 @pytest.mark.slow
+def test_a_redis_out_of_memory_is_waited_out_with_what_to_do(
+    make_settings, broker_port: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis at its maxmemory (the noeviction policy) refuses every write: the stream died of that
+    with a traceback, where a down Redis was waited out."""
+    import redis as redis_py
+
+    from ingest import kafka
+
+    port = free_port()
+    server = start_redis(port, tmp_path / "redis")
+    settings: Settings = make_settings(
+        broker_port=broker_port, online_store="redis", redis_url=f"127.0.0.1:{port}"
+    )
+    kafka.ensure_topics(settings)
+    lines = [line for _, _, line in replay.iter_lines([RECORDINGS[0]])][:40]
+    (tmp_path / "lines.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    newest_us = (
+        load_ticks([tmp_path / "lines.ndjson"])
+        .sql("SELECT epoch_us(max(event_time)) FROM ticks")
+        .fetchone()[0]
+    )  # type: ignore[index]
+    producer = kafka.producer(settings)
+    admin = redis_py.Redis(port=port)
+
+    def publish(values: list[bytes]) -> None:
+        for value in values:
+            producer.produce(settings.topic_raw, value=value, key=b"BTC-USD")
+        producer.flush(30)
+
+    def clock() -> object:
+        got = stream.store.get_online_features(
+            features=["tick_clock:event_time_us"], entity_rows=[{"product_id": "BTC-USD"}]
+        ).to_dict()
+        return got["event_time_us"][0]
+
+    stream = OnlineStream(settings)
+    batches: list[StreamBatch] = []
+    stream.on_batch = batches.append
+    thread = threading.Thread(target=stream.run, daemon=True)
+    caplog.set_level(logging.WARNING, logger="ingest.stream")
+    try:
+        thread.start()
+        publish(lines[:20])
+        wait_while_alive(thread, "the first batches", lambda: len(batches) > 0, 90)
+        admin.config_set("maxmemory", 1)  # below what it holds: every write is refused
+        publish(lines[20:])
+        wait_while_alive(thread, "a retry", lambda: "raise its maxmemory" in caplog.text, 90)
+        assert clock() != newest_us
+        admin.config_set("maxmemory", 0)
+        wait_while_alive(thread, "the newest tick online", lambda: clock() == newest_us, 90)
+    finally:
+        stream.stop()
+        thread.join(60)
+        server.terminate()
+        server.wait(10)
+    assert not thread.is_alive()
+    assert "Redis is out of memory (used memory > maxmemory)" in caplog.text
+    assert "HSET" not in caplog.text  # Redis's own words quote the binary command
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
 def test_a_restarted_stream_serves_whole_windows_at_once(
     make_settings, broker_port: int, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
@@ -70,6 +71,42 @@ def test_an_empty_batch_writes_nothing(make_settings: Callable[..., Settings]) -
     assert rows.num_rows == 0
     write_rows(store, view, rows)
     assert online_values(store, "ticks_60s", "XRP-USD")["tick_count_60s"] is None
+
+
+def test_a_sqlite_store_the_disk_refuses_is_worth_waiting_for_a_missing_table_is_not(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import resource
+    import signal
+    import sqlite3
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("BTC-USD", 1.0, 100.5)]))
+    store = feature_store(s)
+    view = store.get_feature_view("ticks_60s")
+    rows = latest_rows(lake.connect(s), view.batch_source, ["BTC-USD"], tail="ticks")
+    write_rows(store, view, rows)  # the table and the file exist
+
+    # no file may grow, as on a full disk (RLIMIT_FSIZE at 1 byte, SIGXFSZ ignored): the stream
+    # waits such a store out (it died of it) and says why
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, hard))
+    many = pa.concat_tables([rows] * 2000)  # new keys need new pages: the file must grow
+    many = many.set_column(0, "product_id", pa.array([f"P{i}-USD" for i in range(many.num_rows)]))
+    try:
+        with pytest.raises(OnlineStoreUnavailable) as refused:
+            write_rows(store, view, many)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, ignored)
+    assert "online store write of ticks_60s failed" in str(refused.value)
+    assert any(hint in str(refused.value) for hint in ("the disk is full", "the disk failed"))
+
+    with sqlite3.connect(store.config.online_store.path) as db:
+        db.execute("DROP TABLE tickstore_ticks_60s")
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):  # waiting would not mend it
+        write_rows(store, view, rows)
 
 
 def test_a_redis_that_does_not_answer_is_named_at_once_with_what_to_do(
