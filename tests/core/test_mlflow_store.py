@@ -75,18 +75,15 @@ def test_a_tracking_server_that_does_not_answer_is_named_at_once(
     assert time.monotonic() - started < 5
 
 
-def _files_capped(size: int) -> Callable[[], None]:
-    """For ``preexec_fn``: the child may grow no file past ``size`` bytes (RLIMIT_FSIZE), as on a
-    disk with that much room left; SIGXFSZ ignored, so a write is refused instead of the process killed."""
-
-    def cap() -> None:
-        import resource
-        import signal
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-
-    return cap
+def _files_capped(size: int) -> str:
+    """Python that lets its process grow no file past ``size`` bytes (RLIMIT_FSIZE), as on a disk with
+    that much room left; SIGXFSZ ignored, so a write is refused instead of the process killed. Set by
+    the child itself: a ``preexec_fn`` makes Python fork the whole pytest process (ENOMEM in a full run)."""
+    return (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({size}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+    )
 
 
 def test_a_new_store_cut_short_by_a_full_disk_is_made_afresh_once_there_is_room(
@@ -96,15 +93,14 @@ def test_a_new_store_cut_short_by_a_full_disk_is_made_afresh_once_there_is_room(
     database = _sqlite_path(s.mlflow_tracking_uri())
     assert database is not None
 
-    def open_store(cap: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+    def open_store(cap: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-c", OPEN],
+            [sys.executable, "-c", cap + OPEN],
             env={**os.environ, "TICKSTORE_HOME": str(s.home)},
             cwd=REPO,
             capture_output=True,
             text=True,
             timeout=120,
-            preexec_fn=cap,  # noqa: PLW1509 - only sets limits, before exec
         )
 
     # MLflow's migrations stop part way: the database would keep the tables made so far, and every
