@@ -176,7 +176,7 @@ class CoinbaseIngest:
             await self._receive(ws, deadline)
 
     async def _receive(self, ws: ClientConnection, deadline: float | None) -> None:
-        last_flush = time.monotonic()
+        last_poll = time.monotonic()
         while not self._done(deadline):
             timeout = self.settings.coinbase_stale_s
             if deadline is not None:
@@ -188,9 +188,9 @@ class CoinbaseIngest:
                     return
                 raise TimeoutError(f"no message for {self.settings.coinbase_stale_s:.0f} s") from None
             self._handle(raw)
-            if time.monotonic() - last_flush >= 1.0:
+            if time.monotonic() - last_poll >= 1.0:
                 self.producer.poll(0)
-                last_flush = time.monotonic()
+                last_poll = time.monotonic()
 
     def _handle(self, raw: bytes) -> None:
         # Archive first: the archive is the record of what the feed sent, whatever Kafka does. One it
