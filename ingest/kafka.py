@@ -111,6 +111,14 @@ def _made(client: type[C], conf: dict[str, Any]) -> C:
         ) from exc
 
 
+def join_note(settings: Settings) -> str:
+    """A note for a consumer's first log line: the embedded broker holds every group join for the
+    whole rebalance timeout, and without it the first seconds of each run looked like a hang."""
+    if not settings.embedded_broker:
+        return ""
+    return f" (the embedded broker holds a group join up to {settings.rebalance_timeout_ms / 1000:g} s)"
+
+
 class KafkaConfigError(TickstoreError):
     """TICKSTORE_KAFKA_CONFIG holds a property librdkafka does not take."""
 

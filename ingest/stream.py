@@ -161,7 +161,13 @@ class OnlineStream:
         previous = signals.install(self.stop, "stream")
         last_message: float | None = None
         join_limit = 3 * s.rebalance_timeout_ms / 1000 + 30
-        log.info("stream: %s -> online store (%s), views %s", s.topic_raw, s.online_store, self.view_names)
+        log.info(
+            "stream: %s -> online store (%s), views %s%s",
+            s.topic_raw,
+            s.online_store,
+            self.view_names,
+            kafka.join_note(s),
+        )
         try:
             while not self._stop:
                 # Block for the first message only, then take whatever else has already arrived: while

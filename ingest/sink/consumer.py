@@ -106,7 +106,13 @@ class Sink:
         self._consumer = self._subscribe(self._watch.wait_ms)
         previous = signals.install(self.stop, "sink")
         idle_since: float | None = None
-        log.info("sink: consuming %s from %s as group %s", s.topic_raw, s.bootstrap, s.sink_group)
+        log.info(
+            "sink: consuming %s from %s as group %s%s",
+            s.topic_raw,
+            s.bootstrap,
+            s.sink_group,
+            kafka.join_note(s),
+        )
         try:
             while not self._stop:
                 room = max(1, s.sink_batch_rows - len(self._buffer))

@@ -137,3 +137,13 @@ def test_a_kafka_property_librdkafka_does_not_know_is_refused_before_anything_st
     for make in (kafka.admin, kafka.producer, lambda s: kafka.consumer(s, "g")):
         with pytest.raises(kafka.KafkaConfigError, match='No such configuration property: "sasl.mechanismz"'):
             make(s)
+
+
+def test_consumers_say_the_embedded_broker_holds_their_group_join(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # the sink's and the stream's first log line: seconds of silence read as a hang otherwise
+    assert kafka.join_note(make_settings(rebalance_timeout_ms=6000)) == (
+        " (the embedded broker holds a group join up to 6 s)"
+    )
+    assert kafka.join_note(make_settings(kafka_bootstrap="kafka.internal:9092")) == ""
