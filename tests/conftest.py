@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +152,19 @@ def hold_catalog_lock(settings: Settings, seconds: int) -> subprocess.Popen[str]
     holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     return holder
+
+
+@contextmanager
+def files_capped_at(size: int) -> Iterator[None]:
+    """No file of this process grows past ``size`` bytes inside the block (RLIMIT_FSIZE), as on a disk
+    with that much room left: a write crossing it is cut short, the next refused (EFBIG). The kernel's
+    SIGXFSZ is ignored meanwhile, or it would kill pytest. In-process only: a ``preexec_fn`` that set
+    it in a child makes Python fork the whole pytest process (ENOMEM in a full run)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, ignored)

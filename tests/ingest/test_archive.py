@@ -3,37 +3,20 @@
 from __future__ import annotations
 
 import logging
-import resource
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from ingest import replay
 from ingest.archive import ArchiveWriter
+from tests.conftest import files_capped_at
 from tests.ingest.helpers import write_protected
 
 
 def message(i: int) -> bytes:
     """A 100-byte line (99 bytes and its newline), numbered."""
     return b'{"n": %5d, "pad": "%s"}' % (i, b"x" * 76)
-
-
-@contextmanager
-def files_capped_at(size: int) -> Iterator[None]:
-    """No file of this process grows past ``size`` bytes inside the block (RLIMIT_FSIZE): a write
-    crossing it is cut short, the next one refused with EFBIG, as a disk filling up does."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel's signal kills pytest
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, ignored)
 
 
 def test_a_write_cut_short_leaves_no_half_line_and_only_that_message_is_missed(tmp_path: Path) -> None:

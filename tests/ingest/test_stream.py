@@ -129,64 +129,76 @@ def test_bad_messages_are_skipped_and_the_stream_keeps_going(
     assert online["tick_count_60s"][0] >= 1
 
 
+class StreamOnRedis:
+    """A stream writing a real Redis, run in a thread, and 40 recorded messages to publish to it."""
+
+    def __init__(self, make_settings, broker_port: int, folder: Path) -> None:  # type: ignore[no-untyped-def]
+        from ingest import kafka
+
+        self.folder = folder
+        self.port = free_port()
+        self.redis = start_redis(self.port, folder / "redis")
+        self.settings: Settings = make_settings(
+            broker_port=broker_port, online_store="redis", redis_url=f"127.0.0.1:{self.port}"
+        )
+        kafka.ensure_topics(self.settings)
+        self.lines = [line for _, _, line in replay.iter_lines([RECORDINGS[0]])][:40]
+        (folder / "lines.ndjson").write_bytes(b"\n".join(self.lines) + b"\n")
+        self.newest_us = (
+            load_ticks([folder / "lines.ndjson"])
+            .sql("SELECT epoch_us(max(event_time)) FROM ticks")
+            .fetchone()[0]  # type: ignore[index]
+        )
+        self.producer = kafka.producer(self.settings)
+        self.stream = OnlineStream(self.settings)
+        self.batches: list[StreamBatch] = []
+        self.stream.on_batch = self.batches.append
+        self.thread = threading.Thread(target=self.stream.run, daemon=True)
+
+    def publish(self, values: list[bytes]) -> None:
+        for value in values:
+            self.producer.produce(self.settings.topic_raw, value=value, key=b"BTC-USD")
+        self.producer.flush(30)
+
+    def wait_for(self, what: str, done: Callable[[], bool]) -> None:
+        wait_while_alive(self.thread, what, done, 90)
+
+    def clock(self) -> object:
+        """The newest tick time the online store holds for BTC-USD (microseconds)."""
+        got = self.stream.store.get_online_features(
+            features=["tick_clock:event_time_us"], entity_rows=[{"product_id": "BTC-USD"}]
+        ).to_dict()
+        return got["event_time_us"][0]
+
+    def stop_redis(self) -> None:
+        self.redis.terminate()
+        self.redis.wait(10)
+
+    def stop(self) -> None:
+        self.stream.stop()
+        self.thread.join(60)
+        self.stop_redis()
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_a_redis_outage_is_waited_out_and_its_batch_still_lands(
     make_settings, broker_port: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from ingest import kafka
-
-    port = free_port()
-    redis = start_redis(port, tmp_path / "redis")
-    settings: Settings = make_settings(
-        broker_port=broker_port, online_store="redis", redis_url=f"127.0.0.1:{port}"
-    )
-    kafka.ensure_topics(settings)
-    good = [line for _, _, line in replay.iter_lines([RECORDINGS[0]])][:40]
-    (tmp_path / "good.ndjson").write_bytes(b"\n".join(good) + b"\n")
-    newest_us = (
-        load_ticks([tmp_path / "good.ndjson"])
-        .sql("SELECT epoch_us(max(event_time)) FROM ticks")
-        .fetchone()[0]
-    )  # type: ignore[index]
-    producer = kafka.producer(settings)
-
-    def publish(lines: list[bytes]) -> None:
-        for value in lines:
-            producer.produce(settings.topic_raw, value=value, key=b"BTC-USD")
-        producer.flush(30)
-
-    def wait_for(what: str, done: Callable[[], bool], seconds: float = 90) -> None:
-        wait_while_alive(thread, what, done, seconds)
-
-    stream = OnlineStream(settings)
-    batches: list[StreamBatch] = []
-    stream.on_batch = batches.append
-    thread = threading.Thread(target=stream.run, daemon=True)
+    run = StreamOnRedis(make_settings, broker_port, tmp_path)
     caplog.set_level(logging.WARNING, logger="ingest.stream")
     try:
-        thread.start()
-        publish(good[:20])
-        wait_for("the first batches", lambda: len(batches) > 0)
-        redis.terminate()
-        redis.wait(10)
-        publish(good[20:])
-        wait_for("a retry", lambda: "retrying in" in caplog.text)
-        redis = start_redis(port, tmp_path / "redis")  # empty again: only what the stream writes now
-
-        def clock() -> object:
-            got = stream.store.get_online_features(
-                features=["tick_clock:event_time_us"], entity_rows=[{"product_id": "BTC-USD"}]
-            ).to_dict()
-            return got["event_time_us"][0]
-
-        wait_for("the newest tick online", lambda: clock() == newest_us)
+        run.thread.start()
+        run.publish(run.lines[:20])
+        run.wait_for("the first batches", lambda: len(run.batches) > 0)
+        run.stop_redis()
+        run.publish(run.lines[20:])
+        run.wait_for("a retry", lambda: "retrying in" in caplog.text)
+        run.redis = start_redis(run.port, tmp_path / "redis")  # empty again: only what the stream writes now
+        run.wait_for("the newest tick online", lambda: run.clock() == run.newest_us)
     finally:
-        stream.stop()
-        thread.join(60)
-        redis.terminate()
-        redis.wait(10)
-    assert not thread.is_alive()
+        run.stop()
+    assert not run.thread.is_alive()
     assert "online store write of" in caplog.text
 
 
@@ -199,56 +211,22 @@ def test_a_redis_out_of_memory_is_waited_out_with_what_to_do(
     with a traceback, where a down Redis was waited out."""
     import redis as redis_py
 
-    from ingest import kafka
-
-    port = free_port()
-    server = start_redis(port, tmp_path / "redis")
-    settings: Settings = make_settings(
-        broker_port=broker_port, online_store="redis", redis_url=f"127.0.0.1:{port}"
-    )
-    kafka.ensure_topics(settings)
-    lines = [line for _, _, line in replay.iter_lines([RECORDINGS[0]])][:40]
-    (tmp_path / "lines.ndjson").write_bytes(b"\n".join(lines) + b"\n")
-    newest_us = (
-        load_ticks([tmp_path / "lines.ndjson"])
-        .sql("SELECT epoch_us(max(event_time)) FROM ticks")
-        .fetchone()[0]
-    )  # type: ignore[index]
-    producer = kafka.producer(settings)
-    admin = redis_py.Redis(port=port)
-
-    def publish(values: list[bytes]) -> None:
-        for value in values:
-            producer.produce(settings.topic_raw, value=value, key=b"BTC-USD")
-        producer.flush(30)
-
-    def clock() -> object:
-        got = stream.store.get_online_features(
-            features=["tick_clock:event_time_us"], entity_rows=[{"product_id": "BTC-USD"}]
-        ).to_dict()
-        return got["event_time_us"][0]
-
-    stream = OnlineStream(settings)
-    batches: list[StreamBatch] = []
-    stream.on_batch = batches.append
-    thread = threading.Thread(target=stream.run, daemon=True)
+    run = StreamOnRedis(make_settings, broker_port, tmp_path)
+    admin = redis_py.Redis(port=run.port)
     caplog.set_level(logging.WARNING, logger="ingest.stream")
     try:
-        thread.start()
-        publish(lines[:20])
-        wait_while_alive(thread, "the first batches", lambda: len(batches) > 0, 90)
+        run.thread.start()
+        run.publish(run.lines[:20])
+        run.wait_for("the first batches", lambda: len(run.batches) > 0)
         admin.config_set("maxmemory", 1)  # below what it holds: every write is refused
-        publish(lines[20:])
-        wait_while_alive(thread, "a retry", lambda: "raise its maxmemory" in caplog.text, 90)
-        assert clock() != newest_us
+        run.publish(run.lines[20:])
+        run.wait_for("a retry", lambda: "raise its maxmemory" in caplog.text)
+        assert run.clock() != run.newest_us
         admin.config_set("maxmemory", 0)
-        wait_while_alive(thread, "the newest tick online", lambda: clock() == newest_us, 90)
+        run.wait_for("the newest tick online", lambda: run.clock() == run.newest_us)
     finally:
-        stream.stop()
-        thread.join(60)
-        server.terminate()
-        server.wait(10)
-    assert not thread.is_alive()
+        run.stop()
+    assert not run.thread.is_alive()
     assert "Redis is out of memory (used memory > maxmemory)" in caplog.text
     assert "HSET" not in caplog.text  # Redis's own words quote the binary command
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import files_capped_at, free_port
 from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore import lake
 from tickstore.settings import Settings
@@ -76,8 +76,6 @@ def test_an_empty_batch_writes_nothing(make_settings: Callable[..., Settings]) -
 def test_a_sqlite_store_the_disk_refuses_is_worth_waiting_for_a_missing_table_is_not(
     make_settings: Callable[..., Settings],
 ) -> None:
-    import resource
-    import signal
     import sqlite3
 
     s = make_settings()
@@ -87,19 +85,12 @@ def test_a_sqlite_store_the_disk_refuses_is_worth_waiting_for_a_missing_table_is
     rows = latest_rows(lake.connect(s), view.batch_source, ["BTC-USD"], tail="ticks")
     write_rows(store, view, rows)  # the table and the file exist
 
-    # no file may grow, as on a full disk (RLIMIT_FSIZE at 1 byte, SIGXFSZ ignored): the stream
-    # waits such a store out (it died of it) and says why
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1, hard))
+    # no file may grow, as on a full disk: the stream waits such a store out (it died of it) and
+    # says why
     many = pa.concat_tables([rows] * 2000)  # new keys need new pages: the file must grow
     many = many.set_column(0, "product_id", pa.array([f"P{i}-USD" for i in range(many.num_rows)]))
-    try:
-        with pytest.raises(OnlineStoreUnavailable) as refused:
-            write_rows(store, view, many)
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, ignored)
+    with files_capped_at(1), pytest.raises(OnlineStoreUnavailable) as refused:
+        write_rows(store, view, many)
     assert "online store write of ticks_60s failed" in str(refused.value)
     assert any(hint in str(refused.value) for hint in ("the disk is full", "the disk failed"))
 

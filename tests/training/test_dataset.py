@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import files_capped_at
 from tests.tickstore_feast.conftest import T0, load, tick_rows
 from tickstore.feature_sql import SQL_DIR, fingerprints
 from tickstore.settings import Settings
@@ -259,27 +260,16 @@ def test_an_interrupted_build_leaves_the_previous_dataset_as_it_was(
 def test_a_disk_that_fills_up_under_the_build_names_the_file_and_leaves_nothing_half_written(
     make_settings: Callable[..., Settings], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    import resource
-    import signal
-
     s = seeded(make_settings)
     out = tmp_path / "train.parquet"
     dataset.build(s, dataset.Grid(T0, T0 + timedelta(seconds=100), timedelta(seconds=1)), out)
     before = out.read_bytes()
 
-    # no file may grow past 64 KB in the build, as on a disk with that little room (RLIMIT_FSIZE; the
-    # kernel's SIGXFSZ ignored, so the write is refused instead of pytest killed). Less, and reading
-    # the lake fails first: SQLite's WAL index is 32 KB.
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    ignored = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
-    try:
-        with pytest.raises(OSError) as refused:
-            big = dataset.Grid(T0, T0 + timedelta(seconds=300), timedelta(milliseconds=20))
-            dataset.build(s, big, out)
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, ignored)
+    # no file may grow past 64 KB in the build, as on a disk with that little room (less, and reading
+    # the lake fails first: SQLite's WAL index is 32 KB)
+    big = dataset.Grid(T0, T0 + timedelta(seconds=300), timedelta(milliseconds=20))
+    with files_capped_at(64 * 1024), pytest.raises(OSError) as refused:
+        dataset.build(s, big, out)
     # Arrow's own error names no file: the one being written is named, for the CLI to show
     assert refused.value.filename == str(out)
     assert out.read_bytes() == before
