@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -23,6 +24,14 @@ def seeded(make_settings: Callable[..., Settings]) -> Settings:
     rows += [("ETH-USD", i * 1.3, 10 + (i % 7) / 100) for i in range(200)]
     load(s, tick_rows(rows))
     return s
+
+
+def built_once(make_settings: Callable[..., Settings], folder: Path) -> tuple[Settings, Path]:
+    """A seeded lake, and a dataset of its first 100 s built at ``folder/train.parquet``."""
+    s = seeded(make_settings)
+    out = folder / "train.parquet"
+    dataset.build(s, dataset.Grid(T0, T0 + timedelta(seconds=100), timedelta(seconds=1)), out)
+    return s, out
 
 
 def test_grid_dataset_has_a_row_per_product_and_step_and_a_manifest(
@@ -238,9 +247,7 @@ def test_the_cli_names_products_without_ticks_and_counts_only_feature_nulls(
 def test_an_interrupted_build_leaves_the_previous_dataset_as_it_was(
     make_settings: Callable[..., Settings], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    s = seeded(make_settings)
-    out = tmp_path / "train.parquet"
-    dataset.build(s, dataset.Grid(T0, T0 + timedelta(seconds=100), timedelta(seconds=1)), out)
+    s, out = built_once(make_settings, tmp_path)
     before = out.read_bytes(), out.with_suffix(".manifest.json").read_bytes()
 
     def interrupt(done: int, total: int) -> None:  # Ctrl-C once a chunk is written
@@ -260,9 +267,7 @@ def test_an_interrupted_build_leaves_the_previous_dataset_as_it_was(
 def test_a_disk_that_fills_up_under_the_build_names_the_file_and_leaves_nothing_half_written(
     make_settings: Callable[..., Settings], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    s = seeded(make_settings)
-    out = tmp_path / "train.parquet"
-    dataset.build(s, dataset.Grid(T0, T0 + timedelta(seconds=100), timedelta(seconds=1)), out)
+    s, out = built_once(make_settings, tmp_path)
     before = out.read_bytes()
 
     # no file may grow past 64 KB in the build, as on a disk with that little room (less, and reading
