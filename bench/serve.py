@@ -5,15 +5,16 @@ tick-to-online freshness through Kafka and `tickstore stream`.
     .venv/bin/python bench/serve.py --online-store redis     # the same over Redis (redis-server)
 
 Everything runs on loopback: the embedded broker, a live feed (simulated ticks replayed with
---retime at a steady pace), `tickstore stream`, `tickstore serve` (gunicorn, 4 workers) and
-`feast serve` (4 workers) on the same online store. The load is open-loop: requests are sent on a
-fixed schedule whatever the server does, from a pool of keep-alive connections; a request that waits
-for a free connection (the server falling behind) counts that wait, so slow responses can't hide
-the ones queued behind them. Beside each tickstore row: the p99 of the app's own time (its
-Server-Timing `total`, inside Flask), which tells the server's work from queueing and scheduling.
-As README advises for a machine shared by the two, the stream runs on the last core and our scorer
-on the others (TICKSTORE_STREAM_CPUS / TICKSTORE_SERVE_CPUS); --no-pin shares every core. `feast
-serve` keeps every core: pinned to ours, it only fell further behind (the ratio would flatter us).
+--retime at a steady pace), `tickstore stream`, `tickstore serve` (gunicorn; by default one worker
+per CPU it is pinned to, 4 unpinned) and `feast serve` (as many as ours unpinned) on the same online
+store. The load is open-loop: requests are sent on a fixed schedule whatever the server does, from a
+pool of keep-alive connections; a request that waits for a free connection (the server falling
+behind) counts that wait, so slow responses can't hide the ones queued behind them. Beside each
+tickstore row: the p99 of the app's own time (its Server-Timing `total`, inside Flask), which tells
+the server's work from queueing and scheduling. As README advises for a machine shared by the two,
+the stream runs on the last core and our scorer on the others (TICKSTORE_STREAM_CPUS /
+TICKSTORE_SERVE_CPUS); --no-pin shares every core. `feast serve` keeps every core: pinned to ours,
+it only fell further behind (the ratio would flatter us).
 """
 
 from __future__ import annotations
@@ -254,6 +255,10 @@ def main() -> None:
         if stream_cpus
         else "placement: stream and scorers share every core (--no-pin, or one core only)"
     )
+    # feast serve runs on every core: as many workers as ours gets there (4 unless set)
+    workers = s.scorer_workers()
+    feast_workers = s.model_copy(update={"serve_cpus": ""}).scorer_workers()
+    print(f"workers: tickstore serve {workers} x {s.serve_threads} threads, feast serve {feast_workers}")
     print("training the model to serve (two simulated hours, the real pipeline) ...", flush=True)
     version = champion(s, args.model)
     print(f"model: {args.model}, version {version}, served as {s.serve_model_uri}")
@@ -288,7 +293,7 @@ def main() -> None:
         feeder.wait(30)
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "cli", "serve"],  # the defaults: 4 workers x 4 threads
+                [sys.executable, "-m", "cli", "serve"],  # the defaults (TICKSTORE_SERVE_* pass through)
                 env=env_for(s),
                 cwd=ROOT,
                 stderr=subprocess.DEVNULL,
@@ -304,7 +309,7 @@ def main() -> None:
                     "-p",
                     str(feast_port),
                     "-w",
-                    str(s.serve_workers),  # as many as ours
+                    str(feast_workers),
                     "--no-access-log",
                     "--max-requests",
                     "10000000",

@@ -73,7 +73,7 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="gunicorn worker processes (default TICKSTORE_SERVE_WORKERS).",
+    help="gunicorn worker processes (default TICKSTORE_SERVE_WORKERS, else one per CPU of --cpus, else 4).",
 )
 @click.option(
     "--threads", type=click.IntRange(min=1), help="Threads per worker (default TICKSTORE_SERVE_THREADS)."
@@ -213,13 +213,14 @@ def run_gunicorn(settings: Settings) -> None:
         os._exit(code)
 
     bind = f"{settings.serve_host}:{settings.serve_port}"
+    workers = settings.scorer_workers()
 
     def on_starting(server: Any) -> None:
         logging.getLogger("gunicorn.error").addFilter(_NameReusePortListeners(f"http://{bind}"))
 
     options = {
         "bind": bind,
-        "workers": settings.serve_workers,
+        "workers": workers,
         "threads": settings.serve_threads,
         "worker_class": "gthread",
         "timeout": 30,
@@ -249,7 +250,8 @@ def run_gunicorn(settings: Settings) -> None:
             return frozen(create_app(settings))
 
     console.print(
-        f"scoring API on http://{options['bind']} (gunicorn, {count_of(settings.serve_workers, 'worker')} x "
+        f"scoring API on http://{options['bind']} (gunicorn, {count_of(workers, 'worker')}"
+        f"{' (one per CPU)' if settings.serve_workers is None and settings.serve_cpus else ''} x "
         f"{count_of(settings.serve_threads, 'thread')}, CPUs {cpus_in_use()}); try: curl -s localhost:{settings.serve_port}/v1/score "
         '-d \'{"product_id": "BTC-USD"}\''
     )

@@ -139,13 +139,37 @@ class Settings(BaseSettings):
     serve_reload_s: float = Field(
         10.0, gt=0, description="How often the scorer checks whether the alias moved."
     )
-    # measured on 2 cores at 500 requests/s: 2 workers x 8 threads p99 129 ms, 4 x 4 p99 7.5 ms (a
-    # worker is one GIL, and keep-alive connections stick to the worker that accepted them)
-    serve_workers: int = Field(4, ge=1, description="gunicorn worker processes (production mode).")
+    serve_workers: int | None = Field(
+        None,
+        ge=1,
+        description="gunicorn worker processes (production mode); unset: one per CPU of "
+        "TICKSTORE_SERVE_CPUS when that is set, else 4.",
+    )
     serve_threads: int = Field(4, ge=1, description="Threads per gunicorn worker (production mode).")
     serve_cpus: str = Field(
         "", description="CPUs `tickstore serve` runs on, as taskset lists them (`0`, `0-2`); empty: any."
     )
+
+    def scorer_workers(self) -> int:
+        """How many gunicorn workers `tickstore serve` starts: serve_workers, else by where it runs.
+
+        On cores of its own (serve_cpus), one worker per core: a worker is one GIL, and more take
+        turns on the core. At 500 req/s, four on one pinned core gave p99 13-167 ms quiet and
+        14-345 ms while the stream wrote, one worker 5.1-6.6 and 6.5-53 ms (three runs each). On
+        cores shared with the stream and everything else, 4 on 2 cores did better than 2 (p99 at
+        500 req/s while the stream writes 12.5-14.5 against 10.3-24.4 ms). Measured with
+        bench/serve.py on the Intel Xeon of 2026-12-01 (docs/benchmarks.md).
+        """
+        if self.serve_workers is not None:
+            return self.serve_workers
+        cpus = parse_cpus(self.serve_cpus)
+        return len(cpus) if cpus else 4
+
+    @field_validator("serve_workers", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # TICKSTORE_SERVE_WORKERS= (set but empty) means the default, as the CPU lists' empty does
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("duckdb_block_pool")
     @classmethod

@@ -192,3 +192,47 @@ def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
         server.terminate()
         server.wait(30)
     assert server.returncode == 0
+
+
+def _children(parent: int) -> set[int]:
+    """The pids of ``parent``'s child processes (gunicorn's workers), from /proc."""
+    children = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if (
+                proc.name.isdigit()
+                and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent
+            ):
+                children.add(int(proc.name))
+        except OSError:  # a process that ended while we looked
+            continue
+    return children
+
+
+@pytest.mark.slow
+def test_serve_starts_a_worker_per_pinned_cpu_else_four(make_settings: Callable[..., Settings]) -> None:
+    # on a core of its own more workers only take turns: 4 on one pinned core queued requests at 500 req/s
+    env = {k: v for k, v in os.environ.items() if k != "TICKSTORE_SERVE_WORKERS"}
+    first = str(min(os.sched_getaffinity(0)))
+    for cpus, expected, said in ((["--cpus", first], 1, "1 worker (one per CPU) x"), ([], 4, "4 workers x")):
+        s = make_settings(serve_port=free_port(), serve_model_uri="runs:/none/model")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--threads", "1", *cpus],
+            env={**env, **env_for(s), "TICKSTORE_SERVE_MODEL_URI": s.serve_model_uri},
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while len([st for st, _ in _tcp_sockets(s.serve_port) if st == LISTEN]) < expected:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, f"{expected} workers never listened"
+                time.sleep(0.2)
+            time.sleep(1.0)  # gunicorn forks its workers one after another: any more would be up by now
+            assert len(_children(server.pid)) == expected
+        finally:
+            server.terminate()
+            _, err = server.communicate(timeout=30)
+        assert f"(gunicorn, {said} 1 thread, CPUs" in " ".join(err.split()), err[:2000]

@@ -63,6 +63,18 @@ def test_settings_that_mean_nothing_are_refused(bad: dict[str, object]) -> None:
         Settings(**bad)  # type: ignore[arg-type]
 
 
+def test_the_scorer_gets_a_worker_per_pinned_cpu_else_four(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TICKSTORE_SERVE_WORKERS", raising=False)
+    assert Settings().scorer_workers() == 4
+    assert Settings(serve_cpus="0").scorer_workers() == 1
+    assert Settings(serve_cpus="0,2-3").scorer_workers() == 3
+    assert Settings(serve_cpus="0", serve_workers=2).scorer_workers() == 2
+    monkeypatch.setenv("TICKSTORE_SERVE_WORKERS", "")  # set but empty: the default, as for the CPU lists
+    assert Settings(serve_cpus="1").scorer_workers() == 1
+    monkeypatch.setenv("TICKSTORE_SERVE_WORKERS", "3")
+    assert Settings(serve_cpus="1").scorer_workers() == 3
+
+
 @pytest.mark.parametrize(
     ("given", "feast_form"),
     [
