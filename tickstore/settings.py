@@ -155,7 +155,7 @@ class Settings(BaseSettings):
 
         On cores of its own (serve_cpus), one worker per core: a worker is one GIL, and more take
         turns on the core. At 500 req/s, four on one pinned core gave p99 13-167 ms quiet and
-        14-345 ms while the stream wrote, one worker 5.1-6.6 and 6.5-53 ms (three runs each). On
+        14-345 ms while the stream wrote (three runs), one worker 5.1-7.1 and 6.5-53 ms (four). On
         cores shared with the stream and everything else, 4 on 2 cores did better than 2 (p99 at
         500 req/s while the stream writes 12.5-14.5 against 10.3-24.4 ms). Measured with
         bench/serve.py on the Intel Xeon of 2026-12-01 (docs/benchmarks.md).
