@@ -64,7 +64,8 @@ def test_settings_that_mean_nothing_are_refused(bad: dict[str, object]) -> None:
 
 
 def test_the_scorer_gets_a_worker_per_pinned_cpu_else_four(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TICKSTORE_SERVE_WORKERS", raising=False)
+    for name in ("TICKSTORE_SERVE_WORKERS", "TICKSTORE_SERVE_CPUS"):
+        monkeypatch.delenv(name, raising=False)
     assert Settings().scorer_workers() == 4
     assert Settings(serve_cpus="0").scorer_workers() == 1
     assert Settings(serve_cpus="0,2-3").scorer_workers() == 3
