@@ -139,16 +139,17 @@ def _cpus_allowed(pid: int) -> str:
     return lists.pop() if len(lists) == 1 else "mixed"
 
 
-@pytest.mark.slow
-def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
-    make_settings: Callable[..., Settings],
-) -> None:
-    # no model needed: the app is up (healthz) while it is not ready
-    s = make_settings(serve_port=free_port(), serve_model_uri="runs:/none/model")
-    first = min(os.sched_getaffinity(0))
+def _serve_until_listening(
+    s: Settings, *args: str, workers: int, unset: tuple[str, ...] = ()
+) -> subprocess.Popen[str]:
+    """`tickstore serve *args` on ``s`` without a model (up, not ready), once ``workers`` sockets listen.
+
+    ``unset``: variables of the caller's environment the server must not see.
+    """
+    env = {**env_for(s), "TICKSTORE_SERVE_MODEL_URI": "runs:/none/model"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--workers", "3", "--threads", "1", "--cpus", str(first)],
-        env={**env_for(s), "TICKSTORE_SERVE_MODEL_URI": s.serve_model_uri},
+        [sys.executable, "-m", "cli", "serve", *args],
+        env={k: v for k, v in env.items() if k not in unset},
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -156,10 +157,26 @@ def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
     )
     try:
         deadline = time.monotonic() + 60
-        while len([st for st, _ in _tcp_sockets(s.serve_port) if st == LISTEN]) < 3:
+        while len([st for st, _ in _tcp_sockets(s.serve_port) if st == LISTEN]) < workers:
             assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            assert time.monotonic() < deadline, "the three workers never listened"
+            assert time.monotonic() < deadline, f"{workers} workers never listened"
             time.sleep(0.2)
+    except BaseException:
+        server.kill()
+        server.wait(30)
+        raise
+    return server
+
+
+@pytest.mark.slow
+def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # no model needed: the app is up (healthz) while it is not ready
+    s = make_settings(serve_port=free_port())
+    first = min(os.sched_getaffinity(0))
+    server = _serve_until_listening(s, "--workers", "3", "--threads", "1", "--cpus", str(first), workers=3)
+    try:
         # every worker listens on a socket of its own ...
         listening = [inode for st, inode in _tcp_sockets(s.serve_port) if st == LISTEN]
         owners = _socket_owners(server.pid)
@@ -212,26 +229,12 @@ def _children(parent: int) -> set[int]:
 @pytest.mark.slow
 def test_serve_starts_a_worker_per_pinned_cpu_else_four(make_settings: Callable[..., Settings]) -> None:
     # on a core of its own more workers only take turns: 4 on one pinned core queued requests at 500 req/s
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("TICKSTORE_SERVE_WORKERS", "TICKSTORE_SERVE_CPUS")
-    }
+    unset = ("TICKSTORE_SERVE_WORKERS", "TICKSTORE_SERVE_CPUS")  # a caller's own would decide
     first = str(min(os.sched_getaffinity(0)))
     for cpus, expected, said in ((["--cpus", first], 1, "1 worker (one per CPU) x"), ([], 4, "4 workers x")):
-        s = make_settings(serve_port=free_port(), serve_model_uri="runs:/none/model")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--threads", "1", *cpus],
-            env={**env, **env_for(s), "TICKSTORE_SERVE_MODEL_URI": s.serve_model_uri},
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        s = make_settings(serve_port=free_port())
+        server = _serve_until_listening(s, "--threads", "1", *cpus, workers=expected, unset=unset)
         try:
-            deadline = time.monotonic() + 60
-            while len([st for st, _ in _tcp_sockets(s.serve_port) if st == LISTEN]) < expected:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                assert time.monotonic() < deadline, f"{expected} workers never listened"
-                time.sleep(0.2)
             time.sleep(1.0)  # gunicorn forks its workers one after another: any more would be up by now
             assert len(_children(server.pid)) == expected
         finally:
