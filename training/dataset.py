@@ -114,10 +114,15 @@ def file_entities(path: Path) -> pd.DataFrame:
     """Entity rows from CSV or Parquet with product_id and event_timestamp columns.
 
     Parquet is told by its magic bytes, not the suffix (`.pq`, `.parq`); anything else is read as CSV,
-    compressed by its suffix (`.csv.gz`).
+    compressed by its suffix (`.csv.gz`), unless its suffix says Parquet.
     """
     with path.open("rb") as f:
         is_parquet = f.read(4) == b"PAR1"
+    if not is_parquet and path.suffix.lower() in {".parquet", ".pq", ".parq"}:
+        # read as CSV it only failed later, naming a column "Unnamed: 0" it "has"
+        raise ValueError(
+            f"{path} is not Parquet (a Parquet file starts with the bytes PAR1): another format under that name?"
+        )
     try:
         frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path, dtype={"product_id": str})
     except (ValueError, UnicodeDecodeError, OSError) as exc:

@@ -167,6 +167,7 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
     )
     (tmp_path / "notime.csv").write_text("product_id,event_timestamp\nBTC-USD,\nBTC-USD, \n")
     (tmp_path / "binary.csv").write_bytes(b"\x8f\x00\xff" * 40)
+    (tmp_path / "csv.parquet").write_text("product_id,event_timestamp\nBTC-USD,2026-01-01T00:00:10Z\n")
     grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:00"]
     cases = {
         "lacks column(s) event_timestamp, product_id (it has product, ts)": [
@@ -178,6 +179,10 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
         "1 entity row(s) with no product_id (line 3)": ["--entities", tmp_path / "blank.csv"],
         "2 entity row(s) with no event_timestamp (line 2, 3)": ["--entities", tmp_path / "notime.csv"],
         "is neither Parquet nor readable CSV": ["--entities", tmp_path / "binary.csv"],
+        "csv.parquet is not Parquet (a Parquet file starts with the bytes PAR1)": [
+            "--entities",
+            tmp_path / "csv.parquet",
+        ],
         "Invalid value for '--every': 0.0 is not in the range x>0": ["--every", "0", *grid[2:]],
         "the range is empty": [
             "--every",
