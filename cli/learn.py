@@ -109,7 +109,9 @@ def range_needed(ctx: click.Context, what: str, example: str) -> click.UsageErro
 # -- dataset ------------------------------------------------------------------------------------
 def _parquet_path(path: Path) -> Path:
     # the build writes Parquet whatever the name: train.csv would hold Parquet
-    if path.suffix.lower() not in (".parquet", ".pq", ".parq"):
+    from training.dataset import PARQUET_SUFFIXES
+
+    if path.suffix.lower() not in PARQUET_SUFFIXES:
         raise click.BadParameter(
             f"the training set is written as Parquet: name it {path.stem}.parquet, not {path.name}"
         )

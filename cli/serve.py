@@ -15,7 +15,7 @@ import click
 from cli.context import console, settings_of
 from cli.output import count_of
 from cli.placement import cpu_option, cpus_in_use, niceness, pin, yield_cpu
-from tickstore.settings import Settings
+from tickstore.settings import Settings, parse_cpus
 
 T = TypeVar("T")
 
@@ -214,6 +214,7 @@ def run_gunicorn(settings: Settings) -> None:
 
     bind = f"{settings.serve_host}:{settings.serve_port}"
     workers = settings.scorer_workers()
+    per_cpu = settings.serve_workers is None and parse_cpus(settings.serve_cpus) is not None
 
     def on_starting(server: Any) -> None:
         logging.getLogger("gunicorn.error").addFilter(_NameReusePortListeners(f"http://{bind}"))
@@ -251,7 +252,7 @@ def run_gunicorn(settings: Settings) -> None:
 
     console.print(
         f"scoring API on http://{options['bind']} (gunicorn, {count_of(workers, 'worker')}"
-        f"{' (one per CPU)' if settings.serve_workers is None and settings.serve_cpus else ''} x "
+        f"{' (one per CPU)' if per_cpu else ''} x "
         f"{count_of(settings.serve_threads, 'thread')}, CPUs {cpus_in_use()}); try: curl -s localhost:{settings.serve_port}/v1/score "
         '-d \'{"product_id": "BTC-USD"}\''
     )

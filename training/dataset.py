@@ -110,6 +110,10 @@ def grid_entities(settings: Settings, grid: Grid, snapshot: int) -> pd.DataFrame
         con.close()
 
 
+# the names a Parquet file goes by: the build writes only these, and reads none of them as CSV
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
 def file_entities(path: Path) -> pd.DataFrame:
     """Entity rows from CSV or Parquet with product_id and event_timestamp columns.
 
@@ -118,7 +122,7 @@ def file_entities(path: Path) -> pd.DataFrame:
     """
     with path.open("rb") as f:
         is_parquet = f.read(4) == b"PAR1"
-    if not is_parquet and path.suffix.lower() in {".parquet", ".pq", ".parq"}:
+    if not is_parquet and path.suffix.lower() in PARQUET_SUFFIXES:
         # read as CSV it only failed later, naming a column "Unnamed: 0" it "has"
         raise ValueError(
             f"{path} is not Parquet (a Parquet file starts with the bytes PAR1): another format under that name?"
