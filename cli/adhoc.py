@@ -16,6 +16,7 @@ import duckdb
 from cli.context import console, settings_of
 from cli.interrupt import ctrl_c_cancels, settle
 from cli.output import print_rows
+from cli.ranges import AS_OF, snapshot_of
 
 LOCK_WAIT_S = 60.0  # how long a changing statement waits for the sink's commits before giving up
 # statements whose result is the number of rows they changed (DuckDB gives it only through execute)
@@ -98,7 +99,12 @@ def run_statements(
     show_default=True,
     help="table: for reading (--limit rows); csv: with a header; json: one object per line (all rows).",
 )
-@click.option("--as-of", help="A DuckLake snapshot id, or a timestamp: query the lake as it was then.")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=AS_OF,
+    help="A lake snapshot id, or a UTC time (the newest snapshot by then): query the lake as it was then.",
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=0),
@@ -123,7 +129,7 @@ def sql(
     query: str | None,
     sql_file: TextIO | None,
     fmt: str,
-    as_of: str | None,
+    as_of: int | datetime | None,
     limit: int,
     write: bool,
     interactive: bool,
@@ -156,21 +162,12 @@ def sql(
         raise click.UsageError("the SQL is empty")
     s = settings_of(ctx)
     views = feature_sql.views()
-    snapshot: int | None = None
-    when: datetime | None = None
-    if as_of is not None:
-        if as_of.isdigit():
-            snapshot = int(as_of)
-        else:
-            try:
-                when = datetime.fromisoformat(as_of)
-            except ValueError as exc:
-                raise click.BadParameter("a snapshot id or an ISO timestamp", param_hint="--as-of") from exc
     try:
-        con = lake.connect(s, snapshot=snapshot, as_of=when, create=False, read_only=not write)
+        snapshot = snapshot_of(ctx, as_of)  # a time read as everywhere else: UTC unless it says otherwise
+        con = lake.connect(s, snapshot=snapshot, create=False, read_only=not write)
     except (lake.LakeError, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from exc
-    session = Session(con, views, fmt, limit, write=write, past=snapshot is not None or when is not None)
+    session = Session(con, views, fmt, limit, write=write, past=snapshot is not None)
     with ctrl_c_cancels(con):
         if query is None:
             from cli.shell import shell

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from cli.context import console, settings_of
-from cli.learn import busiest_days
 from cli.output import print_rows
+from cli.ranges import busiest_days
 from ingest import broker, replay
 from ingest.sink import Sink
 from tickstore import lake

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.logging import RichHandler
 
-from cli import adhoc, demo, featurerepo, feed, learn, serve, status
+from cli import adhoc, dataset, demo, featurerepo, feed, learn, serve, status
 from cli.context import console
 from cli.interrupt import interrupted
 from tickstore.errors import TickstoreError, storage_trouble
@@ -176,7 +176,7 @@ for command in (
     feed.broker,
     feed.ingest,
     feed.sink,
-    learn.dataset,
+    dataset.dataset,
     learn.train,
     learn.monitor,
     serve.stream,

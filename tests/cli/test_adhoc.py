@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,11 @@ def test_sql_reads_the_lake_only_unless_told_to_write(make_settings: Callable[..
     before = query(s, "SELECT max(snapshot_id) FROM lake.snapshots()")[0][0]
     deleted = tickstore(s, "sql", "--write", "DELETE FROM ticks WHERE price > 100.5")
     assert count() == 1 and count("--as-of", str(before)) == 2  # the earlier snapshot still has it
+    # or named by when it was taken, in any offset (as `dataset build --as-of` reads it), said as its id
+    taken = dict(query(s, "SELECT snapshot_id, snapshot_time FROM lake.snapshots()"))[before]
+    tokyo = taken.astimezone(timezone(timedelta(hours=9))).isoformat()
+    by_time = tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--format", "csv", "--as-of", tokyo)
+    assert by_time.stdout.split() == ["n", "2"] and f"snapshot {before}" in by_time.stderr, by_time.stderr
     # it said "ok", whether it deleted a row or none; now the rows, and where they still are
     said = " ".join(deleted.stderr.split())
     assert f"1 row deleted; the lake as it was before: `tickstore sql --as-of {before} ...`" in said, said

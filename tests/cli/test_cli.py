@@ -260,7 +260,7 @@ def test_times_are_taken_as_tickstore_sql_prints_them() -> None:
 
     import click
 
-    from cli.learn import WHEN
+    from cli.ranges import WHEN
 
     expected = datetime(2026, 1, 1, 8, 23, tzinfo=UTC)
     # `tickstore sql` prints 2026-01-01T08:23:00+00:00: pasted into --start, it was refused
