@@ -108,13 +108,13 @@ def connect(
     settings: Settings,
     *,
     snapshot: int | None = None,
-    as_of: datetime | None = None,
     create: bool = True,
     read_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
     """A connection with the lake attached as ``lake`` and selected as default; close it when done.
 
-    ``snapshot`` or ``as_of`` attach the lake read-only as it was then (DuckLake time travel);
+    ``snapshot`` attaches the lake read-only as it was then (DuckLake time travel; `snapshot_at`
+    finds the one of a time);
     ``read_only`` attaches the newest lake so that it can't be changed (ad-hoc SQL). With ``create``
     the data directory and the tick tables are made when missing.
     """
@@ -123,12 +123,12 @@ def connect(
             f"no lake at {settings.lake_catalog}: run `tickstore sink` (or `make demo`) first, "
             "or point TICKSTORE_HOME at an existing data directory"
         )
-    con = _instance(settings, snapshot, as_of, read_only).cursor()
+    con = _instance(settings, snapshot, read_only).cursor()
     tune(con)  # a cursor is a session of its own: it does not inherit its parent's settings
     # Ticks are UTC; pin the session zone so TIMESTAMPTZ prints and truncates the same everywhere.
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"USE {LAKE}")
-    if create and not read_only and snapshot is None and as_of is None:
+    if create and not read_only and snapshot is None:
         existing = _tables(con)
         if not {"ticks", "ticks_rejected"} <= existing:  # DDL is a catalog write: skip it when not needed
             try:
@@ -150,23 +150,19 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 # Loading the two extensions verifies their signatures, ~80 ms each: paid once per process, not per
 # query. Cursors of one instance also share its lake attachment, so a process's readers and writer
 # coordinate through DuckDB's own transactions instead of racing for the SQLite file lock.
-_INSTANCES: OrderedDict[tuple[str, int | None, datetime | None, bool], duckdb.DuckDBPyConnection] = (
-    OrderedDict()
-)
+_INSTANCES: OrderedDict[tuple[str, int | None, bool], duckdb.DuckDBPyConnection] = OrderedDict()
 _INSTANCES_LOCK = threading.Lock()
 MAX_INSTANCES = 8
 
 
-def _instance(
-    settings: Settings, snapshot: int | None, as_of: datetime | None, read_only: bool = False
-) -> duckdb.DuckDBPyConnection:
-    key = (str(settings.lake_catalog.resolve()), snapshot, as_of, read_only)
+def _instance(settings: Settings, snapshot: int | None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    key = (str(settings.lake_catalog.resolve()), snapshot, read_only)
     with _INSTANCES_LOCK:
         base = _INSTANCES.get(key)
         if base is not None:
             _INSTANCES.move_to_end(key)
             return base
-        base = _open(settings, snapshot, as_of, read_only)
+        base = _open(settings, snapshot, read_only)
         _INSTANCES[key] = base
         while len(_INSTANCES) > MAX_INSTANCES:  # evicted ones close once their cursors are gone
             _INSTANCES.popitem(last=False)
@@ -204,9 +200,7 @@ def _block_pool(con: duckdb.DuckDBPyConnection, size: str) -> None:
         ) from exc
 
 
-def _open(
-    settings: Settings, snapshot: int | None, as_of: datetime | None, read_only: bool = False
-) -> duckdb.DuckDBPyConnection:
+def _open(settings: Settings, snapshot: int | None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB with the extensions loaded and the lake attached."""
     settings.lake_data.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()  # never queried itself: connect() hands out cursors, tuned there
@@ -218,8 +212,6 @@ def _open(
     options = [f"DATA_PATH {_quote(str(settings.lake_data.resolve()) + '/')}", "OVERRIDE_DATA_PATH TRUE"]
     if snapshot is not None:
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
-    elif as_of is not None:
-        options.append(f"SNAPSHOT_TIME {_quote(as_of.isoformat())}")
     elif read_only:
         options.append("READ_ONLY")
     _use_wal(settings.lake_catalog)

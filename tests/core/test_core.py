@@ -137,7 +137,7 @@ def test_time_travel_to_no_snapshot_names_the_snapshots_there_are(
     with pytest.raises(lake.LakeError, match=rf"version 999 \(the lake has snapshots 0 to {last}, taken 20"):
         lake.connect(s, snapshot=999)
     with pytest.raises(lake.LakeError, match=rf"the lake has snapshots 0 to {last}"):
-        lake.connect(s, as_of=datetime(2001, 1, 1, tzinfo=UTC))
+        lake.snapshot_at(s, datetime(2001, 1, 1, tzinfo=UTC))
 
 
 def test_a_home_moved_elsewhere_reads_and_writes_its_lake(
