@@ -65,6 +65,11 @@ def dataset() -> None:
     type=AS_OF,
     help="Read the lake at this snapshot, or as it was at this UTC time (rebuild an old dataset).",
 )
+@click.option(
+    "--full-feature-names",
+    is_flag=True,
+    help="Name columns <view>__<feature> (as Feast does): for services whose views share feature names.",
+)
 @click.pass_context
 def dataset_build(
     ctx: click.Context,
@@ -76,6 +81,7 @@ def dataset_build(
     end: datetime | None,
     products: tuple[str, ...] | None,
     as_of: int | datetime | None,
+    full_feature_names: bool,
 ) -> None:
     """Build a training set: features as of each entity row, never from after it.
 
@@ -123,6 +129,7 @@ def dataset_build(
                 feature_service=service,
                 as_of=snapshot,
                 progress=advance,
+                full_feature_names=full_feature_names,
             )
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -131,7 +138,7 @@ def dataset_build(
         f"in {manifest.seconds:.1f} s (lake snapshot {manifest.snapshot}; rebuild with --as-of "
         f"{manifest.snapshot})"
     )
-    names = {f.split(":", 1)[1] for f in manifest.features}  # not the entity file's own columns
+    names = set(manifest.feature_columns())  # not the entity file's own columns
     worst = sorted(
         ((k, v) for k, v in manifest.null_fraction.items() if k in names and v > 0), key=lambda kv: -kv[1]
     )[:3]

@@ -66,6 +66,13 @@ class Manifest:
     # each view's definition fingerprint (tickstore_feast.source.fingerprints): what the scorer checks
     sql_fingerprint: dict[str, str] = field(default_factory=dict)
     sql: dict[str, str] = field(default_factory=dict)  # each SQL view's text, as it computed this dataset
+    full_feature_names: bool = False  # columns named view__feature, not feature
+
+    def feature_columns(self) -> list[str]:
+        """The dataset's feature columns (not the entity rows' own), in ``features`` order."""
+        return [
+            f.replace(":", "__", 1) if self.full_feature_names else f.split(":", 1)[1] for f in self.features
+        ]
 
     def write(self) -> Path:
         path = Path(self.path).with_suffix(".manifest.json")
@@ -189,8 +196,13 @@ def build(
     feature_service: str = "volatility_model",
     as_of: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    full_feature_names: bool = False,
 ) -> Manifest:
-    """Write the point-in-time training set for ``entities`` to ``out`` (Parquet) plus its manifest."""
+    """Write the point-in-time training set for ``entities`` to ``out`` (Parquet) plus its manifest.
+
+    ``full_feature_names`` names each column `<view>__<feature>`, as Feast does, for services whose
+    views share feature names.
+    """
     started = datetime.now(UTC)
     con = lake.connect(settings, create=False)
     snapshot = as_of if as_of is not None else lake.current_snapshot(con)
@@ -214,6 +226,9 @@ def build(
     except FeatureServiceNotFoundException as exc:
         known = ", ".join(sorted(f.name for f in store.list_feature_services())) or "none: run feast apply"
         raise ValueError(f"no feature service {feature_service!r} (known: {known})") from exc
+    features = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
+    if not full_feature_names:
+        _names_apart(feature_service, features)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Written beside `out` and renamed over it once complete: an interrupted build (Ctrl-C, an error in
     # a later chunk) would otherwise leave a valid-looking Parquet with only its first chunks, next to
@@ -225,7 +240,9 @@ def build(
     try:
         for begin in range(0, max(total, 1), CHUNK_ROWS):
             chunk = frame.iloc[begin : begin + CHUNK_ROWS]
-            table = store.get_historical_features(entity_df=chunk, features=service).to_arrow()
+            table = store.get_historical_features(
+                entity_df=chunk, features=service, full_feature_names=full_feature_names
+            ).to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(partial, table.schema)
             writer.write_table(table)
@@ -241,7 +258,7 @@ def build(
         manifest = Manifest(
             path=str(out),
             feature_service=feature_service,
-            features=[f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features],
+            features=features,
             snapshot=snapshot,
             rows=total,
             entities=described,
@@ -251,6 +268,7 @@ def build(
             products_without_ticks=without_ticks,
             sql_fingerprint=fingerprints(views),
             sql={v.name: q for v in views if (q := getattr(v.batch_source, "query", None))},
+            full_feature_names=full_feature_names,
         )
         # the old manifest goes first: a crash between the two steps leaves a dataset without a manifest,
         # never one described by another's
@@ -267,6 +285,23 @@ def build(
         raise
     manifest.write()
     return manifest
+
+
+def _names_apart(service: str, features: list[str]) -> None:
+    """Refuse a service whose views share a feature name, before anything is read or written: Feast
+    raised it mid-build, as a traceback, where a user had to find the option it named."""
+    views: dict[str, list[str]] = {}
+    for ref in features:
+        view, name = ref.split(":", 1)
+        views.setdefault(name, []).append(view)
+    shared = {name: where for name, where in views.items() if len(where) > 1}
+    if shared:
+        named = "; ".join(f"{name} in {', '.join(where)}" for name, where in list(shared.items())[:3])
+        more = f" and {len(shared) - 3} more" if len(shared) > 3 else ""
+        raise ValueError(
+            f"feature service {service!r} has features of one name in several views ({named}{more}): "
+            "build with --full-feature-names (columns named <view>__<feature>), or rename them"
+        )
 
 
 def known_products(settings: Settings, snapshot: int) -> list[str]:

@@ -106,6 +106,55 @@ def test_as_of_a_time_reads_the_lake_as_its_newest_snapshot_by_then(
     assert by_time[1] == by_id[1] != latest[1]  # the lake as it was then, not as it is
 
 
+def test_views_sharing_feature_names_are_refused_unless_full_feature_names(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service over two views with equal feature names (a user's copy of a view): refused before
+    anything is written, naming the option; with it, the columns are <view>__<feature>."""
+    from types import ModuleType
+
+    from click.testing import CliRunner
+    from feast import FeatureService, FeatureView
+
+    from cli.main import main
+    from tests.cli.helpers import env_for
+    from tickstore_feast import DuckDBSource, repo
+
+    s = seeded(make_settings)
+    d = repo.definitions()
+    user = ModuleType("features_b")  # a second file in feature_repo/, as a user would add one
+    user.ticks_60s_b = FeatureView(
+        name="ticks_60s_b",
+        entities=[d.product],
+        ttl=d.ticks_60s.ttl,
+        schema=d.ticks_60s.schema,
+        source=DuckDBSource(name="ticks_60s_b", sql_file=SQL_DIR / "ticks_60s.sql", lookback=d.ticks_60s.ttl),
+    )
+    user.both = FeatureService(name="both", features=[d.ticks_60s, user.ticks_60s_b])
+    modules = repo.repo_modules()
+    monkeypatch.setattr(repo, "repo_modules", lambda: [*modules, user])
+    out = tmp_path / "both.parquet"
+    args = ["dataset", "build", "--every", "1", "--service", "both", "--out", str(out)]
+    args += ["--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:40"]
+    refused = CliRunner().invoke(main, args, env=env_for(s))
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 1 and "ret_mean_60s in ticks_60s, ticks_60s_b" in said, refused.output
+    assert "--full-feature-names" in said and not out.exists()
+    built = CliRunner().invoke(main, [*args, "--full-feature-names"], env=env_for(s))
+    assert built.exit_code == 0, built.output
+    table = pq.read_table(out).to_pandas()
+    names = [f.name for f in d.ticks_60s.features]
+    assert sorted(c for c in table.columns if "__" in c) == sorted(
+        f"{v}__{n}" for v in ("ticks_60s", "ticks_60s_b") for n in names
+    )
+    pd.testing.assert_frame_equal(  # one SQL, two views: the same values under both names
+        table[[f"ticks_60s__{n}" for n in names]].set_axis(names, axis=1),
+        table[[f"ticks_60s_b__{n}" for n in names]].set_axis(names, axis=1),
+    )
+    assert table["ticks_60s__tick_count_60s"].notna().sum() > 100  # features, not NULLs alone
+    assert json.loads(out.with_suffix(".manifest.json").read_text())["full_feature_names"] is True
+
+
 def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_path) -> None:  # type: ignore[no-untyped-def]
     s = seeded(make_settings)
     rows = tmp_path / "rows.csv"
