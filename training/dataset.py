@@ -300,7 +300,8 @@ def _names_apart(service: str, features: list[str]) -> None:
         more = f" and {len(shared) - 3} more" if len(shared) > 3 else ""
         raise ValueError(
             f"feature service {service!r} has features of one name in several views ({named}{more}): "
-            "build with --full-feature-names (columns named <view>__<feature>), or rename them"
+            "rename them apart, or give `dataset build` --full-feature-names (columns named "
+            "<view>__<feature>); `tickstore train` needs them apart"
         )
 
 
