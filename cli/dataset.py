@@ -36,7 +36,13 @@ def dataset() -> None:
     callback=lambda ctx, param, value: _parquet_path(value),
     help="Parquet file to write (.parquet).",
 )
-@click.option("--service", default="volatility_model", show_default=True, help="Feast feature service.")
+@click.option("--service", metavar="NAME", help="Feast feature service.  [default: volatility_model]")
+@click.option(
+    "--features",
+    metavar="VIEW[:FEATURE],...",
+    help="Or: features one by one, comma-separated: view:feature, or a view for all of its features "
+    "(ticks_60s:ret_std_60s,ticks_10s).",
+)
 @click.option(
     "--entities",
     "entities_file",
@@ -74,7 +80,8 @@ def dataset() -> None:
 def dataset_build(
     ctx: click.Context,
     out: Path,
-    service: str,
+    service: str | None,
+    features: str | None,
     entities_file: Path | None,
     every: float | None,
     start: datetime | None,
@@ -88,10 +95,16 @@ def dataset_build(
     \b
       tickstore dataset build --every 1 --start 2025-12-06T06:15:00 --end 2025-12-06T08:30:00 --out train.parquet
       tickstore dataset build --entities rows.csv --out train.parquet --as-of 42
+      tickstore dataset build --entities rows.csv --out spread.parquet --features ticks_60s:spread_bps_mean_60s,ticks_10s
     """
 
     from training import dataset as ds
 
+    if service is not None and features is not None:
+        raise click.UsageError("give either --service NAME or --features LIST, not both")
+    asked = [f.strip() for f in (features or "").split(",") if f.strip()]
+    if features is not None and not asked:
+        raise click.UsageError("--features names no feature: e.g. --features ticks_60s:ret_std_60s,ticks_10s")
     if (entities_file is None) == (every is None):
         raise click.UsageError("give either --entities FILE or --every N with --start and --end")
     try:
@@ -126,7 +139,8 @@ def dataset_build(
                 settings_of(ctx),
                 entities,
                 out,
-                feature_service=service,
+                feature_service=service or "volatility_model",
+                features=asked,
                 as_of=snapshot,
                 progress=advance,
                 full_feature_names=full_feature_names,

@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
-from feast import FeatureView
+from feast import FeatureService, FeatureStore, FeatureView
 from feast.errors import FeatureServiceNotFoundException
 
 from tickstore import lake
@@ -52,7 +52,7 @@ class Manifest:
     """What a dataset is: written next to it as <name>.manifest.json."""
 
     path: str
-    feature_service: str
+    feature_service: str | None  # None: the features were named one by one (`features`)
     features: list[str]
     snapshot: int
     rows: int
@@ -197,11 +197,13 @@ def build(
     as_of: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     full_feature_names: bool = False,
+    features: Sequence[str] = (),
 ) -> Manifest:
     """Write the point-in-time training set for ``entities`` to ``out`` (Parquet) plus its manifest.
 
-    ``full_feature_names`` names each column `<view>__<feature>`, as Feast does, for services whose
-    views share feature names.
+    ``features`` (`view:feature`, or a view for all of its features) are read instead of the
+    service's. ``full_feature_names`` names each column `<view>__<feature>`, as Feast does, for views
+    that share feature names.
     """
     started = datetime.now(UTC)
     con = lake.connect(settings, create=False)
@@ -221,14 +223,21 @@ def build(
         frame = entities
     without_ticks = sorted(set(frame["product_id"]) - set(known_products(settings, snapshot)))
     store = feature_store(settings, snapshot=snapshot)
-    try:
-        service = store.get_feature_service(feature_service)
-    except FeatureServiceNotFoundException as exc:
-        known = ", ".join(sorted(f.name for f in store.list_feature_services())) or "none: run feast apply"
-        raise ValueError(f"no feature service {feature_service!r} (known: {known})") from exc
-    features = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
+    service: FeatureService | None = None
+    if features:
+        refs = feature_refs(store, features)
+        selected: FeatureService | list[str] = refs
+    else:
+        try:
+            service = selected = store.get_feature_service(feature_service)
+        except FeatureServiceNotFoundException as exc:
+            known = (
+                ", ".join(sorted(f.name for f in store.list_feature_services())) or "none: run feast apply"
+            )
+            raise ValueError(f"no feature service {feature_service!r} (known: {known})") from exc
+        refs = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
     if not full_feature_names:
-        _names_apart(feature_service, features)
+        _names_apart(f"feature service {feature_service!r}" if service else "the features asked for", refs)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Written beside `out` and renamed over it once complete: an interrupted build (Ctrl-C, an error in
     # a later chunk) would otherwise leave a valid-looking Parquet with only its first chunks, next to
@@ -241,7 +250,7 @@ def build(
         for begin in range(0, max(total, 1), CHUNK_ROWS):
             chunk = frame.iloc[begin : begin + CHUNK_ROWS]
             table = store.get_historical_features(
-                entity_df=chunk, features=service, full_feature_names=full_feature_names
+                entity_df=chunk, features=selected, full_feature_names=full_feature_names
             ).to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(partial, table.schema)
@@ -252,13 +261,11 @@ def build(
                 progress(min(begin + CHUNK_ROWS, total), total)
         if writer is not None:
             writer.close()
-        views = [
-            store.get_feature_view(n) for n in sorted({p.name for p in service.feature_view_projections})
-        ]
+        views = [store.get_feature_view(n) for n in sorted({r.split(":", 1)[0] for r in refs})]
         manifest = Manifest(
             path=str(out),
-            feature_service=feature_service,
-            features=features,
+            feature_service=service.name if service else None,
+            features=refs,
             snapshot=snapshot,
             rows=total,
             entities=described,
@@ -287,9 +294,28 @@ def build(
     return manifest
 
 
-def _names_apart(service: str, features: list[str]) -> None:
-    """Refuse a service whose views share a feature name, before anything is read or written: Feast
-    raised it mid-build, as a traceback, where a user had to find the option it named."""
+def feature_refs(store: FeatureStore, asked: Sequence[str]) -> list[str]:
+    """``asked`` (`view:feature`, or a view for all of its features) as Feast's `view:feature` refs,
+    each once, every name checked against the registry (Feast's own error came mid-build)."""
+    views = {v.name: v for v in store.list_feature_views()}
+    refs: list[str] = []
+    for item in asked:
+        name, _, feature = item.strip().partition(":")
+        view = views.get(name)
+        if view is None:
+            raise ValueError(
+                f"no feature view {name!r} (known: {', '.join(sorted(views)) or 'none: run feast apply'})"
+            )
+        has = [f.name for f in view.features]
+        if feature and feature not in has:
+            raise ValueError(f"feature view {name} has no feature {feature!r} (it has: {', '.join(has)})")
+        refs += [f"{name}:{f}" for f in ([feature] if feature else has) if f"{name}:{f}" not in refs]
+    return refs
+
+
+def _names_apart(what: str, features: list[str]) -> None:
+    """Refuse views that share a feature name, before anything is read or written: Feast raised it
+    mid-build, as a traceback, where a user had to find the option it named."""
     views: dict[str, list[str]] = {}
     for ref in features:
         view, name = ref.split(":", 1)
@@ -299,7 +325,7 @@ def _names_apart(service: str, features: list[str]) -> None:
         named = "; ".join(f"{name} in {', '.join(where)}" for name, where in list(shared.items())[:3])
         more = f" and {len(shared) - 3} more" if len(shared) > 3 else ""
         raise ValueError(
-            f"feature service {service!r} has features of one name in several views ({named}{more}): "
+            f"{what} has features of one name in several views ({named}{more}): "
             "rename them apart, or give `dataset build` --full-feature-names (columns named "
             "<view>__<feature>); `tickstore train` needs them apart"
         )

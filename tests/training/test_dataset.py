@@ -106,6 +106,37 @@ def test_as_of_a_time_reads_the_lake_as_its_newest_snapshot_by_then(
     assert by_time[1] == by_id[1] != latest[1]  # the lake as it was then, not as it is
 
 
+def test_features_named_one_by_one_instead_of_a_service(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """--features: a view's feature, or a whole view, each once; the values the service gives them."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.cli.helpers import env_for
+
+    s = seeded(make_settings)
+    grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:40"]
+    asked = "ticks_60s:ret_std_60s, ticks_10s,ticks_60s:ret_std_60s"  # spaces and a repeat, as typed
+    for name, extra in (("some", ["--features", asked]), ("all", [])):
+        run = CliRunner().invoke(
+            main,
+            ["dataset", "build", *grid, "--out", str(tmp_path / f"{name}.parquet"), *extra],
+            env=env_for(s),
+        )
+        assert run.exit_code == 0, run.output
+    some = pd.read_parquet(tmp_path / "some.parquet")
+    ten = [f"{f}_10s" for f in ("ret_mean", "ret_std", "realized_var", "spread_mean", "spread_bps_mean")]
+    ten += [f"{f}_10s" for f in ("trade_intensity", "imbalance_mean", "price_range", "tick_count")]
+    assert sorted(some.columns) == sorted(["product_id", "event_timestamp", "ret_std_60s", *ten])
+    every = pd.read_parquet(tmp_path / "all.parquet")
+    pd.testing.assert_frame_equal(some, every[list(some.columns)])
+    assert some["ret_std_60s"].notna().sum() > 100
+    manifest = json.loads((tmp_path / "some.manifest.json").read_text())
+    assert manifest["feature_service"] is None and manifest["features"][0] == "ticks_60s:ret_std_60s"
+    assert len(manifest["features"]) == 10 and set(manifest["sql"]) == {"ticks_10s", "ticks_60s"}
+
+
 def test_views_sharing_feature_names_are_refused_unless_full_feature_names(
     make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,6 +285,24 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
         # it wrote Parquet into train.csv
         "written as Parquet: name it never.parquet, not never.csv": [*grid, "--out", tmp_path / "never.csv"],
         "no feature service 'nope' (known: volatility_model)": [*grid, "--service", "nope"],
+        "no feature view 'tick_60s' (known: tick_clock, ticks_10s, ticks_300s, ticks_60s)": [
+            *grid,
+            "--features",
+            "tick_60s:ret_std_60s",
+        ],
+        "feature view ticks_60s has no feature 'vol_60s' (it has: ret_mean_60s, ret_std_60s,": [
+            *grid,
+            "--features",
+            "ticks_10s,ticks_60s:vol_60s",
+        ],
+        "give either --service NAME or --features LIST, not both": [
+            *grid,
+            "--service",
+            "volatility_model",
+            "--features",
+            "ticks_10s",
+        ],
+        "--features names no feature": [*grid, "--features", " , "],
         "No snapshot found at version 999": [*grid, "--as-of", "999"],
         "the lake has no snapshot at or before 2000-01-01T00:00:00+00:00": [*grid, "--as-of", "2000-01-01"],
         "'noon' is neither a snapshot id (42) nor an ISO 8601 time": [*grid, "--as-of", "noon"],
