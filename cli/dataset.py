@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -46,8 +47,8 @@ def dataset() -> None:
 @click.option(
     "--entities",
     "entities_file",
-    type=click.Path(exists=True, path_type=Path),
-    help="CSV or Parquet with product_id, event_timestamp.",
+    type=click.Path(exists=True, path_type=Path, allow_dash=True),
+    help="CSV or Parquet with product_id, event_timestamp ('-': read from stdin).",
 )
 @click.option("--every", type=POSITIVE, help="Or: one entity row every N seconds per product...")
 @click.option(
@@ -109,7 +110,10 @@ def dataset_build(
         raise click.UsageError("give either --entities FILE or --every N with --start and --end")
     try:
         if entities_file is not None:
-            entities: object = ds.file_entities(entities_file)
+            if str(entities_file) == "-":  # piped in, e.g. from `tickstore sql --format csv`
+                entities: object = ds.file_entities(Path("stdin"), sys.stdin.buffer.read())
+            else:
+                entities = ds.file_entities(entities_file)
         else:
             if start is None or end is None:
                 raise range_needed(ctx, "--every", f"tickstore dataset build --every {every:g} --out {out}")
@@ -148,7 +152,8 @@ def dataset_build(
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     console.print(
-        f"wrote {manifest.rows:,} row{'s' if manifest.rows != 1 else ''} x {len(manifest.features)} features to {out} "
+        f"wrote {manifest.rows:,} row{'s' * (manifest.rows != 1)} x {len(manifest.features)} "
+        f"feature{'s' * (len(manifest.features) != 1)} to {out} "
         f"in {manifest.seconds:.1f} s (lake snapshot {manifest.snapshot}; rebuild with --as-of "
         f"{manifest.snapshot})"
     )

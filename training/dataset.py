@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -70,9 +71,7 @@ class Manifest:
 
     def feature_columns(self) -> list[str]:
         """The dataset's feature columns (not the entity rows' own), in ``features`` order."""
-        return [
-            f.replace(":", "__", 1) if self.full_feature_names else f.split(":", 1)[1] for f in self.features
-        ]
+        return feature_columns(self.features, self.full_feature_names)
 
     def write(self) -> Path:
         path = Path(self.path).with_suffix(".manifest.json")
@@ -80,6 +79,11 @@ class Manifest:
         partial.write_text(json.dumps(asdict(self), indent=2) + "\n")
         os.replace(partial, path)  # never half a manifest
         return path
+
+
+def feature_columns(refs: list[str], full_feature_names: bool) -> list[str]:
+    """The columns Feast names `view:feature` refs: `view__feature` with full names, else `feature`."""
+    return [r.replace(":", "__", 1) if full_feature_names else r.split(":", 1)[1] for r in refs]
 
 
 def grid_entities(settings: Settings, grid: Grid, snapshot: int) -> pd.DataFrame:
@@ -121,21 +125,32 @@ def grid_entities(settings: Settings, grid: Grid, snapshot: int) -> pd.DataFrame
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 
 
-def file_entities(path: Path) -> pd.DataFrame:
+def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
     """Entity rows from CSV or Parquet with product_id and event_timestamp columns.
 
     Parquet is told by its magic bytes, not the suffix (`.pq`, `.parq`); anything else is read as CSV,
-    compressed by its suffix (`.csv.gz`), unless its suffix says Parquet.
+    compressed by its suffix (`.csv.gz`), unless its suffix says Parquet. Given ``data``, that is the
+    file's content (piped in) and ``path`` only names it; gzip is then told by its magic bytes.
     """
-    with path.open("rb") as f:
-        is_parquet = f.read(4) == b"PAR1"
+    source: Path | io.BytesIO = path if data is None else io.BytesIO(data)
+    if data is None:
+        with path.open("rb") as f:
+            head = f.read(4)
+    else:
+        head = data[:4]
+    is_parquet = head == b"PAR1"
+    compression = "gzip" if data is not None and head[:2] == b"\x1f\x8b" else "infer"
     if not is_parquet and path.suffix.lower() in PARQUET_SUFFIXES:
         # read as CSV it only failed later, naming a column "Unnamed: 0" it "has"
         raise ValueError(
             f"{path} is not Parquet (a Parquet file starts with the bytes PAR1): another format under that name?"
         )
     try:
-        frame = pd.read_parquet(path) if is_parquet else pd.read_csv(path, dtype={"product_id": str})
+        frame = (
+            pd.read_parquet(source)
+            if is_parquet
+            else pd.read_csv(source, dtype={"product_id": str}, compression=compression)
+        )
     except (ValueError, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"{path} is neither Parquet nor readable CSV: {exc}") from exc
     missing = {"product_id", "event_timestamp"} - set(frame.columns)
@@ -238,6 +253,14 @@ def build(
         refs = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
     if not full_feature_names:
         _names_apart(f"feature service {feature_service!r}" if service else "the features asked for", refs)
+    taken = [c for c in feature_columns(refs, full_feature_names) if c in set(frame.columns)]
+    if taken:
+        # an earlier training set as the entity rows, say: Arrow failed on the twice-named column
+        raise ValueError(
+            f"the entity rows already have column(s) named as features this build adds "
+            f"({', '.join(taken[:5])}{' ...' if len(taken) > 5 else ''}): drop them, or give "
+            "--full-feature-names (columns named <view>__<feature>)"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     # Written beside `out` and renamed over it once complete: an interrupted build (Ctrl-C, an error in
     # a later chunk) would otherwise leave a valid-looking Parquet with only its first chunks, next to

@@ -199,6 +199,47 @@ def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_pa
     assert m.products_without_ticks == ["DOGE-USD"]  # named in the manifest and by the CLI
 
 
+def test_entities_piped_in_as_csv_gzip_or_parquet(make_settings: Callable[..., Settings], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`--entities -` reads stdin (`tickstore sql --format csv ... |`): the same set as from a file."""
+    import gzip
+
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.cli.helpers import env_for
+
+    s = seeded(make_settings)
+    csv = "product_id,event_timestamp,label\n" + "".join(
+        f"BTC-USD,2026-01-01T00:{m:02d}:{sec:02d}+00:00,{sec % 2}\n"
+        for m in range(2)
+        for sec in range(0, 60, 7)
+    )
+    (tmp_path / "rows.csv").write_text(csv)
+    pd.read_csv(tmp_path / "rows.csv").to_parquet(tmp_path / "rows.parquet")
+    built = {}
+    for name, entities, piped in (
+        ("file", str(tmp_path / "rows.csv"), None),
+        ("csv", "-", csv.encode()),
+        ("gzip", "-", gzip.compress(csv.encode())),
+        ("parquet", "-", (tmp_path / "rows.parquet").read_bytes()),
+    ):
+        out = tmp_path / f"{name}.parquet"
+        args = ["dataset", "build", "--entities", entities, "--out", str(out), "--features", "ticks_60s"]
+        run = CliRunner().invoke(main, args, input=piped, env=env_for(s))
+        assert run.exit_code == 0, (name, run.output)
+        built[name] = pd.read_parquet(out)
+    assert len(built["file"]) == 18 and built["file"]["tick_count_60s"].notna().all()
+    for name in ("csv", "gzip", "parquet"):
+        pd.testing.assert_frame_equal(built[name], built["file"], check_dtype=name != "parquet")
+    empty = CliRunner().invoke(
+        main,
+        ["dataset", "build", "--entities", "-", "--out", str(tmp_path / "e.parquet")],
+        input=b"",
+        env=env_for(s),
+    )
+    assert empty.exit_code == 2 and "stdin is neither Parquet nor readable CSV" in empty.output, empty.output
+
+
 def test_entity_times_without_an_offset_are_utc_beside_rows_with_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows = tmp_path / "rows.csv"
     rows.write_text(
@@ -249,6 +290,8 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
     (tmp_path / "binary.csv").write_bytes(b"\x8f\x00\xff" * 40)
     (tmp_path / "csv.parquet").write_text("product_id,event_timestamp\nBTC-USD,2026-01-01T00:00:10Z\n")
     grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:00"]
+    earlier = tmp_path / "earlier.parquet"
+    dataset.build(s, dataset.Grid(T0, T0 + timedelta(seconds=10), timedelta(seconds=1)), earlier)
     cases = {
         "lacks column(s) event_timestamp, product_id (it has product, ts)": [
             "--entities",
@@ -303,6 +346,11 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
             "ticks_10s",
         ],
         "--features names no feature": [*grid, "--features", " , "],
+        # an earlier training set as the rows: Arrow failed on the twice-named column, a traceback
+        "the entity rows already have column(s) named as features this build adds (ret_mean_10s,": [
+            "--entities",
+            earlier,
+        ],
         "No snapshot found at version 999": [*grid, "--as-of", "999"],
         "the lake has no snapshot at or before 2000-01-01T00:00:00+00:00": [*grid, "--as-of", "2000-01-01"],
         "'noon' is neither a snapshot id (42) nor an ISO 8601 time": [*grid, "--as-of", "noon"],
