@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, TextIO
@@ -38,10 +38,14 @@ class Changed(NamedTuple):
 
 
 def run_statements(
-    con: duckdb.DuckDBPyConnection, query: str, lake_locked_wait_s: float
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    lake_locked_wait_s: float,
+    params: dict[str, str] | None = None,
 ) -> duckdb.DuckDBPyRelation | Changed | None:
     """Run each statement of ``query`` in turn; the last one's result: its rows, the rows it changed,
-    or None.
+    or None. ``params`` are bound to the `$name`s each statement uses (DuckDB casts the text by
+    context); a `$name` without a value is refused before any statement runs.
 
     A statement that finds the lake's catalog locked by another writer (the sink commits every batch)
     is retried on its own for up to ``lake_locked_wait_s``: run one at a time, a failed statement was
@@ -52,7 +56,16 @@ def run_statements(
 
     result: duckdb.DuckDBPyRelation | Changed | None = None
     in_transaction = False
-    for statement in con.extract_statements(query):
+    statements = con.extract_statements(query)
+    params = params or {}
+    missing = sorted({n for s in statements for n in s.named_parameters} - set(params))
+    if missing:
+        raise click.UsageError(
+            f"the SQL uses {', '.join('$' + n for n in missing)}: give a value with "
+            + " ".join(f"-p {n}=VALUE" for n in missing)
+        )
+    for statement in statements:
+        bound = {n: params[n] for n in statement.named_parameters}
         is_transaction = statement.type == duckdb.StatementType.TRANSACTION
         may_retry = not in_transaction and not is_transaction  # a COMMIT that failed has nothing to commit
         if is_transaction:
@@ -64,10 +77,10 @@ def run_statements(
             try:
                 if statement.type in CHANGES and not RETURNING.search(statement.query):
                     # `con.sql` runs it and says nothing of its rows; with RETURNING, its rows are the answer
-                    (rows,) = con.execute(statement.query).fetchone() or (0,)
+                    (rows,) = con.execute(statement.query, bound).fetchone() or (0,)
                     result = Changed(int(rows), CHANGES[statement.type])
                 else:
-                    result = con.sql(statement.query)
+                    result = con.sql(statement.query, params=bound)
                 break
             except duckdb.Error as exc:
                 if not may_retry or not lake.is_locked(exc) or time.monotonic() > deadline:
@@ -106,6 +119,15 @@ def run_statements(
     help="A lake snapshot id, or a UTC time (the newest snapshot by then): query the lake as it was then.",
 )
 @click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=lambda ctx, param, value: _params(value),
+    help="A value for $NAME in the SQL, bound (never pasted into it): -p product=BTC-USD. Repeatable.",
+)
+@click.option(
     "--limit",
     type=click.IntRange(min=0),
     default=1000,
@@ -130,6 +152,7 @@ def sql(
     sql_file: TextIO | None,
     fmt: str,
     as_of: int | datetime | None,
+    params: dict[str, str],
     limit: int,
     write: bool,
     interactive: bool,
@@ -167,7 +190,9 @@ def sql(
         con = lake.connect(s, snapshot=snapshot, create=False, read_only=not write)
     except (lake.LakeError, duckdb.Error) as exc:
         raise click.ClickException(str(exc)) from exc
-    session = Session(con, views, fmt, limit, write=write, past=snapshot is not None)
+    if query is not None and params:
+        _all_used(con, query, params)
+    session = Session(con, views, fmt, limit, write=write, past=snapshot is not None, params=params)
     with ctrl_c_cancels(con):
         if query is None:
             from cli.shell import shell
@@ -183,6 +208,32 @@ def sql(
         session.run(query)
 
 
+def _params(given: tuple[str, ...]) -> dict[str, str]:
+    """-p NAME=VALUE options as a dict (a name given twice: the last value)."""
+    params: dict[str, str] = {}
+    for item in given:
+        name, eq, value = item.partition("=")
+        name = name.strip().lstrip("$")
+        if not eq or not re.fullmatch(r"[A-Za-z_]\w*", name):
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE (e.g. -p product=BTC-USD)", param_hint="-p")
+        params[name] = value
+    return params
+
+
+def _all_used(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, str]) -> None:
+    """Refuse a -p that no statement of ``query`` uses (a typo would otherwise be ignored)."""
+    try:
+        used = {n for s in con.extract_statements(query) for n in s.named_parameters}
+    except duckdb.Error:
+        return  # the statement itself fails when run, with DuckDB's message
+    unused = sorted(set(params) - used)
+    if unused:
+        raise click.UsageError(
+            f"the SQL uses no {', '.join('$' + n for n in unused)}"
+            + (f" (it uses {', '.join('$' + n for n in sorted(used))})" if used else "")
+        )
+
+
 @dataclass
 class Session:
     """A `tickstore sql` connection and how its results print (the shell's .format and .limit change it)."""
@@ -193,6 +244,7 @@ class Session:
     limit: int
     write: bool
     past: bool  # attached at a past snapshot (--as-of): read-only whatever --write says
+    params: dict[str, str] = field(default_factory=dict)  # -p NAME=VALUE: bound to $NAME
 
     def tables(self) -> list[str]:
         """The lake's own tables (the feature views attached so far left out)."""
@@ -214,7 +266,9 @@ class Session:
         try:
             feature_sql.attach_views(self.con, query, self.views)
             before = lake.current_snapshot(self.con) if self.write else None
-            rel = run_statements(self.con, query, lake_locked_wait_s=LOCK_WAIT_S if self.write else 0.0)
+            rel = run_statements(
+                self.con, query, lake_locked_wait_s=LOCK_WAIT_S if self.write else 0.0, params=self.params
+            )
         except duckdb.InterruptException:
             raise
         except duckdb.CatalogException as exc:
@@ -227,6 +281,11 @@ class Session:
                 raise click.ClickException(
                     f"{exc}\nAd-hoc SQL reads the lake only: add --write to change it (DuckLake keeps the "
                     "earlier snapshots, which --as-of reads)."
+                ) from exc
+            if self.params and "STRING_LITERAL" in str(exc):
+                raise click.ClickException(
+                    f"{exc}\nValues given with -p are text, typed by where they stand: cast one where "
+                    "that is not clear, e.g. $n::INTEGER."
                 ) from exc
             raise click.ClickException(str(exc)) from exc
         if rel is None:

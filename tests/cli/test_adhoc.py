@@ -125,6 +125,38 @@ def test_sql_names_the_feature_views_as_tables(make_settings: Callable[..., Sett
     assert "labels_fwd_vol_60s" not in tickstore(s, "sql", "SELECT * FROM nope", check=False).stderr
 
 
+def test_sql_binds_values_given_with_p(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    """-p NAME=VALUE binds $NAME in each statement that uses it; never pasted into the SQL."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.cli.helpers import env_for
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("BTC-USD", 1.0, 101.0), ("ETH-USD", 2.0, 10.0)]))
+
+    def sql(*args: str) -> tuple[int, str]:
+        run = CliRunner().invoke(main, ["sql", "--format", "csv", *args], env=env_for(s))
+        return run.exit_code, " ".join(run.output.split())
+
+    query = "SELECT count(*) AS n FROM ticks WHERE product_id = $product AND price >= $least"
+    assert sql(query, "-p", "product=BTC-USD", "-p", "least=100.5") == (0, "n 1")
+    assert sql(query, "-p", "product=x' OR 'a' = 'a", "-p", "least=0") == (0, "n 0")  # bound, not pasted
+    # each statement gets the names it uses; one using none runs as it is
+    two = "CREATE TEMP TABLE p AS SELECT $product AS product_id; SELECT count(*) AS n FROM ticks JOIN p USING (product_id)"
+    assert sql(two, "-p", "product=ETH-USD") == (0, "n 1")
+    code, said = sql(query, "-p", "product=BTC-USD")
+    assert code == 2 and "the SQL uses $least: give a value with -p least=VALUE" in said, said
+    code, said = sql(query, "-p", "product=BTC-USD", "-p", "least=1", "-p", "lest=2")
+    assert code == 2 and "the SQL uses no $lest (it uses $least, $product)" in said, said
+    code, said = sql("SELECT 1", "-p", "product")
+    assert code == 2 and "'product' is not NAME=VALUE" in said, said
+    code, said = sql("SELECT $n + 1 AS x", "-p", "n=41")
+    assert code == 1 and "cast one where that is not clear, e.g. $n::INTEGER" in said, said
+    assert sql("SELECT $n::INTEGER + 1 AS x", "-p", "n=41") == (0, "x 42")
+
+
 def test_sql_from_a_file_or_standard_input(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     from tests.tickstore_feast.conftest import load, tick_rows
 
