@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -18,6 +19,7 @@ HELP = """statements end with ';' and may span lines (Ctrl-C drops one, or cance
   .tables              the lake's tables and the feature views of sql/
   .format table|csv|json
   .limit N             most rows shown as a table
+  .param NAME VALUE    bind $NAME to VALUE in later statements (as -p NAME=VALUE); .param lists them
   .help, .quit"""
 
 
@@ -127,6 +129,13 @@ def dot(session: Session, line: str) -> bool:
         session.fmt = arg
     elif command == ".limit" and arg.isdigit():
         session.limit = int(arg)
+    elif command == ".param" and not arg:  # the answer, as a query's rows are: on stdout
+        report.print(
+            "\n".join(f"${k} = {v}" for k, v in session.params.items()) or "no parameters", highlight=False
+        )
+    elif command == ".param" and re.fullmatch(r"\$?[A-Za-z_]\w*\s+\S.*", arg):
+        name, value = arg.split(None, 1)
+        session.params[name.lstrip("$")] = value
     elif command == ".help":
         console.print(HELP, markup=False, highlight=False)
     else:

@@ -57,6 +57,10 @@ def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
         assert ask("SELECT * FROM nope;\n.tables") == ["tables: ticks, ticks_rejected", tables_views]
         assert ask("SELECT count(*) AS n FROM ticks;") == ["n", "2"]
         assert ask("SELECT count(*) AS n FROM ticks_60s;") == ["n", "2"]  # the feature views too
+        # values bound as -p binds them, set as the session goes
+        assert ask(".param p ETH-USD\nSELECT count(*) AS n FROM ticks WHERE product_id = $p;") == ["n", "1"]
+        assert ask(".param $q x' OR 'a' = 'a\n.param") == ["$p = ETH-USD", "$q = x' OR 'a' = 'a"]
+        assert ask("SELECT count(*) AS n FROM ticks WHERE product_id = $q;") == ["n", "0"]
         _, err = shell.communicate("DELETE FROM ticks;\n", timeout=60)
     finally:
         shell.kill()
