@@ -111,6 +111,12 @@ def dataset_build(
     try:
         if entities_file is not None:
             if str(entities_file) == "-":  # piped in, e.g. from `tickstore sql --format csv`
+                if sys.stdin.isatty():  # else it waits, silently, for rows typed in
+                    raise click.UsageError(
+                        "--entities - reads the rows from a pipe: `tickstore sql --format csv "
+                        "'SELECT product_id, event_time AS event_timestamp FROM ticks ...' | "
+                        "tickstore dataset build --entities - ...`, or give a file"
+                    )
                 entities: object = ds.file_entities(Path("stdin"), sys.stdin.buffer.read())
             else:
                 entities = ds.file_entities(entities_file)

@@ -4,6 +4,9 @@ rows piped in, and one-line errors for every mistake."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +18,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from tests.cli.helpers import env_for
+from tests.conftest import REPO
 from tests.tickstore_feast.conftest import T0, load, tick_rows
 from tests.training.helpers import seeded
 from tickstore.feature_sql import SQL_DIR
@@ -157,6 +161,33 @@ def test_entities_piped_in_as_csv_gzip_or_parquet(make_settings: Callable[..., S
         env=env_for(s),
     )
     assert empty.exit_code == 2 and "stdin is neither Parquet nor readable CSV" in empty.output, empty.output
+    # from a terminal, nothing piped in: it said nothing and waited for rows to be typed
+
+    terminal, other_end = os.openpty()
+    try:
+        typed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cli",
+                "dataset",
+                "build",
+                "--entities",
+                "-",
+                "--out",
+                str(tmp_path / "t.parquet"),
+            ],
+            stdin=other_end,
+            capture_output=True,
+            text=True,
+            env=env_for(s),
+            cwd=REPO,
+            timeout=120,
+        )
+    finally:
+        os.close(terminal)
+        os.close(other_end)
+    assert typed.returncode == 2 and "--entities - reads the rows from a pipe" in typed.stderr, typed.stderr
 
 
 def test_mistakes_give_one_line_errors_and_write_nothing(
