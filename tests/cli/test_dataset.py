@@ -162,7 +162,6 @@ def test_entities_piped_in_as_csv_gzip_or_parquet(make_settings: Callable[..., S
     )
     assert empty.exit_code == 2 and "stdin is neither Parquet nor readable CSV" in empty.output, empty.output
     # from a terminal, nothing piped in: it said nothing and waited for rows to be typed
-
     terminal, other_end = os.openpty()
     try:
         typed = subprocess.run(
