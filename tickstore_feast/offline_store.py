@@ -21,6 +21,7 @@ from feast.infra.registry.base_registry import BaseRegistry
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from feast.saved_dataset import SavedDatasetStorage
+from feast.utils import compute_non_entity_date_range
 
 from tickstore import lake
 from tickstore.settings import Settings
@@ -143,6 +144,29 @@ def _pull(
     return DuckDBRetrievalJob(config, lambda con: query)
 
 
+def _every_key_at(
+    con: duckdb.DuckDBPyConnection, joins: list[pit.ViewJoin], start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Entity rows for a retrieval without any: each key with a row in [start, end] in any of the
+    views, at ``end`` (Feast's non-entity mode: the newest values as of ``end``, TTL honoured)."""
+    keys = {tuple(j.entity_keys) for j in joins}
+    if len(keys) != 1:
+        raise ValueError(
+            "a retrieval without entity rows needs views keyed alike; these are keyed by "
+            + " and ".join(", ".join(k) for k in sorted(keys))
+        )
+    (entity_keys,) = keys
+    frames = []
+    for j in joins:
+        q = pit.pull(j.source, j.source_keys, [], j.timestamp_field, None, start, end, latest=False)
+        named = ", ".join(
+            f"{pit.quote(s)} AS {pit.quote(e)}" for s, e in zip(j.source_keys, entity_keys, strict=True)
+        )
+        frames.append(con.execute(f"SELECT DISTINCT {named} FROM ({q.sql})", q.params).df())  # noqa: S608
+    rows = pd.concat(frames).drop_duplicates().sort_values(list(entity_keys), ignore_index=True)
+    return rows.assign(event_timestamp=pd.Timestamp(end))
+
+
 class DuckDBOfflineStore(OfflineStore):
     """Point-in-time joins and pulls over the lake, one DuckDB query each."""
 
@@ -205,8 +229,6 @@ class DuckDBOfflineStore(OfflineStore):
         full_feature_names: bool = False,
         **kwargs: Any,
     ) -> RetrievalJob:
-        if entity_df is None:
-            raise ValueError("DuckDBOfflineStore needs an entity_df (rows of product_id + event_timestamp)")
         wanted: dict[str, list[str]] = {}
         for ref in feature_refs:
             view, feature = ref.split(":", 1)
@@ -234,8 +256,20 @@ class DuckDBOfflineStore(OfflineStore):
                 )
             )
 
+        span = None
+        if entity_df is None:  # Feast's "non-entity" retrieval: every key as of end_date
+            span = compute_non_entity_date_range(
+                feature_views, kwargs.get("start_date"), kwargs.get("end_date")
+            )
+
         def build(con: duckdb.DuckDBPyConnection) -> pit.Query:
-            entities = entity_df if isinstance(entity_df, pd.DataFrame) else con.sql(entity_df).df()
+            if isinstance(entity_df, pd.DataFrame):
+                entities = entity_df
+            elif isinstance(entity_df, str):  # a query giving the entity rows
+                entities = con.sql(entity_df).df()
+            else:
+                assert span is not None
+                entities = _every_key_at(con, joins, *span)
             ts_col = infer_event_timestamp_from_entity_df(
                 dict(zip(entities.columns, entities.dtypes, strict=True))
             )

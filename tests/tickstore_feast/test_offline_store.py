@@ -52,6 +52,27 @@ def test_ttl_expiry_gives_null_and_unknown_products_give_null(lake_with: Callabl
     assert df["tick_count_300s"].isna().tolist() == [False, False, True, True]
 
 
+def test_without_entity_rows_every_key_of_the_range_as_of_its_end(lake_with: Callable[..., Settings]) -> None:
+    """Feast's non-entity mode (`start_date`/`end_date`, `feast get-historical-features -s -e`): each
+    product with rows in the range, at its end, valued as an entity row there would be (TTL too)."""
+    s = lake_with([("A", 0, 100.0), ("A", 100, 101.0), ("B", 10, 10.0), ("B", 30, 10.5), ("C", 400, 5.0)])
+    store = feature_store(s)
+    end = T0 + timedelta(seconds=120)
+    got = store.get_historical_features(
+        features=FEATURES,
+        start_date=T0,
+        end_date=end.replace(tzinfo=None),  # naive: UTC, as Feast reads it
+    ).to_df()
+    # C's only tick is after the end: no row; B's last is 90 s old at the end: past the 60 s view's TTL
+    assert got["product_id"].tolist() == ["A", "B"] and (got["event_timestamp"] == end).all()
+    expected = historical(s, [("A", 120), ("B", 120)])
+    pd.testing.assert_frame_equal(got[expected.columns].reset_index(drop=True), expected, check_dtype=False)
+    assert got["tick_count_60s"].isna().tolist() == [False, True] and got["tick_count_300s"].tolist() == [
+        2,
+        2,
+    ]
+
+
 def test_rows_come_back_in_entity_order_with_entity_columns(lake_with: Callable[..., Settings]) -> None:
     s = lake_with([("A", 0, 100.0), ("B", 0, 10.0)])
     rows = [("B", 5), ("A", 5), ("B", 1), ("A", 2)]
