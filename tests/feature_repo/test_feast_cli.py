@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -71,6 +72,20 @@ def test_feast_cli_apply_plan_list_materialize(
         features=["ticks_60s:tick_count_60s"], entity_rows=[{"product_id": "BTC-USD"}]
     )
     assert online.to_dict()["tick_count_60s"] == [61]
+    # a retrieval without entity rows, as the CLI offers it: each product as of the range's end
+    rows = json.loads(
+        feast_out(
+            repo,
+            "get-historical-features",
+            "-f",
+            "ticks_60s:tick_count_60s",
+            "-s",
+            "2026-01-01 00:01:00",
+            "-e",
+            "2026-01-01 00:01:30",
+        )
+    )
+    assert [(r["product_id"], r["tick_count_60s"]) for r in rows] == [("BTC-USD", 61)]  # ticks 30..90 s
 
 
 def test_feast_apply_in_a_fresh_clone_makes_the_data_directory(tmp_path: Path) -> None:
