@@ -5,6 +5,8 @@ Configured in feature_store.yaml as ``offline_store: {type: tickstore_feast.offl
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,11 +54,24 @@ def lake_home(config: RepoConfig) -> Path:
     return (repo / ".." / ".tickstore").resolve()
 
 
+def settings_for(config: RepoConfig) -> Settings:
+    """tickstore's settings for this repo's lake: the environment's, with its home."""
+    # Made once per home and environment, not per call: building Settings reads and validates the
+    # environment, 5-7 ms, a twentieth of a 100k-row retrieval.
+    env = tuple(sorted((k.upper(), v) for k, v in os.environ.items() if k.upper().startswith("TICKSTORE_")))
+    return _settings(lake_home(config), env)
+
+
+@functools.lru_cache(maxsize=16)
+def _settings(home: Path, env: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings(home=home)  # ``env`` is only the cache key: Settings reads the environment itself
+
+
 def lake_connection(config: RepoConfig, create: bool = False) -> duckdb.DuckDBPyConnection:
     """A read connection to the lake, pinned to ``offline_store.snapshot`` when set; ``create`` makes
     an empty lake where there is none."""
     return lake.connect(
-        Settings(home=lake_home(config)),
+        settings_for(config),
         snapshot=getattr(config.offline_store, "snapshot", None),
         create=create,
     )
@@ -92,6 +107,9 @@ class DuckDBRetrievalJob(RetrievalJob):
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
         con = lake_connection(self.config)
         try:
+            # one transaction: DuckLake reads its catalog once, not again for each statement (the entity
+            # rows' registration was one: ~8 ms of a 100k-row retrieval)
+            con.execute("BEGIN")
             query = self.build(con)
             return con.execute(query.sql, query.params).to_arrow_table()
         finally:
@@ -292,7 +310,7 @@ class DuckDBOfflineStore(OfflineStore):
             raise ValueError(
                 f"{feature_view.name} reads SQL ({src.name}); only table sources can be written to"
             )
-        con = lake.connect(Settings(home=lake_home(config)))
+        con = lake.connect(settings_for(config))
         try:
             con.register("batch", table)
             columns = ", ".join(pit.quote(c) for c in table.column_names)

@@ -112,8 +112,7 @@ def historical(
     # request); the registration ends with the connection.
     con.register("entity_rows", entities.assign(__row=np.arange(len(entities))))
     ts_sql = f"{quote(ts_col)}::TIMESTAMPTZ"
-    bounds = con.execute(f"SELECT min({ts_sql}), max({ts_sql}) FROM entity_rows").fetchone()  # noqa: S608
-    first, last = bounds if bounds else (None, None)
+    first, last = _bounds(con, entities[ts_col], ts_sql)
 
     params: dict[str, Any] = {}
     selects = [f"e.{quote(c)}" for c in entities.columns]
@@ -153,3 +152,18 @@ def historical(
         f"SELECT {', '.join(s for s in selects if s != 'e.' + quote('__row'))} FROM {joined} ORDER BY e.__row"  # noqa: S608
     )
     return Query(sql, params)
+
+
+def _bounds(con: duckdb.DuckDBPyConnection, times: pd.Series, ts_sql: str) -> tuple[Any, Any]:
+    """The first and last entity timestamp (None, None without any), as the join reads them."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype) or times.dtype.kind == "M":
+        # datetimes: numpy's min and max, without a query; naive ones are UTC, as the cast reads them
+        first, last = times.min(), times.max()
+        if pd.isna(first):
+            return None, None
+        if first.tzinfo is None:
+            first, last = first.tz_localize("UTC"), last.tz_localize("UTC")
+        # floored to microseconds, as DuckDB's TIMESTAMPTZ holds them
+        return first.floor("us").to_pydatetime(), last.floor("us").to_pydatetime()
+    bounds = con.execute(f"SELECT min({ts_sql}), max({ts_sql}) FROM entity_rows").fetchone()  # noqa: S608
+    return bounds if bounds else (None, None)

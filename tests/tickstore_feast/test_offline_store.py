@@ -73,6 +73,26 @@ def test_without_entity_rows_every_key_of_the_range_as_of_its_end(lake_with: Cal
     ]
 
 
+def test_naive_and_nanosecond_entity_times_read_as_utc_microseconds(
+    lake_with: Callable[..., Settings],
+) -> None:
+    """Entity times without a zone are UTC, and finer than a microsecond are cut to one, as DuckDB
+    reads them; the range of lake rows read follows them (the last tick at exactly the last entity
+    row's microsecond is in it)."""
+    s = lake_with([("A", 0, 100.0), ("A", 10, 101.0), ("B", 10.000001, 10.0)])
+    naive = pd.Series(
+        [
+            pd.Timestamp(T0.replace(tzinfo=None)) + pd.Timedelta(seconds=10, nanoseconds=999),
+            pd.Timestamp(T0.replace(tzinfo=None)) + pd.Timedelta(seconds=10, microseconds=1, nanoseconds=500),
+        ]
+    )
+    frame = pd.DataFrame({"product_id": ["A", "B"], "event_timestamp": naive})
+    got = feature_store(s).get_historical_features(entity_df=frame, features=FEATURES).to_df()
+    assert got["tick_count_60s"].tolist() == [2, 1]
+    aware = historical(s, [("A", 10), ("B", 10.000001)])
+    pd.testing.assert_frame_equal(got.drop(columns="event_timestamp"), aware.drop(columns="event_timestamp"))
+
+
 def test_rows_come_back_in_entity_order_with_entity_columns(lake_with: Callable[..., Settings]) -> None:
     s = lake_with([("A", 0, 100.0), ("B", 0, 10.0)])
     rows = [("B", 5), ("A", 5), ("B", 1), ("A", 2)]
@@ -225,3 +245,20 @@ def test_entity_rows_given_as_sql_and_extra_entity_columns(lake_with: Callable[.
         features=["ticks_60s:tick_count_60s"],
     ).to_df()
     assert df[["product_id", "label", "tick_count_60s"]].values.tolist() == [["A", 7, 2]]
+
+
+def test_settings_follow_the_environment(
+    lake_with: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's settings are made once per home and environment: a changed TICKSTORE_ variable
+    is read, an unchanged environment gives the settings made before."""
+    from tickstore_feast.offline_store import settings_for
+
+    config = feature_store(lake_with([("A", 0, 100.0)])).config
+    first = settings_for(config)
+    assert settings_for(config) is first
+    monkeypatch.setenv("TICKSTORE_DUCKDB_BLOCK_POOL", "0")
+    assert settings_for(config).duckdb_block_pool == "0"
+    monkeypatch.delenv("TICKSTORE_DUCKDB_BLOCK_POOL")
+    monkeypatch.setenv("tickstore_duckdb_block_pool", "25%")  # any case, as pydantic-settings reads it
+    assert settings_for(config).duckdb_block_pool == "25%"
