@@ -111,7 +111,15 @@ class DuckDBRetrievalJob(RetrievalJob):
             # rows' registration was one: ~8 ms of a 100k-row retrieval)
             con.execute("BEGIN")
             query = self.build(con)
-            return con.execute(query.sql, query.params).to_arrow_table()
+            try:
+                return con.execute(query.sql, query.params).to_arrow_table()
+            except duckdb.Error as exc:
+                if query.fallback is None or pit.COLLISION not in str(exc):
+                    raise
+                con.execute("ROLLBACK")  # the error ended the transaction, and the registrations in it
+                for name, rows in query.fallback.tables.items():
+                    con.register(name, rows)
+                return con.execute(query.fallback.sql, query.fallback.params).to_arrow_table()
         finally:
             con.close()
 

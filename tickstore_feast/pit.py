@@ -3,6 +3,13 @@
 For an entity row (key, t) a feature view contributes the row with the same key and the latest
 timestamp <= t (ties broken by the created timestamp, newest first), and NULLs when that row is older
 than the view's TTL or there is none. Identifiers are quoted; every value is a bound parameter.
+
+Where the entity rows and a view's source type the keys alike, the ASOF join matches on a 64-bit
+hash of them: DuckDB's ASOF join sorts on its equality keys, and a fixed-width key sorts faster than
+text. The picked row's own keys are then compared with the entity row's, once a row: a hash
+collision that picks another key's row raises `COLLISION`, and the caller runs ``Query.fallback``,
+the same join on the keys themselves. A collision that leaves the pick alone does no harm: the
+newest row at or before t among two keys' rows, when it is this key's, is this key's newest too.
 """
 
 from __future__ import annotations
@@ -17,13 +24,18 @@ import pandas as pd
 
 from tickstore_feast.source import DuckDBSource
 
+COLLISION = "tickstore: entity key hash collision"
+
 
 @dataclass
 class Query:
-    """SQL text plus its bound parameters."""
+    """SQL text plus its bound parameters; when ``fallback`` is set, run it should this query raise
+    `COLLISION`, after registering its ``tables`` (Python data the query reads by name)."""
 
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
+    fallback: Query | None = None
+    tables: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,14 +122,56 @@ def historical(
     """The point-in-time join of ``entities`` with every view in ``joins``, in entity-row order."""
     # Read in place by the query, not copied into a table first (that copy was ~10% of a 100k-row
     # request); the registration ends with the connection.
-    con.register("entity_rows", entities.assign(__row=np.arange(len(entities))))
+    rows = entities.assign(__row=np.arange(len(entities)))
+    con.register("entity_rows", rows)
     ts_sql = f"{quote(ts_col)}::TIMESTAMPTZ"
     first, last = _bounds(con, entities[ts_col], ts_sql)
+    columns = [c for c in entities.columns if c != "__row"]
+    by_keys = _join(columns, ts_sql, joins, first, last, [False] * len(joins))
+    hashed = _typed_alike(con, joins)
+    if not any(hashed):
+        return by_keys
+    query = _join(columns, ts_sql, joins, first, last, hashed)
+    by_keys.tables = {"entity_rows": rows}
+    query.fallback = by_keys
+    return query
 
+
+def _typed_alike(con: duckdb.DuckDBPyConnection, joins: list[ViewJoin]) -> list[bool]:
+    """For each view, whether the entity rows and its source type the keys alike (then equal keys
+    hash alike). Only binds the queries: nothing is read."""
+    entity = con.sql("SELECT * FROM entity_rows LIMIT 0")
+    types = dict(zip(entity.columns, (str(t) for t in entity.types), strict=True))
+    alike = []
+    for view in joins:
+        keys = ", ".join(quote(k) for k in view.source_keys)
+        source = con.sql(f"SELECT {keys} FROM {view.source.from_clause()} LIMIT 0")  # noqa: S608
+        alike.append([str(t) for t in source.types] == [types.get(k) for k in view.entity_keys])
+    return alike
+
+
+def _key_hash(alias: str, keys: list[str]) -> str:
+    """A 64-bit hash of the ``keys`` columns of ``alias``; NULL when any is NULL (matching nothing)."""
+    cols = [f"{alias}.{quote(k)}" for k in keys]
+    present = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+    return f"CASE WHEN {present} THEN hash({', '.join(cols)}) END"
+
+
+def _join(
+    columns: list[str],
+    ts_sql: str,
+    joins: list[ViewJoin],
+    first: datetime | None,
+    last: datetime | None,
+    hashed: list[bool],
+) -> Query:
+    """The join over the registered ``entity_rows``, on key hashes for the views ``hashed`` names."""
     params: dict[str, Any] = {}
-    selects = [f"e.{quote(c)}" for c in entities.columns]
-    joined = f"(SELECT *, {ts_sql} AS __ts FROM entity_rows) AS e"  # noqa: S608
-    for i, view in enumerate(joins):
+    entity_cols = [f"{ts_sql} AS __ts"]
+    asof = ""  # the ASOF joins, one per view
+    picked = []  # per view: its features (renamed apart) and whether its row serves (__ok<i>)
+    outputs = [f"j.{quote(c)}" for c in columns]
+    for i, (view, hash_keys) in enumerate(zip(joins, hashed, strict=True)):
         alias = f"v{i}"
         lo = hi = None
         if view.ttl is not None and first is not None:
@@ -132,26 +186,40 @@ def historical(
             if view.created_timestamp_column
             else ", ".join(quote(f) for f in view.features)
         )
-        rows = (
-            f"(SELECT {keys}, {ts} AS __fv_ts, {', '.join(quote(f) for f in view.features)} "  # noqa: S608
-            f"FROM {_source_rows(view.source, lo, hi)} AS src "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys}, {ts} ORDER BY {tie}) = 1)"
-        )
-        on = " AND ".join(
+        same_keys = " AND ".join(
             f"{alias}.{quote(s)} = e.{quote(k)}"
             for s, k in zip(view.source_keys, view.entity_keys, strict=True)
         )
-        joined += f" ASOF LEFT JOIN {rows} AS {alias} ON {on} AND e.__ts >= {alias}.__fv_ts"
-        fresh = "TRUE"
+        key_hash, on = "", same_keys
+        if hash_keys:
+            key_hash = f", {_key_hash('src', view.source_keys)} AS __key"
+            entity_cols.append(f"{_key_hash('entity_rows', view.entity_keys)} AS __key{i}")
+            on = f"{alias}.__key = e.__key{i}"
+        rows = (
+            f"(SELECT {keys}, {ts} AS __fv_ts, {', '.join(quote(f) for f in view.features)}{key_hash} "  # noqa: S608
+            f"FROM {_source_rows(view.source, lo, hi)} AS src "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys}, {ts} ORDER BY {tie}) = 1)"
+        )
+        asof += f" ASOF LEFT JOIN {rows} AS {alias} ON {on} AND e.__ts >= {alias}.__fv_ts"
+        ok = "TRUE"
         if view.ttl is not None:
             params[f"ttl{i}"] = int(view.ttl / timedelta(microseconds=1))
-            fresh = f"{alias}.__fv_ts >= e.__ts - to_microseconds(${f'ttl{i}'})"
-        for feature, out in zip(view.features, view.output_names, strict=True):
-            selects.append(f"CASE WHEN {fresh} THEN {alias}.{quote(feature)} END AS {quote(out)}")
-    sql = (
-        f"SELECT {', '.join(s for s in selects if s != 'e.' + quote('__row'))} FROM {joined} ORDER BY e.__row"  # noqa: S608
+            ok = f"{alias}.__fv_ts >= e.__ts - to_microseconds(${f'ttl{i}'})"
+        if hash_keys:  # the picked row must be this key's (see COLLISION)
+            ok = (
+                f"CASE WHEN {alias}.__key IS NULL THEN FALSE WHEN {same_keys} THEN {ok} "
+                f"ELSE error('{COLLISION}') END"
+            )
+        picked.append(f"{ok} AS __ok{i}")
+        for n, (feature, out) in enumerate(zip(view.features, view.output_names, strict=True)):
+            picked.append(f"{alias}.{quote(feature)} AS __f{i}_{n}")
+            outputs.append(f"CASE WHEN j.__ok{i} THEN j.__f{i}_{n} END AS {quote(out)}")
+    # the checks in a subquery of their own: evaluated once a row, not once per feature
+    joined = (
+        f"(SELECT e.*, {', '.join(picked)} "  # noqa: S608
+        f"FROM (SELECT *, {', '.join(entity_cols)} FROM entity_rows) AS e{asof}) AS j"
     )
-    return Query(sql, params)
+    return Query(f"SELECT {', '.join(outputs)} FROM {joined} ORDER BY j.__row", params)  # noqa: S608
 
 
 def _bounds(con: duckdb.DuckDBPyConnection, times: pd.Series, ts_sql: str) -> tuple[Any, Any]:

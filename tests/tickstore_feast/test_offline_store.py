@@ -102,6 +102,37 @@ def test_rows_come_back_in_entity_order_with_entity_columns(lake_with: Callable[
     )
 
 
+def test_keys_matched_by_hash_by_value_or_after_a_collision_give_the_same_rows(
+    lake_with: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ASOF join matches keys by their hash where both sides type them alike; a collision (forced
+    here: every key hashed to 0, so rows of other products are picked) is caught and the join run on
+    the keys themselves. A NULL key matches nothing either way."""
+    import duckdb
+
+    from tickstore_feast import pit
+    from tickstore_feast.offline_store import lake_connection
+
+    s = lake_with([("A", 0, 100.0), ("A", 30, 101.0), ("B", 10, 10.0), ("B", 50, 10.5), ("C", 20, 5.0)])
+    rows = [("A", 40), ("B", 40), ("C", 25), ("A", 5), ("B", 55), ("D", 30), (None, 30)]
+    hashed = historical(s, rows)  # type: ignore[arg-type]
+    assert hashed["tick_count_60s"].tolist()[:5] == [2, 1, 1, 1, 2]
+    assert hashed["tick_count_60s"].isna().tolist()[5:] == [True, True]
+
+    with monkeypatch.context() as m:
+        m.setattr(pit, "_typed_alike", lambda con, joins: [False] * len(joins))
+        pd.testing.assert_frame_equal(historical(s, rows), hashed)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pit, "_key_hash", lambda alias, keys: "0::UBIGINT")
+    job = feature_store(s).get_historical_features(entity_df=entities(rows), features=FEATURES)  # type: ignore[arg-type]
+    con = lake_connection(job.config)
+    query = job.build(con)  # type: ignore[attr-defined]
+    with pytest.raises(duckdb.Error, match=pit.COLLISION):
+        con.execute(query.sql, query.params)
+    con.close()
+    pd.testing.assert_frame_equal(job.to_df(), hashed)
+
+
 def test_full_feature_names(lake_with: Callable[..., Settings]) -> None:
     s = lake_with([("A", 0, 100.0)])
     store = feature_store(s)
