@@ -275,7 +275,7 @@ class DuckDBOfflineStore(OfflineStore):
                     entity_keys=keys,
                     source_keys=source_keys,
                     features=features,
-                    output_names=[f"{name}__{f}" if full_feature_names else f for f in features],
+                    output_names=[pit.column_name(name, f, full_feature_names) for f in features],
                     timestamp_field=src.timestamp_field,
                     created_timestamp_column=src.created_timestamp_column or None,
                     ttl=fv.ttl if fv.ttl and fv.ttl > timedelta(0) else None,

@@ -53,6 +53,12 @@ class ViewJoin:
     ttl: timedelta | None
 
 
+def column_name(view: str, feature: str, full_feature_names: bool) -> str:
+    """The column a retrieval names ``view``'s ``feature``: ``view__feature`` with full feature names
+    (Feast's spelling), else the feature's own name."""
+    return f"{view}__{feature}" if full_feature_names else feature
+
+
 def quote(identifier: str) -> str:
     """A DuckDB quoted identifier."""
     return '"' + identifier.replace('"', '""') + '"'

@@ -25,6 +25,7 @@ from feast.errors import FeatureServiceNotFoundException
 from tickstore import lake
 from tickstore.errors import storage_trouble
 from tickstore.settings import Settings
+from tickstore_feast import pit
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import fingerprints
 
@@ -82,8 +83,9 @@ class Manifest:
 
 
 def feature_columns(refs: list[str], full_feature_names: bool) -> list[str]:
-    """The columns Feast names `view:feature` refs: `view__feature` with full names, else `feature`."""
-    return [r.replace(":", "__", 1) if full_feature_names else r.split(":", 1)[1] for r in refs]
+    """The columns a retrieval names `view:feature` refs."""
+    views_features = (r.split(":", 1) for r in refs)
+    return [pit.column_name(view, feature, full_feature_names) for view, feature in views_features]
 
 
 def grid_entities(settings: Settings, grid: Grid, snapshot: int) -> pd.DataFrame:
@@ -253,7 +255,8 @@ def build(
         refs = [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features]
     if not full_feature_names:
         _names_apart(f"feature service {feature_service!r}" if service else "the features asked for", refs)
-    taken = [c for c in feature_columns(refs, full_feature_names) if c in set(frame.columns)]
+    present = set(frame.columns)
+    taken = [c for c in feature_columns(refs, full_feature_names) if c in present]
     if taken:
         # an earlier training set as the entity rows, say: Arrow failed on the twice-named column
         raise ValueError(
