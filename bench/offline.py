@@ -158,7 +158,9 @@ def _our_store(home: str, table: str):  # type: ignore[no-untyped-def]
     from tickstore_feast import DuckDBSource
 
     offline = {"type": "tickstore_feast.offline_store.DuckDBOfflineStore", "home": home}
-    return _store(home, "ours", offline, DuckDBSource(table=table))
+    # the table is sql/ticks_60s.sql's own output, whose rows at one (product, time) are equal, as
+    # the repo's view declares for the SQL (tests/feature_repo/test_definitions.py checks it)
+    return _store(home, "ours", offline, DuckDBSource(table=table, ties_equal=True))
 
 
 FEATURES = ["ticks_60s:ret_std_60s", "ticks_60s:spread_bps_mean_60s", "ticks_60s:tick_count_60s"]

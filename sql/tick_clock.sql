@@ -1,5 +1,5 @@
 -- tick_clock: when a product's features were last current, to the microsecond.
--- grain: one row per tick (product_id, event_time)
+-- grain: one row per tick (product_id, event_time); ticks sharing an event_time get equal values
 -- time column: event_time (exchange time, UTC, microseconds)
 -- window: none; each row is the tick itself.
 -- Feast's online stores keep event timestamps to the second; the scorer reads this view beside the

@@ -186,12 +186,16 @@ def _join(
             lo, hi = f"lo{i}", f"hi{i}"
         ts = quote(view.timestamp_field)
         keys = ", ".join(quote(k) for k in view.source_keys)
-        # One row per (key, timestamp): the newest created, else a deterministic pick among equals.
+        # One row per (key, timestamp): the newest created, else a deterministic pick among equals;
+        # rows the source declares equal need no pick (the ASOF join takes any: see ties_equal).
         tie = (
             f"{quote(view.created_timestamp_column)} DESC"
             if view.created_timestamp_column
             else ", ".join(quote(f) for f in view.features)
         )
+        dedupe = f" QUALIFY row_number() OVER (PARTITION BY {keys}, {ts} ORDER BY {tie}) = 1"
+        if view.source.ties_equal and not view.created_timestamp_column:
+            dedupe = ""
         same_keys = " AND ".join(
             f"{alias}.{quote(s)} = e.{quote(k)}"
             for s, k in zip(view.source_keys, view.entity_keys, strict=True)
@@ -203,8 +207,7 @@ def _join(
             on = f"{alias}.__key = e.__key{i}"
         rows = (
             f"(SELECT {keys}, {ts} AS __fv_ts, {', '.join(quote(f) for f in view.features)}{key_hash} "  # noqa: S608
-            f"FROM {_source_rows(view.source, lo, hi)} AS src "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys}, {ts} ORDER BY {tie}) = 1)"
+            f"FROM {_source_rows(view.source, lo, hi)} AS src{dedupe})"
         )
         asof += f" ASOF LEFT JOIN {rows} AS {alias} ON {on} AND e.__ts >= {alias}.__fv_ts"
         ok = "TRUE"

@@ -49,6 +49,12 @@ class DuckDBSource(DataSource):
     the offline store uses it to compute features over only the ticks a request needs. SQL sources must
     name it (``timedelta(0)`` for a per-tick view): left out, it was 0, and the windows of the rows
     nearest a request's start were computed over only part of their ticks, with nothing said.
+
+    ``ties_equal`` declares that rows sharing a key and a timestamp carry equal features (the window
+    views of `sql/`: ticks sharing an event time share one frame). A point-in-time join then takes
+    any of them instead of first sorting them out to pick one, which was half of a 1M-row training
+    set's time over 10M rows. Left False, ties are broken by the created timestamp, else by the
+    feature values, as before; a source with a created timestamp is always sorted out by it.
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class DuckDBSource(DataSource):
         timestamp_field: str = "event_time",
         created_timestamp_column: str = "",
         lookback: timedelta | None = None,
+        ties_equal: bool = False,
         field_mapping: dict[str, str] | None = None,
         description: str = "",
         tags: dict[str, str] | None = None,
@@ -81,6 +88,7 @@ class DuckDBSource(DataSource):
         self.query = query
         self.table = table
         self.lookback = lookback or timedelta(0)
+        self.ties_equal = ties_equal
         name = name or table
         if not name:
             raise ValueError("a DuckDBSource built from query= needs a name=")
@@ -101,14 +109,20 @@ class DuckDBSource(DataSource):
         return (
             isinstance(other, DuckDBSource)
             and super().__eq__(other)
-            and (self.query, self.table, self.lookback) == (other.query, other.table, other.lookback)
+            and (self.query, self.table, self.lookback, self.ties_equal)
+            == (other.query, other.table, other.lookback, other.ties_equal)
         )
 
     def source_type(self) -> DataSourceProto.SourceType.ValueType:
         return DataSourceProto.CUSTOM_SOURCE
 
     def _to_proto_impl(self) -> DataSourceProto:
-        options = {"query": self.query, "table": self.table, "lookback_s": self.lookback.total_seconds()}
+        options = {
+            "query": self.query,
+            "table": self.table,
+            "lookback_s": self.lookback.total_seconds(),
+            "ties_equal": self.ties_equal,
+        }
         proto = DataSourceProto(
             name=self.name,
             type=DataSourceProto.CUSTOM_SOURCE,
@@ -133,6 +147,7 @@ class DuckDBSource(DataSource):
             timestamp_field=data_source.timestamp_field,
             created_timestamp_column=data_source.created_timestamp_column,
             lookback=timedelta(seconds=options.get("lookback_s", 0)),
+            ties_equal=bool(options.get("ties_equal", False)),
             field_mapping=dict(data_source.field_mapping),
             description=data_source.description,
             tags=dict(data_source.tags),
