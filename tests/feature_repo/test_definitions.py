@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 from feast import FeatureView
 
-from tickstore.lake import TICKS_DDL
+from tests.sql.helpers import simulated_ticks
 from tickstore_feast.repo import repo_modules, repo_objects
 
 
@@ -29,16 +28,8 @@ def test_views_declaring_equal_ties_give_ticks_sharing_a_time_equal_rows(view: F
     """The point-in-time join takes any of a key's rows at one timestamp for such a view (no sort to
     pick one): checked on 20k simulated ticks, their times cut to 10 ms so that most share one with
     others, gaps and sizes missing on some, as in recordings."""
-    from ingest import simulate
-
-    table = simulate.tick_table(simulate.SimConfig(n_ticks=20_000, products=("A", "B"), seed=3))
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(TICKS_DDL)
-    con.register("sim", table)
-    con.execute("INSERT INTO ticks BY NAME SELECT * FROM sim")
+    con = simulated_ticks(seed=3)
     con.execute("UPDATE ticks SET event_time = time_bucket(INTERVAL 10 MILLISECOND, event_time)")
-    con.execute("UPDATE ticks SET best_bid_size = NULL, best_ask_size = NULL WHERE sequence % 7 = 0")
     shared = con.sql(
         "SELECT count(*) FROM (SELECT product_id, event_time FROM ticks GROUP BY ALL HAVING count(*) > 1)"
     ).fetchone()

@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from tests.conftest import REPO
+from tests.sql.helpers import simulated_ticks
 from tickstore.lake import TICKS_DDL
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -119,16 +120,7 @@ def test_peers_get_identical_rows() -> None:
 @pytest.mark.parametrize("w", [10, 60, 300])
 def test_equals_the_plain_range_window_formulation_on_random_ticks(w: int) -> None:
     """The ROWS-with-offsets frame must select exactly the RANGE frame's rows (checked on 20k ticks)."""
-    from ingest import simulate
-
-    table = simulate.tick_table(simulate.SimConfig(n_ticks=20_000, products=("A", "B"), seed=w))
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(TICKS_DDL)
-    con.register("sim", table)
-    con.execute("INSERT INTO ticks BY NAME SELECT * FROM sim")
-    # sizes missing on some ticks, as in real recordings
-    con.execute("UPDATE ticks SET best_bid_size = NULL, best_ask_size = NULL WHERE sequence % 7 = 0")
+    con = simulated_ticks(seed=w)
     ours = (REPO / "sql" / f"ticks_{w}s.sql").read_text()
     reference = f"""
         SELECT product_id, event_time,
