@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from feast import FeatureView
 
 from tests.sql.helpers import simulated_ticks
+from tickstore.settings import Settings
 from tickstore_feast.repo import repo_modules, repo_objects
 
 
@@ -27,7 +30,7 @@ def test_the_window_views_and_the_clock_declare_equal_ties() -> None:
 def test_views_declaring_equal_ties_give_ticks_sharing_a_time_equal_rows(view: FeatureView) -> None:
     """The point-in-time join takes any of a key's rows at one timestamp for such a view (no sort to
     pick one): checked on 20k simulated ticks, their times cut to 10 ms so that most share one with
-    others, gaps and sizes missing on some, as in recordings."""
+    others, sizes missing on some, as in recordings."""
     con = simulated_ticks(seed=3)
     con.execute("UPDATE ticks SET event_time = time_bucket(INTERVAL 10 MILLISECOND, event_time)")
     shared = con.sql(
@@ -42,7 +45,7 @@ def test_views_declaring_equal_ties_give_ticks_sharing_a_time_equal_rows(view: F
     assert rows == times
 
 
-def test_what_a_source_declares_survives_the_registry(make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_what_a_source_declares_survives_the_registry(make_settings: Callable[..., Settings]) -> None:
     """`feast apply` stores the source as a proto; what comes back reads the same SQL, lookback and ties."""
     from tickstore_feast.repo import feature_store
 
