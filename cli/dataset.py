@@ -174,6 +174,6 @@ def dataset_build(
         known = ds.known_products(settings_of(ctx), manifest.snapshot)
         console.print(
             f"[yellow]warning:[/] no ticks at snapshot {manifest.snapshot} for "
-            f"{', '.join(manifest.products_without_ticks)}: every feature of their rows is NULL "
-            f"(products with ticks: {', '.join(known) or 'none'}; names are case-sensitive)"
+            f"{', '.join(map(ds.shown, manifest.products_without_ticks))}: every feature of their rows is "
+            f"NULL (products with ticks: {', '.join(known) or 'none'}; names are exact: case and spaces count)"
         )

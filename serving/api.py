@@ -48,16 +48,18 @@ def _read(products: list[str]) -> list[ProductFeatures]:
         raise ApiError(503, "features_unavailable", str(exc)) from exc
     unknown = [r.product_id for r in rows if not r.known]
     if unknown:
-        message = f"no online features for {', '.join(unknown)}"
-        # on the error path only: one more read, for the likeliest slip (Coinbase's ids are upper case)
-        cased = sorted({p.upper() for p in unknown if p != p.upper()})
+        # quoted where spaces around a name would not show
+        message = f"no online features for {', '.join(p if p == p.strip() else repr(p) for p in unknown)}"
+        # on the error path only: one more read, for the likeliest slips (Coinbase's ids are upper case,
+        # and hold no spaces)
+        cased = sorted({p.strip().upper() for p in unknown if p != p.strip().upper()})
         if cased:
             try:
                 known = [r.product_id for r in state().features().read(cased) if r.known]
             except FeaturesUnavailable:
                 known = []
             if known:
-                message += f" (product ids are case-sensitive: did you mean {', '.join(known)}?)"
+                message += f" (product ids are exact, case and spaces: did you mean {', '.join(known)}?)"
         raise ApiError(404, "unknown_product", message, unknown=unknown)
     views = len(state().features().views)
     stale = [r for r in rows if len(r.expired_views) == views]

@@ -151,14 +151,18 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
         frame = (
             pd.read_parquet(source)
             if is_parquet
-            else pd.read_csv(source, dtype={"product_id": str}, compression=compression)
+            # spaces after the commas (`BTC-USD, 2025-12-06T07:00`) are layout: kept, the header named
+            # a column " event_timestamp" and every product " BTC-USD", which no tick has
+            else pd.read_csv(
+                source, dtype={"product_id": str}, compression=compression, skipinitialspace=True
+            )
         )
     except (ValueError, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"{path} is neither Parquet nor readable CSV: {exc}") from exc
     missing = {"product_id", "event_timestamp"} - set(frame.columns)
     if missing:
         raise ValueError(
-            f"{path} lacks column(s) {', '.join(sorted(missing))} (it has {', '.join(map(str, frame.columns))})"
+            f"{path} lacks column(s) {', '.join(sorted(missing))} (it has {', '.join(map(shown, frame.columns))})"
         )
     if frame.empty:
         raise ValueError(f"{path} holds no entity rows")
@@ -181,6 +185,12 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
     frame["event_timestamp"] = times
     frame["product_id"] = frame["product_id"].astype(str)
     return frame
+
+
+def shown(name: object) -> str:
+    """``name`` as printed in a message: quoted when it is empty or spaces around it would not show."""
+    text = str(name)
+    return repr(text) if not text or text != text.strip() else text
 
 
 def utc_times(values: pd.Series) -> pd.Series:

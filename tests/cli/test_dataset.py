@@ -288,14 +288,18 @@ def test_the_cli_names_products_without_ticks_and_counts_only_feature_nulls(
     rows = tmp_path / "rows.csv"
     rows.write_text(
         "product_id,event_timestamp\nbtc-usd,2026-01-01T00:00:10Z\nBTC-USD,2026-01-01T00:00:10Z\n"
+        "BTC-USD ,2026-01-01T00:00:10Z\n"  # a space before the comma is the product's: no tick has it
     )
     args = ["dataset", "build", "--entities", str(rows), "--out", str(tmp_path / "o.parquet")]
     run = CliRunner().invoke(main, args, env=env_for(s))
     assert run.exit_code == 0, run.output
     out = " ".join(run.output.split())
-    assert "wrote 2 rows x 27 features" in out
-    assert "no ticks at snapshot" in out and "for btc-usd: every feature of their rows is NULL" in out
-    assert "(products with ticks: BTC-USD, ETH-USD; names are case-sensitive)" in out
+    assert "wrote 3 rows x 27 features" in out
+    assert (
+        "no ticks at snapshot" in out
+        and "for 'BTC-USD ', btc-usd: every feature of their rows is NULL" in out
+    )
+    assert "(products with ticks: BTC-USD, ETH-USD; names are exact: case and spaces count)" in out
     # the NULL summary is about features, never the entity columns (it said "most NULL: product_id
     # 0.0%, event_timestamp 0.0%, ..." for a set without a NULL)
     rows.write_text("product_id,event_timestamp\nBTC-USD,2026-01-01T00:01:40Z\n")

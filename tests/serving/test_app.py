@@ -119,7 +119,9 @@ def test_a_json_body_is_read_whatever_its_content_type_and_megabytes_are_refused
     assert response.get_json()["error"]["code"] == "request_entity_too_large"
 
 
-def test_a_lower_case_product_gets_a_404_that_names_the_known_one(serving_settings: Settings) -> None:
+def test_a_lower_case_or_spaced_product_gets_a_404_that_names_the_known_one(
+    serving_settings: Settings,
+) -> None:
     register_model(serving_settings, seed=1, threshold=0.5)
     write_online(serving_settings, "BTC-USD")
     client = create_app(serving_settings, watch_model=False).test_client()
@@ -130,7 +132,13 @@ def test_a_lower_case_product_gets_a_404_that_names_the_known_one(serving_settin
         assert response.status_code == 404
         error = response.get_json()["error"]
         assert error["unknown"] == ["btc-usd"]
+        assert "no online features for btc-usd (" in error["message"]
         assert "did you mean BTC-USD?" in error["message"]
+    # a space around the id (pasted from a CSV, say) is shown quoted, and the id without it suggested
+    error = client.post("/v1/score", json={"product_ids": [" btc-usd"]}).get_json()["error"]
+    assert error["unknown"] == [" btc-usd"]
+    assert "no online features for ' btc-usd' (" in error["message"]
+    assert "did you mean BTC-USD?" in error["message"]
     # nothing to suggest for a product that is unknown in any case
     assert (
         "did you mean"

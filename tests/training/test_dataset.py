@@ -81,6 +81,21 @@ def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_pa
     assert m.products_without_ticks == ["DOGE-USD"]  # named in the manifest and by the CLI
 
 
+def test_spaces_after_a_csv_files_commas_are_layout_and_odd_column_names_show(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = tmp_path / "rows.csv"
+    rows.write_text("product_id, event_timestamp, label\nBTC-USD, 2025-12-06T07:00:00Z, 1\n")
+    frame = dataset.file_entities(rows)
+    assert list(frame.columns) == ["product_id", "event_timestamp", "label"]
+    assert frame["product_id"].tolist() == ["BTC-USD"] and frame["label"].tolist() == [1]
+    assert frame["event_timestamp"].tolist() == [pd.Timestamp("2025-12-06T07:00:00Z")]
+    # a space before a comma is part of the name: the message quotes it, so it shows
+    rows.write_text("product_id,event_timestamp \nBTC-USD,2025-12-06T07:00:00Z\n")
+    with pytest.raises(
+        ValueError, match=r"lacks column\(s\) event_timestamp \(it has product_id, 'event_timestamp '\)"
+    ):
+        dataset.file_entities(rows)
+
+
 def test_entity_times_without_an_offset_are_utc_beside_rows_with_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows = tmp_path / "rows.csv"
     rows.write_text(
