@@ -151,8 +151,8 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
         frame = (
             pd.read_parquet(source)
             if is_parquet
-            # spaces after the commas (`BTC-USD, 2025-12-06T07:00`) are layout: kept, the header named
-            # a column " event_timestamp" and every product " BTC-USD", which no tick has
+            # spaces after the commas (`BTC-USD, 2025-12-06T07:00`) are layout: read as part of the
+            # fields, they named a column " event_timestamp" and every product " BTC-USD" (no tick's)
             else pd.read_csv(
                 source, dtype={"product_id": str}, compression=compression, skipinitialspace=True
             )
