@@ -4,6 +4,8 @@ tests/cli/test_dataset.py)."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from tests.conftest import files_capped_at
 from tests.tickstore_feast.conftest import T0, load, tick_rows
 from tests.training.helpers import seeded
+from tickstore import lake
 from tickstore.feature_sql import SQL_DIR, fingerprints
 from tickstore.settings import Settings
 from training import dataset
@@ -53,7 +56,7 @@ def test_grid_dataset_has_a_row_per_product_and_step_and_a_manifest(
     assert manifest["null_fraction"]["tick_count_300s"] == 0.0
 
 
-def test_rebuild_as_of_the_recorded_snapshot_is_byte_identical_while_ticks_arrive(
+def test_rebuild_as_of_the_recorded_snapshot_is_byte_identical_after_new_ticks(
     make_settings: Callable[..., Settings], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     s = seeded(make_settings)
@@ -66,6 +69,55 @@ def test_rebuild_as_of_the_recorded_snapshot_is_byte_identical_while_ticks_arriv
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     assert (tmp_path / "a.parquet").read_bytes() != (tmp_path / "c.parquet").read_bytes()
     assert latest.snapshot > first.snapshot
+
+
+def _append_until(home: str, stop: str) -> None:
+    """Append a BTC-USD tick inside the test's range, commit by commit, until ``stop`` exists: another
+    process writing the lake, as the sink does."""
+    s = Settings(home=Path(home))
+    i = 0
+    while not Path(stop).exists():
+        load(s, tick_rows([("BTC-USD", 100.005 + i * 0.01, 200.0 + i)]))
+        i += 1
+
+
+def _snapshot(s: Settings) -> int:
+    con = lake.connect(s, create=False)
+    try:
+        return lake.current_snapshot(con)
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_rebuilds_as_of_a_snapshot_are_byte_identical_while_another_process_appends(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    s = seeded(make_settings)
+    grid = dataset.Grid(T0, T0 + timedelta(seconds=300), timedelta(seconds=2))
+    first = dataset.build(s, grid, tmp_path / "a.parquet")
+    stop = tmp_path / "stop"
+    writer = multiprocessing.get_context("spawn").Process(target=_append_until, args=(str(s.home), str(stop)))
+    writer.start()
+    try:
+        deadline = time.monotonic() + 60
+        while _snapshot(s) == first.snapshot:  # the writer's first commit: it is running
+            assert writer.is_alive() and time.monotonic() < deadline, "the writer process did not append"
+            time.sleep(0.05)
+        before = _snapshot(s)
+        for k in range(3):
+            again = dataset.build(s, grid, tmp_path / f"b{k}.parquet", as_of=first.snapshot)
+            assert again.snapshot == first.snapshot
+            assert (tmp_path / f"b{k}.parquet").read_bytes() == (tmp_path / "a.parquet").read_bytes()
+        during = _snapshot(s)
+    finally:
+        stop.touch()
+        writer.join(60)
+    assert writer.exitcode == 0
+    assert during > before  # ticks were committed while the rebuilds read
+    latest = dataset.build(s, grid, tmp_path / "c.parquet")
+    assert latest.snapshot >= during and latest.rows == first.rows
+    assert (tmp_path / "c.parquet").read_bytes() != (tmp_path / "a.parquet").read_bytes()
 
 
 def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_path) -> None:  # type: ignore[no-untyped-def]
