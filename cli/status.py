@@ -13,6 +13,7 @@ import click
 from cli.context import report, settings_of
 from cli.feed import broker_report
 from cli.output import count_of
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
         online = OnlineFeatures(settings)
         online.ping()
         rows = online.read(products) if products else []
-    except FeaturesUnavailable as exc:
+    except (FeaturesUnavailable, TickstoreError) as exc:  # TickstoreError: no feature_repo/ to read
         return None, [f"online store ({where}): {MISSING}: {exc}"]
     lines = [f"online store ({where}): {OK}"]
     for r in rows:

@@ -10,7 +10,8 @@ from typing import Any
 
 import duckdb
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+from tickstore.paths import SQL_DIR
+
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 

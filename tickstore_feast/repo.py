@@ -13,10 +13,11 @@ from typing import Any
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
 
+from tickstore import paths
 from tickstore.errors import TickstoreError
+from tickstore.paths import FEATURE_REPO
 from tickstore.settings import Settings
 
-FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
 DEFAULT_HOME = "../.tickstore"  # what feature_store.yaml's relative paths point into
 
 
@@ -42,6 +43,7 @@ def _as_feast_spells(path: str) -> str:
 def raw_config(settings: Settings, snapshot: int | None = None) -> dict[str, Any]:
     """feature_store.yaml as a dict, its data paths under ``settings.home``, the online store as
     ``settings`` says, and the lake pinned to ``snapshot``."""
+    paths.require()  # every Feast use starts here: an install without the source tree is told so
     raw: dict[str, Any] = yaml.safe_load((FEATURE_REPO / "feature_store.yaml").read_text())
     home = settings.home.resolve()
     raw["registry"] = dict(raw["registry"], path=_reroot(raw["registry"]["path"], home))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from ingest import replay
 from tests.cli.helpers import env_for, spawn_sink, tickstore
 from tests.conftest import REPO, SHARED, free_port
 from tests.ingest.helpers import query, reference_ticks
+from tests.training.helpers import seeded
 from tickstore.settings import Settings
 
 
@@ -49,6 +52,53 @@ def test_a_new_machine_s_first_feast_command_prints_no_library_chatter(
     out = tickstore(s, "feast", "--help", env={**env_for(s), "MPLCONFIGDIR": str(tmp_path / "mpl")})
     assert (tmp_path / "mpl").is_dir(), "matplotlib was not imported: the test no longer tests anything"
     assert out.stdout.startswith("Usage:") and "fontManager" not in out.stdout + out.stderr
+
+
+def installed_copy(folder: Path) -> Path:
+    """What an install from a wheel puts in site-packages: the packages pyproject.toml lists, with
+    their package data, and nothing else of the source tree."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package in config["packages"]:
+        source = REPO / package.replace(".", "/")
+        target = folder / package.replace(".", "/")
+        target.mkdir(parents=True, exist_ok=True)
+        for pattern in ["*.py", *config.get("package-data", {}).get(package, [])]:
+            for file in source.glob(pattern):
+                shutil.copy(file, target / file.name)
+    return folder
+
+
+def test_an_install_without_the_source_tree_says_to_clone_and_install_editable(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    s = seeded(make_settings)  # a lake with ticks: the commands get as far as the feature definitions
+    site = installed_copy(tmp_path / "site")
+    env = {**env_for(s), "PYTHONPATH": str(site)}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import cli, tickstore.paths as p; print(cli.__file__, p.missing())"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.startswith(str(site)), "the copy is not what runs: the test would test the repo"
+    told = f"{site / 'sql'} and {site / 'feature_repo'} not found beside tickstore's code"
+    grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:00"]
+    for args in (["dataset", "build", *grid, "--out", "x.parquet"], ["feast", "plan"], ["stream"]):
+        run = tickstore(s, *args, check=False, env=env, cwd=tmp_path)
+        said = " ".join(run.stderr.split())
+        assert run.returncode == 1 and "Traceback" not in run.stderr, (args, run.stderr)
+        assert told in said and "`make venv` (or `pip install -e .`)" in said, (args, said)
+    # status names it beside the parts that answer; help and ad-hoc SQL over the lake still work
+    run = tickstore(s, "status", check=False, env=env, cwd=tmp_path)
+    assert (
+        run.returncode == 1
+        and "lake /" in run.stdout
+        and "online store (SQLite): missing: " + told in " ".join(run.stdout.split())
+    )
+    assert tickstore(s, "train", "--help", env=env, cwd=tmp_path).stdout.startswith("Usage:")
+    assert "600" in tickstore(s, "sql", "SELECT count(*) FROM ticks", env=env, cwd=tmp_path).stdout
 
 
 def test_version_names_the_engines(make_settings: Callable[..., Settings]) -> None:
