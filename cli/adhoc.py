@@ -95,6 +95,18 @@ def run_statements(
     return result
 
 
+def _no_views() -> str:
+    """What "feature views:" lists when there are none, and why when sql/ itself is missing."""
+    from tickstore import paths
+    from tickstore.errors import TickstoreError
+
+    try:
+        paths.require()
+    except TickstoreError as exc:
+        return f"none ({exc})"
+    return "none"
+
+
 @click.command()
 @click.argument("query", required=False)
 @click.option(
@@ -273,8 +285,9 @@ class Session:
             raise
         except duckdb.CatalogException as exc:
             # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
+            views = ", ".join(self.views) or _no_views()
             raise click.ClickException(
-                f"{exc}\nThe lake's tables: {', '.join(self.tables())}; feature views: {', '.join(self.views)}"
+                f"{exc}\nThe lake's tables: {', '.join(self.tables())}; feature views: {views}"
             ) from exc
         except duckdb.Error as exc:
             if "read-only mode" in str(exc) and not self.past:

@@ -99,6 +99,8 @@ def test_an_install_without_the_source_tree_says_to_clone_and_install_editable(
     )
     assert tickstore(s, "train", "--help", env=env, cwd=tmp_path).stdout.startswith("Usage:")
     assert "600" in tickstore(s, "sql", "SELECT count(*) FROM ticks", env=env, cwd=tmp_path).stdout
+    run = tickstore(s, "sql", "SELECT * FROM ticks_60s", check=False, env=env, cwd=tmp_path)
+    assert run.returncode == 1 and "feature views: none (" + told in " ".join(run.stderr.split())
 
 
 def test_version_names_the_engines(make_settings: Callable[..., Settings]) -> None:
