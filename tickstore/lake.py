@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import duckdb
 
+from tickstore import paths
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
 
@@ -119,10 +120,7 @@ def connect(
     the data directory and the tick tables are made when missing.
     """
     if not create and not settings.lake_catalog.exists():
-        raise LakeError(
-            f"no lake at {settings.lake_catalog}: run `tickstore sink` (or `make demo`) first, "
-            "or point TICKSTORE_HOME at an existing data directory"
-        )
+        raise LakeError(_no_lake(settings))
     con = _instance(settings, snapshot, read_only).cursor()
     tune(con)  # a cursor is a session of its own: it does not inherit its parent's settings
     # Ticks are UTC; pin the session zone so TIMESTAMPTZ prints and truncates the same everywhere.
@@ -267,6 +265,24 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
     except duckdb.TransactionException:
         pass
+
+
+def _no_lake(settings: Settings) -> str:
+    """Why there is no lake, and where one is when it is the source tree's (TICKSTORE_HOME defaults to
+    `.tickstore` in the current folder: `tickstore` run from `sql/` or `feature_repo/` looked there)."""
+    message = (
+        f"no lake at {settings.lake_catalog.resolve()}: run `tickstore sink` (or `make demo`) first, "
+        "or point TICKSTORE_HOME at an existing data directory"
+    )
+    beside = paths.SOURCE_TREE / ".tickstore"
+    if (
+        beside.resolve() != settings.home.resolve()
+        and (beside / settings.lake_catalog.relative_to(settings.home)).exists()
+    ):
+        message += (
+            f" (the source tree's is {beside}: run tickstore from {paths.SOURCE_TREE}, or set TICKSTORE_HOME)"
+        )
+    return message
 
 
 def is_locked(exc: duckdb.Error) -> bool:

@@ -103,6 +103,29 @@ def test_an_install_without_the_source_tree_says_to_clone_and_install_editable(
     assert run.returncode == 1 and "feature views: none (" + told in " ".join(run.stderr.split())
 
 
+def test_no_lake_in_the_current_folder_names_the_source_tree_s(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from tickstore import lake
+
+    site = installed_copy(tmp_path / "site")  # a tree of its own, so its .tickstore is the test's
+    lake.connect(Settings(home=site / ".tickstore")).close()
+    elsewhere = tmp_path / "elsewhere"  # as `tickstore sql` run from sql/ or feature_repo/
+    elsewhere.mkdir()
+    env = {k: v for k, v in env_for(make_settings()).items() if k != "TICKSTORE_HOME"}
+    env["PYTHONPATH"] = str(site)
+    run = tickstore(make_settings(), "sql", "SELECT 1", check=False, env=env, cwd=elsewhere)
+    said = " ".join(run.stderr.split())
+    assert run.returncode == 1, run.stderr
+    assert f"no lake at {elsewhere / '.tickstore' / 'lake' / 'catalog.sqlite'}: run `tickstore sink`" in said
+    assert (
+        f"(the source tree's is {site / '.tickstore'}: run tickstore from {site}, or set TICKSTORE_HOME)"
+        in said
+    )
+    # from the tree itself it is found
+    assert tickstore(make_settings(), "sql", "SELECT 41 + 1", env=env, cwd=site).stdout.count("42") == 1
+
+
 def test_version_names_the_engines(make_settings: Callable[..., Settings]) -> None:
     from importlib.metadata import version
 
