@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress
 
 from cli.context import POSITIVE, PRODUCTS, console, settings_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
+from tickstore.errors import shown
 
 
 def _parquet_path(path: Path) -> Path:
@@ -174,6 +175,6 @@ def dataset_build(
         known = ds.known_products(settings_of(ctx), manifest.snapshot)
         console.print(
             f"[yellow]warning:[/] no ticks at snapshot {manifest.snapshot} for "
-            f"{', '.join(map(ds.shown, manifest.products_without_ticks))}: every feature of their rows is "
+            f"{', '.join(map(shown, manifest.products_without_ticks))}: every feature of their rows is "
             f"NULL (products with ticks: {', '.join(known) or 'none'}; names are exact: case and spaces count)"
         )

@@ -12,6 +12,7 @@ from serving.errors import ApiError
 from serving.features import FeaturesUnavailable, ProductFeatures, redefined_message
 from serving.metrics import PREDICTIONS, SPIKES, STALENESS
 from serving.state import state
+from tickstore.errors import shown
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -48,8 +49,7 @@ def _read(products: list[str]) -> list[ProductFeatures]:
         raise ApiError(503, "features_unavailable", str(exc)) from exc
     unknown = [r.product_id for r in rows if not r.known]
     if unknown:
-        # quoted where spaces around a name would not show
-        message = f"no online features for {', '.join(p if p == p.strip() else repr(p) for p in unknown)}"
+        message = f"no online features for {', '.join(map(shown, unknown))}"
         # on the error path only: one more read, for the likeliest slips (Coinbase's ids are upper case,
         # and hold no spaces)
         cased = sorted({p.strip().upper() for p in unknown if p != p.strip().upper()})

@@ -9,6 +9,13 @@ class TickstoreError(RuntimeError):
     """A failure a user can act on (no lake, no broker, ...); its message says how."""
 
 
+def shown(name: object) -> str:
+    """``name`` as a message prints it: quoted when it is empty or has spaces around it, which would
+    not show (a product id `BTC-USD ` from a CSV file, a column ` event_timestamp`)."""
+    text = str(name)
+    return repr(text) if not text or text != text.strip() else text
+
+
 # What the machine refused, whatever the data: by errno for Python's own file calls, by message for
 # an engine's (DuckDB's IO errors carry the operating system's text, its SQLite catalog SQLite's)
 _TROUBLE = (

@@ -23,7 +23,7 @@ from feast import FeatureService, FeatureStore, FeatureView
 from feast.errors import FeatureServiceNotFoundException
 
 from tickstore import lake
-from tickstore.errors import storage_trouble
+from tickstore.errors import shown, storage_trouble
 from tickstore.settings import Settings
 from tickstore_feast import pit
 from tickstore_feast.repo import feature_store
@@ -185,12 +185,6 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
     frame["event_timestamp"] = times
     frame["product_id"] = frame["product_id"].astype(str)
     return frame
-
-
-def shown(name: object) -> str:
-    """``name`` as printed in a message: quoted when it is empty or spaces around it would not show."""
-    text = str(name)
-    return repr(text) if not text or text != text.strip() else text
 
 
 def utc_times(values: pd.Series) -> pd.Series:
