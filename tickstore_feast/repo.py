@@ -202,18 +202,37 @@ def _bind_sql(store: FeatureStore, objects: list[Entity | FeatureView | FeatureS
     a mistake in it is named now, by its source, not by a traceback from the first query that reads
     it. Without a lake yet there is nothing to bind against (the sink makes it)."""
     from tickstore.lake import LakeError
-    from tickstore_feast.source import DuckDBSource
+    from tickstore_feast.source import TIES_CHECKED, DuckDBSource
 
-    sources = [
-        o.batch_source
+    views: list[tuple[FeatureView, DuckDBSource]] = [
+        (o, o.batch_source)
         for o in objects
         if isinstance(o, FeatureView) and isinstance(o.batch_source, DuckDBSource)
     ]
     try:
-        for source in sources:
+        for _, source in views:
             source.get_table_column_names_and_types(store.config)
     except LakeError:
         return
+    # a view declaring equal ties is checked on the newest data: the point-in-time join would take
+    # any row of a tie, so unequal ones would make training sets depend on the join's order. Only
+    # when it is new or changed (~50 ms a view; every command applies the repo when it starts)
+    join_keys = {o.name: o.join_key for o in objects if isinstance(o, Entity)}
+    registered = {v.name: v.batch_source for v in store.list_feature_views()}
+    for view, source in views:
+        if not source.ties_equal or registered.get(view.name) == source:
+            continue
+        keys = [join_keys.get(e, e) for e in view.entities]
+        tie = source.unequal_ties(store.config, keys)
+        if tie is not None:
+            at = ", ".join(f"{k}={v}" for k, v in tie.items())
+            raise TickstoreError(
+                f"feature view {view.name!r} declares ties_equal=True, but its rows at {at} differ "
+                f"(among the lake's newest {TIES_CHECKED.total_seconds() / 60:g} minutes of data): rows of "
+                "one key at one time must carry equal features for that (a window whose frame ends at the "
+                "current row instead of its last peer does not). Remove ties_equal=True from its "
+                "DuckDBSource (training sets then pick one row of a tie by its values), or fix the SQL."
+            )
 
 
 def _respell_recorded_tables(store: FeatureStore) -> None:

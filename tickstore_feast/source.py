@@ -41,6 +41,10 @@ def duckdb_type_to_feast(type_name: str) -> ValueType:
     return _TYPES.get(type_name, ValueType.UNKNOWN)
 
 
+# how much of the lake's newest data `unequal_ties` looks at: a sample at apply time, not all of it
+TIES_CHECKED = timedelta(minutes=10)
+
+
 class DuckDBSource(DataSource):
     """Rows for a feature view: the SELECT in a `sql/*.sql` file, or a table in the DuckLake.
 
@@ -180,6 +184,38 @@ class DuckDBSource(DataSource):
                 f"{what} (feature source of `feast apply`) does not run on the lake: {exc}\n"  # noqa: S608 - a message
                 f'Fix it, then try it with `tickstore sql "SELECT * FROM {self.name} LIMIT 5"`'
             ) from exc
+        finally:
+            con.close()
+
+    def unequal_ties(self, config: RepoConfig, keys: list[str]) -> dict[str, Any] | None:
+        """A (key, timestamp) whose rows differ, among the rows of the lake's newest ``TIES_CHECKED``
+        of ticks (or of the table), or None: what ``ties_equal=True`` says never happens. A sample,
+        so that applying stays quick; the repo's own views are checked on simulated bursts in tests."""
+        from tickstore_feast import pit
+        from tickstore_feast.offline_store import lake_connection
+
+        ts = pit.quote(self.timestamp_field)
+        group = ", ".join([*map(pit.quote, keys), ts])
+        if self.table is not None:
+            rows = (
+                f"(SELECT * FROM {self.from_clause()} "  # noqa: S608 - the source's own table
+                f"WHERE {ts} >= (SELECT max({ts}) FROM {self.from_clause()}) - $span)"
+            )
+        else:
+            rows = (
+                "(WITH ticks AS (SELECT * FROM lake.main.ticks "  # noqa: S608 - the source's own SQL
+                "WHERE event_time >= (SELECT max(event_time) FROM lake.main.ticks) - $span) "
+                f"SELECT * FROM {self.from_clause()})"
+            )
+        con = lake_connection(config, create=False)
+        try:
+            # `s` is each whole row as a struct: two distinct ones at one key and time are a tie that differs
+            cur = con.execute(
+                f"SELECT {group} FROM {rows} AS s GROUP BY {group} HAVING count(DISTINCT s) > 1 LIMIT 1",  # noqa: S608
+                {"span": TIES_CHECKED},
+            )
+            found = cur.fetchone()
+            return None if found is None else dict(zip([d[0] for d in cur.description], found, strict=True))
         finally:
             con.close()
 

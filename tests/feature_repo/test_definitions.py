@@ -55,3 +55,48 @@ def test_what_a_source_declares_survives_the_registry(make_settings: Callable[..
         stored = store.get_feature_view(name).batch_source
         assert stored == ours.batch_source  # type: ignore[union-attr]
         assert stored.ties_equal and stored.lookback == ours.batch_source.lookback  # type: ignore[union-attr,attr-defined]
+
+
+def test_a_view_whose_ties_differ_on_the_lake_is_refused_at_apply(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """`ties_equal=True` is checked on the lake's newest data when tickstore applies: a frame ending at
+    the current row (not its last peer) gives ticks sharing a time different counts."""
+    from datetime import timedelta
+
+    from feast import Entity, Field
+    from feast.types import Int64
+
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore.errors import TickstoreError
+    from tickstore_feast.repo import apply_repo, feature_store
+    from tickstore_feast.source import DuckDBSource
+
+    s = make_settings()
+    # three ticks of one product at one time, then one later: a burst
+    load(s, tick_rows([("BTC-USD", 10.0, 100.0), ("BTC-USD", 10.0, 100.5), ("BTC-USD", 10.0, 101.0)]))
+    load(s, tick_rows([("BTC-USD", 20.0, 100.0)]))
+    store = feature_store(s)
+    product = next(o for o in repo_objects(repo_modules()) if isinstance(o, Entity))  # the repo's own
+
+    def view(frame_end: str, ties_equal: bool) -> FeatureView:
+        sql = (
+            "SELECT product_id, event_time, count(*) OVER (PARTITION BY product_id ORDER BY event_time "
+            f"ROWS BETWEEN UNBOUNDED PRECEDING AND {frame_end}) AS n FROM ticks"
+        )
+        source = DuckDBSource(name="n_src", query=sql, lookback=timedelta(0), ties_equal=ties_equal)
+        return FeatureView(
+            name="n_ticks", entities=[product], schema=[Field(name="n", dtype=Int64)], source=source
+        )
+
+    with pytest.raises(
+        TickstoreError,
+        match=r"'n_ticks' declares ties_equal=True, but its rows at product_id=BTC-USD, event_time=2026-01-01 00:00:10\+00:00 differ",
+    ):
+        apply_repo(store, [product, view("CURRENT ROW", ties_equal=True)])
+    apply_repo(store, [product, view("CURRENT ROW", ties_equal=False)])  # not declared: nothing to check
+    # RANGE's CURRENT ROW ends at the last peer: equal ties, accepted as declared
+    sql_ok = view("CURRENT ROW", ties_equal=True)
+    sql_ok.batch_source.query = sql_ok.batch_source.query.replace("ROWS BETWEEN", "RANGE BETWEEN")  # type: ignore[union-attr]
+    apply_repo(store, [product, sql_ok])
+    assert store.get_feature_view("n_ticks").batch_source.ties_equal  # type: ignore[union-attr]
