@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import tempfile
 import traceback
@@ -215,17 +217,25 @@ def _bind_sql(store: FeatureStore, objects: list[Entity | FeatureView | FeatureS
     except LakeError:
         return
     # a view declaring equal ties is checked on the newest data: the point-in-time join would take
-    # any row of a tie, so unequal ones would make training sets depend on the join's order. Only
-    # when it is new or changed (~50 ms a view; every command applies the repo when it starts)
+    # any row of a tie, so unequal ones would make training sets depend on the join's order. Once per
+    # definition (~50 ms a view; every command applies the repo at its start), remembered beside the
+    # registry: not by the registry itself, which `feast apply` also writes, unchecked
     join_keys = {o.name: o.join_key for o in objects if isinstance(o, Entity)}
-    registered = {v.name: v.batch_source for v in store.list_feature_views()}
+    record = Path(store.config.registry.path).parent / "ties_checked.json"
+    try:
+        checked = set(json.loads(record.read_text()))
+    except (OSError, ValueError):
+        checked = set()
     for view, source in views:
-        if not source.ties_equal or registered.get(view.name) == source:
+        definition = hashlib.sha256(f"{view.name}\n{source.table}\n{source.query}".encode()).hexdigest()
+        if not source.ties_equal or definition in checked:
             continue
         keys = [join_keys.get(e, e) for e in view.entities]
-        tie = source.unequal_ties(store.config, keys)
-        if tie is not None:
-            at = ", ".join(f"{k}={v}" for k, v in tie.items())
+        tie = source.widest_tie(store.config, keys)
+        if tie is None or tie["n_rows"] < 2:
+            continue  # no tie among the newest rows (or none yet): nothing to check, till next time
+        if tie["n_distinct"] > 1:
+            at = ", ".join(f"{k}={v}" for k, v in tie.items() if k not in ("n_rows", "n_distinct"))
             raise TickstoreError(
                 f"feature view {view.name!r} declares ties_equal=True, but its rows at {at} differ "
                 f"(among the lake's newest {TIES_CHECKED.total_seconds() / 60:g} minutes of data): rows of "
@@ -233,6 +243,12 @@ def _bind_sql(store: FeatureStore, objects: list[Entity | FeatureView | FeatureS
                 "current row instead of its last peer does not). Remove ties_equal=True from its "
                 "DuckDBSource (training sets then pick one row of a tie by its values), or fix the SQL."
             )
+        checked.add(definition)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=record.parent, prefix=f".{record.name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(sorted(checked)))
+        os.replace(partial, record)  # commands starting together never read half a file
 
 
 def _respell_recorded_tables(store: FeatureStore) -> None:

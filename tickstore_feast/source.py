@@ -187,10 +187,11 @@ class DuckDBSource(DataSource):
         finally:
             con.close()
 
-    def unequal_ties(self, config: RepoConfig, keys: list[str]) -> dict[str, Any] | None:
-        """A (key, timestamp) whose rows differ, among the rows of the lake's newest ``TIES_CHECKED``
-        of ticks (or of the table), or None: what ``ties_equal=True`` says never happens. A sample,
-        so that applying stays quick; the repo's own views are checked on simulated bursts in tests."""
+    def widest_tie(self, config: RepoConfig, keys: list[str]) -> dict[str, Any] | None:
+        """Among the rows of the lake's newest ``TIES_CHECKED`` of ticks (or of the table), the (key,
+        timestamp) with the most distinct rows, then the most rows: its values, with ``n_rows`` and
+        ``n_distinct`` (None without rows). ``ties_equal=True`` says ``n_distinct`` is never above 1; a
+        sample, so that applying stays quick (the repo's own views are checked on bursts in tests)."""
         from tickstore_feast import pit
         from tickstore_feast.offline_store import lake_connection
 
@@ -209,9 +210,10 @@ class DuckDBSource(DataSource):
             )
         con = lake_connection(config, create=False)
         try:
-            # `s` is each whole row as a struct: two distinct ones at one key and time are a tie that differs
+            # `s` is each whole row as a struct: two distinct ones at one key and time are unequal ties
             cur = con.execute(
-                f"SELECT {group} FROM {rows} AS s GROUP BY {group} HAVING count(DISTINCT s) > 1 LIMIT 1",  # noqa: S608
+                f"SELECT {group}, count(*) AS n_rows, count(DISTINCT s) AS n_distinct FROM {rows} AS s "  # noqa: S608
+                f"GROUP BY {group} ORDER BY n_distinct DESC, n_rows DESC LIMIT 1",
                 {"span": TIES_CHECKED},
             )
             found = cur.fetchone()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from feast import FeatureView
@@ -95,8 +97,16 @@ def test_a_view_whose_ties_differ_on_the_lake_is_refused_at_apply(
     ):
         apply_repo(store, [product, view("CURRENT ROW", ties_equal=True)])
     apply_repo(store, [product, view("CURRENT ROW", ties_equal=False)])  # not declared: nothing to check
-    # RANGE's CURRENT ROW ends at the last peer: equal ties, accepted as declared
+    # registered by Feast's own apply (`feast apply`, which does not check): still checked, and refused
+    store.apply([product, view("CURRENT ROW", ties_equal=True)])
+    with pytest.raises(TickstoreError, match="'n_ticks' declares ties_equal=True"):
+        apply_repo(store, [product, view("CURRENT ROW", ties_equal=True)])
+    # RANGE's CURRENT ROW ends at the last peer: equal ties, accepted as declared, and not checked again
     sql_ok = view("CURRENT ROW", ties_equal=True)
     sql_ok.batch_source.query = sql_ok.batch_source.query.replace("ROWS BETWEEN", "RANGE BETWEEN")  # type: ignore[union-attr]
+    record = Path(store.config.registry.path).parent / "ties_checked.json"
+    before = set(json.loads(record.read_text()))  # the repo's own four views, checked on this lake
+    assert len(before) == 4
     apply_repo(store, [product, sql_ok])
     assert store.get_feature_view("n_ticks").batch_source.ties_equal  # type: ignore[union-attr]
+    assert len(set(json.loads(record.read_text())) - before) == 1
