@@ -41,7 +41,7 @@ def duckdb_type_to_feast(type_name: str) -> ValueType:
     return _TYPES.get(type_name, ValueType.UNKNOWN)
 
 
-# how much of the lake's newest data `unequal_ties` looks at: a sample at apply time, not all of it
+# how much of the lake's newest data `widest_tie` looks at: a sample at apply time, not all of it
 TIES_CHECKED = timedelta(minutes=10)
 
 
