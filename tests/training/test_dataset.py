@@ -31,6 +31,15 @@ def built_once(make_settings: Callable[..., Settings], folder: Path) -> tuple[Se
     return s, out
 
 
+def first_of_five_minutes(
+    make_settings: Callable[..., Settings], out: Path
+) -> tuple[Settings, dataset.Grid, dataset.Manifest]:
+    """A seeded lake, a grid of its first 300 s every 2 s, and the dataset built of it at ``out``."""
+    s = seeded(make_settings)
+    grid = dataset.Grid(T0, T0 + timedelta(seconds=300), timedelta(seconds=2))
+    return s, grid, dataset.build(s, grid, out)
+
+
 def test_grid_dataset_has_a_row_per_product_and_step_and_a_manifest(
     make_settings: Callable[..., Settings], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -59,9 +68,7 @@ def test_grid_dataset_has_a_row_per_product_and_step_and_a_manifest(
 def test_rebuild_as_of_the_recorded_snapshot_is_byte_identical_after_new_ticks(
     make_settings: Callable[..., Settings], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    s = seeded(make_settings)
-    grid = dataset.Grid(T0, T0 + timedelta(seconds=300), timedelta(seconds=2))
-    first = dataset.build(s, grid, tmp_path / "a.parquet")
+    s, grid, first = first_of_five_minutes(make_settings, tmp_path / "a.parquet")
     load(s, tick_rows([("BTC-USD", 100.05 + i, 200.0) for i in range(50)]))  # new ticks inside the range
     again = dataset.build(s, grid, tmp_path / "b.parquet", as_of=first.snapshot)
     assert again.snapshot == first.snapshot
@@ -93,9 +100,7 @@ def _snapshot(s: Settings) -> int:
 def test_rebuilds_as_of_a_snapshot_are_byte_identical_while_another_process_appends(
     make_settings: Callable[..., Settings], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    s = seeded(make_settings)
-    grid = dataset.Grid(T0, T0 + timedelta(seconds=300), timedelta(seconds=2))
-    first = dataset.build(s, grid, tmp_path / "a.parquet")
+    s, grid, first = first_of_five_minutes(make_settings, tmp_path / "a.parquet")
     stop = tmp_path / "stop"
     writer = multiprocessing.get_context("spawn").Process(target=_append_until, args=(str(s.home), str(stop)))
     writer.start()
