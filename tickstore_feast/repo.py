@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import traceback
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -223,12 +224,14 @@ def _check_ties(
     objects: list[Entity | FeatureView | FeatureService],
     views: list[tuple[FeatureView, DuckDBSource]],
 ) -> None:
-    """Refuse a view declaring equal ties whose newest data has a tie that differs: the point-in-time
-    join takes any row of a tie, so unequal ones would make training sets depend on the join's order.
+    """Refuse a view declaring equal ties whose rows over a sample of the lake hold a tie that differs
+    (`DuckDBSource.widest_tie`): the point-in-time join takes any row of a tie, so unequal ones would
+    make training sets depend on the join's order.
 
-    Once per definition (~50 ms a view; every command applies the repo at its start), remembered
-    beside the registry: not by the registry itself, which `feast apply` also writes, unchecked. A
-    sample without a tie checks nothing, so it is not remembered."""
+    Once per definition (~0.1 s a view, and finding the newest tie ~1 s per 10M ticks; every command
+    applies the repo at its start), remembered beside the registry: not by the registry itself, which
+    `feast apply` also writes, unchecked. A sample without a tie checks nothing, so it is not
+    remembered."""
     from tickstore_feast.source import TIES_CHECKED
 
     join_keys = {o.name: o.join_key for o in objects if isinstance(o, Entity)}
@@ -238,21 +241,24 @@ def _check_ties(
     except (OSError, ValueError):
         checked = set()
     passed = set()
+    samples: dict[str | None, tuple[datetime, datetime | None] | None] = {}
     for view, source in views:
         definition = hashlib.sha256(f"{view.name}\n{source.table}\n{source.query}".encode()).hexdigest()
         if not source.ties_equal or definition in checked:
             continue
         keys = [join_keys.get(e, e) for e in view.entities]
-        tie = source.widest_tie(store.config, keys)
+        if source.table not in samples:  # the SQL sources all read the lake's ticks: one search for them
+            samples[source.table] = source.tie_sample(store.config)
+        tie = source.widest_tie(store.config, keys, samples[source.table])
         if tie is None or tie["n_rows"] < 2:
-            continue  # no tie among the newest rows (or none yet): nothing to check, till next time
+            continue  # no tie in the sample (or no rows yet): nothing to check, till next time
         if tie["n_distinct"] > 1:
             at = ", ".join(f"{k}={v}" for k, v in tie.items() if k not in ("n_rows", "n_distinct"))
             raise TickstoreError(
                 f"feature view {view.name!r} declares ties_equal=True, but its rows at {at} differ "
-                f"(among the lake's newest {TIES_CHECKED.total_seconds() / 60:g} minutes of data): rows of "
-                "one key at one time must carry equal features for that (a window whose frame ends at the "
-                "current row instead of its last peer does not). Remove ties_equal=True from its "
+                f"(in a sample of the lake: its newest {TIES_CHECKED.total_seconds() / 60:g} minutes of data "
+                "and those up to its newest tie): rows of one key at one time must carry equal features for "
+                "that (a window whose frame ends at the current row instead of its last peer does not). Remove ties_equal=True from its "
                 "DuckDBSource (training sets then pick one row of a tie by its values), or fix the SQL."
             )
         passed.add(definition)

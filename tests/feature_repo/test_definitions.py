@@ -110,3 +110,55 @@ def test_a_view_whose_ties_differ_on_the_lake_is_refused_at_apply(
     apply_repo(store, [product, sql_ok])
     assert store.get_feature_view("n_ticks").batch_source.ties_equal  # type: ignore[union-attr]
     assert len(set(json.loads(record.read_text())) - before) == 1
+
+
+def test_a_tie_older_than_the_newest_minutes_is_still_checked(make_settings: Callable[..., Settings]) -> None:
+    """The check's sample includes the minutes up to the lake's newest tie: a burst 20 minutes before
+    the newest tick (none since) is found, and a view whose ties differ there is refused."""
+    from datetime import timedelta
+
+    from feast import Entity, Field
+    from feast.types import Int64
+
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore.errors import TickstoreError
+    from tickstore_feast.repo import apply_repo, feature_store
+    from tickstore_feast.source import TIES_CHECKED, DuckDBSource
+
+    s = make_settings()
+    burst = [("BTC-USD", 10.0, 100.0), ("BTC-USD", 10.0, 100.5)]
+    later = [("BTC-USD", float(t), 100.0) for t in range(20, 1_220, 30)]  # one tick at a time
+    load(s, tick_rows(burst + later))
+    assert later[-1][1] - TIES_CHECKED.total_seconds() > burst[-1][1]  # the newest minutes: no tie
+    store = feature_store(s)
+    product = next(o for o in repo_objects(repo_modules()) if isinstance(o, Entity))
+    sql = (
+        "SELECT product_id, event_time, count(*) OVER (PARTITION BY product_id ORDER BY event_time "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n FROM ticks"
+    )
+    source = DuckDBSource(name="n_src", query=sql, lookback=timedelta(0), ties_equal=True)
+    view = FeatureView(
+        name="n_ticks", entities=[product], schema=[Field(name="n", dtype=Int64)], source=source
+    )
+    with pytest.raises(
+        TickstoreError, match=r"rows at product_id=BTC-USD, event_time=2026-01-01 00:00:10\+00:00 differ"
+    ):
+        apply_repo(store, [product, view])
+
+
+def test_a_table_source_is_sampled_at_its_newest_tie_too(make_settings: Callable[..., Settings]) -> None:
+    """A lake table's rows sharing a time 20 minutes before its newest are in the sample, and found unequal."""
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore import lake
+    from tickstore_feast.repo import feature_store
+    from tickstore_feast.source import DuckDBSource
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 10.0, 100.0), ("BTC-USD", 10.0, 100.5), ("BTC-USD", 1_210.0, 100.0)]))
+    con = lake.connect(s)
+    con.execute("CREATE TABLE prices AS SELECT product_id, event_time, price FROM ticks")
+    con.close()
+    source = DuckDBSource(name="prices_src", table="prices", ties_equal=True)
+    tie = source.widest_tie(feature_store(s).config, ["product_id"])
+    assert tie is not None and (tie["n_rows"], tie["n_distinct"]) == (2, 2)
+    assert tie["event_time"].isoformat() == "2026-01-01T00:00:10+00:00"
