@@ -1,15 +1,13 @@
-"""The `tickstore` command as a user runs it: help, settings, broker lifecycle, kill -9 of the sink, demo."""
+"""The `tickstore` command as a user runs it: help, versions, settings and values refused, kill -9 of the sink, demo."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from ingest import replay
 from tests.cli.helpers import env_for, spawn_sink, tickstore
 from tests.conftest import REPO, SHARED, free_port
 from tests.ingest.helpers import query, reference_ticks
-from tests.training.helpers import seeded
 from tickstore.settings import Settings
 
 
@@ -52,78 +49,6 @@ def test_a_new_machine_s_first_feast_command_prints_no_library_chatter(
     out = tickstore(s, "feast", "--help", env={**env_for(s), "MPLCONFIGDIR": str(tmp_path / "mpl")})
     assert (tmp_path / "mpl").is_dir(), "matplotlib was not imported: the test no longer tests anything"
     assert out.stdout.startswith("Usage:") and "fontManager" not in out.stdout + out.stderr
-
-
-def installed_copy(folder: Path) -> Path:
-    """What an install from a wheel puts in site-packages: the packages pyproject.toml lists, with
-    their package data, and nothing else of the source tree."""
-    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    for package in config["packages"]:
-        source = REPO / package.replace(".", "/")
-        target = folder / package.replace(".", "/")
-        target.mkdir(parents=True, exist_ok=True)
-        for pattern in ["*.py", *config.get("package-data", {}).get(package, [])]:
-            for file in source.glob(pattern):
-                shutil.copy(file, target / file.name)
-    return folder
-
-
-def test_an_install_without_the_source_tree_says_to_clone_and_install_editable(
-    make_settings: Callable[..., Settings], tmp_path: Path
-) -> None:
-    s = seeded(make_settings)  # a lake with ticks: the commands get as far as the feature definitions
-    site = installed_copy(tmp_path / "site")
-    env = {**env_for(s), "PYTHONPATH": str(site)}
-    probe = subprocess.run(
-        [sys.executable, "-c", "import cli, tickstore.paths as p; print(cli.__file__, p.missing())"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert probe.stdout.startswith(str(site)), "the copy is not what runs: the test would test the repo"
-    told = f"{site / 'sql'} and {site / 'feature_repo'} not found beside tickstore's code"
-    grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:00"]
-    for args in (["dataset", "build", *grid, "--out", "x.parquet"], ["feast", "plan"], ["stream"]):
-        run = tickstore(s, *args, check=False, env=env, cwd=tmp_path)
-        said = " ".join(run.stderr.split())
-        assert run.returncode == 1 and "Traceback" not in run.stderr, (args, run.stderr)
-        assert told in said and "`make venv` (or `pip install -e .`)" in said, (args, said)
-    # status names it beside the parts that answer; help and ad-hoc SQL over the lake still work
-    run = tickstore(s, "status", check=False, env=env, cwd=tmp_path)
-    assert (
-        run.returncode == 1
-        and "lake /" in run.stdout
-        and "online store (SQLite): missing: " + told in " ".join(run.stdout.split())
-    )
-    assert tickstore(s, "train", "--help", env=env, cwd=tmp_path).stdout.startswith("Usage:")
-    assert "600" in tickstore(s, "sql", "SELECT count(*) FROM ticks", env=env, cwd=tmp_path).stdout
-    run = tickstore(s, "sql", "SELECT * FROM ticks_60s", check=False, env=env, cwd=tmp_path)
-    assert run.returncode == 1 and "feature views: none (" + told in " ".join(run.stderr.split())
-
-
-def test_no_lake_in_the_current_folder_names_the_source_tree_s(
-    make_settings: Callable[..., Settings], tmp_path: Path
-) -> None:
-    from tickstore import lake
-
-    site = installed_copy(tmp_path / "site")  # a tree of its own, so its .tickstore is the test's
-    lake.connect(Settings(home=site / ".tickstore")).close()
-    elsewhere = tmp_path / "elsewhere"  # as `tickstore sql` run from sql/ or feature_repo/
-    elsewhere.mkdir()
-    env = {k: v for k, v in env_for(make_settings()).items() if k != "TICKSTORE_HOME"}
-    env["PYTHONPATH"] = str(site)
-    run = tickstore(make_settings(), "sql", "SELECT 1", check=False, env=env, cwd=elsewhere)
-    said = " ".join(run.stderr.split())
-    assert run.returncode == 1, run.stderr
-    assert f"no lake at {elsewhere / '.tickstore' / 'lake' / 'catalog.sqlite'}: run `tickstore sink`" in said
-    assert (
-        f"(the source tree's is {site / '.tickstore'}: run tickstore from {site}, or set TICKSTORE_HOME)"
-        in said
-    )
-    # from the tree itself it is found
-    assert tickstore(make_settings(), "sql", "SELECT 41 + 1", env=env, cwd=site).stdout.count("42") == 1
 
 
 def test_version_names_the_engines(make_settings: Callable[..., Settings]) -> None:
@@ -206,44 +131,6 @@ def test_a_missing_range_names_the_lake_busiest_days(make_settings: Callable[...
         assert run.returncode == 2 and "Traceback" not in out, out
         assert "busiest days: 2026-01-01T00:00..00:01 (10 ticks); 2026-01-03T00:00..00:00 (1 tick)" in out
         assert "--start 2026-01-01T00:00 --end 2026-01-01T00:02" in out  # a range to paste
-
-
-@pytest.mark.kafka
-def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> None:
-    s = make_settings(broker_port=free_port())
-    started = tickstore(s, "broker", "start")
-    assert "embedded broker" in started.stderr
-    pid = int((s.run_dir / "broker.pid").read_text())
-    status = tickstore(s, "broker", "status")
-    assert "up" in status.stdout and s.topic_raw in status.stdout  # the answer, on stdout for pipes
-    assert "already" not in tickstore(s, "broker", "start").stderr  # idempotent start
-    assert int((s.run_dir / "broker.pid").read_text()) == pid
-    tickstore(s, "broker", "stop")
-    assert not (s.run_dir / "broker.pid").exists()
-    assert tickstore(s, "broker", "status", check=False).returncode == 1
-
-
-@pytest.mark.kafka
-def test_broker_status_says_when_a_partition_grew_too_big_for_the_embedded_broker(
-    make_settings: Callable[..., Settings], broker_port: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from cli import feed
-    from ingest import kafka
-
-    s = make_settings(broker_port=broker_port)
-    kafka.ensure_topics(s)
-    producer = kafka.producer(s, **kafka.LIVE)
-    for _ in range(12):  # a live feed: a record batch a message, what Tansu's fetches read through
-        producer.produce(s.topic_raw, value=b"{}", partition=0)
-        producer.flush(10)
-    _, lines = feed.broker_report(s)
-    # Tansu's watermarks count record batches, and the topic's line says so
-    assert f"  {s.topic_raw}: 3 partitions, ~12 record batches (from watermarks)" in lines, lines
-    assert not any("in one partition" in line for line in lines), lines
-    monkeypatch.setattr(feed, "SLOW_PARTITION_BATCHES", 12)
-    _, lines = feed.broker_report(s)
-    [hint] = [line for line in lines if "in one partition" in line]
-    assert f"{s.topic_raw} holds ~12 record batches in one partition" in hint and "restart it" in hint
 
 
 @pytest.mark.kafka
@@ -423,65 +310,3 @@ def test_sqlite_refusing_a_write_is_named_not_a_traceback() -> None:
     # SQLite's other errors are no machine's refusal: they surface as they are
     other = CliRunner().invoke(root, ["write", "table mcp_servers already exists"])
     assert isinstance(other.exception, OperationalError)
-
-
-def test_a_home_that_is_no_directory_is_named_with_what_to_do(tmp_path: Path) -> None:
-    """A file where TICKSTORE_HOME should be (or a full disk, a read-only mount): every command that
-    makes its folders printed Python's traceback of a failed mkdir."""
-    home = tmp_path / "not-a-folder"
-    home.write_text("")
-    for command in (["broker", "start"], ["sink", "--until-idle"], ["status"]):
-        got = subprocess.run(
-            [sys.executable, "-m", "cli", "--home", str(home), *command],
-            env={k: v for k, v in os.environ.items() if not k.startswith("TICKSTORE_")},
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert got.returncode == 1 and "Traceback" not in got.stderr, got.stderr
-        assert f"Not a directory: {home}/" in got.stderr, got.stderr
-        assert f"TICKSTORE_HOME ({home}): it must be a directory this user can write" in got.stderr
-
-
-@pytest.mark.kafka
-def test_broker_status_says_whether_the_sink_and_the_stream_run_and_how_far_behind_they_are(
-    make_settings: Callable[..., Settings], broker_port: int
-) -> None:
-    from cli import feed
-    from ingest import kafka
-
-    s = make_settings(broker_port=broker_port)
-    kafka.ensure_topics(s)
-    producer = kafka.producer(s, **kafka.LIVE)
-
-    def publish(n: int) -> None:
-        for _ in range(n):  # one record batch each, as a live feed's (Tansu's watermarks count those)
-            producer.produce(s.topic_raw, value=b"{}", partition=0)
-            producer.flush(10)
-
-    def readers() -> list[str]:
-        return [line.strip() for line in feed.broker_report(s)[1] if "(group " in line]
-
-    sink_line = f"sink (group {s.sink_group}): "
-    publish(4)
-    assert readers() == [
-        sink_line + "not running, nothing read here yet (`tickstore sink`)",
-        f"stream (group {s.stream_group}): not running, nothing read here yet (`tickstore stream`)",
-    ]
-    tickstore(s, "sink", "--until-idle")  # the four go to the dead-letter table, their offsets committed
-    publish(3)
-    assert readers()[0] == (
-        sink_line + "[yellow]not running[/], ~3 record batches unread: the lake has only what it read "
-        "(`tickstore sink`)"
-    )
-    sink = spawn_sink(s)
-    try:
-        deadline = time.monotonic() + 60
-        while (line := readers()[0]) != sink_line + "[green]running[/], caught up":
-            assert sink.poll() is None and time.monotonic() < deadline, line
-            time.sleep(0.5)
-    finally:
-        sink.send_signal(signal.SIGTERM)
-        sink.wait(30)
-    assert readers()[0] == sink_line + "not running, caught up to its last commit"

@@ -1,0 +1,94 @@
+"""`tickstore broker` and what `tickstore status` says of the broker: topics, partitions, readers."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.cli.helpers import spawn_sink, tickstore
+from tests.conftest import free_port
+from tickstore.settings import Settings
+
+
+@pytest.mark.kafka
+def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(broker_port=free_port())
+    started = tickstore(s, "broker", "start")
+    assert "embedded broker" in started.stderr
+    pid = int((s.run_dir / "broker.pid").read_text())
+    status = tickstore(s, "broker", "status")
+    assert "up" in status.stdout and s.topic_raw in status.stdout  # the answer, on stdout for pipes
+    assert "already" not in tickstore(s, "broker", "start").stderr  # idempotent start
+    assert int((s.run_dir / "broker.pid").read_text()) == pid
+    tickstore(s, "broker", "stop")
+    assert not (s.run_dir / "broker.pid").exists()
+    assert tickstore(s, "broker", "status", check=False).returncode == 1
+
+
+@pytest.mark.kafka
+def test_broker_status_says_when_a_partition_grew_too_big_for_the_embedded_broker(
+    make_settings: Callable[..., Settings], broker_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli import feed
+    from ingest import kafka
+
+    s = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(s)
+    producer = kafka.producer(s, **kafka.LIVE)
+    for _ in range(12):  # a live feed: a record batch a message, what Tansu's fetches read through
+        producer.produce(s.topic_raw, value=b"{}", partition=0)
+        producer.flush(10)
+    _, lines = feed.broker_report(s)
+    # Tansu's watermarks count record batches, and the topic's line says so
+    assert f"  {s.topic_raw}: 3 partitions, ~12 record batches (from watermarks)" in lines, lines
+    assert not any("in one partition" in line for line in lines), lines
+    monkeypatch.setattr(feed, "SLOW_PARTITION_BATCHES", 12)
+    _, lines = feed.broker_report(s)
+    [hint] = [line for line in lines if "in one partition" in line]
+    assert f"{s.topic_raw} holds ~12 record batches in one partition" in hint and "restart it" in hint
+
+
+@pytest.mark.kafka
+def test_broker_status_says_whether_the_sink_and_the_stream_run_and_how_far_behind_they_are(
+    make_settings: Callable[..., Settings], broker_port: int
+) -> None:
+    from cli import feed
+    from ingest import kafka
+
+    s = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(s)
+    producer = kafka.producer(s, **kafka.LIVE)
+
+    def publish(n: int) -> None:
+        for _ in range(n):  # one record batch each, as a live feed's (Tansu's watermarks count those)
+            producer.produce(s.topic_raw, value=b"{}", partition=0)
+            producer.flush(10)
+
+    def readers() -> list[str]:
+        return [line.strip() for line in feed.broker_report(s)[1] if "(group " in line]
+
+    sink_line = f"sink (group {s.sink_group}): "
+    publish(4)
+    assert readers() == [
+        sink_line + "not running, nothing read here yet (`tickstore sink`)",
+        f"stream (group {s.stream_group}): not running, nothing read here yet (`tickstore stream`)",
+    ]
+    tickstore(s, "sink", "--until-idle")  # the four go to the dead-letter table, their offsets committed
+    publish(3)
+    assert readers()[0] == (
+        sink_line + "[yellow]not running[/], ~3 record batches unread: the lake has only what it read "
+        "(`tickstore sink`)"
+    )
+    sink = spawn_sink(s)
+    try:
+        deadline = time.monotonic() + 60
+        while (line := readers()[0]) != sink_line + "[green]running[/], caught up":
+            assert sink.poll() is None and time.monotonic() < deadline, line
+            time.sleep(0.5)
+    finally:
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(30)
+    assert readers()[0] == sink_line + "not running, caught up to its last commit"
