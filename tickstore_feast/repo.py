@@ -256,10 +256,11 @@ def _check_ties(
             at = ", ".join(f"{k}={v}" for k, v in tie.items() if k not in ("n_rows", "n_distinct"))
             raise TickstoreError(
                 f"feature view {view.name!r} declares ties_equal=True, but its rows at {at} differ "
-                f"(in a sample of the lake: its newest {TIES_CHECKED.total_seconds() / 60:g} minutes of data "
-                "and those up to its newest tie): rows of one key at one time must carry equal features for "
-                "that (a window whose frame ends at the current row instead of its last peer does not). Remove ties_equal=True from its "
-                "DuckDBSource (training sets then pick one row of a tie by its values), or fix the SQL."
+                f"(in a sample of the lake: its newest {TIES_CHECKED.total_seconds() / 60:g} minutes of "
+                "data and those up to its newest tie): rows of one key at one time must carry equal "
+                "features for that (a window whose frame ends at the current row instead of its last peer "
+                "does not). Remove ties_equal=True from its DuckDBSource (training sets then pick one row "
+                "of a tie by its values), or fix the SQL."
             )
         passed.add(definition)
     if passed:
