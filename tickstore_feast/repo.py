@@ -228,10 +228,10 @@ def _check_ties(
     (`DuckDBSource.widest_tie`): the point-in-time join takes any row of a tie, so unequal ones would
     make training sets depend on the join's order.
 
-    Once per definition (~0.1 s a view, and finding the newest tie ~1 s per 10M ticks; every command
-    applies the repo at its start), remembered beside the registry: not by the registry itself, which
-    `feast apply` also writes, unchecked. A sample without a tie checks nothing, so it is not
-    remembered."""
+    Once per definition (~0.1 s a view, plus ~1.3 s per 10M ticks to find the newest tie where the
+    newest minutes hold none; every command applies the repo at its start), remembered beside the
+    registry: not by the registry itself, which `feast apply` also writes, unchecked. A sample without
+    a tie checks nothing, so it is not remembered."""
     from tickstore_feast.source import TIES_CHECKED
 
     join_keys = {o.name: o.join_key for o in objects if isinstance(o, Entity)}
@@ -241,15 +241,18 @@ def _check_ties(
     except (OSError, ValueError):
         checked = set()
     passed = set()
-    samples: dict[str | None, tuple[datetime, datetime | None] | None] = {}
+    tie_at: dict[str | None, datetime | None] = {}
     for view, source in views:
         definition = hashlib.sha256(f"{view.name}\n{source.table}\n{source.query}".encode()).hexdigest()
         if not source.ties_equal or definition in checked:
             continue
         keys = [join_keys.get(e, e) for e in view.entities]
-        if source.table not in samples:  # the SQL sources all read the lake's ticks: one search for them
-            samples[source.table] = source.tie_sample(store.config)
-        tie = source.widest_tie(store.config, keys, samples[source.table])
+        tie = source.widest_tie(store.config, keys)
+        if tie is not None and tie["n_rows"] < 2:  # none among the newest rows: look where one is
+            if source.table not in tie_at:  # the SQL sources all read the lake's ticks: one search
+                tie_at[source.table] = source.newest_tie(store.config)
+            if tie_at[source.table] is not None:
+                tie = source.widest_tie(store.config, keys, until=tie_at[source.table])
         if tie is None or tie["n_rows"] < 2:
             continue  # no tie in the sample (or no rows yet): nothing to check, till next time
         if tie["n_distinct"] > 1:
@@ -257,7 +260,7 @@ def _check_ties(
             raise TickstoreError(
                 f"feature view {view.name!r} declares ties_equal=True, but its rows at {at} differ "
                 f"(in a sample of the lake: its newest {TIES_CHECKED.total_seconds() / 60:g} minutes of "
-                "data and those up to its newest tie): rows of one key at one time must carry equal "
+                "data, or those up to its newest tie): rows of one key at one time must carry equal "
                 "features for that (a window whose frame ends at the current row instead of its last peer "
                 "does not). Remove ties_equal=True from its DuckDBSource (training sets then pick one row "
                 "of a tie by its values), or fix the SQL."

@@ -147,7 +147,8 @@ def test_a_tie_older_than_the_newest_minutes_is_still_checked(make_settings: Cal
 
 
 def test_a_table_source_is_sampled_at_its_newest_tie_too(make_settings: Callable[..., Settings]) -> None:
-    """A lake table's rows sharing a time 20 minutes before its newest are in the sample, and found unequal."""
+    """A lake table's newest rows sharing a time, 20 minutes before its newest row, are found, and
+    sampled: unequal there."""
     from tests.tickstore_feast.conftest import load, tick_rows
     from tickstore import lake
     from tickstore_feast.repo import feature_store
@@ -159,6 +160,10 @@ def test_a_table_source_is_sampled_at_its_newest_tie_too(make_settings: Callable
     con.execute("CREATE TABLE prices AS SELECT product_id, event_time, price FROM ticks")
     con.close()
     source = DuckDBSource(name="prices_src", table="prices", ties_equal=True)
-    tie = source.widest_tie(feature_store(s).config, ["product_id"])
-    assert tie is not None and (tie["n_rows"], tie["n_distinct"]) == (2, 2)
-    assert tie["event_time"].isoformat() == "2026-01-01T00:00:10+00:00"
+    config = feature_store(s).config
+    newest = source.widest_tie(config, ["product_id"])
+    assert newest is not None and newest["n_rows"] == 1  # the newest 10 minutes: one row
+    until = source.newest_tie(config)
+    assert until is not None and until.isoformat() == "2026-01-01T00:00:10+00:00"
+    tie = source.widest_tie(config, ["product_id"], until=until)
+    assert tie is not None and (tie["n_rows"], tie["n_distinct"]) == (2, 2) and tie["event_time"] == until
