@@ -90,6 +90,7 @@ class OnlineStream:
         self._last_log = time.monotonic()
         # per partition: the committed offset a restart re-reads up to into the tail only (see _on_assign)
         self._warm_until: dict[tuple[str, int], int] = {}
+        self._tail_starts: refill.TailStarts | None = None  # made by run(), closed at its end
 
     def _online_views(self) -> list[FeatureView]:
         """Every online view computed from SQL, the tick clock last: a reader that sees the new clock
@@ -153,6 +154,8 @@ class OnlineStream:
         kafka.ensure_topics(s)
         check_online_store(self.store)  # fail at once, saying what to do, rather than at the first batch
         watch = self._fetch_watch(FETCH_WAIT_MS)
+        # made before the consumer: its assignment reads them
+        tail_starts = self._tail_starts = refill.TailStarts(s)
         consumer = self._consumer(watch)
         # Feast and pandas leave hundreds of thousands of long-lived objects; a full garbage collection
         # walking them stalls a batch for a quarter of a second. They live as long as the stream.
@@ -188,11 +191,14 @@ class OnlineStream:
                         log.warning("stream: kafka error %s", err)
                 if warm:
                     self._warm(warm)
+                    tail_starts.read(warm)
                     last_message = time.monotonic()
                 if good:
                     self._process(good)
                     # the processed partitions only: one still refilling its tail would move back
                     consumer.commit(offsets=_next_offsets(good), asynchronous=True)
+                    tail_starts.read(good)
+                    tail_starts.commit(self.keep)
                     last_message = time.monotonic()
                 else:
                     if self.until_idle:
@@ -211,6 +217,8 @@ class OnlineStream:
         finally:
             signals.restore(previous)
             consumer.close()
+            tail_starts.close(self.keep)
+            self._tail_starts = None
             self._pool.shutdown()
         return self.stats
 
@@ -279,7 +287,8 @@ class OnlineStream:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each partition a tail's reach before its committed offset (ingest/refill.py)."""
-        self._warm_until.update(refill.rewind(consumer, partitions, self.keep))
+        marked = self._tail_starts.committed(partitions) if self._tail_starts else {}
+        self._warm_until.update(refill.rewind(consumer, partitions, self.keep, marked))
 
     def _warm(self, batch: list[Message]) -> None:
         """Refill the tail with messages processed before a restart; nothing goes online."""

@@ -275,6 +275,40 @@ def test_a_restarted_stream_serves_whole_windows_at_once(
 
 @pytest.mark.kafka
 @pytest.mark.slow
+def test_a_restart_re_reads_only_what_is_within_the_tail_s_reach(make_settings, broker_port: int) -> None:
+    """Tansu can't look offsets up by time (it answers its log's start), so a restart re-read whole
+    partitions; the stream's own marks of where its tail begins now start it there."""
+    from confluent_kafka import TopicPartition
+
+    from ingest import kafka
+
+    settings: Settings = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(settings)
+    lines = [line for _, _, line in replay.iter_lines([RECORDINGS[0]])][:560]
+    hour_ago_ms = int((time.time() - 3600) * 1000)  # far beyond the tail's reach (twice 300 s)
+    producer = kafka.producer(settings)
+
+    def publish(values: list[bytes], timestamp: int = 0) -> None:
+        for value in values:
+            producer.produce(settings.topic_raw, value=value, key=b"BTC-USD", timestamp=timestamp)
+        producer.flush(30)
+
+    publish(lines[:400], timestamp=hour_ago_ms)
+    publish(lines[400:500])
+    OnlineStream(settings, until_idle=True).run()
+    # one partition (one key): its tail begins at the first message within reach
+    probe = kafka.consumer(settings, settings.stream_group + ".tail")
+    marks = probe.committed([TopicPartition(settings.topic_raw, p) for p in range(3)], timeout=10)
+    probe.close()
+    assert [tp.offset for tp in marks if tp.offset >= 0] == [400], marks
+    publish(lines[500:])
+    stats = OnlineStream(settings, until_idle=True).run()
+    # only the 100 messages within reach refilled the tail (the hour-old 400 were not fetched again)
+    assert (stats.warmed, stats.messages) == (100, 60)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
 def test_a_view_edited_and_applied_while_the_stream_runs_is_computed_as_applied(
     make_settings, broker_port: int
 ) -> None:
