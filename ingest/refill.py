@@ -64,7 +64,11 @@ def rewind(
 class TailStarts:
     """Where each partition's tail begins: the offset of its oldest message still within the tail's
     reach, committed (at most once a second) under a consumer group of its own,
-    ``<stream group>.tail``, which only commits and never joins. `rewind` starts a restart there."""
+    ``<stream group>.tail``, which only commits and never joins. `rewind` starts a restart there.
+
+    A partition handed to another stream is still marked as it was read here (its reader marks it
+    too): such a mark is earlier than the tail's start, never later, so it costs a longer refill at
+    most. Forgetting it on revocation would lose the marks across the stream's own reconnects."""
 
     def __init__(self, settings: Settings) -> None:
         self.consumer = kafka.consumer(settings, settings.stream_group + ".tail")
