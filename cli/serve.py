@@ -61,9 +61,12 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
         if fresh
         else "no latency to report"
     )
+    # a restart's re-read is no new work, but a "0 messages" alone looked like nothing was read
+    refilled = f" (and {stats.warmed:,} read before, re-read to refill the windows)" if stats.warmed else ""
     console.print(
-        f"stream: {stats.messages:,} messages, {stats.new_ticks:,} new ticks, {stats.batches:,} batches, "
-        f"{stats.rows_written:,} online rows; {latency}; ran at nice {niceness()} on CPUs {cpus_in_use()}"
+        f"stream: {stats.messages:,} messages{refilled}, {stats.new_ticks:,} new ticks, "
+        f"{stats.batches:,} batches, {stats.rows_written:,} online rows; {latency}; "
+        f"ran at nice {niceness()} on CPUs {cpus_in_use()}"
     )
 
 

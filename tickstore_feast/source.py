@@ -196,9 +196,8 @@ class DuckDBSource(DataSource):
         base, time, tied = self._tie_columns()
         con = lake_connection(config, create=False)
         try:
-            found = con.execute(
-                f"SELECT max({time}) FROM (SELECT {tied} FROM {base} GROUP BY ALL HAVING count(*) > 1)"  # noqa: S608 - the source's own names
-            ).fetchone()
+            ties = f"SELECT {tied} FROM {base} GROUP BY ALL HAVING count(*) > 1"  # noqa: S608 - own names
+            found = con.execute(f"SELECT max({time}) FROM ({ties})").fetchone()  # noqa: S608
         finally:
             con.close()
         return None if found is None else found[0]

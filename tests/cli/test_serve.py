@@ -55,6 +55,9 @@ def test_replay_stream_serve_score_end_to_end(
     # the stream yields the CPU to the scorer (read back from the kernel, never lower than it started at)
     # and ran on the core it was given, every thread of it (read back too)
     assert f"ran at nice {max(s.stream_nice, os.nice(0))} on CPUs {last};" in streamed + ";"
+    # run again: nothing new, and what it re-read to refill its windows is said
+    again = " ".join(tickstore(s, "stream", "--until-idle").stderr.split())
+    assert "stream: 0 messages (and 5,028 read before, re-read to refill the windows), 0 new ticks" in again
 
     server = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve", "--workers", "2", "--threads", "2"],
