@@ -228,8 +228,8 @@ def _check_ties(
     (`DuckDBSource.widest_tie`): the point-in-time join takes any row of a tie, so unequal ones would
     make training sets depend on the join's order.
 
-    Once per definition (~0.1 s a view, plus ~1.3 s per 10M ticks to find the newest tie where the
-    newest minutes hold none; every command applies the repo at its start), remembered beside the
+    Once per definition (~0.1 s a view, plus ~0.2 s to find the newest tie where the newest minutes
+    hold none; every command applies the repo at its start), remembered beside the
     registry: not by the registry itself, which `feast apply` also writes, unchecked. A sample without
     a tie checks nothing, so it is not remembered."""
     from tickstore_feast.source import TIES_CHECKED

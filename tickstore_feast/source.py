@@ -43,6 +43,8 @@ def duckdb_type_to_feast(type_name: str) -> ValueType:
 
 # how much of the lake `widest_tie` looks at (its newest data, else up to its newest tie): a sample
 TIES_CHECKED = timedelta(minutes=10)
+# how many of the newest ticks written `newest_tie` searches when the newest minutes hold no tie
+TIES_SEARCHED = 1_000_000
 
 
 class DuckDBSource(DataSource):
@@ -188,16 +190,25 @@ class DuckDBSource(DataSource):
             con.close()
 
     def newest_tie(self, config: RepoConfig) -> datetime | None:
-        """The time of the newest tie among the lake's ticks (two of one product at one time; for a
-        table source, two of its rows at one time), or None: where `widest_tie` looks when the newest
-        rows hold none. One pass over just the keys and times, ~1.3 s per 10M ticks."""
+        """The time of the newest tie among the lake's newest ``TIES_SEARCHED`` ticks written (two of
+        one product at one time; for a table source, two of its rows at one time, among all of them),
+        or None: where `widest_tie` looks when the newest rows hold none. One pass over just the keys
+        and times: ~0.2 s, ~1.3 s per 10M rows of a table."""
         from tickstore_feast.offline_store import lake_connection
 
         base, time, tied = self._tie_columns()
+        # DuckLake numbers rows as they are written and skips files outside a rowid range: the search
+        # costs the same however large the lake grows
+        newest, params = "", {}
+        if self.table is None:
+            newest, params = (
+                " WHERE rowid > (SELECT max(rowid) FROM lake.main.ticks) - $rows",
+                {"rows": TIES_SEARCHED},
+            )
         con = lake_connection(config, create=False)
         try:
-            ties = f"SELECT {tied} FROM {base} GROUP BY ALL HAVING count(*) > 1"  # noqa: S608 - own names
-            found = con.execute(f"SELECT max({time}) FROM ({ties})").fetchone()  # noqa: S608
+            ties = f"SELECT {tied} FROM {base}{newest} GROUP BY ALL HAVING count(*) > 1"  # noqa: S608 - own names
+            found = con.execute(f"SELECT max({time}) FROM ({ties})", params).fetchone()  # noqa: S608
         finally:
             con.close()
         return None if found is None else found[0]

@@ -167,3 +167,26 @@ def test_a_table_source_is_sampled_at_its_newest_tie_too(make_settings: Callable
     assert until is not None and until.isoformat() == "2026-01-01T00:00:10+00:00"
     tie = source.widest_tie(config, ["product_id"], until=until)
     assert tie is not None and (tie["n_rows"], tie["n_distinct"]) == (2, 2) and tie["event_time"] == until
+
+
+def test_the_newest_tie_is_searched_among_the_newest_ticks_written(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that the search costs the same however large the lake: a tie written before the newest
+    ``TIES_SEARCHED`` ticks is not looked for."""
+    from datetime import timedelta
+
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore_feast import source as source_module
+    from tickstore_feast.repo import feature_store
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 10.0, 100.0), ("BTC-USD", 10.0, 100.5)]))
+    load(s, tick_rows([("BTC-USD", float(t), 100.0) for t in range(20, 520, 10)]))  # 50 ticks, no tie
+    source = source_module.DuckDBSource(name="n_src", query="SELECT * FROM ticks", lookback=timedelta(0))
+    config = feature_store(s).config
+    monkeypatch.setattr(source_module, "TIES_SEARCHED", 52)  # the burst's two rows and the 50 after
+    found = source.newest_tie(config)
+    assert found is not None and found.isoformat() == "2026-01-01T00:00:10+00:00"
+    monkeypatch.setattr(source_module, "TIES_SEARCHED", 51)  # one of the burst's two rows: no tie
+    assert source.newest_tie(config) is None
