@@ -229,9 +229,9 @@ def _check_ties(
     make training sets depend on the join's order.
 
     Once per definition (~0.1 s a view, plus ~0.2 s to find the newest tie where the newest minutes
-    hold none; every command applies the repo at its start), remembered beside the
-    registry: not by the registry itself, which `feast apply` also writes, unchecked. A sample without
-    a tie checks nothing, so it is not remembered."""
+    hold none; every command applies the repo at its start), remembered beside the registry: not by
+    the registry itself, which `feast apply` also writes, unchecked. A sample without a tie checks
+    nothing, so it is not remembered."""
     from tickstore_feast.source import TIES_CHECKED
 
     join_keys = {o.name: o.join_key for o in objects if isinstance(o, Entity)}
