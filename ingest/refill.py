@@ -49,8 +49,10 @@ def rewind(
     refill_until: dict[tuple[str, int], int] = {}
     rereading = 0
     for tp, start in zip(committed, starts, strict=True):
+        begin = start.offset  # -1: nothing produced within reach, nothing to refill
         mark = marked.get((tp.topic, tp.partition), -1)
-        begin = max(start.offset, mark if mark <= tp.offset else -1) if start.offset >= 0 else -1
+        if begin >= 0 and mark <= tp.offset:  # a mark past the committed offset is stale
+            begin = max(begin, mark)
         if 0 <= begin < tp.offset:
             refill_until[(tp.topic, tp.partition)] = tp.offset
             rereading += tp.offset - begin

@@ -1,9 +1,11 @@
 """Test helpers: an independent reference count of the recordings, a lake query shortcut, a wait on
-a process running in a thread, and a folder that refuses new files."""
+a process running in a thread, a folder that refuses new files, and the stream tests' recordings with
+the offline values they are compared against."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import threading
@@ -14,8 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
+from ingest.archive import load_ticks
+from tests.conftest import REPO, SHARED
 from tickstore import lake
 from tickstore.settings import Settings
 
@@ -74,3 +79,30 @@ def write_protected(folder: Path) -> Iterator[None]:
             subprocess.run(["chattr", "-i", str(folder)], check=True)
         else:
             folder.chmod(0o755)
+
+
+RECORDINGS = [
+    SHARED / "advanced_trade" / "btc-usd_20251206_050705.ndjson",
+    SHARED / "advanced_trade" / "btc-usd_20251206_054035.ndjson",
+]
+VIEWS = ["ticks_10s", "ticks_60s", "ticks_300s"]
+
+
+def offline_rows(files: list[Path], view: str) -> dict[tuple[str, pd.Timestamp], dict]:
+    """The view's SQL over every tick of ``files``, keyed by (product, event time)."""
+    con = load_ticks(files)
+    df = con.sql((REPO / "sql" / f"{view}.sql").read_text()).df()
+    return {(r["product_id"], r["event_time"]): r for r in df.to_dict("records")}
+
+
+def same(a: object, b: object) -> bool:
+    """Online and offline values alike: equal to 1e-9 relative, or both NULL / NaN."""
+    if (
+        a is None
+        or b is None
+        or (isinstance(a, float) and math.isnan(a))
+        or (isinstance(b, float) and math.isnan(b))
+    ):
+        return (a is None or a != a) and (b is None or b != b)
+    x, y = float(a), float(b)  # type: ignore[arg-type]
+    return abs(x - y) <= 1e-9 * max(abs(x), abs(y)) or x == y
