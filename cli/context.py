@@ -36,8 +36,42 @@ class ProductList(click.ParamType):
         return products
 
 
+class Seconds(click.ParamType):
+    """A duration in seconds, as a number (``90``, ``2.5``) or with a unit (``500ms``, ``10s``, ``5m``,
+    ``1h``, ``1d``): people write ``--every 10s``, and "'10s' is not a valid float" helped nobody."""
+
+    name = "SECONDS"
+    UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+    def __init__(self, *, zero: bool = False) -> None:
+        self.zero = zero  # whether 0 means something (no pause) rather than nothing or a division by 0
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+            unit = text[len(number) :].strip() or "s"
+            try:
+                seconds = float(number) * self.UNITS[unit]
+            except (ValueError, KeyError):
+                self.fail(
+                    f"{value!r} is not a duration: seconds (10, 2.5) or a number with a unit "
+                    "(500ms, 10s, 5m, 1h, 1d)",
+                    param,
+                    ctx,
+                )
+        if not seconds == seconds or seconds in (float("inf"), float("-inf")):  # nan, inf
+            self.fail(f"{value!r} is not a duration", param, ctx)
+        if seconds < 0 or (seconds == 0 and not self.zero):
+            self.fail(f"{value!r}: give a duration {'of 0 or more' if self.zero else 'above 0'}", param, ctx)
+        return seconds
+
+
 PRODUCTS = ProductList()
-POSITIVE = click.FloatRange(min=0, min_open=True)  # seconds, speeds: 0 would mean nothing or divide by 0
+POSITIVE = click.FloatRange(min=0, min_open=True)  # speeds: 0 would mean nothing or divide by 0
+SECONDS = Seconds()
 
 
 def settings_of(ctx: click.Context) -> Settings:

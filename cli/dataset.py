@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, Progress
 
-from cli.context import POSITIVE, PRODUCTS, console, settings_of
+from cli.context import PRODUCTS, SECONDS, console, settings_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore.errors import shown
 
@@ -51,7 +51,7 @@ def dataset() -> None:
     type=click.Path(exists=True, path_type=Path, allow_dash=True),
     help="CSV or Parquet with product_id, event_timestamp ('-': read from stdin).",
 )
-@click.option("--every", type=POSITIVE, help="Or: one entity row every N seconds per product...")
+@click.option("--every", type=SECONDS, help="Or: one entity row every SECONDS (2.5, 10s, 1m) per product...")
 @click.option(
     "--start",
     type=WHEN,

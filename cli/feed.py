@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from cli.context import POSITIVE, PRODUCTS, console, report, settings_of
+from cli.context import POSITIVE, PRODUCTS, SECONDS, Seconds, console, report, settings_of
 from cli.output import count_of
 from ingest import broker as broker_mod
 from tickstore.settings import Settings
@@ -143,13 +143,13 @@ def ingest() -> None:
 @click.option("--speed", type=POSITIVE, help="Pace at recorded speed times N (default: as fast as possible).")
 @click.option(
     "--max-gap",
-    type=click.FloatRange(min=0),
+    type=Seconds(zero=True),
     default=5.0,
     show_default=True,
-    help="With --speed: longest pause, s.",
+    help="With --speed: longest pause (seconds, or 500ms, 1m).",
 )
 @click.option("--retime", is_flag=True, help="Stamp messages with the time they are sent, as if live.")
-@click.option("--duration", type=POSITIVE, help="Stop after this many seconds.")
+@click.option("--duration", type=SECONDS, help="Stop after this long (seconds, or 30s, 5m, 1h).")
 @click.pass_context
 def ingest_replay(
     ctx: click.Context,
@@ -217,7 +217,9 @@ def ingest_replay(
     "--feed", type=click.Choice(["exchange", "advanced-trade"]), default="advanced-trade", show_default=True
 )
 @click.option(
-    "--duration", type=POSITIVE, help="Stop after this many seconds (default: until Ctrl-C / SIGTERM)."
+    "--duration",
+    type=SECONDS,
+    help="Stop after this long (seconds, or 5m, 1h; default: until Ctrl-C / SIGTERM).",
 )
 @click.option("--url", help="WebSocket URL (default: Coinbase's, from the settings).")
 @click.pass_context

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli.context import POSITIVE, console, settings_of
+from cli.context import SECONDS, console, settings_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore import lake
 
@@ -16,8 +16,16 @@ from tickstore import lake
 @click.command()
 @click.option("--start", type=WHEN, metavar=WHEN_SHOWN, help="UTC start (required).")
 @click.option("--end", type=WHEN, metavar=WHEN_SHOWN, help="UTC end, exclusive (required).")
-@click.option("--every", type=POSITIVE, default=1.0, show_default=True, help="Seconds between label rows.")
-@click.option("--horizon", type=POSITIVE, default=60.0, show_default=True, help="Label horizon H, seconds.")
+@click.option(
+    "--every",
+    type=SECONDS,
+    default=1.0,
+    show_default=True,
+    help="Seconds between label rows (or 500ms, 10s).",
+)
+@click.option(
+    "--horizon", type=SECONDS, default=60.0, show_default=True, help="Label horizon H, seconds (or 5m)."
+)
 @click.option(
     "--percentile",
     type=click.FloatRange(0, 100, min_open=True, max_open=True),
@@ -128,7 +136,9 @@ class _NoVerdict(click.ClickException):
     help="Reference range START..END (UTC, ISO; START/END too).",
 )
 @click.option("--current", required=True, callback=_time_range, help="Current range, the same way.")
-@click.option("--every", type=POSITIVE, default=10.0, show_default=True, help="Seconds between sampled rows.")
+@click.option(
+    "--every", type=SECONDS, default=10.0, show_default=True, help="Seconds between sampled rows (or 1m)."
+)
 @click.option(
     "--max-share",
     type=click.FloatRange(0, 1),

@@ -101,6 +101,8 @@ DRIFT_RANGES = (
             "Invalid value for '--current': the range is empty",
         ),
         (("ingest", "replay", str(SHARED), "--speed", "0"), "'--speed'"),
+        (("ingest", "replay", str(SHARED), "--duration", "5 minutes"), "'5 minutes' is not a duration"),
+        (("ingest", "replay", str(SHARED), "--max-gap", "-1s"), "'-1s': give a duration of 0 or more"),
         (("serve", "--workers", "0"), "'--workers'"),
         (("sql", "SELECT 1", "--limit", "-1"), "'--limit'"),
     ],
@@ -112,6 +114,18 @@ def test_values_that_mean_nothing_are_refused_before_any_work(
     # --workers 0 a gunicorn master without workers
     run = tickstore(make_settings(), *args, check=False)
     assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize(
+    ("typed", "seconds"),
+    [("90", 90.0), ("2.5", 2.5), ("500ms", 0.5), ("10s", 10.0), ("10 s", 10.0), ("5m", 300.0)]
+    + [("5min", 300.0), ("1.5h", 5400.0), ("1d", 86400.0), ("2H", 7200.0), ("1e3", 1000.0), (7, 7.0)],
+)
+def test_durations_are_read_in_seconds_with_or_without_a_unit(typed: object, seconds: float) -> None:
+    from cli.context import SECONDS, Seconds
+
+    assert SECONDS.convert(typed, None, None) == seconds
+    assert Seconds(zero=True).convert("0s", None, None) == 0.0
 
 
 def test_a_missing_range_names_the_lake_busiest_days(make_settings: Callable[..., Settings]) -> None:

@@ -60,12 +60,13 @@ def test_features_named_one_by_one_instead_of_a_service(
     """--features: a view's feature, or a whole view, each once; the values the service gives them."""
 
     s = seeded(make_settings)
-    grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:40"]
+    grid = ["--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:40"]
     asked = "ticks_60s:ret_std_60s, ticks_10s,ticks_60s:ret_std_60s"  # spaces and a repeat, as typed
-    for name, extra in (("some", ["--features", asked]), ("all", [])):
+    # the same grid, the step spelt two ways: the frames below compare equal
+    for name, every, extra in (("some", "1000ms", ["--features", asked]), ("all", "1", [])):
         run = CliRunner().invoke(
             main,
-            ["dataset", "build", *grid, "--out", str(tmp_path / f"{name}.parquet"), *extra],
+            ["dataset", "build", "--every", every, *grid, "--out", str(tmp_path / f"{name}.parquet"), *extra],
             env=env_for(s),
         )
         assert run.exit_code == 0, run.output
@@ -221,7 +222,12 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
             "--entities",
             tmp_path / "csv.parquet",
         ],
-        "Invalid value for '--every': 0.0 is not in the range x>0": ["--every", "0", *grid[2:]],
+        "Invalid value for '--every': '0': give a duration above 0": ["--every", "0", *grid[2:]],
+        "Invalid value for '--every': '10x' is not a duration: seconds (10, 2.5) or a number with a unit": [
+            "--every",
+            "10x",
+            *grid[2:],
+        ],
         "the range is empty": [
             "--every",
             "1",
