@@ -154,6 +154,7 @@ class OnlineStream:
         kafka.ensure_topics(s)
         check_online_store(self.store)  # fail at once, saying what to do, rather than at the first batch
         watch = self._fetch_watch(FETCH_WAIT_MS)
+        watch.fit_to_broker(s)
         # made before the consumer: its assignment reads them
         tail_starts = self._tail_starts = refill.TailStarts(s)
         consumer = self._consumer(watch)

@@ -96,3 +96,39 @@ def test_an_idle_consumer_that_is_caught_up_asks_the_broker_once_a_stall_period(
     assert not read_slowly(consumer, watch, seconds=fetch_watch.STALL_S * 4.5)  # 9 s, 7 of them idle
     consumer.close()
     assert 1 <= watch.checks <= 4, watch.checks  # once a second would be 6 or 7
+
+
+def test_the_first_wait_is_the_one_a_partition_of_that_size_answers_within() -> None:
+    assert fetch_watch.wait_for(0, 5) == fetch_watch.wait_for(5_000, 5) == 5
+    assert fetch_watch.wait_for(5_000, 500) == 500  # never shorter than the process's own
+    assert fetch_watch.wait_for(5_000, 0) == 0  # nor changed where the shortest wait reads
+    waits = [fetch_watch.wait_for(n, 5) for n in (5_000, 30_000, 200_000, 400_000, 10**7)]
+    assert waits == sorted(waits) and waits[-1] == fetch_watch.MAX_FETCH_WAIT_MS and len(set(waits)) == 5
+
+
+def test_on_the_embedded_broker_a_process_starts_with_the_wait_its_fullest_partition_needs(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A stream restarted on a Tansu partition of 30,000 batches read nothing with its 5 ms wait until
+    # the watch had seen 15 s of it (then 20 ms read them all): the size says so at once.
+    monkeypatch.setattr(fetch_watch, "TANSU_WAITS", ((20, 5), (10**9, 80)))
+    producer = feed(kafka_settings)
+    for _ in range(21):
+        producer.produce(kafka_settings.topic_raw, value=b"{}", partition=1)
+        producer.flush(10)
+
+    def first_wait(settings: Settings) -> int:
+        watch = FetchWatch(settings.topic_raw, 5, who="stream", log=log, falling_behind="-", what_to_do="-")
+        watch.fit_to_broker(settings)
+        return watch.wait_ms
+
+    with caplog.at_level(logging.INFO, logger=log.name):
+        assert first_wait(kafka_settings) == 80
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "the fullest partition of" in line and "holds 21 record batches" in line and "with 80 ms" in line
+    # a partition within the short wait's reach keeps it; a real Kafka answers as soon as data is there
+    monkeypatch.setattr(fetch_watch, "TANSU_WAITS", ((21, 5), (10**9, 80)))
+    assert first_wait(kafka_settings) == 5
+    monkeypatch.setattr(fetch_watch, "TANSU_WAITS", ((20, 5), (10**9, 80)))
+    real_kafka = kafka_settings.model_copy(update={"kafka_bootstrap": kafka_settings.bootstrap})
+    assert first_wait(real_kafka) == 5

@@ -3,6 +3,7 @@ within their reach."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -58,12 +59,18 @@ def test_a_restarted_stream_serves_whole_windows_at_once(
 
 @pytest.mark.kafka
 @pytest.mark.slow
-def test_a_restart_re_reads_only_what_is_within_the_tail_s_reach(make_settings, broker_port: int) -> None:
+def test_a_restart_re_reads_only_what_is_within_the_tail_s_reach(
+    make_settings, broker_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """Tansu can't look offsets up by time (it answers its log's start), so a restart re-read whole
     partitions; the stream's own marks of where its tail begins now start it there."""
     from confluent_kafka import TopicPartition
 
-    from ingest import kafka
+    from ingest import fetch_watch, kafka
+
+    # as if more than 2 record batches were past the 5 ms wait's reach (it is ~10,000:
+    # ingest/fetch_watch.py); three flushes below make 3 batches at least
+    monkeypatch.setattr(fetch_watch, "TANSU_WAITS", ((2, 5), (10**9, 20)))
 
     settings: Settings = make_settings(broker_port=broker_port)
     kafka.ensure_topics(settings)
@@ -85,6 +92,13 @@ def test_a_restart_re_reads_only_what_is_within_the_tail_s_reach(make_settings, 
     probe.close()
     assert [tp.offset for tp in marks if tp.offset >= 0] == [400], marks
     publish(lines[500:])
-    stats = OnlineStream(settings, until_idle=True).run()
+    with caplog.at_level("INFO", logger="ingest.stream"):
+        stats = OnlineStream(settings, until_idle=True).run()
     # only the 100 messages within reach refilled the tail (the hour-old 400 were not fetched again)
     assert (stats.warmed, stats.messages) == (100, 60)
+    # and it fetched with the wait a partition of that size needs from the start
+    assert re.search(
+        r"holds [\d,]+ record batches, where the embedded broker answers no fetch within 5 ms: "
+        r"fetching with 20 ms",
+        caplog.text,
+    ), caplog.text
