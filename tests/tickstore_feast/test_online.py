@@ -109,7 +109,7 @@ def test_a_redis_that_does_not_answer_is_named_at_once_with_what_to_do(
     started = time.monotonic()
     with pytest.raises(OnlineStoreUnavailable, match=f"Redis online store at {closed} does not answer"):
         check_online_store(feature_store(make_settings(online_store="redis", redis_url=closed)))
-    assert time.monotonic() - started < 3  # not redis-py's ~10 s of retries
+    assert time.monotonic() - started < 5  # not redis-py's ~10 s of retries (room for a loaded machine)
 
 
 def test_one_round_trip_reads_what_feasts_per_view_reads_give(
