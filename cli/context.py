@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -62,7 +63,7 @@ class Seconds(click.ParamType):
                     param,
                     ctx,
                 )
-        if not seconds == seconds or seconds in (float("inf"), float("-inf")):  # nan, inf
+        if not math.isfinite(seconds):
             self.fail(f"{value!r} is not a duration", param, ctx)
         if seconds < 0 or (seconds == 0 and not self.zero):
             self.fail(f"{value!r}: give a duration {'of 0 or more' if self.zero else 'above 0'}", param, ctx)
