@@ -19,7 +19,10 @@ it anew should the broker come back as large as it left.
 
 On the embedded broker a process starts with the wait its topic's fullest partition is known to need
 (TANSU_WAITS), where it found that out a stall at a time before (~15 s each): a stream restarted on a
-partition of 30,000 batches read nothing for its first 15 s.
+partition of 30,000 batches read nothing for its first 15 s. While it runs it moves to the next wait as
+its partitions grow past each size (``outgrown``), instead of stalling there: a stream reading 400
+messages a second stalled ~7,000 batches in, 19-21 s without a new tick online, against 3.7-3.8 s for
+the reconnect. A live feed of 12 ticks a second fills 4,000 batches of a partition in six minutes.
 """
 
 from __future__ import annotations
@@ -37,13 +40,17 @@ MAX_FETCH_WAIT_MS = 2000
 STALL_S = 10.0  # reading almost nothing this long while behind: the broker can't answer in the wait
 KEEPING_UP = 100  # messages a second: a consumer reading this many is not stalled, whatever it reads
 # (record batches in a Tansu partition, the first of the watch's waits that reads new messages there).
-# Measured 2026-12-02, a message produced to a partition's end and read, median: 5 ms read nothing at
-# 15,000; 20 ms read them in 30-38 ms at 15,000-30,000 and nothing at 60,000; 80 ms in 14-26 ms at
-# 15,000-30,000 (so 20 ms is skipped), 97 ms at 60,000, 180-195 ms at 100,000, nothing at 200,000; 320
-# ms 339 ms at 200,000, 504 ms at 300,000; 1280 ms 523-719 ms up to 300,000. At 800,000 only 2 s
-# answered reliably (2026-11-30). A longer wait than needed costs freshness: 1280 ms read a message
-# ~505 ms after it was produced on an empty partition, 5 ms in 3 ms.
-TANSU_WAITS = ((10_000, 5), (100_000, 80), (300_000, 320), (500_000, 1280))
+# Measured 2026-12-02 on a quiet machine, a message produced to a partition's end and read, median: 5
+# ms in 6-8 ms up to 6,000, 36 ms at 8,000, and a backlog of 2,000 behind the end read in 0.1 s at
+# 6,000, 0.7 s at 8,000, 292 of them in 20 s at 10,000; a stream reading 400 messages a second stalled
+# at ~7,000. 20 ms: 10-23 ms up to 15,000, 50 ms at 30,000 (its backlog slower: 0.8 s); 80 ms 27-33
+# ms up to 15,000, 97 ms at 60,000, 180-195 ms at 100,000, nothing at 200,000; 320 ms 339 ms at
+# 200,000, 504 ms at 300,000; 1280 ms 523-719 ms up to 300,000. At 800,000 only 2 s answered reliably
+# (2026-11-30). A longer wait than needed costs freshness (5 ms read a new message in 6 ms on a small
+# partition, 20 ms in 10 ms, 80 ms in 27 ms): the size picks the shortest that reads, with room for a
+# loaded machine.
+TANSU_WAITS = ((4_000, 5), (15_000, 20), (100_000, 80), (300_000, 320), (500_000, 1280))
+GROWTH_CHECK_S = 10.0  # how often a process on the embedded broker compares its partitions with TANSU_WAITS
 
 
 def wait_for(batches: int, shortest: int) -> int:
@@ -83,6 +90,8 @@ class FetchWatch:
         self.checks = 0  # how often the broker was asked how far behind the consumer is
         self.first_wait_ms = wait_ms
         self._brokers_lost = False
+        self._embedded = False  # set by fit_to_broker: only the embedded broker's fetches slow with size
+        self._next_growth_check = float("-inf")
         self.waited(wait_ms)
 
     def on_error(self, err: KafkaError) -> None:
@@ -112,6 +121,7 @@ class FetchWatch:
         answers as soon as data is there: left alone)."""
         if not settings.embedded_broker:
             return
+        self._embedded = True
         try:
             stats = kafka.topic_stats(settings).get(self.topic)
         except KafkaException:
@@ -120,8 +130,8 @@ class FetchWatch:
         wait_ms = wait_for(busiest, self.wait_ms)
         if wait_ms > self.wait_ms:
             self.log.info(
-                "%s: the fullest partition of %s holds %s record batches, where the embedded broker answers "
-                "no fetch within %d ms: fetching with %d ms",
+                "%s: the fullest partition of %s holds %s record batches, past what the embedded broker "
+                "answers within a %d ms fetch wait: fetching with %d ms",
                 self.who,
                 self.topic,
                 f"{busiest:,}",
@@ -129,6 +139,36 @@ class FetchWatch:
                 wait_ms,
             )
             self.waited(wait_ms)
+
+    def outgrown(self, consumer: Consumer) -> int | None:
+        """On the embedded broker, the longer wait ``consumer``'s fullest partition has grown to need
+        (TANSU_WAITS), or None: looked at once every GROWTH_CHECK_S."""
+        now = time.monotonic()
+        if not self._embedded or now < self._next_growth_check:
+            return None
+        self._next_growth_check = now + GROWTH_CHECK_S
+        # the watermarks librdkafka keeps from the fetches' answers: no question to the broker
+        batches = []
+        try:
+            for tp in consumer.assignment():
+                low, high = consumer.get_watermark_offsets(tp, cached=True)
+                batches.append(high - max(low, 0) if high >= 0 else 0)  # none fetched yet: negative
+        except KafkaException:
+            return None  # the consumer's own fetches say what is wrong
+        busiest = max(batches, default=0)
+        wait_ms = wait_for(busiest, self.wait_ms)
+        if wait_ms <= self.wait_ms:
+            return None
+        self.log.info(
+            "%s: a partition of %s has grown to %s record batches, past what the embedded broker answers "
+            "within a %d ms fetch wait: reconnecting with %d ms",
+            self.who,
+            self.topic,
+            f"{busiest:,}",
+            self.wait_ms,
+            wait_ms,
+        )
+        return wait_ms
 
     def next_wait_ms(self) -> int:
         """The wait to reconnect with: four times longer, up to MAX_FETCH_WAIT_MS."""

@@ -214,6 +214,9 @@ class OnlineStream:
                 if watch.back_after_restart(messages):
                     consumer = self._reconnect(consumer, watch, watch.first_wait_ms)
                     last_message = time.monotonic() + s.rebalance_timeout_ms / 1000
+                elif (grown := watch.outgrown(consumer)) is not None:
+                    consumer = self._reconnect(consumer, watch, grown)
+                    last_message = time.monotonic() + s.rebalance_timeout_ms / 1000
                 self._periodic()
         finally:
             signals.restore(previous)

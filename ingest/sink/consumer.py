@@ -139,6 +139,10 @@ class Sink:
                     self._flush()  # landed and committed before the consumer is made again
                     self._resubscribe(self._watch.first_wait_ms)
                     idle_since = None
+                elif (grown := self._watch.outgrown(self._consumer)) is not None:
+                    self._flush()
+                    self._resubscribe(grown)
+                    idle_since = None
                 elif messages:
                     idle_since = None
                 elif not self._buffer and self._watch.stalled(self._consumer):

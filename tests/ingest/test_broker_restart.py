@@ -1,8 +1,10 @@
-"""The stream and the sink after the embedded broker restarts: back to their first, short fetch wait."""
+"""The stream and the sink on an embedded broker that changes under them: restarted, back to their first,
+short fetch wait; grown, on to the wait its partitions' size needs."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 
@@ -29,10 +31,13 @@ def own_broker(make_settings: Callable[..., Settings]) -> Iterator[Settings]:
         broker.stop(s)
 
 
-def produce(s: Settings, lines: list[bytes]) -> None:
-    producer = kafka.producer(s)
+def produce(s: Settings, lines: list[bytes], *, batch_each: bool = False) -> None:
+    """``lines`` to one partition; ``batch_each``: a record batch each, as a live feed sends them."""
+    producer = kafka.producer(s, **({"linger.ms": 0, "batch.num.messages": 1} if batch_each else {}))
     for value in lines:
         producer.produce(s.topic_raw, value=value, key=b"BTC-USD")
+        if batch_each:
+            producer.flush(10)
     producer.flush(30)
 
 
@@ -75,3 +80,45 @@ def test_a_restarted_broker_is_fetched_from_with_the_first_wait_again(
         runner.join(60)
     assert "so fetching with 0 ms again (was 20 ms)" in caplog.text
     assert read() == 80
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+@pytest.mark.parametrize("who", ["stream", "sink"])
+def test_a_partition_grown_past_a_size_is_fetched_from_with_the_next_wait_before_it_stalls(
+    own_broker: Settings, who: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A stream on a live feed kept its 5 ms wait while the feed's partition grew (12 ticks/s, a record
+    # batch each: 4,000 in six minutes), stalled 15-20 s at each size the embedded broker slows down
+    # at, then tried the next wait. As if 30 batches were past the first wait's reach (~4,000).
+    s = own_broker
+    lines = [line for _, _, line in replay.iter_lines([RECORDING])][:50]
+    monkeypatch.setattr(fetch_watch, "TANSU_WAITS", ((30, 5), (10**9, 1000)))
+    monkeypatch.setattr(fetch_watch, "GROWTH_CHECK_S", 0.5)
+    process: OnlineStream | sink_consumer.Sink = OnlineStream(s) if who == "stream" else sink_consumer.Sink(s)
+
+    def read() -> int:
+        return process.stats.messages if isinstance(process, OnlineStream) else process.stats.total.messages
+
+    produce(s, lines[:20], batch_each=True)
+    caplog.set_level(logging.INFO)
+    runner = threading.Thread(target=process.run, daemon=True)
+    runner.start()
+    try:
+        wait_while_alive(runner, "the first 20", lambda: read() >= 20)
+        assert "has grown to" not in caplog.text  # 20 batches: the first wait still reads them
+        produce(s, lines[20:40], batch_each=True)
+        wait_while_alive(runner, "the growth noticed", lambda: "has grown to" in caplog.text)
+        produce(s, lines[40:], batch_each=True)  # read by the consumer made again
+        wait_while_alive(runner, "all 50", lambda: read() >= 50)
+    finally:
+        process.stop()
+        runner.join(60)
+    first = (stream if who == "stream" else sink_consumer).FETCH_WAIT_MS
+    assert re.search(
+        rf"{who}: a partition of {s.topic_raw} has grown to \d\d record batches, past what the embedded "
+        rf"broker answers within a {first} ms fetch wait: reconnecting with 1000 ms",
+        caplog.text,
+    ), caplog.text
+    assert caplog.text.count("has grown to") == 1 and "brought almost nothing" not in caplog.text
+    assert read() == 50

@@ -99,11 +99,11 @@ def test_an_idle_consumer_that_is_caught_up_asks_the_broker_once_a_stall_period(
 
 
 def test_the_first_wait_is_the_one_a_partition_of_that_size_answers_within() -> None:
-    assert fetch_watch.wait_for(0, 5) == fetch_watch.wait_for(5_000, 5) == 5
-    assert fetch_watch.wait_for(5_000, 500) == 500  # never shorter than the process's own
-    assert fetch_watch.wait_for(5_000, 0) == 0  # nor changed where the shortest wait reads
-    waits = [fetch_watch.wait_for(n, 5) for n in (5_000, 30_000, 200_000, 400_000, 10**7)]
-    assert waits == sorted(waits) and waits[-1] == fetch_watch.MAX_FETCH_WAIT_MS and len(set(waits)) == 5
+    assert fetch_watch.wait_for(0, 5) == fetch_watch.wait_for(3_000, 5) == 5
+    assert fetch_watch.wait_for(10_000, 500) == 500  # never shorter than the process's own
+    assert fetch_watch.wait_for(3_000, 0) == 0  # nor changed where the shortest wait reads
+    waits = [fetch_watch.wait_for(n, 5) for n in (3_000, 10_000, 30_000, 200_000, 400_000, 10**7)]
+    assert waits == sorted(waits) and waits[-1] == fetch_watch.MAX_FETCH_WAIT_MS and len(set(waits)) == 6
 
 
 def test_on_the_embedded_broker_a_process_starts_with_the_wait_its_fullest_partition_needs(
@@ -132,3 +132,33 @@ def test_on_the_embedded_broker_a_process_starts_with_the_wait_its_fullest_parti
     monkeypatch.setattr(fetch_watch, "TANSU_WAITS", ((20, 5), (10**9, 80)))
     real_kafka = kafka_settings.model_copy(update={"kafka_bootstrap": kafka_settings.bootstrap})
     assert first_wait(real_kafka) == 5
+
+
+def test_on_the_embedded_broker_a_process_moves_to_the_next_wait_as_its_partition_grows(
+    kafka_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sizes from the watermarks librdkafka keeps from its fetches: no question to the broker
+    monkeypatch.setattr(fetch_watch, "TANSU_WAITS", ((20, 5), (10**9, 80)))
+    producer = feed(kafka_settings)
+    consumer = consumer_at_start(kafka_settings)
+    real_kafka = kafka_settings.model_copy(update={"kafka_bootstrap": kafka_settings.bootstrap})
+    watches = []
+    for settings in (kafka_settings, real_kafka):
+        watch = FetchWatch(settings.topic_raw, 5, who="stream", log=log, falling_behind="-", what_to_do="-")
+        watch.fit_to_broker(settings)  # an empty topic: the first wait
+        watches.append(watch)
+    embedded, real = watches
+    monkeypatch.setattr(fetch_watch, "GROWTH_CHECK_S", 0.0)
+    assert embedded.outgrown(consumer) is None  # nothing fetched yet
+    read = 0
+    for n in range(21):
+        producer.produce(kafka_settings.topic_raw, value=b"{}", partition=0)
+        producer.flush(10)
+        while read <= n:
+            read += sum(m.error() is None for m in consumer.consume(num_messages=1, timeout=1.0))
+        # 20 batches are still within the first wait's reach
+        assert embedded.outgrown(consumer) == (80 if n == 20 else None), n
+    assert real.outgrown(consumer) is None  # a real Kafka answers as soon as data is there
+    embedded.waited(80)  # reconnected with it: that size asks for no more
+    assert embedded.outgrown(consumer) is None
+    consumer.close()

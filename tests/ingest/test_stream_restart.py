@@ -68,7 +68,7 @@ def test_a_restart_re_reads_only_what_is_within_the_tail_s_reach(
 
     from ingest import fetch_watch, kafka
 
-    # as if more than 2 record batches were past the 5 ms wait's reach (it is ~10,000:
+    # as if more than 2 record batches were past the 5 ms wait's reach (it is ~4,000:
     # ingest/fetch_watch.py); three flushes below make 3 batches at least
     monkeypatch.setattr(fetch_watch, "TANSU_WAITS", ((2, 5), (10**9, 20)))
 
@@ -98,7 +98,7 @@ def test_a_restart_re_reads_only_what_is_within_the_tail_s_reach(
     assert (stats.warmed, stats.messages) == (100, 60)
     # and it fetched with the wait a partition of that size needs from the start
     assert re.search(
-        r"holds [\d,]+ record batches, where the embedded broker answers no fetch within 5 ms: "
+        r"holds [\d,]+ record batches, past what the embedded broker answers within a 5 ms fetch wait: "
         r"fetching with 20 ms",
         caplog.text,
     ), caplog.text
