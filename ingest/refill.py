@@ -30,13 +30,17 @@ def rewind(
     partitions: list[TopicPartition],
     reach: timedelta,
     marked: dict[tuple[str, int], int] | None = None,
+    held: dict[tuple[str, int], int] | None = None,
 ) -> dict[tuple[str, int], int]:
     """Assign ``partitions`` to ``consumer``, each from ``reach`` before now when that is before its
     committed offset: by Kafka's offsets by time, or from where ``marked`` (`TailStarts.committed`)
     says the tail began, the later of the two (both are at or before its first message within reach;
-    a mark past the committed offset is stale and ignored). Returns {(topic, partition): committed
-    offset} of those rewound, the offset below which a message only refills the tail."""
+    a mark past the committed offset is stale and ignored). A partition this process has itself read
+    up to its committed offset (``held``, `TailStarts.read_up_to`) is not rewound: its tail is in
+    memory (a reconnect, not a restart). Returns {(topic, partition): committed offset} of those
+    rewound, the offset below which a message only refills the tail."""
     marked = marked or {}
+    held = held or {}
     try:
         committed = consumer.committed(partitions, timeout=10)
         since_ms = int((time.time() - reach.total_seconds()) * 1000)
@@ -49,6 +53,8 @@ def rewind(
     refill_until: dict[tuple[str, int], int] = {}
     rereading = 0
     for tp, start in zip(committed, starts, strict=True):
+        if held.get((tp.topic, tp.partition), -1) >= tp.offset:
+            continue  # read here up to where the group is: nothing the tail lacks
         begin = start.offset  # -1: nothing produced within reach, nothing to refill
         mark = marked.get((tp.topic, tp.partition), -1)
         if begin >= 0 and mark <= tp.offset:  # a mark past the committed offset is stale
@@ -109,6 +115,10 @@ class TailStarts:
                 self.consumer.commit(offsets=offsets, asynchronous=True)
             except KafkaException as exc:  # a mark missed costs a longer refill, never a message
                 log.debug("stream: tail starts not committed: %s", exc)
+
+    def read_up_to(self) -> dict[tuple[str, int], int]:
+        """The next offset of each partition after the last message this process read there."""
+        return dict(self._next)
 
     def committed(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
         """The tail starts last committed for ``partitions`` ({} when the broker can't say)."""

@@ -291,8 +291,9 @@ class OnlineStream:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each partition a tail's reach before its committed offset (ingest/refill.py)."""
-        marked = self._tail_starts.committed(partitions) if self._tail_starts else {}
-        self._warm_until.update(refill.rewind(consumer, partitions, self.keep, marked))
+        starts = self._tail_starts
+        marked, held = (starts.committed(partitions), starts.read_up_to()) if starts else ({}, {})
+        self._warm_until.update(refill.rewind(consumer, partitions, self.keep, marked, held))
 
     def _warm(self, batch: list[Message]) -> None:
         """Refill the tail with messages processed before a restart; nothing goes online."""

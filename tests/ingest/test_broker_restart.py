@@ -122,3 +122,6 @@ def test_a_partition_grown_past_a_size_is_fetched_from_with_the_next_wait_before
     ), caplog.text
     assert caplog.text.count("has grown to") == 1 and "brought almost nothing" not in caplog.text
     assert read() == 50
+    if isinstance(process, OnlineStream):
+        # its tail is in memory: the consumer made again re-reads nothing to refill it
+        assert process.stats.warmed == 0 and "re-reading" not in caplog.text

@@ -102,3 +102,31 @@ def test_a_restart_re_reads_only_what_is_within_the_tail_s_reach(
         r"fetching with 20 ms",
         caplog.text,
     ), caplog.text
+
+
+@pytest.mark.kafka
+def test_a_partition_read_here_up_to_the_group_s_offset_is_not_rewound(kafka_settings: Settings) -> None:
+    # A stream that made its consumer again (a longer fetch wait) re-read its whole tail, ~2 s of a
+    # live feed's, into the tail it already held; a partition it has not read that far still is.
+    from confluent_kafka import TopicPartition
+
+    from ingest import kafka, refill
+
+    s = kafka_settings
+    kafka.ensure_topics(s)
+    producer = kafka.producer(s)
+    for _ in range(10):
+        producer.produce(s.topic_raw, value=b"{}", partition=0)  # now: within the tail's reach
+    producer.flush(30)
+    group = kafka.consumer(s, s.stream_group)
+    group.commit(offsets=[TopicPartition(s.topic_raw, 0, 10)], asynchronous=False)
+    key = (s.topic_raw, 0)
+    reach = OnlineStream(s).keep
+
+    def rewound(held: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        return refill.rewind(group, [TopicPartition(s.topic_raw, 0)], reach, held=held)
+
+    assert rewound({}) == {key: 10}  # a restart: refilled up to the group's offset
+    assert rewound({key: 6}) == {key: 10}  # read here, but not that far (another stream went on)
+    assert rewound({key: 10}) == {}  # read here up to there: the tail holds it
+    group.close()
