@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -41,6 +42,27 @@ def produce(s: Settings, lines: list[bytes], *, batch_each: bool = False) -> Non
     producer.flush(30)
 
 
+def make(who: str, s: Settings) -> OnlineStream | sink_consumer.Sink:
+    """The process under test: ``stream`` or ``sink``."""
+    return OnlineStream(s) if who == "stream" else sink_consumer.Sink(s)
+
+
+@contextmanager
+def running(process: OnlineStream | sink_consumer.Sink) -> Iterator[threading.Thread]:
+    """``process`` run in a thread, stopped (as SIGTERM does) and joined on the way out."""
+    runner = threading.Thread(target=process.run, daemon=True)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        process.stop()
+        runner.join(60)
+
+
+def messages_read(process: OnlineStream | sink_consumer.Sink) -> int:
+    return process.stats.messages if isinstance(process, OnlineStream) else process.stats.total.messages
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
 @pytest.mark.parametrize("who", ["stream", "sink"])
@@ -55,18 +77,15 @@ def test_a_restarted_broker_is_fetched_from_with_the_first_wait_again(
     lines = [line for _, _, line in replay.iter_lines([RECORDING])][:80]
     monkeypatch.setattr(fetch_watch, "STALL_S", 3.0)
     monkeypatch.setattr(stream if who == "stream" else sink_consumer, "FETCH_WAIT_MS", 0)
-    process: OnlineStream | sink_consumer.Sink = OnlineStream(s) if who == "stream" else sink_consumer.Sink(s)
-
-    def read() -> int:
-        return process.stats.messages if isinstance(process, OnlineStream) else process.stats.total.messages
+    process = make(who, s)
 
     produce(s, lines[:40])
     caplog.set_level(logging.INFO)
-    runner = threading.Thread(target=process.run, daemon=True)
-    runner.start()
-    try:
+    with running(process) as runner:
         wait_while_alive(
-            runner, "the first 40", lambda: read() >= 40 and "reconnecting with 20 ms" in caplog.text
+            runner,
+            "the first 40",
+            lambda: messages_read(process) >= 40 and "reconnecting with 20 ms" in caplog.text,
         )
         broker.stop(s)
         broker.start(s)  # empty, as a restarted Tansu is
@@ -74,12 +93,9 @@ def test_a_restarted_broker_is_fetched_from_with_the_first_wait_again(
         wait_while_alive(
             runner, "the restart noticed", lambda: "every broker was down and answers again" in caplog.text
         )
-        wait_while_alive(runner, "the 40 after the restart", lambda: read() >= 80)
-    finally:
-        process.stop()
-        runner.join(60)
+        wait_while_alive(runner, "the 40 after the restart", lambda: messages_read(process) >= 80)
     assert "so fetching with 0 ms again (was 20 ms)" in caplog.text
-    assert read() == 80
+    assert messages_read(process) == 80
 
 
 @pytest.mark.kafka
@@ -95,25 +111,17 @@ def test_a_partition_grown_past_a_size_is_fetched_from_with_the_next_wait_before
     lines = [line for _, _, line in replay.iter_lines([RECORDING])][:50]
     monkeypatch.setattr(fetch_watch, "TANSU_WAITS", ((30, 5), (10**9, 1000)))
     monkeypatch.setattr(fetch_watch, "GROWTH_CHECK_S", 0.5)
-    process: OnlineStream | sink_consumer.Sink = OnlineStream(s) if who == "stream" else sink_consumer.Sink(s)
-
-    def read() -> int:
-        return process.stats.messages if isinstance(process, OnlineStream) else process.stats.total.messages
+    process = make(who, s)
 
     produce(s, lines[:20], batch_each=True)
     caplog.set_level(logging.INFO)
-    runner = threading.Thread(target=process.run, daemon=True)
-    runner.start()
-    try:
-        wait_while_alive(runner, "the first 20", lambda: read() >= 20)
+    with running(process) as runner:
+        wait_while_alive(runner, "the first 20", lambda: messages_read(process) >= 20)
         assert "has grown to" not in caplog.text  # 20 batches: the first wait still reads them
         produce(s, lines[20:40], batch_each=True)
         wait_while_alive(runner, "the growth noticed", lambda: "has grown to" in caplog.text)
         produce(s, lines[40:], batch_each=True)  # read by the consumer made again
-        wait_while_alive(runner, "all 50", lambda: read() >= 50)
-    finally:
-        process.stop()
-        runner.join(60)
+        wait_while_alive(runner, "all 50", lambda: messages_read(process) >= 50)
     first = (stream if who == "stream" else sink_consumer).FETCH_WAIT_MS
     assert re.search(
         rf"{who}: a partition of {s.topic_raw} has grown to \d\d record batches, past what the embedded "
@@ -121,7 +129,7 @@ def test_a_partition_grown_past_a_size_is_fetched_from_with_the_next_wait_before
         caplog.text,
     ), caplog.text
     assert caplog.text.count("has grown to") == 1 and "brought almost nothing" not in caplog.text
-    assert read() == 50
+    assert messages_read(process) == 50
     if isinstance(process, OnlineStream):
         # its tail is in memory: the consumer made again re-reads nothing to refill it
         assert process.stats.warmed == 0 and "re-reading" not in caplog.text
