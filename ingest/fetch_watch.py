@@ -44,12 +44,13 @@ KEEPING_UP = 100  # messages a second: a consumer reading this many is not stall
 # ms in 6-8 ms up to 6,000, 36 ms at 8,000, and a backlog of 2,000 behind the end read in 0.1 s at
 # 6,000, 0.7 s at 8,000, 292 of them in 20 s at 10,000; a stream reading 400 messages a second stalled
 # at ~7,000. 20 ms: 10-23 ms up to 15,000, 50 ms at 30,000 (its backlog slower: 0.8 s); 80 ms 27-33
-# ms up to 15,000, 97 ms at 60,000, 180-195 ms at 100,000, nothing at 200,000; 320 ms 339 ms at
-# 200,000, 504 ms at 300,000; 1280 ms 523-719 ms up to 300,000. At 800,000 only 2 s answered reliably
+# ms up to 15,000, 49 ms at 40,000, then as 320 ms does (105-149 ms at 60,000-100,000), but a stream
+# reading 400 messages a second with it fell seconds behind past ~70,000; 320 ms 171 ms at 150,000,
+# 408-545 ms at 200,000-250,000; 1280 ms 655-782 ms there. At 800,000 only 2 s answered reliably
 # (2026-11-30). A longer wait than needed costs freshness (5 ms read a new message in 6 ms on a small
-# partition, 20 ms in 10 ms, 80 ms in 27 ms): the size picks the shortest that reads, with room for a
-# loaded machine.
-TANSU_WAITS = ((4_000, 5), (15_000, 20), (100_000, 80), (300_000, 320), (500_000, 1280))
+# partition, 20 ms in 10 ms, 80 ms in 27 ms, 320 ms in 90 ms at 40,000): the size picks the shortest
+# that reads, with room for a loaded machine.
+TANSU_WAITS = ((4_000, 5), (15_000, 20), (60_000, 80), (300_000, 320), (500_000, 1280))
 GROWTH_CHECK_S = 10.0  # how often a process on the embedded broker compares its partitions with TANSU_WAITS
 
 
