@@ -127,18 +127,10 @@ class FetchWatch:
             stats = kafka.topic_stats(settings).get(self.topic)
         except KafkaException:
             return  # the first fetches say what is wrong with the broker
-        busiest = stats.busiest if stats else 0
-        wait_ms = wait_for(busiest, self.wait_ms)
-        if wait_ms > self.wait_ms:
-            self.log.info(
-                "%s: the fullest partition of %s holds %s record batches, past what the embedded broker "
-                "answers within a %d ms fetch wait: fetching with %d ms",
-                self.who,
-                self.topic,
-                f"{busiest:,}",
-                self.wait_ms,
-                wait_ms,
-            )
+        wait_ms = self._longer_wait(
+            stats.busiest if stats else 0, f"the fullest partition of {self.topic} holds", "fetching"
+        )
+        if wait_ms is not None:
             self.waited(wait_ms)
 
     def outgrown(self, consumer: Consumer) -> int | None:
@@ -156,17 +148,24 @@ class FetchWatch:
                 batches.append(high - max(low, 0) if high >= 0 else 0)  # none fetched yet: negative
         except KafkaException:
             return None  # the consumer's own fetches say what is wrong
-        busiest = max(batches, default=0)
+        return self._longer_wait(
+            max(batches, default=0), f"a partition of {self.topic} has grown to", "reconnecting"
+        )
+
+    def _longer_wait(self, busiest: int, found: str, then: str) -> int | None:
+        """The wait a partition of ``busiest`` record batches needs where longer than the one in use
+        (saying so: ``found`` that size, ``then`` what the process does), else None."""
         wait_ms = wait_for(busiest, self.wait_ms)
         if wait_ms <= self.wait_ms:
             return None
         self.log.info(
-            "%s: a partition of %s has grown to %s record batches, past what the embedded broker answers "
-            "within a %d ms fetch wait: reconnecting with %d ms",
+            "%s: %s %s record batches, past what the embedded broker answers within a %d ms fetch wait: "
+            "%s with %d ms",
             self.who,
-            self.topic,
+            found,
             f"{busiest:,}",
             self.wait_ms,
+            then,
             wait_ms,
         )
         return wait_ms
