@@ -110,10 +110,14 @@ def test_rebuilds_as_of_a_snapshot_are_byte_identical_while_another_process_appe
             assert writer.is_alive() and time.monotonic() < deadline, "the writer process did not append"
             time.sleep(0.05)
         before = _snapshot(s)
-        for k in range(3):
+        # three rebuilds at least, and on until the writer has committed while they read: on a loaded
+        # CI machine its commits paused for all of three (snapshot 28 before and after)
+        deadline, k = time.monotonic() + 60, 0
+        while k < 3 or (_snapshot(s) == before and time.monotonic() < deadline):
             again = dataset.build(s, grid, tmp_path / f"b{k}.parquet", as_of=first.snapshot)
             assert again.snapshot == first.snapshot
             assert (tmp_path / f"b{k}.parquet").read_bytes() == (tmp_path / "a.parquet").read_bytes()
+            k += 1
         during = _snapshot(s)
     finally:
         stop.touch()
