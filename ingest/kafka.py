@@ -243,12 +243,16 @@ def group_running(settings: Settings, group: str, timeout: float = 5.0) -> bool 
     return state.state not in (ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD)
 
 
-def positions(consumer: Consumer, timeout: float = 5.0) -> list[tuple[TopicPartition, int, int]] | None:
+def positions(
+    consumer: Consumer, timeout: float = 5.0, *, cached: bool = False
+) -> list[tuple[TopicPartition, int, int]] | None:
     """(partition, position, high watermark) for each partition assigned to ``consumer``; None while
     it has none (joining its group).
 
     A partition nothing was fetched from yet in this session is at its committed offset, or at its
-    low watermark when the group has none there.
+    low watermark when the group has none there. ``cached`` takes the watermarks from the answers to
+    the consumer's own fetches where it has them (each fetch brings them): no question to the broker,
+    which Tansu answers only after the consumer's pending fetch, so up to a fetch wait a partition.
     """
     assignment = consumer.assignment()
     if not assignment:
@@ -262,13 +266,33 @@ def positions(consumer: Consumer, timeout: float = 5.0) -> list[tuple[TopicParti
     }
     out = []
     for tp in current:
-        lo, hi = consumer.get_watermark_offsets(tp, timeout=timeout)
+        lo, hi = consumer.get_watermark_offsets(tp, cached=True) if cached else (-1, -1)
+        if hi < 0:  # not asked for, or nothing fetched from the partition yet
+            lo, hi = consumer.get_watermark_offsets(tp, timeout=timeout)
         pos = tp.offset
         if pos < 0:
             pos = committed.get((tp.topic, tp.partition), -1)
             pos = pos if pos >= 0 else lo
         out.append((tp, pos, hi))
     return out
+
+
+def high_watermarks(
+    settings: Settings, partitions: list[TopicPartition], timeout: float = 5.0
+) -> dict[tuple[str, int], int] | None:
+    """The broker's high watermark of each of ``partitions``, asked on a connection of its own (on
+    Tansu a consumer's own question waits for its pending fetch); None when the broker would not say."""
+    from confluent_kafka.admin import OffsetSpec
+
+    client = admin(settings)
+    try:
+        asked = client.list_offsets(
+            {TopicPartition(tp.topic, tp.partition): OffsetSpec.latest() for tp in partitions},
+            request_timeout=timeout,
+        )
+        return {(tp.topic, tp.partition): f.result(timeout).offset for tp, f in asked.items()}
+    except (KafkaException, TimeoutError):
+        return None
 
 
 def raw_table(messages: list[Message], max_bytes: int) -> pa.Table:
