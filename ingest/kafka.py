@@ -8,7 +8,7 @@ import time
 from typing import Any, NamedTuple, TypeVar
 
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest import wire
@@ -244,15 +244,16 @@ def group_running(settings: Settings, group: str, timeout: float = 5.0) -> bool 
 
 
 def positions(
-    consumer: Consumer, timeout: float = 5.0, *, cached: bool = False
+    consumer: Consumer, timeout: float = 5.0, *, settings: Settings | None = None
 ) -> list[tuple[TopicPartition, int, int]] | None:
     """(partition, position, high watermark) for each partition assigned to ``consumer``; None while
     it has none (joining its group).
 
     A partition nothing was fetched from yet in this session is at its committed offset, or at its
-    low watermark when the group has none there. ``cached`` takes the watermarks from the answers to
-    the consumer's own fetches where it has them (each fetch brings them): no question to the broker,
-    which Tansu answers only after the consumer's pending fetch, so up to a fetch wait a partition.
+    low watermark when the group has none there. With ``settings`` the watermarks are those the
+    consumer's own fetches brought, and for a partition no fetch has answered for yet the broker's,
+    asked on a connection of its own (``watermarks``): Tansu answers the consumer's own question only
+    after its pending fetch, so up to a fetch wait a partition.
     """
     assignment = consumer.assignment()
     if not assignment:
@@ -264,35 +265,48 @@ def positions(
         (tp.topic, tp.partition): tp.offset
         for tp in (consumer.committed(unread, timeout=timeout) if unread else [])
     }
+    marks: dict[tuple[str, int], tuple[int, int]] = {}
+    if settings is not None:
+        for tp in current:
+            lo, hi = consumer.get_watermark_offsets(tp, cached=True)
+            if hi >= 0:  # a fetch has answered for the partition
+                marks[(tp.topic, tp.partition)] = (lo, hi)
+        missing = [tp for tp in current if (tp.topic, tp.partition) not in marks]
+        if missing:
+            marks.update(watermarks(settings, missing, timeout))
     out = []
     for tp in current:
-        lo, hi = consumer.get_watermark_offsets(tp, cached=True) if cached else (-1, -1)
-        if hi < 0:  # not asked for, or nothing fetched from the partition yet
-            lo, hi = consumer.get_watermark_offsets(tp, timeout=timeout)
+        key = (tp.topic, tp.partition)
+        lo, hi = marks[key] if key in marks else consumer.get_watermark_offsets(tp, timeout=timeout)
         pos = tp.offset
         if pos < 0:
-            pos = committed.get((tp.topic, tp.partition), -1)
+            pos = committed.get(key, -1)
             pos = pos if pos >= 0 else lo
         out.append((tp, pos, hi))
     return out
 
 
-def high_watermarks(
+def watermarks(
     settings: Settings, partitions: list[TopicPartition], timeout: float = 5.0
-) -> dict[tuple[str, int], int] | None:
-    """The broker's high watermark of each of ``partitions``, asked on a connection of its own (on
-    Tansu a consumer's own question waits for its pending fetch); None when the broker would not say."""
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """The broker's low and high watermarks of each of ``partitions``, asked on a connection of its
+    own (an admin client), so no consumer's pending fetch is waited for; KafkaException when the
+    broker would not say."""
     from confluent_kafka.admin import OffsetSpec
 
     client = admin(settings)
+    keys = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
     try:
-        asked = client.list_offsets(
-            {TopicPartition(tp.topic, tp.partition): OffsetSpec.latest() for tp in partitions},
-            request_timeout=timeout,
+        answers = [
+            client.list_offsets({tp: spec for tp in keys}, request_timeout=timeout)
+            for spec in (OffsetSpec.earliest(), OffsetSpec.latest())
+        ]
+        low, high = (
+            {(tp.topic, tp.partition): f.result(timeout).offset for tp, f in a.items()} for a in answers
         )
-        return {(tp.topic, tp.partition): f.result(timeout).offset for tp, f in asked.items()}
-    except (KafkaException, TimeoutError):
-        return None
+    except TimeoutError as exc:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "no watermarks in time")) from exc
+    return {key: (low[key], high[key]) for key in high}
 
 
 def raw_table(messages: list[Message], max_bytes: int) -> pa.Table:

@@ -309,12 +309,13 @@ class Sink:
     def _positions(self) -> list[tuple[int, int]] | None:
         """(position, high watermark) per assigned partition; None while the group is joining.
 
-        The watermarks are those the consumer's own fetches brought. Asking the broker through the
-        consumer blocked the loop: Tansu answers after the consumer's pending fetch, 1.0-1.5 s for
-        three partitions at the sink's 500 ms wait and 3.4 s at 2 s, which (each progress line) kept
-        batches waiting and, past max.poll.interval.ms, took the sink out of its group.
+        The watermarks are those the consumer's own fetches brought, else the broker's asked on a
+        connection of its own. Asking through the consumer blocked the loop: Tansu answers after the
+        consumer's pending fetch, 1.0-1.5 s for three partitions at the sink's 500 ms wait and 3.4 s
+        at 2 s, which (each progress line) kept batches waiting and, past max.poll.interval.ms, took
+        the sink out of its group.
         """
-        out = kafka.positions(self._consumer, cached=True)
+        out = kafka.positions(self._consumer, settings=self.settings)
         if out is None:
             return None
         log.debug("sink: positions %s", [(tp.partition, p, h) for tp, p, h in out])
@@ -361,11 +362,11 @@ class Sink:
         """Whether the broker's own watermarks agree that the sink has read everything (the fetches'
         said so): asked once, on a connection apart from the consumer's pending fetch."""
         try:
-            mine = kafka.positions(self._consumer, cached=True) or []
+            mine = kafka.positions(self._consumer, settings=self.settings) or []
+            theirs = kafka.watermarks(self.settings, [tp for tp, _, _ in mine])
         except KafkaException:
             return False
-        his = kafka.high_watermarks(self.settings, [tp for tp, _, _ in mine])
-        return his is not None and all(pos >= his[(tp.topic, tp.partition)] for tp, pos, _ in mine)
+        return all(pos >= theirs[(tp.topic, tp.partition)][1] for tp, pos, _ in mine)
 
     def _safe_positions(self) -> list[tuple[int, int]] | None:
         try:
