@@ -68,13 +68,14 @@ def wait_for(batches: int, shortest: int) -> int:
 class FetchWatch:
     """The fetch wait in use, and whether a consumer with it is stalled.
 
-    ``who`` names the process in its log lines (``stream``, ``sink``), which go to ``log``;
-    ``falling_behind`` says what a stall costs its users, ``what_to_do`` how to get out of it.
+    It watches ``settings.topic_raw`` on the broker of ``settings``. ``who`` names the process in its
+    log lines (``stream``, ``sink``), which go to ``log``; ``falling_behind`` says what a stall costs
+    its users, ``what_to_do`` how to get out of it.
     """
 
     def __init__(
         self,
-        topic: str,
+        settings: Settings,
         wait_ms: int,
         *,
         who: str,
@@ -82,7 +83,8 @@ class FetchWatch:
         falling_behind: str,
         what_to_do: str,
     ) -> None:
-        self.topic = topic
+        self.settings = settings
+        self.topic = settings.topic_raw
         self.who = who
         self.log = log
         self.falling_behind = falling_behind
@@ -117,14 +119,14 @@ class FetchWatch:
         )
         return True
 
-    def fit_to_broker(self, settings: Settings) -> None:
+    def fit_to_broker(self) -> None:
         """On the embedded broker, start with the wait the topic's fullest partition needs (a real Kafka
         answers as soon as data is there: left alone)."""
-        if not settings.embedded_broker:
+        if not self.settings.embedded_broker:
             return
         self._embedded = True
         try:
-            stats = kafka.topic_stats(settings).get(self.topic)
+            stats = kafka.topic_stats(self.settings).get(self.topic)
         except KafkaException:
             return  # the first fetches say what is wrong with the broker
         wait_ms = self._longer_wait(
@@ -210,13 +212,15 @@ class FetchWatch:
             self._behind_since = None
             return False
         # the check asks the broker (~20 ms on Tansu, seconds on a partition of ~1M batches): only while
-        # reading almost nothing, once a second while behind, once every STALL_S while caught up and idle
+        # reading almost nothing, once a second while behind, once every STALL_S while caught up and idle.
+        # Asked on a connection of its own: through the consumer, Tansu answers only after its pending
+        # fetch (up to a fetch wait a partition, past max.poll.interval.ms at a 2 s wait)
         if now < self._next_check:
             return False
         self._next_check = now + 1.0
         self.checks += 1
         try:
-            positions = kafka.positions(consumer, timeout=2) or []
+            positions = kafka.positions(consumer, timeout=2, settings=self.settings, fresh=True) or []
         except KafkaException:
             return False
         waiting = sum(max(high - pos, 0) for _, pos, high in positions)

@@ -244,7 +244,11 @@ def group_running(settings: Settings, group: str, timeout: float = 5.0) -> bool 
 
 
 def positions(
-    consumer: Consumer, timeout: float = 5.0, *, settings: Settings | None = None
+    consumer: Consumer,
+    timeout: float = 5.0,
+    *,
+    settings: Settings | None = None,
+    fresh: bool = False,
 ) -> list[tuple[TopicPartition, int, int]] | None:
     """(partition, position, high watermark) for each partition assigned to ``consumer``; None while
     it has none (joining its group).
@@ -253,7 +257,8 @@ def positions(
     low watermark when the group has none there. With ``settings`` the watermarks are those the
     consumer's own fetches brought, and for a partition no fetch has answered for yet the broker's,
     asked on a connection of its own (``watermarks``): Tansu answers the consumer's own question only
-    after its pending fetch, so up to a fetch wait a partition.
+    after its pending fetch, so up to a fetch wait a partition. With ``fresh`` too, every partition's
+    watermarks are the broker's, asked that way (fetches that bring nothing leave the cached ones behind).
     """
     assignment = consumer.assignment()
     if not assignment:
@@ -267,7 +272,7 @@ def positions(
     }
     marks: dict[tuple[str, int], tuple[int, int]] = {}
     if settings is not None:
-        for tp in current:
+        for tp in [] if fresh else current:
             lo, hi = consumer.get_watermark_offsets(tp, cached=True)
             if hi >= 0:  # a fetch has answered for the partition
                 marks[(tp.topic, tp.partition)] = (lo, hi)

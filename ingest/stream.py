@@ -154,7 +154,7 @@ class OnlineStream:
         kafka.ensure_topics(s)
         check_online_store(self.store)  # fail at once, saying what to do, rather than at the first batch
         watch = self._fetch_watch(FETCH_WAIT_MS)
-        watch.fit_to_broker(s)
+        watch.fit_to_broker()
         # made before the consumer: its assignment reads them
         tail_starts = self._tail_starts = refill.TailStarts(s)
         consumer = self._consumer(watch)
@@ -229,7 +229,7 @@ class OnlineStream:
     def _fetch_watch(self, wait_ms: int) -> FetchWatch:
         """A watch on the stream's fetches, which start with ``wait_ms``."""
         return FetchWatch(
-            self.settings.topic_raw,
+            self.settings,
             wait_ms,
             who="stream",
             log=log,

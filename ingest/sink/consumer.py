@@ -81,7 +81,7 @@ class Sink:
         self._last_commit: str = "never"
         self._joined = False
         self._watch = FetchWatch(
-            settings.topic_raw,
+            settings,
             FETCH_WAIT_MS,
             who="sink",
             log=log,
@@ -103,7 +103,7 @@ class Sink:
         self._writer = LakeWriter(self._con, s.sink_max_tick_bytes)
         kafka.ensure_topics(s)  # first: without a broker, say so before any client starts retrying
         self._dlq = kafka.producer(s)
-        self._watch.fit_to_broker(s)
+        self._watch.fit_to_broker()
         self._consumer = self._subscribe(self._watch.wait_ms)
         previous = signals.install(self.stop, "sink")
         idle_since: float | None = None

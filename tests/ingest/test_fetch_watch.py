@@ -61,7 +61,7 @@ def test_reading_a_backlog_a_message_at_a_time_is_a_stall(
         producer.poll(0)
     producer.flush(30)
     consumer = consumer_at_start(kafka_settings)
-    watch = FetchWatch(kafka_settings.topic_raw, 500, who="sink", log=log, falling_behind="-", what_to_do="-")
+    watch = FetchWatch(kafka_settings, 500, who="sink", log=log, falling_behind="-", what_to_do="-")
     with caplog.at_level(logging.WARNING, logger=log.name):
         assert read_slowly(consumer, watch, seconds=20)
     consumer.close()
@@ -76,7 +76,7 @@ def test_a_live_feed_read_as_it_arrives_is_not_a_stall(
     monkeypatch.setattr(fetch_watch, "STALL_S", 2.0)
     producer = feed(kafka_settings)
     consumer = consumer_at_start(kafka_settings)
-    watch = FetchWatch(kafka_settings.topic_raw, 500, who="sink", log=log, falling_behind="-", what_to_do="-")
+    watch = FetchWatch(kafka_settings, 500, who="sink", log=log, falling_behind="-", what_to_do="-")
     assert not read_slowly(consumer, watch, seconds=fetch_watch.STALL_S * 3, producer=producer)
     assert watch.checks == 0  # nor was the broker asked (~20 ms on Tansu, a stall of the stream's loop)
     consumer.close()
@@ -92,7 +92,7 @@ def test_an_idle_consumer_that_is_caught_up_asks_the_broker_once_a_stall_period(
     producer.produce(kafka_settings.topic_raw, value=b"{}", partition=0)
     producer.flush(10)
     consumer = consumer_at_start(kafka_settings)
-    watch = FetchWatch(kafka_settings.topic_raw, 500, who="sink", log=log, falling_behind="-", what_to_do="-")
+    watch = FetchWatch(kafka_settings, 500, who="sink", log=log, falling_behind="-", what_to_do="-")
     assert not read_slowly(consumer, watch, seconds=fetch_watch.STALL_S * 4.5)  # 9 s, 7 of them idle
     consumer.close()
     assert 1 <= watch.checks <= 4, watch.checks  # once a second would be 6 or 7
@@ -118,8 +118,8 @@ def test_on_the_embedded_broker_a_process_starts_with_the_wait_its_fullest_parti
         producer.flush(10)
 
     def first_wait(settings: Settings) -> int:
-        watch = FetchWatch(settings.topic_raw, 5, who="stream", log=log, falling_behind="-", what_to_do="-")
-        watch.fit_to_broker(settings)
+        watch = FetchWatch(settings, 5, who="stream", log=log, falling_behind="-", what_to_do="-")
+        watch.fit_to_broker()
         return watch.wait_ms
 
     with caplog.at_level(logging.INFO, logger=log.name):
@@ -144,8 +144,8 @@ def test_on_the_embedded_broker_a_process_moves_to_the_next_wait_as_its_partitio
     real_kafka = kafka_settings.model_copy(update={"kafka_bootstrap": kafka_settings.bootstrap})
     watches = []
     for settings in (kafka_settings, real_kafka):
-        watch = FetchWatch(settings.topic_raw, 5, who="stream", log=log, falling_behind="-", what_to_do="-")
-        watch.fit_to_broker(settings)  # an empty topic: the first wait
+        watch = FetchWatch(settings, 5, who="stream", log=log, falling_behind="-", what_to_do="-")
+        watch.fit_to_broker()  # an empty topic: the first wait
         watches.append(watch)
     embedded, real = watches
     monkeypatch.setattr(fetch_watch, "GROWTH_CHECK_S", 0.0)

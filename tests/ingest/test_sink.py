@@ -166,12 +166,15 @@ def test_the_progress_line_and_the_idle_check_do_not_hold_the_sink_behind_its_pe
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    from ingest import fetch_watch
     from ingest.sink import consumer
 
     # A long fetch wait, as on a large embedded partition: Tansu answered the sink's own watermark
     # questions only after its pending fetch, so each progress line held the loop ~3.4 s for three
     # partitions, past max.poll.interval.ms: librdkafka took the sink out of its group ("leaving group").
+    # The fetch watch's stall check, run once a STALL_S while idle, asked the same way.
     monkeypatch.setattr(consumer, "FETCH_WAIT_MS", 2000)
+    monkeypatch.setattr(fetch_watch, "STALL_S", 1.0)
     settings = make_settings(broker_port=broker_port, log_every_s=0.2, rebalance_timeout_ms=2000)
     kafka.ensure_topics(settings)
     producer = kafka.producer(settings)
@@ -195,6 +198,7 @@ def test_the_progress_line_and_the_idle_check_do_not_hold_the_sink_behind_its_pe
     ]
     assert len(lines) >= 10, lines
     assert "lag 0," in lines[-1]  # the fetches' watermarks say where the partitions end
+    assert sink._watch.checks >= 2, sink._watch.checks  # caught up and idle: once a STALL_S
     assert not [r.getMessage() for r in caplog.records if "leaving group" in r.getMessage()]
     # with --until-idle the run ends once the broker agrees, asked apart from the pending fetch
     again = Sink(settings, until_idle=True).run()
