@@ -220,7 +220,7 @@ class FetchWatch:
         self._next_check = now + 1.0
         self.checks += 1
         try:
-            positions = kafka.positions(consumer, timeout=2, settings=self.settings, fresh=True) or []
+            positions = kafka.positions(consumer, self.settings, timeout=2, fresh=True) or []
         except KafkaException:
             return False
         waiting = sum(max(high - pos, 0) for _, pos, high in positions)

@@ -244,21 +244,17 @@ def group_running(settings: Settings, group: str, timeout: float = 5.0) -> bool 
 
 
 def positions(
-    consumer: Consumer,
-    timeout: float = 5.0,
-    *,
-    settings: Settings | None = None,
-    fresh: bool = False,
+    consumer: Consumer, settings: Settings, timeout: float = 5.0, *, fresh: bool = False
 ) -> list[tuple[TopicPartition, int, int]] | None:
     """(partition, position, high watermark) for each partition assigned to ``consumer``; None while
     it has none (joining its group).
 
     A partition nothing was fetched from yet in this session is at its committed offset, or at its
-    low watermark when the group has none there. With ``settings`` the watermarks are those the
-    consumer's own fetches brought, and for a partition no fetch has answered for yet the broker's,
-    asked on a connection of its own (``watermarks``): Tansu answers the consumer's own question only
-    after its pending fetch, so up to a fetch wait a partition. With ``fresh`` too, every partition's
-    watermarks are the broker's, asked that way (fetches that bring nothing leave the cached ones behind).
+    low watermark when the group has none there. The watermarks are those the consumer's own fetches
+    brought, and for a partition no fetch has answered for yet the broker's, asked on a connection of
+    its own (``watermarks``): Tansu answers the consumer's own question only after its pending fetch,
+    so up to a fetch wait a partition. With ``fresh``, every partition's watermarks are the broker's,
+    asked that way (fetches that bring nothing leave the cached ones behind).
     """
     assignment = consumer.assignment()
     if not assignment:
@@ -271,21 +267,19 @@ def positions(
         for tp in (consumer.committed(unread, timeout=timeout) if unread else [])
     }
     marks: dict[tuple[str, int], tuple[int, int]] = {}
-    if settings is not None:
-        for tp in [] if fresh else current:
-            lo, hi = consumer.get_watermark_offsets(tp, cached=True)
-            if hi >= 0:  # a fetch has answered for the partition
-                marks[(tp.topic, tp.partition)] = (lo, hi)
-        missing = [tp for tp in current if (tp.topic, tp.partition) not in marks]
-        if missing:
-            marks.update(watermarks(settings, missing, timeout))
+    for tp in [] if fresh else current:
+        lo, hi = consumer.get_watermark_offsets(tp, cached=True)
+        if hi >= 0:  # a fetch has answered for the partition
+            marks[(tp.topic, tp.partition)] = (lo, hi)
+    missing = [tp for tp in current if (tp.topic, tp.partition) not in marks]
+    if missing:
+        marks.update(watermarks(settings, missing, timeout))
     out = []
     for tp in current:
-        key = (tp.topic, tp.partition)
-        lo, hi = marks[key] if key in marks else consumer.get_watermark_offsets(tp, timeout=timeout)
+        lo, hi = marks[(tp.topic, tp.partition)]
         pos = tp.offset
         if pos < 0:
-            pos = committed.get(key, -1)
+            pos = committed.get((tp.topic, tp.partition), -1)
             pos = pos if pos >= 0 else lo
         out.append((tp, pos, hi))
     return out

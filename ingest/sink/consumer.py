@@ -315,7 +315,7 @@ class Sink:
         at 2 s, which (each progress line) kept batches waiting and, past max.poll.interval.ms, took
         the sink out of its group.
         """
-        out = kafka.positions(self._consumer, settings=self.settings)
+        out = kafka.positions(self._consumer, self.settings)
         if out is None:
             return None
         log.debug("sink: positions %s", [(tp.partition, p, h) for tp, p, h in out])
@@ -362,7 +362,7 @@ class Sink:
         """Whether the broker's own watermarks agree that the sink has read everything (the fetches'
         said so): asked once, on a connection apart from the consumer's pending fetch."""
         try:
-            mine = kafka.positions(self._consumer, settings=self.settings) or []
+            mine = kafka.positions(self._consumer, self.settings) or []
             theirs = kafka.watermarks(self.settings, [tp for tp, _, _ in mine])
         except KafkaException:
             return False
