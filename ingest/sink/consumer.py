@@ -362,11 +362,10 @@ class Sink:
         """Whether the broker's own watermarks agree that the sink has read everything (the fetches'
         said so): asked once, on a connection apart from the consumer's pending fetch."""
         try:
-            mine = kafka.positions(self._consumer, self.settings) or []
-            theirs = kafka.watermarks(self.settings, [tp for tp, _, _ in mine])
+            positions = kafka.positions(self._consumer, self.settings, fresh=True) or []
         except KafkaException:
             return False
-        return all(pos >= theirs[(tp.topic, tp.partition)][1] for tp, pos, _ in mine)
+        return all(pos >= high for _, pos, high in positions)
 
     def _safe_positions(self) -> list[tuple[int, int]] | None:
         try:
