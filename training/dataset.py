@@ -28,6 +28,7 @@ from tickstore.settings import Settings
 from tickstore_feast import pit
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import fingerprints
+from training import entity_order
 
 MAX_GRID_ROWS = 50_000_000  # ~5 GB of entity rows in pandas, before a feature is joined
 CHUNK_ROWS = 1_000_000  # entity rows per get_historical_features call: each recomputes the windows it needs
@@ -273,6 +274,11 @@ def build(
     # a later chunk) would otherwise leave a valid-looking Parquet with only its first chunks, next to
     # the manifest of the dataset it replaced.
     partial = out.with_name(f".{out.name}.partial")
+    # rows out of time order are built in time order, then put back in theirs (training/entity_order.py)
+    order = entity_order.time_order(frame, CHUNK_ROWS)
+    if order is not None:
+        frame = entity_order.in_time_order(frame, order)
+    by_time = out.with_name(f".{out.name}.by-time.partial")
     writer: pq.ParquetWriter | None = None
     nulls: dict[str, int] = {}
     total = len(frame)
@@ -283,7 +289,7 @@ def build(
                 entity_df=chunk, features=selected, full_feature_names=full_feature_names
             ).to_arrow()
             if writer is None:
-                writer = pq.ParquetWriter(partial, table.schema)
+                writer = pq.ParquetWriter(partial if order is None else by_time, table.schema)
             writer.write_table(table)
             for name in table.column_names:
                 nulls[name] = nulls.get(name, 0) + table.column(name).null_count
@@ -291,6 +297,10 @@ def build(
                 progress(min(begin + CHUNK_ROWS, total), total)
         if writer is not None:
             writer.close()
+        if order is not None:
+            entity_order.restore(by_time, partial, CHUNK_ROWS)
+            by_time.unlink()
+        nulls.pop(entity_order.PLACE, None)
         views = [store.get_feature_view(n) for n in sorted({r.split(":", 1)[0] for r in refs})]
         manifest = Manifest(
             path=str(out),
@@ -316,6 +326,7 @@ def build(
             with contextlib.suppress(OSError):  # closing flushes: on a full disk that fails as well
                 writer.close()
         partial.unlink(missing_ok=True)
+        by_time.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.filename is None and storage_trouble(exc):
             # Arrow's error names no file ("Error writing bytes to file"): name the one asked for
             raise OSError(exc.errno, exc.strerror, str(out)) from exc
