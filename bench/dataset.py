@@ -1,0 +1,132 @@
+"""Benchmark: `tickstore dataset build` over entity rows in time order and the same rows shuffled.
+
+    make bench            # or: .venv/bin/python bench/dataset.py [--ticks 10000000] [--entities 3000000]
+
+A build reads features a chunk of entity rows at a time (training/dataset.py's CHUNK_ROWS), each over
+the ticks its rows span; shuffled rows are built in time order and written back in their own
+(training/entity_order.py). Each build runs in a fresh child process so its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def child(step: str, home: str, **kw: object) -> dict:  # type: ignore[type-arg]
+    """Run one step in a new process; returns what it printed last, as JSON."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--step", step, "--home", home, "--kw", json.dumps(kw)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{step} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def step_setup(home: str, ticks: int, entities: int) -> dict:  # type: ignore[type-arg]
+    """A lake of ``ticks`` simulated ticks and ``entities`` entity rows at random times in it, written
+    shuffled and in time order (the build applies the repo's views itself)."""
+    import numpy as np
+    import pandas as pd
+
+    from ingest import simulate
+    from tickstore import lake
+    from tickstore.settings import Settings
+
+    s = Settings(home=Path(home))
+    con = lake.connect(s)
+    con.register("sim", simulate.tick_table(simulate.SimConfig(n_ticks=ticks, start=1_767_225_600.0)))
+    con.execute("INSERT INTO ticks BY NAME SELECT * FROM sim")
+    first, last = con.execute("SELECT min(event_time), max(event_time) FROM ticks").fetchone()  # type: ignore[misc]
+    con.close()
+    rng = np.random.default_rng(1)
+    rows = pd.DataFrame(
+        {
+            "product_id": rng.choice(["BTC-USD", "ETH-USD", "SOL-USD"], entities),
+            "event_timestamp": (
+                pd.Timestamp(first)
+                + pd.to_timedelta(rng.uniform(0, (last - first).total_seconds(), entities), unit="s")
+            ).floor("us"),
+        }
+    )
+    rows.to_parquet(f"{home}/shuffled.parquet", index=False)
+    rows.sort_values("event_timestamp", kind="stable").to_parquet(
+        f"{home}/in_time_order.parquet", index=False
+    )
+    return {"first": str(first), "last": str(last)}
+
+
+def step_build(home: str, rows: str) -> dict:  # type: ignore[type-arg]
+    """One `dataset build` of ``rows``, timed, with its peak memory and a checksum of its features."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from tickstore.settings import Settings
+    from training import dataset
+
+    s = Settings(home=Path(home))
+    out = Path(home) / f"out_{Path(rows).stem}.parquet"
+    started = time.perf_counter()
+    dataset.build(s, dataset.file_entities(Path(rows)), out)
+    seconds = time.perf_counter() - started
+    table = pq.read_table(out, columns=["tick_count_60s"])
+    return {
+        "seconds": seconds,
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024,
+        "rows": table.num_rows,
+        "checksum": int(pc.sum(table.column(0)).as_py() or 0),
+    }
+
+
+STEPS = {"setup": step_setup, "build": step_build}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=10_000_000)
+    parser.add_argument("--entities", type=int, default=3_000_000)
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--kw", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:  # a child process
+        print(json.dumps(STEPS[args.step](args.home, **json.loads(args.kw)), default=str))
+        return
+
+    home = tempfile.mkdtemp(prefix="tickstore-bench-dataset-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    print(
+        f"simulating {args.ticks:,} ticks into a fresh lake, {args.entities:,} entity rows at random times ..."
+    )
+    child("setup", home, ticks=args.ticks, entities=args.entities)
+    results = {}
+    for name in ("in_time_order", "shuffled"):
+        r = results[name] = child("build", home, rows=f"{home}/{name}.parquet")
+        print(
+            f"dataset build, {r['rows']:,} entity rows {name.replace('_', ' ')}: {r['seconds']:.1f} s "
+            f"({r['rows'] / r['seconds']:,.0f} rows/s), peak {r['peak_gb']:.1f} GB"
+        )
+    a, b = results["in_time_order"], results["shuffled"]
+    print(
+        f"shuffled / in time order: {b['seconds'] / a['seconds']:.2f}x the time, {b['peak_gb'] / a['peak_gb']:.2f}x the memory"
+    )
+    print(f"same features (sum of tick_count_60s): {'yes' if a['checksum'] == b['checksum'] else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
