@@ -1,6 +1,7 @@
 """Benchmark: `tickstore dataset build` over entity rows in time order and the same rows shuffled.
 
     make bench            # or: .venv/bin/python bench/dataset.py [--ticks 10000000] [--entities 3000000]
+    .venv/bin/python bench/dataset.py --as-given   # also the shuffled rows built as before stop 35
 
 A build reads features a chunk of entity rows at a time (training/dataset.py's CHUNK_ROWS), each over
 the ticks its rows span; shuffled rows are built in time order and written back in their own
@@ -71,16 +72,19 @@ def step_setup(home: str, ticks: int, entities: int) -> dict:  # type: ignore[ty
     return {"first": str(first), "last": str(last)}
 
 
-def step_build(home: str, rows: str) -> dict:  # type: ignore[type-arg]
-    """One `dataset build` of ``rows``, timed, with its peak memory and a checksum of its features."""
+def step_build(home: str, rows: str, as_given: bool = False) -> dict:  # type: ignore[type-arg]
+    """One `dataset build` of ``rows``, timed, with its peak memory and a checksum of its features;
+    ``as_given``: chunks in the rows' own order, as before stop 35."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from tickstore.settings import Settings
-    from training import dataset
+    from training import dataset, entity_order
 
+    if as_given:  # the build as it was: every chunk in the rows' order (a bench-only switch)
+        entity_order.time_order = lambda frame, chunk_rows: None  # type: ignore[assignment]
     s = Settings(home=Path(home))
-    out = Path(home) / f"out_{Path(rows).stem}.parquet"
+    out = Path(home) / f"out_{Path(rows).stem}{'_as_given' * as_given}.parquet"
     started = time.perf_counter()
     dataset.build(s, dataset.file_entities(Path(rows)), out)
     seconds = time.perf_counter() - started
@@ -100,6 +104,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=10_000_000)
     parser.add_argument("--entities", type=int, default=3_000_000)
+    parser.add_argument(
+        "--as-given",
+        action="store_true",
+        help="also build the shuffled rows chunk by chunk as given (before stop 35)",
+    )
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--kw", default="{}", help=argparse.SUPPRESS)
@@ -121,11 +130,23 @@ def main() -> None:
             f"dataset build, {r['rows']:,} entity rows {name.replace('_', ' ')}: {r['seconds']:.1f} s "
             f"({r['rows'] / r['seconds']:,.0f} rows/s), peak {r['peak_gb']:.1f} GB"
         )
+    if args.as_given:
+        r = results["as_given"] = child("build", home, rows=f"{home}/shuffled.parquet", as_given=True)
+        print(
+            f"dataset build, {r['rows']:,} entity rows shuffled, chunked as given (before stop 35): "
+            f"{r['seconds']:.1f} s ({r['rows'] / r['seconds']:,.0f} rows/s), peak {r['peak_gb']:.1f} GB"
+        )
     a, b = results["in_time_order"], results["shuffled"]
     print(
         f"shuffled / in time order: {b['seconds'] / a['seconds']:.2f}x the time, {b['peak_gb'] / a['peak_gb']:.2f}x the memory"
     )
-    print(f"same features (sum of tick_count_60s): {'yes' if a['checksum'] == b['checksum'] else 'NO'}")
+    if args.as_given:
+        c = results["as_given"]
+        print(
+            f"shuffled, as given / in time order first: {c['seconds'] / b['seconds']:.2f}x the time, {c['peak_gb'] / b['peak_gb']:.2f}x the memory"
+        )
+    same = len({r["checksum"] for r in results.values()}) == 1
+    print(f"same features (sum of tick_count_60s): {'yes' if same else 'NO'}")
 
 
 if __name__ == "__main__":
