@@ -23,8 +23,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def child(step: str, home: str, **kw: object) -> dict:  # type: ignore[type-arg]
     """Run one step in a new process; returns what it printed last, as JSON."""
@@ -117,6 +115,9 @@ def main() -> None:
         print(json.dumps(STEPS[args.step](args.home, **json.loads(args.kw)), default=str))
         return
 
+    from bench.offline import machine  # the same line as the offline bench's, for comparing runs
+
+    print(f"machine: {machine()}")
     home = tempfile.mkdtemp(prefix="tickstore-bench-dataset-")
     atexit.register(shutil.rmtree, home, ignore_errors=True)
     print(
