@@ -15,7 +15,6 @@ import atexit
 import json
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,33 +23,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def child(step: str, home: str, **kw: object) -> dict:  # type: ignore[type-arg]
-    """Run one step in a new process; returns what it printed last, as JSON."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--step", step, "--home", home, "--kw", json.dumps(kw)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{step} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def step_setup(home: str, ticks: int, entities: int) -> dict:  # type: ignore[type-arg]
-    """A lake of ``ticks`` simulated ticks and ``entities`` entity rows at random times in it, written
-    shuffled and in time order (the build applies the repo's views itself)."""
+def step_entities(home: str, entities: int) -> dict:  # type: ignore[type-arg]
+    """``entities`` entity rows at random times over the lake's ticks, written shuffled and in time
+    order (the build applies the repo's views itself)."""
     import numpy as np
     import pandas as pd
 
-    from ingest import simulate
     from tickstore import lake
     from tickstore.settings import Settings
 
-    s = Settings(home=Path(home))
-    con = lake.connect(s)
-    con.register("sim", simulate.tick_table(simulate.SimConfig(n_ticks=ticks, start=1_767_225_600.0)))
-    con.execute("INSERT INTO ticks BY NAME SELECT * FROM sim")
+    con = lake.connect(Settings(home=Path(home)), create=False)
     first, last = con.execute("SELECT min(event_time), max(event_time) FROM ticks").fetchone()  # type: ignore[misc]
     con.close()
     rng = np.random.default_rng(1)
@@ -95,7 +77,7 @@ def step_build(home: str, rows: str, as_given: bool = False) -> dict:  # type: i
     }
 
 
-STEPS = {"setup": step_setup, "build": step_build}
+STEPS = {"entities": step_entities, "build": step_build}
 
 
 def main() -> None:
@@ -115,7 +97,8 @@ def main() -> None:
         print(json.dumps(STEPS[args.step](args.home, **json.loads(args.kw)), default=str))
         return
 
-    from bench.offline import machine  # the same line as the offline bench's, for comparing runs
+    # the offline bench's machine line, child processes and simulated lake ("load"), for comparing runs
+    from bench.offline import child, machine
 
     print(f"machine: {machine()}")
     home = tempfile.mkdtemp(prefix="tickstore-bench-dataset-")
@@ -123,16 +106,19 @@ def main() -> None:
     print(
         f"simulating {args.ticks:,} ticks into a fresh lake, {args.entities:,} entity rows at random times ..."
     )
-    child("setup", home, ticks=args.ticks, entities=args.entities)
+    child("load", home, ticks=args.ticks)
+    child("entities", home, script=__file__, entities=args.entities)
     results = {}
     for name in ("in_time_order", "shuffled"):
-        r = results[name] = child("build", home, rows=f"{home}/{name}.parquet")
+        r = results[name] = child("build", home, script=__file__, rows=f"{home}/{name}.parquet")
         print(
             f"dataset build, {r['rows']:,} entity rows {name.replace('_', ' ')}: {r['seconds']:.1f} s "
             f"({r['rows'] / r['seconds']:,.0f} rows/s), peak {r['peak_gb']:.1f} GB"
         )
     if args.as_given:
-        r = results["as_given"] = child("build", home, rows=f"{home}/shuffled.parquet", as_given=True)
+        r = results["as_given"] = child(
+            "build", home, script=__file__, rows=f"{home}/shuffled.parquet", as_given=True
+        )
         print(
             f"dataset build, {r['rows']:,} entity rows shuffled, chunked as given (before stop 35): "
             f"{r['seconds']:.1f} s ({r['rows'] / r['seconds']:,.0f} rows/s), peak {r['peak_gb']:.1f} GB"

@@ -27,10 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 REPO = Path(__file__).resolve().parent.parent
 
 
-def child(step: str, home: str, **kw: object) -> dict:  # type: ignore[type-arg]
-    """Run one measurement in a new process; returns its result plus its peak RSS."""
+def child(step: str, home: str, script: str = __file__, **kw: object) -> dict:  # type: ignore[type-arg]
+    """Run one measurement (a step of ``script``: this file's unless another bench's) in a new
+    process; returns its result plus its peak RSS."""
     out = subprocess.run(
-        [sys.executable, __file__, "--step", step, "--home", home, "--kw", json.dumps(kw)],
+        [sys.executable, script, "--step", step, "--home", home, "--kw", json.dumps(kw)],
         capture_output=True,
         text=True,
         check=False,
