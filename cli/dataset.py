@@ -154,6 +154,7 @@ def dataset_build(
                 features=asked,
                 as_of=snapshot,
                 progress=advance,
+                stage=lambda text: bar.update(task, description=text),
                 full_feature_names=full_feature_names,
             )
         except ValueError as exc:

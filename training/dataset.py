@@ -218,6 +218,7 @@ def build(
     feature_service: str = "volatility_model",
     as_of: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
     full_feature_names: bool = False,
     features: Sequence[str] = (),
 ) -> Manifest:
@@ -298,6 +299,8 @@ def build(
         if writer is not None:
             writer.close()
         if order is not None:
+            if stage:  # the rows are all read: what the build does after its last chunk
+                stage(entity_order.RESTORING)
             entity_order.restore(by_time, partial, CHUNK_ROWS)
             by_time.unlink()
         nulls.pop(entity_order.PLACE, None)

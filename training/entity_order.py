@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 # the column that carries each row's place through the build: never one of the output's
 PLACE = "__tickstore_entity_row"
+RESTORING = "putting the rows back in their order"  # what a progress display says while restore() runs
 
 
 def time_order(frame: pd.DataFrame, chunk_rows: int) -> np.ndarray | None:

@@ -31,7 +31,9 @@ def test_rows_out_of_time_order_are_built_by_time_and_written_in_their_own_order
 ) -> None:  # type: ignore[no-untyped-def]
     s = seeded(make_settings)
     rows = shuffled_rows(s)
-    whole = dataset.build(s, rows, tmp_path / "whole.parquet")  # one chunk: built as given
+    stages: list[str] = []
+    whole = dataset.build(s, rows, tmp_path / "whole.parquet", stage=stages.append)  # one chunk: as given
+    assert stages == []
     spans: list[tuple[pd.Timestamp, pd.Timestamp]] = []
     real = FeatureStore.get_historical_features
 
@@ -42,7 +44,8 @@ def test_rows_out_of_time_order_are_built_by_time_and_written_in_their_own_order
 
     monkeypatch.setattr(FeatureStore, "get_historical_features", watched)
     monkeypatch.setattr(dataset, "CHUNK_ROWS", 64)
-    chunked = dataset.build(s, rows, tmp_path / "chunked.parquet")
+    chunked = dataset.build(s, rows, tmp_path / "chunked.parquet", stage=stages.append)
+    assert stages == [entity_order.RESTORING]  # shown once the chunks are read (the CLI's bar says it)
 
     # 300 rows in 5 chunks, each a stretch of time of its own (shuffled, each spanned nearly all 300 s)
     assert len(spans) == 5 and all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
