@@ -226,7 +226,8 @@ def build(
 
     ``features`` (`view:feature`, or a view for all of its features) are read instead of the
     service's. ``full_feature_names`` names each column `<view>__<feature>`, as Feast does, for views
-    that share feature names.
+    that share feature names. ``progress`` is told the entity rows done after each chunk; ``stage``
+    what the build does once they all are, where that takes a while (sorting the set back).
     """
     started = datetime.now(UTC)
     con = lake.connect(settings, create=False)
