@@ -1,5 +1,6 @@
 """Benchmark: feature SQL over 10M ticks, a 1M-row point-in-time training set, and Feast's own DuckDB
-offline store beside ours at 100k entity rows.
+offline store beside ours at 100k entity rows; ad-hoc SQL over a view's last hour, filtered or called
+with the range.
 
     make bench            # or: .venv/bin/python bench/offline.py [--ticks 10000000] [--entities 1000000]
 
@@ -216,7 +217,51 @@ def step_pit_feast(home: str, entities: int, parquet: str) -> dict:  # type: ign
     return _pit(store, _entities(home, entities, parquet))
 
 
-STEPS = {"load": step_load, "features": step_features, "pit_ours": step_pit_ours, "pit_feast": step_pit_feast}
+def step_adhoc(home: str, view: str, minutes: int) -> dict:  # type: ignore[type-arg]
+    """One product's last ``minutes`` of a feature view, as `tickstore sql` runs it: filtered by a
+    WHERE on the view (its whole history computed first) and called with the range; interleaved runs."""
+    import numpy as np
+
+    from tickstore import feature_sql, lake
+    from tickstore.settings import Settings
+
+    con = lake.connect(Settings(home=Path(home)), create=False, read_only=True)
+    product, last = con.execute(
+        "SELECT product_id, max(event_time) FROM ticks GROUP BY 1 ORDER BY 1"
+    ).fetchone()  # type: ignore[misc]
+    since = last - timedelta(minutes=minutes)
+    forms = {
+        "where": f"SELECT * FROM {view} WHERE product_id = $p AND event_time >= $since",  # noqa: S608
+        "range": f"SELECT * FROM {view}($since) WHERE product_id = $p",  # noqa: S608
+    }
+    feature_sql.attach_views(con, view)
+    seconds: dict[str, list[float]] = {k: [] for k in forms}
+    rows = {}
+    for _ in range(3):
+        for form, sql in forms.items():
+            started = time.perf_counter()
+            rows[form] = con.execute(sql + " ORDER BY ALL", {"p": product, "since": since}).df()
+            seconds[form].append(time.perf_counter() - started)
+    same = rows["where"].shape == rows["range"].shape and bool(
+        np.allclose(
+            rows["where"].select_dtypes("number"),
+            rows["range"].select_dtypes("number"),
+            rtol=1e-9,
+            equal_nan=True,
+        )
+    )
+    return {"product": product, "rows": len(rows["range"]), "same": same} | {
+        k: statistics.median(v) for k, v in seconds.items()
+    }
+
+
+STEPS = {
+    "load": step_load,
+    "features": step_features,
+    "pit_ours": step_pit_ours,
+    "pit_feast": step_pit_feast,
+    "adhoc": step_adhoc,
+}
 
 
 def main() -> None:
@@ -245,6 +290,12 @@ def main() -> None:
             f"peak {r['peak_gb']:.1f} GB"
             + ("   (target >= 1,000,000 ticks/s)" if view == "ticks_60s" else "")
         )
+    r = child("adhoc", big, view="ticks_60s", minutes=60)
+    print(
+        f"ad-hoc SQL, {r['product']}'s last hour of ticks_60s ({r['rows']:,} rows; median of 3): a WHERE on the "
+        f"view {r['where']:.2f} s, the view called with the range {r['range']:.3f} s, "
+        f"{r['where'] / r['range']:,.0f}x; same rows: {'yes' if r['same'] else 'NO'}"
+    )
     r = child("pit_ours", big, entities=args.entities, table="bench_ticks_60s")
     print(
         f"point-in-time set, ours: {r['entities']:,} entity rows x {args.ticks:,} feature rows in "

@@ -172,10 +172,14 @@ def sql(
     """Run ad-hoc SQL over the lake (safe while the sink writes). Tables: ticks, ticks_rejected.
 
     The feature views of sql/ (ticks_10s, ticks_60s, ticks_300s, tick_clock) can be named as tables:
-    each is its file as it is now, so an edit can be tried before `feast apply`.
+    each is its file as it is now, so an edit can be tried before `feast apply`. Called with a time
+    range, ticks_60s(since[, until]), a view reads only the ticks that range needs (named as a table,
+    it computes the whole history before a WHERE on the time drops rows).
 
     \b
       tickstore sql "SELECT * FROM ticks_60s WHERE product_id = 'BTC-USD' ORDER BY event_time DESC LIMIT 5"
+      tickstore sql "SELECT * FROM ticks_60s(now() - INTERVAL 10 MINUTE) WHERE product_id = 'BTC-USD'"
+      tickstore sql "SELECT * FROM ticks_10s('2025-12-06 06:15', '2025-12-06 06:30')"   # UTC
 
     \b
       tickstore sql -f my_query.sql       # or: tickstore sql < my_query.sql

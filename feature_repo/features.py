@@ -43,9 +43,8 @@ def tick_window_view(seconds: int) -> FeatureView:
         schema=[Field(name=f"{f}_{suffix}", dtype=Float64) for f in doubles]
         + [Field(name=f"tick_count_{suffix}", dtype=Int64)],
         # ticks sharing an event time share a frame, so their rows are equal (tests/feature_repo)
-        source=DuckDBSource(
-            sql_file=SQL / f"ticks_{suffix}.sql", lookback=timedelta(seconds=seconds), ties_equal=True
-        ),
+        # its lookback (how far back a row's window reads) is the file's '-- lookback:' header line
+        source=DuckDBSource(sql_file=SQL / f"ticks_{suffix}.sql", ties_equal=True),
         online=True,
         description=f"Tick features over the last {seconds} s, one row per tick (sql/ticks_{suffix}.sql).",
     )
@@ -61,7 +60,7 @@ tick_clock = FeatureView(
     entities=[product],
     ttl=timedelta(0),
     schema=[Field(name="event_time_us", dtype=Int64)],
-    source=DuckDBSource(sql_file=SQL / "tick_clock.sql", lookback=timedelta(0), ties_equal=True),
+    source=DuckDBSource(sql_file=SQL / "tick_clock.sql", ties_equal=True),
     online=True,
     description="Event time of the product's latest tick, in microseconds (sql/tick_clock.sql).",
 )

@@ -1,6 +1,8 @@
 -- ticks_60s: market microstructure features over the last 60 seconds of ticks, per product.
 -- grain: one row per tick (product_id, event_time); ticks sharing an event_time get equal values
 -- time column: event_time (exchange time, UTC, microseconds)
+-- lookback: 60 s (how far back one row reads ticks; ranges of rows are computed from ticks
+--   twice that earlier on, as a window's first return needs the tick before it)
 -- window: every tick of the product with event_time in [t - 60 s, t], both ends included: an exact
 --   event-time window. It is evaluated as a ROWS frame whose per-row offsets come from an ASOF join on
 --   event time, because DuckDB 1.5 evaluates a RANGE frame this wide several times slower; the rows

@@ -1,10 +1,11 @@
-"""The feature SQL in `sql/`: where it lives, the files ad-hoc SQL can name as views, fingerprints."""
+"""The feature SQL in `sql/`: where it lives, its headers, the views ad-hoc SQL can name, fingerprints."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,54 @@ import duckdb
 from tickstore.paths import SQL_DIR
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
+# header lines, e.g. "-- lookback: 60 s (...)" and "-- time column: event_time (...)"
+_LOOKBACK = re.compile(r"--\s*lookback:\s*(\d+(?:\.\d+)?)\s*s\b")
+_TIME_COLUMN = re.compile(r"--\s*time column:\s*([a-z_][a-z0-9_]*)")
+
+
+def header(text: str) -> list[str]:
+    """The comment lines a SQL text opens with (its header), up to the first line of SQL."""
+    lines = []
+    for line in text.splitlines():
+        if not line.strip().startswith("--"):
+            break
+        lines.append(line.strip())
+    return lines
+
+
+def lookback(text: str) -> timedelta | None:
+    """How far back one row of a feature SQL reads ticks (its window), from its header's
+    ``-- lookback: 60 s`` line; None without one."""
+    for line in header(text):
+        found = _LOOKBACK.match(line)
+        if found:
+            return timedelta(seconds=float(found.group(1)))
+    return None
+
+
+def time_column(text: str) -> str:
+    """The column a feature SQL's rows are timed by, from its header's ``-- time column:`` line."""
+    for line in header(text):
+        found = _TIME_COLUMN.match(line)
+        if found:
+            return found.group(1)
+    return "event_time"
+
+
+def over_ticks(body: str, read_from: str, read_to: str | None = None) -> str:
+    """A SELECT of feature SQL ``body`` computed over only the lake's ticks timed from ``read_from``
+    to ``read_to`` (both SQL expressions, ends included).
+
+    Feature SQL selects FROM ticks: a CTE of that name in front of it shadows the table, so the
+    windows are computed over just those ticks and the lake skips the files outside them. The caller
+    reaches back far enough for its first rows' windows (twice the lookback: a window's first return
+    needs the tick before it).
+    """
+    upper = f" AND event_time <= {read_to}" if read_to else ""
+    return (
+        f"WITH ticks AS (SELECT * FROM lake.main.ticks WHERE event_time >= {read_from}{upper}) "  # noqa: S608
+        f"SELECT * FROM ({body}\n)"  # the newline ends a comment on the body's last line
+    )
 
 
 def views(folder: Path = SQL_DIR) -> dict[str, Path]:
@@ -49,10 +98,33 @@ def attach_views(
         body = path.read_text().strip().rstrip(";")
         try:
             con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {body}\n')  # noqa: S608
+            back = lookback(body)
+            if back is not None:
+                con.execute(_range_macro(name, body, back))
         except duckdb.Error as exc:  # its LINE numbers are the file's, not the query's: say which file
             raise type(exc)(f"in sql/{path.name}: {exc}") from exc
         attached.append(name)
     return attached
+
+
+def _range_macro(name: str, body: str, back: timedelta) -> str:
+    """``CREATE MACRO name(since, until := NULL)``: the view's rows timed in [since, until), computed
+    over only the ticks they need (from twice the lookback before ``since``).
+
+    A filter on the view's time can't be pushed below its windows (each row needs its lookback), so
+    `SELECT ... FROM ticks_60s WHERE event_time >= ...` computes the product's whole history first;
+    this reads the lake from ``since - 2 x lookback`` on. A view and a macro share a name: DuckDB keeps
+    tables and table functions apart.
+    """
+    ts = '"' + time_column(body) + '"'
+    since = "since::TIMESTAMPTZ"
+    until = "coalesce(until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)"
+    reach = f"INTERVAL {2 * back // timedelta(microseconds=1)} MICROSECOND"
+    return (
+        f'CREATE OR REPLACE TEMP MACRO "{name}"(since, until := NULL) AS TABLE '  # noqa: S608
+        f"SELECT * FROM ({over_ticks(body, f'{since} - {reach}', until)}) "
+        f"WHERE {ts} >= {since} AND {ts} < {until}"
+    )
 
 
 def fingerprints(texts: list[str]) -> list[str]:

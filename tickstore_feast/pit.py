@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from tickstore import feature_sql
 from tickstore_feast.source import DuckDBSource
 
 COLLISION = "tickstore: entity key hash collision"
@@ -67,20 +68,17 @@ def quote(identifier: str) -> str:
 def _source_rows(src: DuckDBSource, lo: str | None, hi: str | None) -> str:
     """FROM-clause text for ``src``, reading only what [$lo, $hi] needs when those are given.
 
-    A table is filtered on its timestamp. Feature SQL selects FROM ticks: a CTE of that name in front
-    of it shadows the table, so its windows are computed over just the ticks in range (``lo`` already
-    reaches back by the source's lookback, so windows and returns near the start are complete).
+    A table is filtered on its timestamp; feature SQL is computed over just the ticks in range
+    (`feature_sql.over_ticks`; ``lo`` already reaches back by twice the source's lookback, so windows
+    and returns near the start are complete).
     """
     if lo is None:
         return src.from_clause()
-    upper = f" AND {{ts}} <= ${hi}" if hi else ""
     if src.table is not None:
         ts = quote(src.timestamp_field)
-        return f"(SELECT * FROM {src.from_clause()} WHERE {ts} >= ${lo}{upper.format(ts=ts)})"  # noqa: S608
-    return (
-        f"(WITH ticks AS (SELECT * FROM lake.main.ticks WHERE event_time >= ${lo}{upper.format(ts='event_time')}) "  # noqa: S608
-        f"SELECT * FROM {src.from_clause()})"
-    )
+        upper = f" AND {ts} <= ${hi}" if hi else ""
+        return f"(SELECT * FROM {src.from_clause()} WHERE {ts} >= ${lo}{upper})"  # noqa: S608
+    return f"({feature_sql.over_ticks(src.query or '', f'${lo}', f'${hi}' if hi else None)})"
 
 
 def pull(

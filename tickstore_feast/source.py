@@ -53,8 +53,10 @@ class DuckDBSource(DataSource):
     The SQL text is stored in the registry at `feast apply`, so `feast plan` shows when a feature's SQL
     changed. ``lookback`` is how far back in time the query reads ticks to produce one row (its window):
     the offline store uses it to compute features over only the ticks a request needs. SQL sources must
-    name it (``timedelta(0)`` for a per-tick view): left out, it was 0, and the windows of the rows
-    nearest a request's start were computed over only part of their ticks, with nothing said.
+    declare it, by a ``-- lookback: 60 s`` line in the SQL's header (as `sql/` does, where ad-hoc SQL
+    reads it too) or by ``lookback=`` (``timedelta(0)`` for a per-tick view): left out, it was 0, and
+    the windows of the rows nearest a request's start were computed over only part of their ticks,
+    with nothing said.
 
     ``ties_equal`` declares that rows sharing a key and a timestamp carry equal features (the window
     views of `sql/`: ticks sharing an event time share one frame). A point-in-time join then takes
@@ -81,16 +83,24 @@ class DuckDBSource(DataSource):
     ) -> None:
         if sum(x is not None for x in (sql_file, query, table)) != 1:
             raise ValueError("DuckDBSource takes exactly one of sql_file=, query= or table=")
-        if table is None and lookback is None:
-            what = f"sql_file={Path(sql_file).name}" if sql_file is not None else "query="
-            raise ValueError(
-                f"DuckDBSource({what}) needs lookback=: how far back one row's window reads ticks, "
-                "e.g. lookback=timedelta(seconds=60) for a 60 s window, timedelta(0) for a per-tick view"
-            )
+        what = f"sql_file={Path(sql_file).name}" if sql_file is not None else "query="
         if sql_file is not None:
             path = Path(sql_file)
             query = path.read_text()
             name = name or path.stem
+        declared = feature_sql.lookback(query) if query is not None else None
+        if lookback is not None and declared is not None and lookback != declared:
+            raise ValueError(
+                f"DuckDBSource({what}): lookback={lookback!r}, but the SQL's header says "
+                f"'-- lookback: {declared.total_seconds():g} s': leave lookback= out, or change the header"
+            )
+        lookback = lookback if lookback is not None else declared
+        if table is None and lookback is None:
+            raise ValueError(
+                f"DuckDBSource({what}) needs a lookback, how far back one row's window reads ticks: a header "
+                "line '-- lookback: 60 s' in the SQL (sql/ticks_60s.sql has one; '-- lookback: 0 s' for a "
+                "per-tick view), or lookback=timedelta(seconds=60)"
+            )
         self.query = query
         self.table = table
         self.lookback = lookback or timedelta(0)

@@ -107,7 +107,7 @@ def test_sql_with_a_wrong_table_names_the_lake_tables(make_settings: Callable[..
 
 
 def test_sql_names_the_feature_views_as_tables(make_settings: Callable[..., Settings]) -> None:
-    from tests.tickstore_feast.conftest import load, tick_rows
+    from tests.tickstore_feast.conftest import T0, load, tick_rows
 
     s = make_settings()
     load(s, tick_rows([("BTC-USD", t, 100.0 + t) for t in (0.0, 1.0, 1.0, 30.0, 61.0)]))
@@ -121,6 +121,13 @@ def test_sql_names_the_feature_views_as_tables(make_settings: Callable[..., Sett
     assert [tuple(line.split(",")) for line in got.stdout.split()[1:]] == [
         (str(n), str(r)) for n, r in expected
     ]
+    # called with a time range: its rows, computed from the ticks before it (30 s: the window from 0 s)
+    since, until = (T0 + timedelta(seconds=x) for x in (30, 61))
+    for call, rows in ((f"'{since}'", expected[3:]), (f"'{since}', '{until}'", expected[3:4])):
+        got = tickstore(s, "sql", f"SELECT {columns} FROM ticks_60s({call}) ORDER BY ALL", "--format", "csv")
+        assert [tuple(line.split(",")) for line in got.stdout.split()[1:]] == [
+            (str(n), str(r)) for n, r in rows
+        ]
     # the labels' SQL takes parameters: it is no view
     assert "labels_fwd_vol_60s" not in tickstore(s, "sql", "SELECT * FROM nope", check=False).stderr
 

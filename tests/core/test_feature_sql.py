@@ -1,10 +1,21 @@
-"""Fingerprints of feature SQL (tickstore.feature_sql): what a model's training set was computed by."""
+"""Feature SQL (tickstore.feature_sql): fingerprints, header lines, the views ad-hoc SQL names and calls."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
 
-from tickstore.feature_sql import SQL_DIR, fingerprints, same_definition
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.tickstore_feast.conftest import T0, load, tick_rows
+from tickstore import lake
+from tickstore.feature_sql import SQL_DIR, attach_views, fingerprints, lookback, same_definition, time_column
+from tickstore.settings import Settings
 
 
 def test_a_fingerprint_ignores_comments_layout_and_keyword_case_but_not_what_the_sql_computes() -> None:
@@ -31,3 +42,72 @@ def test_the_same_text_is_the_same_definition_whatever_the_parser_made_of_it() -
     broken, also_broken, other = fingerprints(["SELECT nothing FROM", "SELECT nothing FROM", "SELECT x FROM"])
     assert broken.startswith(":") and same_definition(broken, also_broken)
     assert not same_definition(broken, other)
+
+
+def test_lookback_and_time_column_are_read_from_the_header_only() -> None:
+    text = "-- v: x\n-- time column: ts (when)\n--   lookback: no, a continuation\n-- lookback: 2.5 s (why)\nSELECT 1\n"
+    assert lookback(text) == timedelta(seconds=2.5) and time_column(text) == "ts"
+    # a line after the SQL has begun is no header
+    assert lookback("SELECT 1\n-- lookback: 60 s\n") is None
+    assert time_column("SELECT 1") == "event_time"
+    assert lookback((SQL_DIR / "ticks_300s.sql").read_text()) == timedelta(seconds=300)
+    assert lookback((SQL_DIR / "tick_clock.sql").read_text()) == timedelta(0)
+
+
+def _stream(seed: int) -> list[tuple[str, float, float]]:
+    """Two products over ~20 minutes: bursts sharing a time, gaps longer than every window, and
+    ticks placed so that a range starting at 600 s needs ticks from before 600 - lookback (a window's
+    first return is taken from the tick before it)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for product in ("BTC-USD", "ETH-USD"):
+        t = 0.0
+        while t < 1200:
+            t += float(rng.choice([0.0, 0.5, 3.0, 40.0, 400.0], p=[0.25, 0.4, 0.25, 0.07, 0.03]))
+            rows.append((product, round(t, 3), 100.0 + float(rng.normal(0, 1))))
+    rows += [("SOL-USD", s, 20.0 + s / 100) for s in (480.0, 485.0, 530.0, 550.0, 590.0, 600.0, 600.0, 610.0)]
+    return rows
+
+
+def _scans(node: Any) -> Iterator[Any]:
+    """The filters of each scan of the lake's ticks in an EXPLAIN (FORMAT json) plan."""
+    if isinstance(node, list):
+        for child in node:
+            yield from _scans(child)
+    elif isinstance(node, dict):
+        if node.get("name", "").endswith("_SCAN") and node.get("extra_info", {}).get("Table") == "ticks":
+            yield node["extra_info"].get("Filters")
+        yield from _scans(node.get("children", []))
+
+
+@pytest.mark.parametrize("view", ["ticks_10s", "ticks_60s", "ticks_300s", "tick_clock"])
+def test_a_view_called_with_a_time_range_gives_the_rows_of_its_whole_history(
+    view: str, make_settings: Callable[..., Settings]
+) -> None:
+    s = make_settings()
+    load(s, tick_rows(_stream(7)))
+    con = lake.connect(s, create=False, read_only=True)
+    try:
+        ranges = [(600.0, 900.0), (600.0, None), (0.0, 30.0), (1000.5, 1000.5), (250.0, 1300.0)]
+        for since, until in ranges:
+            lo, hi = (
+                (T0 + timedelta(seconds=since)).isoformat(),
+                until and (T0 + timedelta(seconds=until)).isoformat(),
+            )
+            called = f"SELECT * FROM {view}('{lo}'" + (f", until := '{hi}'" if hi else "") + ")"
+            filtered = f"SELECT * FROM {view} WHERE event_time >= '{lo}'" + (
+                f" AND event_time < '{hi}'" if hi else ""
+            )
+            assert attach_views(con, called + filtered) == [view]
+            order = " ORDER BY ALL"
+            got, expected = (con.execute(q + order).df() for q in (called, filtered))
+            assert len(expected) == len(got) and (len(got) > 0 or since == until), (since, until)
+            pd.testing.assert_frame_equal(got, expected, rtol=1e-9, check_exact=False)
+        # the lake is read from the range's reach on, not computed whole and filtered after
+        plan = con.execute(
+            f"EXPLAIN (FORMAT json) SELECT * FROM {view}('{T0 + timedelta(seconds=1000)}')"
+        ).fetchall()[0][1]
+        scans = list(_scans(json.loads(plan)))
+        assert scans and all("event_time>=" in str(filters) for filters in scans), scans
+    finally:
+        con.close()

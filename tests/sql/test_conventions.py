@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from tests.conftest import REPO
+from tickstore import feature_sql
 
 SQL_FILES = sorted((REPO / "sql").glob("*.sql"))
 
@@ -49,6 +50,8 @@ def test_one_select_with_a_header(path: Path) -> None:
     assert text.startswith(f"-- {path.stem}: "), "the first line names the view and says what it is"
     for part in ("grain:", "time column:", "window:"):
         assert any(line.startswith(part) for line in header), f"the header has no '{part}' line"
+    if "$" not in text:  # a feature view, not a parametrized query: ranges read back by its lookback
+        assert feature_sql.lookback(text) is not None, "the header has no '-- lookback: N s' line"
     statements = duckdb.extract_statements(text)
     assert len(statements) == 1 and statements[0].type == duckdb.StatementType.SELECT
 

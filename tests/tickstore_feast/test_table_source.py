@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -72,15 +73,21 @@ def test_a_sql_source_cannot_be_written(make_settings: Callable[..., Settings]) 
         )
 
 
-def test_a_sql_source_must_say_how_far_back_its_windows_read() -> None:
-    from datetime import timedelta
-
+def test_a_sql_source_must_say_how_far_back_its_windows_read(tmp_path: Path) -> None:
     from tests.conftest import REPO
 
     # left out, lookback was 0: rows near a training set's start got windows over part of their ticks
-    with pytest.raises(ValueError, match=r"sql_file=ticks_60s.sql\) needs lookback=.*timedelta\(0\)"):
-        DuckDBSource(sql_file=REPO / "sql" / "ticks_60s.sql")
-    with pytest.raises(ValueError, match=r"query=\) needs lookback="):
+    bare = tmp_path / "bare_60s.sql"
+    bare.write_text("-- bare_60s: no lookback line\nSELECT * FROM ticks\n")
+    with pytest.raises(ValueError, match=r"sql_file=bare_60s.sql\) needs a lookback.*'-- lookback: 60 s'"):
+        DuckDBSource(sql_file=bare)
+    with pytest.raises(ValueError, match=r"query=\) needs a lookback"):
         DuckDBSource(name="q", query="SELECT * FROM ticks")
+    assert DuckDBSource(sql_file=bare, lookback=timedelta(seconds=60)).lookback == timedelta(seconds=60)
     assert DuckDBSource(name="q", query="SELECT 1", lookback=timedelta(0)).lookback == timedelta(0)
     assert DuckDBSource(table="scores").lookback == timedelta(0)  # a table is read as it is
+    # sql/'s files say it in their header, read once: given again, it must agree
+    assert DuckDBSource(sql_file=REPO / "sql" / "ticks_60s.sql").lookback == timedelta(seconds=60)
+    assert DuckDBSource(sql_file=REPO / "sql" / "tick_clock.sql").lookback == timedelta(0)
+    with pytest.raises(ValueError, match=r"lookback=.*but the SQL's header says '-- lookback: 60 s'"):
+        DuckDBSource(sql_file=REPO / "sql" / "ticks_60s.sql", lookback=timedelta(seconds=30))
