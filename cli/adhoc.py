@@ -288,6 +288,12 @@ class Session:
         except duckdb.InterruptException:
             raise
         except duckdb.CatalogException as exc:
+            called = re.search(r"Table Function with name (\w+) does not exist", str(exc))
+            if called and called.group(1) in self.views:  # a view of sql/ whose header gives no lookback
+                raise click.ClickException(
+                    f"{exc}\nsql/{called.group(1)}.sql has no '-- lookback: N s' header line (how far back "
+                    "one row's window reads ticks): add one to call it with a time range"
+                ) from exc
             # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
             views = ", ".join(self.views) or _no_views()
             raise click.ClickException(

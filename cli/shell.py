@@ -16,7 +16,8 @@ from tickstore.settings import Settings
 PROMPT, MORE = "tickstore> ", "      ...> "
 FORMATS = ("table", "csv", "json")
 HELP = """statements end with ';' and may span lines (Ctrl-C drops one, or cancels it running; Ctrl-D leaves)
-  .tables              the lake's tables and the feature views of sql/
+  .tables              the lake's tables and the feature views of sql/ (called with a time range,
+                       ticks_60s(since[, until]), a view reads only the ticks that range needs)
   .format table|csv|json
   .limit N             most rows shown as a table
   .param NAME VALUE    bind $NAME to VALUE in later statements (as -p NAME=VALUE); .param lists them

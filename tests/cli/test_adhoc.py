@@ -221,3 +221,24 @@ def test_sql_succeeds_while_the_sink_writes_and_time_travel_reads_old_snapshots(
         s, "sql", "SELECT product_id, count(*) AS n FROM ticks GROUP BY ALL ORDER BY 1", "--format", "csv"
     )
     assert out.stdout.splitlines()[0] == "product_id,n"
+
+
+def test_sql_says_how_to_call_a_view_without_a_lookback_with_a_time_range(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    import click
+
+    from cli.adhoc import Session
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore import lake
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    bare = tmp_path / "bare.sql"
+    bare.write_text(
+        "-- bare: a view whose header gives no lookback\nSELECT product_id, event_time FROM ticks\n"
+    )
+    session = Session(lake.connect(s, create=False, read_only=True), {"bare": bare}, "csv", 10, False, False)
+    session.run("SELECT count(*) FROM bare")  # named as a table it works
+    with pytest.raises(click.ClickException, match=r"sql/bare.sql has no '-- lookback: N s' header line"):
+        session.run("SELECT * FROM bare('2026-01-01')")
