@@ -58,10 +58,13 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
     state = "[red]down[/]: start it with `tickstore broker start`" if st.embedded else "[red]down[/]"
     if st.reachable:
         try:
+            kafka.cluster(settings, timeout=5.0)  # says why not: a refused login, TLS wanted, not Kafka
             topics = kafka.topic_stats(settings)
             state = "[green]up[/]"
-        except KafkaException as exc:  # something else holds the port: it was reported "up", then a traceback
-            state = f"[red]not a Kafka broker[/] (the port accepts connections, but {exc.args[0].str()})"
+        except kafka.BrokerRefused as exc:  # it was reported "up", then a traceback
+            state = f"[red]{exc.why}[/]"
+        except KafkaException as exc:
+            state = f"[red]accepts connections but gave no Kafka metadata ({exc.args[0].str()})[/]"
     lines = [f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else "")]
     for topic, stats in (topics or {}).items():
         # Tansu's watermarks count record batches, not messages: 6,000 replayed messages showed ~4,998

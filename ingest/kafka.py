@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 import pyarrow as pa
@@ -88,12 +89,12 @@ def consumer(settings: Settings, group: str, **overrides: Any) -> Consumer:
     return _made(Consumer, conf)
 
 
-def admin(settings: Settings) -> AdminClient:
-    """An admin client, quiet: a broker that does not answer is reported once, by the caller."""
+def admin(settings: Settings, errors: Callable[[KafkaError], None] | None = None) -> AdminClient:
+    """An admin client, quiet: a broker that does not answer is reported once, by the caller
+    (``errors`` gets librdkafka's errors, such as a refused login, when the client is polled)."""
     # log_level 2: librdkafka would print each failed connection attempt
-    return _made(
-        AdminClient, {**settings.kafka_config, "bootstrap.servers": settings.bootstrap, "log_level": 2}
-    )
+    conf = {**settings.kafka_config, "bootstrap.servers": settings.bootstrap, "log_level": 2}
+    return _made(AdminClient, conf | ({"error_cb": errors} if errors else {}))
 
 
 C = TypeVar("C", Producer, Consumer, AdminClient)
@@ -127,6 +128,53 @@ class BrokerUnreachable(TickstoreError):
     """No Kafka broker answered at the configured bootstrap servers."""
 
 
+class BrokerRefused(BrokerUnreachable):
+    """A server took tickstore's connection but gave it no metadata: a refused login, a broker that
+    wants TLS or SASL, or no Kafka at all. ``why`` says which, and what to do."""
+
+    def __init__(self, bootstrap: str, why: str, *, login: bool) -> None:
+        super().__init__(f"the server at {bootstrap} {why}")
+        self.why, self.login = why, login
+
+
+def cluster(settings: Settings, timeout: float) -> tuple[AdminClient, Any]:
+    """An admin client and the cluster's metadata through it; BrokerRefused saying why there is none."""
+    errors: list[KafkaError] = []
+    client = admin(settings, errors.append)
+    deadline = time.monotonic() + timeout
+    while True:
+        # asked a second at a time: a refused login is final, and said between the attempts
+        try:
+            return client, client.list_topics(timeout=max(min(1.0, deadline - time.monotonic()), 0.1))
+        except KafkaException as exc:
+            failure = exc
+        client.poll(0.1)  # serves the error callbacks: a refused login is said there, not in the exception
+        login = next((e for e in errors if e.code() == KafkaError._AUTHENTICATION), None)
+        if login is not None:
+            raise BrokerRefused(
+                settings.bootstrap,
+                f"refused tickstore's login ({login.str()}): check sasl.mechanisms, sasl.username and "
+                "sasl.password in TICKSTORE_KAFKA_CONFIG",
+                login=True,
+            ) from failure
+        if time.monotonic() >= deadline:
+            raise BrokerRefused(settings.bootstrap, _no_metadata(settings, failure), login=False) from failure
+
+
+def _no_metadata(settings: Settings, failure: KafkaException) -> str:
+    """Why a server that takes connections gives no metadata, as far as tickstore can tell, and what to do."""
+    why = f"accepts connections but gave no Kafka metadata ({failure.args[0].str()})"
+    if settings.embedded_broker:
+        return why + ": if another program holds the embedded broker's port, set TICKSTORE_BROKER_PORT"
+    if "security.protocol" not in settings.kafka_config:
+        # a broker wanting TLS or SASL drops a plaintext client just so, without a word
+        return why + (
+            ": a Kafka that wants TLS or SASL closes plaintext connections so; set security.protocol "
+            "(and credentials) in TICKSTORE_KAFKA_CONFIG, or check TICKSTORE_KAFKA_BOOTSTRAP"
+        )
+    return why + ": check TICKSTORE_KAFKA_BOOTSTRAP and the security settings in TICKSTORE_KAFKA_CONFIG"
+
+
 def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
     """Create ``ticks.raw`` and ``ticks.dlq`` when missing; return the names created.
 
@@ -136,13 +184,8 @@ def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
     refused = _refused(settings.bootstrap, min(timeout, 2.0))
     if refused:  # fail at once: librdkafka would retry a refused port until the timeout
         raise BrokerUnreachable(f"no Kafka broker answers at {settings.bootstrap} ({refused}): {hint}")
-    client = admin(settings)  # quiet: the error below says it once
-    try:
-        existing = set(client.list_topics(timeout=timeout).topics)
-    except KafkaException as exc:
-        raise BrokerUnreachable(
-            f"no Kafka broker answers at {settings.bootstrap} ({exc.args[0].str()}): {hint}"
-        ) from exc
+    client, meta = cluster(settings, timeout)  # quiet: BrokerRefused says what went wrong, once
+    existing = set(meta.topics)
     wanted = [t for t in (settings.topic_raw, settings.topic_dlq) if t not in existing]
     if not wanted:
         return []

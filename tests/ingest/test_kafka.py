@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer
 
-from ingest import kafka
-from tests.conftest import free_port
+from ingest import broker, kafka
+from tests.conftest import SHARED, free_port
 from tickstore.settings import Settings
 
 
@@ -93,7 +96,9 @@ def test_broker_status_tells_a_kafka_broker_from_another_listener(
         run = tickstore(settings, "broker", "status", check=False)
     # it said "up", then printed librdkafka's traceback
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
-    assert "not a Kafka broker" in run.stdout and ": up" not in run.stdout, run.stdout
+    assert "accepts connections but gave no Kafka metadata" in run.stdout and ": up" not in run.stdout, (
+        run.stdout
+    )
 
 
 @pytest.mark.kafka
@@ -147,3 +152,62 @@ def test_consumers_say_the_embedded_broker_holds_their_group_join(
         " (the embedded broker holds a group join up to 6 s)"
     )
     assert kafka.join_note(make_settings(kafka_bootstrap="kafka.internal:9092")) == ""
+
+
+@pytest.fixture
+def login_broker(tmp_path: Path) -> Iterator[str]:
+    """A real Tansu broker that asks every client to log in (SASL SCRAM), on a free port; it knows no
+    user (Tansu 0.6.0 creates them only over an authenticated connection), so every login fails."""
+    url = f"tcp://127.0.0.1:{free_port()}"
+    with (tmp_path / "tansu.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(broker.tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url]
+            + ["--authentication"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        address = url.removeprefix("tcp://")
+        deadline = time.monotonic() + 10
+        while kafka._refused(address, 0.2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield address
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.kafka
+def test_a_broker_asking_for_a_login_is_named_with_what_to_set(
+    make_settings: Callable[..., Settings], login_broker: str
+) -> None:
+    from tests.cli.helpers import env_for, tickstore
+
+    # no credentials: dropped without a word, as a TLS or SASL Kafka drops a plaintext client
+    bare = make_settings(kafka_bootstrap=login_broker)
+    with pytest.raises(kafka.BrokerRefused, match="set security.protocol .*TICKSTORE_KAFKA_CONFIG") as caught:
+        kafka.ensure_topics(bare, timeout=3.0)
+    assert not caught.value.login
+    # credentials it refuses: the broker's reason, and which properties to check
+    login = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-256"}
+    wrong = make_settings(
+        kafka_bootstrap=login_broker, kafka_config=login | {"sasl.username": "u", "sasl.password": "p"}
+    )
+    with pytest.raises(
+        kafka.BrokerRefused, match=r"refused tickstore's login \(.*SASL authentication error"
+    ) as caught:
+        kafka.ensure_topics(wrong, timeout=3.0)
+    assert caught.value.login and "sasl.username and sasl.password in TICKSTORE_KAFKA_CONFIG" in str(
+        caught.value
+    )
+    # the same from the commands: a command stops saying so, `status` names it
+    env = env_for(wrong) | {
+        "TICKSTORE_KAFKA_BOOTSTRAP": login_broker,
+        "TICKSTORE_KAFKA_CONFIG": json.dumps(wrong.kafka_config),
+    }
+    run = tickstore(wrong, "ingest", "replay", str(SHARED / "advanced_trade"), check=False, env=env)
+    assert run.returncode == 1 and "refused tickstore's login" in run.stderr and "Traceback" not in run.stderr
+    status = tickstore(wrong, "broker", "status", check=False, env=env)
+    assert "127.0.0.1" in status.stdout and ": refused tickstore's login (" in " ".join(
+        status.stdout.split()
+    ), status.stdout
