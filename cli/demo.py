@@ -12,7 +12,7 @@ from cli.output import print_rows
 from cli.ranges import busiest_days
 from ingest import broker, replay
 from ingest.sink import Sink
-from tickstore import lake
+from tickstore import feature_sql, lake
 from tickstore.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,6 +30,12 @@ EXAMPLES = [
         "SELECT product_id, date_trunc('hour', event_time) AS hour, count(*) AS ticks, "
         "round(avg((best_ask - best_bid) / ((best_ask + best_bid) / 2) * 1e4), 3) AS spread_bps "
         "FROM ticks GROUP BY ALL ORDER BY ALL LIMIT 8",
+    ),
+    (
+        "The newest minute's 60 s features (a feature view called with a time range reads just that)",
+        "SELECT product_id, event_time, tick_count_60s, round(ret_std_60s, 8) AS ret_std_60s, "
+        "round(spread_bps_mean_60s, 3) AS spread_bps_60s "
+        "FROM ticks_60s((SELECT max(event_time) - INTERVAL 1 MINUTE FROM ticks)) ORDER BY event_time DESC LIMIT 5",
     ),
     (
         "Rejected messages by reason",
@@ -71,6 +77,7 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
         con = lake.connect(settings)
         for title, query in EXAMPLES:
             console.print(f'\n[cyan]{title}[/]\n  tickstore sql "{query}"')
+            feature_sql.attach_views(con, query)  # as `tickstore sql` does
             rel = con.sql(query)
             print_rows(rel.columns, rel.fetchall())
         busiest = next(iter(busiest_days(con, 1)), None)
