@@ -15,8 +15,8 @@ from tickstore.paths import SQL_DIR
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 # header lines, e.g. "-- lookback: 60 s (...)" and "-- time column: event_time (...)"
-_LOOKBACK = re.compile(r"--\s*lookback:\s*(\d+(?:\.\d+)?)\s*s\b")
-_TIME_COLUMN = re.compile(r"--\s*time column:\s*([a-z_][a-z0-9_]*)")
+_LOOKBACK = re.compile(r"--\s?lookback:\s*(\d+(?:\.\d+)?)\s*s\b")
+_TIME_COLUMN = re.compile(r"--\s?time column:\s*([a-z_][a-z0-9_]*)")
 
 
 def header(text: str) -> list[str]:
@@ -31,11 +31,13 @@ def header(text: str) -> list[str]:
 
 def lookback(text: str) -> timedelta | None:
     """How far back one row of a feature SQL reads ticks (its window), from its header's
-    ``-- lookback: 60 s`` line; None without one."""
+    ``-- lookback: 60 s`` line; None without one, ValueError for one written otherwise."""
     for line in header(text):
         found = _LOOKBACK.match(line)
         if found:
             return timedelta(seconds=float(found.group(1)))
+        if re.match(r"--\s?lookback:", line):  # "1 min", "60": read as none, the view would lose its reach
+            raise ValueError(f"the header line {line!r} gives no seconds: write it as '-- lookback: 60 s'")
     return None
 
 
@@ -103,6 +105,8 @@ def attach_views(
                 con.execute(_range_macro(name, body, back))
         except duckdb.Error as exc:  # its LINE numbers are the file's, not the query's: say which file
             raise type(exc)(f"in sql/{path.name}: {exc}") from exc
+        except ValueError as exc:  # a lookback line written otherwise: said as DuckDB's errors are
+            raise duckdb.InvalidInputException(f"in sql/{path.name}: {exc}") from exc
         attached.append(name)
     return attached
 

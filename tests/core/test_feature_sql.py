@@ -52,6 +52,11 @@ def test_lookback_and_time_column_are_read_from_the_header_only() -> None:
     assert time_column("SELECT 1") == "event_time"
     assert lookback((SQL_DIR / "ticks_300s.sql").read_text()) == timedelta(seconds=300)
     assert lookback((SQL_DIR / "tick_clock.sql").read_text()) == timedelta(0)
+    # written otherwise, it is refused rather than read as none (the view would lose its reach)
+    with pytest.raises(
+        ValueError, match=r"'-- lookback: 1 min' gives no seconds: write it as '-- lookback: 60 s'"
+    ):
+        lookback("-- lookback: 1 min\nSELECT 1")
 
 
 def _stream(seed: int) -> list[tuple[str, float, float]]:
