@@ -242,7 +242,9 @@ def step_adhoc(home: str, view: str, minutes: int) -> dict:  # type: ignore[type
             started = time.perf_counter()
             rows[form] = con.execute(sql + " ORDER BY ALL", {"p": product, "since": since}).df()
             seconds[form].append(time.perf_counter() - started)
-    same = rows["where"].shape == rows["range"].shape and bool(
+    keys = ["product_id", "event_time"]
+    same = rows["where"].shape == rows["range"].shape and rows["where"][keys].equals(rows["range"][keys])
+    same = same and bool(
         np.allclose(
             rows["where"].select_dtypes("number"),
             rows["range"].select_dtypes("number"),
