@@ -19,6 +19,8 @@ from cli.output import print_rows
 from cli.ranges import AS_OF, snapshot_of
 
 LOCK_WAIT_S = 60.0  # how long a changing statement waits for the sink's commits before giving up
+# a query naming a feature view as a table that takes longer gets a tip on the range call, once
+SLOW_VIEW_S = 2.0
 # statements whose result is the number of rows they changed (DuckDB gives it only through execute)
 CHANGES = {
     duckdb.StatementType.INSERT: "inserted",
@@ -261,6 +263,7 @@ class Session:
     write: bool
     past: bool  # attached at a past snapshot (--as-of): read-only whatever --write says
     params: dict[str, str] = field(default_factory=dict)  # -p NAME=VALUE: bound to $NAME
+    tipped: bool = False  # the range-call tip was given (once a session)
 
     def tables(self) -> list[str]:
         """The lake's own tables (the feature views attached so far left out)."""
@@ -279,8 +282,9 @@ class Session:
     def _run(self, query: str) -> None:
         from tickstore import feature_sql, lake
 
+        started = time.perf_counter()
         try:
-            feature_sql.attach_views(self.con, query, self.views)
+            attached = feature_sql.attach_views(self.con, query, self.views)
             before = lake.current_snapshot(self.con) if self.write else None
             rel = run_statements(
                 self.con, query, lake_locked_wait_s=LOCK_WAIT_S if self.write else 0.0, params=self.params
@@ -323,3 +327,16 @@ class Session:
             console.print(said)
             return
         print_rows(rel.columns, rel, self.fmt, self.limit)  # fetched as printed
+        self._tip(query, attached, time.perf_counter() - started)
+
+    def _tip(self, query: str, attached: list[str], seconds: float) -> None:
+        """Once a session, after a slow query that names a feature view as a table: the range call."""
+        named = [v for v in attached if re.search(rf"\b{v}\b(?!\s*\()", query, re.IGNORECASE)]
+        if self.tipped or seconds < SLOW_VIEW_S or not named:
+            return
+        self.tipped = True
+        console.print(
+            f"[dim]tip: named as a table, {named[0]} computes every window of the products asked for, over "
+            f"their whole history, before a WHERE on the time drops rows; {named[0]}(since[, until]) reads "
+            "only the ticks that time range needs[/]"
+        )

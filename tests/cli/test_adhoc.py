@@ -242,3 +242,32 @@ def test_sql_says_how_to_call_a_view_without_a_lookback_with_a_time_range(
     session.run("SELECT count(*) FROM bare")  # named as a table it works
     with pytest.raises(click.ClickException, match=r"sql/bare.sql has no '-- lookback: N s' header line"):
         session.run("SELECT * FROM bare('2026-01-01')")
+
+
+def test_sql_tips_the_range_call_once_after_a_slow_query_naming_a_view_as_a_table(
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cli import adhoc
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore import feature_sql, lake
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", t, 100.0) for t in (0.0, 1.0, 2.0)]))
+    monkeypatch.setattr(adhoc, "SLOW_VIEW_S", 0.0)  # every query is slow: what is left is when to tip
+
+    def session() -> adhoc.Session:
+        return adhoc.Session(
+            lake.connect(s, create=False, read_only=True), feature_sql.views(), "csv", 10, False, False
+        )
+
+    called = session()
+    called.run("SELECT count(*) FROM ticks_60s('2026-01-01') WHERE product_id = 'BTC-USD'")
+    called.run("SELECT count(*) FROM ticks")
+    assert "tip:" not in capsys.readouterr().err  # the range call, or no view: nothing to tell
+    named = session()
+    named.run("SELECT count(*) FROM ticks_60s WHERE event_time >= '2026-01-01 00:00:01'")
+    assert "tip: named as a table, ticks_60s computes" in " ".join(capsys.readouterr().err.split())
+    named.run("SELECT count(*) FROM ticks_10s WHERE event_time >= '2026-01-01 00:00:01'")
+    assert "tip:" not in capsys.readouterr().err  # once a session
