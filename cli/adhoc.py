@@ -291,30 +291,8 @@ class Session:
             )
         except duckdb.InterruptException:
             raise
-        except duckdb.CatalogException as exc:
-            called = re.search(r"Table Function with name (\w+) does not exist", str(exc))
-            if called and called.group(1) in self.views:  # a view of sql/ whose header gives no lookback
-                raise click.ClickException(
-                    f"{exc}\nsql/{called.group(1)}.sql has no '-- lookback: N s' header line (how far back "
-                    "one row's window reads ticks): add one to call it with a time range"
-                ) from exc
-            # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
-            views = ", ".join(self.views) or _no_views()
-            raise click.ClickException(
-                f"{exc}\nThe lake's tables: {', '.join(self.tables())}; feature views: {views}"
-            ) from exc
         except duckdb.Error as exc:
-            if "read-only mode" in str(exc) and not self.past:
-                raise click.ClickException(
-                    f"{exc}\nAd-hoc SQL reads the lake only: add --write to change it (DuckLake keeps the "
-                    "earlier snapshots, which --as-of reads)."
-                ) from exc
-            if self.params and "STRING_LITERAL" in str(exc):
-                raise click.ClickException(
-                    f"{exc}\nValues given with -p are text, typed by where they stand: cast one where "
-                    "that is not clear, e.g. $n::INTEGER."
-                ) from exc
-            raise click.ClickException(str(exc)) from exc
+            raise self._explain(exc) from exc
         if rel is None:
             console.print("ok")
             return
@@ -326,8 +304,41 @@ class Session:
                 said += f"; the lake as it was before: `tickstore sql --as-of {before} ...`"
             console.print(said)
             return
-        print_rows(rel.columns, rel, self.fmt, self.limit)  # fetched as printed
+        try:
+            print_rows(rel.columns, rel, self.fmt, self.limit)  # fetched as printed
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as exc:
+            # most rows are computed as they are fetched, so a bad cast of one value fails here
+            raise self._explain(exc) from exc
         self._tip(query, attached, time.perf_counter() - started)
+
+    def _explain(self, exc: duckdb.Error) -> click.ClickException:
+        """``exc`` as an error for the user, with what to do where the fix is ours to know: the lake's
+        tables for a wrong name, --write for a change to a read-only lake, a cast for a -p value."""
+        if isinstance(exc, duckdb.CatalogException):
+            called = re.search(r"Table Function with name (\w+) does not exist", str(exc))
+            if called and called.group(1) in self.views:  # a view of sql/ whose header gives no lookback
+                return click.ClickException(
+                    f"{exc}\nsql/{called.group(1)}.sql has no '-- lookback: N s' header line (how far back "
+                    "one row's window reads ticks): add one to call it with a time range"
+                )
+            # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
+            views = ", ".join(self.views) or _no_views()
+            return click.ClickException(
+                f"{exc}\nThe lake's tables: {', '.join(self.tables())}; feature views: {views}"
+            )
+        if "read-only mode" in str(exc) and not self.past:
+            return click.ClickException(
+                f"{exc}\nAd-hoc SQL reads the lake only: add --write to change it (DuckLake keeps the "
+                "earlier snapshots, which --as-of reads)."
+            )
+        if self.params and "STRING_LITERAL" in str(exc):
+            return click.ClickException(
+                f"{exc}\nValues given with -p are text, typed by where they stand: cast one where "
+                "that is not clear, e.g. $n::INTEGER."
+            )
+        return click.ClickException(str(exc))
 
     def _tip(self, query: str, attached: list[str], seconds: float) -> None:
         """Once a session, after a slow query that names a feature view as a table: the range call."""

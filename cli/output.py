@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import sys
@@ -60,7 +61,11 @@ def print_rows(
     chunks, and a table fetches only the rows it shows (every row of `SELECT * FROM ticks` was
     fetched into Python to print a thousand).
     """
-    batches = [list(rows)] if isinstance(rows, list | tuple) else _batches(rows)
+    batches: Iterator[list[tuple[Any, ...]]] = (
+        iter([list(rows)]) if isinstance(rows, list | tuple) else _batches(rows)
+    )
+    # the first rows before the header: a query failing on them (a bad cast) prints nothing
+    batches = itertools.chain([next(batches, [])], batches)
     if fmt == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)

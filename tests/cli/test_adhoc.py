@@ -271,3 +271,31 @@ def test_sql_tips_the_range_call_once_after_a_slow_query_naming_a_view_as_a_tabl
     assert "tip: named as a table, ticks_60s computes" in " ".join(capsys.readouterr().err.split())
     named.run("SELECT count(*) FROM ticks_10s WHERE event_time >= '2026-01-01 00:00:01'")
     assert "tip:" not in capsys.readouterr().err  # once a session
+
+
+def test_sql_says_a_value_failing_as_rows_are_fetched_as_an_error_and_prints_nothing(
+    make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import click
+
+    from cli.adhoc import Session
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore import feature_sql, lake
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    for fmt in ("csv", "json", "table"):
+        session = Session(
+            lake.connect(s, create=False, read_only=True), feature_sql.views(), fmt, 10, False, False
+        )
+        # DuckDB computes these as the rows are fetched: the error came as a traceback, the CSV header first
+        with pytest.raises(click.ClickException, match="Could not convert string 'BTC-USD' to INT32"):
+            session.run("SELECT product_id::INTEGER AS n FROM ticks")
+        with pytest.raises(click.ClickException, match='invalid timestamp field format: "yesterday"'):
+            session.run("SELECT * FROM ticks_60s('yesterday')")
+        assert capsys.readouterr().out == ""
+    one_shot = tickstore(
+        s, "sql", "SELECT product_id::INTEGER AS n FROM ticks", "--format", "csv", check=False
+    )
+    assert one_shot.returncode == 1 and one_shot.stdout == "", one_shot.stdout
+    assert "Error: Conversion Error" in one_shot.stderr and "Traceback" not in one_shot.stderr

@@ -56,6 +56,11 @@ def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
         # an error, then a dot command (its answer on stdout, as rows are): it goes on
         assert ask("SELECT * FROM nope;\n.tables") == ["tables: ticks, ticks_rejected", tables_views]
         assert ask("SELECT count(*) AS n FROM ticks;") == ["n", "2"]
+        # a value that fails its cast as rows are fetched, not when the query is planned: it goes on
+        assert ask("SELECT product_id::INTEGER AS n FROM ticks;\nSELECT count(*) AS n FROM ticks;") == [
+            "n",
+            "2",
+        ]
         assert ask("SELECT count(*) AS n FROM ticks_60s;") == ["n", "2"]  # the feature views too
         # values bound as -p binds them, set as the session goes
         assert ask(".param p ETH-USD\nSELECT count(*) AS n FROM ticks WHERE product_id = $p;") == ["n", "1"]
@@ -66,6 +71,7 @@ def test_the_sql_shell_sees_each_new_commit_and_survives_errors(
         shell.kill()
     assert shell.returncode == 1, err  # from a pipe, a failed statement is the exit code
     assert "Table with name nope does not exist" in err and "add --write to change it" in err
+    assert "Could not convert string 'BTC-USD' to INT32" in err
     assert "Traceback" not in err
 
 
