@@ -97,6 +97,13 @@ def run_statements(
     return result
 
 
+def _time_column(path: Path) -> str:
+    """The column a feature view's rows are timed by (its SQL header says)."""
+    from tickstore import feature_sql
+
+    return feature_sql.time_column(path.read_text())
+
+
 def _no_views() -> str:
     """What "feature views:" lists when there are none, and why when sql/ itself is missing."""
     from tickstore import paths
@@ -341,8 +348,15 @@ class Session:
         return click.ClickException(str(exc))
 
     def _tip(self, query: str, attached: list[str], seconds: float) -> None:
-        """Once a session, after a slow query that names a feature view as a table: the range call."""
-        named = [v for v in attached if re.search(rf"\b{v}\b(?!\s*\()", query, re.IGNORECASE)]
+        """Once a session, after a slow query that names a feature view as a table and filters on its
+        time column: the range call."""
+        named = [
+            v
+            for v in attached
+            if re.search(rf"\b{v}\b(?!\s*\()", query, re.IGNORECASE)
+            # a query over the whole history (no time in its WHERE) has nothing to gain from a range
+            and re.search(rf"\bwhere\b[\s\S]*\b{_time_column(self.views[v])}\b", query, re.IGNORECASE)
+        ]
         if self.tipped or seconds < SLOW_VIEW_S or not named:
             return
         self.tipped = True
