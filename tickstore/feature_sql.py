@@ -113,7 +113,7 @@ def attach_views(
 
 def _range_macro(name: str, body: str, back: timedelta) -> str:
     """``CREATE MACRO name(since, until := NULL)``: the view's rows timed in [since, until), computed
-    over only the ticks they need (from twice the lookback before ``since``).
+    over only the ticks they need (from twice the lookback before ``since``); a NULL end is open.
 
     A filter on the view's time can't be pushed below its windows (each row needs its lookback), so
     `SELECT ... FROM ticks_60s WHERE event_time >= ...` computes the product's whole history first;
@@ -121,7 +121,8 @@ def _range_macro(name: str, body: str, back: timedelta) -> str:
     tables and table functions apart.
     """
     ts = '"' + time_column(body) + '"'
-    since = "since::TIMESTAMPTZ"
+    # NULL for either end leaves that side open, as `until := NULL` does by default
+    since = "coalesce(since::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)"
     until = "coalesce(until::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)"
     reach = f"INTERVAL {2 * back // timedelta(microseconds=1)} MICROSECOND"
     return (

@@ -93,14 +93,24 @@ def test_a_view_called_with_a_time_range_gives_the_rows_of_its_whole_history(
     load(s, tick_rows(_stream(7)))
     con = lake.connect(s, create=False, read_only=True)
     try:
-        ranges = [(600.0, 900.0), (600.0, None), (0.0, 30.0), (1000.5, 1000.5), (250.0, 1300.0)]
+        ranges: list[tuple[float | None, float | None]] = [
+            (600.0, 900.0),
+            (600.0, None),
+            (0.0, 30.0),
+            (1000.5, 1000.5),
+            (250.0, 1300.0),
+            (None, 300.0),  # NULL leaves an end open
+            (None, None),
+        ]
         for since, until in ranges:
-            lo, hi = (
-                (T0 + timedelta(seconds=since)).isoformat(),
-                until and (T0 + timedelta(seconds=until)).isoformat(),
+            lo, hi = (None if t is None else (T0 + timedelta(seconds=t)).isoformat() for t in (since, until))
+            called = (
+                f"SELECT * FROM {view}("
+                + (f"'{lo}'" if lo else "NULL")
+                + (f", until := '{hi}'" if hi else "")
+                + ")"
             )
-            called = f"SELECT * FROM {view}('{lo}'" + (f", until := '{hi}'" if hi else "") + ")"
-            filtered = f"SELECT * FROM {view} WHERE event_time >= '{lo}'" + (
+            filtered = f"SELECT * FROM {view} WHERE event_time >= '{lo or '-infinity'}'" + (
                 f" AND event_time < '{hi}'" if hi else ""
             )
             assert attach_views(con, called + filtered) == [view]
