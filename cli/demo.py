@@ -144,14 +144,14 @@ def _train(settings: Settings, start: datetime, end: datetime) -> TrainReport | 
 @click.command()
 @click.option(
     "--simulate-ticks",
-    type=int,
+    type=click.IntRange(min=1),
     default=200_000,
     show_default=True,
     help="Ticks to simulate when no recordings are found.",
 )
 @click.option(
     "--live-seconds",
-    type=float,
+    type=click.FloatRange(min=0),
     default=30.0,
     show_default=True,
     help="Length of the last step, live scoring (0 skips it).",

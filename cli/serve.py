@@ -72,7 +72,7 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
 
 @click.command()
 @click.option("--host", help="Listen address (default TICKSTORE_SERVE_HOST, 127.0.0.1).")
-@click.option("--port", type=int, help="Port (default TICKSTORE_SERVE_PORT, 8000).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default TICKSTORE_SERVE_PORT, 8000).")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),

@@ -73,6 +73,21 @@ def test_product_lists_are_trimmed_and_upper_cased_and_never_empty(
         assert run.returncode == 2 and "Invalid value" in run.stderr and "Traceback" not in run.stderr
 
 
+def test_numbers_out_of_range_are_usage_errors_before_anything_starts(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings()
+    # `serve --port 80000` started gunicorn, which said it listened there, then tracebacks per worker
+    for args in (
+        ("serve", "--port", "80000"),
+        ("demo", "--simulate-ticks", "0"),
+        ("demo", "--live-seconds", "-1"),
+    ):
+        run = tickstore(s, *args, check=False)
+        assert run.returncode == 2 and "is not in the range" in run.stderr, (args, run.stderr)
+        assert "Traceback" not in run.stderr and "Listening" not in run.stderr
+
+
 DRIFT_RANGES = (
     "--reference",
     "2026-01-01T00:00..2026-01-01T01:00",
