@@ -116,7 +116,16 @@ def _no_views() -> str:
     return "none"
 
 
-@click.command()
+class _SqlCommand(click.Command):
+    """`tickstore sql`, taking a QUERY that opens with a comment as the query, not an unknown option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # "-- grain: ..." (a file's header, as `"$(cat sql/ticks_60s.sql)"` passes it) reads to click
+        # as an option; a newline in front changes nothing for SQL and makes it an argument
+        return super().parse_args(ctx, ["\n" + a if re.match(r"--\s", a) else a for a in args])
+
+
+@click.command(cls=_SqlCommand)
 @click.argument("query", required=False)
 @click.option(
     "-f",

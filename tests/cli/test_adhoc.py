@@ -172,6 +172,8 @@ def test_sql_from_a_file_or_standard_input(make_settings: Callable[..., Settings
     text = "-- a query kept in a file\nSELECT count(*) AS n\nFROM ticks;\n"
     (tmp_path / "q.sql").write_text(text)
     assert tickstore(s, "sql", "-f", str(tmp_path / "q.sql"), "--format", "csv").stdout.split() == ["n", "2"]
+    # its text as QUERY ("$(cat q.sql)"): opening with "-- ", it was "No such option"
+    assert tickstore(s, "sql", text, "--format", "csv").stdout.split() == ["n", "2"]
 
     def piped(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
