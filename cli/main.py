@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.logging import RichHandler
 
-from cli import adhoc, dataset, demo, featurerepo, feed, learn, serve, status
+from cli import adhoc, dataset, demo, featurerepo, feed, learn, rejected, serve, status
 from cli.context import console
 from cli.interrupt import interrupted
 from tickstore.errors import TickstoreError, storage_trouble
@@ -186,3 +186,4 @@ for command in (
     status.status,
 ):
     main.add_command(command)
+feed.ingest.add_command(rejected.ingest_rejected)

@@ -198,7 +198,7 @@ def replay(
             line = stamper.stamp(line)
         match = PRODUCT_RE.search(line)
         key = match.group(1) if match else None
-        _produce(prod, settings.topic_raw, line, key)
+        produce(prod, settings.topic_raw, line, key)
         stats.messages += 1
         stats.per_product[key.decode("utf-8", "replace") if key else "(no product)"] += 1
     if own:
@@ -209,7 +209,8 @@ def replay(
     return stats
 
 
-def _produce(prod: Producer, topic: str, value: bytes, key: bytes | None) -> None:
+def produce(prod: Producer, topic: str, value: bytes, key: bytes | None) -> None:
+    """Queue one message, waiting for room when librdkafka's local queue is full."""
     while True:
         try:
             prod.produce(topic, value=value, key=key)

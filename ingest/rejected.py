@@ -1,0 +1,84 @@
+"""Publish messages the sink rejected to ticks.raw again, for it to parse anew (after a fix).
+
+A message lands in `ticks_rejected` byte for byte, so none is lost; once the reason is gone (a limit
+raised, `ingest/wire.sql` taught a new shape), this sends them through the pipeline once more. Ticks
+are keyed by their content, so a message whose ticks already landed (another of its tickers was the
+bad one) adds nothing; one that still fails is rejected again, as a new row.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+
+from ingest import kafka
+from ingest.replay import PRODUCT_RE, produce
+from tickstore import lake
+from tickstore.settings import Settings
+
+# One row per message (a message with several bad tickers has a row for each), oldest first.
+# $reason is a LIKE pattern, bound: NULL matches every reason.
+REJECTED = """
+SELECT reason, payload FROM ticks_rejected
+WHERE $reason IS NULL OR reason LIKE $reason
+QUALIFY row_number() OVER (
+    PARTITION BY src_topic, src_partition, src_offset, payload ORDER BY ticker_index NULLS FIRST
+) = 1
+ORDER BY kafka_time NULLS LAST, src_topic, src_partition, src_offset
+"""
+
+
+@dataclass
+class Republished:
+    """What `tickstore ingest rejected` found and sent."""
+
+    by_reason: Counter[str] = field(default_factory=Counter)  # messages matched, by reason
+    sent: int = 0
+    empty: int = 0  # rejected for having no value: nothing to send
+    too_large: int = 0  # over TICKSTORE_MAX_MESSAGE_BYTES: the broker would refuse them
+
+    @property
+    def matched(self) -> int:
+        return sum(self.by_reason.values())
+
+
+def republish(
+    settings: Settings,
+    reason: str | None = None,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Republished:
+    """Send every rejected message whose reason is LIKE ``reason`` (all when None) to ticks.raw, as
+    it was consumed; with ``dry_run`` only count them."""
+    con = lake.connect(settings, create=False, read_only=True)
+    try:
+        result = con.execute(REJECTED, {"reason": reason})
+        if not dry_run:
+            kafka.ensure_topics(settings)
+        prod = None if dry_run else kafka.producer(settings)
+        out = Republished()
+        while rows := result.fetchmany(10_000):
+            for why, payload in rows:
+                out.by_reason[why] += 1
+                if payload is None:
+                    out.empty += 1
+                elif len(payload) > settings.max_message_bytes:
+                    out.too_large += 1
+                elif prod is not None:
+                    value = bytes(payload)
+                    match = PRODUCT_RE.search(value)
+                    produce(prod, settings.topic_raw, value, match.group(1) if match else None)
+                    out.sent += 1
+            if progress:
+                progress(len(rows))
+    finally:
+        con.close()
+    if prod is not None:
+        remaining = prod.flush(60)
+        if remaining:
+            raise KafkaException(f"{remaining} messages were not delivered within 60 s")
+    return out
