@@ -27,22 +27,18 @@ def ingest_rejected(ctx: click.Context, reason: str | None, dry_run: bool) -> No
     Ticks are keyed by their content: a message whose ticks are in the lake already adds nothing, and
     one that still fails is rejected again, as a new row of ticks_rejected.
     """
-    from ingest import kafka, rejected
-    from tickstore import lake
+    from ingest import rejected
 
     s = settings_of(ctx)
-    try:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("counting" if dry_run else "publishing", total=None)
-            done = rejected.republish(s, reason, dry_run=dry_run, progress=lambda n: bar.advance(task, n))
-    except (lake.LakeError, kafka.BrokerUnreachable) as exc:
-        raise click.ClickException(str(exc)) from exc
+    with Progress(  # no broker, no lake: their TickstoreErrors say what to do (cli/main.py)
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("counting" if dry_run else "publishing", total=None)
+        done = rejected.republish(s, reason, dry_run=dry_run, progress=lambda n: bar.advance(task, n))
     if not done.matched:
         console.print("no rejected messages" + (f" with a reason LIKE {reason!r}" if reason else ""))
         return

@@ -51,7 +51,8 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
     total = sum(n for _, n, _ in per_product)
     lines = [
         f"lake {settings.lake_catalog.parent}: {OK}, {count_of(total, 'tick')} of {count_of(len(per_product), 'product')} at "
-        f"snapshot {snapshot}, {rejected:,} rejected (table ticks_rejected, for `tickstore sql`)"
+        f"snapshot {snapshot}, {rejected:,} rejected (table ticks_rejected, for `tickstore sql`"
+        + ("; by reason: `tickstore ingest rejected --dry-run`)" if rejected else ")")
     ]
     now = datetime.now(UTC)
     lines += [

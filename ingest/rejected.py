@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 
 from ingest import kafka
 from ingest.replay import PRODUCT_RE, produce
@@ -57,9 +57,7 @@ def republish(
     con = lake.connect(settings, create=False, read_only=True)
     try:
         result = con.execute(REJECTED, {"reason": reason})
-        if not dry_run:
-            kafka.ensure_topics(settings)
-        prod = None if dry_run else kafka.producer(settings)
+        prod: Producer | None = None  # made for the first message to send: none to send, no broker needed
         out = Republished()
         while rows := result.fetchmany(10_000):
             for why, payload in rows:
@@ -68,7 +66,10 @@ def republish(
                     out.empty += 1
                 elif len(payload) > settings.max_message_bytes:
                     out.too_large += 1
-                elif prod is not None:
+                elif not dry_run:
+                    if prod is None:
+                        kafka.ensure_topics(settings)
+                        prod = kafka.producer(settings)
                     value = bytes(payload)
                     match = PRODUCT_RE.search(value)
                     produce(prod, settings.topic_raw, value, match.group(1) if match else None)

@@ -43,6 +43,11 @@ def test_rejected_messages_land_once_their_reason_is_gone_and_again_add_nothing(
         too_large: 1,
         "invalid JSON": 1,
     }, counted.by_reason
+    status = tickstore(strict, "status", check=False).stdout  # exit 1: no online features, no model
+    assert (
+        "2 rejected (table ticks_rejected, for `tickstore sql`; by reason: `tickstore ingest rejected --dry-run`)"
+        in (" ".join(status.split()))
+    ), status
     said = tickstore(strict, "ingest", "rejected", "--dry-run").stderr
     assert "2 rejected messages" in " ".join(said.split()), said
     assert counts(strict) == (1, 2)  # a dry run sends nothing
