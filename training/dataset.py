@@ -175,6 +175,13 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
         if len(empty):
             at = ", ".join(str(i + first) for i in empty[:5]) + (" ..." if len(empty) > 5 else "")
             raise ValueError(f"{path}: {len(empty):,} entity row(s) with no {column} ({where} {at})")
+    if pd.api.types.is_numeric_dtype(frame["event_timestamp"]):
+        # epoch numbers: seconds, milliseconds or more are guesses, and a wrong guess moves every row
+        raise ValueError(
+            f"{path}: event_timestamp holds numbers ({frame['event_timestamp'].iloc[0]} in {where} {first}), "
+            "not times: write ISO 8601 times (2025-12-06T07:00:00Z) or a Parquet timestamp column; epoch "
+            "seconds convert with DuckDB's to_timestamp(x) or pandas' pd.to_datetime(x, unit='s', utc=True)"
+        )
     times = utc_times(frame["event_timestamp"])
     bad = frame.index[times.isna()]
     if len(bad):

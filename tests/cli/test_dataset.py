@@ -202,6 +202,7 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
     (tmp_path / "blank.csv").write_text(
         "product_id,event_timestamp\nBTC-USD,2026-01-01T00:00:10Z\n,2026-01-01T00:00:10Z\n"
     )
+    (tmp_path / "epoch.csv").write_text("product_id,event_timestamp\nBTC-USD,1767225610\n")
     (tmp_path / "notime.csv").write_text("product_id,event_timestamp\nBTC-USD,\nBTC-USD, \n")
     (tmp_path / "binary.csv").write_bytes(b"\x8f\x00\xff" * 40)
     (tmp_path / "csv.parquet").write_text("product_id,event_timestamp\nBTC-USD,2026-01-01T00:00:10Z\n")
@@ -214,6 +215,10 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
             tmp_path / "cols.csv",
         ],
         "event_timestamp must be ISO 8601 times": ["--entities", tmp_path / "times.csv"],
+        "event_timestamp holds numbers (1767225610 in line 2), not times": [
+            "--entities",
+            tmp_path / "epoch.csv",
+        ],
         "holds no entity rows": ["--entities", tmp_path / "empty.csv"],
         "1 entity row(s) with no product_id (line 3)": ["--entities", tmp_path / "blank.csv"],
         "2 entity row(s) with no event_timestamp (line 2, 3)": ["--entities", tmp_path / "notime.csv"],
