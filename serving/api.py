@@ -17,6 +17,8 @@ from tickstore.errors import shown
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 MAX_BATCH = 100
+MAX_ID = 64  # characters of a product id (Coinbase's are ~10): a longer one is a mistake, not a product
+FIELDS = ("product_id", "product_ids")
 
 
 def _products(body: Any) -> tuple[list[str], bool]:
@@ -24,6 +26,13 @@ def _products(body: Any) -> tuple[list[str], bool]:
     if not isinstance(body, dict):
         raise ApiError(
             400, "bad_request", 'send a JSON object: {"product_id": "BTC-USD"} or {"product_ids": [...]}'
+        )
+    unknown = [k for k in body if k not in FIELDS]
+    if unknown:  # a misspelt field, or one a caller expects to change the answer: neither is read
+        raise ApiError(
+            400,
+            "bad_request",
+            f"unknown field(s) {', '.join(map(shown, unknown))}: a request holds product_id or product_ids only",
         )
     single, batch = body.get("product_id"), body.get("product_ids")
     if (single is None) == (batch is None):
@@ -33,12 +42,21 @@ def _products(body: Any) -> tuple[list[str], bool]:
     if single is not None:
         if not isinstance(single, str) or not single:
             raise ApiError(400, "bad_request", "product_id must be a non-empty string, e.g. BTC-USD")
-        return [single], False
+        return [_checked(single)], False
     if not isinstance(batch, list) or not batch or not all(isinstance(p, str) and p for p in batch):
         raise ApiError(400, "bad_request", "product_ids must be a non-empty list of non-empty strings")
     if len(batch) > MAX_BATCH:
         raise ApiError(400, "bad_request", f"at most {MAX_BATCH} product_ids per request, got {len(batch)}")
-    return list(batch), True
+    return [_checked(p) for p in batch], True
+
+
+def _checked(product_id: str) -> str:
+    """``product_id``, or a 400 when it is too long to be one."""
+    if len(product_id) > MAX_ID:
+        raise ApiError(
+            400, "bad_request", f"a product id has at most {MAX_ID} characters, got {len(product_id):,}"
+        )
+    return product_id
 
 
 def _read(products: list[str]) -> list[ProductFeatures]:
@@ -143,7 +161,7 @@ def score() -> Response:
 
 @bp.get("/features/<product_id>")
 def features(product_id: str) -> Response:
-    (r,) = _read([product_id])
+    (r,) = _read([_checked(product_id)])
     return jsonify(
         {
             "product_id": r.product_id,

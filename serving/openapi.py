@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from serving.api import MAX_BATCH, MAX_ID
+
 bp = Blueprint("openapi", __name__)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -67,7 +69,13 @@ SPEC: dict[str, Any] = {
                                     {
                                         "type": "object",
                                         "required": ["product_id"],
-                                        "properties": {"product_id": {"type": "string", "minLength": 1}},
+                                        "properties": {
+                                            "product_id": {
+                                                "type": "string",
+                                                "minLength": 1,
+                                                "maxLength": MAX_ID,
+                                            }
+                                        },
                                         "additionalProperties": False,
                                     },
                                     {
@@ -76,9 +84,13 @@ SPEC: dict[str, Any] = {
                                         "properties": {
                                             "product_ids": {
                                                 "type": "array",
-                                                "items": {"type": "string", "minLength": 1},
+                                                "items": {
+                                                    "type": "string",
+                                                    "minLength": 1,
+                                                    "maxLength": MAX_ID,
+                                                },
                                                 "minItems": 1,
-                                                "maxItems": 100,
+                                                "maxItems": MAX_BATCH,
                                             }
                                         },
                                         "additionalProperties": False,
@@ -115,7 +127,12 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "A product's online features and their age",
                 "parameters": [
-                    {"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {
+                        "name": "product_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": MAX_ID},
+                    }
                 ],
                 "responses": {
                     "200": _ok({"type": "object", "properties": {"features": FEATURES}}),

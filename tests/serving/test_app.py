@@ -81,6 +81,9 @@ def test_score_returns_the_models_probability_decision_and_features(
         ({"product_id": 3}, 400),
         ({"product_ids": []}, 400),
         ({"product_ids": ["A"] * 101}, 400),
+        ({"product_id": "BTC-USD", "threshold": 0.1}, 400),  # not read: refused, as the OpenAPI spec says
+        ({"product_id": "A" * 65}, 400),
+        ({"product_ids": ["BTC-USD", "A" * 65]}, 400),
         ({"product_id": "NOPE-USD"}, 404),
     ],
 )
@@ -100,6 +103,7 @@ def test_errors_are_json_with_a_status_code_and_message(
     assert error["status"] == status and error["message"]
     assert client.get("/no/such/route").get_json()["error"]["status"] == 404
     assert client.get("/v1/score").get_json()["error"]["status"] == 405
+    assert client.get("/v1/features/" + "A" * 65).get_json()["error"]["status"] == 400
 
 
 def test_a_json_body_is_read_whatever_its_content_type_and_megabytes_are_refused(
