@@ -17,8 +17,8 @@ from cli.context import console, settings_of
 @click.option("--dry-run", is_flag=True, help="Count them by reason; send nothing.")
 @click.pass_context
 def ingest_rejected(ctx: click.Context, reason: str | None, dry_run: bool) -> None:
-    """Publish the messages of ticks_rejected to ticks.raw again, byte for byte, for the sink to parse
-    anew once their reason is gone (a limit raised, ingest/wire.sql taught a new shape).
+    """Publish the messages of ticks_rejected to ticks.raw again, byte for byte and each once, for the
+    sink to parse anew once their reason is gone (a limit raised, ingest/wire.sql taught a new shape).
 
     \b
       tickstore ingest rejected --dry-run                  # what there is, by reason

@@ -19,13 +19,14 @@ from ingest.replay import PRODUCT_RE, produce
 from tickstore import lake
 from tickstore.settings import Settings
 
-# One row per message (a message with several bad tickers has a row for each), oldest first.
-# $reason is a LIKE pattern, bound: NULL matches every reason.
+# One row per distinct message, its first rejection, oldest first. A message has a row per bad ticker,
+# and one sent again that still fails gets new rows: sent once per run, not once per row, it can't
+# double with each run. $reason is a LIKE pattern, bound: NULL matches every reason.
 REJECTED = """
 SELECT reason, payload FROM ticks_rejected
 WHERE $reason IS NULL OR reason LIKE $reason
 QUALIFY row_number() OVER (
-    PARTITION BY src_topic, src_partition, src_offset, payload ORDER BY ticker_index NULLS FIRST
+    PARTITION BY payload ORDER BY kafka_time NULLS LAST, src_topic, src_partition, src_offset, ticker_index
 ) = 1
 ORDER BY kafka_time NULLS LAST, src_topic, src_partition, src_offset
 """
@@ -35,9 +36,9 @@ ORDER BY kafka_time NULLS LAST, src_topic, src_partition, src_offset
 class Republished:
     """What `tickstore ingest rejected` found and sent."""
 
-    by_reason: Counter[str] = field(default_factory=Counter)  # messages matched, by reason
+    by_reason: Counter[str] = field(default_factory=Counter)  # distinct messages matched, by reason
     sent: int = 0
-    empty: int = 0  # rejected for having no value: nothing to send
+    empty: int = 0  # rejected for having no value (counted once): nothing to send
     too_large: int = 0  # over TICKSTORE_MAX_MESSAGE_BYTES: the broker would refuse them
 
     @property
@@ -52,8 +53,8 @@ def republish(
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Republished:
-    """Send every rejected message whose reason is LIKE ``reason`` (all when None) to ticks.raw, as
-    it was consumed; with ``dry_run`` only count them."""
+    """Send each distinct rejected message whose reason is LIKE ``reason`` (all when None) to
+    ticks.raw once, as it was consumed; with ``dry_run`` only count them."""
     con = lake.connect(settings, create=False, read_only=True)
     try:
         result = con.execute(REJECTED, {"reason": reason})

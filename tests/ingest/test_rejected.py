@@ -66,5 +66,7 @@ def test_rejected_messages_land_once_their_reason_is_gone_and_again_add_nothing(
     assert counts(relaxed) == (2, 3)
     reasons = query(relaxed, "SELECT reason, count(*) FROM ticks_rejected GROUP BY ALL ORDER BY ALL")
     assert reasons == [("invalid JSON", 2), (too_large, 1)], reasons
+    # each message once, however many times it was rejected: runs after runs don't double what they send
+    assert rejected.republish(relaxed, dry_run=True).by_reason == {too_large: 1, "invalid JSON": 1}
     nothing = tickstore(relaxed, "ingest", "rejected", "--reason", "no such reason%")
     assert "no rejected messages with a reason LIKE 'no such reason%'" in nothing.stderr
