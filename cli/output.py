@@ -93,6 +93,8 @@ def print_rows(
         console.print(table)
         if more:
             console.print(f"(more rows than --limit {limit:,}: raise it, or use --format csv for all)")
+        elif not shown:  # a bare header box reads as a display fault as often as an empty answer
+            console.print("(no rows)")
 
 
 def _score(value: float, digits: int = 3) -> str:

@@ -129,3 +129,18 @@ def test_a_table_fetches_only_the_rows_it_shows(capsys: pytest.CaptureFixture[st
     rel = duckdb.sql("SELECT range AS n FROM range(3)")
     print_rows(rel.columns, rel, "table", limit=3)
     assert "more rows" not in capsys.readouterr().out
+
+
+def test_an_empty_table_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    import duckdb
+
+    from cli.output import print_rows
+
+    rel = duckdb.sql("SELECT range AS n FROM range(0)")
+    print_rows(rel.columns, rel, "table")
+    assert capsys.readouterr().out.rstrip().endswith("(no rows)")
+    rel = duckdb.sql("SELECT range AS n FROM range(1)")
+    print_rows(rel.columns, rel, "table")
+    assert "(no rows)" not in capsys.readouterr().out
+    print_rows(["n"], [], "csv")  # CSV and JSON stay bare: a program reads them
+    assert capsys.readouterr().out.split() == ["n"]
