@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from ingest import kafka
+from tickstore import net
 from tickstore.settings import Settings
 
 
@@ -134,7 +135,7 @@ def stop(settings: Settings, wait_s: float = 10.0) -> bool:
 def status(settings: Settings) -> BrokerStatus:
     """Whether the broker tickstore talks to is up."""
     if not settings.embedded_broker:
-        host, _, port = settings.bootstrap.split(",")[0].rpartition(":")
-        return BrokerStatus(False, settings.bootstrap, None, _reachable(int(port), host or "127.0.0.1", 2.0))
+        host, port = net.kafka_servers(settings.bootstrap)[0]
+        return BrokerStatus(False, settings.bootstrap, None, _reachable(port, host, 2.0))
     pid = _read_pid(settings)
     return BrokerStatus(True, settings.bootstrap, pid, _reachable(settings.broker_port))

@@ -204,18 +204,8 @@ def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
 
 
 def _refused(bootstrap: str, timeout: float) -> str | None:
-    """Why no bootstrap server accepts a TCP connection, or None when one does (or one can't be parsed:
-    then librdkafka decides)."""
-    addresses = []
-    for server in bootstrap.split(","):
-        address = server.strip().split("://")[-1]  # librdkafka allows a protocol:// prefix
-        host, sep, port = address.rpartition(":")
-        if not sep or "]" in port:  # no port given (Kafka's default), or a bare IPv6 address
-            host, port = address, "9092"
-        if not port.isdigit():
-            return None
-        addresses.append((host.strip("[]"), int(port)))
-    return net.unreachable(addresses, timeout)
+    """Why no bootstrap server accepts a TCP connection, or None when one does."""
+    return net.unreachable(net.kafka_servers(bootstrap), timeout)
 
 
 class TopicStats(NamedTuple):

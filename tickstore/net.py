@@ -20,3 +20,25 @@ def unreachable(addresses: Iterable[tuple[str, int]], timeout: float) -> str | N
         except OSError as exc:
             reasons.append(f"{host}:{port}: {exc.strerror or exc}")
     return "; ".join(reasons) or None
+
+
+KAFKA_PORT = 9092  # librdkafka's default for a server given without one
+
+
+def kafka_servers(bootstrap: str) -> list[tuple[str, int]]:
+    """The (host, port) of each server of a Kafka bootstrap.servers list, as librdkafka reads it: an
+    optional ``protocol://`` prefix, a port defaulting to 9092, IPv6 hosts in brackets. ValueError
+    saying which server is not one."""
+    servers = []
+    for server in bootstrap.split(","):
+        address = server.strip().split("://")[-1]
+        host, colon, port = address.rpartition(":")
+        if not colon or "]" in port:  # no port given, or a bare bracketed IPv6 address
+            host, port = address, str(KAFKA_PORT)
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"{server.strip()!r} is not HOST[:PORT] (e.g. kafka-1:9092; several comma-separated)"
+            )
+        servers.append((host, int(port)))
+    return servers

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tickstore import net
+
 
 class Settings(BaseSettings):
     """Every knob tickstore reads, from ``TICKSTORE_*`` environment variables or keyword arguments.
@@ -201,6 +203,13 @@ class Settings(BaseSettings):
         if not colon or not host or not port.isdigit():
             raise ValueError(f"{value!r} is not HOST:PORT[,db=N] or redis://HOST:PORT/DB")
         return value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _kafka_servers(cls, value: str | None) -> str | None:
+        if value:  # a typo fails at start-up, naming the setting, not as a traceback of the first command
+            net.kafka_servers(value)
+        return value or None
 
     @field_validator("kafka_config", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from tests.conftest import REPO, asof_plan
-from tickstore import lake
+from tickstore import lake, net
 from tickstore.errors import storage_trouble
 from tickstore.settings import Settings, parse_cpus
 
@@ -95,6 +95,32 @@ def test_redis_urls_are_taken_as_feast_reads_them(given: str, feast_form: str) -
 def test_a_redis_address_without_host_and_port_is_refused(given: str) -> None:
     with pytest.raises(ValueError, match="redis_url"):
         Settings(redis_url=given)
+
+
+@pytest.mark.parametrize(
+    ("given", "servers"),
+    [
+        ("kafka-1:9092", [("kafka-1", 9092)]),
+        ("localhost", [("localhost", 9092)]),  # librdkafka's default port
+        ("SASL_SSL://b-1:9093, b-2", [("b-1", 9093), ("b-2", 9092)]),
+        ("[::1]:19092,[fe80::1]", [("::1", 19092), ("fe80::1", 9092)]),
+    ],
+)
+def test_kafka_bootstrap_servers_read_as_librdkafka_reads_them(
+    given: str, servers: list[tuple[str, int]]
+) -> None:
+    assert net.kafka_servers(given) == servers
+    assert Settings(kafka_bootstrap=given).bootstrap == given
+
+
+@pytest.mark.parametrize("given", ["::::", "kafka:abc", "h:70000", "h:0", "a:1,,b:2"])
+def test_a_mistyped_kafka_bootstrap_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    # `tickstore status` and `broker status` died of "::::" with a traceback (int(''))
+    monkeypatch.setenv("TICKSTORE_KAFKA_BOOTSTRAP", given)
+    with pytest.raises(ValueError, match=r"kafka_bootstrap[\s\S]*is not HOST\[:PORT\]"):
+        Settings()
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,8 @@ def test_refused_ports_are_named_and_a_listener_is_enough() -> None:
         # any one server answering is enough, as for librdkafka; a protocol prefix is allowed
         assert kafka._refused(f"127.0.0.1:{closed}, PLAINTEXT://127.0.0.1:{open_port}", 1.0) is None
     assert kafka._refused(f"127.0.0.1:{closed}", 1.0) == f"127.0.0.1:{closed}: Connection refused"
-    assert kafka._refused("127.0.0.1:notaport", 1.0) is None  # unparseable: librdkafka decides
+    with pytest.raises(ValueError, match="is not HOST"):  # the settings refuse it first (tests/core)
+        kafka._refused("127.0.0.1:notaport", 1.0)
 
 
 def test_ensure_topics_without_a_broker_fails_at_once_saying_what_to_do(
