@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
@@ -95,6 +97,22 @@ def admin(settings: Settings, errors: Callable[[KafkaError], None] | None = None
     # log_level 2: librdkafka would print each failed connection attempt
     conf = {**settings.kafka_config, "bootstrap.servers": settings.bootstrap, "log_level": 2}
     return _made(AdminClient, conf | ({"error_cb": errors} if errors else {}))
+
+
+# One admin client for the process's watermark questions, kept while the broker and configuration
+# stay the same: the sink and the stream ask on each progress line and idle check, and a client made
+# per question (its threads and connection set up, then torn down) came to 38 in 10 s of polling.
+_watermark_client: tuple[tuple[str, str], AdminClient] | None = None
+_watermark_lock = threading.Lock()
+
+
+def _watermark_admin(settings: Settings) -> AdminClient:
+    global _watermark_client
+    key = (settings.bootstrap, json.dumps(settings.kafka_config, sort_keys=True))
+    with _watermark_lock:
+        if _watermark_client is None or _watermark_client[0] != key:
+            _watermark_client = (key, admin(settings))  # another broker's client goes with the tuple
+        return _watermark_client[1]
 
 
 C = TypeVar("C", Producer, Consumer, AdminClient)
@@ -326,7 +344,7 @@ def watermarks(
     broker would not say."""
     from confluent_kafka.admin import OffsetSpec
 
-    client = admin(settings)
+    client = _watermark_admin(settings)
     keys = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
     try:
         answers = [
