@@ -359,6 +359,8 @@ class Session:
     def _tip(self, query: str, attached: list[str], seconds: float) -> None:
         """Once a session, after a slow query that names a feature view as a table and filters on its
         time column: the range call."""
+        if self.tipped or seconds < SLOW_VIEW_S:  # before the views' files are read: most queries stop here
+            return
         named = [
             v
             for v in attached
@@ -366,7 +368,7 @@ class Session:
             # a query over the whole history (no time in its WHERE) has nothing to gain from a range
             and re.search(rf"\bwhere\b[\s\S]*\b{_time_column(self.views[v])}\b", query, re.IGNORECASE)
         ]
-        if self.tipped or seconds < SLOW_VIEW_S or not named:
+        if not named:
             return
         self.tipped = True
         console.print(
