@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 
 from cli.context import settings_of
+from tickstore.settings import Settings
 
 
 @click.command(
@@ -31,14 +35,74 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
 
     settings = settings_of(ctx)
     config = write_cli_config(settings)
+    registered = _registered_views(settings) if _subcommand(args) == "plan" else None
     # Feast's CLI exits with its own status (SystemExit), which becomes ours
     try:
         cli.main(
             ["--chdir", str(FEATURE_REPO), "--feature-store-yaml", str(config), *args],
             prog_name="tickstore feast",
         )
+    except SystemExit as done:
+        if registered is not None and not done.code:
+            _echo_source_diffs(registered)
+        raise
     except Exception as exc:  # a mistake in feature_repo/'s own files: say where, not Feast's frames
         where = repo_error(exc)
         if where is None:
             raise
         raise TickstoreError(where) from exc
+
+
+# Feast's own options that take a value (the word after them is not the subcommand)
+_VALUED = {"-c", "--chdir", "--log-level", "-f", "--feature-store-yaml"}
+
+
+def _subcommand(args: tuple[str, ...]) -> str | None:
+    """The Feast subcommand ``args`` name (`plan` in `--log-level INFO plan`), if any."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUED:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _registered_views(settings: Settings) -> list[Any]:
+    """The feature views in the registry under ``settings.home`` as they are before a plan (none
+    while there is no registry)."""
+    from tickstore_feast.repo import feature_store, registry_path
+
+    if not Path(registry_path(settings)).exists():
+        return []
+    return list(feature_store(settings, apply=False).list_feature_views())
+
+
+def _echo_source_diffs(registered: list[Any]) -> None:
+    """After Feast's plan: what changed in each registered view's SQL, line by line."""
+    from feast import FeatureView
+
+    from tickstore_feast.plan import source_diffs
+    from tickstore_feast.repo import repo_modules, repo_objects
+
+    defined = [o for o in repo_objects(repo_modules()) if isinstance(o, FeatureView)]
+    diffs = source_diffs(registered, defined)
+    if not diffs:
+        return
+    click.echo("\nChanged feature SQL (registered -> feature_repo/):")
+    for diff, same in diffs:
+        click.echo(
+            "(comments, layout or options only: models trained on the registered SQL still score)"
+            if same
+            else "(a new definition: the scorer refuses a model trained on the registered SQL until one "
+            "trained on this is the champion)"
+        )
+        for line in diff.splitlines():
+            colour = (
+                {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
+                if line[:3] not in ("+++", "---")
+                else None
+            )
+            click.echo(click.style(line, fg=colour, bold=line[:3] in ("+++", "---")))

@@ -1,0 +1,53 @@
+"""A readable diff of each feature view's source between the registry and feature_repo/."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from tickstore import feature_sql
+from tickstore_feast.source import DuckDBSource, fingerprints
+
+
+def _source_lines(view: Any) -> list[str] | None:
+    """The text of a view's DuckDB source, its options last; None for another kind of source."""
+    source = view.batch_source
+    if not isinstance(source, DuckDBSource):
+        return None
+    text = source.query if source.table is None else f"-- lake table: {source.table}\n"
+    assert text is not None
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    # the options Feast's plan shows only inside the encoded source
+    lines.append(
+        f"-- DuckDBSource: lookback {source.lookback.total_seconds():g} s, ties_equal {source.ties_equal}\n"
+    )
+    return lines
+
+
+def source_diffs(registered: Iterable[Any], defined: Iterable[Any]) -> list[tuple[str, bool]]:
+    """A unified diff for each feature view defined both in the registry and in feature_repo/ whose
+    DuckDB source differs (its SQL, its lake table or its options), in feature_repo/'s order, and
+    whether the scorer takes the two SQL texts for one definition (`feature_sql.same_definition`:
+    comments and layout aside; the source's options don't count).
+
+    `feast plan` prints a changed source as the whole of its encoded options twice, before and
+    after, one line each: an edited feature's SQL is there, but not which line of it changed.
+    """
+    before = {view.name: view for view in registered}
+    diffs = []
+    for view in defined:
+        old_view = before.get(view.name)
+        old, new = _source_lines(old_view) if old_view is not None else None, _source_lines(view)
+        if old is None or new is None or old == new:
+            continue
+        diff = "".join(
+            difflib.unified_diff(old, new, f"{view.name} (registered)", f"{view.name} (feature_repo/)")
+        )
+        same = feature_sql.same_definition(
+            fingerprints([old_view])[view.name], fingerprints([view])[view.name]
+        )
+        diffs.append((diff, same))
+    return diffs
