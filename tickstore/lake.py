@@ -8,7 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -337,3 +337,22 @@ def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     """The newest DuckLake snapshot id of the attached lake."""
     row = con.execute("SELECT max(snapshot_id) FROM ducklake_snapshots($lake)", {"lake": LAKE}).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+def tick_span(settings: Settings, snapshot: int | None = None) -> str:
+    """Where the lake's ticks lie (at ``snapshot``), for an error about a range without any: their
+    first and last event times (UTC), or that there are none yet and how to get some."""
+    con = connect(settings, snapshot=snapshot, create=False)
+    try:
+        first, last = con.execute("SELECT min(event_time), max(event_time) FROM ticks").fetchone() or (
+            None,
+            None,
+        )
+    finally:
+        con.close()
+    if first is None:
+        return (
+            "the lake holds no ticks yet: `tickstore ingest replay FILES` then `tickstore sink --until-idle`"
+        )
+    utc = "%Y-%m-%d %H:%M:%S"
+    return f"the lake's ticks run from {first.astimezone(UTC):{utc}} to {last.astimezone(UTC):{utc}} UTC"

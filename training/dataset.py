@@ -246,8 +246,7 @@ def build(
         if frame.empty:
             raise ValueError(
                 f"no ticks in [{entities.start}, {entities.end}) at lake snapshot {snapshot}, so no products to "
-                "build the grid for: pick a range with ticks (the demo's `tickstore sql` example lists each "
-                "product's first and last), or name the products"
+                f"build the grid for ({lake.tick_span(settings, snapshot)}): pick a range with ticks, or name the products"
             )
     else:
         described = f"{len(entities):,} rows given"

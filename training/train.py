@@ -92,7 +92,8 @@ def honest_table(
     finally:
         con.close()
     if lab.empty:
-        raise ValueError(f"no labels in [{cfg.start}, {cfg.end}): are there ticks in that range?")
+        where = lake.tick_span(settings, snapshot)
+        raise ValueError(f"no labels in [{cfg.start}, {cfg.end}) at lake snapshot {snapshot} ({where})")
     path = out_dir / f"train_{snapshot}.parquet"
     dataset.build(
         settings,

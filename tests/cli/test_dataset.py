@@ -241,7 +241,14 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
             "--end",
             "2026-01-01T00:00:00",
         ],
-        "no ticks in [2030-01-01": ["--every", "1", "--start", "2030-01-01T00:00:00", "--end", "2030-01-02"],
+        "no ticks in [2030-01-01 00:00:00+00:00, 2030-01-02 00:00:00+00:00) at lake snapshot 2, so no products to build the grid for (the lake's ticks run from 2026-01-01 00:00:00 to": [
+            "--every",
+            "1",
+            "--start",
+            "2030-01-01T00:00:00",
+            "--end",
+            "2030-01-02",
+        ],
         # a year every second was built as one 63M-row DataFrame before anything was joined
         "is 63,072,000 entity rows, more than 50,000,000 in one set": [
             "--every",

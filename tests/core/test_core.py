@@ -153,6 +153,19 @@ def test_lake_time_travel_is_read_only_and_sees_the_past(make_settings: Callable
     assert lake.connect(s, create=False).execute("SELECT count(*) FROM ticks").fetchone() == (2,)
 
 
+def test_the_span_of_ticks_an_empty_range_error_names(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings()
+    con = lake.connect(s)
+    assert lake.tick_span(s).startswith("the lake holds no ticks yet: `tickstore ingest replay")
+    # times of another zone are named in UTC, as every --start and --end takes them
+    con.execute("INSERT INTO ticks (product_id, event_time) VALUES ('A', '2026-01-01 09:30:00+09:00')")
+    first = lake.current_snapshot(con)
+    con.execute("INSERT INTO ticks (product_id, event_time) VALUES ('B', '2026-01-02 00:00:00.5+00')")
+    span = "the lake's ticks run from 2026-01-01 00:30:00 to {} UTC"
+    assert lake.tick_span(s) == span.format("2026-01-02 00:00:00")
+    assert lake.tick_span(s, first) == span.format("2026-01-01 00:30:00")  # as the snapshot had them
+
+
 def test_time_travel_to_no_snapshot_names_the_snapshots_there_are(
     make_settings: Callable[..., Settings],
 ) -> None:

@@ -144,6 +144,14 @@ def test_too_few_rows_says_where_the_rows_are_and_the_step(trained) -> None:  # 
     # a range that already held every tick (a sparse recording) was told to be "longer"
     assert "labeled rows run from 2026-01-01 00:0" in said and "to 2026-01-01 00:5" in said, said
     assert "or a smaller --every (now 60 s)" in said, said
+    # a range without ticks says where they are
+    args = ["train", "--start", "2030-01-01T00:00", "--end", "2030-01-01T01:00"]
+    run = CliRunner().invoke(main, args, env=env_for(s))
+    said = " ".join(run.output.split())
+    assert (
+        run.exit_code != 0 and "no labels in [2030-01-01 00:00:00+00:00, 2030-01-01 01:00:00+00:00)" in said
+    )
+    assert "(the lake's ticks run from 2026-01-01 00:00:" in said, said
 
 
 @pytest.mark.slow
