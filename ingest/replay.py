@@ -51,10 +51,29 @@ def discover(paths: Iterable[Path]) -> list[Path]:
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob("*") if p.name.endswith(RECORDING_SUFFIXES)))
         elif path.exists():
+            if not path.name.endswith(RECORDING_SUFFIXES):
+                _check_json_lines(path)
             found.append(path)
         else:
             raise FileNotFoundError(f"{path} does not exist")
     return found
+
+
+def _check_json_lines(path: Path) -> None:
+    """Refuse a file named without a recording's suffix whose first line is no JSON object (a
+    README, a CSV): every line of it would go to ticks.raw, for the sink to reject one by one."""
+    try:
+        with _open(path) as fh:
+            first = next((line for line in fh if line.strip()), b"")[:200]
+    except (OSError, EOFError, zlib.error):
+        return  # unreadable: said with its lines read, as for a recording (iter_lines)
+    first = first.removeprefix(BOM).strip()
+    if first and not first.startswith(b"{"):
+        shown = first[:60].decode("utf-8", "replace")
+        raise TickstoreError(
+            f"{path} is not a recording: its first line is not a JSON object ({shown!r}); replay sends "
+            "JSON lines, one message a line (.ndjson / .jsonl, gzipped or not, as `ingest coinbase` archives them)"
+        )
 
 
 def _open(path: Path) -> IO[bytes]:

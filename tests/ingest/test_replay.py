@@ -92,3 +92,22 @@ def test_a_byte_order_mark_and_windows_line_ends_are_not_part_of_the_messages(tm
         b'{"type":"ticker"}',
         b'{"type":"heartbeat"}',
     ]
+
+
+def test_a_named_file_that_is_no_json_lines_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    # README.md replayed by mistake went to ticks.raw line by line: 761 messages for the sink to reject
+    for name, text in (("README.md", b"# tickstore\n\nA feature store\n"), ("ticks.csv", b"\n a,b\n1,2\n")):
+        (tmp_path / name).write_bytes(text)
+        with pytest.raises(
+            replay.TickstoreError, match=rf"{name} is not a recording: its first line is not a JSON"
+        ):
+            replay.discover([tmp_path / name])
+    (tmp_path / "x.csv.gz").write_bytes(gzip.compress(b"a,b\n"))
+    with pytest.raises(replay.TickstoreError, match=r"first line is not a JSON object \('a,b'\)"):
+        replay.discover([tmp_path / "x.csv.gz"])
+    # JSON lines under another name, with a mark and a blank line first, go ahead
+    (tmp_path / "feed.log").write_bytes(b'\xef\xbb\xbf\n  {"type":"ticker"}\n')
+    assert replay.discover([tmp_path / "feed.log"]) == [tmp_path / "feed.log"]
+    # a recording's name is trusted: a first line cut short or garbled is the sink's to reject (and keep)
+    (tmp_path / "rec.ndjson").write_bytes(b'ype":"ticker"}\n{"type":"ticker"}\n')
+    assert replay.discover([tmp_path / "rec.ndjson"]) == [tmp_path / "rec.ndjson"]
