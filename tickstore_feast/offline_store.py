@@ -6,6 +6,7 @@ Configured in feature_store.yaml as ``offline_store: {type: tickstore_feast.offl
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -29,6 +30,14 @@ from tickstore import lake
 from tickstore.settings import Settings
 from tickstore_feast import pit
 from tickstore_feast.source import DuckDBSource
+
+log = logging.getLogger(__name__)
+# said with the first empty materialization range of a process only
+_advice = [
+    ". A view never materialized starts `materialize-incremental` at now minus its TTL; for recorded "
+    "ticks run `materialize START END` once (the lake's first and last: tickstore sql "
+    '"SELECT min(event_time), max(event_time) FROM ticks")'
+]
 
 
 class DuckDBOfflineStoreConfig(FeastConfigBaseModel):
@@ -164,6 +173,16 @@ def _pull(
     *,
     latest: bool,
 ) -> RetrievalJob:
+    if start is not None and end is not None and start > end:
+        # Feast's materialize-incremental starts a view never materialized at now - its TTL: over
+        # recorded ticks that is after the end asked for, and it loaded nothing without a word
+        log.warning(
+            "%s: nothing to materialize, the range starts after it ends (%s > %s)%s",
+            data_source.name,
+            f"{start:%Y-%m-%d %H:%M:%S}",
+            f"{end:%Y-%m-%d %H:%M:%S}",
+            _advice.pop() if _advice else "",
+        )
     query = pit.pull(
         _source(data_source), keys, features, timestamp_field, created, start, end, latest=latest
     )

@@ -205,3 +205,21 @@ def test_tickstore_respells_the_tables_an_older_tickstore_recorded(
     feature_store(s)  # what `tickstore stream`, `train` or `dataset build` do first
     plain("apply")
     assert served_after_materializing(plain, s) == [61]
+
+
+def test_materialize_incremental_over_recorded_ticks_says_why_it_loaded_nothing(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # a view never materialized starts at now - TTL, after the recorded end: nothing, without a word
+    from tests.cli.helpers import tickstore
+    from tickstore_feast.repo import feature_store
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
+    tickstore(s, "feast", "apply")
+    said = " ".join(tickstore(s, "feast", "materialize-incremental", "2026-01-01T00:03:00").stderr.split())
+    assert "ticks_60s: nothing to materialize, the range starts after it ends (" in said, said
+    assert said.count("run `materialize START END` once") == 1, said  # the advice once, not per view
+    assert online_tick_count(feature_store(s, apply=False)) == [None]
+    tickstore(s, "feast", "materialize", "2025-12-31T23:59:00", "2026-01-01T00:03:00")
+    assert online_tick_count(feature_store(s, apply=False)) == [61]
