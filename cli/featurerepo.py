@@ -44,7 +44,7 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
         )
     except SystemExit as done:
         if registered is not None and not done.code:
-            _echo_source_diffs(registered)
+            _echo_source_diffs(settings, registered)
         raise
     except Exception as exc:  # a mistake in feature_repo/'s own files: say where, not Feast's frames
         where = repo_error(exc)
@@ -80,14 +80,28 @@ def _registered_views(settings: Settings) -> list[Any]:
     return list(feature_store(settings, apply=False).list_feature_views())
 
 
-def _echo_source_diffs(registered: list[Any]) -> None:
-    """After Feast's plan: what changed in each registered view's SQL, line by line."""
+def _echo_source_diffs(settings: Settings, registered: list[Any]) -> None:
+    """After Feast's plan: what changed in each registered view's SQL, line by line, and which views
+    it listed only for its record of their materialization."""
     from feast import FeatureView
+    from feast.inference import update_feature_views_with_inferred_features_and_entities
+    from feast.infra.provider import get_provider
 
-    from tickstore_feast.plan import source_diffs
-    from tickstore_feast.repo import repo_modules, repo_objects
+    from tickstore_feast.plan import record_only, source_diffs
+    from tickstore_feast.repo import feature_store, repo_modules, repo_objects
 
     defined = [o for o in repo_objects(repo_modules()) if isinstance(o, FeatureView)]
+    store = feature_store(settings, apply=False)
+    # the entity columns Feast's plan infers before comparing
+    update_feature_views_with_inferred_features_and_entities(
+        get_provider(store.config), defined, store.list_entities(), store.config
+    )
+    untouched = record_only(registered, defined)
+    if untouched:
+        click.echo(
+            f"\n{', '.join(untouched)}: listed as updated for Feast's record of their materialized "
+            "intervals only; their definitions are unchanged (and apply keeps the record)"
+        )
     diffs = source_diffs(registered, defined)
     if not diffs:
         return

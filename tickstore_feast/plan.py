@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Iterable
 from typing import Any
@@ -51,3 +52,21 @@ def source_diffs(registered: Iterable[Any], defined: Iterable[Any]) -> list[tupl
         )
         diffs.append((diff, same))
     return diffs
+
+
+def record_only(registered: Iterable[Any], defined: Iterable[Any]) -> list[str]:
+    """The feature views Feast's plan calls updated although only its record of their materialized
+    intervals differs (the registry has one, a definition never does): after any `materialize`,
+    `feast plan` lists every materialized view as updated, feature_repo/ unchanged. ``defined`` must
+    have been through Feast's inference (entity columns), as its plan does."""
+    before = {view.name: view for view in registered}
+    names = []
+    for view in defined:
+        old = before.get(view.name)
+        if old is None or not old.materialization_intervals or old == view:
+            continue
+        unrecorded = copy.copy(old)
+        unrecorded.materialization_intervals = []
+        if unrecorded == view:
+            names.append(view.name)
+    return names

@@ -11,7 +11,7 @@ from feast import Entity, FeatureView, ValueType
 from tests.cli.helpers import tickstore
 from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore.settings import Settings
-from tickstore_feast.plan import source_diffs
+from tickstore_feast.plan import record_only, source_diffs
 from tickstore_feast.source import DuckDBSource
 
 SQL = """-- v: a test view
@@ -60,6 +60,16 @@ def test_only_views_whose_source_changed_get_a_diff_and_a_verdict() -> None:
     assert source_diffs([view(SQL, "t")], [view(SQL, "t", table=None)]) == []
 
 
+def test_views_differing_only_by_feasts_materialization_record_are_named() -> None:
+    from datetime import UTC, datetime
+
+    registered = [view(SQL, "materialized"), view(SQL, "edited"), view(SQL, "never_materialized")]
+    for v in registered[:2]:
+        v.materialization_intervals = [(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))]
+    defined = [view(SQL, "materialized"), view(SQL + "-- more\n", "edited"), view(SQL, "never_materialized")]
+    assert record_only(registered, defined) == ["materialized"]  # `edited` is a change of its own
+
+
 @pytest.mark.slow
 def test_tickstore_feast_plan_shows_the_registered_sql_against_feature_repo(
     make_settings: Callable[..., Settings],
@@ -86,7 +96,14 @@ def test_tickstore_feast_plan_shows_the_registered_sql_against_feature_repo(
         older.append(registered)
     store.apply(older)
 
+    # Feast's plan then lists every view as updated: the registry records what was materialized
+    tickstore(s, "feast", "materialize", "2025-12-31T23:59:00", "2026-01-01T00:01:00")
     out = tickstore(s, "feast", "--log-level", "WARNING", "plan").stdout  # Feast's options before `plan`
+    assert all(
+        f"Updated feature view {v}" in out for v in ("tick_clock", "ticks_10s", "ticks_60s", "ticks_300s")
+    )
+    recorded = next(line for line in out.splitlines() if "for Feast's record of their materialized" in line)
+    assert sorted(recorded.split(":")[0].split(", ")) == ["tick_clock", "ticks_60s"]  # not the two edited
     shown = out[out.index("Changed feature SQL (registered -> feature_repo/):") :].splitlines()
     verdicts = [line.split(":")[0] for line in shown if line.startswith("(")]
     assert verdicts == ["(a new definition", "(comments, layout or options only"]
