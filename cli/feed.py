@@ -264,6 +264,12 @@ def ingest_coinbase(
     for product, n in sorted(stats.per_product.items()):
         console.print(f"  {product}: {n:,}")
     console.print(f"archived to {len(stats.archive_files)} file(s) in {s.archive_dir}")
+    if not stats.connections:  # a script (make demo-live) went on to sink and query nothing, exit 0
+        raise click.ClickException(
+            f"never connected to {session.url}, so nothing was received (the warnings above say why). "
+            "Without access to Coinbase, replay recorded ticks: `tickstore ingest replay "
+            "../shared/data/coinbase`, or with `--retime --speed 1` as if live"
+        )
     if stats.archive_missed:
         console.print(
             f"[yellow]not archived[/]: {count_of(stats.archive_missed, 'message')}, while the archive "

@@ -15,6 +15,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from ingest import coinbase, replay
 from ingest.sink import Sink
+from tests.cli.helpers import tickstore
 from tests.conftest import SHARED, free_port
 from tests.ingest.helpers import query, reference_ticks, write_protected
 from tickstore.settings import Settings
@@ -105,6 +106,11 @@ def test_a_feed_that_never_answers_is_called_unreachable_not_lost(
     warnings = [r.getMessage() for r in caplog.records if r.name.endswith("coinbase")]
     assert any(f"cannot connect to {url}" in w and "internet access" in w for w in warnings), warnings
     assert not any("lost" in w for w in warnings)  # "connection lost" when there never was one
+    # the command fails, so a script does not go on to sink and query nothing (it ended 0)
+    run = tickstore(kafka_settings, "ingest", "coinbase", "--url", url, "--duration", "1.5", check=False)
+    said = " ".join(run.stderr.split())
+    assert run.returncode == 1 and f"Error: never connected to {url}, so nothing was received" in said, said
+    assert "tickstore ingest replay ../shared/data/coinbase" in said and "Traceback" not in said
 
 
 class SteadyFeed:
