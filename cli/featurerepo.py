@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import click
 
 from cli.context import settings_of
@@ -35,7 +32,7 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
 
     settings = settings_of(ctx)
     config = write_cli_config(settings)
-    registered = _registered_views(settings) if _subcommand(args) == "plan" else None
+    planning = _subcommand(args) == "plan" and "--help" not in args
     # Feast's CLI exits with its own status (SystemExit), which becomes ours
     try:
         cli.main(
@@ -43,8 +40,8 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
             prog_name="tickstore feast",
         )
     except SystemExit as done:
-        if registered is not None and not done.code:
-            _echo_source_diffs(settings, registered)
+        if planning and not done.code:  # a plan changes nothing: the registry read now is the one planned on
+            _echo_plan_review(settings)
         raise
     except Exception as exc:  # a mistake in feature_repo/'s own files: say where, not Feast's frames
         where = repo_error(exc)
@@ -70,42 +67,22 @@ def _subcommand(args: tuple[str, ...]) -> str | None:
     return None
 
 
-def _registered_views(settings: Settings) -> list[Any]:
-    """The feature views in the registry under ``settings.home`` as they are before a plan (none
-    while there is no registry)."""
-    from tickstore_feast.repo import feature_store, registry_path
-
-    if not Path(registry_path(settings)).exists():
-        return []
-    return list(feature_store(settings, apply=False).list_feature_views())
+_COLOURS = {"+": "green", "-": "red", "@": "cyan"}
 
 
-def _echo_source_diffs(settings: Settings, registered: list[Any]) -> None:
-    """After Feast's plan: what changed in each registered view's SQL, line by line, and which views
-    it listed only for its record of their materialization."""
-    from feast import FeatureView
-    from feast.inference import update_feature_views_with_inferred_features_and_entities
-    from feast.infra.provider import get_provider
+def _echo_plan_review(settings: Settings) -> None:
+    """After Feast's plan: which views it listed only for its record of their materialization, and
+    what changed in each registered view's SQL, line by line."""
+    from tickstore_feast.plan import review
 
-    from tickstore_feast.plan import record_only, source_diffs
-    from tickstore_feast.repo import feature_store, repo_modules, repo_objects
-
-    defined = [o for o in repo_objects(repo_modules()) if isinstance(o, FeatureView)]
-    store = feature_store(settings, apply=False)
-    # the entity columns Feast's plan infers before comparing
-    update_feature_views_with_inferred_features_and_entities(
-        get_provider(store.config), defined, store.list_entities(), store.config
-    )
-    untouched = record_only(registered, defined)
+    untouched, diffs = review(settings)
     if untouched:
         click.echo(
             f"\n{', '.join(untouched)}: listed as updated for Feast's record of their materialized "
             "intervals only; their definitions are unchanged (and apply keeps the record)"
         )
-    diffs = source_diffs(registered, defined)
-    if not diffs:
-        return
-    click.echo("\nChanged feature SQL (registered -> feature_repo/):")
+    if diffs:
+        click.echo("\nChanged feature SQL (registered -> feature_repo/):")
     for diff, same in diffs:
         click.echo(
             "(comments, layout or options only: models trained on the registered SQL still score)"
@@ -114,9 +91,5 @@ def _echo_source_diffs(settings: Settings, registered: list[Any]) -> None:
             "trained on this is the champion)"
         )
         for line in diff.splitlines():
-            colour = (
-                {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
-                if line[:3] not in ("+++", "---")
-                else None
-            )
-            click.echo(click.style(line, fg=colour, bold=line[:3] in ("+++", "---")))
+            header = line[:3] in ("+++", "---")
+            click.echo(click.style(line, fg=None if header else _COLOURS.get(line[:1]), bold=header))

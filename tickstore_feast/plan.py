@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from tickstore import feature_sql
+from tickstore.settings import Settings
 from tickstore_feast.source import DuckDBSource, fingerprints
 
 
@@ -70,3 +72,24 @@ def record_only(registered: Iterable[Any], defined: Iterable[Any]) -> list[str]:
         if unrecorded == view:
             names.append(view.name)
     return names
+
+
+def review(settings: Settings) -> tuple[list[str], list[tuple[str, bool]]]:
+    """For `tickstore feast plan`: :func:`record_only` and :func:`source_diffs` of feature_repo/
+    against the registry under ``settings.home`` (nothing while there is no registry)."""
+    from feast import FeatureView
+    from feast.inference import update_feature_views_with_inferred_features_and_entities
+    from feast.infra.provider import get_provider
+
+    from tickstore_feast.repo import feature_store, registry_path, repo_modules, repo_objects
+
+    if not Path(registry_path(settings)).exists():
+        return [], []
+    store = feature_store(settings, apply=False)
+    registered = store.list_feature_views()
+    defined = [o for o in repo_objects(repo_modules()) if isinstance(o, FeatureView)]
+    # the entity columns Feast's plan infers before it compares
+    update_feature_views_with_inferred_features_and_entities(
+        get_provider(store.config), defined, store.list_entities(), store.config
+    )
+    return record_only(registered, defined), source_diffs(registered, defined)
