@@ -32,7 +32,14 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
 
     settings = settings_of(ctx)
     config = write_cli_config(settings)
-    planning = _subcommand(args) == "plan" and "--help" not in args
+    command = _subcommand(args) if "--help" not in args else None
+    planning = command == "plan"
+    if command in _READ_OR_WRITE_ONLINE and settings.online_store == "redis":
+        # a Redis that is down was a traceback, after redis-py's ~10 s of retries
+        from tickstore_feast.online import check_online_store
+        from tickstore_feast.repo import feature_store
+
+        check_online_store(feature_store(settings, apply=False))
     # Feast's CLI exits with its own status (SystemExit), which becomes ours
     try:
         cli.main(
@@ -50,6 +57,8 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
         raise TickstoreError(where) from exc
 
 
+# Feast's subcommands that read or write the online store (apply only drops the tables of removed views)
+_READ_OR_WRITE_ONLINE = {"materialize", "materialize-incremental", "get-online-features"}
 # Feast's own options that take a value (the word after them is not the subcommand)
 _VALUED = {"-c", "--chdir", "--log-level", "-f", "--feature-store-yaml"}
 

@@ -266,3 +266,23 @@ def test_feast_ui_serves_the_registry(make_settings: Callable[..., Settings]) ->
     finally:
         ui.terminate()
         ui.wait(timeout=30)
+
+
+def test_tickstore_feast_names_a_redis_online_store_that_is_down(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # it was redis-py's ConnectionError as a traceback, after ~10 s of its retries
+    from tests.cli.helpers import env_for, tickstore
+    from tests.conftest import free_port
+
+    s = make_settings()
+    address = f"127.0.0.1:{free_port()}"
+    env = dict(env_for(s), TICKSTORE_ONLINE_STORE="redis", TICKSTORE_REDIS_URL=address)
+    for args in (
+        ["materialize", "2026-01-01T00:00:00", "2026-01-01T00:01:00"],
+        ["get-online-features", "-f", "ticks_60s:ret_std_60s", "-e", "product_id=BTC-USD"],
+    ):
+        run = tickstore(s, "feast", *args, env=env, check=False)
+        said = " ".join(run.stderr.split())
+        assert run.returncode == 1 and "Traceback" not in said, said
+        assert f"the Redis online store at {address} does not answer" in said and "redis-server" in said
