@@ -1,4 +1,5 @@
-"""A readable diff of each feature view's source between the registry and feature_repo/."""
+"""What `tickstore feast plan` adds to Feast's plan: each changed view's SQL as a diff, and the views listed for
+Feast's record of their materialization only."""
 
 from __future__ import annotations
 
