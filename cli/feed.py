@@ -192,7 +192,7 @@ def ingest_replay(
         )
     rate = stats.messages / stats.seconds if stats.seconds else 0
     console.print(
-        f"published {stats.messages:,} message{'s' * (stats.messages != 1)} from {stats.files} file{'' if stats.files == 1 else 's'} to {s.topic_raw} "
+        f"published {count_of(stats.messages, 'message')} from {count_of(stats.files, 'file')} to {s.topic_raw} "
         f"in {stats.seconds:.1f} s ({rate:,.0f}/s)"
     )
     for product, n in sorted(stats.per_product.items()):
