@@ -20,12 +20,10 @@ def python_blocks() -> list[str]:
 def test_every_python_example_in_the_readme_runs(
     make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tests.tickstore_feast.conftest as ticks
-
     s = make_settings()
     # two minutes of BTC-USD ticks up to the training-set example's time (2025-12-06 06:20 UTC)
-    monkeypatch.setattr(ticks, "T0", datetime(2025, 12, 6, 6, 18, tzinfo=UTC))
-    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
+    start = datetime(2025, 12, 6, 6, 18, tzinfo=UTC)
+    load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)], start))
     monkeypatch.setenv("TICKSTORE_HOME", str(s.home))
     blocks = python_blocks()
     assert len(blocks) >= 2

@@ -14,14 +14,14 @@ from tickstore.settings import Settings
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def tick_rows(rows: list[tuple[str, float, float]]) -> pa.Table:
-    """(product, seconds after T0, mid) -> rows of the ticks table (1-cent spread, equal sizes)."""
+def tick_rows(rows: list[tuple[str, float, float]], start: datetime = T0) -> pa.Table:
+    """(product, seconds after ``start``, mid) -> rows of the ticks table (1-cent spread, equal sizes)."""
     n = len(rows)
     return pa.table(
         {
             "product_id": [r[0] for r in rows],
             "event_time": pa.array(
-                [T0 + timedelta(seconds=r[1]) for r in rows], pa.timestamp("us", tz="UTC")
+                [start + timedelta(seconds=r[1]) for r in rows], pa.timestamp("us", tz="UTC")
             ),
             "sequence": list(range(n)),
             "tick_id": pa.array(range(n), pa.uint64()),
