@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import click
 
 from cli.context import settings_of
@@ -23,7 +26,8 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
 
     The plain `feast` CLI in feature_repo/ reads feature_store.yaml's paths (../.tickstore) and
     never TICKSTORE_HOME or TICKSTORE_ONLINE_STORE; this runs it on a copy of the yaml re-rooted the
-    way every tickstore command reads it.
+    way every tickstore command reads it. Two additions to Feast's output: `plan` ends with a diff
+    of each changed view's SQL, and `describe` shows a DuckDBSource's options decoded.
     """
     from feast.cli.cli import cli
 
@@ -34,6 +38,8 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
     config = write_cli_config(settings)
     command = _subcommand(args) if "--help" not in args else None
     planning = command == "plan"
+    # Feast prints a DuckDBSource's options (the view's SQL) base64-encoded: decoded on the way out
+    describing = "describe" in args and "--help" not in args
     if command in _READ_OR_WRITE_ONLINE and settings.online_store == "redis":
         # a Redis that is down was a traceback, after redis-py's ~10 s of retries
         from tickstore_feast.online import check_online_store
@@ -41,11 +47,13 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
 
         check_online_store(feature_store(settings, apply=False))
     # Feast's CLI exits with its own status (SystemExit), which becomes ours
+    printed = io.StringIO()
     try:
-        cli.main(
-            ["--chdir", str(FEATURE_REPO), "--feature-store-yaml", str(config), *args],
-            prog_name="tickstore feast",
-        )
+        with contextlib.redirect_stdout(printed) if describing else contextlib.nullcontext():
+            cli.main(
+                ["--chdir", str(FEATURE_REPO), "--feature-store-yaml", str(config), *args],
+                prog_name="tickstore feast",
+            )
     except SystemExit as done:
         if planning and not done.code:  # a plan changes nothing: the registry read now is the one planned on
             _echo_plan_review(settings)
@@ -55,6 +63,11 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
         if where is None:
             raise
         raise TickstoreError(where) from exc
+    finally:
+        if describing:
+            from tickstore_feast.describe import readable
+
+            click.echo(readable(printed.getvalue()), nl=False)
 
 
 # Feast's subcommands that read or write the online store (apply only drops the tables of removed views)

@@ -129,6 +129,13 @@ def test_tickstore_feast_runs_feasts_cli_on_the_data_under_tickstore_home(
     # in the online store under TICKSTORE_HOME, where `tickstore serve` reads (ticks 59..119 s)
     assert online_tick_count(feature_store(s, apply=False)) == [61]
     assert "Usage: tickstore feast" in tickstore(s, "feast", "--help").stdout  # Feast's own help
+    # describe shows the view's SQL as lines, where Feast prints its source's options base64-encoded
+    described = yaml.safe_load(tickstore(s, "feast", "feature-views", "describe", "ticks_60s").stdout)
+    options = described["spec"]["batchSource"]["customOptions"]["configuration"]
+    sql = (REPO / "sql" / "ticks_60s.sql").read_text()
+    assert options == {"query": sql, "table": None, "lookback_s": 60.0, "ties_equal": True}
+    source = yaml.safe_load(tickstore(s, "feast", "data-sources", "describe", "ticks_10s").stdout)
+    assert source["customOptions"]["configuration"]["query"].startswith("-- ticks_10s: ")
 
 
 def test_plain_feast_keeps_to_the_yaml_and_says_so_when_tickstore_home_points_elsewhere(
