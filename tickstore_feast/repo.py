@@ -196,7 +196,19 @@ def apply_repo(store: FeatureStore, objects: list[Entity | FeatureView | Feature
     _bind_sql(store, objects)
     to_apply: list[Any] = list(objects)
     store.apply(to_apply, objects_to_delete=stale, partial=not stale)
+    _record_online_tables(store)
     _respell_recorded_tables(store)
+
+
+def _record_online_tables(store: FeatureStore) -> None:
+    """Record the online tables in the registry as `feast apply` does: `FeatureStore.apply` makes
+    them but records nothing, so after any tickstore command Feast's plan (and apply) announced
+    "Created sqlite table" for every view, with nothing to create. Written only when it changed."""
+    if not store._should_use_plan():  # Feast's CLI records them only for this (sqlite) online store
+        return
+    planned = store._get_provider().plan_infra(store.config, store.registry.proto())
+    if planned.to_proto() != store.registry.get_infra(store.project).to_proto():
+        store.registry.update_infra(planned, store.project, commit=True)
 
 
 def _bind_sql(store: FeatureStore, objects: list[Entity | FeatureView | FeatureService]) -> None:

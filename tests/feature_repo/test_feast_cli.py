@@ -195,6 +195,20 @@ def test_feast_apply_and_tickstore_feast_apply_take_turns_on_one_data_directory(
     assert "sqlite table" not in plain("plan")  # no table to create, move or drop
 
 
+def test_after_a_tickstore_command_feasts_plan_has_no_table_to_create(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # FeatureStore.apply makes the online tables but records none in the registry, as Feast's CLI
+    # does: its plan and apply then announced "Created sqlite table" for every view, none to create
+    from tickstore_feast.repo import feature_store
+
+    s = make_settings()
+    plain = plain_feast_on(s, tmp_path)
+    feature_store(s)  # what `tickstore stream`, `train` or `dataset build` do first
+    planned = plain("plan")
+    assert "No changes to infrastructure" in planned and "sqlite table" not in planned, planned
+
+
 def test_tickstore_respells_the_tables_an_older_tickstore_recorded(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
