@@ -224,11 +224,48 @@ def _bind_sql(store: FeatureStore, objects: list[Entity | FeatureView | FeatureS
         if isinstance(o, FeatureView) and isinstance(o.batch_source, DuckDBSource)
     ]
     try:
-        for _, source in views:
-            source.get_table_column_names_and_types(store.config)
+        _check_columns(store.config, views)
     except LakeError:
         return
     _check_ties(store, objects, views)
+
+
+def check_repo_columns(settings: Settings, folder: Path = FEATURE_REPO) -> None:
+    """`check_columns` for each view feature_repo/ defines over a DuckDB source, against the lake under
+    ``settings.home`` (nothing to check without one): what `tickstore feast apply` and `plan` do first."""
+    from tickstore.lake import LakeError
+    from tickstore_feast.source import DuckDBSource
+
+    views = [
+        (o, o.batch_source)
+        for o in repo_objects(repo_modules(folder))
+        if isinstance(o, FeatureView) and isinstance(o.batch_source, DuckDBSource)
+    ]
+    try:
+        _check_columns(repo_config(settings), views)
+    except LakeError:
+        return
+
+
+def _check_columns(config: RepoConfig, views: list[tuple[FeatureView, DuckDBSource]]) -> None:
+    for view, source in views:
+        check_columns(view, source, [name for name, _ in source.get_table_column_names_and_types(config)])
+
+
+def check_columns(view: FeatureView, source: DuckDBSource, columns: list[str]) -> None:
+    """Refuse a view whose schema names a feature (or a time column) its source does not give: it was
+    registered, and the first training set or materialization failed with DuckDB's binder traceback."""
+    given = {source.field_mapping.get(c, c) for c in columns}  # features are named after the mapping
+    missing = [f.name for f in view.features if f.name not in given]
+    missing += [] if source.timestamp_field in columns else [source.timestamp_field]
+    if missing:
+        raise TickstoreError(
+            f"feature view {view.name!r} names {', '.join(map(repr, missing))}, which its source "
+            f"{source.name!r} does not "
+            f"give: add {'them' if len(missing) > 1 else 'it'} to the source's SELECT, or drop "
+            f"{'them' if len(missing) > 1 else 'it'} from the view's schema (feature_repo/). "
+            f"The source gives: {', '.join(columns)}"
+        )
 
 
 def _check_ties(

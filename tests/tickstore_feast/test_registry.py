@@ -199,3 +199,73 @@ def test_a_view_whose_sql_does_not_bind_is_named_when_applied_not_when_first_rea
     ):
         apply_repo(store, objects)
     assert "ticks_60s" not in {v.name for v in store.list_feature_views()}
+
+
+def test_a_view_naming_a_column_its_source_does_not_give_is_refused_when_applied(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from datetime import timedelta
+
+    from feast import FeatureView, Field
+    from feast.types import Float64
+
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore.errors import TickstoreError
+    from tickstore_feast import DuckDBSource
+    from tickstore_feast.repo import apply_repo, definitions, feature_store, repo_modules, repo_objects
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    store = feature_store(s, apply=False)
+    d = definitions()
+
+    def view(name: str, features: list[str], **mapping: str) -> FeatureView:
+        source = DuckDBSource(
+            name=name, query=d.ticks_60s.batch_source.query, field_mapping=mapping, ties_equal=True
+        )
+        schema = [Field(name=f, dtype=Float64) for f in features]
+        return FeatureView(name=name, entities=[d.product], ttl=timedelta(60), schema=schema, source=source)
+
+    objects = repo_objects(repo_modules())
+    # Feast registered it, and the first training set failed with DuckDB's binder traceback
+    with pytest.raises(
+        TickstoreError,
+        match=r"feature view 'typo' names 'ret_sd_60s', 'vol_60s', which its source 'typo' does not give: "
+        r"add them to the source's SELECT, or drop them .* The source gives: product_id, event_time, ret_mean_60s",
+    ):
+        apply_repo(store, [*objects, view("typo", ["ret_std_60s", "ret_sd_60s", "vol_60s"])])
+    assert "typo" not in {v.name for v in store.list_feature_views()}
+    # a column renamed by the source's field mapping is the view's feature by its new name
+    apply_repo(store, [*objects, view("renamed", ["vol_60s"], ret_std_60s="vol_60s")])
+    assert "renamed" in {v.name for v in store.list_feature_views()}
+
+
+def test_tickstore_feast_apply_checks_the_views_columns_before_feast_registers_them(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    import shutil
+
+    from tests.conftest import REPO
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore.errors import TickstoreError
+    from tickstore_feast.repo import check_repo_columns
+
+    s = make_settings()
+    check_repo_columns(s)  # no lake yet: nothing to check against
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    check_repo_columns(s)  # the repo's own views
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(REPO / "feature_repo", repo, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "sql", tmp_path / "sql")
+    (repo / "more.py").write_text(
+        "from datetime import timedelta\n"
+        "from feast import FeatureView, Field\n"
+        "from feast.types import Float64\n"
+        "from features import SQL, product\n"
+        "from tickstore_feast import DuckDBSource\n"
+        "wide = FeatureView(name='wide', entities=[product], ttl=timedelta(seconds=10),\n"
+        "    schema=[Field(name='ret_std_10s', dtype=Float64), Field(name='ret_std_20s', dtype=Float64)],\n"
+        "    source=DuckDBSource(name='wide', sql_file=SQL / 'ticks_10s.sql'))\n"
+    )
+    with pytest.raises(TickstoreError, match=r"feature view 'wide' names 'ret_std_20s', which its source"):
+        check_repo_columns(s, repo)
