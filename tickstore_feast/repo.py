@@ -178,7 +178,7 @@ def repo_objects(modules: list[ModuleType]) -> list[Entity | FeatureView | Featu
                 continue
             seen = found.setdefault((kind, obj.name), obj)
             if seen is not obj and seen != obj:
-                raise ValueError(
+                raise TickstoreError(
                     f"two different {kind} definitions are named {obj.name!r} in feature_repo/: rename one"
                 )
     return list(found.values())
@@ -257,13 +257,17 @@ def check_columns(view: FeatureView, source: DuckDBSource, columns: list[str]) -
     registered, and the first training set or materialization failed with DuckDB's binder traceback."""
     given = {source.field_mapping.get(c, c) for c in columns}  # features are named after the mapping
     missing = [f.name for f in view.features if f.name not in given]
-    missing += [] if source.timestamp_field in columns else [source.timestamp_field]
+    them = "them" if len(missing) > 1 else "it"
+    fixes = [f"add {them} to the SELECT or drop {them} from the view's schema"] if missing else []  # noqa: S608 - a message
+    if source.timestamp_field not in columns:
+        missing.append(source.timestamp_field)
+        fixes.append(
+            f"give the source the time column it has as timestamp_field=, not {source.timestamp_field!r}"
+        )
     if missing:
         raise TickstoreError(
             f"feature view {view.name!r} names {', '.join(map(repr, missing))}, which its source "
-            f"{source.name!r} does not "
-            f"give: add {'them' if len(missing) > 1 else 'it'} to the source's SELECT, or drop "
-            f"{'them' if len(missing) > 1 else 'it'} from the view's schema (feature_repo/). "
+            f"{source.name!r} does not give: {'; '.join(fixes)} (feature_repo/). "
             f"The source gives: {', '.join(columns)}"
         )
 

@@ -111,6 +111,7 @@ def test_tickstore_registers_what_features_py_defines_and_drops_what_it_no_longe
 
 def test_definitions_split_over_files_are_all_read_once_and_a_clash_is_named(tmp_path: Path) -> None:
     from tests.feature_repo.test_feast_cli import copy_repo
+    from tickstore.errors import TickstoreError
     from tickstore_feast.repo import repo_modules, repo_objects
 
     repo = copy_repo(tmp_path)
@@ -135,7 +136,7 @@ def test_definitions_split_over_files_are_all_read_once_and_a_clash_is_named(tmp
         "from feast import Entity, ValueType\n"
         "product = Entity(name='product', join_keys=['symbol'], value_type=ValueType.STRING)\n"
     )
-    with pytest.raises(ValueError, match="two different entity definitions are named 'product'"):
+    with pytest.raises(TickstoreError, match="two different entity definitions are named 'product'"):
         repo_objects(repo_modules(repo))
 
 
@@ -231,10 +232,16 @@ def test_a_view_naming_a_column_its_source_does_not_give_is_refused_when_applied
     with pytest.raises(
         TickstoreError,
         match=r"feature view 'typo' names 'ret_sd_60s', 'vol_60s', which its source 'typo' does not give: "
-        r"add them to the source's SELECT, or drop them .* The source gives: product_id, event_time, ret_mean_60s",
+        r"add them to the SELECT or drop them from the view's schema \(feature_repo/\)\. "
+        r"The source gives: product_id, event_time, ret_mean_60s",
     ):
         apply_repo(store, [*objects, view("typo", ["ret_std_60s", "ret_sd_60s", "vol_60s"])])
     assert "typo" not in {v.name for v in store.list_feature_views()}
+    # a time column the source does not give
+    late = view("late", ["ret_std_60s"])
+    late.batch_source.timestamp_field = "ts"
+    with pytest.raises(TickstoreError, match=r"names 'ts', .*: give the source the time column it has"):
+        apply_repo(store, [*objects, late])
     # a column renamed by the source's field mapping is the view's feature by its new name
     apply_repo(store, [*objects, view("renamed", ["vol_60s"], ret_std_60s="vol_60s")])
     assert "renamed" in {v.name for v in store.list_feature_views()}
