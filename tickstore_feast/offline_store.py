@@ -27,6 +27,7 @@ from feast.saved_dataset import SavedDatasetStorage
 from feast.utils import compute_non_entity_date_range
 
 from tickstore import lake
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 from tickstore_feast import pit
 from tickstore_feast.source import DuckDBSource
@@ -123,6 +124,12 @@ class DuckDBRetrievalJob(RetrievalJob):
             try:
                 return con.execute(query.sql, query.params).to_arrow_table()
             except duckdb.Error as exc:
+                if isinstance(exc, duckdb.BinderException) and "Referenced column" in str(exc):
+                    # a view registered by Feast's own apply, which does not check its schema
+                    raise TickstoreError(
+                        f"{exc}\nDoes a feature view's schema name a feature its source does not give? "
+                        "`tickstore feast plan` checks each view of feature_repo/ against its source."
+                    ) from exc
                 if query.fallback is None or pit.COLLISION not in str(exc):
                     raise
                 con.execute("ROLLBACK")  # the error ended the transaction, and the registrations in it

@@ -245,6 +245,30 @@ def test_reading_a_non_duckdb_source_is_a_clear_error() -> None:
         _source(FileSource(name="x", path="x.parquet", timestamp_field="ts"))
 
 
+def test_a_view_naming_a_column_its_source_lacks_says_so_when_read(
+    lake_with: Callable[..., Settings],
+) -> None:
+    # registered as Feast's own `feast apply` does (FeatureStore.apply checks no schema against its SQL)
+    from feast import FeatureView, Field
+    from feast.types import Float64
+
+    from tickstore.errors import TickstoreError
+    from tickstore_feast.repo import definitions
+
+    s = lake_with([("A", 0, 100.0)])
+    store, d = feature_store(s), definitions()
+    typo = FeatureView(
+        name="typo",
+        entities=[d.product],
+        ttl=timedelta(seconds=60),
+        schema=[Field(name="ret_sd_60s", dtype=Float64)],
+        source=d.ticks_60s.batch_source,
+    )
+    store.apply([typo])
+    with pytest.raises(TickstoreError, match=r'(?s)"ret_sd_60s" not found.*`tickstore feast plan` checks'):
+        store.get_historical_features(entity_df=entities([("A", 1)]), features=["typo:ret_sd_60s"]).to_df()
+
+
 def test_pull_all_and_pull_latest_read_the_requested_range(lake_with: Callable[..., Settings]) -> None:
     from tickstore_feast.offline_store import DuckDBOfflineStore
 
