@@ -208,9 +208,10 @@ def test_a_redis_out_of_memory_is_waited_out_with_what_to_do(
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_a_view_edited_and_applied_while_the_stream_runs_is_computed_as_applied(
-    make_settings, broker_port: int
+    make_settings, broker_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from feast import FeatureView
+    from feast import FeatureView, Field
+    from feast.types import Float64
 
     from ingest import kafka
     from tickstore_feast import DuckDBSource
@@ -262,6 +263,33 @@ def test_a_view_edited_and_applied_while_the_stream_runs_is_computed_as_applied(
 
         # it read the views once at start: an edit reached training sets but never the online store
         wait_while_alive(runner, "the edited SQL online", new_sql_served, 30)
+
+        # a view whose schema names a column its SQL lacks, registered as Feast's own apply does (no
+        # check): each write of it failed, and the stream died of it
+        typo = FeatureView(
+            name="typo",
+            entities=[definitions().product],
+            ttl=view.ttl,
+            schema=[Field(name="ret_sd_60s", dtype=Float64)],
+            source=applied.batch_source,
+            online=True,
+        )
+        feature_store(settings, apply=False).apply([typo])
+
+        def refused() -> bool:
+            publish(1)
+            return "typo is not computed until it is fixed" in caplog.text
+
+        wait_while_alive(runner, "the view it can't compute named", refused, 30)
+        assert "'ret_sd_60s', which its source 'ticks_60s' does not give" in caplog.text
+        batches = stream.stats.batches
+
+        def computing_on() -> bool:
+            publish(1)
+            return stream.stats.batches > batches + 2
+
+        wait_while_alive(runner, "batches after it", computing_on, 30)
+        assert "typo" not in {v.name for v in stream.views} and (tick_count() or 0) > 1000
     finally:
         stream.stop()
         runner.join(30)
