@@ -150,12 +150,14 @@ class OnlineStream:
         `feast apply` registers a view whose schema names a column its SQL lacks (tickstore's apply
         refuses it): each of its writes would fail, and the stream with them. Left out, said why."""
         source: DuckDBSource = view.batch_source  # type: ignore[assignment]
+        cursor = self.con.cursor()
         try:
-            columns = latest_rows(self.con.cursor(), source, []).column_names
-            check_columns(view, source, columns)
+            check_columns(view, source, latest_rows(cursor, source, []).column_names)
         except (TickstoreError, duckdb.Error) as exc:
             log.error("stream: %s\n%s is not computed until it is fixed and applied again", exc, view.name)
             return False
+        finally:
+            cursor.close()
         return True
 
     def stop(self, *_: object) -> None:
