@@ -225,7 +225,9 @@ def test_a_view_naming_a_column_its_source_does_not_give_is_refused_when_applied
             name=name, query=d.ticks_60s.batch_source.query, field_mapping=mapping, ties_equal=True
         )
         schema = [Field(name=f, dtype=Float64) for f in features]
-        return FeatureView(name=name, entities=[d.product], ttl=timedelta(60), schema=schema, source=source)
+        return FeatureView(
+            name=name, entities=[d.product], ttl=timedelta(seconds=60), schema=schema, source=source
+        )
 
     objects = repo_objects(repo_modules())
     # Feast registered it, and the first training set failed with DuckDB's binder traceback
@@ -248,14 +250,17 @@ def test_a_view_naming_a_column_its_source_does_not_give_is_refused_when_applied
 
 
 def test_tickstore_feast_apply_checks_the_views_columns_before_feast_registers_them(
-    make_settings: Callable[..., Settings], tmp_path: Path
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
 
+    from click.testing import CliRunner
+
+    from cli.main import main
     from tests.conftest import REPO
     from tests.tickstore_feast.conftest import load, tick_rows
     from tickstore.errors import TickstoreError
-    from tickstore_feast.repo import check_repo_columns
+    from tickstore_feast.repo import check_repo_columns, registry_path
 
     s = make_settings()
     check_repo_columns(s)  # no lake yet: nothing to check against
@@ -276,3 +281,10 @@ def test_tickstore_feast_apply_checks_the_views_columns_before_feast_registers_t
     )
     with pytest.raises(TickstoreError, match=r"feature view 'wide' names 'ret_std_20s', which its source"):
         check_repo_columns(s, repo)
+    # `tickstore feast apply` on that repo: refused before Feast's CLI registers anything
+    monkeypatch.setattr("tickstore_feast.repo.FEATURE_REPO", repo)
+    for command in ("apply", "plan"):
+        result = CliRunner().invoke(main, ["--home", str(s.home), "feast", command])
+        assert result.exit_code == 1, result.output
+        assert "Error: feature view 'wide' names 'ret_std_20s'" in result.output
+    assert not Path(registry_path(s)).exists()
