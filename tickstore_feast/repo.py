@@ -215,41 +215,36 @@ def _bind_sql(store: FeatureStore, objects: list[Entity | FeatureView | FeatureS
     """Bind each view's SQL against the lake, as `feast apply` does (`FeatureStore.apply` does not):
     a mistake in it is named now, by its source, not by a traceback from the first query that reads
     it. Without a lake yet there is nothing to bind against (the sink makes it)."""
-    from tickstore.lake import LakeError
-    from tickstore_feast.source import DuckDBSource
-
-    views: list[tuple[FeatureView, DuckDBSource]] = [
-        (o, o.batch_source)
-        for o in objects
-        if isinstance(o, FeatureView) and isinstance(o.batch_source, DuckDBSource)
-    ]
-    try:
-        _check_columns(store.config, views)
-    except LakeError:
-        return
-    _check_ties(store, objects, views)
+    views = _bind_and_check_columns(store.config, objects)
+    if views is not None:
+        _check_ties(store, objects, views)
 
 
 def check_repo_columns(settings: Settings, folder: Path = FEATURE_REPO) -> None:
     """`check_columns` for each view feature_repo/ defines over a DuckDB source, against the lake under
     ``settings.home`` (nothing to check without one): what `tickstore feast apply` and `plan` do first."""
+    _bind_and_check_columns(repo_config(settings), repo_objects(repo_modules(folder)))
+
+
+def _bind_and_check_columns(
+    config: RepoConfig, objects: list[Entity | FeatureView | FeatureService]
+) -> list[tuple[FeatureView, DuckDBSource]] | None:
+    """The views of ``objects`` over a DuckDB source, each bound against the lake and `check_columns`-ed;
+    None when there is no lake yet."""
     from tickstore.lake import LakeError
     from tickstore_feast.source import DuckDBSource
 
     views = [
         (o, o.batch_source)
-        for o in repo_objects(repo_modules(folder))
+        for o in objects
         if isinstance(o, FeatureView) and isinstance(o.batch_source, DuckDBSource)
     ]
     try:
-        _check_columns(repo_config(settings), views)
+        for view, source in views:
+            check_columns(view, source, [name for name, _ in source.get_table_column_names_and_types(config)])
     except LakeError:
-        return
-
-
-def _check_columns(config: RepoConfig, views: list[tuple[FeatureView, DuckDBSource]]) -> None:
-    for view, source in views:
-        check_columns(view, source, [name for name, _ in source.get_table_column_names_and_types(config)])
+        return None
+    return views
 
 
 def check_columns(view: FeatureView, source: DuckDBSource, columns: list[str]) -> None:
