@@ -7,6 +7,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.progress import Progress, ProgressColumn
 
 from tickstore.settings import Settings
 
@@ -18,6 +19,12 @@ console = Console(stderr=True, soft_wrap=not _TTY, width=None if _TTY else 200)
 # `tickstore status | grep` and `> status.txt` get it; progress and logs stay on stderr.
 _OUT_TTY = sys.stdout.isatty()
 report = Console(soft_wrap=not _OUT_TTY, width=None if _OUT_TTY else 200)
+
+
+def progress_bar(*columns: str | ProgressColumn) -> Progress:
+    """A progress bar on the console, gone once done; none outside a terminal, where rich's left a
+    blank line in the log and nothing else."""
+    return Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
 
 
 class ProductList(click.ParamType):

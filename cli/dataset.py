@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress
+from rich.progress import BarColumn
 
-from cli.context import PRODUCTS, SECONDS, console, settings_of
+from cli.context import PRODUCTS, SECONDS, console, progress_bar, settings_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore.errors import shown
 
@@ -23,6 +25,21 @@ def _parquet_path(path: Path) -> Path:
             f"the training set is written as Parquet: name it {path.stem}.parquet, not {path.name}"
         )
     return path
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[tuple[Callable[[int, int], None], Callable[[str], None]]]:
+    """A progress bar over a build's entity rows: (told the rows done of all, told what it does now)."""
+    with progress_bar(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.completed:,}/{task.total:,} rows",
+    ) as bar:
+        task = bar.add_task("point-in-time join", total=1)
+        yield (
+            lambda done, total: bar.update(task, completed=done, total=total),
+            lambda text: bar.update(task, description=text),
+        )
 
 
 @click.group()
@@ -133,18 +150,7 @@ def dataset_build(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     snapshot = snapshot_of(ctx, as_of)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        "{task.completed:,}/{task.total:,} rows",
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("point-in-time join", total=1)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with _progress() as (advance, stage):
         try:
             manifest = ds.build(
                 settings_of(ctx),
@@ -154,7 +160,7 @@ def dataset_build(
                 features=asked,
                 as_of=snapshot,
                 progress=advance,
-                stage=lambda text: bar.update(task, description=text),
+                stage=stage,
                 full_feature_names=full_feature_names,
             )
         except ValueError as exc:

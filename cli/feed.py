@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, TransferSpeedColumn
 
-from cli.context import POSITIVE, PRODUCTS, SECONDS, Seconds, console, report, settings_of
+from cli.context import POSITIVE, PRODUCTS, SECONDS, Seconds, console, progress_bar, report, settings_of
 from cli.output import count_of
 from ingest import broker as broker_mod
 from tickstore.settings import Settings
@@ -172,13 +172,11 @@ def ingest_replay(
             f"no .ndjson or .jsonl files (gzipped or not) in {', '.join(map(str, paths))}: name recordings or folders holding them"
         )
     total = sum(f.stat().st_size for f in files)
-    with Progress(
+    with progress_bar(
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=console,
-        transient=True,
     ) as bar:
         task = bar.add_task(f"replaying {len(files)} files", total=total)
         stats = replay.replay(
@@ -248,11 +246,9 @@ def ingest_coinbase(
             loop.add_signal_handler(sig, session.stop)
         return await session.run_async()
 
-    with Progress(
+    with progress_bar(
         "[progress.description]{task.description}",
         "{task.completed:,} messages",
-        console=console,
-        transient=True,
     ) as bar:
         task = bar.add_task(f"{feed} feed", total=None)
         session.on_message = lambda n: bar.advance(task, n)
@@ -320,12 +316,10 @@ def ingest_simulate(
         console.print(f"wrote {n:,} ticks to {out}")
         return
     s = settings_of(ctx)
-    with Progress(
+    with progress_bar(
         "[progress.description]{task.description}",
         BarColumn(),
         "{task.completed:,}/{task.total:,}",
-        console=console,
-        transient=True,
     ) as bar:
         task = bar.add_task("simulating", total=ticks)
         n = simulate.publish(s, cfg, progress=lambda k: bar.advance(task, k))

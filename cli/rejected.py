@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress
+from rich.progress import BarColumn, MofNCompleteColumn
 
-from cli.context import console, settings_of
+from cli.context import console, progress_bar, settings_of
 
 
 @click.command("rejected")
@@ -30,12 +30,10 @@ def ingest_rejected(ctx: click.Context, reason: str | None, dry_run: bool) -> No
     from ingest import rejected
 
     s = settings_of(ctx)
-    with Progress(  # no broker, no lake: their TickstoreErrors say what to do (cli/main.py)
+    with progress_bar(  # no broker, no lake: their TickstoreErrors say what to do (cli/main.py)
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
-        console=console,
-        transient=True,
     ) as bar:
         task = bar.add_task("counting" if dry_run else "publishing", total=None)
         done = rejected.republish(s, reason, dry_run=dry_run, progress=lambda n: bar.advance(task, n))
