@@ -185,3 +185,63 @@ def dataset_build(
             f"{', '.join(map(shown, manifest.products_without_ticks))}: every feature of their rows is "
             f"NULL (products with ticks: {', '.join(known) or 'none'}; names are exact: case and spaces count)"
         )
+
+
+@dataset.command("verify")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def dataset_verify(ctx: click.Context, path: Path) -> None:
+    """Rebuild a training set as its manifest says and check it comes out byte for byte the same.
+
+    \b
+      tickstore dataset verify train.parquet
+
+    The set's own rows are the entity rows, read at the lake snapshot and with the features its
+    manifest (<name>.manifest.json, written beside it) records, while ingest goes on. Exit code 0: the
+    same bytes. 1: a feature view's SQL changed since (the diff is shown), or the values differ (which
+    columns, how many rows, the first of them).
+    """
+    from training import verify as v
+
+    try:
+        manifest = v.read_manifest(path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    what = (
+        manifest.feature_service
+        and f"feature service {manifest.feature_service}"
+        or "features named one by one"
+    )
+    console.print(
+        f"{path}: {manifest.rows:,} rows x {len(manifest.features)} features ({what}), "
+        f"built {manifest.built_at[:19].replace('T', ' ')} UTC at lake snapshot {manifest.snapshot}"
+    )
+    with _progress() as (advance, stage):
+        try:
+            report = v.verify(settings_of(ctx), path, progress=advance, stage=stage)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    for name, diff in report.changed.items():
+        console.print(f"[yellow]{name}'s SQL changed since the set was built[/]; a rebuild computes it anew:")
+        console.print(
+            diff or "   (its definition changed; no SQL text to compare)", markup=False, highlight=False
+        )
+    if report.removed:
+        raise click.ClickException(
+            f"feature_repo/ no longer defines {', '.join(report.removed)}, which the set read: restore "
+            "its definition (git log feature_repo/) to rebuild it"
+        )
+    if report.identical:
+        console.print(
+            f"[green]reproduced[/]: rebuilt at lake snapshot {manifest.snapshot} in {report.seconds:.1f} s, "
+            "byte for byte the same"
+        )
+        return
+    console.print(f"[red]not reproduced[/]: rebuilt at lake snapshot {manifest.snapshot}, it differs:")
+    for line in report.differences:
+        console.print(f"  {line}", markup=False, highlight=False)
+    if report.changed:
+        console.print(
+            f'restore the SQL it was built with to reproduce it: the manifest holds it ({path.with_suffix(".manifest.json")}, key "sql")'
+        )
+    ctx.exit(1)

@@ -118,7 +118,7 @@ def _training_set(settings: Settings, start: datetime, end: datetime) -> None:
     )
     print_rows(rel.columns, rel.fetchall(), title="first rows")
     con.close()
-    console.print(f"   rebuild it byte for byte: tickstore dataset build --as-of {manifest.snapshot} ...")
+    console.print(f"   rebuild it and compare, byte for byte: tickstore dataset verify {out}")
     console.print(
         "   the feature views, their SQL and the service in a browser: tickstore feast ui (port 8888)"
     )

@@ -1,0 +1,178 @@
+"""`tickstore dataset verify`: rebuild a training set from its manifest and compare, byte for byte.
+
+A dataset records the lake snapshot it read, its features and the SQL that computed them; its own
+rows are its entity rows. Rebuilt from those at that snapshot it must come out the same bytes, however
+many ticks arrived since. When it does not, the report says where: a view whose SQL changed since
+(with the diff), columns, rows, values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tickstore.feature_sql import same_definition
+from tickstore.settings import Settings
+from tickstore_feast.repo import repo_modules, repo_objects
+from tickstore_feast.source import fingerprints
+from training import dataset
+
+SHOWN_DIFFERENCES = 5  # columns whose values differ, listed one a line
+
+
+@dataclass
+class Report:
+    """What a rebuild of a dataset found."""
+
+    manifest: dataset.Manifest
+    identical: bool = False  # the rebuilt file has the very same bytes
+    changed: dict[str, str] = field(default_factory=dict)  # view -> unified diff of its SQL since the build
+    removed: list[str] = field(default_factory=list)  # views the dataset read that feature_repo/ lacks now
+    differences: list[str] = field(default_factory=list)  # how the rebuilt set differs, a line each
+    seconds: float = 0.0
+
+
+def read_manifest(path: Path) -> dataset.Manifest:
+    """The manifest written beside the dataset at ``path`` (fields it lacks take their defaults)."""
+    beside = path.with_suffix(".manifest.json")
+    if not path.is_file():
+        raise ValueError(f"no dataset at {path}")
+    if not beside.is_file():
+        raise ValueError(
+            f"{path} has no manifest beside it ({beside.name}): only a set written by `tickstore dataset "
+            "build` (or `tickstore train`) records what it read, so only such a set can be rebuilt"
+        )
+    try:
+        recorded = json.loads(beside.read_text())
+        known = {f.name for f in dataclasses.fields(dataset.Manifest)}
+        return dataset.Manifest(**{k: v for k, v in recorded.items() if k in known})
+    except (ValueError, TypeError) as exc:  # not JSON, or a field missing that every manifest has
+        raise ValueError(f"{beside} is no dataset manifest tickstore can read: {exc}") from exc
+
+
+def definitions_since(manifest: dataset.Manifest) -> tuple[dict[str, str], list[str]]:
+    """The views whose definition in feature_repo/ differs from the one that computed the dataset (with
+    the SQL's diff, where the manifest holds it), and those feature_repo/ no longer defines."""
+    views = {
+        obj.name: obj
+        for obj in repo_objects(repo_modules())
+        if obj.name in manifest.sql_fingerprint and hasattr(obj, "batch_source")
+    }
+    now = fingerprints(views.values())
+    changed: dict[str, str] = {}
+    for name, then in sorted(manifest.sql_fingerprint.items()):
+        if name not in now or same_definition(then, now[name]):
+            continue
+        old, new = manifest.sql.get(name), getattr(views[name].batch_source, "query", None)
+        diff = difflib.unified_diff(
+            (old or "").splitlines(),
+            (new or "").splitlines(),
+            f"{name} as it computed the dataset",
+            f"{name} in feature_repo/ now",
+            lineterm="",
+        )
+        changed[name] = "\n".join(diff) if old is not None and new is not None else ""
+    return changed, sorted(set(manifest.sql_fingerprint) - set(views))
+
+
+def verify(
+    settings: Settings,
+    path: Path,
+    progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
+) -> Report:
+    """Rebuild the dataset at ``path`` as its manifest says (its entity rows, features, snapshot) and
+    compare the result with it: the same bytes, or where they differ."""
+    manifest = read_manifest(path)
+    report = Report(manifest)
+    report.changed, report.removed = definitions_since(manifest)
+    if report.removed:
+        return report  # nothing to rebuild them from: the build would fail on the missing view
+    started = time.perf_counter()
+    original = pq.read_table(path)
+    if original.num_rows != manifest.rows:  # its own rows are the entity rows: one gone is not rebuilt
+        report.differences = [
+            f"the manifest says {manifest.rows:,} rows were built; the file has {original.num_rows:,}"
+        ]
+        return report
+    features = set(manifest.feature_columns())
+    entities = original.select([c for c in original.column_names if c not in features]).to_pandas()
+    # beside the dataset, hidden: the same disk it was written to fits a second copy of its size
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.verify-") as folder:
+        again = Path(folder) / path.name
+        dataset.build(
+            settings,
+            entities,
+            again,
+            feature_service=manifest.feature_service or "volatility_model",
+            features=[] if manifest.feature_service else manifest.features,
+            as_of=manifest.snapshot,
+            full_feature_names=manifest.full_feature_names,
+            progress=progress,
+            stage=stage,
+        )
+        report.identical = again.read_bytes() == path.read_bytes()
+        if not report.identical:
+            report.differences = compare(original, pq.read_table(again))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def compare(then: pa.Table, now: pa.Table) -> list[str]:
+    """How ``now`` differs from ``then``, a line a difference: columns, rows, then values column by
+    column (a NULL equals a NULL), with the first row that differs."""
+    if then.schema != now.schema:  # names, order and types (not metadata: that is below)
+        lines = [f"column {c}: gone" for c in then.column_names if c not in now.column_names]
+        lines += [f"column {c}: new" for c in now.column_names if c not in then.column_names]
+        lines += [
+            f"column {c}: {then.schema.field(c).type} then, {now.schema.field(c).type} now"
+            for c in then.column_names
+            if c in now.column_names and then.schema.field(c).type != now.schema.field(c).type
+        ]
+        return lines or ["the columns' order differs"]
+    if then.num_rows != now.num_rows:
+        return [f"{then.num_rows:,} rows then, {now.num_rows:,} now"]
+    a, b = then.to_pandas(), now.to_pandas()
+    lines = []
+    for column in a.columns:
+        x, y = a[column], b[column]
+        unequal = ~((x == y) | (x.isna() & y.isna()))
+        if not unequal.any():
+            continue
+        first = int(unequal.to_numpy().argmax())
+        at = _row_named(a, first)
+        then_value, now_value = _plain(x.iloc[first]), _plain(y.iloc[first])
+        line = (
+            f"{column}: {int(unequal.sum()):,} of {len(a):,} rows differ, first {at}: "
+            f"{then_value!r} then, {now_value!r} now"
+        )
+        if pd.api.types.is_float_dtype(x):
+            line += f" (largest difference {float((x - y).abs().max()):.3g})"
+        lines.append(line)
+    if len(lines) > SHOWN_DIFFERENCES:
+        lines = lines[:SHOWN_DIFFERENCES] + [f"... and {len(lines) - SHOWN_DIFFERENCES} more columns"]
+    # the same values in other bytes: Parquet's own metadata, say another pyarrow writing it
+    return lines or ["every value is the same; the Parquet files' own metadata differ (another writer?)"]
+
+
+def _row_named(frame: pd.DataFrame, row: int) -> str:
+    """Row ``row`` of a dataset, by its entity key where it has one (`BTC-USD at 2025-...`)."""
+    if {"product_id", "event_timestamp"} <= set(frame.columns):
+        return f"row {row + 1:,} ({frame['product_id'].iloc[row]} at {frame['event_timestamp'].iloc[row]})"
+    return f"row {row + 1:,}"
+
+
+def _plain(value: object) -> object:
+    """A NumPy scalar as Python's (`1.5e-05`, not `np.float64(1.5e-05)`)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
