@@ -170,6 +170,13 @@ class _SqlCommand(click.Command):
     help="Allow statements that change the lake (DELETE, UPDATE, ...); without it the lake is read-only.",
 )
 @click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Draw the rows to FILE (.png, .svg, .pdf) instead: the first column across (a time), a panel each "
+    "number column, a line each value of the text ones (product_id).",
+)
+@click.option(
     "-i",
     "--interactive",
     is_flag=True,
@@ -185,6 +192,7 @@ def sql(
     params: dict[str, str],
     limit: int,
     write: bool,
+    plot: Path | None,
     interactive: bool,
 ) -> None:
     """Run ad-hoc SQL over the lake (safe while the sink writes). Tables: ticks, ticks_rejected.
@@ -198,6 +206,7 @@ def sql(
       tickstore sql "SELECT * FROM ticks_60s WHERE product_id = 'BTC-USD' ORDER BY event_time DESC LIMIT 5"
       tickstore sql "SELECT * FROM ticks_60s(now() - INTERVAL 10 MINUTE) WHERE product_id = 'BTC-USD'"
       tickstore sql "SELECT * FROM ticks_10s('2025-12-06 06:15', '2025-12-06 06:30')"   # UTC
+      tickstore sql "SELECT event_time, product_id, ret_std_60s FROM ticks_60s('2025-12-06 06:15', '2025-12-06 07:15')" --plot vol.png
 
     \b
       tickstore sql -f my_query.sql       # or: tickstore sql < my_query.sql
@@ -217,6 +226,15 @@ def sql(
         query = sys.stdin.read()
     if query is not None and not query.strip():
         raise click.UsageError("the SQL is empty")
+    if plot is not None:
+        from cli.plot import check_path
+
+        if query is None:
+            raise click.UsageError("--plot draws one query's rows: give it as QUERY or with --file")
+        try:
+            check_path(plot)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--plot") from exc
     s = settings_of(ctx)
     views = feature_sql.views()
     try:
@@ -226,7 +244,9 @@ def sql(
         raise click.ClickException(str(exc)) from exc
     if query is not None and params:
         _all_used(con, query, params)
-    session = Session(con, views, fmt, limit, write=write, past=snapshot is not None, params=params)
+    session = Session(
+        con, views, fmt, limit, write=write, past=snapshot is not None, params=params, plot=plot
+    )
     with ctrl_c_cancels(con):
         if query is None:
             from cli.shell import shell
@@ -280,6 +300,7 @@ class Session:
     past: bool  # attached at a past snapshot (--as-of): read-only whatever --write says
     params: dict[str, str] = field(default_factory=dict)  # -p NAME=VALUE: bound to $NAME
     tipped: bool = False  # the range-call tip was given (once a session)
+    plot: Path | None = None  # --plot FILE: the rows drawn there, not printed
 
     def tables(self) -> list[str]:
         """The lake's own tables (the feature views attached so far left out)."""
@@ -321,7 +342,14 @@ class Session:
             console.print(said)
             return
         try:
-            print_rows(rel.columns, rel, self.fmt, self.limit)  # fetched as printed
+            if self.plot is None:
+                print_rows(rel.columns, rel, self.fmt, self.limit)  # fetched as printed
+            else:
+                from cli.plot import plot
+
+                console.print(plot(rel, self.plot, query))
+        except ValueError as exc:  # rows that can't be drawn so: what would be
+            raise click.ClickException(str(exc)) from exc
         except duckdb.InterruptException:
             raise
         except duckdb.Error as exc:

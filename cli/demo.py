@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import click
+import duckdb
 
 from cli.context import console, settings_of
 from cli.output import print_rows
@@ -81,6 +82,8 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
             rel = con.sql(query)
             print_rows(rel.columns, rel.fetchall())
         busiest = next(iter(busiest_days(con, 1)), None)
+        if busiest:
+            _plot_hour(settings, con, busiest[0])
         con.close()
         if busiest:
             _training_set(settings, busiest[0], busiest[1])
@@ -93,6 +96,26 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
         if started_broker:
             broker.stop(settings)
             console.print("\nbroker stopped")
+
+
+PLOTTED = (
+    "SELECT event_time, product_id, ret_std_60s, spread_bps_mean_60s, tick_count_60s "
+    "FROM ticks_60s($since, $since::TIMESTAMPTZ + INTERVAL 1 HOUR)"
+)
+
+
+def _plot_hour(settings: Settings, con: duckdb.DuckDBPyConnection, since: datetime) -> None:
+    """The busiest day's first hour of 60 s features, drawn (as `tickstore sql --plot` draws)."""
+    from cli.plot import plot
+
+    out = settings.home / "plots" / "ticks_60s.png"
+    when = f"{since:%Y-%m-%dT%H:%M:%S}"
+    console.print(
+        f"\n[cyan]The busiest day's first hour of 60 s features, drawn[/]\n  tickstore sql '{PLOTTED}' "
+        f"-p since={when} --plot {out}"
+    )
+    feature_sql.attach_views(con, PLOTTED)
+    console.print("  " + plot(con.sql(PLOTTED, params={"since": when}), out, PLOTTED))
 
 
 def _training_set(settings: Settings, start: datetime, end: datetime) -> None:

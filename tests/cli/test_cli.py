@@ -243,6 +243,11 @@ def test_demo_without_recordings_falls_back_to_the_simulator(
     result = tickstore(s, "demo", "--simulate-ticks", "3000", env=env, cwd=elsewhere)
     assert "simulate" in result.stderr and "3,000 new ticks" in result.stderr
     assert "BTC-USD" in result.stdout and "broker stopped" in result.stderr
+    plotted = s.home / "plots" / "ticks_60s.png"  # an hour of features, drawn
+    assert (
+        f"of ret_std_60s, spread_bps_mean_60s, tick_count_60s against event_time: {plotted}" in result.stderr
+    )
+    assert plotted.read_bytes()[:4] == b"\x89PNG"
     assert not (s.run_dir / "broker.pid").exists()
 
 
