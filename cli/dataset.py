@@ -207,11 +207,8 @@ def dataset_verify(ctx: click.Context, path: Path) -> None:
         manifest = v.read_manifest(path)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    what = (
-        manifest.feature_service
-        and f"feature service {manifest.feature_service}"
-        or "features named one by one"
-    )
+    named = manifest.feature_service
+    what = f"feature service {named}" if named else "features named one by one"
     console.print(
         f"{path}: {manifest.rows:,} rows x {len(manifest.features)} features ({what}), "
         f"built {manifest.built_at[:19].replace('T', ' ')} UTC at lake snapshot {manifest.snapshot}"

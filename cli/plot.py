@@ -104,7 +104,8 @@ def _draw(
             ax.tick_params(labelsize=7)
         if len(parts) > 1 or parts[0][0] != ():
             axes[0, 0].legend(fontsize=7, loc="upper left")
-        axes[-1, 0].set_xlabel(f"{x} (UTC)" if pd.api.types.is_datetime64_any_dtype(frame[x]) else x)
+        zone = getattr(frame[x].dt, "tz", None) if pd.api.types.is_datetime64_any_dtype(frame[x]) else None
+        axes[-1, 0].set_xlabel(f"{x} ({zone})" if zone else x)  # tickstore's connections read times in UTC
         fig.suptitle(" ".join(title.split())[:120], fontsize=8)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,11 @@ def read_manifest(path: Path) -> dataset.Manifest:
         recorded = json.loads(beside.read_text())
         known = {f.name for f in dataclasses.fields(dataset.Manifest)}
         return dataset.Manifest(**{k: v for k, v in recorded.items() if k in known})
-    except (ValueError, TypeError) as exc:  # not JSON, or a field missing that every manifest has
+    except (
+        ValueError,
+        TypeError,
+        AttributeError,
+    ) as exc:  # not JSON, no object, a field every one has missing
         raise ValueError(f"{beside} is no dataset manifest tickstore can read: {exc}") from exc
 
 

@@ -138,6 +138,9 @@ def test_a_file_without_a_readable_manifest_is_refused_with_why(tmp_path: Path) 
     out.with_suffix(".manifest.json").write_text("{not json")
     with pytest.raises(ValueError, match="is no dataset manifest tickstore can read"):
         verify.read_manifest(out)
+    out.with_suffix(".manifest.json").write_text("[1, 2]")  # JSON, but no object
+    with pytest.raises(ValueError, match="is no dataset manifest tickstore can read"):
+        verify.read_manifest(out)
     out.with_suffix(".manifest.json").write_text('{"path": "x"}')  # fields every manifest has, missing
     with pytest.raises(ValueError, match="is no dataset manifest tickstore can read"):
         verify.read_manifest(out)
