@@ -75,6 +75,11 @@ def _broken_at_gaps(part: pd.DataFrame, x: str, numbers: list[str]) -> pd.DataFr
     return pd.concat([part[[x, *numbers]], blanks]).sort_values(x, kind="stable")
 
 
+def _literal(text: str) -> str:
+    """``text`` as matplotlib prints it, not as math: a query's `$since ... $until` came out in italics."""
+    return text.replace("$", r"\$")
+
+
 def _is_number(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 
@@ -95,18 +100,20 @@ def _draw(
         for key, part in parts:
             part = _broken_at_gaps(part.sort_values(x, kind="stable"), x, numbers)
             names = key if isinstance(key, tuple) else (key,)
-            label = " ".join(map(str, names)) or None
+            label = _literal(" ".join(map(str, names))) or None
             for ax, column in zip(axes[:, 0], numbers, strict=True):
                 ax.plot(part[x], part[column], linewidth=0.8, label=label)
         for ax, column in zip(axes[:, 0], numbers, strict=True):
-            ax.set_ylabel(column, fontsize=8)
+            ax.set_ylabel(_literal(column), fontsize=8)
             ax.grid(True, linewidth=0.3)
             ax.tick_params(labelsize=7)
         if len(parts) > 1 or parts[0][0] != ():
             axes[0, 0].legend(fontsize=7, loc="upper left")
         zone = getattr(frame[x].dt, "tz", None) if pd.api.types.is_datetime64_any_dtype(frame[x]) else None
-        axes[-1, 0].set_xlabel(f"{x} ({zone})" if zone else x)  # tickstore's connections read times in UTC
-        fig.suptitle(" ".join(title.split())[:120], fontsize=8)
+        axes[-1, 0].set_xlabel(
+            _literal(f"{x} ({zone})" if zone else x)
+        )  # tickstore's connections read times in UTC
+        fig.suptitle(_literal(" ".join(title.split())[:120]), fontsize=8)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)

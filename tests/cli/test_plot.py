@@ -93,7 +93,7 @@ def test_a_line_stops_where_the_data_does() -> None:
 def test_numbers_across_and_a_single_line_without_a_legend(tmp_path: Path, text_in_svg: None) -> None:
     con = duckdb.connect()
     rel = con.sql("SELECT range AS n, range * range AS sq FROM range(10)")
-    said = plot.plot(rel, tmp_path / "sq.svg", "squares")
+    said = plot.plot(rel, tmp_path / "sq.svg", "squares over $a, $b")
     assert said == f"plotted 10 rows of sq against n: {tmp_path / 'sq.svg'}"
     svg = (tmp_path / "sq.svg").read_text()
-    assert ">sq<" in svg and ">n<" in svg and ">squares<" in svg and "legend" not in svg
+    assert ">sq<" in svg and ">n<" in svg and ">squares over $a, $b<" in svg and "legend" not in svg
