@@ -300,7 +300,7 @@ class Session:
     past: bool  # attached at a past snapshot (--as-of): read-only whatever --write says
     params: dict[str, str] = field(default_factory=dict)  # -p NAME=VALUE: bound to $NAME
     tipped: bool = False  # the range-call tip was given (once a session)
-    plot: Path | None = None  # --plot FILE: the rows drawn there, not printed
+    plot: Path | None = None  # --plot FILE (the shell's .plot FILE): the next rows drawn there, not printed
 
     def tables(self) -> list[str]:
         """The lake's own tables (the feature views attached so far left out)."""
@@ -347,7 +347,8 @@ class Session:
             else:
                 from cli.plot import plot
 
-                console.print(plot(rel, self.plot, query))
+                drawn, self.plot = self.plot, None  # the shell's .plot draws one statement's rows
+                console.print(plot(rel, drawn, query))
         except ValueError as exc:  # rows that can't be drawn so: what would be
             raise click.ClickException(str(exc)) from exc
         except duckdb.InterruptException:

@@ -21,6 +21,7 @@ HELP = """statements end with ';' and may span lines (Ctrl-C drops one, or cance
   .format table|csv|json
   .limit N             most rows shown as a table
   .param NAME VALUE    bind $NAME to VALUE in later statements (as -p NAME=VALUE); .param lists them
+  .plot FILE           draw the next statement's rows to FILE (.png, .svg, .pdf), as --plot does
   .help, .quit"""
 
 
@@ -137,6 +138,16 @@ def dot(session: Session, line: str) -> bool:
     elif command == ".param" and re.fullmatch(r"\$?[A-Za-z_]\w*\s+\S.*", arg):
         name, value = arg.split(None, 1)
         session.params[name.lstrip("$")] = value
+    elif command == ".plot" and arg:
+        from pathlib import Path
+
+        from cli.plot import check_path
+
+        try:
+            session.plot = check_path(Path(arg).expanduser())
+        except ValueError as exc:
+            console.print(str(exc), markup=False, highlight=False)
+            return False
     elif command == ".help":
         console.print(HELP, markup=False, highlight=False)
     else:

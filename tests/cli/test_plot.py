@@ -97,3 +97,22 @@ def test_numbers_across_and_a_single_line_without_a_legend(tmp_path: Path, text_
     assert said == f"plotted 10 rows of sq against n: {tmp_path / 'sq.svg'}"
     svg = (tmp_path / "sq.svg").read_text()
     assert ">sq<" in svg and ">n<" in svg and ">squares over $a, $b<" in svg and "legend" not in svg
+
+
+def test_the_shells_plot_draws_the_next_statement_then_prints_again(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    s = seeded(make_settings)
+    out = tmp_path / "shell.png"
+    script = f".plot {out}\nSELECT event_time, product_id, price FROM ticks;\nSELECT 41 + 1 AS answer;\n"
+    run = CliRunner().invoke(main, ["sql", "-i"], input=script, env=env_for(s))
+    assert run.exit_code == 0, run.output
+    assert f"plotted 600 rows (2 lines by product_id) of price against event_time: {out}" in " ".join(
+        run.output.split()
+    )
+    assert out.read_bytes()[:4] == b"\x89PNG" and "answer" in run.stdout and "42" in run.stdout
+    run = CliRunner().invoke(main, ["sql", "-i"], input=".plot out.txt\n", env=env_for(s))
+    assert (
+        run.exit_code == 1
+        and "a plot is written as .png, .svg, .pdf (by its suffix): not out.txt" in run.output
+    )
