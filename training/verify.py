@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import filecmp
 import json
 import tempfile
 import time
@@ -103,14 +104,15 @@ def verify(
     if report.removed:
         return report  # nothing to rebuild them from: the build would fail on the missing view
     started = time.perf_counter()
-    original = pq.read_table(path)
-    if original.num_rows != manifest.rows:  # its own rows are the entity rows: one gone is not rebuilt
+    stored = pq.ParquetFile(path)
+    if stored.metadata.num_rows != manifest.rows:  # its own rows are the entity rows: one gone is not rebuilt
         report.differences = [
-            f"the manifest says {manifest.rows:,} rows were built; the file has {original.num_rows:,}"
+            f"the manifest says {manifest.rows:,} rows were built; the file has {stored.metadata.num_rows:,}"
         ]
         return report
     features = set(manifest.feature_columns())
-    entities = original.select([c for c in original.column_names if c not in features]).to_pandas()
+    # only the entity columns are read: the features come from the rebuild
+    entities = stored.read(columns=[c for c in stored.schema_arrow.names if c not in features]).to_pandas()
     # beside the dataset, hidden: the same disk it was written to fits a second copy of its size
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.verify-") as folder:
         again = Path(folder) / path.name
@@ -125,9 +127,11 @@ def verify(
             progress=progress,
             stage=stage,
         )
-        report.identical = again.read_bytes() == path.read_bytes()
+        report.identical = filecmp.cmp(
+            again, path, shallow=False
+        )  # in blocks: a set may not fit twice in memory
         if not report.identical:
-            report.differences = compare(original, pq.read_table(again))
+            report.differences = compare(pq.read_table(path), pq.read_table(again))
     report.seconds = time.perf_counter() - started
     return report
 
