@@ -215,7 +215,7 @@ def dataset_verify(ctx: click.Context, path: Path) -> None:
     )
     with _progress() as (advance, stage):
         try:
-            report = v.verify(settings_of(ctx), path, progress=advance, stage=stage)
+            report = v.verify(settings_of(ctx), path, progress=advance, stage=stage, manifest=manifest)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     for name, diff in report.changed.items():

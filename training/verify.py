@@ -95,10 +95,12 @@ def verify(
     path: Path,
     progress: Callable[[int, int], None] | None = None,
     stage: Callable[[str], None] | None = None,
+    manifest: dataset.Manifest | None = None,
 ) -> Report:
     """Rebuild the dataset at ``path`` as its manifest says (its entity rows, features, snapshot) and
-    compare the result with it: the same bytes, or where they differ."""
-    manifest = read_manifest(path)
+    compare the result with it: the same bytes, or where they differ. ``manifest``: the one read
+    already (`read_manifest`), else it is read here."""
+    manifest = manifest or read_manifest(path)
     report = Report(manifest)
     report.changed, report.removed = definitions_since(manifest)
     if report.removed:
