@@ -60,13 +60,14 @@ def step_build(home: str, rows: str, as_given: bool = False) -> dict:  # type: i
 
     from tickstore.settings import Settings
     from training import dataset, entity_order
+    from training.entities import file_entities
 
     if as_given:  # the build as it was: every chunk in the rows' order (a bench-only switch)
         entity_order.time_order = lambda frame, chunk_rows: None  # type: ignore[assignment]
     s = Settings(home=Path(home))
     out = Path(home) / f"out_{Path(rows).stem}{'_as_given' * as_given}.parquet"
     started = time.perf_counter()
-    dataset.build(s, dataset.file_entities(Path(rows)), out)
+    dataset.build(s, file_entities(Path(rows)), out)
     seconds = time.perf_counter() - started
     table = pq.read_table(out, columns=["tick_count_60s"])
     return {

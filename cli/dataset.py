@@ -18,7 +18,7 @@ from tickstore.errors import shown
 
 def _parquet_path(path: Path) -> Path:
     # the build writes Parquet whatever the name: train.csv would hold Parquet
-    from training.dataset import PARQUET_SUFFIXES
+    from training.entities import PARQUET_SUFFIXES
 
     if path.suffix.lower() not in PARQUET_SUFFIXES:
         raise click.BadParameter(
@@ -118,6 +118,7 @@ def dataset_build(
     """
 
     from training import dataset as ds
+    from training.entities import file_entities
 
     if service is not None and features is not None:
         raise click.UsageError("give either --service NAME or --features LIST, not both")
@@ -135,9 +136,9 @@ def dataset_build(
                         "'SELECT product_id, event_time AS event_timestamp FROM ticks ...' | "
                         "tickstore dataset build --entities - ...`, or give a file"
                     )
-                entities: object = ds.file_entities(Path("stdin"), sys.stdin.buffer.read())
+                entities: object = file_entities(Path("stdin"), sys.stdin.buffer.read())
             else:
-                entities = ds.file_entities(entities_file)
+                entities = file_entities(entities_file)
         else:
             if start is None or end is None:
                 raise range_needed(ctx, "--every", f"tickstore dataset build --every {every:g} --out {out}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -16,14 +15,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 from feast import FeatureService, FeatureStore, FeatureView
 from feast.errors import FeatureServiceNotFoundException
 
 from tickstore import lake
-from tickstore.errors import shown, storage_trouble
+from tickstore.errors import storage_trouble
 from tickstore.settings import Settings
 from tickstore_feast import pit
 from tickstore_feast.repo import feature_store
@@ -122,99 +120,6 @@ def grid_entities(settings: Settings, grid: Grid, snapshot: int) -> pd.DataFrame
         ).df()
     finally:
         con.close()
-
-
-# the names a Parquet file goes by: the build writes only these, and reads none of them as CSV
-PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-
-
-def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
-    """Entity rows from CSV or Parquet with product_id and event_timestamp columns.
-
-    Parquet is told by its magic bytes, not the suffix (`.pq`, `.parq`); anything else is read as CSV,
-    compressed by its suffix (`.csv.gz`), unless its suffix says Parquet. Given ``data``, that is the
-    file's content (piped in) and ``path`` only names it; gzip is then told by its magic bytes.
-    """
-    source: Path | io.BytesIO = path if data is None else io.BytesIO(data)
-    if data is None:
-        with path.open("rb") as f:
-            head = f.read(4)
-    else:
-        head = data[:4]
-    is_parquet = head == b"PAR1"
-    compression = "gzip" if data is not None and head[:2] == b"\x1f\x8b" else "infer"
-    if not is_parquet and path.suffix.lower() in PARQUET_SUFFIXES:
-        # read as CSV it only failed later, naming a column "Unnamed: 0" it "has"
-        raise ValueError(
-            f"{path} is not Parquet (a Parquet file starts with the bytes PAR1): another format under that name?"
-        )
-    try:
-        frame = (
-            pd.read_parquet(source)
-            if is_parquet
-            # spaces after the commas (`BTC-USD, 2025-12-06T07:00`) are layout: read as part of the
-            # fields, they named a column " event_timestamp" and every product " BTC-USD" (no tick's)
-            else pd.read_csv(
-                source, dtype={"product_id": str}, compression=compression, skipinitialspace=True
-            )
-        )
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
-        raise ValueError(f"{path} is neither Parquet nor readable CSV: {exc}") from exc
-    missing = {"product_id", "event_timestamp"} - set(frame.columns)
-    if missing:
-        raise ValueError(
-            f"{path} lacks column(s) {', '.join(sorted(missing))} (it has {', '.join(map(shown, frame.columns))})"
-        )
-    if frame.empty:
-        raise ValueError(f"{path} holds no entity rows")
-    # where a row is in the file: CSV lines count the header; Parquet rows count from 1
-    where = "line" if not is_parquet else "row"
-    first = 2 if not is_parquet else 1
-    for column in ("product_id", "event_timestamp"):
-        empty = frame.index[frame[column].isna() | (frame[column].astype(str).str.strip() == "")]
-        if len(empty):
-            at = ", ".join(str(i + first) for i in empty[:5]) + (" ..." if len(empty) > 5 else "")
-            raise ValueError(f"{path}: {len(empty):,} entity row(s) with no {column} ({where} {at})")
-    if pd.api.types.is_numeric_dtype(frame["event_timestamp"]):
-        # epoch numbers: seconds, milliseconds or more are guesses, and a wrong guess moves every row
-        raise ValueError(
-            f"{path}: event_timestamp holds numbers ({frame['event_timestamp'].iloc[0]} in {where} {first}), "
-            "not times: write ISO 8601 times (2025-12-06T07:00:00Z) or a Parquet timestamp column; epoch "
-            "seconds convert with DuckDB's to_timestamp(x) or pandas' pd.to_datetime(x, unit='s', utc=True)"
-        )
-    times = utc_times(frame["event_timestamp"])
-    bad = frame.index[times.isna()]
-    if len(bad):
-        at = ", ".join(str(i + first) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise ValueError(
-            f"{path}: event_timestamp must be ISO 8601 times (UTC unless an offset is given): "
-            f"{frame['event_timestamp'][bad[0]]!r} is not ({where} {at})"
-        )
-    frame["event_timestamp"] = times
-    frame["product_id"] = frame["product_id"].astype(str)
-    return frame
-
-
-def utc_times(values: pd.Series) -> pd.Series:
-    """ISO 8601 times as UTC timestamps (NaT where a value is not one): an offset is honoured, a time
-    without one is UTC, as everywhere in tickstore.
-
-    Not pandas' ISO 8601 parser: in a column mixing the two it gave a time without an offset the offset
-    of an earlier row (`2025-12-06T07:00:00` after a `+01:00` row came out 06:00 UTC), and the features
-    were read an hour off. DuckDB's cast reads each value on its own.
-    """
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):  # typed (Parquet): a naive time is UTC
-        return pd.to_datetime(values, utc=True)
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("entity_times", pd.DataFrame({"t": values.astype(str).str.strip()}))
-        parsed = con.execute("SELECT TRY_CAST(t AS TIMESTAMPTZ) AS t FROM entity_times").df()["t"]
-    finally:
-        con.close()
-    result = pd.to_datetime(parsed, utc=True).astype("datetime64[ns, UTC]")
-    result.index = values.index
-    return result.rename(values.name)
 
 
 def build(

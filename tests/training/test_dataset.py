@@ -20,7 +20,7 @@ from tests.training.helpers import seeded
 from tickstore import lake
 from tickstore.feature_sql import SQL_DIR, fingerprints
 from tickstore.settings import Settings
-from training import dataset
+from training import dataset, entities
 
 
 def built_once(make_settings: Callable[..., Settings], folder: Path) -> tuple[Settings, Path]:
@@ -135,44 +135,11 @@ def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_pa
     pd.DataFrame(
         {"product_id": ["ETH-USD", "BTC-USD", "DOGE-USD"], "event_timestamp": ["2026-01-01T00:00:10Z"] * 3}
     ).to_csv(rows, index=False)
-    m = dataset.build(s, dataset.file_entities(rows), tmp_path / "f.parquet")
+    m = dataset.build(s, entities.file_entities(rows), tmp_path / "f.parquet")
     df = pd.read_parquet(tmp_path / "f.parquet")
     assert df["product_id"].tolist() == ["ETH-USD", "BTC-USD", "DOGE-USD"]
     assert df["tick_count_60s"].isna().tolist() == [False, False, True]
     assert m.products_without_ticks == ["DOGE-USD"]  # named in the manifest and by the CLI
-
-
-def test_spaces_after_a_csv_files_commas_are_layout_and_odd_column_names_show(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    rows = tmp_path / "rows.csv"
-    rows.write_text("product_id, event_timestamp, label\nBTC-USD, 2025-12-06T07:00:00Z, 1\n")
-    frame = dataset.file_entities(rows)
-    assert list(frame.columns) == ["product_id", "event_timestamp", "label"]
-    assert frame["product_id"].tolist() == ["BTC-USD"] and frame["label"].tolist() == [1]
-    assert frame["event_timestamp"].tolist() == [pd.Timestamp("2025-12-06T07:00:00Z")]
-    # a space before a comma is part of the name: the message quotes it, so it shows
-    rows.write_text("product_id,event_timestamp \nBTC-USD,2025-12-06T07:00:00Z\n")
-    with pytest.raises(
-        ValueError, match=r"lacks column\(s\) event_timestamp \(it has product_id, 'event_timestamp '\)"
-    ):
-        dataset.file_entities(rows)
-
-
-def test_entity_times_without_an_offset_are_utc_beside_rows_with_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    rows = tmp_path / "rows.csv"
-    rows.write_text(
-        "product_id,event_timestamp\n"
-        "BTC-USD,2025-12-06 08:00:00+01:00\n"
-        "BTC-USD,2025-12-06T07:00:00\n"  # pandas' ISO 8601 parser read this as +01:00 too: 06:00 UTC
-        "ETH-USD,2025-12-06T07:00:00.5\n"
-        "ETH-USD,2025-12-06T02:00:00-05:00\n"
-        "ETH-USD,2025-12-06\n"
-    )
-    times = dataset.file_entities(rows)["event_timestamp"].tolist()
-    seven = pd.Timestamp("2025-12-06T07:00:00Z")
-    assert times == [seven, seven, seven + pd.Timedelta("500ms"), seven, pd.Timestamp("2025-12-06", tz="UTC")]
-    rows.write_text("product_id,event_timestamp\nBTC-USD,2025-12-06T07:00:00\nBTC-USD,07:00 yesterday\n")
-    with pytest.raises(ValueError, match=r"'07:00 yesterday' is not \(line 3\)"):
-        dataset.file_entities(rows)
 
 
 def test_entities_from_parquet_whatever_its_suffix(make_settings: Callable[..., Settings], tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -180,7 +147,7 @@ def test_entities_from_parquet_whatever_its_suffix(make_settings: Callable[..., 
     rows = tmp_path / "rows.pq"  # was read as CSV: "'utf-8' codec can't decode byte 0x8f"
     naive = pd.Timestamp("2026-01-01T00:00:10")  # a zone-less time is UTC, as in CSV
     pd.DataFrame({"product_id": ["BTC-USD"], "event_timestamp": [naive], "label": [1]}).to_parquet(rows)
-    frame = dataset.file_entities(rows)
+    frame = entities.file_entities(rows)
     assert frame["event_timestamp"].tolist() == [pd.Timestamp("2026-01-01T00:00:10Z")]
     dataset.build(s, frame, tmp_path / "f.parquet")
     df = pd.read_parquet(tmp_path / "f.parquet")
