@@ -199,8 +199,9 @@ def dataset_verify(ctx: click.Context, path: Path) -> None:
 
     The set's own rows are the entity rows, read at the lake snapshot and with the features its
     manifest (<name>.manifest.json, written beside it) records, while ingest goes on. Exit code 0: the
-    same bytes. 1: a feature view's SQL changed since (the diff is shown), or the values differ (which
-    columns, how many rows, the first of them).
+    same bytes. 1: a feature view's SQL changed since (the diff is shown), the file was changed since
+    it was written (the manifest records its SHA-256), or the values differ (which columns, how many
+    rows, the first of them).
     """
     from training import verify as v
 
@@ -229,13 +230,30 @@ def dataset_verify(ctx: click.Context, path: Path) -> None:
             f"feature_repo/ no longer defines {', '.join(report.removed)}, which the set read: restore "
             "its definition (git log feature_repo/) to rebuild it"
         )
+    if not manifest.sha256:
+        console.print(
+            "[yellow]note:[/] the manifest records no SHA-256 of the file (a set built before tickstore "
+            "recorded one): a product or time edited in it since is rebuilt as it now reads, unseen"
+        )
     if report.identical:
         console.print(
             f"[green]reproduced[/]: rebuilt at lake snapshot {manifest.snapshot} in {report.seconds:.1f} s, "
             "byte for byte the same"
         )
         return
-    console.print(f"[red]not reproduced[/]: rebuilt at lake snapshot {manifest.snapshot}, it differs:")
+    if report.edited:
+        console.print(
+            f"[red]not reproduced[/]: {path} is not the file the build wrote (its SHA-256 is not the "
+            "manifest's): changed since it was built"
+            + (
+                "; rebuilt from its rows, the set comes out as the build wrote it, so the change is "
+                "this file's. Where it differs from the rebuild:"
+                if report.as_built
+                else ". Where it differs from its rebuild:"
+            )
+        )
+    else:
+        console.print(f"[red]not reproduced[/]: rebuilt at lake snapshot {manifest.snapshot}, it differs:")
     for line in report.differences:
         console.print(f"  {line}", markup=False, highlight=False)
     if report.changed:

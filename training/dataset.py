@@ -68,6 +68,8 @@ class Manifest:
     sql_fingerprint: dict[str, str] = field(default_factory=dict)
     sql: dict[str, str] = field(default_factory=dict)  # each SQL view's text, as it computed this dataset
     full_feature_names: bool = False  # columns named view__feature, not feature
+    # the Parquet file's bytes as written: an edit since shows, of its keys too ("" before stop 41)
+    sha256: str = ""
 
     def feature_columns(self) -> list[str]:
         """The dataset's feature columns (not the entity rows' own), in ``features`` order."""
@@ -231,6 +233,7 @@ def build(
             sql_fingerprint=fingerprints(views),
             sql={v.name: q for v in views if (q := getattr(v.batch_source, "query", None))},
             full_feature_names=full_feature_names,
+            sha256=file_sha256(partial),
         )
         # the old manifest goes first: a crash between the two steps leaves a dataset without a manifest,
         # never one described by another's
@@ -299,6 +302,12 @@ def known_products(settings: Settings, snapshot: int) -> list[str]:
 def sha256(text: str) -> str:
     """Hex SHA-256 of ``text`` (how datasets and runs identify the SQL they used)."""
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of the file at ``path``, read in blocks (a set may be larger than memory)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _sql_hash(view: FeatureView) -> str:

@@ -3,7 +3,8 @@
 A dataset records the lake snapshot it read, its features and the SQL that computed them; its own
 rows are its entity rows. Rebuilt from those at that snapshot it must come out the same bytes, however
 many ticks arrived since. When it does not, the report says where: a view whose SQL changed since
-(with the diff), columns, rows, values.
+(with the diff), columns, rows, values; and whether the file itself was changed since it was written
+(the manifest records its SHA-256: a key edited in the file would otherwise be rebuilt as it now reads).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tickstore_feast.source import fingerprints
 from training import dataset
 
 SHOWN_DIFFERENCES = 5  # columns whose values differ, listed one a line
+METADATA_ONLY = "every value is the same; the Parquet files' own metadata differ (another writer?)"
 
 
 @dataclass
@@ -40,6 +42,10 @@ class Report:
     changed: dict[str, str] = field(default_factory=dict)  # view -> unified diff of its SQL since the build
     removed: list[str] = field(default_factory=list)  # views the dataset read that feature_repo/ lacks now
     differences: list[str] = field(default_factory=list)  # how the rebuilt set differs, a line each
+    # the file's bytes are not those the build wrote (its manifest's SHA-256): changed since, keys or values
+    edited: bool = False
+    # the rebuild's bytes are those the build wrote (None: the manifest records no SHA-256, an older set)
+    as_built: bool | None = None
     seconds: float = 0.0
 
 
@@ -98,14 +104,18 @@ def verify(
     manifest: dataset.Manifest | None = None,
 ) -> Report:
     """Rebuild the dataset at ``path`` as its manifest says (its entity rows, features, snapshot) and
-    compare the result with it: the same bytes, or where they differ. ``manifest``: the one read
-    already (`read_manifest`), else it is read here."""
+    compare the result with it: the same bytes, or where they differ. Where the manifest records the
+    bytes the build wrote (its SHA-256), both the file and the rebuild are checked against them too.
+    ``manifest``: the one read already (`read_manifest`), else it is read here."""
     manifest = manifest or read_manifest(path)
     report = Report(manifest)
     report.changed, report.removed = definitions_since(manifest)
     if report.removed:
         return report  # nothing to rebuild them from: the build would fail on the missing view
     started = time.perf_counter()
+    if manifest.sha256:
+        # a key edited in the file is rebuilt as it now reads: only the bytes the build wrote tell
+        report.edited = dataset.file_sha256(path) != manifest.sha256
     stored = pq.ParquetFile(path)
     if stored.metadata.num_rows != manifest.rows:  # its own rows are the entity rows: one gone is not rebuilt
         report.differences = [
@@ -129,30 +139,40 @@ def verify(
             progress=progress,
             stage=stage,
         )
-        report.identical = filecmp.cmp(
-            again, path, shallow=False
-        )  # in blocks: a set may not fit twice in memory
-        if not report.identical:
+        same = filecmp.cmp(again, path, shallow=False)  # in blocks: a set may not fit twice in memory
+        report.identical = same and not report.edited
+        if manifest.sha256:  # the file as written: the rebuild's bytes are its, or the file's are not
+            report.as_built = same if not report.edited else dataset.file_sha256(again) == manifest.sha256
+        if not same:
             report.differences = compare(pq.read_table(path), pq.read_table(again))
+        if report.edited and (same or report.differences == [METADATA_ONLY]):
+            # its rows rebuild to the values it holds now: what changed is a key (and its features
+            # with it), or the file was rewritten; either way not what the build wrote
+            report.differences = [
+                "rebuilt from its rows it has the values the file holds now, yet the file is not the one "
+                "the build wrote: rows of it were changed since (a product or time, and its features "
+                "with it), or it was written again"
+            ]
     report.seconds = time.perf_counter() - started
     return report
 
 
-def compare(then: pa.Table, now: pa.Table) -> list[str]:
-    """How ``now`` differs from ``then``, a line a difference: columns, rows, then values column by
-    column (a NULL equals a NULL), with the first row that differs."""
-    if then.schema != now.schema:  # names, order and types (not metadata: that is below)
-        lines = [f"column {c}: gone" for c in then.column_names if c not in now.column_names]
-        lines += [f"column {c}: new" for c in now.column_names if c not in then.column_names]
+def compare(stored: pa.Table, rebuilt: pa.Table) -> list[str]:
+    """How ``rebuilt`` differs from the ``stored`` set, a line a difference: columns, rows, then values
+    column by column (a NULL equals a NULL), with the first row that differs."""
+    if stored.schema != rebuilt.schema:  # names, order and types (not metadata: that is below)
+        names, again = stored.column_names, rebuilt.column_names
+        lines = [f"column {c}: in the file, not rebuilt" for c in names if c not in again]
+        lines += [f"column {c}: rebuilt, not in the file" for c in again if c not in names]
         lines += [
-            f"column {c}: {then.schema.field(c).type} then, {now.schema.field(c).type} now"
-            for c in then.column_names
-            if c in now.column_names and then.schema.field(c).type != now.schema.field(c).type
+            f"column {c}: {stored.schema.field(c).type} in the file, {rebuilt.schema.field(c).type} rebuilt"
+            for c in names
+            if c in again and stored.schema.field(c).type != rebuilt.schema.field(c).type
         ]
         return lines or ["the columns' order differs"]
-    if then.num_rows != now.num_rows:
-        return [f"{then.num_rows:,} rows then, {now.num_rows:,} now"]
-    a, b = then.to_pandas(), now.to_pandas()
+    if stored.num_rows != rebuilt.num_rows:
+        return [f"{stored.num_rows:,} rows in the file, {rebuilt.num_rows:,} rebuilt"]
+    a, b = stored.to_pandas(), rebuilt.to_pandas()
     lines = []
     for column in a.columns:
         x, y = a[column], b[column]
@@ -161,10 +181,10 @@ def compare(then: pa.Table, now: pa.Table) -> list[str]:
             continue
         first = int(unequal.to_numpy().argmax())
         at = _row_named(a, first)
-        then_value, now_value = _plain(x.iloc[first]), _plain(y.iloc[first])
+        in_file, again_value = _plain(x.iloc[first]), _plain(y.iloc[first])
         line = (
             f"{column}: {int(unequal.sum()):,} of {len(a):,} rows differ, first {at}: "
-            f"{then_value!r} then, {now_value!r} now"
+            f"{in_file!r} in the file, {again_value!r} rebuilt"
         )
         if pd.api.types.is_float_dtype(x):
             line += f" (largest difference {float((x - y).abs().max()):.3g})"
@@ -172,7 +192,7 @@ def compare(then: pa.Table, now: pa.Table) -> list[str]:
     if len(lines) > SHOWN_DIFFERENCES:
         lines = lines[:SHOWN_DIFFERENCES] + [f"... and {len(lines) - SHOWN_DIFFERENCES} more columns"]
     # the same values in other bytes: Parquet's own metadata, say another pyarrow writing it
-    return lines or ["every value is the same; the Parquet files' own metadata differ (another writer?)"]
+    return lines or [METADATA_ONLY]
 
 
 def _row_named(frame: pd.DataFrame, row: int) -> str:

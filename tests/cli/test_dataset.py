@@ -344,6 +344,7 @@ def test_verify_says_whether_a_set_is_reproduced_and_exits_1_where_not(
     assert run.exit_code == 0, run.output
     assert f"{out}: 48 rows x 27 features (feature service volatility_model), built " in text
     assert f"reproduced: rebuilt at lake snapshot {built} in" in text and "byte for byte the same" in text
+    assert "note:" not in text  # the manifest records the file's SHA-256
 
     table = pq.read_table(out)
     at = table.column_names.index("tick_count_300s")
@@ -352,12 +353,23 @@ def test_verify_says_whether_a_set_is_reproduced_and_exits_1_where_not(
     run = CliRunner().invoke(main, ["dataset", "verify", str(out)], env=env_for(s))
     text = " ".join(run.output.split())
     assert run.exit_code == 1, run.output
-    assert f"not reproduced: rebuilt at lake snapshot {built}, it differs:" in text
+    assert (
+        f"not reproduced: {out} is not the file the build wrote (its SHA-256 is not the manifest's): "
+        "changed since it was built; rebuilt from its rows, the set comes out as the build wrote it, so "
+        "the change is this file's. Where it differs from the rebuild:"
+    ) in text
     # the first row that differs, by its key
     assert (
-        "tick_count_300s: 48 of 48 rows differ, first row 1 (BTC-USD at 2026-01-01 00:00:00+00:00): 2 then, 1 now"
+        "tick_count_300s: 48 of 48 rows differ, first row 1 (BTC-USD at 2026-01-01 00:00:00+00:00): 2 in the file, 1 rebuilt"
         in text
     )
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    del manifest["sha256"]  # as a set built before the manifest recorded it
+    out.with_suffix(".manifest.json").write_text(json.dumps(manifest))
+    run = CliRunner().invoke(main, ["dataset", "verify", str(out)], env=env_for(s))
+    text = " ".join(run.output.split())
+    assert run.exit_code == 1 and f"not reproduced: rebuilt at lake snapshot {built}, it differs:" in text
+    assert "note: the manifest records no SHA-256 of the file" in text
     pq.write_table(table.slice(1), out)  # a row gone: the rebuild would make just the rows left
     run = CliRunner().invoke(main, ["dataset", "verify", str(out)], env=env_for(s))
     assert run.exit_code == 1 and "the manifest says 48 rows were built; the file has 47" in run.output

@@ -45,6 +45,8 @@ def test_a_set_is_reproduced_at_its_snapshot_while_new_ticks_arrive(
         report = verify.verify(s, sets / f"{name}.parquet")
         assert report.identical and not report.changed and not report.removed and not report.differences
         assert report.manifest.snapshot == first.snapshot
+        assert report.as_built is True and not report.edited
+        assert report.manifest.sha256 == dataset.file_sha256(sets / f"{name}.parquet")
     # the rebuild leaves nothing beside the set but the set and its manifest
     assert sorted(p.name for p in sets.iterdir()) == [
         "grid.manifest.json",
@@ -73,12 +75,42 @@ def test_a_value_changed_since_is_named_by_column_and_row(
     )
     report = verify.verify(s, out)
     assert not report.identical and not report.changed
+    assert report.edited and report.as_built  # the file was changed; its rows rebuild to what was built
     row = table.slice(at, 1).to_pylist()[0]
     assert report.differences == [
         f"tick_count_60s: 1 of {table.num_rows:,} rows differ, first row {at + 1:,} "
         f"({row['product_id']} at {pd.Timestamp(row['event_timestamp'])}): "
-        f"{values[at]} then, {values[at] - 1} now"
+        f"{values[at]} in the file, {values[at] - 1} rebuilt"
     ]
+
+
+def test_a_key_edited_in_the_file_shows_though_its_features_rebuild_the_same(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    out = tmp_path / "train.parquet"
+    s, _ = built(make_settings, out)
+    table = pq.read_table(out)
+    # a row's time moved 1 us, its features kept: rebuilt from the file's rows they come out the same,
+    # so comparing values alone saw nothing
+    at = table.column_names.index("event_timestamp")
+    times = table.column(at).to_pylist()
+    times[3] += timedelta(microseconds=1)
+    edited = table.set_column(at, table.field(at), pa.array(times, table.field(at).type))
+    pq.write_table(edited, out)
+    report = verify.verify(s, out)
+    assert report.edited and report.as_built is False and not report.identical
+    assert (
+        len(report.differences) == 1
+        and "yet the file is not the one the build wrote" in report.differences[0]
+    )
+
+    # a set whose manifest records no SHA-256 (built before it did): the edit goes unseen, as it did
+    manifest_path = out.with_suffix(".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["sha256"]
+    manifest_path.write_text(json.dumps(manifest))
+    report = verify.verify(s, out)
+    assert report.identical and report.as_built is None and not report.edited and not report.differences
 
 
 def test_a_view_whose_sql_changed_since_comes_with_its_diff_and_a_removed_one_stops_the_rebuild(
@@ -112,18 +144,18 @@ def test_a_view_whose_sql_changed_since_comes_with_its_diff_and_a_removed_one_st
 def test_comparing_tables_names_columns_rows_and_metadata() -> None:
     a = pa.table({"product_id": ["A", "B"], "x": [1.0, None], "n": [1, 2]})
     assert verify.compare(a, a.drop_columns(["n"]).append_column("m", pa.array([1, 2]))) == [
-        "column n: gone",
-        "column m: new",
+        "column n: in the file, not rebuilt",
+        "column m: rebuilt, not in the file",
     ]
     assert verify.compare(a, a.set_column(2, "n", pa.array([1.0, 2.0]))) == [
-        "column n: int64 then, double now"
+        "column n: int64 in the file, double rebuilt"
     ]
-    assert verify.compare(a, a.slice(0, 1)) == ["2 rows then, 1 now"]
+    assert verify.compare(a, a.slice(0, 1)) == ["2 rows in the file, 1 rebuilt"]
     assert verify.compare(a, a.select(["x", "product_id", "n"])) == ["the columns' order differs"]
     # a NULL equals a NULL; a float column says how far apart its values are
     b = a.set_column(1, "x", pa.array([1.5, None]))
     assert verify.compare(a, b) == [
-        "x: 1 of 2 rows differ, first row 1: 1.0 then, 1.5 now (largest difference 0.5)"
+        "x: 1 of 2 rows differ, first row 1: 1.0 in the file, 1.5 rebuilt (largest difference 0.5)"
     ]
     assert verify.compare(a, a.replace_schema_metadata({"k": "v"})) == [
         "every value is the same; the Parquet files' own metadata differ (another writer?)"
