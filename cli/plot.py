@@ -40,7 +40,10 @@ def plot(rel: duckdb.DuckDBPyRelation, path: Path, title: str) -> str:
             "first: SELECT event_time, ret_std_60s, ... )"
         )
     numbers = [c for c in rest if _is_number(frame[c])]
-    groups = [c for c in rest if c not in numbers and not pd.api.types.is_datetime64_any_dtype(frame[c])]
+    types = dict(zip(rel.columns, map(str, rel.types), strict=True))
+    # a line a value of a text column (a product); a time of day, a list or a second time is no line's name
+    groups = [c for c in rest if c not in numbers and _names_lines(types[c])]
+    left_out = [c for c in rest if c not in numbers and c not in groups]
     if not numbers:
         raise ValueError(f"no number column to plot against {x}: select a feature or a price after it")
     if len(numbers) > MAX_PANELS:
@@ -58,7 +61,14 @@ def plot(rel: duckdb.DuckDBPyRelation, path: Path, title: str) -> str:
     drawn = f"{len(frame):,} row{'s' * (len(frame) != 1)}"
     if groups:
         drawn += f" ({len(parts)} line{'s' * (len(parts) != 1)} by {', '.join(groups)})"
+    if left_out:
+        drawn += f" (left out, neither a number nor text: {', '.join(f'{c} {types[c]}' for c in left_out)})"
     return f"plotted {drawn} of {', '.join(numbers)} against {x}: {path}"
+
+
+def _names_lines(duckdb_type: str) -> bool:
+    """Whether a column of ``duckdb_type`` splits the rows into lines: text, an enum, a boolean."""
+    return duckdb_type in ("VARCHAR", "BOOLEAN") or duckdb_type.startswith("ENUM")
 
 
 def _broken_at_gaps(part: pd.DataFrame, x: str, numbers: list[str]) -> pd.DataFrame:

@@ -116,3 +116,17 @@ def test_the_shells_plot_draws_the_next_statement_then_prints_again(
         run.exit_code == 1
         and "a plot is written as .png, .svg, .pdf (by its suffix): not out.txt" in run.output
     )
+
+
+def test_only_text_columns_split_lines_others_are_left_out_by_name(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    rel = con.sql(
+        "SELECT range AS n, range * 2 AS v, range % 2 = 0 AS even, '10:00'::TIME + to_seconds(range) AS at, "
+        "[range] AS l FROM range(6)"
+    )
+    # each time of day was a line of its own, with a legend entry: six lines of one point
+    said = plot.plot(rel, tmp_path / "v.png", "v")
+    assert said == (
+        "plotted 6 rows (2 lines by even) (left out, neither a number nor text: at TIME, l BIGINT[]) "
+        f"of v against n: {tmp_path / 'v.png'}"
+    )
