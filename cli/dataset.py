@@ -244,14 +244,13 @@ def dataset_verify(ctx: click.Context, path: Path) -> None:
     if report.edited:
         console.print(
             f"[red]not reproduced[/]: {path} is not the file the build wrote (its SHA-256 is not the "
-            "manifest's): changed since it was built"
-            + (
-                "; rebuilt from its rows, the set comes out as the build wrote it, so the change is "
-                "this file's. Where it differs from the rebuild:"
-                if report.as_built
-                else ". Where it differs from its rebuild:"
-            )
+            "manifest's): changed since it was built."
         )
+        if report.as_built:
+            console.print(
+                "Rebuilt from its rows, the set comes out as the build wrote it: the change is this "
+                "file's. Where it differs from the rebuild:"
+            )
     else:
         console.print(f"[red]not reproduced[/]: rebuilt at lake snapshot {manifest.snapshot}, it differs:")
     for line in report.differences:

@@ -149,9 +149,8 @@ def verify(
             # its rows rebuild to the values it holds now: what changed is a key (and its features
             # with it), or the file was rewritten; either way not what the build wrote
             report.differences = [
-                "rebuilt from its rows it has the values the file holds now, yet the file is not the one "
-                "the build wrote: rows of it were changed since (a product or time, and its features "
-                "with it), or it was written again"
+                "rebuilt from its rows it has the values the file holds now: what changed is a product "
+                "or time of a row (and its features with it), or the file was written again"
             ]
     report.seconds = time.perf_counter() - started
     return report

@@ -355,8 +355,8 @@ def test_verify_says_whether_a_set_is_reproduced_and_exits_1_where_not(
     assert run.exit_code == 1, run.output
     assert (
         f"not reproduced: {out} is not the file the build wrote (its SHA-256 is not the manifest's): "
-        "changed since it was built; rebuilt from its rows, the set comes out as the build wrote it, so "
-        "the change is this file's. Where it differs from the rebuild:"
+        "changed since it was built. Rebuilt from its rows, the set comes out as the build wrote it: the "
+        "change is this file's. Where it differs from the rebuild:"
     ) in text
     # the first row that differs, by its key
     assert (
