@@ -49,11 +49,6 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
     # Feast's CLI exits with its own status (SystemExit), which becomes ours
     printed = io.StringIO()
     try:
-        if command in ("apply", "plan"):
-            # Feast registers a view whose schema names a column its SQL lacks; it failed at first use
-            from tickstore_feast.repo import check_repo_columns
-
-            check_repo_columns(settings, FEATURE_REPO)
         with contextlib.redirect_stdout(printed) if describing else contextlib.nullcontext():
             cli.main(
                 ["--chdir", str(FEATURE_REPO), "--feature-store-yaml", str(config), *args],

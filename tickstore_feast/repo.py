@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 import traceback
 from datetime import datetime
@@ -220,12 +221,6 @@ def _bind_sql(store: FeatureStore, objects: list[Entity | FeatureView | FeatureS
         _check_ties(store, objects, views)
 
 
-def check_repo_columns(settings: Settings, folder: Path = FEATURE_REPO) -> None:
-    """`check_columns` for each view feature_repo/ defines over a DuckDB source, against the lake under
-    ``settings.home`` (nothing to check without one): what `tickstore feast apply` and `plan` do first."""
-    _bind_and_check_columns(repo_config(settings), repo_objects(repo_modules(folder)))
-
-
 def _bind_and_check_columns(
     config: RepoConfig, objects: list[Entity | FeatureView | FeatureService]
 ) -> list[tuple[FeatureView, DuckDBSource]] | None:
@@ -265,6 +260,23 @@ def check_columns(view: FeatureView, source: DuckDBSource, columns: list[str]) -
             f"{source.name!r} does not give: {'; '.join(fixes)} (feature_repo/). "
             f"The source gives: {', '.join(columns)}"
         )
+
+
+def views_over(source: DuckDBSource, folder: Path | None) -> list[FeatureView]:
+    """The feature views over ``source`` (that very object) in the modules imported from ``folder``:
+    where `feast apply`, having imported the repo's files, finds its objects too."""
+    if folder is None:
+        return []
+    root = os.path.join(os.path.abspath(folder), "")
+    views: dict[int, FeatureView] = {}
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not file or not os.path.abspath(file).startswith(root):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, FeatureView) and value.batch_source is source:
+                views[id(value)] = value
+    return list(views.values())
 
 
 def _check_ties(

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import click
 import duckdb
 from feast.data_source import DataSource
 from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
@@ -18,6 +19,15 @@ from tickstore import feature_sql
 from tickstore.errors import TickstoreError
 
 CLASS_PATH = "tickstore_feast.source.DuckDBSource"
+
+
+class SourceInvalid(TickstoreError, click.ClickException):
+    """A source `feast apply` / `plan` must not register: a TickstoreError to tickstore, and to Feast's
+    CLI (click) an error it prints as "Error: <message>" with exit code 1."""
+
+    def __init__(self, message: str) -> None:
+        click.ClickException.__init__(self, message)
+
 
 # DuckDB type names (as DESCRIBE prints them) to Feast value types.
 _TYPES = {
@@ -171,9 +181,23 @@ class DuckDBSource(DataSource):
         )
 
     def validate(self, config: RepoConfig) -> None:
-        # `feast apply` binds the SQL against the lake. In a fresh clone there is none yet: an empty
-        # one (tickstore's fixed `ticks` schema) checks the SQL just as well, and the sink fills it.
-        self._columns(config, create=True)
+        """What `feast apply` and `feast plan` check of a source: its SQL runs on the lake, and each view
+        over it names only columns the SQL gives. A failure is printed by Feast's CLI as "Error: ...",
+        exit code 1, not a traceback."""
+        # Feast's CLI lets any exception but click's own through as a traceback
+        try:
+            # In a fresh clone there is no lake yet: an empty one (tickstore's fixed `ticks` schema)
+            # checks the SQL just as well, and the sink fills it.
+            columns = [name for name, _ in self._columns(config, create=True)]
+            # Feast validates a source without the views over it, and registered a view whose schema
+            # names a column the SQL lacks (the first training set failed on it): its views are found
+            # where `feast apply` put them, in the modules it imported from the repo
+            from tickstore_feast.repo import check_columns, views_over
+
+            for view in views_over(self, config.repo_path):
+                check_columns(view, self, columns)
+        except TickstoreError as exc:
+            raise SourceInvalid(str(exc)) from exc
 
     @staticmethod
     def source_datatype_to_feast_value_type() -> Callable[[str], ValueType]:

@@ -21,8 +21,11 @@ from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore.settings import Settings
 
 
-def feast(repo: Path, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Feast's own CLI in ``repo``; TICKSTORE_HOME set to ``home`` if given (and nothing else of ours)."""
+def feast(
+    repo: Path, *args: str, home: Path | None = None, failing: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Feast's own CLI in ``repo``; TICKSTORE_HOME set to ``home`` if given (and nothing else of ours).
+    Its exit code must be 0, or not 0 where ``failing``."""
     feast_bin = Path(sys.executable).parent / "feast"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKSTORE_")}
     if home is not None:
@@ -30,7 +33,7 @@ def feast(repo: Path, *args: str, home: Path | None = None) -> subprocess.Comple
     result = subprocess.run(
         [str(feast_bin), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=300
     )
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert (result.returncode != 0) == failing, result.stderr[-2000:]
     return result
 
 
@@ -101,6 +104,30 @@ def test_feast_apply_in_a_fresh_clone_makes_the_data_directory(tmp_path: Path) -
     # the feature SQL was bound against an empty lake with the real schema, which the sink then fills
     assert (tmp_path / ".tickstore" / "lake" / "catalog.sqlite").is_file()
     assert "No changes to registry" in feast_out(tmp_path / "feature_repo", "plan")
+
+
+def test_feast_apply_refuses_a_view_naming_a_column_its_sql_does_not_give(tmp_path: Path) -> None:
+    # Feast validates each source without its view: it registered this one, and the first training
+    # set or materialization that read it failed with DuckDB's binder error
+    repo = copy_repo(tmp_path)
+    (repo / "more.py").write_text(
+        "from datetime import timedelta\n"
+        "from feast import FeatureView, Field\n"
+        "from feast.types import Float64\n"
+        "from features import SQL, product\n"
+        "from tickstore_feast import DuckDBSource\n"
+        "wide = FeatureView(name='wide', entities=[product], ttl=timedelta(seconds=10),\n"
+        "    schema=[Field(name='ret_std_10s', dtype=Float64), Field(name='ret_std_20s', dtype=Float64)],\n"
+        "    source=DuckDBSource(name='wide', sql_file=SQL / 'ticks_10s.sql'))\n"
+    )
+    for command in ("plan", "apply"):
+        failed = feast(repo, command, failing=True)
+        said = " ".join((failed.stdout + failed.stderr).split())
+        assert "feature view 'wide' names 'ret_std_20s', which its source 'wide' does not give" in said, said
+    # nothing registered; with the view mended, apply goes through
+    assert "ticks_60s" not in feast_out(repo, "feature-views", "list")
+    (repo / "more.py").write_text((repo / "more.py").read_text().replace("ret_std_20s", "ret_mean_10s"))
+    assert "Created feature view wide" in feast_out(repo, "apply")
 
 
 def feature_store_of(s: Settings) -> FeatureStore:

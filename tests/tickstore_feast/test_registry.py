@@ -249,7 +249,7 @@ def test_a_view_naming_a_column_its_source_does_not_give_is_refused_when_applied
     assert "renamed" in {v.name for v in store.list_feature_views()}
 
 
-def test_tickstore_feast_apply_checks_the_views_columns_before_feast_registers_them(
+def test_tickstore_feast_apply_refuses_a_view_naming_a_column_its_sql_lacks(
     make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
@@ -259,13 +259,9 @@ def test_tickstore_feast_apply_checks_the_views_columns_before_feast_registers_t
     from cli.main import main
     from tests.conftest import REPO
     from tests.tickstore_feast.conftest import load, tick_rows
-    from tickstore.errors import TickstoreError
-    from tickstore_feast.repo import check_repo_columns, registry_path
 
     s = make_settings()
-    check_repo_columns(s)  # no lake yet: nothing to check against
     load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
-    check_repo_columns(s)  # the repo's own views
     repo = tmp_path / "feature_repo"
     shutil.copytree(REPO / "feature_repo", repo, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "sql", tmp_path / "sql")
@@ -279,12 +275,12 @@ def test_tickstore_feast_apply_checks_the_views_columns_before_feast_registers_t
         "    schema=[Field(name='ret_std_10s', dtype=Float64), Field(name='ret_std_20s', dtype=Float64)],\n"
         "    source=DuckDBSource(name='wide', sql_file=SQL / 'ticks_10s.sql'))\n"
     )
-    with pytest.raises(TickstoreError, match=r"feature view 'wide' names 'ret_std_20s', which its source"):
-        check_repo_columns(s, repo)
-    # `tickstore feast apply` on that repo: refused before Feast's CLI registers anything
+    # `tickstore feast apply` on that repo: Feast's CLI validates the sources, our source checks the
+    # views over it, and nothing is registered
     monkeypatch.setattr("tickstore_feast.repo.FEATURE_REPO", repo)
     for command in ("apply", "plan"):
         result = CliRunner().invoke(main, ["--home", str(s.home), "feast", command])
         assert result.exit_code == 1, result.output
         assert "Error: feature view 'wide' names 'ret_std_20s'" in result.output
-    assert not Path(registry_path(s)).exists()
+    result = CliRunner().invoke(main, ["--home", str(s.home), "feast", "feature-views", "list"])
+    assert result.exit_code == 0 and "ticks_60s" not in result.output, result.output
