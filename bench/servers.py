@@ -6,24 +6,18 @@ from __future__ import annotations
 import atexit
 import http.client
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
+from tickstore import redis_server
+from tickstore.errors import TickstoreError
+from tickstore.net import free_port
 from tickstore.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def env_for(s: Settings) -> dict[str, str]:
@@ -57,37 +51,13 @@ def placement(pin: bool) -> tuple[str, str]:
 def start_redis(home: Path, cpus: str) -> str:
     """A redis-server of the run's own on a free loopback port (on ``cpus``, if given), stopped at
     exit; its address."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        sys.exit("redis-server is not installed: `make redis` installs it (apt-get install redis-server)")
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(["taskset", "-c", cpus] if cpus else []),
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(home),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    try:
+        proc = redis_server.start(port, home, cpus=cpus)
+    except TickstoreError as exc:
+        sys.exit(str(exc))
     atexit.register(proc.terminate)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return f"127.0.0.1:{port}"
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                sys.exit(f"redis-server did not start on port {port}")
-            time.sleep(0.05)
+    return f"127.0.0.1:{port}"
 
 
 def wait_http(port: int, path: str, timeout: float = 120.0) -> None:

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cli.context import console
 from ingest import replay
 from ingest.stream import OnlineStream
+from tickstore.net import free_port
 from tickstore.settings import Settings
 
 if TYPE_CHECKING:
@@ -72,16 +72,6 @@ def _products(path: Path, limit: int = 2000) -> list[str]:
     return [p for p, _ in seen.most_common(4)]
 
 
-def _port(preferred: int) -> int:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
-
 def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
@@ -102,7 +92,7 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
         return
     source = _source(settings)
     products = _products(source)
-    port = _port(settings.serve_port)
+    port = free_port(settings.serve_port)
     # Its own topic: the retimed copies must never reach the lake through the sink.
     live = settings.model_copy(
         update={

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import itertools
 import resource
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +16,9 @@ from typing import Any
 import pytest
 
 from ingest import broker
+from tickstore import redis_server
+from tickstore.errors import TickstoreError
+from tickstore.net import free_port
 from tickstore.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,12 +39,6 @@ def asof_plan(con: Any) -> str:
     return "nested loop" if "NESTED_LOOP_JOIN" in plan else "asof" if "ASOF_JOIN" in plan else plan
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real Tansu broker on a free loopback port for the whole session."""
@@ -57,38 +51,10 @@ def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
     """A real redis-server (Debian's package; `make test` installs it) on ``port``, answering."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.fail("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
-    folder.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--databases",
-            "256",
-            "--dir",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"redis-server did not start on port {port}")
-            time.sleep(0.05)
+    try:
+        return redis_server.start(port, folder, databases=256)  # a database a test (redis_url)
+    except TickstoreError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

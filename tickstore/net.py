@@ -22,6 +22,16 @@ def unreachable(addresses: Iterable[tuple[str, int]], timeout: float) -> str | N
     return "; ".join(reasons) or None
 
 
+def free_port(preferred: int = 0) -> int:
+    """A loopback TCP port nothing listens on now: ``preferred`` if it is free, else one the system picks."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 KAFKA_PORT = 9092  # librdkafka's default for a server given without one
 
 
