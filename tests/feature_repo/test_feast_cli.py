@@ -46,6 +46,19 @@ def copy_repo(folder: Path) -> Path:
     return folder / "feature_repo"
 
 
+# a module of feature_repo/ whose view names a column (ret_std_20s) its SQL (ticks_10s.sql) lacks
+WIDE_VIEW = (
+    "from datetime import timedelta\n"
+    "from feast import FeatureView, Field\n"
+    "from feast.types import Float64\n"
+    "from features import SQL, product\n"
+    "from tickstore_feast import DuckDBSource\n"
+    "wide = FeatureView(name='wide', entities=[product], ttl=timedelta(seconds=10),\n"
+    "    schema=[Field(name='ret_std_10s', dtype=Float64), Field(name='ret_std_20s', dtype=Float64)],\n"
+    "    source=DuckDBSource(name='wide', sql_file=SQL / 'ticks_10s.sql'))\n"
+)
+
+
 def feast_out(repo: Path, *args: str) -> str:
     return feast(repo, *args).stdout
 
@@ -110,16 +123,7 @@ def test_feast_apply_refuses_a_view_naming_a_column_its_sql_does_not_give(tmp_pa
     # Feast validates each source without its view: it registered this one, and the first training
     # set or materialization that read it failed with DuckDB's binder error
     repo = copy_repo(tmp_path)
-    (repo / "more.py").write_text(
-        "from datetime import timedelta\n"
-        "from feast import FeatureView, Field\n"
-        "from feast.types import Float64\n"
-        "from features import SQL, product\n"
-        "from tickstore_feast import DuckDBSource\n"
-        "wide = FeatureView(name='wide', entities=[product], ttl=timedelta(seconds=10),\n"
-        "    schema=[Field(name='ret_std_10s', dtype=Float64), Field(name='ret_std_20s', dtype=Float64)],\n"
-        "    source=DuckDBSource(name='wide', sql_file=SQL / 'ticks_10s.sql'))\n"
-    )
+    (repo / "more.py").write_text(WIDE_VIEW)
     for command in ("plan", "apply"):
         failed = feast(repo, command, failing=True)
         said = " ".join((failed.stdout + failed.stderr).split())

@@ -252,29 +252,16 @@ def test_a_view_naming_a_column_its_source_does_not_give_is_refused_when_applied
 def test_tickstore_feast_apply_refuses_a_view_naming_a_column_its_sql_lacks(
     make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
-
     from click.testing import CliRunner
 
     from cli.main import main
-    from tests.conftest import REPO
+    from tests.feature_repo.test_feast_cli import WIDE_VIEW, copy_repo
     from tests.tickstore_feast.conftest import load, tick_rows
 
     s = make_settings()
     load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
-    repo = tmp_path / "feature_repo"
-    shutil.copytree(REPO / "feature_repo", repo, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "sql", tmp_path / "sql")
-    (repo / "more.py").write_text(
-        "from datetime import timedelta\n"
-        "from feast import FeatureView, Field\n"
-        "from feast.types import Float64\n"
-        "from features import SQL, product\n"
-        "from tickstore_feast import DuckDBSource\n"
-        "wide = FeatureView(name='wide', entities=[product], ttl=timedelta(seconds=10),\n"
-        "    schema=[Field(name='ret_std_10s', dtype=Float64), Field(name='ret_std_20s', dtype=Float64)],\n"
-        "    source=DuckDBSource(name='wide', sql_file=SQL / 'ticks_10s.sql'))\n"
-    )
+    repo = copy_repo(tmp_path)
+    (repo / "more.py").write_text(WIDE_VIEW)
     # `tickstore feast apply` on that repo: Feast's CLI validates the sources, our source checks the
     # views over it, and nothing is registered
     monkeypatch.setattr("tickstore_feast.repo.FEATURE_REPO", repo)

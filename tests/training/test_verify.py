@@ -26,6 +26,12 @@ def built(make_settings: Callable[..., Settings], out: Path) -> tuple[Settings, 
     return s, dataset.build(s, grid, out)
 
 
+def rewrite(path: Path, table: pa.Table, column: str, values: list[object]) -> None:
+    """Write ``table`` to ``path`` with ``column`` holding ``values`` (its type kept): a set edited."""
+    at = table.column_names.index(column)
+    pq.write_table(table.set_column(at, table.field(at), pa.array(values, table.field(at).type)), path)
+
+
 def test_a_set_is_reproduced_at_its_snapshot_while_new_ticks_arrive(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -69,10 +75,7 @@ def test_a_value_changed_since_is_named_by_column_and_row(
     values = table.column("tick_count_60s").to_pylist()
     at = next(i for i, v in enumerate(values) if v)
     values[at] += 1
-    index = table.column_names.index("tick_count_60s")
-    pq.write_table(
-        table.set_column(index, table.field(index), pa.array(values, table.field(index).type)), out
-    )
+    rewrite(out, table, "tick_count_60s", values)
     report = verify.verify(s, out)
     assert not report.identical and not report.changed
     assert report.edited and report.as_built  # the file was changed; its rows rebuild to what was built
@@ -92,11 +95,9 @@ def test_a_key_edited_in_the_file_shows_though_its_features_rebuild_the_same(
     table = pq.read_table(out)
     # a row's time moved 1 us, its features kept: rebuilt from the file's rows they come out the same,
     # so comparing values alone saw nothing
-    at = table.column_names.index("event_timestamp")
-    times = table.column(at).to_pylist()
+    times = table.column("event_timestamp").to_pylist()
     times[3] += timedelta(microseconds=1)
-    edited = table.set_column(at, table.field(at), pa.array(times, table.field(at).type))
-    pq.write_table(edited, out)
+    rewrite(out, table, "event_timestamp", times)
     report = verify.verify(s, out)
     assert report.edited and report.as_built is False and not report.identical
     assert (
