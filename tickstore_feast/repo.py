@@ -218,7 +218,7 @@ def _bind_sql(store: FeatureStore, objects: list[Entity | FeatureView | FeatureS
     it. Without a lake yet there is nothing to bind against (the sink makes it)."""
     views = _bind_and_check_columns(store.config, objects)
     if views is not None:
-        _check_ties(store, objects, views)
+        check_ties(store.config, join_keys(objects), views)
 
 
 def _bind_and_check_columns(
@@ -262,27 +262,30 @@ def check_columns(view: FeatureView, source: DuckDBSource, columns: list[str]) -
         )
 
 
-def views_over(source: DuckDBSource, folder: Path | None) -> list[FeatureView]:
-    """The feature views over ``source`` (that very object) in the modules imported from ``folder``:
-    where `feast apply`, having imported the repo's files, finds its objects too."""
+def loaded_objects(folder: Path | None) -> list[Entity | FeatureView]:
+    """The entities and feature views in the modules imported from ``folder``: where `feast apply`,
+    having imported the repo's files, found its objects too (Feast's `parse_repo`)."""
     if folder is None:
         return []
     root = os.path.join(os.path.abspath(folder), "")
-    views: dict[int, FeatureView] = {}
+    found: dict[int, Entity | FeatureView] = {}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
         if not file or not os.path.abspath(file).startswith(root):
             continue
         for value in list(vars(module).values()):
-            if isinstance(value, FeatureView) and value.batch_source is source:
-                views[id(value)] = value
-    return list(views.values())
+            if isinstance(value, Entity | FeatureView):
+                found[id(value)] = value
+    return list(found.values())
 
 
-def _check_ties(
-    store: FeatureStore,
-    objects: list[Entity | FeatureView | FeatureService],
-    views: list[tuple[FeatureView, DuckDBSource]],
+def join_keys(objects: list[Any]) -> dict[str, str]:
+    """Each entity of ``objects`` by name: its join key."""
+    return {o.name: o.join_key for o in objects if isinstance(o, Entity)}
+
+
+def check_ties(
+    config: RepoConfig, join_keys: dict[str, str], views: list[tuple[FeatureView, DuckDBSource]]
 ) -> None:
     """Refuse a view declaring equal ties whose rows over a sample of the lake hold a tie that differs
     (`DuckDBSource.widest_tie`): the point-in-time join takes any row of a tie, so unequal ones would
@@ -290,12 +293,11 @@ def _check_ties(
 
     Once per definition (~0.1 s a view, plus ~0.2 s to find the newest tie where the newest minutes
     hold none; every command applies the repo at its start), remembered beside the registry: not by
-    the registry itself, which `feast apply` also writes, unchecked. A sample without a tie checks
+    the registry itself, which `feast apply --skip-source-validation` also writes, unchecked. A sample without a tie checks
     nothing, so it is not remembered."""
     from tickstore_feast.source import TIES_CHECKED
 
-    join_keys = {o.name: o.join_key for o in objects if isinstance(o, Entity)}
-    record = Path(store.config.registry.path).parent / "ties_checked.json"
+    record = Path(config.registry.path).parent / "ties_checked.json"
     try:
         checked = set(json.loads(record.read_text()))
     except (OSError, ValueError):
@@ -307,12 +309,12 @@ def _check_ties(
         if not source.ties_equal or definition in checked:
             continue
         keys = [join_keys.get(e, e) for e in view.entities]
-        tie = source.widest_tie(store.config, keys)
+        tie = source.widest_tie(config, keys)
         if tie is not None and tie["n_rows"] < 2:  # none among the newest rows: look where one is
             if source.table not in tie_at:  # the SQL sources all read the lake's ticks: one search
-                tie_at[source.table] = source.newest_tie(store.config)
+                tie_at[source.table] = source.newest_tie(config)
             if tie_at[source.table] is not None:
-                tie = source.widest_tie(store.config, keys, until=tie_at[source.table])
+                tie = source.widest_tie(config, keys, until=tie_at[source.table])
         if tie is None or tie["n_rows"] < 2:
             continue  # no tie in the sample (or no rows yet): nothing to check, till next time
         if tie["n_distinct"] > 1:

@@ -181,8 +181,9 @@ class DuckDBSource(DataSource):
         )
 
     def validate(self, config: RepoConfig) -> None:
-        """What `feast apply` and `feast plan` check of a source: its SQL runs on the lake, and each view
-        over it names only columns the SQL gives. A failure is printed by Feast's CLI as "Error: ...",
+        """What `feast apply` and `feast plan` check of a source: its SQL runs on the lake, each view
+        over it names only columns the SQL gives, and one declaring ties_equal holds no unequal tie in a
+        sample of the lake. A failure is printed by Feast's CLI as "Error: ...",
         exit code 1, not a traceback."""
         # Feast's CLI lets any exception but click's own through as a traceback
         try:
@@ -192,10 +193,16 @@ class DuckDBSource(DataSource):
             # Feast validates a source without the views over it, and registered a view whose schema
             # names a column the SQL lacks (the first training set failed on it): its views are found
             # where `feast apply` put them, in the modules it imported from the repo
-            from tickstore_feast.repo import check_columns, views_over
+            from feast import FeatureView
 
-            for view in views_over(self, config.repo_path):
+            from tickstore_feast.repo import check_columns, check_ties, join_keys, loaded_objects
+
+            loaded = loaded_objects(config.repo_path)
+            views = [(o, self) for o in loaded if isinstance(o, FeatureView) and o.batch_source is self]
+            for view, _ in views:
                 check_columns(view, self, columns)
+            # and a view declaring equal ties is checked on a sample, as tickstore's own apply does
+            check_ties(config, join_keys(loaded), views)
         except TickstoreError as exc:
             raise SourceInvalid(str(exc)) from exc
 

@@ -59,6 +59,17 @@ WIDE_VIEW = (
 )
 
 
+def point_at(repo: Path, home: Path) -> Path:
+    """``repo`` with its feature_store.yaml's data paths in ``home`` (a test's lake), not ../.tickstore."""
+    config = yaml.safe_load((repo / "feature_store.yaml").read_text())
+    home = home.resolve()
+    config["registry"]["path"] = str(home / "feast" / "registry.db")
+    config["online_store"]["path"] = str(home / "feast" / "online.db")
+    config["offline_store"]["home"] = str(home)
+    (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
+    return repo
+
+
 def feast_out(repo: Path, *args: str) -> str:
     return feast(repo, *args).stdout
 
@@ -69,13 +80,7 @@ def test_feast_cli_apply_plan_list_materialize(
     s = make_settings()
     load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(120)]))
     # the repo layout a user has: feature_repo/ next to sql/, data paths pointed at this test's home
-    repo = copy_repo(tmp_path)
-    config = yaml.safe_load((repo / "feature_store.yaml").read_text())
-    home = s.home.resolve()
-    config["registry"]["path"] = str(home / "feast" / "registry.db")
-    config["online_store"]["path"] = str(home / "feast" / "online.db")
-    config["offline_store"]["home"] = str(home)
-    (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
+    repo = point_at(copy_repo(tmp_path), s.home)
 
     applied = feast_out(repo, "apply")
     assert (
@@ -132,6 +137,36 @@ def test_feast_apply_refuses_a_view_naming_a_column_its_sql_does_not_give(tmp_pa
     assert "ticks_60s" not in feast_out(repo, "feature-views", "list")
     (repo / "more.py").write_text((repo / "more.py").read_text().replace("ret_std_20s", "ret_mean_10s"))
     assert "Created feature view wide" in feast_out(repo, "apply")
+
+
+def test_feast_apply_checks_a_view_declaring_equal_ties(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # a frame ending at the current row, not its last peer: ticks sharing a time get other counts
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 10.0, 100.0), ("BTC-USD", 10.0, 100.5), ("BTC-USD", 20.0, 100.0)]))
+    repo = point_at(copy_repo(tmp_path), s.home)
+    (repo / "more.py").write_text(
+        "from datetime import timedelta\n"
+        "from feast import FeatureView, Field\n"
+        "from feast.types import Int64\n"
+        "from features import product\n"
+        "from tickstore_feast import DuckDBSource\n"
+        "SQL = ('SELECT product_id, event_time, count(*) OVER (PARTITION BY product_id ORDER BY event_time '\n"
+        "    'ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n FROM ticks')\n"
+        "n_ticks = FeatureView(name='n_ticks', entities=[product], schema=[Field(name='n', dtype=Int64)],\n"
+        "    source=DuckDBSource(name='n_src', query=SQL, lookback=timedelta(0), ties_equal=True))\n"
+    )
+    failed = feast(repo, "apply", failing=True)
+    said = " ".join((failed.stdout + failed.stderr).split())
+    assert (
+        "Error: feature view 'n_ticks' declares ties_equal=True, but its rows at product_id=BTC-USD, "
+        "event_time=2026-01-01 00:00:10+00:00 differ"
+    ) in said, said
+    (repo / "more.py").write_text((repo / "more.py").read_text().replace("ROWS BETWEEN", "RANGE BETWEEN"))
+    assert "Created feature view n_ticks" in feast_out(
+        repo, "apply"
+    )  # ties equal: RANGE ends at the last peer
 
 
 def feature_store_of(s: Settings) -> FeatureStore:
