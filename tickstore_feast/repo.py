@@ -293,8 +293,8 @@ def check_ties(
 
     Once per definition (~0.1 s a view, plus ~0.2 s to find the newest tie where the newest minutes
     hold none; every command applies the repo at its start), remembered beside the registry: not by
-    the registry itself, which `feast apply --skip-source-validation` also writes, unchecked. A sample without a tie checks
-    nothing, so it is not remembered."""
+    the registry itself, which `feast apply --skip-source-validation` also writes, unchecked. A
+    sample without a tie checks nothing, so it is not remembered."""
     from tickstore_feast.source import TIES_CHECKED
 
     record = Path(config.registry.path).parent / "ties_checked.json"

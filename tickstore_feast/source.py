@@ -182,9 +182,8 @@ class DuckDBSource(DataSource):
 
     def validate(self, config: RepoConfig) -> None:
         """What `feast apply` and `feast plan` check of a source: its SQL runs on the lake, each view
-        over it names only columns the SQL gives, and one declaring ties_equal holds no unequal tie in a
-        sample of the lake. A failure is printed by Feast's CLI as "Error: ...",
-        exit code 1, not a traceback."""
+        over it names only columns the SQL gives, and one declaring ties_equal holds no unequal tie in
+        a sample of the lake. A failure is printed by Feast's CLI as "Error: ..." with exit code 1."""
         # Feast's CLI lets any exception but click's own through as a traceback
         try:
             # In a fresh clone there is no lake yet: an empty one (tickstore's fixed `ticks` schema)

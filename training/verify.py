@@ -128,7 +128,7 @@ def verify(
     # beside the dataset, hidden: the same disk it was written to fits a second copy of its size
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.verify-") as folder:
         again = Path(folder) / path.name
-        dataset.build(
+        rebuilt = dataset.build(
             settings,
             entities,
             again,
@@ -141,8 +141,8 @@ def verify(
         )
         same = filecmp.cmp(again, path, shallow=False)  # in blocks: a set may not fit twice in memory
         report.identical = same and not report.edited
-        if manifest.sha256:  # the file as written: the rebuild's bytes are its, or the file's are not
-            report.as_built = same if not report.edited else dataset.file_sha256(again) == manifest.sha256
+        if manifest.sha256:  # the rebuild's bytes are the ones the build wrote (whatever the file's now)
+            report.as_built = rebuilt.sha256 == manifest.sha256
         if not same:
             report.differences = compare(pq.read_table(path), pq.read_table(again))
         if report.edited and (same or report.differences == [METADATA_ONLY]):
