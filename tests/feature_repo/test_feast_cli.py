@@ -132,7 +132,15 @@ def test_feast_apply_refuses_a_view_naming_a_column_its_sql_does_not_give(tmp_pa
     for command in ("plan", "apply"):
         failed = feast(repo, command, failing=True)
         said = " ".join((failed.stdout + failed.stderr).split())
-        assert "feature view 'wide' names 'ret_std_20s', which its source 'wide' does not give" in said, said
+        assert "Error: feature view 'wide' names 'ret_std_20s', which its source 'wide' does not give" in said
+        assert "Traceback" not in said, said  # Feast's CLI printed any other exception as one
+    # a SQL that does not run, the same way
+    sql = tmp_path / "sql" / "ticks_10s.sql"
+    sql.write_text(sql.read_text().replace("stddev_samp", "stddev_smp"))
+    said = " ".join(feast(repo, "apply", failing=True).stderr.split())
+    assert "Error: the SQL of 'ticks_10s' (feature source of `feast apply`) does not run on the lake" in said
+    assert "Traceback" not in said, said
+    sql.write_text(sql.read_text().replace("stddev_smp", "stddev_samp"))
     # nothing registered; with the view mended, apply goes through
     assert "ticks_60s" not in feast_out(repo, "feature-views", "list")
     (repo / "more.py").write_text((repo / "more.py").read_text().replace("ret_std_20s", "ret_mean_10s"))
