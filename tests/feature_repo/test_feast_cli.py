@@ -172,9 +172,8 @@ def test_feast_apply_checks_a_view_declaring_equal_ties(
         "event_time=2026-01-01 00:00:10+00:00 differ"
     ) in said, said
     (repo / "more.py").write_text((repo / "more.py").read_text().replace("ROWS BETWEEN", "RANGE BETWEEN"))
-    assert "Created feature view n_ticks" in feast_out(
-        repo, "apply"
-    )  # ties equal: RANGE ends at the last peer
+    # ties equal: RANGE ends at the last peer
+    assert "Created feature view n_ticks" in feast_out(repo, "apply")
 
 
 def feature_store_of(s: Settings) -> FeatureStore:
