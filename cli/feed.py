@@ -58,8 +58,9 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
     state = "[red]down[/]: start it with `tickstore broker start`" if st.embedded else "[red]down[/]"
     if st.reachable:
         try:
-            kafka.cluster(settings, timeout=5.0)  # says why not: a refused login, TLS wanted, not Kafka
-            topics = kafka.topic_stats(settings)
+            # says why not: a refused login, TLS wanted, not Kafka; its metadata names the topics
+            _, meta = kafka.cluster(settings, timeout=5.0)
+            topics = kafka.topic_stats(settings, meta=meta)
             state = "[green]up[/]"
         except kafka.BrokerRefused as exc:  # it was reported "up", then a traceback
             state = f"[red]{exc.why}[/]"

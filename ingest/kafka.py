@@ -234,11 +234,15 @@ class TopicStats(NamedTuple):
     busiest: int  # messages in its fullest partition
 
 
-def topic_stats(settings: Settings, timeout: float = 5.0) -> dict[str, TopicStats]:
-    """tickstore's topics that exist, by name, with their partition and message counts."""
+def topic_stats(settings: Settings, timeout: float = 5.0, meta: Any = None) -> dict[str, TopicStats]:
+    """tickstore's topics that exist, by name, with their partition and message counts.
+
+    ``meta``: the cluster's metadata when the caller has it already (from `cluster`), else asked for.
+    """
     c = consumer(settings, group="tickstore-status")
     try:
-        meta = c.list_topics(timeout=timeout)
+        if meta is None:
+            meta = c.list_topics(timeout=timeout)
         out: dict[str, TopicStats] = {}
         for name in (settings.topic_raw, settings.topic_dlq):
             topic = meta.topics.get(name)
