@@ -10,7 +10,7 @@ import duckdb
 
 from cli.context import console, settings_of
 from cli.output import print_rows
-from cli.ranges import busiest_days
+from cli.ranges import STRETCH_GAP, busiest_stretches, span
 from ingest import broker, replay
 from ingest.sink import Sink
 from tickstore import feature_sql, lake
@@ -81,7 +81,7 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
             feature_sql.attach_views(con, query)  # as `tickstore sql` does
             rel = con.sql(query)
             print_rows(rel.columns, rel.fetchall())
-        busiest = next(iter(busiest_days(con, 1)), None)
+        busiest = next(iter(busiest_stretches(con, 1)), None)
         if busiest:
             _plot_hour(settings, con, busiest[0])
         con.close()
@@ -105,13 +105,13 @@ PLOTTED = (
 
 
 def _plot_hour(settings: Settings, con: duckdb.DuckDBPyConnection, since: datetime) -> None:
-    """The busiest day's first hour of 60 s features, drawn (as `tickstore sql --plot` draws)."""
+    """The busiest stretch's first hour of 60 s features, drawn (as `tickstore sql --plot` draws)."""
     from cli.plot import plot
 
     out = settings.home / "plots" / "ticks_60s.png"
     when = f"{since:%Y-%m-%dT%H:%M:%S}"
     console.print(
-        f"\n[cyan]The busiest day's first hour of 60 s features, drawn[/]\n  tickstore sql '{PLOTTED}' "
+        f"\n[cyan]The busiest stretch's first hour of 60 s features, drawn[/]\n  tickstore sql '{PLOTTED}' "
         f"-p since={when} --plot {out}"
     )
     feature_sql.attach_views(con, PLOTTED)
@@ -127,8 +127,8 @@ def _training_set(settings: Settings, start: datetime, end: datetime) -> None:
 
     out = settings.home / "datasets" / "demo.parquet"
     console.print(
-        f"\n[bold]5. features[/] feast apply + a point-in-time training set every 10 s over {start:%Y-%m-%d %H:%M}"
-        f"..{end:%H:%M} UTC"
+        "\n[bold]5. features[/] feast apply + a point-in-time training set every 10 s over the busiest "
+        f"stretch of ticks (no pause over {STRETCH_GAP.seconds // 60} min), {span(start, end)} UTC"
     )
     manifest = dataset.build(settings, dataset.Grid(start, end, timedelta(seconds=10)), out)
     console.print(
@@ -194,6 +194,6 @@ def demo(ctx: click.Context, simulate_ticks: int, live_seconds: float) -> None:
     5    register the SQL features in Feast, build a point-in-time training set
     6    train the three models, tracked in MLflow
     7    `tickstore stream` + `tickstore serve`, a recording replayed at its own pace as if live,
-         scores printed as they change
+         scores printed as ticks arrive
     """
     run_demo(settings_of(ctx), simulate_ticks, live_seconds)

@@ -178,8 +178,12 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
 
 
 def _print_scores(base: str, products: list[str], seconds: float) -> None:
-    """Ask for scores every second; print a line whenever a product's probability changes."""
-    last: dict[str, float] = {}
+    """Ask for scores every second; print a line whenever a product's features or probability change.
+
+    New ticks, not only a new probability: a tree model gives one value over wide ranges of its
+    inputs, and the demo's XGBoost champion printed four lines in 30 s, as if the stream had stopped.
+    """
+    last: dict[str, tuple[float, object]] = {}
     waited = False
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -197,8 +201,8 @@ def _print_scores(base: str, products: list[str], seconds: float) -> None:
             continue
         for r in body["results"]:
             p = r["probability"]
-            if last.get(r["product_id"]) != p:
-                last[r["product_id"]] = p
+            if last.get(r["product_id"]) != (p, r.get("features_as_of")):
+                last[r["product_id"]] = (p, r.get("features_as_of"))
                 f = r["features"]
                 console.print(
                     f"   {time.strftime('%H:%M:%S')} {r['product_id']:8s} p={p:.4f} "

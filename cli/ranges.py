@@ -72,17 +72,51 @@ def snapshot_of(ctx: click.Context, as_of: int | datetime | None) -> int | None:
     return snapshot
 
 
-def busiest_days(con: duckdb.DuckDBPyConnection, n: int) -> list[tuple[datetime, datetime, int]]:
-    """The ``n`` days with the most ticks, busiest first: (first tick, last tick, ticks)."""
+STRETCH_GAP = timedelta(minutes=10)  # a pause in the ticks this long ends a stretch
+
+
+def busiest_stretches(
+    con: duckdb.DuckDBPyConnection, n: int, gap: timedelta = STRETCH_GAP
+) -> list[tuple[datetime, datetime, int]]:
+    """The ``n`` stretches of ticks with the most ticks, busiest first: (first tick, last tick, ticks).
+
+    A stretch is a run of ticks, of any product, with no pause over ``gap``: a recording's session, say.
+    A range across a pause of hours (two recordings of one day) mixes sessions in one training set,
+    and its later, calmer session left the demo's validation split without a spike.
+    """
+    # per minute first: a pause of a minute or more only falls between two minutes' ticks (one
+    # minute's are less apart), and a lake holds far fewer minutes than ticks
     return con.execute(
-        "SELECT min(event_time), max(event_time), count(*) FROM ticks "
-        "GROUP BY date_trunc('day', event_time) ORDER BY count(*) DESC LIMIT $n",
-        {"n": n},
+        """
+        WITH minutes AS (
+            SELECT min(event_time) AS first, max(event_time) AS last, count(*) AS ticks
+            FROM ticks GROUP BY date_trunc('minute', event_time)
+        ),
+        breaks AS (
+            SELECT *, coalesce(first - lag(last) OVER (ORDER BY first) > $gap, false)::INTEGER AS starts
+            FROM minutes
+        ),
+        stretches AS (
+            SELECT *, sum(starts) OVER (ORDER BY first ROWS UNBOUNDED PRECEDING) AS stretch FROM breaks
+        )
+        SELECT min(first), max(last), sum(ticks)::BIGINT AS ticks
+        FROM stretches GROUP BY stretch ORDER BY ticks DESC, min(first) LIMIT $n
+        """,
+        {"n": n, "gap": gap},
     ).fetchall()
 
 
+def span(first: datetime, last: datetime) -> str:
+    """A stretch as `2025-12-06T06:12..08:35`, the end's date given only when it is another day."""
+    return (
+        f"{first:%Y-%m-%dT%H:%M}..{last:%H:%M}"
+        if first.date() == last.date()
+        else f"{first:%Y-%m-%dT%H:%M}..{last:%Y-%m-%dT%H:%M}"
+    )
+
+
 def range_needed(ctx: click.Context, what: str, example: str) -> click.UsageError:
-    """The error for a missing --start/--end, naming the lake's busiest days to pick a range from
+    """The error for a missing --start/--end, naming the lake's busiest stretches to pick a range from
     (a new user had to find them with `tickstore sql` first)."""
     s = settings_of(ctx)
     try:
@@ -90,14 +124,15 @@ def range_needed(ctx: click.Context, what: str, example: str) -> click.UsageErro
     except Exception:  # no lake, or it can't be read: the plain message
         return click.UsageError(f"{what} needs --start and --end (UTC)")
     try:
-        days = busiest_days(con, 3)
+        stretches = busiest_stretches(con, 3)
     finally:
         con.close()
-    if not days:
+    if not stretches:
         return click.UsageError(f"{what} needs --start and --end (UTC); the lake has no ticks yet")
-    spans = "; ".join(f"{a:%Y-%m-%dT%H:%M}..{b:%H:%M} ({n:,} tick{'s' * (n != 1)})" for a, b, n in days)
-    first = days[0]
+    spans = "; ".join(f"{span(a, b)} ({n:,} tick{'s' * (n != 1)})" for a, b, n in stretches)
+    first = stretches[0]
     return click.UsageError(
-        f"{what} needs --start and --end (UTC). The lake's busiest days: {spans}; e.g. "
+        f"{what} needs --start and --end (UTC). The lake's busiest stretches (no pause over "
+        f"{STRETCH_GAP.seconds // 60} min): {spans}; e.g. "
         f"{example} --start {first[0]:%Y-%m-%dT%H:%M} --end {first[1] + timedelta(minutes=1):%Y-%m-%dT%H:%M}"
     )

@@ -143,14 +143,18 @@ def test_durations_are_read_in_seconds_with_or_without_a_unit(typed: object, sec
     assert Seconds(zero=True).convert("0s", None, None) == 0.0
 
 
-def test_a_missing_range_names_the_lake_busiest_days(make_settings: Callable[..., Settings]) -> None:
+def test_a_missing_range_names_the_lake_busiest_stretches(make_settings: Callable[..., Settings]) -> None:
     from tests.tickstore_feast.conftest import load, tick_rows
 
     s = make_settings()
     plain = tickstore(s, "train", check=False)  # no lake: the plain message, no traceback
     assert plain.returncode == 2 and "needs --start and --end (UTC)" in plain.stderr, plain.stderr
-    # 2026-01-01 00:00 + 0..90 s: one busy day; 2026-01-03, one tick
-    load(s, tick_rows([("BTC-USD", t, 100.0) for t in range(0, 91, 10)] + [("BTC-USD", 172800.0, 100.0)]))
+    # 2026-01-01 00:00 + 0..90 s, then 3 ticks two hours later (one day, two stretches); 2026-01-03, one tick
+    later = [("BTC-USD", 7200.0 + t, 100.0) for t in (0, 10, 20)]
+    load(
+        s,
+        tick_rows([("BTC-USD", t, 100.0) for t in range(0, 91, 10)] + later + [("BTC-USD", 172800.0, 100.0)]),
+    )
     for args in (
         ("train", "--start", "2026-01-01"),
         ("dataset", "build", "--every", "5", "--out", "x.parquet"),
@@ -158,7 +162,10 @@ def test_a_missing_range_names_the_lake_busiest_days(make_settings: Callable[...
         run = tickstore(s, *args, check=False)
         out = " ".join(run.stderr.split())
         assert run.returncode == 2 and "Traceback" not in out, out
-        assert "busiest days: 2026-01-01T00:00..00:01 (10 ticks); 2026-01-03T00:00..00:00 (1 tick)" in out
+        assert (
+            "busiest stretches (no pause over 10 min): 2026-01-01T00:00..00:01 (10 ticks); "
+            "2026-01-01T02:00..02:00 (3 ticks); 2026-01-03T00:00..00:00 (1 tick)"
+        ) in out
         assert "--start 2026-01-01T00:00 --end 2026-01-01T00:02" in out  # a range to paste
 
 
