@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
@@ -21,7 +23,7 @@ class Scores:
     """One model on one split."""
 
     pr_auc: float
-    pr_auc_low: float  # bootstrap 95% interval
+    pr_auc_low: float  # bootstrap 95% interval (rows resampled in blocks: see bootstrap_pr_auc)
     pr_auc_high: float
     roc_auc: float
     f1: float
@@ -31,6 +33,7 @@ class Scores:
     brier: float
     base_rate: float
     rows: int
+    block: int = 1  # rows drawn together by the bootstrap (a stretch of time: see block_rows)
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -47,12 +50,42 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
-def bootstrap_pr_auc(y: np.ndarray, p: np.ndarray, n: int = 200, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of PR-AUC over ``n`` resamples of the rows (seeded: reproducible)."""
+def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """PR-AUC (average precision) of ``p`` against labels ``y``; NaN when ``y`` has one class only."""
+    y = np.asarray(y).astype(int)
+    return float(average_precision_score(y, p)) if len(y) and y.min() != y.max() else float("nan")
+
+
+def block_rows(times: pd.Series, span: timedelta) -> int:
+    """How many rows a stretch of ``span`` holds, as a block length: the median, over the rows, of the
+    rows timed in [t, t + span) from each one's time t. Counted, not assumed from the grid's step,
+    so gaps in the data and the number of products are taken into account."""
+    if times.empty:
+        return 1
+    us = (pd.to_datetime(times, utc=True) - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(microseconds=1)
+    t = np.sort(us.to_numpy(dtype=float))  # exact: microseconds since 1970 are below 2**53
+    starts = np.searchsorted(t, t, side="left")  # rows at one time (one per product) count from the first
+    ends = np.searchsorted(t, t + span / timedelta(microseconds=1), side="left")
+    return max(1, int(np.median(ends - starts)))
+
+
+def bootstrap_pr_auc(
+    y: np.ndarray, p: np.ndarray, block: int = 1, n: int = 200, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of PR-AUC over ``n`` resamples of the rows (seeded: reproducible).
+
+    The rows are drawn in runs of ``block`` consecutive ones (a moving-block bootstrap): rows close in
+    time share ticks (overlapping label horizons and feature windows), so they are not independent,
+    and drawn one by one they made the interval several times too narrow (`block=1` does that).
+    """
     rng = np.random.default_rng(seed)
+    rows = len(y)
+    block = min(max(block, 1), rows)
+    runs = -(-rows // block)  # enough runs to cover the rows, the last one cut
     values = []
     for _ in range(n):
-        idx = rng.integers(0, len(y), len(y))
+        starts = rng.integers(0, rows - block + 1, runs)
+        idx = (starts[:, None] + np.arange(block)).ravel()[:rows]
         if y[idx].min() == y[idx].max():
             continue
         values.append(average_precision_score(y[idx], p[idx]))
@@ -61,15 +94,16 @@ def bootstrap_pr_auc(y: np.ndarray, p: np.ndarray, n: int = 200, seed: int = 0) 
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
-def score(y: np.ndarray, p: np.ndarray, threshold: float) -> Scores:
-    """Every metric of probabilities ``p`` against labels ``y`` at ``threshold``."""
+def score(y: np.ndarray, p: np.ndarray, threshold: float, block: int = 1) -> Scores:
+    """Every metric of probabilities ``p`` against labels ``y`` at ``threshold``; rows in time order,
+    resampled in runs of ``block`` for the PR-AUC interval."""
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=float)
     both = y.min() != y.max()
     decided = (p >= threshold).astype(int)
-    low, high = bootstrap_pr_auc(y, p) if both else (float("nan"), float("nan"))
+    low, high = bootstrap_pr_auc(y, p, block) if both else (float("nan"), float("nan"))
     return Scores(
-        pr_auc=float(average_precision_score(y, p)) if both else float("nan"),
+        pr_auc=pr_auc(y, p),
         pr_auc_low=low,
         pr_auc_high=high,
         roc_auc=float(roc_auc_score(y, p)) if both else float("nan"),
@@ -80,4 +114,5 @@ def score(y: np.ndarray, p: np.ndarray, threshold: float) -> Scores:
         brier=float(brier_score_loss(y, p)),
         base_rate=float(y.mean()),
         rows=len(y),
+        block=block,
     )

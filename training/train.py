@@ -19,11 +19,13 @@ import pandas as pd
 from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
-from training.metrics import Scores, best_f1_threshold, score
+from training.metrics import Scores, best_f1_threshold, block_rows, pr_auc, score
 from training.models import LogReg, Model, XGBoost, all_models
 
 LEAKY_MAX_ROWS = 60_000
 MIN_SPLIT_ROWS = 50
+# rows closer than this share ticks through their features (ticks_300s, the widest window in sql/)
+FEATURE_MEMORY = timedelta(minutes=5)
 META = {"product_id", "event_timestamp", "fwd_vol", "fwd_returns", "label"}
 
 
@@ -157,14 +159,16 @@ def fit_and_score(
         for name, part in (("train", train), ("val", val), ("test", test))
     }
     columns = [c for c in table.columns if c not in META]
+    # the test rows are resampled in stretches long enough to hold what links neighbouring rows: a
+    # label's horizon, the widest feature window
+    block = block_rows(test["event_timestamp"], max(cfg.horizon, FEATURE_MEMORY))
     results = []
     for model in all_models():
         model.fit(train[columns], y["train"], val[columns], y["val"])
         p_val = model.predict_proba(val[columns])
         cut = best_f1_threshold(y["val"], p_val)
         p_test = model.predict_proba(test[columns])
-        validation = score(y["val"], p_val, cut).pr_auc
-        result = ModelResult(model.name, validation, score(y["test"], p_test, cut))
+        result = ModelResult(model.name, pr_auc(y["val"], p_val), score(y["test"], p_test, cut, block))
         result.run_id, result.model_uri = on_model(model, test[columns], y["test"], p_test, cut)
         results.append(result)
     rows = {"train": len(train), "validation": len(val), "test": len(test)}
@@ -276,7 +280,7 @@ def walk_forward_pr_auc(table: pd.DataFrame, cfg: TrainConfig) -> dict[str, list
             # XGBoost early-stops on the fold's own validation rows, as in the main split
             model.fit(train_part[columns], y_train, val_part[columns], y_val)
             p = model.predict_proba(val_part[columns])
-            out.setdefault(model.name, []).append(score(y_val, p, 0.5).pr_auc)
+            out.setdefault(model.name, []).append(pr_auc(y_val, p))
     return out
 
 

@@ -1,0 +1,61 @@
+"""Test-split metrics (training/metrics.py): the PR-AUC interval over time-linked rows, block lengths."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+from training.metrics import block_rows, bootstrap_pr_auc, pr_auc, score
+
+
+def linked_rows(runs: int = 40, length: int = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores that hold for ``length`` rows at a time, as overlapping windows make them:
+    ``runs`` independent draws, each repeated (a spike lasts as long as the windows that see it)."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(runs) < 0.2).astype(int)
+    p = np.clip(0.3 * y + rng.random(runs) * 0.7, 0, 1)
+    return np.repeat(y, length), np.repeat(p, length)
+
+
+def test_rows_linked_in_time_widen_the_interval_when_drawn_in_blocks() -> None:
+    y, p = linked_rows()
+    one_by_one = bootstrap_pr_auc(y, p, block=1)
+    blocks = bootstrap_pr_auc(y, p, block=30)
+    # 40 draws, not 1,200: drawn one by one the rows pass for 30 times the evidence there is
+    assert blocks[1] - blocks[0] > 2.5 * (one_by_one[1] - one_by_one[0]), (one_by_one, blocks)
+    # the same interval as the 40 draws themselves give, drawn one by one: within a few points
+    y40, p40 = y[::30], p[::30]
+    own = bootstrap_pr_auc(y40, p40, block=1)
+    assert abs((blocks[1] - blocks[0]) - (own[1] - own[0])) < 0.08, (blocks, own)
+    assert bootstrap_pr_auc(y, p, block=30) == blocks  # seeded: the same interval every time
+    # a block longer than the rows is all of them, every draw the same: a zero-width interval
+    low, high = bootstrap_pr_auc(y, p, block=10_000)
+    assert low == high == average_precision_score(y, p)
+
+
+def test_score_records_its_block_and_pr_auc_is_nan_for_one_class() -> None:
+    y, p = linked_rows()
+    s = score(y, p, 0.5, block=30)
+    assert s.block == 30 and s.pr_auc == average_precision_score(y, p)
+    assert s.pr_auc_low <= s.pr_auc <= s.pr_auc_high
+    assert np.isnan(pr_auc(np.zeros(10), np.linspace(0, 1, 10)))
+
+
+def test_block_rows_counts_the_rows_a_stretch_holds() -> None:
+    every_second = pd.Series(pd.date_range("2026-01-01", periods=600, freq="1s", tz="UTC"))
+    assert block_rows(every_second, timedelta(seconds=300)) == 300
+    # three products a second: three rows a second, counted from a time's first row
+    three = pd.Series(np.repeat(every_second.to_numpy(), 3))
+    assert block_rows(three, timedelta(seconds=300)) == 900
+    # a grid every 10 s with an hour's gap in it: a block is still 30 rows, not stretched by the gap
+    gappy = pd.concat(
+        [
+            pd.Series(pd.date_range("2026-01-01 00:00", periods=180, freq="10s", tz="UTC")),
+            pd.Series(pd.date_range("2026-01-01 01:30", periods=180, freq="10s", tz="UTC")),
+        ]
+    )
+    assert block_rows(gappy, timedelta(seconds=300)) == 30
+    assert block_rows(pd.Series([], dtype="datetime64[ns, UTC]"), timedelta(seconds=300)) == 1
