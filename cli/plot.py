@@ -26,6 +26,13 @@ def check_path(path: Path) -> Path:
     return path
 
 
+def heading(query: str, width: int = 120) -> str:
+    """The query as the picture's one-line title: its whitespace runs as single spaces, and cut to
+    ``width`` with an ellipsis (cut bare, a long query read as if it were whole)."""
+    shown = " ".join(query.split())
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
 def plot(rel: duckdb.DuckDBPyRelation, path: Path, title: str) -> str:
     """Draw ``rel``'s rows to ``path``: the first column across, a panel each other number column, a line
     each distinct value of its text columns. Returns what was drawn, in a line; ValueError when the
@@ -123,7 +130,7 @@ def _draw(
         axes[-1, 0].set_xlabel(
             _literal(f"{x} ({zone})" if zone else x)
         )  # tickstore's connections read times in UTC
-        fig.suptitle(_literal(" ".join(title.split())[:120]), fontsize=8)
+        fig.suptitle(_literal(heading(title)), fontsize=8)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)

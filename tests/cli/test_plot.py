@@ -99,6 +99,15 @@ def test_numbers_across_and_a_single_line_without_a_legend(tmp_path: Path, text_
     assert ">sq<" in svg and ">n<" in svg and ">squares over $a, $b<" in svg and "legend" not in svg
 
 
+def test_a_long_query_is_cut_in_the_title_and_says_so(tmp_path: Path, text_in_svg: None) -> None:
+    con = duckdb.connect()
+    query = "SELECT range AS n,\n    range * 2 AS twice\nFROM range(10) -- " + "x" * 200
+    plot.plot(con.sql(query), tmp_path / "t.svg", query)
+    svg = (tmp_path / "t.svg").read_text()
+    shown = "SELECT range AS n, range * 2 AS twice FROM range(10) -- " + "x" * (119 - 56) + "…"
+    assert len(shown) == 120 and f">{shown}<" in svg
+
+
 def test_the_shells_plot_draws_the_next_statement_then_prints_again(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
