@@ -12,7 +12,7 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
+from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve  # noqa: E402
 
 from tickstore.mlflow_store import use_mlflow_store  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
@@ -40,7 +40,17 @@ def curves(y: np.ndarray, p: np.ndarray, threshold: float, title: str, out: Path
         return files
     precision, recall, _ = precision_recall_curve(y, p)
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(recall, precision)
+    ax.plot(recall, precision, label=f"PR-AUC {average_precision_score(y, p):.3f}")
+    # where the model runs: the threshold picked on validation, applied to these rows
+    decided = p >= threshold
+    hits = int((decided & (y == 1)).sum())
+    ax.plot(
+        hits / max(int(y.sum()), 1),
+        hits / max(int(decided.sum()), 1),
+        "o",
+        color="C3",
+        label=f"at threshold {threshold:.3f}",
+    )
     ax.axhline(y.mean(), linestyle="--", color="grey", label=f"base rate {y.mean():.3f}")
     ax.set(xlabel="recall", ylabel="precision", title=f"PR curve: {title}")
     ax.legend()
