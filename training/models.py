@@ -16,9 +16,13 @@ from xgboost import XGBClassifier
 
 
 class Model(Protocol):
+    """A model as `tickstore train` fits it: on training rows ``x``, ``y`` and the later training rows
+    ``x_stop``, ``y_stop`` held out to stop early on (a model that does not stop early fits on both).
+    The validation split is never given to ``fit``: it picks the threshold and the champion."""
+
     name: str
 
-    def fit(self, x: pd.DataFrame, y: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray) -> Model: ...
+    def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> Model: ...
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray: ...
 
@@ -36,8 +40,8 @@ class ZScoreRule:
     mean: float = 0.0
     sd: float = 1.0
 
-    def fit(self, x: pd.DataFrame, y: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray) -> ZScoreRule:
-        values = x[self.feature].astype(float)
+    def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> ZScoreRule:
+        values = pd.concat([x[self.feature], x_stop[self.feature]]).astype(float)
         self.mean, self.sd = float(values.mean()), float(values.std() or 1.0)
         return self
 
@@ -53,13 +57,13 @@ class LogReg:
     name: str = "logreg"
     pipeline: Pipeline | None = None
 
-    def fit(self, x: pd.DataFrame, y: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray) -> LogReg:
+    def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> LogReg:
         self.pipeline = make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True),
             StandardScaler(),
             LogisticRegression(class_weight="balanced", max_iter=2000),
         )
-        self.pipeline.fit(x.astype(float), y)
+        self.pipeline.fit(pd.concat([x, x_stop]).astype(float), np.concatenate([y, y_stop]))
         return self
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
@@ -69,7 +73,7 @@ class LogReg:
 
 @dataclass
 class XGBoost:
-    """Gradient-boosted trees, early-stopped on the validation split (NULLs handled natively)."""
+    """Gradient-boosted trees, early-stopped on the last training rows held out (NULLs handled natively)."""
 
     name: str = "xgboost"
     params: dict[str, Any] = field(
@@ -86,7 +90,7 @@ class XGBoost:
     )
     model: XGBClassifier | None = None
 
-    def fit(self, x: pd.DataFrame, y: np.ndarray, x_val: pd.DataFrame, y_val: np.ndarray) -> XGBoost:
+    def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> XGBoost:
         positives = max(int(y.sum()), 1)
         self.model = XGBClassifier(
             **self.params,
@@ -94,7 +98,7 @@ class XGBoost:
             eval_metric="aucpr",
             scale_pos_weight=(len(y) - positives) / positives,
         )
-        self.model.fit(x.astype(float), y, eval_set=[(x_val.astype(float), y_val)], verbose=False)
+        self.model.fit(x.astype(float), y, eval_set=[(x_stop.astype(float), y_stop)], verbose=False)
         return self
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:

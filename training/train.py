@@ -159,12 +159,14 @@ def fit_and_score(
         for name, part in (("train", train), ("val", val), ("test", test))
     }
     columns = [c for c in table.columns if c not in META]
+    fitted, stop = splits.early_stopping(train, purge=cfg.horizon)
+    y_fit, y_stop = ((part["fwd_vol"] > threshold).to_numpy().astype(int) for part in (fitted, stop))
     # the test rows are resampled in stretches long enough to hold what links neighbouring rows: a
     # label's horizon, the widest feature window
     block = block_rows(test["event_timestamp"], max(cfg.horizon, FEATURE_MEMORY))
     results = []
     for model in all_models():
-        model.fit(train[columns], y["train"], val[columns], y["val"])
+        model.fit(fitted[columns], y_fit, stop[columns], y_stop)
         p_val = model.predict_proba(val[columns])
         cut = best_f1_threshold(y["val"], p_val)
         p_test = model.predict_proba(test[columns])
@@ -274,11 +276,12 @@ def walk_forward_pr_auc(table: pd.DataFrame, cfg: TrainConfig) -> dict[str, list
                 out.setdefault(model.name, []).append(float("nan"))
             continue
         threshold = labels.spike_threshold(train_part["fwd_vol"], cfg.percentile)
-        y_train = (train_part["fwd_vol"] > threshold).to_numpy().astype(int)
+        fitted, stop = splits.early_stopping(train_part, purge=cfg.horizon)
+        y_fit, y_stop = ((part["fwd_vol"] > threshold).to_numpy().astype(int) for part in (fitted, stop))
         y_val = (val_part["fwd_vol"] > threshold).to_numpy().astype(int)
         for model in all_models():
-            # XGBoost early-stops on the fold's own validation rows, as in the main split
-            model.fit(train_part[columns], y_train, val_part[columns], y_val)
+            # XGBoost early-stops on the fold's last training rows, as in the main split
+            model.fit(fitted[columns], y_fit, stop[columns], y_stop)
             p = model.predict_proba(val_part[columns])
             out.setdefault(model.name, []).append(pr_auc(y_val, p))
     return out

@@ -245,3 +245,54 @@ def test_walk_forward_folds_too_small_to_score_give_nan() -> None:
     scores = walk_forward_pr_auc(table, cfg)  # 20 rows a chunk: under the 50 a split needs
     assert set(scores) == {"zscore", "logreg", "xgboost"}
     assert all(len(v) == 9 and all(x != x for x in v) for v in scores.values())
+
+
+def test_early_stopping_rows_are_the_last_training_rows_purged() -> None:
+    frame = pd.DataFrame({"event_timestamp": [T0 + timedelta(seconds=s) for s in range(1000)]})
+    fitted, stop = splits.early_stopping(frame, purge=timedelta(seconds=60))
+    assert len(stop) == 150 and stop["event_timestamp"].min() == T0 + timedelta(seconds=850)
+    assert fitted["event_timestamp"].max() + timedelta(seconds=60) < stop["event_timestamp"].min()
+    assert len(fitted) == 850 - 60
+
+
+def test_the_validation_split_tunes_no_model() -> None:
+    """Validation picks the threshold and the champion, so no model may have been fitted or stopped
+    on it: its rows changed, every model's test probabilities stay the same."""
+    import numpy as np
+
+    from training.train import TrainConfig, fit_and_score
+
+    rng = np.random.default_rng(1)
+    n = 4000
+    vol = np.abs(rng.normal(0, 1, n)).cumsum() % 3 + rng.normal(0, 0.1, n)
+    table = pd.DataFrame(
+        {
+            "product_id": "A",
+            "event_timestamp": [T0 + timedelta(seconds=i) for i in range(n)],
+            "ret_std_60s": vol + rng.normal(0, 0.3, n),
+            "noise": rng.normal(0, 1, n),
+            "fwd_vol": vol,
+            "fwd_returns": 10,
+        }
+    )
+    cfg = TrainConfig(T0, T0 + timedelta(seconds=n), horizon=timedelta(seconds=60))
+
+    def test_probabilities(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        seen: dict[str, np.ndarray] = {}
+
+        def keep(model, x, y, p, cut):  # type: ignore[no-untyped-def]
+            seen[model.name] = p
+            return "", ""
+
+        fit_and_score(frame, cfg, keep)
+        return seen
+
+    before = test_probabilities(table)
+    _, val, _ = splits.chronological(table, purge=cfg.horizon)
+    scrambled = table.copy()
+    # the validation rows' features and labels replaced by noise: what early stopping there would follow
+    scrambled.loc[val.index, ["ret_std_60s", "noise", "fwd_vol"]] = rng.normal(0, 3, (len(val), 3))
+    after = test_probabilities(scrambled)
+    assert set(before) == {"zscore", "logreg", "xgboost"}
+    for name in before:
+        assert np.array_equal(before[name], after[name]), name
