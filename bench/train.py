@@ -56,10 +56,13 @@ def main() -> None:
     print(f"total: {total:.1f} s for {rows:,} labeled rows after purging")
     for r in report.results:
         print(
-            f"  {r.name:8s} val PR-AUC {r.validation_pr_auc:.3f}  test PR-AUC {r.test.pr_auc:.3f} "
+            f"  {r.name:8s} val PR-AUC {r.validation_pr_auc:.3f}"
+            + (f" (beats the rule in {r.beats_rule:.0%})" if r.beats_rule == r.beats_rule else "")
+            + f"  test PR-AUC {r.test.pr_auc:.3f} "
             f"[{r.test.pr_auc_low:.3f}, {r.test.pr_auc_high:.3f}] (blocks of {r.test.block:,} rows)  "
             f"ROC-AUC {r.test.roc_auc:.3f}  base rate {r.test.base_rate:.3f}"
         )
+    print(f"champion: {report.champion or 'none'}")
 
 
 if __name__ == "__main__":

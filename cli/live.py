@@ -36,12 +36,12 @@ def _model_uri(report: TrainReport | None) -> str | None:
     best = report.best_trained() if report is not None else None
     if best is None:
         return None
-    why = "nothing beat the z-score rule on validation"
+    why = "none beat the z-score rule on validation by more than chance"
     if report is not None and report.spikes.get("validation") == 0:
         why = "a validation split without spikes ranks no model; the first is taken"
     console.print(
         f"   no champion ({why}), so the demo\n"
-        f"   serves this run's {best.name}: TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model"
+        f"   serves this run's best on validation, {best.name}: TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model"
     )
     return f"runs:/{best.run_id}/model"
 

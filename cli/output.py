@@ -153,7 +153,7 @@ def print_train_report(report: Any, console: Console) -> None:
             "pick a model; train over a longer --start/--end range, or one whose later part is not calmer"
         )
     else:
-        console.print("no champion: no model beat the z-score rule on validation PR-AUC")
+        console.print(_why_no_champion(report))
     best = report.best_trained()
     if not report.champion and best is not None:
         # `tickstore serve` looks for the champion alias: without one it has nothing to load
@@ -161,3 +161,19 @@ def print_train_report(report: Any, console: Console) -> None:
             f"to serve this run's {best.name} anyway: "
             f"TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model tickstore serve"
         )
+
+
+def _why_no_champion(report: Any) -> str:
+    """Why no model was promoted, its validation split holding spikes: none beat the z-score rule, or
+    the best beat it by a lead its validation rows can't tell from chance."""
+    from training.train import PROMOTE_SHARE
+
+    best = report.best_trained()
+    rule = next((r for r in report.results if r.name == "zscore"), None)
+    if best is None or rule is None or not best.validation_pr_auc > rule.validation_pr_auc:
+        return "no champion: no model beat the z-score rule on validation PR-AUC"
+    return (
+        f"no champion: {best.name}'s validation PR-AUC ({best.validation_pr_auc:.3f}) is above the z-score "
+        f"rule's ({rule.validation_pr_auc:.3f}), but in only {best.beats_rule:.0%} of block resamples of "
+        f"the validation rows ({PROMOTE_SHARE:.0%} needed): a lead they can't tell from chance"
+    )

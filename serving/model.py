@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
 
 HINT = (
-    "Train one (`tickstore train` promotes a champion when a model beats the z-score rule, and prints "
+    "Train one (`tickstore train` promotes a champion when a model beats the z-score rule beyond chance, and prints "
     "the runs:/ URI of its best model when none does), or point TICKSTORE_SERVE_MODEL_URI at a model"
 )
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -69,6 +70,19 @@ def block_rows(times: pd.Series, span: timedelta) -> int:
     return max(1, int(np.median(ends - starts)))
 
 
+def block_resamples(rows: int, block: int, n: int, seed: int) -> Iterator[np.ndarray]:
+    """``n`` moving-block resamples of ``rows`` rows in time order, as row indices (seeded): runs of
+    ``block`` consecutive rows from random starts, as many as cover the rows, the last one cut."""
+    if rows == 0:
+        return
+    rng = np.random.default_rng(seed)
+    block = min(max(block, 1), rows)
+    runs = -(-rows // block)
+    for _ in range(n):
+        starts = rng.integers(0, rows - block + 1, runs)
+        yield (starts[:, None] + np.arange(block)).ravel()[:rows]
+
+
 def bootstrap_pr_auc(
     y: np.ndarray, p: np.ndarray, block: int = 1, n: int = 200, seed: int = 0
 ) -> tuple[float, float]:
@@ -78,20 +92,28 @@ def bootstrap_pr_auc(
     time share ticks (overlapping label horizons and feature windows), so they are not independent,
     and drawn one by one they made the interval several times too narrow (`block=1` does that).
     """
-    rng = np.random.default_rng(seed)
-    rows = len(y)
-    block = min(max(block, 1), rows)
-    runs = -(-rows // block)  # enough runs to cover the rows, the last one cut
-    values = []
-    for _ in range(n):
-        starts = rng.integers(0, rows - block + 1, runs)
-        idx = (starts[:, None] + np.arange(block)).ravel()[:rows]
-        if y[idx].min() == y[idx].max():
-            continue
-        values.append(average_precision_score(y[idx], p[idx]))
+    values = [
+        average_precision_score(y[idx], p[idx])
+        for idx in block_resamples(len(y), block, n, seed)
+        if y[idx].min() != y[idx].max()
+    ]
     if not values:
         return float("nan"), float("nan")
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def beats_share(
+    y: np.ndarray, p: np.ndarray, p_rule: np.ndarray, block: int = 1, n: int = 200, seed: int = 0
+) -> float:
+    """The share of resamples of the rows in which ``p`` has a higher PR-AUC than ``p_rule``: the same
+    resamples for both (paired), drawn in blocks as for the interval. NaN when none holds both classes."""
+    y = np.asarray(y).astype(int)
+    wins = [
+        average_precision_score(y[idx], p[idx]) > average_precision_score(y[idx], p_rule[idx])
+        for idx in block_resamples(len(y), block, n, seed)
+        if y[idx].min() != y[idx].max()
+    ]
+    return float(np.mean(wins)) if wins else float("nan")
 
 
 def score(y: np.ndarray, p: np.ndarray, threshold: float, block: int = 1) -> Scores:

@@ -19,13 +19,15 @@ import pandas as pd
 from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
-from training.metrics import Scores, best_f1_threshold, block_rows, pr_auc, score
+from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, pr_auc, score
 from training.models import LogReg, Model, XGBoost, all_models
 
 LEAKY_MAX_ROWS = 60_000
 MIN_SPLIT_ROWS = 50
 # rows closer than this share ticks through their features (ticks_300s, the widest window in sql/)
 FEATURE_MEMORY = timedelta(minutes=5)
+# a model replaces the z-score rule only if it beats it in this share of resamples of the validation rows
+PROMOTE_SHARE = 0.95
 META = {"product_id", "event_timestamp", "fwd_vol", "fwd_returns", "label"}
 
 
@@ -61,6 +63,8 @@ class ModelResult:
     test: Scores
     run_id: str = ""
     model_uri: str = ""  # the logged model (models:/m-...); empty for the z-score rule
+    # the share of block resamples of the validation rows in which it beat the z-score rule's PR-AUC
+    beats_rule: float = float("nan")
 
 
 @dataclass
@@ -163,14 +167,20 @@ def fit_and_score(
     y_fit, y_stop = ((part["fwd_vol"] > threshold).to_numpy().astype(int) for part in (fitted, stop))
     # the test rows are resampled in stretches long enough to hold what links neighbouring rows: a
     # label's horizon, the widest feature window
-    block = block_rows(test["event_timestamp"], max(cfg.horizon, FEATURE_MEMORY))
+    memory = max(cfg.horizon, FEATURE_MEMORY)
+    block, val_block = block_rows(test["event_timestamp"], memory), block_rows(val["event_timestamp"], memory)
     results = []
-    for model in all_models():
+    p_rule = None
+    for model in all_models():  # the z-score rule first: the others are compared with it
         model.fit(fitted[columns], y_fit, stop[columns], y_stop)
         p_val = model.predict_proba(val[columns])
         cut = best_f1_threshold(y["val"], p_val)
         p_test = model.predict_proba(test[columns])
         result = ModelResult(model.name, pr_auc(y["val"], p_val), score(y["test"], p_test, cut, block))
+        if p_rule is None:
+            p_rule = p_val
+        else:
+            result.beats_rule = beats_share(y["val"], p_val, p_rule, val_block)
         result.run_id, result.model_uri = on_model(model, test[columns], y["test"], p_test, cut)
         results.append(result)
     rows = {"train": len(train), "validation": len(val), "test": len(test)}
@@ -244,15 +254,21 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
             mlflow.log_metrics(
                 {
                     "val_pr_auc": r.validation_pr_auc,
+                    **({"val_beats_rule_share": r.beats_rule} if r.beats_rule == r.beats_rule else {}),
                     **{f"test_{k}": v for k, v in r.test.as_dict().items() if v == v},
                 }
             )
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
     report.drift_share = _log_drift(table, cfg, results[0].run_id)
     baseline = next(r for r in results if r.name == "zscore")
-    # NaN (a validation split without spikes) never wins
+    # NaN (a validation split without spikes) never wins, nor does a lead the validation rows can't
+    # tell from chance
     best = report.best_trained()
-    if best is not None and best.validation_pr_auc > np.nan_to_num(baseline.validation_pr_auc, nan=-1):
+    if (
+        best is not None
+        and best.validation_pr_auc > np.nan_to_num(baseline.validation_pr_auc, nan=-1)
+        and best.beats_rule >= PROMOTE_SHARE
+    ):
         report.champion = best.name
         report.champion_version = tracking.promote(best.model_uri)
     if cfg.folds > 0:

@@ -59,6 +59,20 @@ def test_no_champion_with_spikes_names_the_baseline(capsys: pytest.CaptureFixtur
     )
 
 
+def test_no_champion_for_a_lead_the_validation_rows_cannot_tell_from_chance(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rep = report(0.3, 4)
+    rep.results[0].validation_pr_auc = 0.28  # the rule: logreg leads it by 0.02 ...
+    rep.results[1].beats_rule = 0.61  # ... in 61% of the resamples
+    text = " ".join(printed(rep, capsys).split())
+    assert (
+        "no champion: logreg's validation PR-AUC (0.300) is above the z-score rule's (0.280), but in only "
+        "61% of block resamples of the validation rows (95% needed): a lead they can't tell from chance"
+    ) in text
+    assert "to serve this run's logreg anyway" in text
+
+
 def test_a_champion_needs_no_serving_hint(capsys: pytest.CaptureFixture[str]) -> None:
     rep = report(0.3, 4)
     rep.champion, rep.champion_version = "logreg", "2"

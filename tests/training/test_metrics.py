@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from training.metrics import block_rows, bootstrap_pr_auc, pr_auc, score
+from training.metrics import beats_share, block_rows, bootstrap_pr_auc, pr_auc, score
 
 
 def linked_rows(runs: int = 40, length: int = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -59,3 +59,20 @@ def test_block_rows_counts_the_rows_a_stretch_holds() -> None:
     )
     assert block_rows(gappy, timedelta(seconds=300)) == 30
     assert block_rows(pd.Series([], dtype="datetime64[ns, UTC]"), timedelta(seconds=300)) == 1
+
+
+def test_beats_share_tells_a_real_lead_from_one_of_chance() -> None:
+    y, p = linked_rows(runs=200)
+    rng = np.random.default_rng(5)
+    coin = np.repeat(rng.random(200), 30)  # a score that knows nothing
+    assert beats_share(y, p, coin, block=30) == 1.0
+    assert beats_share(y, coin, p, block=30) == 0.0
+    assert beats_share(y, p, p, block=30) == 0.0  # a tie is no win
+    # p with noise against p with other noise of the same size (seeded: a pair whose PR-AUCs on these
+    # rows differ by little): either wins in some resamples, neither in 95% of them
+    noisy = np.random.default_rng(0)
+    a = p + np.repeat(noisy.normal(0, 0.15, 200), 30)
+    b = p + np.repeat(noisy.normal(0, 0.15, 200), 30)
+    assert abs(average_precision_score(y, a) - average_precision_score(y, b)) < 0.05
+    assert 0.05 < beats_share(y, a, b, block=30) < 0.95
+    assert np.isnan(beats_share(np.zeros(60), p[:60], coin[:60], block=30))
