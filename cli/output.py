@@ -172,8 +172,10 @@ def _why_no_champion(report: Any) -> str:
     rule = next((r for r in report.results if r.name == "zscore"), None)
     if best is None or rule is None or not best.validation_pr_auc > rule.validation_pr_auc:
         return "no champion: no model beat the z-score rule on validation PR-AUC"
+    # NaN: no resample held both classes, so the lead held in none
+    share = best.beats_rule if best.beats_rule == best.beats_rule else 0.0
     return (
         f"no champion: {best.name}'s validation PR-AUC ({best.validation_pr_auc:.3f}) is above the z-score "
-        f"rule's ({rule.validation_pr_auc:.3f}), but in only {best.beats_rule:.0%} of block resamples of "
+        f"rule's ({rule.validation_pr_auc:.3f}), but in only {share:.0%} of block resamples of "
         f"the validation rows ({PROMOTE_SHARE:.0%} needed): a lead they can't tell from chance"
     )

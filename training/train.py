@@ -133,6 +133,11 @@ def leaky_table(settings: Settings, cfg: TrainConfig, snapshot: int) -> pd.DataF
     )
 
 
+def spikes_of(rows: pd.DataFrame, threshold: float) -> np.ndarray:
+    """1 for each row whose forward volatility is above ``threshold``, else 0."""
+    return (rows["fwd_vol"] > threshold).to_numpy().astype(int)
+
+
 def fit_and_score(
     table: pd.DataFrame,
     cfg: TrainConfig,
@@ -158,15 +163,12 @@ def fit_and_score(
             f"(now {cfg.every.total_seconds():g} s)"
         )
     threshold = labels.spike_threshold(train["fwd_vol"], cfg.percentile)
-    y = {
-        name: (part["fwd_vol"] > threshold).to_numpy().astype(int)
-        for name, part in (("train", train), ("val", val), ("test", test))
-    }
+    y = {name: spikes_of(part, threshold) for name, part in (("train", train), ("val", val), ("test", test))}
     columns = [c for c in table.columns if c not in META]
     fitted, stop = splits.early_stopping(train, purge=cfg.horizon)
-    y_fit, y_stop = ((part["fwd_vol"] > threshold).to_numpy().astype(int) for part in (fitted, stop))
-    # the test rows are resampled in stretches long enough to hold what links neighbouring rows: a
-    # label's horizon, the widest feature window
+    y_fit, y_stop = spikes_of(fitted, threshold), spikes_of(stop, threshold)
+    # validation and test rows are resampled in stretches long enough to hold what links neighbouring
+    # rows: a label's horizon, the widest feature window
     memory = max(cfg.horizon, FEATURE_MEMORY)
     block, val_block = block_rows(test["event_timestamp"], memory), block_rows(val["event_timestamp"], memory)
     results = []
@@ -293,8 +295,7 @@ def walk_forward_pr_auc(table: pd.DataFrame, cfg: TrainConfig) -> dict[str, list
             continue
         threshold = labels.spike_threshold(train_part["fwd_vol"], cfg.percentile)
         fitted, stop = splits.early_stopping(train_part, purge=cfg.horizon)
-        y_fit, y_stop = ((part["fwd_vol"] > threshold).to_numpy().astype(int) for part in (fitted, stop))
-        y_val = (val_part["fwd_vol"] > threshold).to_numpy().astype(int)
+        y_fit, y_stop, y_val = (spikes_of(part, threshold) for part in (fitted, stop, val_part))
         for model in all_models():
             # XGBoost early-stops on the fold's last training rows, as in the main split
             model.fit(fitted[columns], y_fit, stop[columns], y_stop)
