@@ -205,15 +205,13 @@ def test_walk_forward_folds_have_rows_across_a_gap_in_the_data() -> None:
         assert tr["event_timestamp"].max() + timedelta(seconds=30) < va["event_timestamp"].min()
 
 
-def test_walk_forward_cross_validation_scores_every_model_on_every_fold() -> None:
+def feature_table(n: int, seed: int) -> pd.DataFrame:
+    """A training table of ``n`` rows a second apart: an informative feature, a noise one, labels."""
     import numpy as np
 
-    from training.train import TrainConfig, walk_forward_pr_auc
-
-    rng = np.random.default_rng(0)
-    n = 3000
+    rng = np.random.default_rng(seed)
     vol = np.abs(rng.normal(0, 1, n)).cumsum() % 3 + rng.normal(0, 0.1, n)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "product_id": "A",
             "event_timestamp": [T0 + timedelta(seconds=i) for i in range(n)],
@@ -223,6 +221,15 @@ def test_walk_forward_cross_validation_scores_every_model_on_every_fold() -> Non
             "fwd_returns": 10,
         }
     )
+
+
+def test_walk_forward_cross_validation_scores_every_model_on_every_fold() -> None:
+    import numpy as np
+
+    from training.train import TrainConfig, walk_forward_pr_auc
+
+    n = 3000
+    table = feature_table(n, seed=0)
     cfg = TrainConfig(T0, T0 + timedelta(seconds=n), folds=3, horizon=timedelta(seconds=60))
     scores = walk_forward_pr_auc(table, cfg)
     assert set(scores) == {"zscore", "logreg", "xgboost"} and all(len(v) == 3 for v in scores.values())
@@ -262,19 +269,9 @@ def test_the_validation_split_tunes_no_model() -> None:
 
     from training.train import TrainConfig, fit_and_score
 
-    rng = np.random.default_rng(1)
     n = 4000
-    vol = np.abs(rng.normal(0, 1, n)).cumsum() % 3 + rng.normal(0, 0.1, n)
-    table = pd.DataFrame(
-        {
-            "product_id": "A",
-            "event_timestamp": [T0 + timedelta(seconds=i) for i in range(n)],
-            "ret_std_60s": vol + rng.normal(0, 0.3, n),
-            "noise": rng.normal(0, 1, n),
-            "fwd_vol": vol,
-            "fwd_returns": 10,
-        }
-    )
+    table = feature_table(n, seed=1)
+    rng = np.random.default_rng(1)
     cfg = TrainConfig(T0, T0 + timedelta(seconds=n), horizon=timedelta(seconds=60))
 
     def test_probabilities(frame: pd.DataFrame) -> dict[str, np.ndarray]:
