@@ -72,7 +72,7 @@ def snapshot_of(ctx: click.Context, as_of: int | datetime | None) -> int | None:
     return snapshot
 
 
-STRETCH_GAP = timedelta(minutes=10)  # a pause in the ticks this long ends a stretch
+STRETCH_GAP = timedelta(minutes=10)  # a pause in the ticks longer than this ends a stretch
 
 
 def busiest_stretches(
