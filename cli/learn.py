@@ -166,10 +166,9 @@ def monitor_drift(
     compare (a range without ticks, no lake).
     """
 
-    import pandas as pd
-
     from training import dataset as ds
     from training.drift import META, drift_report
+    from training.parquet import read_parquet
 
     s = settings_of(ctx)
     # a folder per current range: each day's gate run keeps its report (one drift.html was overwritten)
@@ -186,7 +185,7 @@ def monitor_drift(
                 ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
             except ValueError as exc:
                 raise ValueError(f"--{label}: {exc}") from exc
-            frame = pd.read_parquet(path)
+            frame = read_parquet(path)
             # rows in a gap of the data (or past every view's TTL) have no feature value to compare
             valued = int(frame.drop(columns=[c for c in META if c in frame]).notna().any(axis=1).sum())
             if valued < MIN_DRIFT_ROWS:

@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 
 from tickstore.errors import shown
+from training.parquet import read_parquet
 
 # the names a Parquet file goes by: the build writes only these, and reads none of them as CSV
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -39,7 +40,7 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
         )
     try:
         frame = (
-            pd.read_parquet(source)
+            read_parquet(path if data is None else data)
             if is_parquet
             # spaces after the commas (`BTC-USD, 2025-12-06T07:00`) are layout: read as part of the
             # fields, they named a column " event_timestamp" and every product " BTC-USD" (no tick's)

@@ -21,6 +21,7 @@ from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
 from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, pr_auc, score
 from training.models import LogReg, Model, XGBoost, all_models
+from training.parquet import read_parquet
 
 LEAKY_MAX_ROWS = 60_000
 MIN_SPLIT_ROWS = 50
@@ -108,7 +109,7 @@ def honest_table(
         feature_service=cfg.feature_service,
         as_of=snapshot,
     )
-    features = pd.read_parquet(path)
+    features = read_parquet(path)
     # the dataset keeps entity-row order, so labels line up row for row
     table = pd.concat([features.reset_index(drop=True), lab[["fwd_vol", "fwd_returns"]]], axis=1)
     return table, path
