@@ -77,7 +77,7 @@ class Manifest:
 
     def write(self) -> Path:
         path = Path(self.path).with_suffix(".manifest.json")
-        partial = path.with_name(f".{path.name}.partial")
+        partial = _partial(path)
         partial.write_text(json.dumps(asdict(self), indent=2) + "\n")
         os.replace(partial, path)  # never half a manifest
         return path
@@ -188,12 +188,12 @@ def build(
     # Written beside `out` and renamed over it once complete: an interrupted build (Ctrl-C, an error in
     # a later chunk) would otherwise leave a valid-looking Parquet with only its first chunks, next to
     # the manifest of the dataset it replaced.
-    partial = out.with_name(f".{out.name}.partial")
+    partial = _partial(out)
     # rows out of time order are built in time order, then put back in theirs (training/entity_order.py)
     order = entity_order.time_order(frame, CHUNK_ROWS)
     if order is not None:
         frame = entity_order.in_time_order(frame, order)
-    by_time = out.with_name(f".{out.name}.by-time.partial")
+    by_time = _partial(out, "by-time")
     writer: pq.ParquetWriter | None = None
     nulls: dict[str, int] = {}
     total = len(frame)
@@ -288,6 +288,15 @@ def _names_apart(what: str, features: list[str]) -> None:
             "rename them apart, or give `dataset build` --full-feature-names (columns named "
             "<view>__<feature>); `tickstore train` needs them apart"
         )
+
+
+def _partial(path: Path, stage: str = "") -> Path:
+    """Where this process writes ``path`` before renaming it over: hidden, beside it, its own.
+
+    The process id keeps two builds of one file (two drift gates on one range) apart: with one name
+    for both, the first renamed the other's half-written file and the second failed ("No such file").
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}{'.' + stage if stage else ''}.partial")
 
 
 def known_products(settings: Settings, snapshot: int) -> list[str]:

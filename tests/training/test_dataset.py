@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -86,6 +87,36 @@ def _append_until(home: str, stop: str) -> None:
     while not Path(stop).exists():
         load(s, tick_rows([("BTC-USD", 100.005 + i * 0.01, 200.0 + i)]))
         i += 1
+
+
+def _build_at_once(home: str, out: str, barrier: Any) -> None:
+    """Build the first five minutes at ``out``, its rows written when every process given ``barrier``
+    has written its own (so that the builds overlap where they write, whatever the machine's pace)."""
+    grid = dataset.Grid(T0, T0 + timedelta(seconds=300), timedelta(seconds=2))
+    dataset.build(Settings(home=Path(home)), grid, Path(out), progress=lambda done, total: barrier.wait(120))
+
+
+@pytest.mark.slow
+def test_two_processes_building_one_file_at_once_both_finish(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    # two drift gates on one range: with one name for both half-written files, one failed ("No such file")
+    s = seeded(make_settings)
+    out = tmp_path / "same.parquet"
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(2)
+    builds = [spawn.Process(target=_build_at_once, args=(str(s.home), str(out), barrier)) for _ in range(2)]
+    for build in builds:
+        build.start()
+    for build in builds:
+        build.join(180)
+    assert [b.exitcode for b in builds] == [0, 0]
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    assert manifest["sha256"] == dataset.file_sha256(out) and manifest["rows"] == len(pd.read_parquet(out))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == [
+        "same.manifest.json",
+        "same.parquet",
+    ]
 
 
 def _snapshot(s: Settings) -> int:
