@@ -89,6 +89,18 @@ class TrainReport:
         return max(candidates, key=lambda r: np.nan_to_num(r.validation_pr_auc, nan=-1))
 
 
+def set_name(cfg: TrainConfig, snapshot: int) -> str:
+    """The training set's file name, from all that decides its rows and columns.
+
+    Named by the snapshot alone, a run over another range of the same snapshot replaced it: the
+    earlier run's manifest in MLflow then named a file holding other rows (and two runs at once could
+    read each other's). The same config and snapshot give the same bytes, so they share one file.
+    """
+    span = f"{cfg.start:%Y%m%dT%H%M%S}_{cfg.end:%Y%m%dT%H%M%S}"
+    step = f"every{cfg.every.total_seconds():g}s_h{cfg.horizon.total_seconds():g}s"
+    return f"train_{snapshot}_{span}_{step}_{cfg.feature_service}.parquet"
+
+
 def honest_table(
     settings: Settings, cfg: TrainConfig, snapshot: int, out_dir: Path
 ) -> tuple[pd.DataFrame, Path]:
@@ -101,7 +113,7 @@ def honest_table(
     if lab.empty:
         where = lake.tick_span(settings, snapshot)
         raise ValueError(f"no labels in [{cfg.start}, {cfg.end}) at lake snapshot {snapshot} ({where})")
-    path = out_dir / f"train_{snapshot}.parquet"
+    path = out_dir / set_name(cfg, snapshot)
     dataset.build(
         settings,
         lab[["product_id", "event_timestamp"]],
@@ -199,7 +211,10 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
     con.close()
     out_dir = settings.home / "datasets"
     table, manifest_path = honest_table(settings, cfg, snapshot, out_dir)
-    log(f"training set: {len(table):,} rows x {len(table.columns) - 4} features (lake snapshot {snapshot})")
+    log(
+        f"training set: {len(table):,} rows x {len(table.columns) - 4} features (lake snapshot {snapshot}), "
+        f"{manifest_path}"
+    )
     manifest = json.loads(manifest_path.with_suffix(".manifest.json").read_text())
     label_params = {
         "horizon_s": cfg.horizon.total_seconds(),

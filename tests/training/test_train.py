@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import mlflow
@@ -14,7 +15,8 @@ from ingest import simulate
 from tests.tickstore_feast.conftest import load
 from tickstore.settings import Settings
 from training import tracking
-from training.train import TrainConfig, train
+from training.parquet import read_parquet
+from training.train import TrainConfig, honest_table, train
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -133,6 +135,21 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
     assert f"plots, reports and models: mlflow ui --backend-store-uri {s.mlflow_tracking_uri()}" in " ".join(
         run.output.split()
     )
+
+
+@pytest.mark.slow
+def test_training_sets_of_other_rows_keep_their_own_files(trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # named by the snapshot alone, the second set replaced the first: its run's manifest named other rows
+    s, cfg, report, _ = trained
+    nine, nine_path = honest_table(s, cfg, report.snapshot, tmp_path)
+    one, one_path = honest_table(s, replace(cfg, end=START + timedelta(hours=1)), report.snapshot, tmp_path)
+    assert one_path != nine_path and len(one) < len(nine)
+    assert len(read_parquet(nine_path)) == len(nine)
+    hourly = replace(cfg, every=timedelta(hours=1))
+    assert honest_table(s, hourly, report.snapshot, tmp_path)[1] not in (one_path, nine_path)
+    assert honest_table(s, cfg, report.snapshot, tmp_path)[1] == nine_path  # the same rows: the same file
+    span = "20260101T000000_20260101T090000"
+    assert nine_path.name == f"train_{report.snapshot}_{span}_every10s_h60s_volatility_model.parquet"
 
 
 def test_too_few_rows_says_where_the_rows_are_and_the_step(trained) -> None:  # type: ignore[no-untyped-def]
