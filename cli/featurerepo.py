@@ -40,12 +40,15 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
     planning = command == "plan"
     # Feast prints a DuckDBSource's options (the view's SQL) base64-encoded: decoded on the way out
     describing = "describe" in args and "--help" not in args
-    if command in _READ_OR_WRITE_ONLINE and settings.online_store == "redis":
-        # a Redis that is down was a traceback, after redis-py's ~10 s of retries
-        from tickstore_feast.online import check_online_store
+    if command in _READ_OR_WRITE_ONLINE:
         from tickstore_feast.repo import feature_store
 
-        check_online_store(feature_store(settings, apply=False))
+        store = feature_store(settings, apply=False)  # SQLite: its tables made again where removed
+        if settings.online_store == "redis":
+            # a Redis that is down was a traceback, after redis-py's ~10 s of retries
+            from tickstore_feast.online import check_online_store
+
+            check_online_store(store)
     # Feast's CLI exits with its own status (SystemExit), which becomes ours
     printed = io.StringIO()
     try:

@@ -21,6 +21,7 @@ from tickstore import paths
 from tickstore.errors import TickstoreError
 from tickstore.paths import FEATURE_REPO
 from tickstore.settings import Settings
+from tickstore_feast import sqlite_online
 
 if TYPE_CHECKING:
     from tickstore_feast.source import DuckDBSource
@@ -372,16 +373,5 @@ def feature_store(settings: Settings, snapshot: int | None = None, apply: bool =
     if apply:
         apply_repo(store, repo_objects(repo_modules()))
     if config.online_store.type == "sqlite":
-        _use_wal(Path(config.online_store.path))
+        sqlite_online.prepare(store)
     return store
-
-
-def _use_wal(path: Path) -> None:
-    """Put the SQLite online store in WAL mode (persistent): the scorer reads while the stream writes,
-    and in the default rollback journal a read waits for every write's commit."""
-    import sqlite3
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as con:
-        if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            con.execute("PRAGMA journal_mode=WAL")
