@@ -50,7 +50,7 @@ def main() -> None:
     report = train(s, TrainConfig(START, START + timedelta(hours=args.hours)), log=log)
     total = time.perf_counter() - started
     built = marks[0][1] if marks else float("nan")
-    rows = sum(report.rows.values())
+    rows = sum(report.rows[k] for k in ("train", "validation", "test"))
     print(f"training set (labels + point-in-time features): {built:.1f} s ({marks[0][0] if marks else ''})")
     print(f"models (3) + metrics + MLflow + Evidently: {total - built:.1f} s")
     print(f"total: {total:.1f} s for {rows:,} labeled rows after purging")

@@ -105,6 +105,12 @@ class XGBoost:
         assert self.model is not None
         return self.model.predict_proba(x.astype(float))[:, 1]
 
+    @property
+    def trees(self) -> int:
+        """The trees early stopping kept (its best round and those before it)."""
+        assert self.model is not None
+        return int(self.model.best_iteration) + 1
+
     def importance(self, columns: list[str]) -> dict[str, float]:
         assert self.model is not None
         return dict(zip(columns, map(float, self.model.feature_importances_), strict=True))

@@ -66,6 +66,7 @@ class ModelResult:
     model_uri: str = ""  # the logged model (models:/m-...); empty for the z-score rule
     # the share of block resamples of the validation rows in which it beat the z-score rule's PR-AUC
     beats_rule: float = float("nan")
+    trees: int | None = None  # XGBoost: the trees early stopping kept
 
 
 @dataclass
@@ -196,10 +197,13 @@ def fit_and_score(
             p_rule = p_val
         else:
             result.beats_rule = beats_share(y["val"], p_val, p_rule, val_block)
+        if isinstance(model, XGBoost):
+            result.trees = model.trees
         result.run_id, result.model_uri = on_model(model, test[columns], y["test"], p_test, cut)
         results.append(result)
-    rows = {"train": len(train), "validation": len(val), "test": len(test)}
+    rows = {"train": len(train), "validation": len(val), "test": len(test), "early_stopping": len(stop)}
     spikes = {"train": int(y["train"].sum()), "validation": int(y["val"].sum()), "test": int(y["test"].sum())}
+    spikes["early_stopping"] = int(y_stop.sum())  # of the training rows: the last of them, held out
     return results, threshold, rows, spikes
 
 
@@ -259,6 +263,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                     mlflow.log_artifacts(str(Path(tmp) / "sql"), "sql")
                 if isinstance(model, XGBoost):
                     mlflow.log_dict(model.importance(list(x.columns)), "feature_importance.json")
+                    mlflow.log_param("trees", model.trees)
                 return str(run.info.run_id), _log_model(model, x)
 
         return on_model

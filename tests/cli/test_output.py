@@ -158,3 +158,19 @@ def test_an_empty_table_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert "(no rows)" not in capsys.readouterr().out
     print_rows(["n"], [], "csv")  # CSV and JSON stay bare: a program reads them
     assert capsys.readouterr().out.split() == ["n"]
+
+
+def test_early_stopping_names_the_trees_kept_and_warns_of_few_spikes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rep = report(0.3, 4)
+    assert "early stopping" not in printed(rep, capsys)  # a report without it (before stop 43)
+    rep.results[2].trees = 2
+    rep.rows["early_stopping"], rep.spikes["early_stopping"] = 876, 7
+    text = " ".join(printed(rep, capsys).split())
+    assert "early stopping: xgboost kept 2 trees, by PR-AUC on the last 876 training rows (7 spikes);" in text
+    assert "under 30 spikes that count is closer to chance than to fit" in text
+    rep.results[2].trees, rep.spikes["early_stopping"] = 1, 30
+    text = " ".join(printed(rep, capsys).split())
+    assert "xgboost kept 1 tree, by PR-AUC on the last 876 training rows (30 spikes)" in text
+    assert "closer to chance" not in text

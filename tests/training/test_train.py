@@ -73,6 +73,11 @@ def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type:
     sql = {a.path for a in client.list_artifacts(run.info.run_id, "sql")}
     assert sql == {"sql/ticks_10s.sql", "sql/ticks_60s.sql", "sql/ticks_300s.sql"}
     assert run.data.params["spikes_validation"] == str(report.spikes["validation"])
+    # the trees XGBoost kept, and the held-out training rows it stopped on (the last of them, purged)
+    assert run.data.params["trees"] == str(report.results[2].trees) and report.results[2].trees >= 1
+    assert [r.trees for r in report.results[:2]] == [None, None]
+    assert 0 < report.rows["early_stopping"] < 0.2 * report.rows["train"]
+    assert run.data.params["spikes_early_stopping"] == str(report.spikes["early_stopping"])
     assert "test_pr_auc" in run.data.metrics and "val_pr_auc" in run.data.metrics
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/pr_curve.png", "plots/calibration.png", "plots/confusion_matrix.png"}
