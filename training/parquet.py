@@ -5,8 +5,9 @@ reader prefetches byte ranges on its I/O threads. The last of those reads can fi
 Python buffer it holds, on an Arrow thread after the call has returned; dropping it takes the GIL, and
 in a process already exiting Python ends that thread mid-C++, which aborts the whole process
 ("terminate called without an active exception"). Seen in `tickstore monitor drift`, which reads its
-rows and exits: exit code 134 in 5 of 45 runs with a second run beside it (docs/decisions.md). Arrow
-opening the file itself, or reading bytes it owns, keeps every buffer Arrow's own.
+rows and exits: exit code 134 in 6 of 125 runs with a second run beside it, 0 of 200 after
+(docs/decisions.md). Arrow opening the file itself, or reading bytes it owns, keeps every buffer
+Arrow's own.
 """
 
 from __future__ import annotations
