@@ -145,7 +145,7 @@ def print_train_report(report: Any, console: Console) -> None:
             f"honest spikes (forward vol > {report.threshold:.3g}, the training split's percentile): "
             + ", ".join(f"{spikes[k]:,} of {report.rows[k]:,} {k}" for k in ("train", "validation", "test"))
         )
-    for line in _early_stopping(report):
+    for line in [*_flagged(report), *_early_stopping(report)]:
         console.print(line)
     if report.champion:
         console.print(f"champion: {report.champion} (registered version {report.champion_version})")
@@ -163,6 +163,24 @@ def print_train_report(report: Any, console: Console) -> None:
             f"to serve this run's {best.name} anyway: "
             f"TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model tickstore serve"
         )
+
+
+def _flagged(report: Any) -> list[str]:
+    """A line on the share of test rows each model calls a spike at its threshold; none when unknown."""
+    shares = [(r.name, r.test.flagged) for r in report.results if r.test.flagged == r.test.flagged]
+    if not shares:
+        return []
+    base = report.results[0].test.base_rate
+    line = (
+        f"test rows called a spike at each model's threshold (chosen for F1 on validation; {base:.1%} "
+        "are spikes): " + ", ".join(f"{name} {share:.1%}" for name, share in shares)
+    )
+    # F1's best on validation rows a model tells little apart is to call every row a spike
+    everything = [name for name, share in shares if share >= 0.95]
+    if everything:
+        verb = "calls" if len(everything) == 1 else "call"
+        line += f"; {' and '.join(everything)} {verb} nearly every row one, as F1 on validation was best so"
+    return [line]
 
 
 # Fewer spikes than this among the rows XGBoost stops on, and their PR-AUC moves more from one

@@ -35,6 +35,7 @@ class Scores:
     base_rate: float
     rows: int
     block: int = 1  # rows drawn together by the bootstrap (a stretch of time: see block_rows)
+    flagged: float = float("nan")  # the share of rows called a spike at ``threshold``
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -137,4 +138,5 @@ def score(y: np.ndarray, p: np.ndarray, threshold: float, block: int = 1) -> Sco
         base_rate=float(y.mean()),
         rows=len(y),
         block=block,
+        flagged=float(decided.mean()) if len(y) else float("nan"),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 from rich.console import Console
@@ -174,3 +175,19 @@ def test_early_stopping_names_the_trees_kept_and_warns_of_few_spikes(
     text = " ".join(printed(rep, capsys).split())
     assert "xgboost kept 1 tree, by PR-AUC on the last 876 training rows (30 spikes)" in text
     assert "closer to chance" not in text
+
+
+def test_the_share_each_model_calls_a_spike_and_one_that_calls_every_row_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rep = report(0.3, 4)
+    assert "called a spike" not in printed(rep, capsys)  # scores without the share (before stop 43)
+    for r, share in zip(rep.results, (0.12, 0.301, 1.0), strict=True):
+        r.test = replace(r.test, flagged=share)
+    text = " ".join(printed(rep, capsys).split())
+    assert (
+        "test rows called a spike at each model's threshold (chosen for F1 on validation; 5.0% are "
+        "spikes): zscore 12.0%, logreg 30.1%, xgboost 100.0%; xgboost calls nearly every row one" in text
+    )
+    rep.results[1].test = replace(rep.results[1].test, flagged=0.96)
+    assert "logreg and xgboost call nearly every row one" in " ".join(printed(rep, capsys).split())

@@ -42,6 +42,8 @@ def test_score_records_its_block_and_pr_auc_is_nan_for_one_class() -> None:
     assert s.block == 30 and s.pr_auc == average_precision_score(y, p)
     assert s.pr_auc_low <= s.pr_auc <= s.pr_auc_high
     assert np.isnan(pr_auc(np.zeros(10), np.linspace(0, 1, 10)))
+    # the share called a spike at the threshold: probabilities at it count
+    assert score(np.array([0, 1, 0, 1]), np.array([0.1, 0.5, 0.5, 0.9]), 0.5).flagged == 0.75
 
 
 def test_block_rows_counts_the_rows_a_stretch_holds() -> None:
