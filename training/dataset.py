@@ -7,9 +7,12 @@ bytes, however many ticks arrived since.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import re
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -188,6 +191,7 @@ def build(
     # Written beside `out` and renamed over it once complete: an interrupted build (Ctrl-C, an error in
     # a later chunk) would otherwise leave a valid-looking Parquet with only its first chunks, next to
     # the manifest of the dataset it replaced.
+    _remove_orphans(out)
     partial = _partial(out)
     # rows out of time order are built in time order, then put back in theirs (training/entity_order.py)
     order = entity_order.time_order(frame, CHUNK_ROWS)
@@ -295,8 +299,34 @@ def _partial(path: Path, stage: str = "") -> Path:
 
     The process id keeps two builds of one file (two drift gates on one range) apart: with one name
     for both, the first renamed the other's half-written file and the second failed ("No such file").
+    The host names the machine whose process it is, for a home on a shared disk.
     """
-    return path.with_name(f".{path.name}.{os.getpid()}{'.' + stage if stage else ''}.partial")
+    return path.with_name(f".{path.name}.{stage + '.' if stage else ''}{os.getpid()}@{_HOST}.partial")
+
+
+_HOST = socket.gethostname()
+
+
+def _remove_orphans(path: Path) -> None:
+    """Remove the partial files of ``path`` left by a process of this machine that is gone (killed
+    mid-build: a Ctrl-C or an error removes its own), so that no half-written set of gigabytes
+    stays hidden beside it."""
+    mine = re.compile(rf"\.{re.escape(path.name)}\.(?:[a-z-]+\.)?(\d+)@(.+)\.partial")
+    for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        match = mine.fullmatch(orphan.name)
+        if match and match[2] == _HOST and not _alive(int(match[1])):
+            orphan.unlink(missing_ok=True)  # another build may have just removed it too
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)  # signal 0: a check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def known_products(settings: Settings, snapshot: int) -> list[str]:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -203,6 +207,29 @@ def test_an_interrupted_build_leaves_the_previous_dataset_as_it_was(
         "train.manifest.json",
         "train.parquet",
     ]
+
+
+def test_a_build_removes_what_killed_builds_of_its_file_left_on_this_machine(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    s, out = built_once(make_settings, tmp_path)
+    exited = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    host, gone = socket.gethostname(), exited.stdout.strip()
+    left = [
+        tmp_path / f".train.parquet.{gone}@{host}.partial",
+        tmp_path / f".train.parquet.by-time.{gone}@{host}.partial",
+    ]
+    kept = [
+        tmp_path / f".train.parquet.{os.getppid()}@{host}.partial",  # a build still running
+        tmp_path / f".train.parquet.{gone}@another-host.partial",  # a home on a shared disk
+        tmp_path / f".other.parquet.{gone}@{host}.partial",  # another file's
+    ]
+    for path in left + kept:
+        path.write_bytes(b"half a set")
+    dataset.build(s, dataset.Grid(T0, T0 + timedelta(seconds=100), timedelta(seconds=1)), out)
+    assert [p.exists() for p in left + kept] == [False, False, True, True, True]
 
 
 def test_a_disk_that_fills_up_under_the_build_names_the_file_and_leaves_nothing_half_written(
