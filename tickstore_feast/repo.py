@@ -56,7 +56,11 @@ def raw_config(settings: Settings, snapshot: int | None = None) -> dict[str, Any
     home = settings.home.resolve()
     raw["registry"] = dict(raw["registry"], path=_reroot(raw["registry"]["path"], home))
     if settings.online_store == "redis":
-        raw["online_store"] = {"type": "redis", "connection_string": settings.redis_url}
+        # skip_dedup: Feast's Redis store otherwise keeps a stored row unless a write's time is later,
+        # and dropped the stream's rewrite of a product's features at a time it had written already
+        # (a second tick at that microsecond, in a later batch): online then differed from offline
+        # until the next tick. As the SQLite store, each write replaces; one round trip, not two.
+        raw["online_store"] = {"type": "redis", "connection_string": settings.redis_url, "skip_dedup": True}
     else:
         path = _as_feast_spells(_reroot(raw["online_store"]["path"], home))
         raw["online_store"] = dict(raw["online_store"], path=path)

@@ -143,3 +143,25 @@ def test_one_round_trip_reads_what_feasts_per_view_reads_give(
     assert together[2][2][1]["tick_count_60s"].int64_val == 2  # BTC-USD, the third key, in ticks_60s
     assert [list(names) for _, names in reads] == asked  # Feast appends to the list it is given
     assert redis_read(feature_store(make_settings()), reads, keys) is None  # SQLite: read view by view
+
+
+@pytest.mark.parametrize("online", ["sqlite", "redis"])
+def test_a_later_tick_at_the_newest_time_reaches_the_online_store(
+    make_settings: Callable[..., Settings], request: pytest.FixtureRequest, online: str
+) -> None:
+    # the stream writes a product's newest row again when a tick of the same microsecond comes in a
+    # later batch: Feast's Redis store kept the first write (its time was not later), so online
+    # counted 2 ticks where the offline SQL counts 3, until the product's next tick
+    s = make_settings()
+    if online == "redis":
+        s = s.model_copy(update={"online_store": "redis", "redis_url": request.getfixturevalue("redis_url")})
+    store = feature_store(s)
+    view = store.get_feature_view("ticks_60s")
+    counts = []
+    for ticks in ([("A", 0.0, 100.0), ("A", 10.0, 101.0)], [("A", 10.0, 102.0)]):
+        load(s, tick_rows(ticks))
+        con = lake.connect(s)
+        write_rows(store, view, latest_rows(con, view.batch_source, ["A"], tail="ticks"))
+        con.close()
+        counts.append(online_values(store, "ticks_60s", "A")["tick_count_60s"])
+    assert counts == [2, 3]
