@@ -25,10 +25,7 @@ def broker() -> None:
 def broker_start(ctx: click.Context) -> None:
     """Start the broker on 127.0.0.1:TICKSTORE_BROKER_PORT and create ticks.raw / ticks.dlq."""
     s = settings_of(ctx)
-    try:
-        st = broker_mod.start(s)
-    except broker_mod.BrokerError as exc:
-        raise click.ClickException(str(exc)) from exc
+    st = broker_mod.start(s)  # a BrokerError is printed as its message by the root group
     where = "embedded broker" if st.embedded else "external Kafka (no embedded broker started)"
     console.print(f"[green]ok[/]: {where} at {st.bootstrap}" + (f", pid {st.pid}" if st.pid else ""))
 

@@ -15,6 +15,7 @@ import click
 from cli.context import console, settings_of
 from cli.output import count_of
 from cli.placement import cpu_option, cpus_in_use, niceness, pin, yield_cpu
+from tickstore import net
 from tickstore.settings import Settings, parse_cpus
 
 T = TypeVar("T")
@@ -157,9 +158,15 @@ def ensure_port_free(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
+            holder = net.listener(port)
+            who = (
+                f"pid {holder.pid} ({holder.command}) holds it"
+                if holder is not None
+                else "Another server (an earlier `tickstore serve`?) holds it"
+            )
             raise click.ClickException(
-                f"cannot listen on {host}:{port}: {exc.strerror}. Another server (an earlier "
-                "`tickstore serve`?) holds it: stop it, or choose a port with --port or TICKSTORE_SERVE_PORT."
+                f"cannot listen on {host}:{port}: {exc.strerror}. {who}: stop it, or choose a port with "
+                "--port or TICKSTORE_SERVE_PORT."
             ) from exc
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from ingest import kafka
 from tickstore import net
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 
-class BrokerError(RuntimeError):
+class BrokerError(TickstoreError):
     """The broker could not be started or reached; the message says what to do."""
 
 
@@ -75,6 +76,31 @@ def _read_pid(settings: Settings) -> int | None:
     return pid if _alive(pid) else None
 
 
+def _port_taken(settings: Settings) -> str:
+    """What to do about another process listening on the broker's port, naming it where it can be
+    found: most often the embedded broker of another tickstore home, or of this one after the home was
+    removed while it ran."""
+    port = settings.broker_port
+    other = "or set TICKSTORE_BROKER_PORT to a free port for this home"
+    holder = net.listener(port)
+    if holder is None:
+        return f"port {port} is taken by another process: stop it, {other}"
+    log = holder.opened(1)  # an embedded broker writes to <home>/run/broker.log
+    if log is not None and log.name.startswith("broker.log") and log.parent.name == "run":
+        if log.name != "broker.log":  # "broker.log (deleted)": its home was removed
+            return (
+                f"port {port} is taken by an embedded broker whose home ({log.parent.parent}) was removed "
+                f"while it ran (pid {holder.pid}): stop it with `kill {holder.pid}` (its topics are "
+                f"in memory and go with it), {other}"
+            )
+        home = log.parent.parent
+        return (
+            f"port {port} is taken by the embedded broker of another tickstore home, {home} (pid "
+            f"{holder.pid}): stop it with `TICKSTORE_HOME={home} tickstore broker stop`, {other}"
+        )
+    return f"port {port} is taken by pid {holder.pid} ({holder.command}): stop it, {other}"
+
+
 def start(settings: Settings, wait_s: float = 15.0) -> BrokerStatus:
     """Start the embedded broker unless one runs (or Kafka is external), then create the topics."""
     if not settings.embedded_broker:
@@ -83,10 +109,7 @@ def start(settings: Settings, wait_s: float = 15.0) -> BrokerStatus:
     pid = _read_pid(settings)
     if pid is None:
         if _reachable(settings.broker_port):
-            raise BrokerError(
-                f"port {settings.broker_port} is taken by another process: stop it, or set "
-                "TICKSTORE_BROKER_PORT to a free port"
-            )
+            raise BrokerError(_port_taken(settings))
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         url = f"tcp://127.0.0.1:{settings.broker_port}"
         log = open(settings.run_dir / "broker.log", "ab")  # noqa: SIM115 - handed to the child

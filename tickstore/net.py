@@ -6,8 +6,11 @@ a command that needs the service checks here first and says what to do.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 
 def unreachable(addresses: Iterable[tuple[str, int]], timeout: float) -> str | None:
@@ -52,3 +55,57 @@ def kafka_servers(bootstrap: str) -> list[tuple[str, int]]:
             )
         servers.append((host, int(port)))
     return servers
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A process listening on a TCP port: its pid and command line."""
+
+    pid: int
+    argv: tuple[str, ...]
+
+    @property
+    def command(self) -> str:
+        """The command line, shortened to a readable length."""
+        line = " ".join([Path(self.argv[0]).name, *self.argv[1:]]) if self.argv else "?"
+        return line if len(line) <= 100 else line[:97] + "..."
+
+    def opened(self, fd: int) -> Path | None:
+        """The file the process has open as descriptor ``fd`` (its stdout is 1), if it may be read."""
+        try:
+            return Path(os.readlink(f"/proc/{self.pid}/fd/{fd}"))
+        except OSError:
+            return None
+
+
+def listener(port: int, proc: Path = Path("/proc")) -> Listener | None:
+    """The process listening on TCP ``port`` (any address), from Linux's /proc; None when none is
+    found, on another system, or when the process is another user's (its descriptors can't be read)."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (proc / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is HEXADDR:HEXPORT; state 0A is LISTEN
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = list((entry / "fd").iterdir())
+        except OSError:  # another user's process, or gone
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    argv = (entry / "cmdline").read_bytes().split(b"\0")
+                    return Listener(int(entry.name), tuple(a.decode(errors="replace") for a in argv if a))
+            except OSError:
+                continue
+    return None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +30,37 @@ def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> Non
     tickstore(s, "broker", "stop")
     assert not (s.run_dir / "broker.pid").exists()
     assert tickstore(s, "broker", "status", check=False).returncode == 1
+
+
+@pytest.mark.kafka
+def test_a_taken_broker_port_names_what_holds_it_and_how_to_stop_it(
+    make_settings: Callable[..., Settings], broker_port: int, tmp_path: Path
+) -> None:
+    # the embedded broker of another home (the session's, started for a home of its own)
+    other = tickstore(make_settings(broker_port=broker_port), "broker", "start", check=False)
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert "embedded broker of another tickstore home" in other.stderr
+    assert "tickstore broker stop" in other.stderr and "TICKSTORE_BROKER_PORT" in other.stderr
+
+    # this home's own broker, after the home was removed while it ran
+    s = make_settings(broker_port=free_port(), home=tmp_path / "removed")
+    tickstore(s, "broker", "start")
+    pid = int((s.run_dir / "broker.pid").read_text())
+    try:
+        shutil.rmtree(s.home)
+        again = tickstore(s, "broker", "start", check=False)
+        assert again.returncode == 1
+        assert f"home ({s.home}) was removed" in again.stderr and f"kill {pid}" in again.stderr
+    finally:
+        os.kill(pid, signal.SIGTERM)
+
+    # any other program
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port()))
+        taken.listen()
+        s = make_settings(broker_port=taken.getsockname()[1])
+        third = tickstore(s, "broker", "start", check=False)
+    assert third.returncode == 1 and f"taken by pid {os.getpid()} (" in third.stderr
 
 
 @pytest.mark.kafka

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -207,6 +208,8 @@ def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
         second = tickstore(s, "serve", check=False)
         assert second.returncode != 0
         assert f"cannot listen on 127.0.0.1:{s.serve_port}" in second.stderr and "--port" in second.stderr
+        holder = re.search(r"pid (\d+) \((.*)\) holds it", second.stderr)  # a worker of the first
+        assert holder is not None and int(holder[1]) in set(owners.values()), second.stderr
         assert http(f"http://127.0.0.1:{s.serve_port}/healthz")[0] == 200  # the first one serves on
     finally:
         server.terminate()

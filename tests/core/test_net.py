@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import redis
 
 from tickstore import redis_server
 from tickstore.errors import TickstoreError
-from tickstore.net import free_port
+from tickstore.net import free_port, listener
 
 
 def test_a_free_port_is_the_one_preferred_unless_it_is_taken() -> None:
@@ -23,6 +25,22 @@ def test_a_free_port_is_the_one_preferred_unless_it_is_taken() -> None:
         assert other != port
         with socket.socket() as again:
             again.bind(("127.0.0.1", other))  # and that one is free indeed
+
+
+def test_the_process_listening_on_a_port_is_found() -> None:
+    port = free_port()
+    assert listener(port) is None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        assert listener(port) is None  # bound, not listening: nothing answers there
+        taken.listen()
+        found = listener(port)
+        assert found is not None and found.pid == os.getpid()
+        assert found.argv[0] == sys.executable or Path(found.argv[0]).name.startswith("python")
+        assert found.opened(taken.fileno()) == Path(f"socket:[{os.fstat(taken.fileno()).st_ino}]")
+        with socket.create_connection(("127.0.0.1", port)):  # a client of it is not a listener
+            assert listener(port) == found
+    assert listener(port) is None
 
 
 def test_redis_server_answers_and_says_what_to_do_without_the_package(
