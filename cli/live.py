@@ -30,20 +30,22 @@ CHAMPION = "models:/tickstore-volatility@champion"
 
 
 def _model_uri(report: TrainReport | None) -> str | None:
-    """The champion if training promoted one, else the best honest model of this run (said out loud)."""
+    """The champion if training promoted one, else the z-score rule no model was promoted over (said
+    out loud): the best on validation of a run without a champion is a lead chance could give, and on
+    the recordings it called nearly every tick a spike."""
     if report is not None and report.champion:
         return CHAMPION
-    best = report.best_trained() if report is not None else None
-    if best is None:
+    rule = report.rule() if report is not None else None
+    if rule is None or not rule.run_id:
         return None
     why = "none beat the z-score rule on validation by more than chance"
     if report is not None and report.spikes.get("validation") == 0:
-        why = "a validation split without spikes ranks no model; the first is taken"
+        why = "a validation split without spikes ranks no model"
     console.print(
         f"   no champion ({why}), so the demo\n"
-        f"   serves this run's best on validation, {best.name}: TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model"
+        f"   serves the z-score rule: TICKSTORE_SERVE_MODEL_URI=runs:/{rule.run_id}/model"
     )
-    return f"runs:/{best.run_id}/model"
+    return f"runs:/{rule.run_id}/model"
 
 
 def _source(settings: Settings) -> Path:

@@ -156,13 +156,19 @@ def print_train_report(report: Any, console: Console) -> None:
         )
     else:
         console.print(_why_no_champion(report))
-    best = report.best_trained()
-    if not report.champion and best is not None:
-        # `tickstore serve` looks for the champion alias: without one it has nothing to load
-        console.print(
-            f"to serve this run's {best.name} anyway: "
-            f"TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model tickstore serve"
-        )
+    if not report.champion:
+        # `tickstore serve` looks for the champion alias: without one it has nothing to load. What no
+        # model was promoted over is the rule; the run's best is there for whoever wants it anyway.
+        rule, best = report.rule(), report.best_trained()
+        if rule is not None and rule.run_id:
+            console.print(
+                "to serve the z-score rule, which no model was promoted over: "
+                f"TICKSTORE_SERVE_MODEL_URI=runs:/{rule.run_id}/model tickstore serve"
+            )
+        if best is not None:
+            console.print(
+                f"or this run's {best.name}, best on validation: TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model"
+            )
 
 
 def _flagged(report: Any) -> list[str]:
@@ -212,8 +218,7 @@ def _why_no_champion(report: Any) -> str:
     the best beat it by a lead its validation rows can't tell from chance."""
     from training.train import PROMOTE_SHARE
 
-    best = report.best_trained()
-    rule = next((r for r in report.results if r.name == "zscore"), None)
+    best, rule = report.best_trained(), report.rule()
     if best is None or rule is None or not best.validation_pr_auc > rule.validation_pr_auc:
         return "no champion: no model beat the z-score rule on validation PR-AUC"
     # NaN: no resample held both classes, so the lead held in none

@@ -25,7 +25,7 @@ warnings.filterwarnings("ignore", message="X does not have valid feature names",
 
 HINT = (
     "Train one (`tickstore train` promotes a champion when a model beats the z-score rule beyond chance, and prints "
-    "the runs:/ URI of its best model when none does), or point TICKSTORE_SERVE_MODEL_URI at a model"
+    "the runs:/ URIs of the rule and of its best model when none does), or point TICKSTORE_SERVE_MODEL_URI at a model"
 )
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -31,23 +31,40 @@ class Model(Protocol):
 class ZScoreRule:
     """Baseline: how unusual the last 60 s return volatility is, z = (std - mean) / sd on training rows.
 
-    The probability is a logistic squash of z (scale fitted on nothing: a rule, not a learner), so
-    PR/ROC-AUC, which depend only on the ordering, measure the rule itself.
+    The probability is a logistic squash of z - 2 (its scale fitted on nothing: a rule, not a learner),
+    so PR/ROC-AUC, which depend only on the ordering, measure the rule itself. It is an sklearn
+    pipeline over every feature column (picking its one by position, as the scorer passes a row), so
+    MLflow logs it and `tickstore serve` loads it like the logistic regression: what no model beat can
+    be served, computed as in training.
     """
 
     feature: str = "ret_std_60s"
     name: str = "zscore"
-    mean: float = 0.0
-    sd: float = 1.0
+    pipeline: Pipeline | None = None
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> ZScoreRule:
-        values = pd.concat([x[self.feature], x_stop[self.feature]]).astype(float)
-        self.mean, self.sd = float(values.mean()), float(values.std() or 1.0)
+        column = list(x.columns).index(self.feature)
+        # a missing value scores as the mean (z = 0); a feature that never varies as z = 0 throughout
+        z = ColumnTransformer(
+            [("z", make_pipeline(SimpleImputer(strategy="mean"), StandardScaler()), [column])]
+        )
+        z.fit(pd.concat([x, x_stop]).astype(float))
+        self.pipeline = Pipeline([("z", z), ("squash", _squash(-2.0))])
         return self
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
-        z = (x[self.feature].astype(float).fillna(self.mean) - self.mean) / self.sd
-        return expit(z.to_numpy() - 2.0)
+        assert self.pipeline is not None
+        return np.asarray(self.pipeline.predict_proba(x.astype(float)))[:, 1]
+
+
+def _squash(shift: float) -> LogisticRegression:
+    """expit(z + shift) as an sklearn classifier: a logistic regression with its weights set, not fitted."""
+    squash = LogisticRegression()
+    squash.classes_ = np.array([0, 1])
+    squash.coef_ = np.array([[1.0]])
+    squash.intercept_ = np.array([shift])
+    squash.n_features_in_ = 1
+    return squash
 
 
 @dataclass

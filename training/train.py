@@ -20,7 +20,7 @@ from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
 from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, pr_auc, score
-from training.models import LogReg, Model, XGBoost, all_models
+from training.models import LogReg, Model, XGBoost, ZScoreRule, all_models
 from training.parquet import read_parquet
 
 LEAKY_MAX_ROWS = 60_000
@@ -63,7 +63,7 @@ class ModelResult:
     validation_pr_auc: float
     test: Scores
     run_id: str = ""
-    model_uri: str = ""  # the logged model (models:/m-...); empty for the z-score rule
+    model_uri: str = ""  # the logged model (models:/m-...)
     # the share of block resamples of the validation rows in which it beat the z-score rule's PR-AUC
     beats_rule: float = float("nan")
     trees: int | None = None  # XGBoost: the trees early stopping kept
@@ -81,6 +81,10 @@ class TrainReport:
     champion_version: str | None = None
     drift_share: dict[str, float] = field(default_factory=dict)
     walk_forward: dict[str, list[float]] = field(default_factory=dict)  # model -> PR-AUC per fold
+
+    def rule(self) -> ModelResult | None:
+        """The z-score rule's result: the baseline a model must beat to be promoted."""
+        return next((r for r in self.results if r.name == "zscore"), None)
 
     def best_trained(self) -> ModelResult | None:
         """The trained model (not the z-score rule) with the best validation PR-AUC; NaN ranks last."""
@@ -283,7 +287,8 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
             )
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
     report.drift_share = _log_drift(table, cfg, results[0].run_id)
-    baseline = next(r for r in results if r.name == "zscore")
+    baseline = report.rule()
+    assert baseline is not None
     # NaN (a validation split without spikes) never wins, nor does a lead the validation rows can't
     # tell from chance
     best = report.best_trained()
@@ -362,7 +367,7 @@ def _pinned(*packages: str) -> list[str]:
 def _log_model(model: Model, x: pd.DataFrame) -> str:
     """Log the fitted model in a flavor MLflow loads without tickstore's code (serving never imports training).
 
-    Returns the logged model's URI (empty for the z-score rule, which is not logged as a model).
+    Returns the logged model's URI.
     """
     example = x.head(5).astype(float)
     with warnings.catch_warnings():
@@ -373,7 +378,7 @@ def _log_model(model: Model, x: pd.DataFrame) -> str:
 
 
 def _log_flavor(model: Model, example: pd.DataFrame) -> str:
-    if isinstance(model, LogReg):
+    if isinstance(model, (LogReg, ZScoreRule)):
         import mlflow.sklearn
 
         info = mlflow.sklearn.log_model(  # type: ignore[attr-defined]
@@ -394,4 +399,4 @@ def _log_flavor(model: Model, example: pd.DataFrame) -> str:
             pip_requirements=_pinned("numpy", "pandas", "scikit-learn", "scipy", "xgboost"),
         )
         return str(info.model_uri)
-    return ""
+    raise TypeError(f"no MLflow flavor for {model.name}")

@@ -28,7 +28,7 @@ def report(validation: float, val_spikes: int) -> TrainReport:
         threshold=2.5e-4,
         rows={"train": 700, "validation": 150, "test": 150},
         results=[
-            ModelResult("zscore", validation, scores(0.12, 0.05)),
+            ModelResult("zscore", validation, scores(0.12, 0.05), run_id="r0"),
             ModelResult("logreg", validation, scores(0.21, 0.05), run_id="r1"),
             ModelResult("xgboost", validation - 0.1, scores(0.19, 0.05), run_id="r2"),
         ],
@@ -54,10 +54,12 @@ def test_no_champion_with_spikes_names_the_baseline(capsys: pytest.CaptureFixtur
     text = printed(report(0.3, 4), capsys)
     assert "│ 0.300      │" in text
     assert "no champion: no model beat the z-score rule on validation PR-AUC" in text
-    # the scorer looks for the champion alias: say how to serve a model of this run instead
+    # the scorer looks for the champion alias: say how to serve the rule instead, or the run's best
     assert (
-        "to serve this run's logreg anyway: TICKSTORE_SERVE_MODEL_URI=runs:/r1/model tickstore serve" in text
+        "to serve the z-score rule, which no model was promoted over: "
+        "TICKSTORE_SERVE_MODEL_URI=runs:/r0/model tickstore serve" in text
     )
+    assert "or this run's logreg, best on validation: TICKSTORE_SERVE_MODEL_URI=runs:/r1/model" in text
 
 
 def test_no_champion_for_a_lead_the_validation_rows_cannot_tell_from_chance(
@@ -71,14 +73,14 @@ def test_no_champion_for_a_lead_the_validation_rows_cannot_tell_from_chance(
         "no champion: logreg's validation PR-AUC (0.300) is above the z-score rule's (0.280), but in only "
         "61% of block resamples of the validation rows (95% needed): a lead they can't tell from chance"
     ) in text
-    assert "to serve this run's logreg anyway" in text
+    assert "to serve the z-score rule" in text and "or this run's logreg" in text
 
 
 def test_a_champion_needs_no_serving_hint(capsys: pytest.CaptureFixture[str]) -> None:
     rep = report(0.3, 4)
     rep.champion, rep.champion_version = "logreg", "2"
     text = printed(rep, capsys)
-    assert "champion: logreg (registered version 2)" in text and "anyway" not in text
+    assert "champion: logreg (registered version 2)" in text and "to serve" not in text
 
 
 def test_undefined_test_scores_drop_the_interval(capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,16 +97,15 @@ def test_the_console_keeps_long_lines_whole_in_a_pipe() -> None:
     assert run.stderr.splitlines() == [line]
 
 
-def test_the_demo_serves_the_champion_else_this_runs_best_model() -> None:
+def test_the_demo_serves_the_champion_else_the_z_score_rule() -> None:
     from cli.live import CHAMPION, _model_uri
 
     rep = report(0.3, 4)
-    assert _model_uri(rep) == "runs:/r1/model"  # logreg ranks above xgboost on validation
+    assert _model_uri(rep) == "runs:/r0/model"  # not logreg, though it ranks first on validation
     rep.champion = "logreg"
     assert _model_uri(rep) == CHAMPION
     assert _model_uri(None) is None
-    rep = report(NAN, 0)  # no split can rank them: the first trained one
-    assert _model_uri(rep) == "runs:/r1/model"
+    assert _model_uri(report(NAN, 0)) == "runs:/r0/model"  # no split can rank them
 
 
 def test_json_output_takes_every_duckdb_type(capsys: pytest.CaptureFixture[str]) -> None:

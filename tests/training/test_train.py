@@ -36,6 +36,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 def test_three_models_with_finite_test_metrics_on_purged_splits(trained) -> None:  # type: ignore[no-untyped-def]
     _, _, report, _ = trained
     assert [r.name for r in report.results] == ["zscore", "logreg", "xgboost"]
+    assert all(r.run_id and r.model_uri.startswith("models:/") for r in report.results)  # the rule too
     for r in report.results:
         assert 0 <= r.test.pr_auc <= 1 and r.test.pr_auc_low <= r.test.pr_auc <= r.test.pr_auc_high
         assert 0 < r.test.base_rate < 1 and math.isfinite(r.test.brier)

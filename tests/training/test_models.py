@@ -1,0 +1,56 @@
+"""The z-score rule as a model: what it scores, and that the scorer serves it as training scored it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mlflow
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from serving.model import load
+from tickstore.settings import Settings
+from training import tracking
+from training.models import ZScoreRule
+from training.train import _log_model
+
+
+def frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame({"spread_bps_mean_60s": rng.normal(size=n), "ret_std_60s": rng.lognormal(size=n)})
+    x.loc[x.index[::17], "ret_std_60s"] = np.nan  # a window with fewer than two returns
+    return x
+
+
+def test_the_rule_squashes_the_z_score_of_its_feature_alone() -> None:
+    x, stop = frame(400, 1), frame(100, 2)
+    rule = ZScoreRule().fit(x, np.zeros(400), stop, np.zeros(100))
+    new = frame(50, 3)
+    p = rule.predict_proba(new)
+    # the mean and sd of the training rows, the ones held out for early stopping included; a missing
+    # value counts as the mean there and scores z = 0
+    seen = pd.concat([x, stop])["ret_std_60s"]
+    mean = seen.mean()
+    sd = seen.fillna(mean).std(ddof=0)
+    expected = expit((new["ret_std_60s"].fillna(mean) - mean) / sd - 2.0)
+    np.testing.assert_allclose(p, expected, rtol=1e-12)
+    assert abs(p[0] - expit(-2.0)) < 1e-15  # row 0 is missing
+    moved = new.assign(spread_bps_mean_60s=new["spread_bps_mean_60s"] * 100)
+    assert (rule.predict_proba(moved) == p).all()  # another column changes nothing
+
+
+def test_the_served_rule_scores_as_in_training(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings()
+    x, stop = frame(400, 1), frame(100, 2)
+    rule = ZScoreRule().fit(x, np.zeros(400), stop, np.zeros(100))
+    experiment = tracking.setup(s)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.set_tags({"features": '["spread_bps_mean_60s", "ret_std_60s"]'})
+        mlflow.log_param("decision_threshold", 0.2)
+        assert _log_model(rule, x).startswith("models:/")
+    served = load(f"runs:/{run.info.run_id}/model")  # in its MLflow flavor, without tickstore's training code
+    new = frame(50, 3)
+    rows = [{k: (None if v != v else v) for k, v in row.items()} for row in new.to_dict("records")]
+    assert (served.predict(rows) == rule.predict_proba(new)).all()  # bit for bit
+    assert served.threshold == 0.2 and served.trees is None
