@@ -7,7 +7,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -33,9 +32,9 @@ class ZScoreRule:
 
     The probability is a logistic squash of z - 2 (its scale fitted on nothing: a rule, not a learner),
     so PR/ROC-AUC, which depend only on the ordering, measure the rule itself. It is an sklearn
-    pipeline over every feature column (picking its one by position, as the scorer passes a row), so
-    MLflow logs it and `tickstore serve` loads it like the logistic regression: what no model beat can
-    be served, computed as in training.
+    pipeline over every feature column, weighing its one alone, so MLflow logs it and `tickstore serve`
+    loads and scores it like the logistic regression: what no model beat can be served, computed as in
+    training.
     """
 
     feature: str = "ret_std_60s"
@@ -43,13 +42,12 @@ class ZScoreRule:
     pipeline: Pipeline | None = None
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> ZScoreRule:
-        column = list(x.columns).index(self.feature)
-        # a missing value scores as the mean (z = 0); a feature that never varies as z = 0 throughout
-        z = ColumnTransformer(
-            [("z", make_pipeline(SimpleImputer(strategy="mean"), StandardScaler()), [column])]
-        )
+        # a missing value scores as the mean (z = 0), a feature that never varies as z = 0 throughout
+        z = make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler())
         z.fit(pd.concat([x, x_stop]).astype(float))
-        self.pipeline = Pipeline([("z", z), ("squash", _squash(-2.0))])
+        # weight 1 on the rule's column and exactly 0 on the others: the dot product is z itself
+        weights = (np.asarray(x.columns) == self.feature).astype(float)
+        self.pipeline = Pipeline([*z.steps, ("squash", _squash(weights, -2.0))])
         return self
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
@@ -57,13 +55,14 @@ class ZScoreRule:
         return np.asarray(self.pipeline.predict_proba(x.astype(float)))[:, 1]
 
 
-def _squash(shift: float) -> LogisticRegression:
-    """expit(z + shift) as an sklearn classifier: a logistic regression with its weights set, not fitted."""
+def _squash(weights: np.ndarray, shift: float) -> LogisticRegression:
+    """expit(weights . z + shift) as an sklearn classifier: a logistic regression whose weights are
+    set, not fitted."""
     squash = LogisticRegression()
     squash.classes_ = np.array([0, 1])
-    squash.coef_ = np.array([[1.0]])
+    squash.coef_ = weights.reshape(1, -1)
     squash.intercept_ = np.array([shift])
-    squash.n_features_in_ = 1
+    squash.n_features_in_ = len(weights)
     return squash
 
 
