@@ -151,6 +151,11 @@ def leaky_table(settings: Settings, cfg: TrainConfig, snapshot: int) -> pd.DataF
     )
 
 
+def _span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g} s"
+
+
 def spikes_of(rows: pd.DataFrame, threshold: float) -> np.ndarray:
     """1 for each row whose forward volatility is above ``threshold``, else 0."""
     return (rows["fwd_vol"] > threshold).to_numpy().astype(int)
@@ -175,10 +180,20 @@ def fit_and_score(
             if len(table)
             else ""
         )
+        unpurged = splits.chronological(table, purge=timedelta(0))
+        if min(map(len, unpurged)) >= MIN_SPLIT_ROWS:
+            # the rows are there, but the horizon purged before each boundary takes a short split's
+            # all: more rows a second would not help
+            fix = (
+                f"the {_span(cfg.horizon)} before each split boundary is dropped (the horizon, so no label "
+                f"sees the next split), and 15% of these rows span less: use a range with ticks over "
+                f"several times the horizon, or a shorter --horizon"
+            )
+        else:
+            fix = f"use a range with more ticks, or a smaller --every (now {cfg.every.total_seconds():g} s)"
         raise ValueError(
             f"too few labeled rows to train: {len(train)} train, {len(val)} validation, {len(test)} test "
-            f"(each needs {MIN_SPLIT_ROWS}){span}; use a range with more ticks, or a smaller --every "
-            f"(now {cfg.every.total_seconds():g} s)"
+            f"(each needs {MIN_SPLIT_ROWS}){span}; {fix}"
         )
     threshold = labels.spike_threshold(train["fwd_vol"], cfg.percentile)
     y = {name: spikes_of(part, threshold) for name, part in (("train", train), ("val", val), ("test", test))}

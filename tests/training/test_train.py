@@ -172,6 +172,13 @@ def test_too_few_rows_says_where_the_rows_are_and_the_step(trained) -> None:  # 
     # a range that already held every tick (a sparse recording) was told to be "longer"
     assert "labeled rows run from 2026-01-01 00:0" in said and "to 2026-01-01 00:5" in said, said
     assert "or a smaller --every (now 60 s)" in said, said
+    # enough rows, but too short a range: the horizon purged before each boundary empties a split,
+    # and more rows a second would not help
+    args = ["train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T00:05", "--every", "1"]
+    run = CliRunner().invoke(main, args, env=env_for(s))
+    said = " ".join(run.output.split())
+    assert run.exit_code != 0 and " 0 validation" in said, said
+    assert "the 1 min before each split boundary is dropped" in said and "--every" not in said, said
     # a range without ticks says where they are
     args = ["train", "--start", "2030-01-01T00:00", "--end", "2030-01-01T01:00"]
     run = CliRunner().invoke(main, args, env=env_for(s))
