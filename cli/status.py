@@ -90,7 +90,7 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     """Whether the model the scorer would load exists, which it is, and (given the online store's
     reader) whether the scorer can feed it: every feature it reads served, computed by the same SQL."""
     from serving.features import redefined_message
-    from serving.model import ALIAS_URI, HINT, trained_fingerprints
+    from serving.model import ALIAS_URI, hint, trained_fingerprints
     from tickstore.mlflow_store import store_exists, use_mlflow_store
 
     uri = settings.serve_model_uri
@@ -108,7 +108,7 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
         run = client.get_run(version.run_id) if version.run_id else None
     except Exception as exc:  # MLflow raises its own kinds for "not found" and for a server that is down
         reason = str(exc).splitlines()[0]
-        return False, [f"model {uri}: {MISSING}: {reason}. {HINT}"]
+        return False, [f"model {uri}: {MISSING}: {reason}. {hint()}"]
     kind = run.data.params.get("model", "?") if run else "?"
     when = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
     line = (

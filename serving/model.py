@@ -15,7 +15,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 
 from serving.trees import CompiledTrees, compile_xgboost
-from tickstore.mlflow_store import check_server, use_mlflow_store
+from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, check_server, use_mlflow_store
 from tickstore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,39 @@ HINT = (
     "Train one (`tickstore train` promotes a champion when a model beats the z-score rule beyond chance, and prints "
     "the runs:/ URIs of the rule and of its best model when none does), or point TICKSTORE_SERVE_MODEL_URI at a model"
 )
+
+
+def hint() -> str:
+    """What to do about a model that can't be loaded: HINT, and where no model is promoted at all, the
+    runs:/ URI of the newest training run's z-score rule (MLflow pointed at tickstore's store first)."""
+    client = MlflowClient()
+    try:
+        client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
+        return HINT  # there is a champion: the URI asked for is another
+    except Exception:  # MLflow's "not found", or a store that can't be read: look for a run below
+        pass
+    try:
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+        runs = (
+            client.search_runs(
+                [experiment.experiment_id],
+                "params.model = 'zscore' and params.labels = 'honest'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if experiment is not None
+            else []
+        )
+    except Exception:
+        return HINT
+    if not runs:
+        return HINT
+    return (
+        "No model is promoted (none beat the z-score rule beyond chance); to serve the newest "
+        f"`tickstore train` run's z-score rule: TICKSTORE_SERVE_MODEL_URI=runs:/{runs[0].info.run_id}/model tickstore serve"
+    )
+
+
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 
 
@@ -82,7 +115,7 @@ def load(uri: str) -> LoadedModel:
         run_id = info.run_id
         run = client.get_run(run_id)
     except Exception as exc:  # MLflow raises MlflowException, OSError, ... for "not there"
-        raise ModelUnavailable(f"cannot load model {uri}: {exc}. {HINT}") from exc
+        raise ModelUnavailable(f"cannot load model {uri}: {exc}. {hint()}") from exc
     if "xgboost" in info.flavors:
         from mlflow import xgboost as flavor
     else:
@@ -163,7 +196,7 @@ class ModelHolder:
         try:
             return str(MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version)
         except Exception as exc:
-            raise ModelUnavailable(f"no model at {self.uri}: {exc}. {HINT}") from exc
+            raise ModelUnavailable(f"no model at {self.uri}: {exc}. {hint()}") from exc
 
     def start(self) -> None:
         """Check the alias every ``serve_reload_s`` in a daemon thread."""

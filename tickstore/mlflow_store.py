@@ -11,6 +11,10 @@ from tickstore.errors import TickstoreError
 from tickstore.net import unreachable
 from tickstore.settings import Settings
 
+# Where `tickstore train` logs its runs and registers its champion (the scorer reads both)
+EXPERIMENT = "tickstore-volatility"
+REGISTERED_MODEL = "tickstore-volatility"
+
 
 def use_mlflow_store(settings: Settings) -> str:
     """Point MLflow's tracking and registry at ``settings``' store, ready to use; returns its URI.

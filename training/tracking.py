@@ -14,11 +14,8 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve  # noqa: E402
 
-from tickstore.mlflow_store import use_mlflow_store  # noqa: E402
+from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, use_mlflow_store  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
-
-EXPERIMENT = "tickstore-volatility"
-REGISTERED_MODEL = "tickstore-volatility"
 
 
 def setup(settings: Settings) -> str:

@@ -1,4 +1,5 @@
-"""The z-score rule as a model: what it scores, and that the scorer serves it as training scored it."""
+"""The z-score rule as a model: what it scores, that the scorer serves it as training scored it, and
+that without a champion the scorer names it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from serving.model import load
+from serving.model import HINT, hint, load
 from tickstore.settings import Settings
 from training import tracking
 from training.models import ZScoreRule
@@ -45,12 +46,19 @@ def test_the_served_rule_scores_as_in_training(make_settings: Callable[..., Sett
     x, stop = frame(400, 1), frame(100, 2)
     rule = ZScoreRule().fit(x, np.zeros(400), stop, np.zeros(100))
     experiment = tracking.setup(s)
+    assert hint() == HINT  # no run yet: train one
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.set_tags({"features": '["spread_bps_mean_60s", "ret_std_60s"]'})
-        mlflow.log_param("decision_threshold", 0.2)
-        assert _log_model(rule, x).startswith("models:/")
+        mlflow.log_params({"decision_threshold": 0.2, "model": "zscore", "labels": "honest"})
+        logged = _log_model(rule, x)
+        assert logged.startswith("models:/")
     served = load(f"runs:/{run.info.run_id}/model")  # in its MLflow flavor, without tickstore's training code
     new = frame(50, 3)
     rows = [{k: (None if v != v else v) for k, v in row.items()} for row in new.to_dict("records")]
     assert (served.predict(rows) == rule.predict_proba(new)).all()  # bit for bit
     assert served.threshold == 0.2 and served.trees is None
+
+    # without a champion, what to do names the newest run's rule; with one, the URI asked for is wrong
+    assert f"TICKSTORE_SERVE_MODEL_URI=runs:/{run.info.run_id}/model tickstore serve" in hint()
+    tracking.promote(logged)
+    assert hint() == HINT
