@@ -97,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="100,500", help="Requests per second, comma-separated.")
     parser.add_argument("--seconds", type=float, default=15.0, help="Length of each load run.")
-    parser.add_argument("--model", default="xgboost", choices=["xgboost", "logreg"])
+    parser.add_argument("--model", default="xgboost", choices=["xgboost", "logreg", "zscore"])
     parser.add_argument(
         "--feed-speed",
         type=float,

@@ -109,7 +109,7 @@ def test_the_loader_scores_an_mlflow_xgboost_model_through_the_compiled_trees(
         mlflow.xgboost.log_model(model, name="model", pip_requirements=["xgboost"])  # type: ignore[attr-defined]
 
     loaded = load(f"runs:/{run.info.run_id}/model")
-    assert loaded.trees is not None
+    assert loaded.compiled is not None
     rows = [
         {c: (None if np.isnan(v) else v) for c, v in zip(x.columns, r, strict=True)}
         for r in x.to_numpy()[:200]
