@@ -1,10 +1,10 @@
 """A linear sklearn pipeline (impute, scale, logistic regression) as NumPy arrays, to score a row fast.
 
 sklearn's ``Pipeline.predict_proba`` validates its input again at each of its three steps (feature
-counts, dtypes, finiteness, the namespace of the arrays): ~0.35 ms for one row, where the arithmetic
-takes microseconds. At 500 requests a second on one core that is a sixth of the core, and the
-scorer serving the logistic regression or the z-score rule fell behind there (p99 0.5-1 s, against
-4-10 ms for XGBoost's trees in NumPy: docs/decisions.md). Only what tickstore trains is compiled:
+counts, dtypes, finiteness, the namespace of the arrays): ~0.42 ms for one row, where the arithmetic
+takes 5-10 us. At 500 requests a second on one core that is a fifth of the core, and the scorer
+serving the logistic regression or the z-score rule fell behind there (p99 0.5-1 s, against 4-10 ms
+for XGBoost's trees in NumPy: docs/decisions.md). Only what tickstore trains is compiled:
 ``SimpleImputer`` -> ``StandardScaler`` -> binary ``LogisticRegression``, on dense float rows. Anything
 else returns None and is scored by sklearn.
 """

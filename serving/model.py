@@ -56,7 +56,7 @@ def hint() -> str:
     if not runs:
         return HINT
     return (
-        "No model is promoted (none beat the z-score rule beyond chance); to serve the newest "
+        "No `tickstore train` run has promoted a model (none beat the z-score rule beyond chance); to serve the newest "
         f"`tickstore train` run's z-score rule: TICKSTORE_SERVE_MODEL_URI=runs:/{runs[0].info.run_id}/model tickstore serve"
     )
 
