@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import tempfile
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
 from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, pr_auc, score
-from training.models import LogReg, Model, XGBoost, ZScoreRule, all_models
+from training.models import Model, XGBoost, all_models
 from training.parquet import read_parquet
 
 LEAKY_MAX_ROWS = 60_000
@@ -283,7 +282,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                 if isinstance(model, XGBoost):
                     mlflow.log_dict(model.importance(list(x.columns)), "feature_importance.json")
                     mlflow.log_param("trees", model.trees)
-                return str(run.info.run_id), _log_model(model, x)
+                return str(run.info.run_id), tracking.log_model(model, x)
 
         return on_model
 
@@ -366,52 +365,3 @@ def _log_drift(table: pd.DataFrame, cfg: TrainConfig, run_id: str) -> dict[str, 
                 mlflow.log_metric(f"drift_share_{name}", result.share)
                 shares[name] = result.share
     return shares
-
-
-def _pinned(*packages: str) -> list[str]:
-    """The model's pip requirements, pinned to this environment's versions.
-
-    Left to itself MLflow infers them by loading the model in a subprocess: ~3 s a model (6 of a
-    training run's 49 s), and it listed whatever that process had imported (pytest, dask, rich).
-    """
-    from importlib.metadata import version
-
-    return [f"{package}=={version(package)}" for package in packages]
-
-
-def _log_model(model: Model, x: pd.DataFrame) -> str:
-    """Log the fitted model in a flavor MLflow loads without tickstore's code (serving never imports training).
-
-    Returns the logged model's URI.
-    """
-    example = x.head(5).astype(float)
-    with warnings.catch_warnings():
-        # MLflow hints that integer columns cannot hold missing values: here that is the predicted class
-        # label of the output schema, which is never missing; the inputs are floats
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        return _log_flavor(model, example)
-
-
-def _log_flavor(model: Model, example: pd.DataFrame) -> str:
-    if isinstance(model, (LogReg, ZScoreRule)):
-        import mlflow.sklearn
-
-        info = mlflow.sklearn.log_model(  # type: ignore[attr-defined]
-            model.pipeline,
-            name="model",
-            input_example=example,
-            skops_trusted_types=["numpy.dtype"],
-            pip_requirements=_pinned("numpy", "pandas", "scikit-learn", "scipy", "skops"),
-        )
-        return str(info.model_uri)
-    if isinstance(model, XGBoost):
-        import mlflow.xgboost
-
-        info = mlflow.xgboost.log_model(  # type: ignore[attr-defined]
-            model.model,
-            name="model",
-            input_example=example,
-            pip_requirements=_pinned("numpy", "pandas", "scikit-learn", "scipy", "xgboost"),
-        )
-        return str(info.model_uri)
-    raise TypeError(f"no MLflow flavor for {model.name}")

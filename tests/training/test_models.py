@@ -14,7 +14,7 @@ from serving.model import HINT, hint, load
 from tickstore.settings import Settings
 from training import tracking
 from training.models import ZScoreRule
-from training.train import _log_model
+from training.tracking import log_model
 
 
 def frame(n: int, seed: int) -> pd.DataFrame:
@@ -50,7 +50,7 @@ def test_the_served_rule_scores_as_in_training(make_settings: Callable[..., Sett
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.set_tags({"features": '["spread_bps_mean_60s", "ret_std_60s"]'})
         mlflow.log_params({"decision_threshold": 0.2, "model": "zscore", "labels": "honest"})
-        logged = _log_model(rule, x)
+        logged = log_model(rule, x)
         assert logged.startswith("models:/")
     served = load(f"runs:/{run.info.run_id}/model")  # in its MLflow flavor, without tickstore's training code
     new = frame(50, 3)
