@@ -42,8 +42,13 @@ class ZScoreRule:
     pipeline: Pipeline | None = None
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> ZScoreRule:
-        # a missing value scores as the mean (z = 0), a feature that never varies as z = 0 throughout
-        z = make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler())
+        # a missing 60 s volatility means under two returns in the window (or no tick for longer: the view
+        # expired), so no movement was seen: it counts as 0, the calmest value, not as the mean, which
+        # the validation-chosen threshold called a spike for every product gone quiet. A feature that
+        # never varies scores z = 0 throughout.
+        z = make_pipeline(
+            SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True), StandardScaler()
+        )
         z.fit(pd.concat([x, x_stop]).astype(float))
         # weight 1 on the rule's column and exactly 0 on the others: the dot product is z itself
         weights = (np.asarray(x.columns) == self.feature).astype(float)

@@ -30,13 +30,14 @@ def test_the_rule_squashes_the_z_score_of_its_feature_alone() -> None:
     new = frame(50, 3)
     p = rule.predict_proba(new)
     # the mean and sd of the training rows, the ones held out for early stopping included; a missing
-    # value counts as the mean there and scores z = 0
-    seen = pd.concat([x, stop])["ret_std_60s"]
-    mean = seen.mean()
-    sd = seen.fillna(mean).std(ddof=0)
-    expected = expit((new["ret_std_60s"].fillna(mean) - mean) / sd - 2.0)
+    # value (no movement seen in the window) counts as 0 there and scores below every seen volatility
+    seen = pd.concat([x, stop])["ret_std_60s"].fillna(0.0)
+    mean, sd = seen.mean(), seen.std(ddof=0)
+    expected = expit((new["ret_std_60s"].fillna(0.0) - mean) / sd - 2.0)
     np.testing.assert_allclose(p, expected, rtol=1e-12)
-    assert abs(p[0] - expit(-2.0)) < 1e-15  # row 0 is missing
+    assert abs(p[0] - expit(-mean / sd - 2.0)) < 1e-15  # row 0 is missing
+    missing = new["ret_std_60s"].isna().to_numpy()
+    assert p[missing].max() < p[~missing].min()  # lognormal volatilities: all above 0
     moved = new.assign(spread_bps_mean_60s=new["spread_bps_mean_60s"] * 100)
     assert (rule.predict_proba(moved) == p).all()  # another column changes nothing
 
