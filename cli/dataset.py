@@ -50,6 +50,7 @@ def dataset() -> None:
 @dataset.command("build")
 @click.option(
     "--out",
+    "-o",
     type=click.Path(path_type=Path, dir_okay=False),
     required=True,
     callback=lambda ctx, param, value: _parquet_path(value),

@@ -292,7 +292,7 @@ def ingest_coinbase(
     type=click.Path(exists=True, path_type=Path),
     help="Fit rates and volatilities to these recordings first (default: built-in fit).",
 )
-@click.option("--out", type=click.Path(path_type=Path), help="Write NDJSON here instead of publishing.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Write NDJSON here instead of publishing.")
 @click.pass_context
 def ingest_simulate(
     ctx: click.Context,

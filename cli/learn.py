@@ -149,6 +149,7 @@ class _NoVerdict(click.ClickException):
 )
 @click.option(
     "--out",
+    "-o",
     type=click.Path(path_type=Path, file_okay=False),
     help="Report folder (default: TICKSTORE_HOME/reports/drift_<current range>, one per range compared).",
 )

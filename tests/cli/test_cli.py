@@ -64,7 +64,7 @@ def test_product_lists_are_trimmed_and_upper_cased_and_never_empty(
 ) -> None:
     s = make_settings()
     out = tmp_path / "sim.ndjson"
-    tickstore(s, "ingest", "simulate", "--products", "btc-usd, eth-usd,", "--ticks", "20", "--out", str(out))
+    tickstore(s, "ingest", "simulate", "--products", "btc-usd, eth-usd,", "--ticks", "20", "-o", str(out))
     products = {json.loads(line)["product_id"] for line in out.read_text().splitlines()}
     assert products == {"BTC-USD", "ETH-USD"}
     # an empty list used to simulate a million ticks of product "" (and --ticks -5 a traceback)

@@ -149,7 +149,17 @@ def test_entities_piped_in_as_csv_gzip_or_parquet(make_settings: Callable[..., S
         ("parquet", "-", (tmp_path / "rows.parquet").read_bytes()),
     ):
         out = tmp_path / f"{name}.parquet"
-        args = ["dataset", "build", "--entities", entities, "--out", str(out), "--features", "ticks_60s"]
+        short = name == "csv"  # -o is --out
+        args = [
+            "dataset",
+            "build",
+            "--entities",
+            entities,
+            "-o" if short else "--out",
+            str(out),
+            "--features",
+            "ticks_60s",
+        ]
         run = CliRunner().invoke(main, args, input=piped, env=env_for(s))
         assert run.exit_code == 0, (name, run.output)
         built[name] = pd.read_parquet(out)
