@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -14,6 +15,7 @@ from cli.ranges import STRETCH_GAP, busiest_stretches, span
 from ingest import broker, replay
 from ingest.sink import Sink
 from tickstore import feature_sql, lake
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,11 +53,11 @@ EXAMPLES = [
 
 def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: float = 30.0) -> None:
     """Run the whole first-cut demo against ``settings``; stops the broker it started."""
+    source = _recordings(settings)  # first: a wrong TICKSTORE_DATA_DIR is said before anything starts
     started_broker = broker.status(settings).pid is None and settings.embedded_broker
     st = broker.start(settings)
     console.print(f"[bold]1. broker[/] up at {st.bootstrap}")
     try:
-        source = settings.recordings()
         if source is not None:
             console.print(f"[bold]2. replay[/] recordings from {source}")
             stats = replay.replay(settings, [source])
@@ -82,20 +84,46 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
             rel = con.sql(query)
             print_rows(rel.columns, rel.fetchall())
         busiest = next(iter(busiest_stretches(con, 1)), None)
-        if busiest:
-            _plot_hour(settings, con, busiest[0])
+        if busiest is None:
+            con.close()
+            raise TickstoreError(
+                f"the lake holds no ticks, so the demo stops before the features: the sink read "
+                f"{t.messages:,} messages and rejected {t.rejects:,} (each with its reason in the table "
+                "ticks_rejected); replay recordings with `tickstore ingest replay PATH`, or unset "
+                "TICKSTORE_DATA_DIR to simulate ticks"
+            )
+        _plot_hour(settings, con, busiest[0])
         con.close()
-        if busiest:
-            _training_set(settings, busiest[0], busiest[1])
-            report = _train(settings, busiest[0], busiest[1])
-            if live_seconds > 0:
-                from cli.live import live_scoring
+        _training_set(settings, busiest[0], busiest[1])
+        report = _train(settings, busiest[0], busiest[1])
+        if live_seconds > 0:
+            from cli.live import live_scoring
 
-                live_scoring(settings, report, live_seconds)
+            live_scoring(settings, report, live_seconds)
     finally:
         if started_broker:
             broker.stop(settings)
             console.print("\nbroker stopped")
+
+
+def _recordings(settings: Settings) -> Path | None:
+    """What the demo replays: TICKSTORE_DATA_DIR, which must hold recordings, else
+    ../shared/data/coinbase when it holds some; None: simulate."""
+    folder = settings.recordings()
+    if folder is None:
+        return None
+    files = replay.discover([folder]) if folder.exists() else []
+    if files:
+        return folder
+    if settings.data_dir is None:
+        return None  # the shared folder is there but empty: simulate, as without it
+    what = (
+        "does not exist" if not folder.exists() else "holds no recordings (.ndjson / .jsonl, gzipped or not)"
+    )
+    raise TickstoreError(
+        f"TICKSTORE_DATA_DIR={folder} {what}: point it at recordings (a file or a folder of them), "
+        "or unset it to replay ../shared/data/coinbase, or simulate ticks where that is missing"
+    )
 
 
 PLOTTED = (

@@ -26,6 +26,8 @@ def env_for(settings: Settings) -> dict[str, str]:
         TICKSTORE_STREAM_GROUP=settings.stream_group,
         TICKSTORE_SERVE_PORT=str(settings.serve_port),
     )
+    if settings.data_dir is not None:
+        env["TICKSTORE_DATA_DIR"] = str(settings.data_dir)
     return env
 
 

@@ -258,6 +258,40 @@ def test_demo_without_recordings_falls_back_to_the_simulator(
     assert not (s.run_dir / "broker.pid").exists()
 
 
+def test_a_data_dir_without_recordings_is_refused_before_anything_starts(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # an empty TICKSTORE_DATA_DIR replayed nothing and the demo ended after the lake's queries, exit 0;
+    # a missing one printed a traceback
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, what in ((empty, "holds no recordings"), (tmp_path / "missing", "does not exist")):
+        s = make_settings(data_dir=folder, broker_port=free_port())
+        out = tickstore(s, "demo", check=False)
+        err = " ".join(out.stderr.split())
+        assert out.returncode == 1 and "Traceback" not in err, err
+        assert f"TICKSTORE_DATA_DIR={folder} {what}" in err and "point it at recordings" in err, err
+        assert not s.lake_dir.exists() and not (s.run_dir / "broker.pid").exists()
+
+
+@pytest.mark.kafka
+def test_a_demo_whose_every_message_is_rejected_stops_saying_why(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    (recordings / "bad.ndjson").write_text('{"type": "ticker", "price": "abc"}\n{"nope": 1}\n')
+    s = make_settings(data_dir=recordings, broker_port=free_port())
+    out = tickstore(s, "demo", check=False)
+    err = " ".join(out.stderr.split())
+    assert out.returncode == 1 and "Traceback" not in err, err
+    assert (
+        "the lake holds no ticks, so the demo stops before the features: the sink read 2 messages and rejected 2"
+        in err
+    )
+    assert "broker stopped" in err and not (s.run_dir / "broker.pid").exists()
+
+
 def test_times_are_taken_as_tickstore_sql_prints_them() -> None:
     from datetime import UTC, datetime
 
