@@ -86,11 +86,11 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
         busiest = next(iter(busiest_stretches(con, 1)), None)
         if busiest is None:
             con.close()
+            unset = ", or unset TICKSTORE_DATA_DIR to simulate ticks" if settings.data_dir else ""
             raise TickstoreError(
                 f"the lake holds no ticks, so the demo stops before the features: the sink read "
                 f"{t.messages:,} messages and rejected {t.rejects:,} (each with its reason in the table "
-                "ticks_rejected); replay recordings with `tickstore ingest replay PATH`, or unset "
-                "TICKSTORE_DATA_DIR to simulate ticks"
+                f"ticks_rejected); replay recordings with `tickstore ingest replay PATH`{unset}"
             )
         _plot_hour(settings, con, busiest[0])
         con.close()
