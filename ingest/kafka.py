@@ -363,6 +363,15 @@ def watermarks(
     return {key: (low[key], high[key]) for key in high}
 
 
+def next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    """Per partition of ``messages``, the offset after the last one: what to commit."""
+    last: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic() or "", m.partition() or 0)
+        last[key] = max(last.get(key, -1), m.offset() or 0)
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
+
+
 def raw_table(messages: list[Message], max_bytes: int) -> pa.Table:
     """Consumed messages as the Arrow input of ingest/wire.sql, with their Kafka positions and times."""
     return wire.raw_table(

@@ -29,6 +29,7 @@ from tickstore import lake
 from tickstore.errors import TickstoreError
 from tickstore.lake import REJECTED_DDL, TICKS_DDL
 from tickstore.settings import Settings
+from tickstore_feast import sqlite_online
 from tickstore_feast.online import OnlineStoreUnavailable, check_online_store, latest_rows, write_rows
 from tickstore_feast.repo import check_columns, feature_store, registry_stamp
 from tickstore_feast.source import DuckDBSource
@@ -41,15 +42,6 @@ REGISTRY_CHECK_S = 1.0  # a stat of the registry file; it is re-read only when t
 # broker can't answer within it: ingest/fetch_watch.py)
 FETCH_WAIT_MS = 5
 CLOCK_VIEW = "tick_clock"  # the view whose row says how new the others are (sql/tick_clock.sql)
-
-
-def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
-    """Per partition of ``messages``, the offset after the last one: what to commit."""
-    last: dict[tuple[str, int], int] = {}
-    for m in messages:
-        key = (m.topic() or "", m.partition() or 0)
-        last[key] = max(last.get(key, -1), m.offset() or 0)
-    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
 
 
 class OnlineStream:
@@ -71,6 +63,7 @@ class OnlineStream:
         self._registry = Path(self.store.config.registry.path)
         self._registry_mtime = registry_stamp(self._registry)
         self._last_registry_check = time.monotonic()
+        self._online_file = sqlite_online.FileFollower(self.store)
         self.con = duckdb.connect()
         lake.tune(self.con)
         self.con.execute("SET TimeZone = 'UTC'")
@@ -213,7 +206,7 @@ class OnlineStream:
                 if good:
                     self._process(good)
                     # the processed partitions only: one still refilling its tail would move back
-                    consumer.commit(offsets=_next_offsets(good), asynchronous=True)
+                    consumer.commit(offsets=kafka.next_offsets(good), asynchronous=True)
                     tail_starts.read(good)
                     tail_starts.commit(self.keep)
                     last_message = time.monotonic()
@@ -323,16 +316,7 @@ class OnlineStream:
         new_ticks, touched, rejected = self._ingest(raw)
         self.stats.rejected += rejected  # not while warming: those were counted by the run before
         products = sorted(touched)
-        rows: dict[str, pa.Table] = {}
-        if products:
-            # the views run side by side, each on its own cursor (DuckDB releases the GIL)
-            computed = self._pool.map(
-                lambda v: latest_rows(self._cursors[v.name], self.sources[v.name], products), self.views
-            )
-            for view, table in zip(self.views, computed, strict=True):
-                self._write(view, table)
-                self.stats.rows_written += table.num_rows
-                rows[view.name] = table
+        rows = self._write_newest(products)
         done_ms = time.time() * 1000
         freshness = [(done_ms - m.timestamp()[1]) / 1000 for m in batch if m.timestamp()[0]]
         self.stats.freshness_s.extend(freshness)
@@ -348,6 +332,33 @@ class OnlineStream:
                 else dict(zip(clock["product_id"].to_pylist(), clock["event_time"].to_pylist(), strict=True))
             )
             self.on_batch(StreamBatch(len(batch), new_ticks, products, latest, rows, freshness))
+
+    def _write_newest(self, products: list[str]) -> dict[str, pa.Table]:
+        """Compute every view's newest row of each of ``products`` from the tail, and write them online."""
+        rows: dict[str, pa.Table] = {}
+        if products:
+            # the views run side by side, each on its own cursor (DuckDB releases the GIL)
+            computed = self._pool.map(
+                lambda v: latest_rows(self._cursors[v.name], self.sources[v.name], products), self.views
+            )
+            for view, table in zip(self.views, computed, strict=True):
+                self._write(view, table)
+                self.stats.rows_written += table.num_rows
+                rows[view.name] = table
+        return rows
+
+    def _follow_online_file(self) -> None:
+        """Write to the online store file at its path now, should it have been removed or replaced:
+        under a running stream, writes went on into a removed file (the way to empty the store), which
+        no reader saw."""
+        if self._online_file.reopened():
+            log.warning(
+                "stream: the online store file %s was removed or replaced while the stream ran: writing to "
+                "the one there now, each product's newest rows first",
+                Path(self.store.config.online_store.path).resolve(),
+            )
+            products = self.con.execute("SELECT DISTINCT product_id FROM ticks ORDER BY 1").fetchall()
+            self._write_newest([p for (p,) in products])
 
     def _write(self, view: FeatureView, table: pa.Table) -> None:
         """Write a view's rows, waiting out an online store that is down, locked or full.
@@ -374,6 +385,7 @@ class OnlineStream:
         if now - self._last_registry_check >= REGISTRY_CHECK_S:
             self._last_registry_check = now
             self._follow_registry()
+            self._follow_online_file()
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._last_prune = now
             # ticks older than twice the widest window before their product's newest can't reach a window

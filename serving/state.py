@@ -13,6 +13,7 @@ from serving.features import FeaturesUnavailable, OnlineFeatures
 from serving.model import ModelHolder
 from tickstore.settings import Settings
 from tickstore_feast.repo import registry_path, registry_stamp
+from tickstore_feast.sqlite_online import file_identity
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class ServingState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _registry: str = ""
     _registry_stamp: int = 0
+    _online_file: tuple[int, int] | None = None  # the SQLite online store file the reader opened
     _checked: float = 0.0
     _rebuilding: bool = False
 
@@ -49,7 +51,12 @@ class ServingState:
             if self._features is None:
                 self._features = OnlineFeatures(self.settings)
                 self._registry_stamp = stamp
-            elif stamp != self._registry_stamp and not self._rebuilding:
+                self._online_file = file_identity(self._features.store)
+            elif (
+                stamp != self._registry_stamp or file_identity(self._features.store) != self._online_file
+            ) and not self._rebuilding:
+                # a removed online store file too (the way to empty it): Feast's connection kept
+                # reading the removed one, the features it served frozen until they went stale
                 self._rebuilding = True
                 threading.Thread(target=self._rebuild, args=(stamp,), name="registry", daemon=True).start()
         return self._features
@@ -79,6 +86,7 @@ class ServingState:
         with self._lock:
             if fresh is not None:
                 self._features, self._registry_stamp = fresh, stamp
+                self._online_file = file_identity(fresh.store)
             self._rebuilding = False
 
     def _stamp(self) -> int:

@@ -28,3 +28,46 @@ def prepare(store: FeatureStore) -> None:
     if any(f"{store.project}_{v.name}" not in tables for v in views):
         # CREATE TABLE IF NOT EXISTS for each, as Feast's apply makes them
         store._get_provider().online_store.update(store.config, [], views, [], store.list_entities(), True)
+
+
+def file_identity(store: FeatureStore) -> tuple[int, int] | None:
+    """(device, inode) of ``store``'s SQLite online store file: another one after the file was removed
+    and made again. None where there is no file (removed), or the store is not SQLite."""
+    if getattr(store.config.online_store, "type", "sqlite") != "sqlite":
+        return None
+    try:
+        st = Path(store.config.online_store.path).stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def reopen(store: FeatureStore) -> None:
+    """Point ``store`` at the online store file at its path now, made (with its tables) if missing.
+
+    Feast's SQLite store keeps one connection: after the file was removed (the way to empty it),
+    a running stream went on writing into the removed file, which nobody could read.
+    """
+    online = store._get_provider().online_store
+    conn = getattr(online, "_conn", None)
+    if conn is not None:
+        conn.close()
+        online._conn = None  # type: ignore[attr-defined]
+    prepare(store)
+
+
+class FileFollower:
+    """Notices ``store``'s SQLite online store file removed or replaced under a long-running process."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+        self.identity = file_identity(store)  # None: not SQLite, nothing to follow
+
+    def reopened(self) -> bool:
+        """Whether the file at the path is another than the one opened; if so, ``store`` is moved to
+        it (made, with its tables, if missing)."""
+        if self.identity is None or file_identity(self.store) == self.identity:
+            return False
+        reopen(self.store)
+        self.identity = file_identity(self.store)
+        return True

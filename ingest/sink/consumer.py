@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 import duckdb
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from ingest import kafka, signals
 from ingest.fetch_watch import FetchWatch
@@ -266,16 +266,8 @@ class Sink:
         self._dlq.poll(0)
 
     def _commit_offsets(self, batch: list[Message]) -> None:
-        last: dict[tuple[str, int], int] = {}
-        for m in batch:
-            topic, partition, offset = m.topic(), m.partition(), m.offset()
-            assert (
-                topic is not None and partition is not None and offset is not None
-            )  # consumed, not produced
-            last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=kafka.next_offsets(batch), asynchronous=False)
         except KafkaException as exc:
             # The lake already has the rows; a re-delivery after this is deduplicated.
             log.warning("sink: offset commit failed (rows are safe, re-delivery is deduplicated): %s", exc)

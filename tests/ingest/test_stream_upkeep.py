@@ -57,3 +57,41 @@ def test_the_progress_line_gives_the_freshness_of_the_messages_since_the_last_li
     assert "3 since the last line, freshness p99 52 ms" in line_after([0.052, 0.041, 0.052])
     assert "none since the last line" in line_after([])
     assert "10,000+ since the last line, freshness p99 20 ms" in line_after([3600.0] + [0.02] * 12_000)
+
+
+def test_a_removed_online_store_file_is_made_again_and_written_to(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from ingest import wire
+    from tickstore_feast.repo import feature_store
+
+    # Removing the file is how to empty the SQLite online store: under a running stream, its writes
+    # went on into the removed file, which no reader (scorer, `tickstore status`) could see
+    s = make_settings()
+    stream = OnlineStream(s)
+    lines = (SHARED / "advanced_trade" / "btc-eth-usd_2026-04-03_no-sizes.ndjson").read_bytes().splitlines()
+
+    def batch(part: list[bytes]) -> list[str]:
+        _, products, _ = stream._ingest(wire.lines_table(part))
+        stream._write_newest(sorted(products))
+        return sorted(products)
+
+    def newest(products: list[str]) -> list[int]:
+        """Each product's newest tick as a reader opening the file at its path now sees it."""
+        online = feature_store(s, apply=False).get_online_features(
+            features=["tick_clock:event_time_us"], entity_rows=[{"product_id": p} for p in products]
+        )
+        return list(online.to_dict()["event_time_us"])
+
+    products = batch(lines[:300])
+    assert products == ["BTC-USD", "ETH-USD"]
+    written = newest(products)
+    assert None not in written
+    for part in (s.home / "feast").glob("online_store.db*"):
+        part.unlink()
+    stream._last_registry_check = 0  # as every second
+    stream._periodic()
+    assert newest(products) == written  # made again, every product of the tail written there at once
+    batch(lines[300:600])
+    later = newest(products)
+    assert all(b > a for a, b in zip(written, later, strict=True)), (written, later)

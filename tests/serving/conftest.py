@@ -71,12 +71,18 @@ def register_model(
 
 
 def write_online(
-    settings: Settings, product: str, age: timedelta = timedelta(0), value: float = 0.5, count: int = 7
+    settings: Settings,
+    product: str,
+    age: timedelta = timedelta(0),
+    value: float = 0.5,
+    count: int = 7,
+    apply: bool = True,
 ) -> None:
     """Put one row per view (and the tick clock) for ``product`` into the online store, its newest tick
-    ``age`` old as of now (taken at write time: registering a model can take seconds under load)."""
+    ``age`` old as of now (taken at write time: registering a model can take seconds under load).
+    ``apply=False``: the feature repo is not applied first, so the registry file stays as it was."""
     at = datetime.now(UTC) - age
-    store = feature_store(settings)
+    store = feature_store(settings, apply=apply)
     for w in WINDOWS:
         view = store.get_feature_view(f"ticks_{w}s")
         row: dict[str, Any] = {"product_id": [product], "event_time": [at]}

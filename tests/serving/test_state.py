@@ -1,0 +1,33 @@
+"""What a scorer holds between requests: the online reader follows the registry and the store's file."""
+
+from __future__ import annotations
+
+import time
+
+from serving import create_app
+from tests.serving.conftest import register_model, write_online
+from tickstore.settings import Settings
+from tickstore_feast.repo import registry_path, registry_stamp
+
+
+def test_the_scorer_reads_an_online_store_file_made_again_under_it(serving_settings: Settings) -> None:
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD", value=0.5)
+    client = create_app(serving_settings).test_client()  # watching, as under `tickstore serve`
+
+    def spread() -> float | None:
+        features = client.get("/v1/features/BTC-USD").get_json().get("features", {})
+        return features.get("spread_bps_mean_60s")
+
+    assert spread() == 0.5
+    # emptied the documented way (the file removed), then filled again by a stream or a materialize:
+    # Feast's connection went on reading the removed file, 0.5 until the features went stale
+    for part in (serving_settings.home / "feast").glob("online_store.db*"):
+        part.unlink()
+    stamp = registry_stamp(registry_path(serving_settings))
+    write_online(serving_settings, "BTC-USD", value=0.75, apply=False)
+    assert registry_stamp(registry_path(serving_settings)) == stamp  # the file alone changed
+    deadline = time.monotonic() + 15
+    while spread() != 0.75 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert spread() == 0.75
