@@ -34,7 +34,8 @@ class ServingState:
 
     def features(self) -> OnlineFeatures:
         """The online reader; built on first use so the app starts before `feast apply` has run, and
-        built again, beside the requests, when the registry changes.
+        built again, beside the requests, when the registry changes or the SQLite online store file
+        was replaced (removed and made again: the way to empty it).
 
         A reader holds the service's views and feature names as they were when it was built: after
         `feast apply` added a feature that a retrained model reads, the scorer handed the model None
