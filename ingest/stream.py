@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,13 +22,12 @@ import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from feast import FeatureView
 
-from ingest import kafka, refill, signals, wire
+from ingest import kafka, refill, signals, tail, wire
 from ingest.fetch_watch import FetchWatch
 from ingest.sink.writer import LakeWriter
 from ingest.stream_stats import StreamBatch, StreamStats
 from tickstore import lake
 from tickstore.errors import TickstoreError
-from tickstore.lake import REJECTED_DDL, TICKS_DDL
 from tickstore.settings import Settings
 from tickstore_feast import sqlite_online
 from tickstore_feast.online import OnlineStoreUnavailable, check_online_store, latest_rows, write_rows
@@ -64,14 +64,7 @@ class OnlineStream:
         self._registry_mtime = registry_stamp(self._registry)
         self._last_registry_check = time.monotonic()
         self._online_file = sqlite_online.FileFollower(self.store)
-        self.con = duckdb.connect()
-        lake.tune(self.con)
-        self.con.execute("SET TimeZone = 'UTC'")
-        # the tail is named like the lake's table, so the sink's writer and the views' SQL run unchanged
-        self.con.execute("ATTACH ':memory:' AS lake")
-        self.con.execute("USE lake")
-        self.con.execute(TICKS_DDL)
-        self.con.execute(REJECTED_DDL)
+        self.con = tail.open_tail()
         # batches are a few messages: wire.sql planned once, not per batch (the sink's big batches aren't)
         self.writer = LakeWriter(self.con, settings.sink_max_tick_bytes, wire.PreparedParser(self.con))
         # Each query is small: one thread apiece beats DuckDB splitting a few thousand rows across cores.
@@ -351,7 +344,12 @@ class OnlineStream:
         """Write to the online store file at its path now, should it have been removed or replaced:
         under a running stream, writes went on into a removed file (the way to empty the store), which
         no reader saw."""
-        if self._online_file.reopened():
+        try:
+            reopened = self._online_file.reopened()
+        except (sqlite3.Error, OSError) as exc:  # a full disk, say: the next second tries again
+            log.warning("stream: the online store file cannot be made again (%s); retrying", exc)
+            return
+        if reopened:
             log.warning(
                 "stream: the online store file %s was removed or replaced while the stream ran: writing to "
                 "the one there now, each product's newest rows first",
@@ -388,16 +386,7 @@ class OnlineStream:
             self._follow_online_file()
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._last_prune = now
-            # ticks older than twice the widest window before their product's newest can't reach a window
-            self.con.execute(
-                "DELETE FROM ticks t USING (SELECT product_id, max(event_time) AS newest FROM ticks GROUP BY 1) n "
-                "WHERE t.product_id = n.product_id AND t.event_time < n.newest - $keep",
-                {"keep": self.keep},
-            )
-            # DuckDB keeps deleted rows of in-memory tables until a checkpoint: the tail's pruned
-            # ticks and the parser's per-batch temp rows grew the stream by ~1.3 KB a message, without end
-            self.con.execute("CHECKPOINT lake")
-            self.con.execute("CHECKPOINT temp")
+            tail.prune(self.con, self.keep)  # twice the widest window
         if now - self._last_log >= self.settings.log_every_s:
             self._last_log = now
             log.info("%s", self.stats.progress_line())
