@@ -61,7 +61,7 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
         f"produce -> online p50 {percentile_ms(fresh, 50):.0f} ms, p99 {percentile_ms(fresh, 99):.0f} ms"
         if fresh
         else "no latency to report"
-    )
+    ) + stats.backlog_note()
     # a restart's re-read is no new work, but a "0 messages" alone looked like nothing was read
     refilled = f" (and {stats.warmed:,} read before, re-read to refill the windows)" if stats.warmed else ""
     console.print(

@@ -293,6 +293,8 @@ class OnlineStream:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each partition a tail's reach before its committed offset (ingest/refill.py)."""
+        if self.stats.joined_ms is None:
+            self.stats.joined_ms = time.time() * 1000
         starts = self._tail_starts
         marked, held = (starts.committed(partitions), starts.read_up_to()) if starts else ({}, {})
         self._warm_until.update(refill.rewind(consumer, partitions, self.keep, marked, held))
@@ -310,10 +312,9 @@ class OnlineStream:
         self.stats.rejected += rejected  # not while warming: those were counted by the run before
         products = sorted(touched)
         rows = self._write_newest(products)
-        done_ms = time.time() * 1000
-        freshness = [(done_ms - m.timestamp()[1]) / 1000 for m in batch if m.timestamp()[0]]
-        self.stats.freshness_s.extend(freshness)
-        self.stats.measured += len(freshness)
+        freshness = self.stats.measure(
+            [m.timestamp()[1] for m in batch if m.timestamp()[0]], time.time() * 1000
+        )
         self.stats.messages += len(batch)
         self.stats.new_ticks += new_ticks
         self.stats.batches += 1

@@ -52,7 +52,9 @@ def test_replay_stream_serve_score_end_to_end(
     # on a core of its own, as on a machine shared with the scorer (README: stream and scorer side by side)
     last = max(os.sched_getaffinity(0))
     streamed = " ".join(tickstore(s, "stream", "--until-idle", "--cpus", str(last)).stderr.split())
-    assert "5,028 messages, 5,028 new ticks" in streamed and "produce -> online p50" in streamed
+    assert "5,028 messages, 5,028 new ticks" in streamed
+    # all published before the stream started: their wait is no measure of how fresh it keeps the store
+    assert "no latency to report (5,028 produced before the stream joined its group, not counted" in streamed
     # the stream yields the CPU to the scorer (read back from the kernel, never lower than it started at)
     # and ran on the core it was given, every thread of it (read back too)
     assert f"ran at nice {max(s.stream_nice, os.nice(0))} on CPUs {last};" in streamed + ";"
