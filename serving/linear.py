@@ -5,8 +5,8 @@ counts, dtypes, finiteness, the namespace of the arrays): ~0.42 ms for one row, 
 takes 5-10 us. At 500 requests a second on one core that is a fifth of the core, and the scorer
 serving the logistic regression or the z-score rule fell behind there (p99 0.5-1 s, against 4-10 ms
 for XGBoost's trees in NumPy: docs/decisions.md). Only what tickstore trains is compiled:
-``SimpleImputer`` -> ``StandardScaler`` -> binary ``LogisticRegression``, on dense float rows. Anything
-else returns None and is scored by sklearn.
+``SimpleImputer`` (missing-value indicators or not) -> ``StandardScaler`` -> binary ``LogisticRegression``,
+on dense float rows. Anything else returns None and is scored by sklearn.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ class CompiledLinear:
     """The fitted parameters of an impute -> scale -> logistic pipeline."""
 
     fill: np.ndarray  # float64 (features,): what a missing value becomes (the imputer's statistics)
-    mean: np.ndarray | None  # float64 (features,), None when the scaler does not center
-    scale: np.ndarray | None  # float64 (features,), None when the scaler does not scale
-    coef_t: np.ndarray  # float64 (features, 1): the regression's weights, transposed as sklearn uses them
+    flagged: np.ndarray  # int (k,): the features whose missing-value indicator follows them, in order
+    mean: np.ndarray | None  # float64 (features + k,), None when the scaler does not center
+    scale: np.ndarray | None  # float64 (features + k,), None when the scaler does not scale
+    coef_t: np.ndarray  # float64 (features + k, 1): the regression's weights, transposed as sklearn uses them
     intercept: np.ndarray  # float64 (1,)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -35,7 +36,10 @@ class CompiledLinear:
         product, expit), so the very same float64 values: the decision threshold is one of the
         model's probabilities on the validation rows, and a value a bit off can land on its other side.
         """
-        x = np.where(np.isnan(x), self.fill, x)
+        missing = np.isnan(x)
+        x = np.where(missing, self.fill, x)
+        if self.flagged.size:
+            x = np.hstack((x, missing[:, self.flagged].astype(float)))
         if self.mean is not None:
             x -= self.mean
         if self.scale is not None:
@@ -60,9 +64,11 @@ def compile_linear(estimator: Any) -> CompiledLinear | None:
     ):
         return None
     fill = np.asarray(imputer.statistics_, dtype=float)
-    n = len(fill)
+    indicator = getattr(imputer, "indicator_", None) if imputer.add_indicator else None
+    flagged = np.asarray([] if indicator is None else indicator.features_, dtype=np.intp)
+    n = len(fill) + len(flagged)
     if (
-        imputer.add_indicator
+        (imputer.add_indicator and indicator is None)
         or not (isinstance(imputer.missing_values, float) and np.isnan(imputer.missing_values))
         # a feature without values in training has no statistic: the imputer drops its column
         # (unless told to keep it, then its statistic is 0)
@@ -73,6 +79,7 @@ def compile_linear(estimator: Any) -> CompiledLinear | None:
         return None
     return CompiledLinear(
         fill=fill,
+        flagged=flagged,
         mean=np.asarray(scaler.mean_, dtype=float) if scaler.with_mean else None,
         scale=np.asarray(scaler.scale_, dtype=float) if scaler.with_std else None,
         coef_t=np.asarray(regression.coef_, dtype=float).T,

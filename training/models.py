@@ -73,14 +73,17 @@ def _squash(weights: np.ndarray, shift: float) -> LogisticRegression:
 
 @dataclass
 class LogReg:
-    """Scaled, class-balanced logistic regression over every feature (NULLs imputed by the median)."""
+    """Scaled, class-balanced logistic regression over every feature (NULLs imputed by the median, and
+    flagged: a column per feature that had NULLs in training says which were missing)."""
 
     name: str = "logreg"
     pipeline: Pipeline | None = None
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> LogReg:
+        # the indicators let it tell an expired view (a product gone quiet: no tick for a window's
+        # length) from a typical one: imputed alone, the median read as an ordinary minute
         self.pipeline = make_pipeline(
-            SimpleImputer(strategy="median", keep_empty_features=True),
+            SimpleImputer(strategy="median", keep_empty_features=True, add_indicator=True),
             StandardScaler(),
             LogisticRegression(class_weight="balanced", max_iter=2000),
         )

@@ -50,7 +50,6 @@ def test_pipelines_it_does_not_know_are_left_to_sklearn() -> None:
         return compile_linear(make_pipeline(*steps).fit(x, y))
 
     assert compiled(SimpleImputer(), StandardScaler(), LogisticRegression()) is not None
-    assert compiled(SimpleImputer(add_indicator=True), StandardScaler(), LogisticRegression()) is None
     assert compiled(StandardScaler(), LogisticRegression()) is None
     assert compiled(SimpleImputer(missing_values=0.0), StandardScaler(), LogisticRegression()) is None
     three = pd.qcut(x["f0"], 3, labels=False)

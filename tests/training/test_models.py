@@ -1,5 +1,5 @@
 """The z-score rule as a model: what it scores, that the scorer serves it as training scored it, and
-that without a champion the scorer names it."""
+that without a champion the scorer names it; the logistic regression's missing values."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from scipy.special import expit
 from serving.model import HINT, hint, load
 from tickstore.settings import Settings
 from training import tracking
-from training.models import ZScoreRule
+from training.models import LogReg, ZScoreRule
 from training.tracking import log_model
 
 
@@ -40,6 +40,21 @@ def test_the_rule_squashes_the_z_score_of_its_feature_alone() -> None:
     assert p[missing].max() < p[~missing].min()  # lognormal volatilities: all above 0
     moved = new.assign(spread_bps_mean_60s=new["spread_bps_mean_60s"] * 100)
     assert (rule.predict_proba(moved) == p).all()  # another column changes nothing
+
+
+def test_the_logistic_regression_tells_a_missing_view_from_a_typical_one() -> None:
+    # a missing volatility (the view expired: no tick for a minute) comes before calm minutes here, a
+    # median one before a spike half the time; imputed by the median alone, both scored the same
+    rng = np.random.default_rng(4)
+    x = frame(2000, 5)
+    missing = x["ret_std_60s"].isna().to_numpy()
+    y = np.where(missing, 0, x["ret_std_60s"] > x["ret_std_60s"].median()).astype(int)
+    y[rng.random(2000) < 0.05] ^= 1
+    model = LogReg().fit(x[:1600], y[:1600], x[1600:], y[1600:])
+    median = x["ret_std_60s"].median()
+    rows = pd.DataFrame({"spread_bps_mean_60s": [0.0, 0.0], "ret_std_60s": [np.nan, median]})
+    p_missing, p_median = model.predict_proba(rows)
+    assert p_missing < p_median / 2, (p_missing, p_median)
 
 
 def test_the_served_rule_scores_as_in_training(make_settings: Callable[..., Settings]) -> None:
