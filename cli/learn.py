@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -169,7 +170,7 @@ def monitor_drift(
     """
 
     from training import dataset as ds
-    from training.drift import META, drift_report
+    from training.drift import META, drift_report, row_blocks
     from training.parquet import read_parquet
 
     s = settings_of(ctx)
@@ -184,7 +185,7 @@ def monitor_drift(
             )
             path = folder / f"{label}.parquet"  # the rows compared, beside the report
             try:
-                ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
+                manifest = ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)
             except ValueError as exc:
                 raise ValueError(f"--{label}: {exc}") from exc
             frame = read_parquet(path)
@@ -200,12 +201,21 @@ def monitor_drift(
                 )
             frames.append(frame)
         with console.status("Evidently's drift and data-summary reports ..."):
-            result = drift_report(frames[0], frames[1], folder, "drift")
+            # rows `every` apart share ticks within a window: tested in blocks of them
+            blocks = row_blocks(dataclasses.asdict(manifest), timedelta(seconds=every))
+            result = drift_report(frames[0], frames[1], folder, "drift", blocks)
     except (ValueError, lake.LakeError) as exc:
         raise _NoVerdict(str(exc)) from exc
     console.print(
         f"{result.drifted} of {result.columns} features drifted ({result.share:.0%}); report: {result.html}"
     )
+    if result.untested:
+        names, why = list(result.untested), next(iter(result.untested.values()))
+        listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        console.print(
+            f"not tested: {len(names)} features whose windows the ranges are too short for ({listed}; "
+            f"{names[0]}: {why}): widen the ranges to test them"
+        )
     shown = result.most_drifted(min(max(result.drifted, 3), 10))  # every drifted one, 3 to 10 lines
     console.print("most drifted:" if result.drifted else "closest to drifting:")
     for column, drift in shown:

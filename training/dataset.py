@@ -71,6 +71,9 @@ class Manifest:
     sql_fingerprint: dict[str, str] = field(default_factory=dict)
     sql: dict[str, str] = field(default_factory=dict)  # each SQL view's text, as it computed this dataset
     full_feature_names: bool = False  # columns named view__feature, not feature
+    # how far back each view's row reads (its SQL's lookback, else its TTL), in seconds: rows closer
+    # together than that share ticks, which the drift test allows for (training/block_ks.py)
+    lookback_s: dict[str, float] = field(default_factory=dict)
     # the Parquet file's bytes as written: an edit since shows, of its keys too ("" before stop 41)
     sha256: str = ""
 
@@ -237,6 +240,7 @@ def build(
             sql_fingerprint=fingerprints(views),
             sql={v.name: q for v in views if (q := getattr(v.batch_source, "query", None))},
             full_feature_names=full_feature_names,
+            lookback_s={v.name: _lookback(v).total_seconds() for v in views},
             sha256=file_sha256(partial),
         )
         # the old manifest goes first: a crash between the two steps leaves a dataset without a manifest,
@@ -347,6 +351,12 @@ def file_sha256(path: Path) -> str:
     """Hex SHA-256 of the file at ``path``, read in blocks (a set may be larger than memory)."""
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _lookback(view: FeatureView) -> timedelta:
+    """How far back one row of ``view`` reads: its SQL source's lookback, else its TTL (0 if none)."""
+    lookback = getattr(view.batch_source, "lookback", None)
+    return lookback if isinstance(lookback, timedelta) else (view.ttl or timedelta(0))
 
 
 def _sql_hash(view: FeatureView) -> str:

@@ -18,6 +18,7 @@ import pandas as pd
 from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
+from training.drift import row_blocks
 from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, pr_auc, score
 from training.models import Model, XGBoost, all_models
 from training.parquet import read_parquet
@@ -300,7 +301,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                 }
             )
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
-    report.drift_share = _log_drift(table, cfg, results[0].run_id)
+    report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
     baseline = report.rule()
     assert baseline is not None
     # NaN (a validation split without spikes) never wins, nor does a lead the validation rows can't
@@ -344,8 +345,11 @@ def walk_forward_pr_auc(table: pd.DataFrame, cfg: TrainConfig) -> dict[str, list
     return out
 
 
-def _log_drift(table: pd.DataFrame, cfg: TrainConfig, run_id: str) -> dict[str, float]:
-    """Evidently drift + quality reports, train vs test and first half vs second half, into MLflow."""
+def _log_drift(
+    table: pd.DataFrame, cfg: TrainConfig, run_id: str, blocks: dict[str, int]
+) -> dict[str, float]:
+    """Evidently drift + quality reports, train vs test and first half vs second half, into MLflow
+    (each feature tested in ``blocks`` of rows: `training.drift.row_blocks`)."""
     from training.drift import drift_report
 
     train, _, test = splits.chronological(table, purge=cfg.horizon)
@@ -356,7 +360,7 @@ def _log_drift(table: pd.DataFrame, cfg: TrainConfig, run_id: str) -> dict[str, 
         # one process a report: Evidently is pure Python (plotly figures, mostly), so two reports in
         # one process took twice as long as two side by side on two cores
         with ProcessPoolExecutor(len(pairs), mp_context=multiprocessing.get_context("spawn")) as pool:
-            jobs = [pool.submit(drift_report, ref, cur, Path(tmp), name) for name, ref, cur in pairs]
+            jobs = [pool.submit(drift_report, ref, cur, Path(tmp), name, blocks) for name, ref, cur in pairs]
             results = [job.result() for job in jobs]
         with mlflow.start_run(run_id=run_id):
             for (name, _, _), result in zip(pairs, results, strict=True):

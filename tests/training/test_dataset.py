@@ -68,6 +68,8 @@ def test_grid_dataset_has_a_row_per_product_and_step_and_a_manifest(
     assert manifest["sql_fingerprint"]["ticks_60s"] == fingerprints([manifest["sql"]["ticks_60s"]])[0]
     assert len(set(manifest["sql_fingerprint"].values())) == 3
     assert manifest["null_fraction"]["tick_count_300s"] == 0.0
+    # how far back each view reads, for the drift test's blocks (its SQL's lookback header)
+    assert manifest["lookback_s"] == {"ticks_10s": 10.0, "ticks_60s": 60.0, "ticks_300s": 300.0}
 
 
 def test_rebuild_as_of_the_recorded_snapshot_is_byte_identical_after_new_ticks(

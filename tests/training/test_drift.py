@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 from tests.conftest import REPO
 from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore.settings import Settings
-from training.drift import drift_report
+from training.drift import drift_report, row_blocks
 
 
 def test_drift_report_names_the_drifted_columns(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -127,3 +128,50 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
     # (300 s) has none past 00:45 (so 561 rows were compared, 546 of them empty)
     gap = drift("2026-01-01T00:00..2026-01-01T00:20", "2026-01-01T00:39:40..2026-01-01T03:46:40", "20")
     assert gap.returncode == 2 and "--current: 16 of 561 rows (every 20 s) have feature values" in gap.stderr
+
+
+def test_blocks_of_rows_that_share_ticks_end_the_false_alarms(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # two hours of one stationary process, as feature rows 10 s apart: Evidently's K-S called the
+    # 300 s mean drifted (their rows share most of their window); tested in blocks, it is not
+    rng = np.random.default_rng(5)
+
+    def hour() -> pd.DataFrame:
+        x = pd.Series(rng.normal(size=7200))
+        frame = pd.DataFrame({"m300": x.rolling(300).mean(), "m10": x.rolling(10).mean()})
+        return frame.iloc[3600::10].reset_index(drop=True)
+
+    ref, cur = hour(), hour()
+    plain = drift_report(ref, cur, tmp_path, "plain")
+    blocks = row_blocks(
+        {"features": ["v300:m300", "v10:m10"], "lookback_s": {"v300": 300, "v10": 10}}, timedelta(seconds=10)
+    )
+    assert blocks == {"m300": 60, "m10": 2}
+    ours = drift_report(ref, cur, tmp_path, "blocks", blocks)
+    assert plain.per_column["m300"].drifted and plain.per_column["m300"].method == "K-S p_value"
+    assert not ours.per_column["m300"].drifted and ours.drifted == 0 and ours.share == 0.0
+    assert ours.per_column["m300"].method == "block K-S p_value (60 rows a block)"
+    assert str(ours.per_column["m10"]).startswith("block K-S p_value (2 rows a block) ")
+    # a real shift still shows
+    shifted = drift_report(ref, cur + 2 * ref.std(), tmp_path, "shifted", blocks)
+    assert shifted.drifted == 2
+
+    # a range holding under 5 blocks of a feature can't test it: left out of the share, saying why
+    short = drift_report(ref[:200], cur[:200], tmp_path, "short", blocks)  # 200 rows: 4 blocks of 60
+    assert short.columns == 1 and set(short.per_column) == {"m10"}
+    assert short.untested == {
+        "m300": "4 and 4 blocks of 60 rows (twice its window) in the reference and current ranges, "
+        "where a test needs 5 in each"
+    }
+    with pytest.raises(ValueError, match="the ranges are too short to tell any feature's drift"):
+        drift_report(ref[["m300"]][:200], cur[["m300"]][:200], tmp_path, "none", blocks)
+
+
+def test_row_blocks_are_twice_a_views_lookback_in_rows() -> None:
+    manifest = {
+        "features": ["ticks_60s:ret_std_60s", "ticks_300s:ret_std_300s", "plain:x"],
+        "lookback_s": {"ticks_60s": 60.0, "ticks_300s": 300.0},  # "plain": none recorded (an old set)
+        "full_feature_names": True,
+    }
+    blocks = row_blocks(manifest, timedelta(seconds=1))
+    assert blocks == {"ticks_60s__ret_std_60s": 120, "ticks_300s__ret_std_300s": 600, "plain__x": 1}
+    assert row_blocks(manifest, timedelta(seconds=7))["ticks_60s__ret_std_60s"] == 18  # rounded up
