@@ -4,9 +4,10 @@ Feature rows a few seconds apart describe overlapping windows (two rows 10 s apa
 300 s window), so a test that counts them as independent draws takes an hour of them for hundreds of
 observations where there are a dozen. On two hours of the same stationary process Evidently's K-S test
 called a 300 s feature drifted in every trial (p down to 1e-24), its Wasserstein distance most of
-the time, and half the features at once (docs/decisions.md). Here the K-S statistic is compared with
-its values when whole blocks of rows, each as long as the feature's window, are dealt between the two
-samples at random: rows within a block stay together, so their overlap is kept in the null.
+the time, and 44% of the features on average (docs/decisions.md). Here the K-S statistic is compared
+with its values when whole blocks of consecutive rows (twice the feature's window long:
+`training.drift.row_blocks`) are dealt between the two samples at random: rows within a block stay
+together, so their overlap is kept in the null.
 
 The statistic is taken at the pooled rows' quantiles (at most ``GRID`` points), the same for the
 observed split and every permuted one, so the permutation p-value is exact for that statistic.
@@ -20,7 +21,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-MIN_BLOCKS = 5  # in each sample: fewer can't be dealt so that a 0.05 p-value is possible (2 + 2: 1/3)
+# blocks a sample needs: b + b blocks deal C(2b, b) ways, each statistic shared with its mirror deal
+# (samples of equal size), so the smallest p-value is 2 / C(2b, b): 0.1 at 3 + 3, 0.029 at 4 + 4 (a
+# 0.05 threshold barely reachable through 199 random deals), 0.008 at 5 + 5
+MIN_BLOCKS = 5
 PERMUTATIONS = 199  # p-values in steps of 0.005: plenty for a 0.05 threshold
 GRID = 128
 SEED = 0  # a fixed seed: the same rows, the same p-values (reports are compared across runs)
@@ -47,8 +51,8 @@ def block_ks_pvalue(
     width = len(grid) + 1
     cell = owner * width + np.searchsorted(grid, values, side="left")
     below = np.bincount(cell, minlength=n_blocks * width).reshape(n_blocks, width)
-    counts = np.cumsum(below, axis=1)[:, :-1].astype(np.float32)  # exact: integers below 2**24
-    sizes = np.bincount(owner, minlength=n_blocks).astype(np.float32)
+    counts = np.cumsum(below, axis=1)[:, :-1].astype(float)
+    sizes = np.bincount(owner, minlength=n_blocks).astype(float)
 
     def statistic(deal: np.ndarray) -> np.ndarray:
         """max over the grid of |F_ref - F_cur| for each row of ``deal`` (1.0 marks a reference block)."""
@@ -57,12 +61,12 @@ def block_ks_pvalue(
         gap = ref_counts / ref_rows[:, None] - cur_counts / cur_rows[:, None]
         return np.asarray(np.abs(gap).max(axis=1))
 
-    observed = statistic((np.arange(n_blocks) < blocks_ref).astype(np.float32)[None, :])[0]
+    observed = statistic((np.arange(n_blocks) < blocks_ref).astype(float)[None, :])[0]
     rng = np.random.default_rng(SEED)
     deals = rng.permuted(np.tile(np.arange(n_blocks) < blocks_ref, (permutations, 1)), axis=1)
-    permuted = statistic(deals.astype(np.float32))
-    # ties count as at least as extreme (a tolerance for float32 rounding): the conservative side
-    return float((1 + np.sum(permuted >= observed - 1e-6)) / (permutations + 1))
+    permuted = statistic(deals.astype(float))
+    # ties count as at least as extreme (a tolerance for the sums' rounding): the conservative side
+    return float((1 + np.sum(permuted >= observed - 1e-9)) / (permutations + 1))
 
 
 PREFIX = "block_ks_"
