@@ -6,7 +6,7 @@ import json
 import multiprocessing
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +18,7 @@ import pandas as pd
 from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
-from training.drift import row_blocks
+from training.drift import DriftResult, row_blocks
 from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, pr_auc, score
 from training.models import Model, XGBoost, all_models
 from training.parquet import read_parquet
@@ -345,6 +345,14 @@ def walk_forward_pr_auc(table: pd.DataFrame, cfg: TrainConfig) -> dict[str, list
     return out
 
 
+def _result(job: Future[DriftResult]) -> DriftResult | str:
+    """A drift report's result, or why its rows could not be compared."""
+    try:
+        return job.result()
+    except ValueError as exc:
+        return str(exc)
+
+
 def _log_drift(
     table: pd.DataFrame, cfg: TrainConfig, run_id: str, blocks: dict[str, int]
 ) -> dict[str, float]:
@@ -361,9 +369,16 @@ def _log_drift(
         # one process took twice as long as two side by side on two cores
         with ProcessPoolExecutor(len(pairs), mp_context=multiprocessing.get_context("spawn")) as pool:
             jobs = [pool.submit(drift_report, ref, cur, Path(tmp), name, blocks) for name, ref, cur in pairs]
-            results = [job.result() for job in jobs]
+            results = [_result(job) for job in jobs]
         with mlflow.start_run(run_id=run_id):
             for (name, _, _), result in zip(pairs, results, strict=True):
+                if isinstance(result, str):
+                    # rows that can't tell drift (too short for every feature's blocks, nothing varies)
+                    # are said so with the run; the models are fitted and logged by then
+                    mlflow.set_tag(f"drift_{name}", f"not compared: {result}")
+                    continue
+                if result.untested:
+                    mlflow.set_tag(f"drift_{name}_untested", ", ".join(result.untested))
                 mlflow.log_artifact(str(result.html), "drift")
                 mlflow.log_artifact(str(result.json), "drift")
                 mlflow.log_metric(f"drift_share_{name}", result.share)

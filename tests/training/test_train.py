@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -16,7 +18,7 @@ from tests.tickstore_feast.conftest import load
 from tickstore.settings import Settings
 from training import tracking
 from training.parquet import read_parquet
-from training.train import TrainConfig, honest_table, train
+from training.train import TrainConfig, _log_drift, honest_table, train
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -208,3 +210,28 @@ def test_cli_train_on_a_new_mlflow_store_prints_no_mlflow_logs(trained, tmp_path
     # MLflow sets its logger's level when imported, after the CLI had quieted it
     # ("Creating initial MLflow database tables...", from the logger mlflow.store.db.utils)
     assert "mlflow.store" not in run.stderr and "database tables" not in run.stderr, run.stderr
+
+
+def test_drift_rows_that_cannot_be_compared_are_said_with_the_run_not_fatal(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # the drift reports come after every model is fitted and logged: rows too short for a feature's
+    # blocks leave a tag saying so, where an error would have failed the whole run at its end
+    s = Settings(home=tmp_path / "home")
+    experiment = tracking.setup(s)
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            "product_id": "A",
+            "event_timestamp": pd.date_range(START, periods=400, freq="10s"),
+            "m300": rng.normal(size=400),
+            "label": 0,
+        }
+    )
+    with mlflow.start_run(experiment_id=experiment) as run:
+        pass
+    cfg = TrainConfig(START, START + timedelta(hours=1), every=timedelta(seconds=10))
+    assert _log_drift(table, cfg, run.info.run_id, {"m300": 60}) == {}  # 4 or fewer blocks of 60 rows
+    tags = MlflowClient().get_run(run.info.run_id).data.tags
+    for name in ("train_vs_test", "early_vs_late"):
+        assert tags[f"drift_{name}"].startswith(
+            "not compared: the ranges are too short to tell any feature's drift"
+        )
