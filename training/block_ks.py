@@ -2,12 +2,12 @@
 
 Feature rows a few seconds apart describe overlapping windows (two rows 10 s apart share 290 s of a
 300 s window), so a test that counts them as independent draws takes an hour of them for hundreds of
-observations where there are a dozen. On two hours of the same stationary process Evidently's K-S test
-called a 300 s feature drifted in each of 8 trials (p down to 1e-24), its Wasserstein distance (rows 1 s
-apart) in each of 4, and 44% of the features on average (docs/decisions.md). Here the K-S statistic is compared
-with its values when whole blocks of consecutive rows (twice the feature's window long:
-`training.drift.row_blocks`) are dealt between the two samples at random: rows within a block stay
-together, so their overlap is kept in the null.
+observations where there are a dozen. On two hours of the same stationary process Evidently's K-S
+test called a 300 s feature drifted in each of 8 trials (p down to 1e-24), its Wasserstein distance
+(rows 1 s apart) in each of 4, and 44% of the features on average (docs/decisions.md). Here the K-S
+statistic is compared with its values when whole blocks of consecutive rows (twice the feature's
+window long: `training.drift.row_blocks`) are dealt between the two samples at random: rows within a
+block stay together, so their overlap is kept in the null.
 
 The statistic is taken at the pooled rows' quantiles (at most ``GRID`` points), the same for the
 observed split and every permuted one, so the permutation p-value is exact for that statistic.
