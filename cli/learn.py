@@ -165,6 +165,10 @@ def monitor_drift(
 ) -> None:
     """Evidently drift + quality report between the features of two time ranges.
 
+    Each feature is tested by a block K-S test: rows closer than a window share its ticks, so blocks
+    of them (twice the window long) are dealt between the ranges, not single rows. A range too short
+    to hold 5 blocks of a feature leaves it untested (hours, not minutes, for the 300 s views).
+
     Exit code 0: drift at or below --max-share; 1: above it (retrain); 2: usage error, or nothing to
     compare (a range without ticks, no lake).
     """
