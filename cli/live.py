@@ -201,6 +201,11 @@ def _print_scores(base: str, products: list[str], seconds: float) -> None:
         if status != 200:
             console.print(f"   scorer answered {status}: {body}")
             continue
+        if not last and body["results"]:  # once: what SPIKE means, before the first line
+            console.print(
+                f"   SPIKE: p at or above {body['results'][0]['threshold']:.4f}, the model's threshold "
+                "(the one that maximized F1 on validation)"
+            )
         for r in body["results"]:
             p = r["probability"]
             if last.get(r["product_id"]) != (p, r.get("features_as_of")):
