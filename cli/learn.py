@@ -93,6 +93,11 @@ def train(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     print_train_report(report, console)
+    if report.drift_share:  # the reports themselves are in MLflow; the share is worth a glance here
+        shares = ", ".join(
+            f"{name.replace('_', ' ')} {share:.0%}" for name, share in report.drift_share.items()
+        )
+        console.print(f"features drifted (block K-S test, Evidently's reports in MLflow): {shares}")
     s = settings_of(ctx)
     # the curves, confusion matrices, drift reports and models are in MLflow, not on the screen
     console.print(f"plots, reports and models: mlflow ui --backend-store-uri {s.mlflow_tracking_uri()}")

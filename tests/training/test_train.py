@@ -139,6 +139,10 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
         f"walk-forward PR-AUC {name}" for name in ("zscore", "logreg", "xgboost")
     ]
     assert all(len(line.split(":")[1].split(",")) == 2 for line in lines)
+    # the drift shares of the run's two reports, at a glance
+    assert re.search(
+        r"features drifted \(block K-S test, .*\): train vs test \d+%, early vs late \d+%", run.output
+    )
     # where the plots are: the report names MLflow's UI on this home's store
     assert f"plots, reports and models: mlflow ui --backend-store-uri {s.mlflow_tracking_uri()}" in " ".join(
         run.output.split()
