@@ -18,7 +18,7 @@ import pandas as pd
 from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
-from training.drift import DriftResult, row_blocks
+from training.drift import DriftResult, drift_report, row_blocks
 from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, pr_auc, score
 from training.models import Model, XGBoost, all_models
 from training.parquet import read_parquet
@@ -358,8 +358,6 @@ def _log_drift(
 ) -> dict[str, float]:
     """Evidently drift + quality reports, train vs test and first half vs second half, into MLflow
     (each feature tested in ``blocks`` of rows: `training.drift.row_blocks`)."""
-    from training.drift import drift_report
-
     train, _, test = splits.chronological(table, purge=cfg.horizon)
     half = len(table) // 2
     pairs = (("train_vs_test", train, test), ("early_vs_late", table[:half], table[half:]))
