@@ -42,6 +42,16 @@ def _plain(value: Any, json_safe: bool = False) -> Any:
     return value
 
 
+def _cell(value: Any) -> str:
+    """A value as a table shows it: a double to 10 significant digits (its exponent kept in view;
+    CSV and JSON give every digit), NULL by name, the rest as `_plain` gives it."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return format(value, ".10g")
+    return str(_plain(value))
+
+
 def _batches(cursor: Any, size: int = 10_000) -> Iterator[list[tuple[Any, ...]]]:
     """A DuckDB result's rows, ``size`` at a time."""
     while chunk := cursor.fetchmany(size):
@@ -85,9 +95,14 @@ def print_rows(
             if len(batch) > room:
                 more = True
                 break
-        table = Table(*columns, title=title, title_justify="left")
+        table = Table(title=title, title_justify="left")
+        for i, name in enumerate(columns):
+            first = next((row[i] for row in shown if row[i] is not None), None)
+            number = isinstance(first, int | float | Decimal) and not isinstance(first, bool)
+            # folded, not cut: a cell cut to fit was "1.3058772852629…" for 1.3e-07
+            table.add_column(name, justify="right" if number else "left", overflow="fold")
         for row in shown:
-            table.add_row(*("NULL" if v is None else str(_plain(v)) for v in row))
+            table.add_row(*(_cell(v) for v in row))
         # a pipe or CI log gets a wide table rather than one wrapped into unreadable slivers
         console = Console(width=None if sys.stdout.isatty() else 200)
         console.print(table)

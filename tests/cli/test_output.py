@@ -162,6 +162,25 @@ def test_an_empty_table_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.split() == ["n"]
 
 
+def test_a_wide_table_cuts_no_value_short(capsys: pytest.CaptureFixture[str]) -> None:
+    import duckdb
+
+    from cli.output import print_rows
+
+    doubles = ", ".join(f"1.3058772852629937e-07 * {i + 1} AS feature_{i}" for i in range(8))
+    rel = duckdb.sql(
+        f"SELECT 'ETH-USD' AS product_id, TIMESTAMPTZ '2026-04-03 22:20:00.010699+00' AS event_time, "
+        f"{doubles}, 149 AS n, 67468.2574::DOUBLE AS price, 'nan'::DOUBLE AS x"
+    )
+    print_rows(rel.columns, rel, "table")
+    # cells fold onto more lines instead: read back, each value is whole (cut to fit, the first
+    # feature was "1.3058772852629…", seven orders of magnitude off)
+    lines = [line.split("│")[1:-1] for line in capsys.readouterr().out.splitlines() if "│" in line]
+    cells = ["".join(parts).replace(" ", "") for parts in zip(*lines, strict=True)]
+    assert cells[:3] == ["ETH-USD", "2026-04-03T22:20:00.010699+00:00", "1.305877285e-07"]
+    assert cells[-3:] == ["149", "67468.2574", "nan"]  # 10 significant digits: a price keeps its cents
+
+
 def test_early_stopping_names_the_trees_kept_and_warns_of_few_spikes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
