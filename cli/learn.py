@@ -126,6 +126,21 @@ def _time_range(ctx: click.Context, param: click.Parameter, text: str) -> tuple[
     return start, end
 
 
+def _overlap(reference: tuple[datetime, datetime], current: tuple[datetime, datetime]) -> str | None:
+    """What to tell a user whose two ranges share time, or None: rows there are in both samples, and
+    the test then finds drift only in the rest (a gate over "the last week" against "the last day"
+    tests six days against one, with that day in both)."""
+    start, end = max(reference[0], current[0]), min(reference[1], current[1])
+    if end <= start:
+        return None
+    shared = (end - start) / (current[1] - current[0])
+    return (
+        f"note: the ranges share {start:%Y-%m-%dT%H:%M:%S}..{end:%Y-%m-%dT%H:%M:%S} ({shared:.0%} of "
+        "--current): its rows are in both, which hides drift there; for a sharper test give ranges "
+        "that do not overlap"
+    )
+
+
 MIN_DRIFT_ROWS = 30  # below this a two-sample test passes almost anything
 
 
@@ -186,6 +201,8 @@ def monitor_drift(
     # a folder per current range: each day's gate run keeps its report (one drift.html was overwritten)
     stamp = f"{current[0]:%Y%m%dT%H%M%S}_{current[1]:%Y%m%dT%H%M%S}"
     folder = out or s.home / "reports" / f"drift_{stamp}"
+    if note := _overlap(reference, current):
+        console.print(note)
     frames = []
     try:
         for label, (start, end) in (("reference", reference), ("current", current)):

@@ -329,6 +329,21 @@ def test_time_ranges_are_read_with_two_dots_or_iso_8601_s_slash() -> None:
         _time_range(click.Context(click.Command("drift")), click.Option(["--current"]), "2026-01-01T06:00")
 
 
+def test_drift_ranges_that_share_time_are_named() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cli.learn import _overlap
+
+    def at(hour: float) -> datetime:
+        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=hour)
+
+    assert _overlap((at(6), at(7)), (at(7), at(8))) is None  # adjacent: END is exclusive
+    assert _overlap((at(9), at(10)), (at(7), at(8))) is None
+    note = _overlap((at(6), at(7.5)), (at(7), at(8)))
+    assert note is not None and "share 2026-01-01T07:00:00..2026-01-01T07:30:00 (50% of --current)" in note
+    assert "(100% of --current)" in str(_overlap((at(0), at(24)), (at(7), at(8))))  # a day against one of its hours
+
+
 def test_ctrl_c_inside_a_duckdb_query_aborts_without_a_traceback() -> None:
     """DuckDB gives Ctrl-C mid-query as RuntimeError("Query interrupted") caused by the KeyboardInterrupt
     (seen in `dataset build` and `sql`): the root group says "Aborted!" as click does for Ctrl-C, and

@@ -101,6 +101,9 @@ def test_monitor_drift_exit_code(make_settings: Callable[..., Settings]) -> None
 
     same = drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:05..2026-01-01T00:10")  # itself
     assert same.returncode == 0 and "closest to drifting:" in same.stderr and "drifted\n" not in same.stderr
+    assert "note: the ranges share 2026-01-01T00:05:00..2026-01-01T00:10:00 (100% of --current)" in " ".join(
+        same.stderr.split()
+    )
     wild = drift("2026-01-01T00:05..2026-01-01T00:10", "2026-01-01T00:25..2026-01-01T00:30")
     assert wild.returncode == 1 and "most drifted:" in wild.stderr
     # each current range keeps its own report folder, with the rows compared beside it
