@@ -341,7 +341,8 @@ def test_drift_ranges_that_share_time_are_named() -> None:
     assert _overlap((at(9), at(10)), (at(7), at(8))) is None
     note = _overlap((at(6), at(7.5)), (at(7), at(8)))
     assert note is not None and "share 2026-01-01T07:00:00..2026-01-01T07:30:00 (50% of --current)" in note
-    assert "(100% of --current)" in str(_overlap((at(0), at(24)), (at(7), at(8))))  # a day against one of its hours
+    # a day against one of its hours
+    assert "(100% of --current)" in str(_overlap((at(0), at(24)), (at(7), at(8))))
 
 
 def test_ctrl_c_inside_a_duckdb_query_aborts_without_a_traceback() -> None:
