@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -57,6 +58,38 @@ def test_compiled_trees_equal_xgboost_on_the_model_training_trains(seed: int) ->
     probe = np.vstack([x.to_numpy(), edge_rows(model, x.shape[1]), np.full((1, x.shape[1]), np.nan)])
     expected = model.predict_proba(probe)[:, 1]
     assert np.array_equal(trees.predict(probe), expected)  # bit for bit, see the next test
+
+
+def test_the_base_margin_and_sigmoid_are_xgboosts_for_any_base_score() -> None:
+    """tickstore's models start from the training base rate, not 0.5: the walker's log-odds of it
+    (float64 `log` rounded) and its sigmoid (float64 `exp` rounded) were each a last bit off XGBoost's
+    for some values, which compute with the C library's float32 `logf` and `expf`."""
+    import xgboost as xgb
+
+    from serving.trees import _base_margin
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 2)).astype(np.float32)
+    # one tree of zero leaves (eta 0): XGBoost's margin is its base margin, its probability the sigmoid
+    booster = xgb.train(
+        {"eta": 0.0, "max_depth": 1, "objective": "binary:logistic"},
+        xgb.DMatrix(x, label=np.arange(64) % 2),
+        1,
+    )
+    scores = np.concatenate([rng.uniform(1e-4, 1 - 1e-4, 1000), np.exp(rng.uniform(-11.5, -0.7, 1000))])
+    margins, probabilities = [], []
+    for score in scores:
+        booster.set_param({"base_score": float(score)})
+        stored = json.loads(booster.save_config())["learner"]["learner_model_param"]["base_score"]
+        margin = booster.inplace_predict(x[:1], predict_type="margin")[0]
+        assert _base_margin(float(stored.strip("[]"))) == margin, score
+        margins.append(margin)
+        probabilities.append(booster.inplace_predict(x[:1])[0])
+    walker = compile_xgboost(XGBClassifier(n_estimators=1).fit(x, np.arange(64) % 2))
+    assert walker is not None
+    as_walked = replace(walker, base_margin=np.float32(0.0), leaf=np.zeros_like(walker.leaf))
+    for margin, p in zip(margins, probabilities, strict=True):  # the sigmoid alone, at each margin
+        assert replace(as_walked, base_margin=margin).predict(x[:1])[0] == p, margin
 
 
 @pytest.mark.parametrize("seed", [7, 10])
