@@ -60,7 +60,7 @@ def main() -> None:
             + (f" (beats the rule in {r.beats_rule:.0%})" if r.beats_rule == r.beats_rule else "")
             + f"  test PR-AUC {r.test.pr_auc:.3f} "
             f"[{r.test.pr_auc_low:.3f}, {r.test.pr_auc_high:.3f}] (blocks of {r.test.block:,} rows)  "
-            f"ROC-AUC {r.test.roc_auc:.3f}  base rate {r.test.base_rate:.3f}  "
+            f"ROC-AUC {r.test.roc_auc:.3f}  Brier {r.test.brier:.4f}  base rate {r.test.base_rate:.3f}  "
             f"test rows called a spike {r.test.flagged:.1%}" + (f"  trees {r.trees}" if r.trees else "")
         )
     stopping = report.spikes["early_stopping"], report.rows["early_stopping"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, logit
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -87,7 +89,12 @@ class LogReg:
             StandardScaler(),
             LogisticRegression(class_weight="balanced", max_iter=2000),
         )
-        self.pipeline.fit(pd.concat([x, x_stop]).astype(float), np.concatenate([y, y_stop]))
+        labels = np.concatenate([y, y_stop])
+        self.pipeline.fit(pd.concat([x, x_stop]).astype(float), labels)
+        # fitted with spikes weighing as much as calm rows; its log-odds are those of that half-spike
+        # world, so they are shifted back to the training base rate (a monotone shift: ranks, the
+        # threshold's decisions and PR-AUC stay; p becomes a spike probability, not ~0.3 at 5% spikes)
+        self.pipeline[-1].intercept_ = self.pipeline[-1].intercept_ - np.log(_odds_weight(labels))
         return self
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
@@ -115,14 +122,18 @@ class XGBoost:
     model: XGBClassifier | None = None
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> XGBoost:
-        positives = max(int(y.sum()), 1)
+        weight = _odds_weight(y)
         self.model = XGBClassifier(
-            **self.params,
-            early_stopping_rounds=30,
-            eval_metric="aucpr",
-            scale_pos_weight=(len(y) - positives) / positives,
+            **self.params, early_stopping_rounds=30, eval_metric="aucpr", scale_pos_weight=weight
         )
         self.model.fit(x.astype(float), y, eval_set=[(x_stop.astype(float), y_stop)], verbose=False)
+        # the trees were grown with spikes weighted up; the margin they start from is moved down by
+        # the same odds, as the logistic regression's intercept is (the trees are untouched)
+        booster = self.model.get_booster()
+        base = float(
+            json.loads(booster.save_config())["learner"]["learner_model_param"]["base_score"].strip("[]")
+        )
+        booster.set_param({"base_score": float(expit(logit(base) - np.log(weight)))})
         return self
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
@@ -138,6 +149,14 @@ class XGBoost:
     def importance(self, columns: list[str]) -> dict[str, float]:
         assert self.model is not None
         return dict(zip(columns, map(float, self.model.feature_importances_), strict=True))
+
+
+def _odds_weight(y: np.ndarray) -> float:
+    """How much a spike is weighted up to weigh as much as the calm rows: calm rows per spike (1 when
+    either is missing: nothing to balance)."""
+    positives = int(np.sum(y))
+    negatives = len(y) - positives
+    return negatives / positives if positives and negatives else 1.0
 
 
 def all_models() -> list[Model]:
