@@ -76,7 +76,8 @@ def _squash(weights: np.ndarray, shift: float) -> LogisticRegression:
 @dataclass
 class LogReg:
     """Scaled, class-balanced logistic regression over every feature (NULLs imputed by the median, and
-    flagged: a column per feature that had NULLs in training says which were missing)."""
+    flagged: a column per feature that had NULLs in training says which were missing), its log-odds
+    moved back to the training base rate after the fit."""
 
     name: str = "logreg"
     pipeline: Pipeline | None = None
@@ -104,7 +105,8 @@ class LogReg:
 
 @dataclass
 class XGBoost:
-    """Gradient-boosted trees, early-stopped on the last training rows held out (NULLs handled natively)."""
+    """Gradient-boosted trees, early-stopped on the last training rows held out (NULLs handled natively),
+    spikes weighted up as calm rows weigh, the margin moved back to the training base rate after the fit."""
 
     name: str = "xgboost"
     params: dict[str, Any] = field(
