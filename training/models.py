@@ -106,7 +106,8 @@ class LogReg:
 @dataclass
 class XGBoost:
     """Gradient-boosted trees, early-stopped on the last training rows held out (NULLs handled natively),
-    spikes weighted up as calm rows weigh, the margin moved back to the training base rate after the fit."""
+    spikes weighted up to weigh as much as the calm rows, its margin moved back to the training base rate
+    after the fit."""
 
     name: str = "xgboost"
     params: dict[str, Any] = field(
