@@ -58,18 +58,33 @@ def test_the_logistic_regression_tells_a_missing_view_from_a_typical_one() -> No
 
 
 def test_the_learners_give_spike_probabilities_at_the_training_base_rate() -> None:
-    # fitted class-balanced, both read a typical row as a coin toss: the mean probability on these
-    # rows was 0.33 (logistic regression) and 0.29 (XGBoost) where 5% are spikes
+    # fitted class-balanced, the learners gave a mean probability of 0.20 (logistic regression) and
+    # 0.38 (XGBoost) on these rows, where 7.5% are spikes
     rng = np.random.default_rng(6)
     x = frame(4000, 7)
     y = (x["ret_std_60s"].fillna(0.0) * np.exp(rng.normal(0, 0.5, 4000)) > 4.5).astype(int).to_numpy()
     assert 0.03 < y.mean() < 0.08
-    for model in (LogReg(), XGBoost()):
+    for model in (LogReg(), XGBoost(), ZScoreRule()):
         model.fit(x[:3200], y[:3200], x[3200:], y[3200:])
         p = model.predict_proba(x)
         assert abs(p.mean() / y.mean() - 1) < 0.3, (model.name, p.mean(), y.mean())
         spikes = y == 1
         assert p[spikes].mean() > 2 * p[~spikes].mean(), model.name  # and still tells them apart
+    # the rule's probability still orders rows by its volatility alone (expit(z - 2): 0.14 on average)
+    by_volatility = p[np.argsort(x["ret_std_60s"].fillna(0.0).to_numpy(), kind="stable")]
+    assert (np.diff(by_volatility) >= 0).all()
+
+
+def test_a_rule_whose_volatility_falls_before_spikes_keeps_its_ordering_and_fits_its_level() -> None:
+    # spikes after the calmest rows (as on the recordings' 06:12-08:35): a fitted slope would reverse
+    # the rule; it keeps z's, and only the level is fitted, to the spike share of the training rows
+    x = frame(2000, 8)
+    y = (x["ret_std_60s"].fillna(0.0) < 0.3).astype(int).to_numpy()
+    rule = ZScoreRule().fit(x[:1600], y[:1600], x[1600:], y[1600:])
+    p = rule.predict_proba(x)
+    assert abs(p.mean() - y.mean()) < 1e-9
+    by_volatility = p[np.argsort(x["ret_std_60s"].fillna(0.0).to_numpy(), kind="stable")]
+    assert (np.diff(by_volatility) >= 0).all()
 
 
 def test_the_served_rule_scores_as_in_training(make_settings: Callable[..., Settings]) -> None:
