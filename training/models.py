@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit, logit
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -36,10 +38,9 @@ class ZScoreRule:
     The probability is expit(a z + b), a and b fitted to the training labels on z alone (a kept above
     0: the ordering stays z's), so it is a spike probability while PR/ROC-AUC, which depend only on
     the ordering, measure the rule itself; where no spike or no calm row is there to fit on, it is
-    expit(z - 2), a squash fitted on nothing. It is an sklearn
-    pipeline over every feature column, weighing its one alone, so MLflow logs it and `tickstore serve`
-    loads and scores it like the logistic regression: what no model beat can be served, computed as in
-    training.
+    expit(z - 2), a squash fitted on nothing. It is an sklearn pipeline over every feature column,
+    weighing its one alone, so MLflow logs it and `tickstore serve` loads and scores it like the
+    logistic regression: what no model beat can be served, computed as in training.
     """
 
     feature: str = "ret_std_60s"
@@ -75,7 +76,9 @@ def _calibration(z: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     spike share). (1, -2) where there is nothing to fit: no column, or one class only."""
     if z.shape[1] != 1 or len(np.unique(labels)) < 2:
         return 1.0, -2.0
-    fit = LogisticRegression(C=np.inf, max_iter=1000).fit(z, labels)  # unpenalized
+    with warnings.catch_warnings():  # z splitting the labels cleanly: a huge slope, checked below
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = LogisticRegression(C=np.inf, max_iter=1000).fit(z, labels)  # unpenalized
     slope, shift = float(fit.coef_[0, 0]), float(fit.intercept_[0])
     if slope > 0 and np.isfinite([slope, shift]).all():
         return slope, shift
