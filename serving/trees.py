@@ -146,10 +146,10 @@ def _libm() -> tuple[Callable[[float], float], Callable[[float], float]] | None:
 def _base_margin(base_score: float) -> np.float32 | None:
     """The log-odds XGBoost starts each row from, as it computes them from binary:logistic's base_score
     (a probability): -logf(1 / b - 1) in float32, logf the C library's. NumPy's float32 log gave
-    another last bit for 543 of 20,000 random b, float64 log rounded to float32 for 60 (and log(b / (1
-    - b)) for 1,832); the C library's for none. None (leave the model to XGBoost) where no C library
-    answers, or b is within 1e-5 of 0 or 1 (XGBoost clamps it somewhere there: a 1e-6 gave another
-    margin)."""
+    another last bit for 543 of 3,000 random b and log(b / (1 - b)) for 1,832 of them, float64 log
+    rounded to float32 for 60 of another 20,000; the C library's for none of either. None (leave the
+    model to XGBoost) where no C library answers, or b is within 1e-5 of 0 or 1 (XGBoost clamps it
+    somewhere there: a 1e-6 gave another margin)."""
     functions = _libm()
     if functions is None or not 1e-5 <= base_score <= 1 - 1e-5:
         return None
