@@ -204,25 +204,27 @@ def _flagged(report: Any) -> list[str]:
     return [line]
 
 
-# Fewer spikes than this among the rows XGBoost stops on, and their PR-AUC moves more from one
-# tree to the next by chance than by fit: on the recordings' 06:12-08:35, 7 spikes in 876 rows kept
-# 2 trees, whose 14 distinct scores the live demo showed as one probability for nearly every tick
-FEW_STOP_SPIKES = 30
-
-
 def _early_stopping(report: Any) -> list[str]:
     """A line on how many trees XGBoost kept, and on how many spikes it chose them; none without it."""
+    from training.splits import STOP_SPIKES
+
     boosted = next((r for r in report.results if r.trees is not None), None)
     if boosted is None or "early_stopping" not in report.rows:
         return []
     rows, spikes = report.rows["early_stopping"], report.spikes["early_stopping"]
+    if spikes in (0, rows):
+        return [
+            f"early stopping: none: the last {rows:,} training rows, held out for it, hold "
+            f"{'no spike' if spikes == 0 else 'spikes only'}, so PR-AUC can't rank the rounds; "
+            f"{boosted.name} grew all {boosted.trees} trees on every training row"
+        ]
     line = (
         f"early stopping: {boosted.name} kept {boosted.trees} tree{'s' * (boosted.trees != 1)}, "
         f"by PR-AUC on the last {rows:,} training rows ({spikes:,} spikes)"
     )
-    if spikes < FEW_STOP_SPIKES:
+    if spikes < STOP_SPIKES:
         line += (
-            f"; under {FEW_STOP_SPIKES} spikes that count is closer to chance than to fit, and few trees "
+            f"; under {STOP_SPIKES} spikes that count is closer to chance than to fit, and few trees "
             "give few distinct scores: a longer range usually gives it more"
         )
     return [line]

@@ -21,10 +21,13 @@ from xgboost import XGBClassifier
 
 class Model(Protocol):
     """A model as `tickstore train` fits it: on training rows ``x``, ``y`` and the later training rows
-    ``x_stop``, ``y_stop`` held out to stop early on (a model that does not stop early fits on both).
-    The validation split is never given to ``fit``: it picks the threshold and the champion."""
+    ``x_stop``, ``y_stop`` held out to stop early on (a model that does not stop early fits on both:
+    `tickstore train` gives it every training row as ``x`` and none held out, so where the hold-out
+    falls changes nothing for it). The validation split is never given to ``fit``: it picks the
+    threshold and the champion."""
 
     name: str
+    stops_early: bool
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> Model: ...
 
@@ -45,6 +48,7 @@ class ZScoreRule:
 
     feature: str = "ret_std_60s"
     name: str = "zscore"
+    stops_early: bool = False
     pipeline: Pipeline | None = None
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> ZScoreRule:
@@ -105,6 +109,7 @@ class LogReg:
     moved back to the training base rate after the fit."""
 
     name: str = "logreg"
+    stops_early: bool = False
     pipeline: Pipeline | None = None
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> LogReg:
@@ -136,6 +141,7 @@ class XGBoost:
     after the fit."""
 
     name: str = "xgboost"
+    stops_early: bool = True
     params: dict[str, Any] = field(
         default_factory=lambda: {
             "n_estimators": 400,
@@ -151,11 +157,19 @@ class XGBoost:
     model: XGBClassifier | None = None
 
     def fit(self, x: pd.DataFrame, y: np.ndarray, x_stop: pd.DataFrame, y_stop: np.ndarray) -> XGBoost:
-        weight = _odds_weight(y)
-        self.model = XGBClassifier(
-            **self.params, early_stopping_rounds=30, eval_metric="aucpr", scale_pos_weight=weight
-        )
-        self.model.fit(x.astype(float), y, eval_set=[(x_stop.astype(float), y_stop)], verbose=False)
+        if 0 < int(np.sum(y_stop)) < len(y_stop):
+            weight = _odds_weight(y)
+            self.model = XGBClassifier(
+                **self.params, early_stopping_rounds=30, eval_metric="aucpr", scale_pos_weight=weight
+            )
+            self.model.fit(x.astype(float), y, eval_set=[(x_stop.astype(float), y_stop)], verbose=False)
+        else:
+            # held-out rows of one class have no PR-AUC: every round's was NaN, and NaN kept the first
+            # tree alone. Nothing to stop on, so every tree is grown, on the held-out rows too
+            y = np.concatenate([y, y_stop])
+            weight = _odds_weight(y)
+            self.model = XGBClassifier(**self.params, scale_pos_weight=weight)
+            self.model.fit(pd.concat([x, x_stop]).astype(float), y, verbose=False)
         # the trees were grown with spikes weighted up; the margin they start from is moved down by
         # the same odds, as the logistic regression's intercept is (the trees are untouched)
         booster = self.model.get_booster()
@@ -171,8 +185,11 @@ class XGBoost:
 
     @property
     def trees(self) -> int:
-        """The trees early stopping kept (its best round and those before it)."""
+        """The trees early stopping kept (its best round and those before it), or every tree grown
+        where it had nothing to stop on."""
         assert self.model is not None
+        if self.model.early_stopping_rounds is None:
+            return int(self.model.get_booster().num_boosted_rounds())
         return int(self.model.best_iteration) + 1
 
     def importance(self, columns: list[str]) -> dict[str, float]:

@@ -161,6 +161,23 @@ def spikes_of(rows: pd.DataFrame, threshold: float) -> np.ndarray:
     return (rows["fwd_vol"] > threshold).to_numpy().astype(int)
 
 
+def fit_model(
+    model: Model,
+    train: pd.DataFrame,
+    fitted: pd.DataFrame,
+    stop: pd.DataFrame,
+    threshold: float,
+    columns: list[str],
+) -> None:
+    """Fit ``model`` on the training rows: split into ``fitted`` and ``stop`` (`splits.early_stopping`)
+    for one that stops early, all of them for the others (the purge gap between the two included)."""
+    if model.stops_early:
+        model.fit(fitted[columns], spikes_of(fitted, threshold), stop[columns], spikes_of(stop, threshold))
+    else:
+        none = train.iloc[:0]
+        model.fit(train[columns], spikes_of(train, threshold), none[columns], spikes_of(none, threshold))
+
+
 def fit_and_score(
     table: pd.DataFrame,
     cfg: TrainConfig,
@@ -198,8 +215,7 @@ def fit_and_score(
     threshold = labels.spike_threshold(train["fwd_vol"], cfg.percentile)
     y = {name: spikes_of(part, threshold) for name, part in (("train", train), ("val", val), ("test", test))}
     columns = [c for c in table.columns if c not in META]
-    fitted, stop = splits.early_stopping(train, purge=cfg.horizon)
-    y_fit, y_stop = spikes_of(fitted, threshold), spikes_of(stop, threshold)
+    fitted, stop = splits.early_stopping(train, purge=cfg.horizon, spikes=y["train"])
     # validation and test rows are resampled in stretches long enough to hold what links neighbouring
     # rows: a label's horizon, the widest feature window
     memory = max(cfg.horizon, FEATURE_MEMORY)
@@ -207,7 +223,7 @@ def fit_and_score(
     results = []
     p_rule = None
     for model in all_models():  # the z-score rule first: the others are compared with it
-        model.fit(fitted[columns], y_fit, stop[columns], y_stop)
+        fit_model(model, train, fitted, stop, threshold, columns)
         p_val = model.predict_proba(val[columns])
         cut = best_f1_threshold(y["val"], p_val)
         p_test = model.predict_proba(test[columns])
@@ -222,7 +238,7 @@ def fit_and_score(
         results.append(result)
     rows = {"train": len(train), "validation": len(val), "test": len(test), "early_stopping": len(stop)}
     spikes = {"train": int(y["train"].sum()), "validation": int(y["val"].sum()), "test": int(y["test"].sum())}
-    spikes["early_stopping"] = int(y_stop.sum())  # of the training rows: the last of them, held out
+    spikes["early_stopping"] = int(spikes_of(stop, threshold).sum())  # the last training rows, held out
     return results, threshold, rows, spikes
 
 
@@ -335,11 +351,13 @@ def walk_forward_pr_auc(table: pd.DataFrame, cfg: TrainConfig) -> dict[str, list
                 out.setdefault(model.name, []).append(float("nan"))
             continue
         threshold = labels.spike_threshold(train_part["fwd_vol"], cfg.percentile)
-        fitted, stop = splits.early_stopping(train_part, purge=cfg.horizon)
-        y_fit, y_stop, y_val = (spikes_of(part, threshold) for part in (fitted, stop, val_part))
+        fitted, stop = splits.early_stopping(
+            train_part, purge=cfg.horizon, spikes=spikes_of(train_part, threshold)
+        )
+        y_val = spikes_of(val_part, threshold)
         for model in all_models():
             # XGBoost early-stops on the fold's last training rows, as in the main split
-            model.fit(fitted[columns], y_fit, stop[columns], y_stop)
+            fit_model(model, train_part, fitted, stop, threshold, columns)
             p = model.predict_proba(val_part[columns])
             out.setdefault(model.name, []).append(pr_auc(y_val, p))
     return out

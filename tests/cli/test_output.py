@@ -195,6 +195,13 @@ def test_early_stopping_names_the_trees_kept_and_warns_of_few_spikes(
     text = " ".join(printed(rep, capsys).split())
     assert "xgboost kept 1 tree, by PR-AUC on the last 876 training rows (30 spikes)" in text
     assert "closer to chance" not in text
+    # held-out rows without a spike: nothing to stop on, every tree grown
+    rep.results[2].trees, rep.spikes["early_stopping"] = 400, 0
+    text = " ".join(printed(rep, capsys).split())
+    assert (
+        "early stopping: none: the last 876 training rows, held out for it, hold no spike, so PR-AUC "
+        "can't rank the rounds; xgboost grew all 400 trees on every training row"
+    ) in text
 
 
 def test_the_share_each_model_calls_a_spike_and_one_that_calls_every_row_so(

@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -262,34 +263,82 @@ def test_early_stopping_rows_are_the_last_training_rows_purged() -> None:
     assert len(fitted) == 850 - 60
 
 
+def test_early_stopping_rows_grow_back_until_they_hold_enough_spikes() -> None:
+    """The last 15% of the rows can hold no spike (spikes come in bursts): then as many of the last
+    rows as hold `STOP_SPIKES` are held out, up to half of them."""
+    import numpy as np
+
+    frame = pd.DataFrame({"event_timestamp": [T0 + timedelta(seconds=s) for s in range(1000)]})
+    spikes = np.zeros(1000, dtype=int)
+    spikes[600:640] = 1  # 40 spikes, all before the last 15%
+    _, stop = splits.early_stopping(frame, purge=timedelta(seconds=60), spikes=spikes)
+    # the fewest last rows holding 30 of them: from row 610 on
+    assert stop["event_timestamp"].min() == T0 + timedelta(seconds=610) and len(stop) == 390
+    assert spikes[stop.index].sum() == splits.STOP_SPIKES
+    # enough spikes in the last 15% already: those rows, as without spikes given
+    spikes[900:] = 1
+    assert len(splits.early_stopping(frame, purge=timedelta(0), spikes=spikes)[1]) == 150
+    # too few anywhere near the end: half of the rows at most, the fit keeps the other half less the purge
+    spikes[:] = 0
+    spikes[:100] = 1
+    fitted, stop = splits.early_stopping(frame, purge=timedelta(seconds=60), spikes=spikes)
+    assert len(stop) == 500 and len(fitted) == 500 - 60
+    # rows out of time order are held out by their times, the spikes read in the frame's order
+    shuffled = frame.sample(frac=1, random_state=3)
+    order = shuffled.index.to_numpy()
+    spikes[:] = 0
+    spikes[600:640] = 1
+    _, stop = splits.early_stopping(shuffled, purge=timedelta(0), spikes=spikes[order])
+    assert stop["event_timestamp"].min() == T0 + timedelta(seconds=610) and len(stop) == 390
+
+
+def test_probabilities(frame: pd.DataFrame, horizon: timedelta) -> dict[str, Any]:
+    """Each model's test probabilities, as `tickstore train` fits and scores them on ``frame``."""
+    from training.train import TrainConfig, fit_and_score
+
+    cfg = TrainConfig(T0, T0 + timedelta(seconds=len(frame)), horizon=horizon)
+    seen: dict[str, Any] = {}
+
+    def keep(model, x, y, p, cut):  # type: ignore[no-untyped-def]
+        seen[model.name] = p
+        return "", ""
+
+    fit_and_score(frame, cfg, keep)
+    return seen
+
+
 def test_the_validation_split_tunes_no_model() -> None:
     """Validation picks the threshold and the champion, so no model may have been fitted or stopped
     on it: its rows changed, every model's test probabilities stay the same."""
     import numpy as np
 
-    from training.train import TrainConfig, fit_and_score
-
     n = 4000
     table = feature_table(n, seed=1)
     rng = np.random.default_rng(1)
-    cfg = TrainConfig(T0, T0 + timedelta(seconds=n), horizon=timedelta(seconds=60))
-
-    def test_probabilities(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        seen: dict[str, np.ndarray] = {}
-
-        def keep(model, x, y, p, cut):  # type: ignore[no-untyped-def]
-            seen[model.name] = p
-            return "", ""
-
-        fit_and_score(frame, cfg, keep)
-        return seen
-
-    before = test_probabilities(table)
-    _, val, _ = splits.chronological(table, purge=cfg.horizon)
+    horizon = timedelta(seconds=60)
+    before = test_probabilities(table, horizon)
+    _, val, _ = splits.chronological(table, purge=horizon)
     scrambled = table.copy()
     # the validation rows' features and labels replaced by noise: what early stopping there would follow
     scrambled.loc[val.index, ["ret_std_60s", "noise", "fwd_vol"]] = rng.normal(0, 3, (len(val), 3))
-    after = test_probabilities(scrambled)
+    after = test_probabilities(scrambled, horizon)
     assert set(before) == {"zscore", "logreg", "xgboost"}
     for name in before:
         assert np.array_equal(before[name], after[name]), name
+
+
+def test_only_the_model_that_stops_early_sees_where_the_hold_out_falls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rule and the logistic regression fit on every training row: when XGBoost's hold-out
+    grows (to half the rows, asked for more spikes than there are), only XGBoost's scores move (the
+    others had lost the purge gap before it, so they moved with it)."""
+    import numpy as np
+
+    table = feature_table(4000, seed=1)
+    before = test_probabilities(table, timedelta(seconds=60))
+    monkeypatch.setattr(splits, "STOP_SPIKES", 10**6)
+    after = test_probabilities(table, timedelta(seconds=60))
+    assert np.array_equal(before["zscore"], after["zscore"])
+    assert np.array_equal(before["logreg"], after["logreg"])
+    assert not np.array_equal(before["xgboost"], after["xgboost"])

@@ -87,6 +87,24 @@ def test_a_rule_whose_volatility_falls_before_spikes_keeps_its_ordering_and_fits
     assert (np.diff(by_volatility) >= 0).all()
 
 
+def test_xgboost_with_no_spike_held_out_grows_every_tree_on_every_row() -> None:
+    # held-out rows of one class have no PR-AUC: each round's was NaN, and NaN kept the first tree,
+    # whose few distinct scores the scorer would have served
+    rng = np.random.default_rng(9)
+    x = frame(3000, 10)
+    y = (x["ret_std_60s"].fillna(0.0) * np.exp(rng.normal(0, 0.5, 3000)) > 4.5).astype(int).to_numpy()
+    calm = np.zeros(500, dtype=int)
+    model = XGBoost().fit(x, y, frame(500, 11), calm)
+    assert model.trees == model.params["n_estimators"]
+    assert len(np.unique(model.predict_proba(x))) > 100
+    # the held-out rows are trained on: their calm rows weigh in the base rate the margin moves back to
+    p = model.predict_proba(pd.concat([x, frame(500, 11)]))
+    assert abs(p.mean() / (y.sum() / 3500) - 1) < 0.3
+    # with both classes held out, it stops early as before
+    stopped = XGBoost().fit(x[:2500], y[:2500], x[2500:], y[2500:])
+    assert stopped.trees < stopped.params["n_estimators"]
+
+
 def test_the_served_rule_scores_as_in_training(make_settings: Callable[..., Settings]) -> None:
     s = make_settings()
     x, stop = frame(400, 1), frame(100, 2)
