@@ -43,7 +43,7 @@ def _model_uri(report: TrainReport | None) -> str | None:
         why = "a validation split without spikes ranks no model"
     console.print(
         f"   no champion ({why}), so the demo\n"
-        f"   serves the z-score rule: TICKSTORE_SERVE_MODEL_URI=runs:/{rule.run_id}/model"
+        f"   serves the z-score rule: tickstore serve --model runs:/{rule.run_id}/model"
     )
     return f"runs:/{rule.run_id}/model"
 
@@ -167,10 +167,10 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
         )
     # the same, by hand: the broker is stopped after the demo, and without a champion the scorer needs
     # the model it was given here
-    model = "" if uri == CHAMPION else f"TICKSTORE_SERVE_MODEL_URI={uri} "
+    model = "" if uri == CHAMPION else f" --model {uri}"
     console.print("   yourself, each in a terminal of its own (README: the scoring API):")
     console.print("     tickstore broker start && tickstore stream")
-    console.print(f"     {model}tickstore serve")
+    console.print(f"     tickstore serve{model}")
     console.print(f"     tickstore ingest replay {shlex.quote(str(source))} --speed 1 --retime")
     console.print(
         f"   then curl -s localhost:{settings.serve_port}/v1/score -H 'content-type: application/json' "

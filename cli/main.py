@@ -130,7 +130,7 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
       tickstore sql "SELECT product_id, count(*) FROM ticks GROUP BY ALL"
       tickstore train --start 2025-12-06T06:15 --end 2025-12-06T08:30   # 3 models; says what to serve
       tickstore stream & tickstore serve      # fresh online features, scoring API on :8000 (the champion,
-                                              # else TICKSTORE_SERVE_MODEL_URI=runs:/... as train said)
+                                              # else --model runs:/... as train said)
       tickstore ingest replay ../shared/data/coinbase/advanced_trade --retime --speed 1   # as if live
       tickstore status                        # every part at a glance
 

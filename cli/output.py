@@ -178,11 +178,11 @@ def print_train_report(report: Any, console: Console) -> None:
         if rule is not None and rule.run_id:
             console.print(
                 "to serve the z-score rule, which no model was promoted over: "
-                f"TICKSTORE_SERVE_MODEL_URI=runs:/{rule.run_id}/model tickstore serve"
+                f"tickstore serve --model runs:/{rule.run_id}/model"
             )
         if best is not None:
             console.print(
-                f"or this run's {best.name}, best on validation: TICKSTORE_SERVE_MODEL_URI=runs:/{best.run_id}/model"
+                f"or this run's {best.name}, best on validation: tickstore serve --model runs:/{best.run_id}/model"
             )
 
 

@@ -87,6 +87,12 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
     callback=lambda ctx, param, value: cpu_option(value),
     help="Run on these CPUs, e.g. 0 or 0-1 (default TICKSTORE_SERVE_CPUS: any).",
 )
+@click.option(
+    "--model",
+    metavar="URI",
+    help="MLflow model to serve, e.g. runs:/<run>/model as `tickstore train` prints it (default "
+    "TICKSTORE_SERVE_MODEL_URI, models:/tickstore-volatility@champion).",
+)
 @click.option("--dev", is_flag=True, help="Flask's development server (one process) instead of gunicorn.")
 @click.pass_context
 def serve(
@@ -96,13 +102,14 @@ def serve(
     workers: int | None,
     threads: int | None,
     cpus: str | None,
+    model: str | None,
     dev: bool,
 ) -> None:
     """The scoring API: POST /v1/score, GET /v1/features/<id>, /healthz, /readyz, /metrics, / (an index).
 
     \b
-    The model is TICKSTORE_SERVE_MODEL_URI (default the MLflow alias
-    models:/tickstore-volatility@champion, reloaded when the alias moves); features come from the
+    The model is --model (default the MLflow alias models:/tickstore-volatility@champion, reloaded
+    when the alias moves; an alias URI given is reloaded too); features come from the
     online store that `tickstore stream` keeps fresh. gunicorn with threaded workers unless --dev.
     """
     base = settings_of(ctx)
@@ -114,6 +121,7 @@ def serve(
             "serve_workers": workers,
             "serve_threads": threads,
             "serve_cpus": cpus,
+            "serve_model_uri": model,
         }.items()
         if v is not None
     }

@@ -57,9 +57,9 @@ def test_no_champion_with_spikes_names_the_baseline(capsys: pytest.CaptureFixtur
     # the scorer looks for the champion alias: say how to serve the rule instead, or the run's best
     assert (
         "to serve the z-score rule, which no model was promoted over: "
-        "TICKSTORE_SERVE_MODEL_URI=runs:/r0/model tickstore serve" in text
+        "tickstore serve --model runs:/r0/model" in text
     )
-    assert "or this run's logreg, best on validation: TICKSTORE_SERVE_MODEL_URI=runs:/r1/model" in text
+    assert "or this run's logreg, best on validation: tickstore serve --model runs:/r1/model" in text
 
 
 def test_no_champion_for_a_lead_the_validation_rows_cannot_tell_from_chance(

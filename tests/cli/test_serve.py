@@ -181,8 +181,14 @@ def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
     # no model needed: the app is up (healthz) while it is not ready
     s = make_settings(serve_port=free_port())
     first = min(os.sched_getaffinity(0))
-    server = _serve_until_listening(s, "--workers", "3", "--threads", "1", "--cpus", str(first), workers=3)
+    server = _serve_until_listening(
+        s, "--workers", "3", "--threads", "1", "--cpus", str(first), "--model", "runs:/given/model", workers=3
+    )
     try:
+        # --model wins over TICKSTORE_SERVE_MODEL_URI (runs:/none/model here): the model it tried to load
+        status, body = http(f"http://127.0.0.1:{s.serve_port}/readyz")
+        said = json.dumps(body)
+        assert status == 503 and "runs:/given/model" in said and "runs:/none/model" not in said, said
         # every worker listens on a socket of its own ...
         listening = [inode for st, inode in _tcp_sockets(s.serve_port) if st == LISTEN]
         owners = _socket_owners(server.pid)
