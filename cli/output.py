@@ -180,9 +180,15 @@ def print_train_report(report: Any, console: Console) -> None:
                 "to serve the z-score rule, which no model was promoted over: "
                 f"tickstore serve --model runs:/{rule.run_id}/model"
             )
-        if best is not None:
+        if best is not None and best.validation_pr_auc == best.validation_pr_auc:
             console.print(
                 f"or this run's {best.name}, best on validation: tickstore serve --model runs:/{best.run_id}/model"
+            )
+        elif best is not None:  # no validation PR-AUC: none is best, each is there to serve
+            trained = [r for r in report.results if r.name != "zscore" and r.run_id]
+            console.print(
+                "or one of this run's models, which validation can't rank: "
+                + "; ".join(f"{r.name}: tickstore serve --model runs:/{r.run_id}/model" for r in trained)
             )
 
 

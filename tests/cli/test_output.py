@@ -48,6 +48,12 @@ def test_validation_without_spikes_reads_na_and_says_why(capsys: pytest.CaptureF
     assert "│ n/a        │ 0.210 [0.110, 0.310] │" in text
     assert "35 of 700 train, 0 of 150 validation, 8 of 150 test" in text
     assert "no champion: the validation split has no spike" in text
+    # no model is best on validation then: each trained one is named ("logreg, best on validation" before)
+    assert "best on validation" not in text
+    assert (
+        "or one of this run's models, which validation can't rank: logreg: tickstore serve --model "
+        "runs:/r1/model; xgboost: tickstore serve --model runs:/r2/model"
+    ) in " ".join(text.split())
 
 
 def test_no_champion_with_spikes_names_the_baseline(capsys: pytest.CaptureFixture[str]) -> None:
