@@ -149,7 +149,12 @@ def score() -> Response:
                 "probability": float(p),
                 "spike": spike,
                 "threshold": model.threshold,
-                "model": {"name": model.name, "version": model.version, "run_id": model.run_id},
+                "model": {
+                    "name": model.name,
+                    "version": model.version,
+                    "run_id": model.run_id,
+                    "kind": model.kind,
+                },
                 "features": {f: r.values.get(f) for f in model.features},
                 "feature_age_s": r.age_s,
                 "features_as_of": _as_of(r.event_time_us),

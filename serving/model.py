@@ -84,6 +84,7 @@ class LoadedModel:
     compiled: CompiledTrees | CompiledLinear | None = None
     # feature view -> fingerprint of the SQL its training set was computed by (none for older runs)
     sql_fingerprints: dict[str, str] = field(default_factory=dict)
+    kind: str | None = None  # zscore, logreg or xgboost, as `tickstore train` logged it
 
     def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """Spike probabilities for feature rows (missing values as NaN, as in training).
@@ -138,7 +139,10 @@ def load(uri: str) -> LoadedModel:
     threshold = float(run.data.params.get("decision_threshold", 0.5))
     compiled = compile_xgboost(estimator) if hasattr(estimator, "get_booster") else compile_linear(estimator)
     fingerprints = trained_fingerprints(run.data.params)
-    return LoadedModel(uri, name, version, run_id, features, threshold, estimator, compiled, fingerprints)
+    kind = run.data.params.get("model")
+    return LoadedModel(
+        uri, name, version, run_id, features, threshold, estimator, compiled, fingerprints, kind
+    )
 
 
 def trained_fingerprints(params: dict[str, str]) -> dict[str, str]:

@@ -36,6 +36,11 @@ SCORE = {
                 "name": {"type": "string"},
                 "version": {"type": "string", "nullable": True},
                 "run_id": {"type": "string"},
+                "kind": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "zscore, logreg or xgboost, as `tickstore train` logged it",
+                },
             },
         },
         "features": FEATURES,

@@ -53,6 +53,7 @@ def test_score_returns_the_models_probability_decision_and_features(
     assert body["probability"] == pytest.approx(model.predict_proba(x)[0, 1], rel=1e-12)
     assert body["spike"] == (body["probability"] >= 0.3) and body["threshold"] == 0.3
     assert body["model"]["name"] == "tickstore-volatility" and body["model"]["version"] == version
+    assert body["model"]["kind"] == "logreg"  # the run's model param: what a runs:/ URI alone does not say
     assert body["features"]["ret_std_60s"] == 0.9 and body["features"]["tick_count_300s"] == 7
     assert 0 < body["feature_age_s"] < 30 and body["expired_views"] == []
 
