@@ -106,6 +106,46 @@ def train(
         console.print(f"walk-forward PR-AUC {name}: {shown}")
 
 
+@click.command()
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Model runs shown, newest first.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_context
+def models(ctx: click.Context, limit: int, fmt: str) -> None:
+    """The models `tickstore train` logged, newest first: range, scores, the champion, and the URI to
+    serve each by (`tickstore serve --model URI`).
+
+    \b
+    Each train run logs three models (the z-score rule, logistic regression, XGBoost; three more
+    with --leaky-labels). Scores are on the run's own test split, so compare runs over the same
+    range. Plots, reports and the models themselves: `mlflow ui`, as `tickstore train` prints it.
+    """
+    from cli.output import print_rows
+    from training.runs import COLUMNS, FIELDS, logged_models
+
+    s = settings_of(ctx)
+    found = logged_models(s, limit)
+    if not found:
+        console.print(f"no models yet in {s.mlflow_tracking_uri()}: `tickstore train` logs them")
+        return
+    if fmt == "table":
+        print_rows(COLUMNS, [m.shown() for m in found], fmt)
+    else:
+        print_rows(FIELDS, [m.row() for m in found], fmt)
+
+
 # -- monitor ------------------------------------------------------------------------------------
 @click.group()
 def monitor() -> None:

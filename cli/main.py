@@ -179,6 +179,7 @@ for command in (
     feed.sink,
     dataset.dataset,
     learn.train,
+    learn.models,
     learn.monitor,
     serve.stream,
     serve.serve,

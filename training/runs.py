@@ -1,0 +1,146 @@
+"""The models `tickstore train` logged, newest first: what each scored and the URI to serve it by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, store_exists, use_mlflow_store
+from tickstore.settings import Settings
+
+COLUMNS = [
+    "started (UTC)",
+    "labels",
+    "model",
+    "range (UTC)",
+    "snapshot",
+    "val PR-AUC",
+    "test PR-AUC",
+    "Brier",
+    "trees",
+    "champion",
+    "uri",
+]
+# the same for csv and json: names a program reads, the range's two ends apart
+FIELDS = [
+    "started",
+    "labels",
+    "model",
+    "start",
+    "end",
+    "snapshot",
+    "val_pr_auc",
+    "test_pr_auc",
+    "brier",
+    "trees",
+    "champion",
+    "uri",
+]
+
+
+@dataclass
+class LoggedModel:
+    """One model run of `tickstore train`, as MLflow keeps it."""
+
+    started: datetime
+    labels: str | None  # honest or leaky
+    model: str | None  # zscore, logreg or xgboost
+    start: str | None  # the training range, UTC
+    end: str | None
+    snapshot: int | None
+    val_pr_auc: float | None
+    test_pr_auc: float | None
+    brier: float | None
+    trees: int | None  # XGBoost: the trees it kept
+    champion: bool  # the run the `champion` alias points at
+    uri: str  # what `tickstore serve --model` takes
+
+    def row(self) -> tuple[object, ...]:
+        """The row under `FIELDS`, values as they are."""
+        return (
+            self.started,
+            self.labels,
+            self.model,
+            self.start,
+            self.end,
+            self.snapshot,
+            self.val_pr_auc,
+            self.test_pr_auc,
+            self.brier,
+            self.trees,
+            self.champion,
+            self.uri,
+        )
+
+    def shown(self) -> tuple[str | int | None, ...]:
+        """The row under `COLUMNS`, to read: scores to 3 digits (Brier 4), n/a where one could not be
+        computed (a split without spikes), the range as `2025-12-06 06:15..08:30`."""
+
+        def score(value: float | None, digits: int) -> str:
+            return "" if value is None else "n/a" if value != value else f"{value:.{digits}f}"
+
+        return (
+            f"{self.started:%Y-%m-%d %H:%M:%S}",
+            self.labels,
+            self.model,
+            _range(self.start, self.end),
+            self.snapshot,
+            score(self.val_pr_auc, 3),
+            score(self.test_pr_auc, 3),
+            score(self.brier, 4),
+            "" if self.trees is None else self.trees,
+            "champion" if self.champion else "",
+            self.uri,
+        )
+
+
+def _range(start: str | None, end: str | None) -> str:
+    """A training range as `2025-12-06 06:15..08:30` (the end's date only where it differs)."""
+    if start is None or end is None:
+        return ""
+    a, b = datetime.fromisoformat(start).astimezone(UTC), datetime.fromisoformat(end).astimezone(UTC)
+    shown = "%Y-%m-%d %H:%M" + (":%S" if a.second or b.second else "")
+    tail = shown.split(" ", 1)[1] if a.date() == b.date() else shown
+    return f"{a:{shown}}..{b:{tail}}"
+
+
+def logged_models(settings: Settings, limit: int) -> list[LoggedModel]:
+    """The newest ``limit`` model runs in the tickstore experiment (none without a store yet)."""
+    if not store_exists(settings):  # reading must not create a store where `train` never ran
+        return []
+    use_mlflow_store(settings)
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    try:
+        champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion").run_id
+    except Exception:  # MLflow raises its own kind for "no such model or alias"
+        champion = None
+    runs = client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit
+    )
+    out = []
+    for run in runs:
+        params, metrics = run.data.params, run.data.metrics
+        snapshot, trees = params.get("snapshot"), params.get("trees")
+        out.append(
+            LoggedModel(
+                started=datetime.fromtimestamp(run.info.start_time / 1000, UTC).replace(microsecond=0),
+                labels=params.get("labels"),
+                model=params.get("model"),
+                start=params.get("start"),
+                end=params.get("end"),
+                snapshot=int(snapshot) if snapshot is not None else None,
+                val_pr_auc=metrics.get("val_pr_auc"),
+                test_pr_auc=metrics.get("test_pr_auc"),
+                brier=metrics.get("test_brier"),
+                trees=int(trees) if trees is not None else None,
+                champion=run.info.run_id == champion,
+                uri=f"runs:/{run.info.run_id}/model",
+            )
+        )
+    return out
