@@ -5,12 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from feast import Entity, FeatureService, FeatureView, Field, ValueType
+import yaml
+from feast import Entity, FeatureService, FeatureView, Field, Project, ValueType
 from feast.types import Float64, Int64
 
 from tickstore_feast import DuckDBSource
 
-SQL = Path(__file__).resolve().parent.parent / "sql"
+REPO = Path(__file__).resolve().parent
+SQL = REPO.parent / "sql"
+
+# The project as feature_store.yaml names it (the one place it is set). Without a Project object here,
+# `feast apply` and `feast plan` made one from the yaml all the same, printing "No project found in the
+# repository. Using project name ..." at every run.
+# (No description: one here would be a change to the project Feast registered without it.)
+project = Project(name=yaml.safe_load((REPO / "feature_store.yaml").read_text())["project"])
 
 product = Entity(
     name="product",

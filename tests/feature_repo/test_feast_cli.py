@@ -87,6 +87,8 @@ def test_feast_cli_apply_plan_list_materialize(
         "Created feature view ticks_60s" in applied and "Created feature service volatility_model" in applied
     )
     assert "No changes to registry" in feast_out(repo, "plan")
+    # the repo names its project (as feature_store.yaml does): Feast made one up, saying so at every run
+    assert "No project found" not in applied
     listed = feast_out(repo, "feature-views", "list")
     assert all(v in listed for v in ("ticks_10s", "ticks_60s", "ticks_300s"))
     feast(repo, "materialize", "2025-12-31T23:59:00", "2026-01-01T00:01:00")
