@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore", message="X does not have valid feature names",
 HINT = (
     "Train one (`tickstore train` promotes a champion when a model beats the z-score rule beyond chance, and prints "
     "the runs:/ URIs of the rule and of its best model when none does), or serve one by its URI: "
-    "`tickstore serve --model runs:/<run>/model` (or TICKSTORE_SERVE_MODEL_URI)"
+    "`tickstore serve --model runs:/<run>/model` (or TICKSTORE_SERVE_MODEL_URI; `tickstore models` lists them)"
 )
 
 
@@ -58,7 +58,8 @@ def hint() -> str:
         return HINT
     return (
         "No `tickstore train` run has promoted a model (none beat the z-score rule beyond chance); to serve the newest "
-        f"`tickstore train` run's z-score rule: tickstore serve --model runs:/{runs[0].info.run_id}/model"
+        f"`tickstore train` run's z-score rule: tickstore serve --model runs:/{runs[0].info.run_id}/model "
+        "(every logged model, with its scores and URI: tickstore models)"
     )
 
 

@@ -123,6 +123,6 @@ def test_the_served_rule_scores_as_in_training(make_settings: Callable[..., Sett
     assert served.threshold == 0.2 and served.compiled is not None
 
     # without a champion, what to do names the newest run's rule; with one, the URI asked for is wrong
-    assert f"tickstore serve --model runs:/{run.info.run_id}/model" in hint()
+    assert f"tickstore serve --model runs:/{run.info.run_id}/model" in hint() and "tickstore models" in hint()
     tracking.promote(logged)
     assert hint() == HINT
