@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, store_exists, use_mlflow_store
@@ -17,21 +17,6 @@ COLUMNS = [
     "val PR-AUC",
     "test PR-AUC",
     "Brier",
-    "trees",
-    "champion",
-    "uri",
-]
-# the same for csv and json: names a program reads, the range's two ends apart
-FIELDS = [
-    "started",
-    "labels",
-    "model",
-    "start",
-    "end",
-    "snapshot",
-    "val_pr_auc",
-    "test_pr_auc",
-    "brier",
     "trees",
     "champion",
     "uri",
@@ -56,21 +41,8 @@ class LoggedModel:
     uri: str  # what `tickstore serve --model` takes
 
     def row(self) -> tuple[object, ...]:
-        """The row under `FIELDS`, values as they are."""
-        return (
-            self.started,
-            self.labels,
-            self.model,
-            self.start,
-            self.end,
-            self.snapshot,
-            self.val_pr_auc,
-            self.test_pr_auc,
-            self.brier,
-            self.trees,
-            self.champion,
-            self.uri,
-        )
+        """The row under `FIELDS` (csv and json: the fields' names, values as they are)."""
+        return tuple(getattr(self, name) for name in FIELDS)
 
     def shown(self) -> tuple[str | int | None, ...]:
         """The row under `COLUMNS`, to read: scores to 3 digits (Brier 4), n/a where one could not be
@@ -92,6 +64,9 @@ class LoggedModel:
             "champion" if self.champion else "",
             self.uri,
         )
+
+
+FIELDS = [f.name for f in fields(LoggedModel)]
 
 
 def _range(start: str | None, end: str | None) -> str:
