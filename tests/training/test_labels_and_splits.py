@@ -292,7 +292,7 @@ def test_early_stopping_rows_grow_back_until_they_hold_enough_spikes() -> None:
     assert stop["event_timestamp"].min() == T0 + timedelta(seconds=610) and len(stop) == 390
 
 
-def test_probabilities(frame: pd.DataFrame, horizon: timedelta) -> dict[str, Any]:
+def split_probabilities(frame: pd.DataFrame, horizon: timedelta) -> dict[str, Any]:
     """Each model's test probabilities, as `tickstore train` fits and scores them on ``frame``."""
     from training.train import TrainConfig, fit_and_score
 
@@ -316,12 +316,12 @@ def test_the_validation_split_tunes_no_model() -> None:
     table = feature_table(n, seed=1)
     rng = np.random.default_rng(1)
     horizon = timedelta(seconds=60)
-    before = test_probabilities(table, horizon)
+    before = split_probabilities(table, horizon)
     _, val, _ = splits.chronological(table, purge=horizon)
     scrambled = table.copy()
     # the validation rows' features and labels replaced by noise: what early stopping there would follow
     scrambled.loc[val.index, ["ret_std_60s", "noise", "fwd_vol"]] = rng.normal(0, 3, (len(val), 3))
-    after = test_probabilities(scrambled, horizon)
+    after = split_probabilities(scrambled, horizon)
     assert set(before) == {"zscore", "logreg", "xgboost"}
     for name in before:
         assert np.array_equal(before[name], after[name]), name
@@ -336,9 +336,9 @@ def test_only_the_model_that_stops_early_sees_where_the_hold_out_falls(
     import numpy as np
 
     table = feature_table(4000, seed=1)
-    before = test_probabilities(table, timedelta(seconds=60))
+    before = split_probabilities(table, timedelta(seconds=60))
     monkeypatch.setattr(splits, "STOP_SPIKES", 10**6)
-    after = test_probabilities(table, timedelta(seconds=60))
+    after = split_probabilities(table, timedelta(seconds=60))
     assert np.array_equal(before["zscore"], after["zscore"])
     assert np.array_equal(before["logreg"], after["logreg"])
     assert not np.array_equal(before["xgboost"], after["xgboost"])
