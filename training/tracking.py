@@ -141,3 +141,26 @@ def _log_flavor(model: Model, example: pd.DataFrame) -> str:
         )
         return str(info.model_uri)
     raise TypeError(f"no MLflow flavor for {model.name}")
+
+
+def log_scores(
+    run_id: str,
+    val_pr_auc: float,
+    beats_rule: float,
+    test: dict[str, float],
+    threshold: float,
+    spikes: dict[str, int],
+) -> None:
+    """A model's validation and test scores (NaN ones left out), its labels' spike threshold and
+    spike counts, into its run."""
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params(
+            {"spike_threshold_fwd_vol": threshold, **{f"spikes_{k}": v for k, v in spikes.items()}}
+        )
+        mlflow.log_metrics(
+            {
+                "val_pr_auc": val_pr_auc,
+                **({"val_beats_rule_share": beats_rule} if beats_rule == beats_rule else {}),
+                **{f"test_{k}": v for k, v in test.items() if v == v},
+            }
+        )

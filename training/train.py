@@ -305,17 +305,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
 
     results, threshold, rows, spikes = fit_and_score(table, cfg, tracked("honest"))
     for r in results:
-        with mlflow.start_run(run_id=r.run_id):
-            mlflow.log_params(
-                {"spike_threshold_fwd_vol": threshold, **{f"spikes_{k}": v for k, v in spikes.items()}}
-            )
-            mlflow.log_metrics(
-                {
-                    "val_pr_auc": r.validation_pr_auc,
-                    **({"val_beats_rule_share": r.beats_rule} if r.beats_rule == r.beats_rule else {}),
-                    **{f"test_{k}": v for k, v in r.test.as_dict().items() if v == v},
-                }
-            )
+        tracking.log_scores(r.run_id, r.validation_pr_auc, r.beats_rule, r.test.as_dict(), threshold, spikes)
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
     report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
     baseline = report.rule()
@@ -336,7 +326,13 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
             for name, values in report.walk_forward.items():
                 mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
     if cfg.leaky_labels:
-        leaky, _, _, _ = fit_and_score(leaky_table(settings, cfg, snapshot), cfg, tracked("leaky"))
+        leaky, leaky_threshold, _, leaky_spikes = fit_and_score(
+            leaky_table(settings, cfg, snapshot), cfg, tracked("leaky")
+        )
+        for r in leaky:  # the mistake's scores, beside the honest ones
+            tracking.log_scores(
+                r.run_id, r.validation_pr_auc, r.beats_rule, r.test.as_dict(), leaky_threshold, leaky_spikes
+            )
         report.leaky = leaky
     return report
 

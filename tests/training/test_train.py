@@ -57,12 +57,19 @@ def test_same_snapshot_and_config_give_identical_metrics(trained) -> None:  # ty
 
 @pytest.mark.slow
 def test_leaky_labels_look_far_better_than_honest_ones(trained) -> None:  # type: ignore[no-untyped-def]
-    _, _, report, _ = trained
+    s, _, report, _ = trained
     # shift(-1) labels are the next tick's 60 s volatility: almost the feature itself. (ROC-AUC, not
     # PR-AUC: the simulated test hours can be calm, and PR-AUC over a handful of spikes is noise.)
     honest = {r.name: r.test.roc_auc for r in report.results}
     leaky = {r.name: r.test.roc_auc for r in report.leaky}
     assert leaky["zscore"] > 0.97 and leaky["zscore"] > honest["zscore"]
+    # and MLflow has them beside the honest runs' (the leaky runs had params and plots, no metrics)
+    tracking.setup(s)
+    for r in report.leaky:
+        run = MlflowClient().get_run(r.run_id)
+        assert run.data.tags["mlflow.runName"] == f"leaky-{r.name}"
+        assert run.data.metrics["test_roc_auc"] == r.test.roc_auc
+        assert run.data.metrics["test_pr_auc"] == r.test.pr_auc
 
 
 @pytest.mark.slow
