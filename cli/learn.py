@@ -65,7 +65,8 @@ def train(
     Labels are the realized volatility over (t, t + H] from ticks strictly after t; splits are
     chronological 70/15/15 with an H purge. The best model becomes the `champion` alias only if it
     beats the z-score rule on validation PR-AUC beyond chance; else the runs:/ URI of the rule (and
-    of the best) is printed, to serve with `tickstore serve --model URI`.
+    of the best) is printed, to serve with `tickstore serve --model URI`; `tickstore models` lists
+    every model logged so far.
     """
 
     from cli.output import print_train_report
