@@ -30,6 +30,7 @@ def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> Non
         "demo",
         "feast",
         "ingest",
+        "models",
         "monitor",
         "serve",
         "sink",
