@@ -13,7 +13,7 @@ from typing import TextIO
 import click
 import duckdb
 
-from cli.context import console, settings_of
+from cli.context import console, format_option, settings_of
 from cli.interrupt import ctrl_c_cancels, settle
 from cli.output import print_rows
 from cli.ranges import AS_OF, snapshot_of
@@ -60,14 +60,7 @@ class _SqlCommand(click.Command):
     type=click.File("r"),
     help="Read the SQL from this file ('-': standard input) instead of QUERY.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="table: for reading (--limit rows); csv: with a header; json: one object per line (all rows).",
-)
+@format_option("table: for reading (--limit rows); csv: with a header; json: one object per line (all rows).")
 @click.option(
     "--as-of",
     "as_of",

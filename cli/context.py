@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import Progress, ProgressColumn
 
 from tickstore.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # In a pipe or a CI log rich would wrap at 80 columns, splitting the commands it prints for pasting
 # (`mlflow ui --backend-store-uri ...`): there, lines are left whole and tables get 200 columns.
@@ -19,6 +23,19 @@ console = Console(stderr=True, soft_wrap=not _TTY, width=None if _TTY else 200)
 # `tickstore status | grep` and `> status.txt` get it; progress and logs stay on stderr.
 _OUT_TTY = sys.stdout.isatty()
 report = Console(soft_wrap=not _OUT_TTY, width=None if _OUT_TTY else 200)
+
+
+def format_option(help: str) -> Callable[[F], F]:
+    """`--format table|csv|json` into ``fmt``, as every command printing rows takes it
+    (`cli.output.print_rows`)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "csv", "json"]),
+        default="table",
+        show_default=True,
+        help=help,
+    )
 
 
 def progress_bar(*columns: str | ProgressColumn) -> Progress:

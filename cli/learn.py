@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cli.context import SECONDS, console, settings_of
+from cli.context import SECONDS, console, format_option, settings_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore import lake
 
@@ -115,14 +115,7 @@ def train(
     show_default=True,
     help="Model runs shown, newest first.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option("table: for reading; csv: with a header; json: one object per line.")
 @click.pass_context
 def models(ctx: click.Context, limit: int, fmt: str) -> None:
     """The models `tickstore train` logged, newest first: range, scores, the champion, and the URI to
