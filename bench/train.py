@@ -65,6 +65,11 @@ def main() -> None:
         )
     stopping = report.spikes["early_stopping"], report.rows["early_stopping"]
     print(f"early stopping on the last training rows: {stopping[0]:,} spikes in {stopping[1]:,} rows")
+    spikes = report.spikes
+    print(
+        f"validation: {spikes['validation']:,} spikes in {report.rows['validation']:,} rows, "
+        f"{spikes['validation_episodes']} separate episodes"
+    )
     print(f"champion: {report.champion or 'none'}")
 
 

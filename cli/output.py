@@ -239,11 +239,22 @@ def _early_stopping(report: Any) -> list[str]:
 def _why_no_champion(report: Any) -> str:
     """Why no model was promoted, its validation split holding spikes: none beat the z-score rule, or
     the best beat it by a lead its validation rows can't tell from chance."""
-    from training.train import PROMOTE_SHARE
+    from training.train import FEATURE_MEMORY, PROMOTE_EPISODES, PROMOTE_SHARE
 
     best, rule = report.best_trained(), report.rule()
     if best is None or rule is None or not best.validation_pr_auc > rule.validation_pr_auc:
         return "no champion: no model beat the z-score rule on validation PR-AUC"
+    found = report.spikes.get("validation_episodes", 0)
+    if found < PROMOTE_EPISODES:
+        spikes = report.spikes["validation"]
+        return (
+            f"no champion: {best.name}'s validation PR-AUC ({best.validation_pr_auc:.3f}) is above the z-score "
+            f"rule's ({rule.validation_pr_auc:.3f}), but the validation split's {spikes:,} "
+            f"spike{'s' * (spikes != 1)} come in {found} separate episode{'s' * (found != 1)} "
+            f"({PROMOTE_EPISODES} needed: spikes closer than the widest feature window, "
+            f"{FEATURE_MEMORY.total_seconds() / 60:g} min, or the horizon share ticks): too few to tell a lead "
+            "from chance; a longer --start/--end range gives validation more"
+        )
     # NaN: no resample held both classes, so the lead held in none
     share = best.beats_rule if best.beats_rule == best.beats_rule else 0.0
     return (

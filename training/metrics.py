@@ -71,6 +71,17 @@ def block_rows(times: pd.Series, span: timedelta) -> int:
     return max(1, int(np.median(ends - starts)))
 
 
+def episodes(times: pd.Series, gap: timedelta) -> int:
+    """How many separate episodes the rows at ``times`` make: runs in which each row lies within
+    ``gap`` of the one before it (any product), a wider gap starting the next run. Rows closer than
+    the label's horizon or the widest feature window share ticks, so a run is one piece of evidence,
+    however many rows it has."""
+    if times.empty:
+        return 0
+    t = np.sort(pd.to_datetime(times, utc=True).to_numpy())
+    return 1 + int((np.diff(t) > np.timedelta64(gap)).sum())
+
+
 def block_resamples(rows: int, block: int, n: int, seed: int) -> Iterator[np.ndarray]:
     """``n`` moving-block resamples of ``rows`` rows in time order, as row indices (seeded): runs of
     ``block`` consecutive rows from random starts, as many as cover the rows, the last one cut."""

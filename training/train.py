@@ -19,7 +19,7 @@ from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
 from training.drift import DriftResult, drift_report, row_blocks
-from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, pr_auc, score
+from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, episodes, pr_auc, score
 from training.models import Model, XGBoost, all_models
 from training.parquet import read_parquet
 
@@ -29,6 +29,10 @@ MIN_SPLIT_ROWS = 50
 FEATURE_MEMORY = timedelta(minutes=5)
 # a model replaces the z-score rule only if it beats it in this share of resamples of the validation rows
 PROMOTE_SHARE = 0.95
+# ... and only on a validation split whose spikes come in this many separate episodes (`episodes`): a
+# model ahead in each of k independent episodes could be so by chance with probability 2^-k, under 5%
+# from 5 on. With fewer, every resample holding spikes holds the same ones, and agrees.
+PROMOTE_EPISODES = 5
 META = {"product_id", "event_timestamp", "fwd_vol", "fwd_returns", "label"}
 
 
@@ -92,6 +96,23 @@ class TrainReport:
         if not candidates:
             return None
         return max(candidates, key=lambda r: np.nan_to_num(r.validation_pr_auc, nan=-1))
+
+
+def promotable(report: TrainReport) -> ModelResult | None:
+    """The trained model to register as champion, or None: the best on validation PR-AUC, if it is
+    ahead of the z-score rule, in `PROMOTE_SHARE` of the resamples, on `PROMOTE_EPISODES` episodes."""
+    rule, best = report.rule(), report.best_trained()
+    if rule is None or best is None:
+        return None
+    # NaN (a validation split without spikes) never wins, nor does a lead the validation rows can't
+    # tell from chance
+    if not (
+        best.validation_pr_auc > np.nan_to_num(rule.validation_pr_auc, nan=-1)
+        and best.beats_rule >= PROMOTE_SHARE
+        and report.spikes.get("validation_episodes", 0) >= PROMOTE_EPISODES
+    ):
+        return None
+    return best
 
 
 def set_name(cfg: TrainConfig, snapshot: int) -> str:
@@ -239,6 +260,7 @@ def fit_and_score(
     rows = {"train": len(train), "validation": len(val), "test": len(test), "early_stopping": len(stop)}
     spikes = {"train": int(y["train"].sum()), "validation": int(y["val"].sum()), "test": int(y["test"].sum())}
     spikes["early_stopping"] = int(spikes_of(stop, threshold).sum())  # the last training rows, held out
+    spikes["validation_episodes"] = episodes(val["event_timestamp"][y["val"] == 1], memory)
     return results, threshold, rows, spikes
 
 
@@ -308,16 +330,8 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         tracking.log_scores(r.run_id, r.validation_pr_auc, r.beats_rule, r.test.as_dict(), threshold, spikes)
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
     report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
-    baseline = report.rule()
-    assert baseline is not None
-    # NaN (a validation split without spikes) never wins, nor does a lead the validation rows can't
-    # tell from chance
-    best = report.best_trained()
-    if (
-        best is not None
-        and best.validation_pr_auc > np.nan_to_num(baseline.validation_pr_auc, nan=-1)
-        and best.beats_rule >= PROMOTE_SHARE
-    ):
+    best = promotable(report)
+    if best is not None:
         report.champion = best.name
         report.champion_version = tracking.promote(best.model_uri)
     if cfg.folds > 0:

@@ -22,7 +22,7 @@ def scores(pr_auc: float, base_rate: float) -> Scores:
     return Scores(pr_auc, low, high, 0.6, 0.2, 0.3, 0.4, 0.5, 0.04, base_rate, 100)
 
 
-def report(validation: float, val_spikes: int) -> TrainReport:
+def report(validation: float, val_spikes: int, episodes: int = 5) -> TrainReport:
     return TrainReport(
         snapshot=3,
         threshold=2.5e-4,
@@ -32,7 +32,7 @@ def report(validation: float, val_spikes: int) -> TrainReport:
             ModelResult("logreg", validation, scores(0.21, 0.05), run_id="r1"),
             ModelResult("xgboost", validation - 0.1, scores(0.19, 0.05), run_id="r2"),
         ],
-        spikes={"train": 35, "validation": val_spikes, "test": 8},
+        spikes={"train": 35, "validation": val_spikes, "test": 8, "validation_episodes": episodes},
     )
 
 
@@ -80,6 +80,19 @@ def test_no_champion_for_a_lead_the_validation_rows_cannot_tell_from_chance(
         "61% of block resamples of the validation rows (95% needed): a lead they can't tell from chance"
     ) in text
     assert "to serve the z-score rule" in text and "or this run's logreg" in text
+
+
+def test_no_champion_for_a_lead_on_too_few_spike_episodes(capsys: pytest.CaptureFixture[str]) -> None:
+    rep = report(0.005, 6, episodes=1)
+    rep.results[0].validation_pr_auc = 0.004  # the rule: logreg leads ...
+    rep.results[1].beats_rule = 1.0  # ... in every resample: each holds the same one episode
+    text = " ".join(printed(rep, capsys).split())
+    assert (
+        "no champion: logreg's validation PR-AUC (0.005) is above the z-score rule's (0.004), but the "
+        "validation split's 6 spikes come in 1 separate episode (5 needed: spikes closer than the widest "
+        "feature window, 5 min, or the horizon share ticks): too few to tell a lead from chance"
+    ) in text
+    assert "to serve the z-score rule" in text
 
 
 def test_a_champion_needs_no_serving_hint(capsys: pytest.CaptureFixture[str]) -> None:

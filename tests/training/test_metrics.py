@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from training.metrics import beats_share, block_rows, bootstrap_pr_auc, pr_auc, score
+from training.metrics import beats_share, block_rows, bootstrap_pr_auc, episodes, pr_auc, score
 
 
 def linked_rows(runs: int = 40, length: int = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -78,3 +78,15 @@ def test_beats_share_tells_a_real_lead_from_one_of_chance() -> None:
     assert abs(average_precision_score(y, a) - average_precision_score(y, b)) < 0.05
     assert 0.05 < beats_share(y, a, b, block=30) < 0.95
     assert np.isnan(beats_share(np.zeros(60), p[:60], coin[:60], block=30))
+
+
+def test_episodes_are_runs_of_rows_no_wider_apart_than_the_gap() -> None:
+    t0 = pd.Timestamp("2025-12-06 12:03:25", tz="UTC")
+    burst = pd.Series([t0 + pd.Timedelta(seconds=s) for s in range(6)])  # six spikes in 5 s: one
+    assert episodes(burst, timedelta(minutes=5)) == 1
+    assert episodes(burst.iloc[:0], timedelta(minutes=5)) == 0
+    # exactly the gap apart still joins (rows that close share ticks); a microsecond more starts another
+    apart = pd.Series([t0, t0 + pd.Timedelta(minutes=5), t0 + pd.Timedelta(minutes=10, microseconds=1)])
+    assert episodes(apart, timedelta(minutes=5)) == 2
+    # any order, any product: three products spiking in the same minute are one episode
+    assert episodes(pd.Series([t0 + pd.Timedelta(minutes=20), t0, t0, t0]), timedelta(minutes=5)) == 2
