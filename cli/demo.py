@@ -19,7 +19,7 @@ from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 if TYPE_CHECKING:
-    from training.train import TrainReport
+    from training.report import TrainReport
 
 
 EXAMPLES = [

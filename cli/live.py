@@ -24,7 +24,7 @@ from tickstore.net import free_port
 from tickstore.settings import Settings
 
 if TYPE_CHECKING:
-    from training.train import TrainReport
+    from training.report import TrainReport
 
 CHAMPION = "models:/tickstore-volatility@champion"
 

@@ -239,7 +239,8 @@ def _early_stopping(report: Any) -> list[str]:
 def _why_no_champion(report: Any) -> str:
     """Why no model was promoted, its validation split holding spikes: none beat the z-score rule, or
     the best beat it by a lead its validation rows can't tell from chance."""
-    from training.train import FEATURE_MEMORY, PROMOTE_EPISODES, PROMOTE_SHARE
+    from training.report import PROMOTE_EPISODES, PROMOTE_SHARE
+    from training.train import FEATURE_MEMORY
 
     best, rule = report.best_trained(), report.rule()
     if best is None or rule is None or not best.validation_pr_auc > rule.validation_pr_auc:

@@ -7,7 +7,7 @@ import multiprocessing
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,20 +19,15 @@ from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, labels, splits, tracking
 from training.drift import DriftResult, drift_report, row_blocks
-from training.metrics import Scores, beats_share, best_f1_threshold, block_rows, episodes, pr_auc, score
+from training.metrics import beats_share, best_f1_threshold, block_rows, episodes, pr_auc, score
 from training.models import Model, XGBoost, all_models
 from training.parquet import read_parquet
+from training.report import ModelResult, TrainReport, promotable
 
 LEAKY_MAX_ROWS = 60_000
 MIN_SPLIT_ROWS = 50
 # rows closer than this share ticks through their features (ticks_300s, the widest window in sql/)
 FEATURE_MEMORY = timedelta(minutes=5)
-# a model replaces the z-score rule only if it beats it in this share of resamples of the validation rows
-PROMOTE_SHARE = 0.95
-# ... and only on a validation split whose spikes come in this many separate episodes (`episodes`): a
-# model ahead in each of k independent episodes could be so by chance with probability 2^-k, under 5%
-# from 5 on. With fewer, every resample holding spikes holds the same ones, and agrees.
-PROMOTE_EPISODES = 5
 META = {"product_id", "event_timestamp", "fwd_vol", "fwd_returns", "label"}
 
 
@@ -59,60 +54,6 @@ class TrainConfig:
             raise ValueError(f"the spike percentile must be between 0 and 100, not {self.percentile}")
         if self.folds < 0:
             raise ValueError("folds must be 0 (none) or more")
-
-
-@dataclass
-class ModelResult:
-    name: str
-    validation_pr_auc: float
-    test: Scores
-    run_id: str = ""
-    model_uri: str = ""  # the logged model (models:/m-...)
-    # the share of block resamples of the validation rows in which it beat the z-score rule's PR-AUC
-    beats_rule: float = float("nan")
-    trees: int | None = None  # XGBoost: the trees early stopping kept
-
-
-@dataclass
-class TrainReport:
-    snapshot: int
-    threshold: float
-    rows: dict[str, int]
-    results: list[ModelResult] = field(default_factory=list)
-    spikes: dict[str, int] = field(default_factory=dict)  # split -> rows labeled a spike (honest labels)
-    leaky: list[ModelResult] = field(default_factory=list)
-    champion: str | None = None
-    champion_version: str | None = None
-    drift_share: dict[str, float] = field(default_factory=dict)
-    walk_forward: dict[str, list[float]] = field(default_factory=dict)  # model -> PR-AUC per fold
-
-    def rule(self) -> ModelResult | None:
-        """The z-score rule's result: the baseline a model must beat to be promoted."""
-        return next((r for r in self.results if r.name == "zscore"), None)
-
-    def best_trained(self) -> ModelResult | None:
-        """The trained model (not the z-score rule) with the best validation PR-AUC; NaN ranks last."""
-        candidates = [r for r in self.results if r.name != "zscore" and r.run_id]
-        if not candidates:
-            return None
-        return max(candidates, key=lambda r: np.nan_to_num(r.validation_pr_auc, nan=-1))
-
-
-def promotable(report: TrainReport) -> ModelResult | None:
-    """The trained model to register as champion, or None: the best on validation PR-AUC, if it is
-    ahead of the z-score rule, in `PROMOTE_SHARE` of the resamples, on `PROMOTE_EPISODES` episodes."""
-    rule, best = report.rule(), report.best_trained()
-    if rule is None or best is None:
-        return None
-    # NaN (a validation split without spikes) never wins, nor does a lead the validation rows can't
-    # tell from chance
-    if not (
-        best.validation_pr_auc > np.nan_to_num(rule.validation_pr_auc, nan=-1)
-        and best.beats_rule >= PROMOTE_SHARE
-        and report.spikes.get("validation_episodes", 0) >= PROMOTE_EPISODES
-    ):
-        return None
-    return best
 
 
 def set_name(cfg: TrainConfig, snapshot: int) -> str:

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from cli.output import print_train_report
 from training.metrics import Scores
-from training.train import ModelResult, TrainReport
+from training.report import ModelResult, TrainReport
 
 NAN = float("nan")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from training.metrics import Scores
-from training.train import PROMOTE_EPISODES, ModelResult, TrainReport, promotable
+from training.report import PROMOTE_EPISODES, ModelResult, TrainReport, promotable
 
 NAN = float("nan")
 TEST = Scores(0.2, 0.1, 0.3, 0.6, 0.2, 0.3, 0.4, 0.5, 0.04, 0.05, 100)
