@@ -60,36 +60,58 @@ def _checked(product_id: str) -> str:
 
 
 def _read(products: list[str]) -> list[ProductFeatures]:
-    """Online features of ``products``; 404 for products never seen, 503 when all their data is stale."""
+    """Online features of ``products``, in their order; 503 when the online store does not answer."""
     try:
-        rows = state().features().read(products)
+        return state().features().read(products)
     except FeaturesUnavailable as exc:
         raise ApiError(503, "features_unavailable", str(exc)) from exc
+
+
+def _unknown(unknown: list[str]) -> ApiError:
+    """404 for products the online store has never seen, with the likeliest slip named."""
+    message = f"no online features for {', '.join(map(shown, unknown))}"
+    # on the error path only: one more read, for the likeliest slips (Coinbase's ids are upper case,
+    # and hold no spaces)
+    cased = sorted({p.strip().upper() for p in unknown if p != p.strip().upper()})
+    if cased:
+        try:
+            known = [r.product_id for r in state().features().read(cased) if r.known]
+        except FeaturesUnavailable:
+            known = []
+        if known:
+            message += f" (product ids are exact, case and spaces: did you mean {', '.join(known)}?)"
+    return ApiError(404, "unknown_product", message, unknown=unknown)
+
+
+def _stale(stale: list[ProductFeatures]) -> ApiError:
+    """503 for products whose every view is past its TTL: nothing recent to score on."""
+    return ApiError(
+        503,
+        "stale_features",
+        "every feature view is older than its TTL: is `tickstore stream` running and the feed live? "
+        "Refusing to score on stale data.",
+        products={r.product_id: {"age_s": r.age_s, "expired_views": r.expired_views} for r in stale},
+    )
+
+
+def _problem(row: ProductFeatures) -> ApiError | None:
+    """Why ``row`` can't be scored (never seen, or all its data stale), or None."""
+    if not row.known:
+        return _unknown([row.product_id])
+    if len(row.expired_views) == len(state().features().views):
+        return _stale([row])
+    return None
+
+
+def _check(rows: list[ProductFeatures]) -> None:
+    """Raise for the rows that can't be scored: 404 for products never seen, else 503 for stale ones."""
     unknown = [r.product_id for r in rows if not r.known]
     if unknown:
-        message = f"no online features for {', '.join(map(shown, unknown))}"
-        # on the error path only: one more read, for the likeliest slips (Coinbase's ids are upper case,
-        # and hold no spaces)
-        cased = sorted({p.strip().upper() for p in unknown if p != p.strip().upper()})
-        if cased:
-            try:
-                known = [r.product_id for r in state().features().read(cased) if r.known]
-            except FeaturesUnavailable:
-                known = []
-            if known:
-                message += f" (product ids are exact, case and spaces: did you mean {', '.join(known)}?)"
-        raise ApiError(404, "unknown_product", message, unknown=unknown)
+        raise _unknown(unknown)
     views = len(state().features().views)
     stale = [r for r in rows if len(r.expired_views) == views]
     if stale:
-        raise ApiError(
-            503,
-            "stale_features",
-            "every feature view is older than its TTL: is `tickstore stream` running and the feed live? "
-            "Refusing to score on stale data.",
-            products={r.product_id: {"age_s": r.age_s, "expired_views": r.expired_views} for r in stale},
-        )
-    return rows
+        raise _stale(stale)
 
 
 def _as_of(event_time_us: int | None) -> str | None:
@@ -130,13 +152,28 @@ def score() -> Response:
             503, "feature_definitions_changed", redefined_message(changed, model.run_id), views=changed
         )
     rows = _read(products)
+    # A batch scores the products it can and says per product why not for the others: one product
+    # whose feed went quiet (or a typo) failed the whole basket. With none to score, or one product
+    # asked for, the request fails as a whole.
+    problems = {i: e for i, r in enumerate(rows) if (e := _problem(r)) is not None} if is_batch else {}
+    if len(problems) == len(rows) or not is_batch:
+        _check(rows)
+    scored = [r for i, r in enumerate(rows) if i not in problems]
     t1 = time.perf_counter()
-    probabilities = model.predict([r.values for r in rows])
+    probabilities = iter(model.predict([r.values for r in scored]))
     g.server_timing = (
         f"features;dur={(t1 - t0) * 1000:.3f}, model;dur={(time.perf_counter() - t1) * 1000:.3f}"
     )
-    results = []
-    for r, p in zip(rows, probabilities, strict=True):
+    results: list[dict[str, Any]] = []
+    for i, r in enumerate(rows):
+        if i in problems:
+            e = problems[i]
+            error = {"status": e.status, "code": e.code, "message": e.message}
+            if r.known:  # stale: how old, as the whole request's 503 says it
+                error.update(age_s=r.age_s, expired_views=r.expired_views)
+            results.append({"product_id": r.product_id, "error": error})
+            continue
+        p = next(probabilities)
         spike = bool(p >= model.threshold)
         PREDICTIONS.observe(float(p))
         if spike:
@@ -166,7 +203,9 @@ def score() -> Response:
 
 @bp.get("/features/<product_id>")
 def features(product_id: str) -> Response:
-    (r,) = _read([_checked(product_id)])
+    rows = _read([_checked(product_id)])
+    _check(rows)
+    (r,) = rows
     return jsonify(
         {
             "product_id": r.product_id,

@@ -54,6 +54,29 @@ SCORE = {
     },
 }
 
+ITEM_ERROR = {
+    "type": "object",
+    "required": ["product_id", "error"],
+    "description": "A product of a batch that could not be scored; the others are",
+    "properties": {
+        "product_id": {"type": "string"},
+        "error": {
+            "type": "object",
+            "required": ["status", "code", "message"],
+            "properties": {
+                "status": {"type": "integer", "description": "what a request for it alone would answer"},
+                "code": {"type": "string", "enum": ["unknown_product", "stale_features"]},
+                "message": {"type": "string"},
+                "age_s": {
+                    "type": "number",
+                    "description": "stale_features: now - event time of the newest tick",
+                },
+                "expired_views": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -112,16 +135,23 @@ SPEC: dict[str, Any] = {
                                 SCORE,
                                 {
                                     "type": "object",
-                                    "properties": {"results": {"type": "array", "items": SCORE}},
+                                    "properties": {
+                                        "results": {
+                                            "type": "array",
+                                            "description": "one for each product asked, in their order",
+                                            "items": {"oneOf": [SCORE, ITEM_ERROR]},
+                                        }
+                                    },
                                 },
                             ]
                         }
                     ),
                     "400": _error("The body is not a valid score request"),
-                    "404": _error("No online features for the product"),
+                    "404": _error("No online features for the product (or for any product of the batch)"),
                     "413": _error("The body is over 64 KiB"),
                     "503": _error(
-                        "No model loaded, online store unavailable, features older than the TTL, a "
+                        "No model loaded, online store unavailable, features older than the TTL (for "
+                        "the product, or for every product of the batch), a "
                         "feature the model reads that the service does not serve, or a view it reads "
                         "whose SQL changed since it was trained (feature_definitions_changed)"
                     ),
