@@ -169,8 +169,14 @@ def score() -> Response:
         if i in problems:
             e = problems[i]
             error = {"status": e.status, "code": e.code, "message": e.message}
-            if r.known:  # stale: how old, as the whole request's 503 says it
-                error.update(age_s=r.age_s, expired_views=r.expired_views)
+            if r.known:  # stale, while others are fresh: the stream runs, this product's feed is quiet
+                error.update(
+                    message=f"no tick of {r.product_id} for longer than every view's window: its features "
+                    "are past their TTL, so it is not scored (the batch's other products are: is it "
+                    "still in the feed?)",
+                    age_s=r.age_s,
+                    expired_views=r.expired_views,
+                )
             results.append({"product_id": r.product_id, "error": error})
             continue
         p = next(probabilities)

@@ -40,6 +40,7 @@ def test_a_batch_scores_what_it_can_and_names_the_rest(
     dead = results[1]["error"]
     assert (dead["status"], dead["code"]) == (503, "stale_features") and "probability" not in results[1]
     assert dead["age_s"] > 300 and dead["expired_views"] == ["ticks_10s", "ticks_60s", "ticks_300s"]
+    assert dead["message"].startswith("no tick of DEAD-USD for longer than every view's window")
     assert results[2]["error"] == {
         "status": 404,
         "code": "unknown_product",
