@@ -1,10 +1,12 @@
-"""`tickstore status`: every part at a glance (broker, lake, online store, model), and what to do next."""
+"""`tickstore status`: every part at a glance (broker, lake, online store, model, scorer), and what to do next."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -135,10 +137,42 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     return not problems, [line, *problems]
 
 
+def scorer_report(settings: Settings) -> tuple[bool, list[str]]:
+    """Whether `tickstore serve` answers on its port, and which model it serves (`--model` may have
+    given it another than the champion above): its `/readyz`. Not running is no failure, as for the
+    sink and the stream; running and not ready is."""
+    host = "127.0.0.1" if settings.serve_host in ("0.0.0.0", "::", "") else settings.serve_host
+    url = f"http://{host}:{settings.serve_port}"
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+            code, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:  # 503: up, not ready
+        code, raw = exc.code, exc.read()
+    except (OSError, ValueError):  # refused, timed out: nothing serves there
+        return True, [
+            f"scorer {url}: not running (`tickstore serve`, or `tickstore serve --model runs:/...`)"
+        ]
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "ready" not in body:
+        return False, [
+            f"scorer {url}: {MISSING}: something else answers there (HTTP {code}), not `tickstore serve`: "
+            "set TICKSTORE_SERVE_PORT to the scorer's port"
+        ]
+    model = body.get("model") or {}
+    serving = f"{model.get('uri')} ({model.get('kind') or '?'})" if model else "no model"
+    if body["ready"]:
+        return True, [f"scorer {url}: {OK}, serving {serving}"]
+    problems = "; ".join(str(p) for p in body.get("problems", []))
+    return False, [f"scorer {url}: [red]not ready[/], serving {serving}: {problems}"]
+
+
 @click.command()
 @click.pass_context
 def status(ctx: click.Context) -> None:
-    """Every part at a glance: broker, lake, online store and the scorer's model, and how fresh.
+    """Every part at a glance: broker, lake, online store, the model, the scorer, and how fresh.
 
     Exit code 0 when every part answers, 1 when one is missing or down (its line says what to do).
     """
@@ -148,6 +182,7 @@ def status(ctx: click.Context) -> None:
     online, online_lines = online_report(s, products)
     online_ok = online is not None
     model_ok, model_lines = model_report(s, online)
-    for line in [*lines, *lake_lines, *online_lines, *model_lines]:
+    scorer_ok, scorer_lines = scorer_report(s)
+    for line in [*lines, *lake_lines, *online_lines, *model_lines, *scorer_lines]:
         report.print(line)
-    sys.exit(0 if fine and lake_ok and online_ok and model_ok else 1)
+    sys.exit(0 if fine and lake_ok and online_ok and model_ok and scorer_ok else 1)

@@ -40,7 +40,9 @@ def readyz() -> tuple[Response, int]:
         problems.append(f"online store: {exc}")
     body = {
         "ready": not problems,
-        "model": None if model is None else {"name": model.name, "version": model.version, "uri": model.uri},
+        "model": None
+        if model is None
+        else {"name": model.name, "version": model.version, "uri": model.uri, "kind": model.kind},
         "online_store": online,
         "problems": problems,
     }

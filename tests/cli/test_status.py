@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import HTTPServer, SimpleHTTPRequestHandler
+from typing import Any
 
 import pytest
+from werkzeug.serving import make_server
 
+from serving import create_app
 from tests.cli.helpers import tickstore
 from tests.conftest import free_port
 from tickstore.settings import Settings
 
 
 def test_a_fresh_home_names_what_is_missing_and_what_to_do(make_settings: Callable[..., Settings]) -> None:
-    s = make_settings(broker_port=free_port())
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
     run = tickstore(s, "status", check=False)
     out = " ".join(run.stdout.split())  # the report is the answer: stdout, for `| grep` and `> file`
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
@@ -21,7 +28,27 @@ def test_a_fresh_home_names_what_is_missing_and_what_to_do(make_settings: Callab
     assert "lake: missing: no lake at" in out and "run `tickstore sink`" in out
     assert "online store (SQLite): missing:" in out and "`tickstore feast apply`" in out
     assert "missing: no MLflow store yet (`tickstore train` creates it)" in out
+    assert f"scorer http://127.0.0.1:{s.serve_port}: not running (`tickstore serve`" in out
     assert not (s.home / "mlflow").exists()  # asking made no MLflow store
+
+
+def test_something_else_on_the_scorers_port_is_named(make_settings: Callable[..., Settings]) -> None:
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    with serving(s, HTTPServer(("127.0.0.1", s.serve_port), SimpleHTTPRequestHandler)):
+        out = " ".join(tickstore(s, "status", check=False).stdout.split())
+    assert "something else answers there (HTTP 404), not `tickstore serve`" in out
+
+
+@contextmanager
+def serving(s: Settings, server: Any) -> Iterator[None]:
+    """``server`` (http.server's or werkzeug's) answering on its own thread while the block runs."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.kafka
@@ -34,14 +61,20 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
     from tickstore_feast import DuckDBSource
     from tickstore_feast.repo import definitions, feature_store
 
-    s = make_settings(broker_port=broker_port)
+    s = make_settings(broker_port=broker_port, serve_port=free_port())
     kafka.ensure_topics(s)
     load(s, tick_rows([("BTC-USD", t, 100.0) for t in range(5)] + [("ETH-USD", 0.0, 10.0)]))
     version = register_model(s, seed=1, threshold=0.5)
     write_online(s, "BTC-USD")  # after the model: registering can take longer than the 10 s view's TTL
-    run = tickstore(s, "status", check=False)
+    # the scorer, a real Flask app of `serving.create_app` on a real socket, serving the champion
+    app = create_app(s, watch_model=False)
+    with serving(s, make_server("127.0.0.1", s.serve_port, app, threaded=True)):
+        run = tickstore(s, "status", check=False)
     out = " ".join(run.stdout.split())
     assert run.returncode == 0, out
+    assert (
+        f"scorer http://127.0.0.1:{s.serve_port}: ok, serving models:/tickstore-volatility/{version} (logreg)"
+    ) in out
     assert f"embedded broker at 127.0.0.1:{broker_port}: up" in out and f"{s.topic_raw}: 3 partitions" in out
     assert "ok, 6 ticks of 2 products at snapshot" in out and "0 rejected" in out
     assert "BTC-USD: 5 ticks, newest 2026-01-01 00:00:04 UTC" in out
@@ -55,8 +88,15 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
         name="ticks_60s", query=view.batch_source.query.replace("60000000", "61000000"), lookback=view.ttl
     )
     feature_store(s, apply=False).apply([view])
-    run = tickstore(s, "status", check=False)
+    deadline = time.monotonic() + 30  # the scorer rebuilds its reader beside the requests
+    while app.test_client().get("/readyz").status_code == 200:
+        assert time.monotonic() < deadline, "the scorer never read the changed registry"
+        time.sleep(0.2)
+    with serving(s, make_server("127.0.0.1", s.serve_port, app, threaded=True)):
+        run = tickstore(s, "status", check=False)
     out = " ".join(run.stdout.split())
     assert run.returncode == 1, out
     assert f"@champion: refused by the scorer, version {version}" in out
+    # ... and the running scorer, which reads the registry as it is now, is not ready
+    assert f"scorer http://127.0.0.1:{s.serve_port}: not ready, serving models:/tickstore-volatility/" in out
     assert "trained on features that other SQL computed for ticks_60s" in out
