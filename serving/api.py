@@ -94,12 +94,23 @@ def _stale(stale: list[ProductFeatures]) -> ApiError:
     )
 
 
-def _problem(row: ProductFeatures) -> ApiError | None:
-    """Why ``row`` can't be scored (never seen, or all its data stale), or None."""
+def _item_error(row: ProductFeatures) -> dict[str, Any] | None:
+    """Why a product of a batch can't be scored (never seen, or all its data stale), as its place in
+    the results says it; None when it can be."""
     if not row.known:
-        return _unknown([row.product_id])
+        e = _unknown([row.product_id])
+        return {"status": e.status, "code": e.code, "message": e.message}
     if len(row.expired_views) == len(state().features().views):
-        return _stale([row])
+        # the others are fresh: the stream runs, and this product's feed is quiet
+        return {
+            "status": 503,
+            "code": "stale_features",
+            "message": f"no tick of {row.product_id} for longer than every view's window: its features "
+            "are past their TTL, so it is not scored (the batch's other products are: is it still in "
+            "the feed?)",
+            "age_s": row.age_s,
+            "expired_views": row.expired_views,
+        }
     return None
 
 
@@ -155,10 +166,10 @@ def score() -> Response:
     # A batch scores the products it can and says per product why not for the others: one product
     # whose feed went quiet (or a typo) failed the whole basket. With none to score, or one product
     # asked for, the request fails as a whole.
-    problems = {i: e for i, r in enumerate(rows) if (e := _problem(r)) is not None} if is_batch else {}
-    if len(problems) == len(rows) or not is_batch:
+    errors = {i: e for i, r in enumerate(rows) if (e := _item_error(r)) is not None} if is_batch else {}
+    if len(errors) == len(rows) or not is_batch:
         _check(rows)
-    scored = [r for i, r in enumerate(rows) if i not in problems]
+    scored = [r for i, r in enumerate(rows) if i not in errors]
     t1 = time.perf_counter()
     probabilities = iter(model.predict([r.values for r in scored]))
     g.server_timing = (
@@ -166,18 +177,8 @@ def score() -> Response:
     )
     results: list[dict[str, Any]] = []
     for i, r in enumerate(rows):
-        if i in problems:
-            e = problems[i]
-            error = {"status": e.status, "code": e.code, "message": e.message}
-            if r.known:  # stale, while others are fresh: the stream runs, this product's feed is quiet
-                error.update(
-                    message=f"no tick of {r.product_id} for longer than every view's window: its features "
-                    "are past their TTL, so it is not scored (the batch's other products are: is it "
-                    "still in the feed?)",
-                    age_s=r.age_s,
-                    expired_views=r.expired_views,
-                )
-            results.append({"product_id": r.product_id, "error": error})
+        if i in errors:
+            results.append({"product_id": r.product_id, "error": errors[i]})
             continue
         p = next(probabilities)
         spike = bool(p >= model.threshold)
