@@ -10,7 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from serving.errors import ApiError
 from serving.features import FeaturesUnavailable, ProductFeatures, redefined_message
-from serving.metrics import PREDICTIONS, SPIKES, STALENESS
+from serving.metrics import PREDICTIONS, SPIKES, STALENESS, UNSCORED
 from serving.state import state
 from tickstore.errors import shown
 
@@ -178,6 +178,7 @@ def score() -> Response:
     results: list[dict[str, Any]] = []
     for i, r in enumerate(rows):
         if i in errors:
+            UNSCORED.labels(errors[i]["code"]).inc()
             results.append({"product_id": r.product_id, "error": errors[i]})
             continue
         p = next(probabilities)

@@ -40,6 +40,11 @@ PREDICTIONS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
 SPIKES = Counter("tickstore_predicted_spikes_total", "Scores at or above the model's decision threshold")
+UNSCORED = Counter(
+    "tickstore_unscored_products_total",
+    "Products of a batch answered with an error in their place, by its code (the request itself is a 200)",
+    ["code"],
+)
 STALENESS = Histogram(
     "tickstore_feature_age_seconds",
     "Age of the online features at scoring time (now - newest tick's event time)",

@@ -47,16 +47,25 @@ def test_a_batch_scores_what_it_can_and_names_the_rest(
         "message": "no online features for doge-usd",
     }
     assert "did you mean ETH-USD?" in results[4]["error"]["message"]
-    # the metrics count the scores given, not the products refused
-    before = scores_counted(client)
+    # the metrics count the scores given, and the products refused by why
+    before = [counted(client, m) for m in (PROBABILITIES, STALE, UNKNOWN)]
     client.post("/v1/score", json={"product_ids": asked})
-    assert scores_counted(client) == before + 2
+    assert [counted(client, m) for m in (PROBABILITIES, STALE, UNKNOWN)] == [
+        before[0] + 2,
+        before[1] + 1,
+        before[2] + 2,
+    ]
 
 
-def scores_counted(client: FlaskClient) -> float:
-    """The probabilities /metrics has counted (the histogram's count, summed over its series)."""
+PROBABILITIES = "tickstore_prediction_probability_count"
+STALE = 'tickstore_unscored_products_total{code="stale_features"}'
+UNKNOWN = 'tickstore_unscored_products_total{code="unknown_product"}'
+
+
+def counted(client: FlaskClient, metric: str) -> float:
+    """A counter's value on /metrics (0 before its first count)."""
     text = client.get("/metrics").get_data(as_text=True)
-    return sum(float(v) for v in re.findall(r"^tickstore_prediction_probability_count\S* (\S+)$", text, re.M))
+    return sum(float(v) for v in re.findall(rf"^{re.escape(metric)} (\S+)$", text, re.M))
 
 
 def test_a_batch_of_which_nothing_can_be_scored_fails_as_a_whole(serving_settings: Settings) -> None:
