@@ -158,7 +158,10 @@ def print_train_report(report: Any, console: Console) -> None:
     if spikes:
         console.print(
             f"honest spikes (forward vol > {report.threshold:.3g}, the training split's percentile): "
-            + ", ".join(f"{spikes[k]:,} of {report.rows[k]:,} {k}" for k in ("train", "validation", "test"))
+            + ", ".join(
+                f"{spikes[k]:,} of {report.rows[k]:,} {k}{_in_episodes(spikes.get(f'{k}_episodes'))}"
+                for k in ("train", "validation", "test")
+            )
         )
     for line in [*_flagged(report), *_early_stopping(report)]:
         console.print(line)
@@ -190,6 +193,13 @@ def print_train_report(report: Any, console: Console) -> None:
                 "or one of this run's models, which validation can't rank: "
                 + "; ".join(f"{r.name}: tickstore serve --model runs:/{r.run_id}/model" for r in trained)
             )
+
+
+def _in_episodes(found: int | None) -> str:
+    """The separate stretches a split's spikes come in, as " (3 episodes)"; nothing when not counted."""
+    if not found:
+        return ""
+    return f" ({found} episode{'s' * (found != 1)})"
 
 
 def _flagged(report: Any) -> list[str]:

@@ -201,7 +201,9 @@ def fit_and_score(
     rows = {"train": len(train), "validation": len(val), "test": len(test), "early_stopping": len(stop)}
     spikes = {"train": int(y["train"].sum()), "validation": int(y["val"].sum()), "test": int(y["test"].sum())}
     spikes["early_stopping"] = int(spikes_of(stop, threshold).sum())  # the last training rows, held out
-    spikes["validation_episodes"] = episodes(val["event_timestamp"][y["val"] == 1], memory)
+    # how many separate stretches the spikes come in: the evidence a split holds (`metrics.episodes`)
+    for name, part, key in (("train", train, "train"), ("validation", val, "val"), ("test", test, "test")):
+        spikes[f"{name}_episodes"] = episodes(part["event_timestamp"][y[key] == 1], memory)
     return results, threshold, rows, spikes
 
 

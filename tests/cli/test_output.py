@@ -32,7 +32,12 @@ def report(validation: float, val_spikes: int, episodes: int = 5) -> TrainReport
             ModelResult("logreg", validation, scores(0.21, 0.05), run_id="r1"),
             ModelResult("xgboost", validation - 0.1, scores(0.19, 0.05), run_id="r2"),
         ],
-        spikes={"train": 35, "validation": val_spikes, "test": 8, "validation_episodes": episodes},
+        spikes={
+            "train": 35,
+            "validation": val_spikes,
+            "test": 8,
+            "validation_episodes": episodes if val_spikes else 0,
+        },
     )
 
 
@@ -46,7 +51,8 @@ def test_validation_without_spikes_reads_na_and_says_why(capsys: pytest.CaptureF
     text = printed(report(NAN, 0), capsys)
     assert "nan" not in text
     assert "│ n/a        │ 0.210 [0.110, 0.310] │" in text
-    assert "35 of 700 train, 0 of 150 validation, 8 of 150 test" in text
+    assert "35 of 700 train, 0 of 150 validation, 8 of 150 test" in text  # no episodes counted
+
     assert "no champion: the validation split has no spike" in text
     # no model is best on validation then: each trained one is named ("logreg, best on validation" before)
     assert "best on validation" not in text
@@ -54,6 +60,14 @@ def test_validation_without_spikes_reads_na_and_says_why(capsys: pytest.CaptureF
         "or one of this run's models, which validation can't rank: logreg: tickstore serve --model "
         "runs:/r1/model; xgboost: tickstore serve --model runs:/r2/model"
     ) in " ".join(text.split())
+
+
+def test_the_spikes_line_says_how_many_episodes_each_split_holds(capsys: pytest.CaptureFixture[str]) -> None:
+    rep = report(0.3, 6, episodes=1)
+    rep.spikes.update(train_episodes=3, test_episodes=2)
+    assert "35 of 700 train (3 episodes), 6 of 150 validation (1 episode), 8 of 150 test (2 episodes)" in (
+        printed(rep, capsys)
+    )
 
 
 def test_no_champion_with_spikes_names_the_baseline(capsys: pytest.CaptureFixture[str]) -> None:
