@@ -6,6 +6,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn
 
 from cli.context import console, progress_bar, settings_of
+from cli.output import count_of
 
 
 @click.command("rejected")
@@ -50,7 +51,8 @@ def ingest_rejected(ctx: click.Context, reason: str | None, dry_run: bool) -> No
         )
     if dry_run:
         console.print(
-            f"{done.matched:,} rejected messages; without --dry-run they are published to {s.topic_raw}"
+            f"{count_of(done.matched, 'rejected message')}; without --dry-run "
+            f"{'it is' if done.matched == 1 else 'they are'} published to {s.topic_raw}"
         )
         return
     console.print(
