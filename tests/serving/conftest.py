@@ -98,3 +98,12 @@ def write_online(
 @pytest.fixture
 def serving_settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(serve_reload_s=0.2)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def online_settings(request: pytest.FixtureRequest, serving_settings: Settings) -> Settings:
+    """``serving_settings`` on each online store in turn: SQLite, then a real Redis (`redis_url`)."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        return serving_settings.model_copy(update={"online_store": "redis", "redis_url": url})
+    return serving_settings

@@ -33,17 +33,11 @@ def test_the_factory_builds_an_app_from_given_or_environment_settings(
     assert other.test_client().get("/healthz").get_json() == {"status": "ok"}
 
 
-@pytest.mark.parametrize("online", ["sqlite", "redis"])
-def test_score_returns_the_models_probability_decision_and_features(
-    serving_settings: Settings, online: str, request: pytest.FixtureRequest
-) -> None:
-    if online == "redis":
-        url = request.getfixturevalue("redis_url")
-        serving_settings = serving_settings.model_copy(update={"online_store": "redis", "redis_url": url})
-    version = register_model(serving_settings, seed=1, threshold=0.3)
-    write_online(serving_settings, "BTC-USD", value=0.9)
-    write_online(serving_settings, "ETH-USD", value=-0.4)
-    client = create_app(serving_settings, watch_model=False).test_client()
+def test_score_returns_the_models_probability_decision_and_features(online_settings: Settings) -> None:
+    version = register_model(online_settings, seed=1, threshold=0.3)
+    write_online(online_settings, "BTC-USD", value=0.9)
+    write_online(online_settings, "ETH-USD", value=-0.4)
+    client = create_app(online_settings, watch_model=False).test_client()
     assert client.get("/readyz").status_code == 200
 
     body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
@@ -277,17 +271,14 @@ def test_a_model_logged_without_sql_fingerprints_is_served_as_before(serving_set
     assert client.post("/v1/score", json={"product_id": "BTC-USD"}).status_code == 200
 
 
-@pytest.mark.parametrize("online", ["sqlite", "redis"])  # Redis reads every view in one round trip
+# on both stores: Redis reads every view in one round trip
 def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
-    serving_settings: Settings, online: str, request: pytest.FixtureRequest
+    online_settings: Settings,
 ) -> None:
-    if online == "redis":
-        url = request.getfixturevalue("redis_url")
-        serving_settings = serving_settings.model_copy(update={"online_store": "redis", "redis_url": url})
-    register_model(serving_settings, seed=1, threshold=0.5)
-    write_online(serving_settings, "QUIET-USD", timedelta(seconds=30))  # past 10 s, within 60 s
-    write_online(serving_settings, "DEAD-USD", timedelta(seconds=301))  # past every TTL
-    client = create_app(serving_settings, watch_model=False).test_client()
+    register_model(online_settings, seed=1, threshold=0.5)
+    write_online(online_settings, "QUIET-USD", timedelta(seconds=30))  # past 10 s, within 60 s
+    write_online(online_settings, "DEAD-USD", timedelta(seconds=301))  # past every TTL
+    client = create_app(online_settings, watch_model=False).test_client()
 
     quiet = client.post("/v1/score", json={"product_id": "QUIET-USD"}).get_json()
     assert quiet["expired_views"] == ["ticks_10s"]

@@ -13,18 +13,12 @@ from tests.serving.conftest import register_model, write_online
 from tickstore.settings import Settings
 
 
-@pytest.mark.parametrize("online", ["sqlite", "redis"])
-def test_a_batch_scores_what_it_can_and_names_the_rest(
-    serving_settings: Settings, online: str, request: pytest.FixtureRequest
-) -> None:
-    if online == "redis":
-        url = request.getfixturevalue("redis_url")
-        serving_settings = serving_settings.model_copy(update={"online_store": "redis", "redis_url": url})
-    register_model(serving_settings, seed=1, threshold=0.5)
-    write_online(serving_settings, "BTC-USD", value=0.9)
-    write_online(serving_settings, "ETH-USD", value=-0.4)
-    write_online(serving_settings, "DEAD-USD", timedelta(seconds=301))  # past every view's TTL
-    client = create_app(serving_settings, watch_model=False).test_client()
+def test_a_batch_scores_what_it_can_and_names_the_rest(online_settings: Settings) -> None:
+    register_model(online_settings, seed=1, threshold=0.5)
+    write_online(online_settings, "BTC-USD", value=0.9)
+    write_online(online_settings, "ETH-USD", value=-0.4)
+    write_online(online_settings, "DEAD-USD", timedelta(seconds=301))  # past every view's TTL
+    client = create_app(online_settings, watch_model=False).test_client()
     alone = {p: client.post("/v1/score", json={"product_id": p}).get_json() for p in ("BTC-USD", "ETH-USD")}
 
     asked = ["BTC-USD", "DEAD-USD", "doge-usd", "ETH-USD", "eth-usd"]
