@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import re
+import sys
+from typing import TextIO
 
 import click
 
@@ -51,8 +55,10 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
             check_online_store(store)
     # Feast's CLI exits with its own status (SystemExit), which becomes ours
     printed = io.StringIO()
+    plain = not sys.stdout.isatty() or "NO_COLOR" in os.environ
+    out: io.TextIOBase | TextIO = printed if describing else _Uncoloured(sys.stdout) if plain else sys.stdout
     try:
-        with contextlib.redirect_stdout(printed) if describing else contextlib.nullcontext():
+        with contextlib.redirect_stdout(out):
             cli.main(
                 ["--chdir", str(FEATURE_REPO), "--feature-store-yaml", str(config), *args],
                 prog_name="tickstore feast",
@@ -71,6 +77,24 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
             from tickstore_feast.describe import readable
 
             click.echo(readable(printed.getvalue()), nl=False)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _Uncoloured(io.TextIOBase):
+    """``target`` without ANSI colour codes: Feast colours what it prints wherever it goes, and in a
+    pipe or a log file they were noise (`\x1b[1m\x1b[32m4\x1b[0m feature views`)."""
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target.write(_ANSI.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
 
 
 # Feast's subcommands that read or write the online store (apply only drops the tables of removed views)
