@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
+from rich.markup import escape
 
 from cli.context import report, settings_of
 from cli.feed import broker_report
@@ -162,10 +163,11 @@ def scorer_report(settings: Settings) -> tuple[bool, list[str]]:
             "set TICKSTORE_SERVE_PORT to the scorer's port"
         ]
     model = body.get("model") or {}
-    serving = f"{model.get('uri')} ({model.get('kind') or '?'})" if model else "no model"
+    # what the scorer says is printed as it says it, not read as rich markup ("[...]")
+    serving = escape(f"{model.get('uri')} ({model.get('kind') or '?'})") if model else "no model"
     if body["ready"]:
         return True, [f"scorer {url}: {OK}, serving {serving}"]
-    problems = "; ".join(str(p) for p in body.get("problems", []))
+    problems = escape("; ".join(str(p) for p in body.get("problems", [])))
     return False, [f"scorer {url}: [red]not ready[/], serving {serving}: {problems}"]
 
 
