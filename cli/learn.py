@@ -69,7 +69,7 @@ def train(
     every model logged so far.
     """
 
-    from cli.output import print_train_report
+    from cli.output import print_train_report, print_walk_forward
     from training.train import TrainConfig
     from training.train import train as run_training
 
@@ -99,12 +99,10 @@ def train(
             f"{name.replace('_', ' ')} {share:.0%}" for name, share in report.drift_share.items()
         )
         console.print(f"features drifted (block K-S test, Evidently's reports in MLflow): {shares}")
+    print_walk_forward(report.walk_forward, console)
     s = settings_of(ctx)
     # the curves, confusion matrices, drift reports and models are in MLflow, not on the screen
     console.print(f"plots, reports and models: mlflow ui --backend-store-uri {s.mlflow_tracking_uri()}")
-    for name, values in report.walk_forward.items():
-        shown = ", ".join("n/a" if v != v else f"{v:.3f}" for v in values)
-        console.print(f"walk-forward PR-AUC {name}: {shown}")
 
 
 @click.command()

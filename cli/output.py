@@ -261,7 +261,7 @@ def _why_no_champion(report: Any) -> str:
         return (
             f"no champion: {best.name}'s validation PR-AUC ({best.validation_pr_auc:.3f}) is above the z-score "
             f"rule's ({rule.validation_pr_auc:.3f}), but the validation split's {spikes:,} "
-            f"spike{'s' * (spikes != 1)} come in {found} separate episode{'s' * (found != 1)} "
+            f"{'spikes come' if spikes != 1 else 'spike comes'} in {found} separate episode{'s' * (found != 1)} "
             f"({PROMOTE_EPISODES} needed: spikes closer than the widest feature window, "
             f"{FEATURE_MEMORY.total_seconds() / 60:g} min, or the horizon share ticks): too few to tell a lead "
             "from chance; a longer --start/--end range gives validation more"
@@ -272,4 +272,51 @@ def _why_no_champion(report: Any) -> str:
         f"no champion: {best.name}'s validation PR-AUC ({best.validation_pr_auc:.3f}) is above the z-score "
         f"rule's ({rule.validation_pr_auc:.3f}), but in only {share:.0%} of block resamples of "
         f"the validation rows ({PROMOTE_SHARE:.0%} needed): a lead they can't tell from chance"
+    )
+
+
+def print_walk_forward(folds: Sequence[Any], console: Console) -> None:
+    """The walk-forward folds of `train --folds`: each fold's validation span, spikes and base rate
+    (a PR-AUC's chance level), every model's PR-AUC, and how often each trained model led the rule."""
+    if not folds:
+        return
+    names = list(folds[0].pr_auc)
+    rows = [
+        (
+            k,
+            _span(fold.start, fold.end),
+            fold.train_rows,
+            fold.rows,
+            fold.skipped or f"{fold.spikes:,}{_in_episodes(fold.episodes)}",
+            "" if fold.skipped else _score(fold.base_rate),
+            *(_score(fold.pr_auc[name]) for name in names),
+        )
+        for k, fold in enumerate(folds, 1)
+    ]
+    print_rows(
+        ["fold", "validation (UTC)", "train rows", "rows", "spikes", "base rate", *names],
+        rows,
+        title=f"walk-forward PR-AUC: {count_of(len(folds), 'purged fold')}, each trained on the rows before it",
+    )
+    scored = [f for f in folds if f.pr_auc.get("zscore", float("nan")) == f.pr_auc.get("zscore")]
+    if not scored:
+        console.print("no fold holds both spikes and calm rows: PR-AUC is undefined on each (n/a)")
+        return
+    leads = ", ".join(
+        f"{name} in {sum(f.pr_auc[name] > f.pr_auc['zscore'] for f in scored)} of {len(scored)}"
+        for name in names
+        if name != "zscore"
+    )
+    console.print(f"above the z-score rule's PR-AUC: {leads} folds with spikes")
+
+
+def _span(start: Any, end: Any) -> str:
+    """A fold's first and last validation times, to the second, the end's date left out when the same."""
+    if start != start or end != end:  # NaT: no rows
+        return ""
+    same_day = start.date() == end.date()
+    return (
+        f"{start:%Y-%m-%d %H:%M:%S} - {end:%H:%M:%S}"
+        if same_day
+        else f"{start:%Y-%m-%d %H:%M:%S} - {end:%Y-%m-%d %H:%M:%S}"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 
@@ -31,6 +32,25 @@ class ModelResult:
 
 
 @dataclass
+class Fold:
+    """One walk-forward fold: its validation rows' span and spikes, and each model's PR-AUC on them."""
+
+    start: datetime  # the validation rows' first and last times
+    end: datetime
+    train_rows: int
+    rows: int  # validation rows
+    spikes: int
+    episodes: int  # separate stretches the spikes come in (`metrics.episodes`): the evidence they hold
+    pr_auc: dict[str, float] = field(default_factory=dict)  # model -> PR-AUC; NaN where it can't be told
+    skipped: str = ""  # why the fold was not scored ("too few rows"), else empty
+
+    @property
+    def base_rate(self) -> float:
+        """The share of the fold's validation rows that are spikes: a PR-AUC's chance level."""
+        return self.spikes / self.rows if self.rows else float("nan")
+
+
+@dataclass
 class TrainReport:
     """A run's results, spike counts and champion, as `tickstore train` prints them."""
 
@@ -43,7 +63,7 @@ class TrainReport:
     champion: str | None = None
     champion_version: str | None = None
     drift_share: dict[str, float] = field(default_factory=dict)
-    walk_forward: dict[str, list[float]] = field(default_factory=dict)  # model -> PR-AUC per fold
+    walk_forward: list[Fold] = field(default_factory=list)  # `--folds`: purged walk-forward folds
 
     def rule(self) -> ModelResult | None:
         """The z-score rule's result: the baseline a model must beat to be promoted."""

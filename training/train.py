@@ -22,7 +22,7 @@ from training.drift import DriftResult, drift_report, row_blocks
 from training.metrics import beats_share, best_f1_threshold, block_rows, episodes, pr_auc, score
 from training.models import Model, XGBoost, all_models
 from training.parquet import read_parquet
-from training.report import ModelResult, TrainReport, promotable
+from training.report import Fold, ModelResult, TrainReport, promotable
 
 LEAKY_MAX_ROWS = 60_000
 MIN_SPLIT_ROWS = 50
@@ -278,10 +278,16 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         report.champion = best.name
         report.champion_version = tracking.promote(best.model_uri)
     if cfg.folds > 0:
-        report.walk_forward = walk_forward_pr_auc(table, cfg)
+        report.walk_forward = walk_forward(table, cfg)
         with mlflow.start_run(run_id=results[0].run_id):
-            for name, values in report.walk_forward.items():
-                mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
+            for step, fold in enumerate(report.walk_forward, 1):  # MLflow's UI plots a metric by step
+                mlflow.log_metric("walk_forward_base_rate", fold.base_rate, step=step)
+                for name, value in fold.pr_auc.items():
+                    mlflow.log_metric(f"walk_forward_pr_auc_{name}", value, step=step)
+            for name in report.walk_forward[0].pr_auc:
+                values = [fold.pr_auc[name] for fold in report.walk_forward]
+                if any(v == v for v in values):
+                    mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
     if cfg.leaky_labels:
         leaky, leaky_threshold, _, leaky_spikes = fit_and_score(
             leaky_table(settings, cfg, snapshot), cfg, tracked("leaky")
@@ -294,26 +300,31 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
     return report
 
 
-def walk_forward_pr_auc(table: pd.DataFrame, cfg: TrainConfig) -> dict[str, list[float]]:
-    """PR-AUC of every model on each purged walk-forward fold (threshold from each fold's training rows)."""
+def walk_forward(table: pd.DataFrame, cfg: TrainConfig) -> list[Fold]:
+    """Every model scored on each purged walk-forward fold (spike threshold and XGBoost's early
+    stopping from the fold's own training rows), with what each fold's validation rows hold."""
     columns = [c for c in table.columns if c not in META]
-    out: dict[str, list[float]] = {}
+    memory = max(cfg.horizon, FEATURE_MEMORY)
+    folds = []
     for train_part, val_part in splits.walk_forward(table, cfg.folds, cfg.horizon):
+        times = val_part["event_timestamp"]
+        fold = Fold(times.min(), times.max(), len(train_part), len(val_part), 0, 0)
+        folds.append(fold)
         if min(len(train_part), len(val_part)) < MIN_SPLIT_ROWS:  # more folds than the rows bear
-            for model in all_models():
-                out.setdefault(model.name, []).append(float("nan"))
+            fold.skipped = f"under {MIN_SPLIT_ROWS} rows"
+            fold.pr_auc = {model.name: float("nan") for model in all_models()}
             continue
         threshold = labels.spike_threshold(train_part["fwd_vol"], cfg.percentile)
         fitted, stop = splits.early_stopping(
             train_part, purge=cfg.horizon, spikes=spikes_of(train_part, threshold)
         )
         y_val = spikes_of(val_part, threshold)
+        fold.spikes, fold.episodes = int(y_val.sum()), episodes(times[y_val == 1], memory)
         for model in all_models():
             # XGBoost early-stops on the fold's last training rows, as in the main split
             fit_model(model, train_part, fitted, stop, threshold, columns)
-            p = model.predict_proba(val_part[columns])
-            out.setdefault(model.name, []).append(pr_auc(y_val, p))
-    return out
+            fold.pr_auc[model.name] = pr_auc(y_val, model.predict_proba(val_part[columns]))
+    return folds
 
 
 def _result(job: Future[DriftResult]) -> DriftResult | str:

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 from rich.console import Console
 
-from cli.output import print_train_report
+from cli.output import print_train_report, print_walk_forward
 from training.metrics import Scores
-from training.report import ModelResult, TrainReport
+from training.report import Fold, ModelResult, TrainReport
 
 NAN = float("nan")
 
@@ -107,6 +107,77 @@ def test_no_champion_for_a_lead_on_too_few_spike_episodes(capsys: pytest.Capture
         "feature window, 5 min, or the horizon share ticks): too few to tell a lead from chance"
     ) in text
     assert "to serve the z-score rule" in text
+
+
+def test_one_validation_spike_comes_in_one_episode(capsys: pytest.CaptureFixture[str]) -> None:
+    rep = report(0.005, 1, episodes=1)
+    rep.results[0].validation_pr_auc = 0.004
+    rep.results[1].beats_rule = 1.0
+    assert "the validation split's 1 spike comes in 1 separate episode (5 needed" in " ".join(
+        printed(rep, capsys).split()
+    )
+
+
+def test_walk_forward_folds_show_their_spikes_and_chance_level(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    def fold(
+        hour: int, spikes: int, episodes: int, scores: tuple[float, float, float], skipped: str = ""
+    ) -> Fold:
+        start = datetime(2025, 12, 6, hour, tzinfo=UTC)
+        pr = dict(zip(("zscore", "logreg", "xgboost"), scores, strict=True))
+        return Fold(
+            start, start.replace(minute=29, second=59), 1000 * hour, 1800, spikes, episodes, pr, skipped
+        )
+
+    folds = [
+        fold(1, 90, 3, (0.10, 0.20, 0.05)),
+        fold(2, 0, 0, (NAN, NAN, NAN)),  # no spike: PR-AUC undefined, left out of the count below
+        fold(3, 180, 1, (0.30, 0.25, 0.40)),
+        fold(4, 0, 0, (NAN, NAN, NAN), skipped="under 50 rows"),
+    ]
+    out = io.StringIO()
+    print_walk_forward(folds, Console(file=out, width=200))
+    text = capsys.readouterr().out + out.getvalue()
+    assert "walk-forward PR-AUC: 4 purged folds, each trained on the rows before it" in text
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+    assert cells == [
+        [
+            "1",
+            "2025-12-06 01:00:00 - 01:29:59",
+            "1000",
+            "1800",
+            "90 (3 episodes)",
+            "0.050",
+            "0.100",
+            "0.200",
+            "0.050",
+        ],
+        ["2", "2025-12-06 02:00:00 - 02:29:59", "2000", "1800", "0", "0.000", "n/a", "n/a", "n/a"],
+        [
+            "3",
+            "2025-12-06 03:00:00 - 03:29:59",
+            "3000",
+            "1800",
+            "180 (1 episode)",
+            "0.100",
+            "0.300",
+            "0.250",
+            "0.400",
+        ],
+        ["4", "2025-12-06 04:00:00 - 04:29:59", "4000", "1800", "under 50 rows", "", "n/a", "n/a", "n/a"],
+    ]
+    assert "above the z-score rule's PR-AUC: logreg in 1 of 2, xgboost in 1 of 2 folds with spikes" in text
+
+
+def test_walk_forward_without_a_scored_fold_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    t = datetime(2025, 12, 6, tzinfo=UTC)
+    nan3 = dict.fromkeys(("zscore", "logreg", "xgboost"), NAN)
+    out = io.StringIO()
+    print_walk_forward([Fold(t, t, 40, 40, 0, 0, nan3, "under 50 rows")], Console(file=out, width=200))
+    assert "no fold holds both spikes and calm rows" in out.getvalue()
 
 
 def test_a_champion_needs_no_serving_hint(capsys: pytest.CaptureFixture[str]) -> None:

@@ -227,18 +227,32 @@ def feature_table(n: int, seed: int) -> pd.DataFrame:
 def test_walk_forward_cross_validation_scores_every_model_on_every_fold() -> None:
     import numpy as np
 
-    from training.train import TrainConfig, walk_forward_pr_auc
+    from training.train import TrainConfig, spikes_of, walk_forward
 
     n = 3000
     table = feature_table(n, seed=0)
     cfg = TrainConfig(T0, T0 + timedelta(seconds=n), folds=3, horizon=timedelta(seconds=60))
-    scores = walk_forward_pr_auc(table, cfg)
-    assert set(scores) == {"zscore", "logreg", "xgboost"} and all(len(v) == 3 for v in scores.values())
-    assert np.nanmean(scores["zscore"]) > 0.3  # the informative feature is found fold after fold
+    folds = walk_forward(table, cfg)
+    assert len(folds) == 3 and all(set(f.pr_auc) == {"zscore", "logreg", "xgboost"} for f in folds)
+    assert (
+        np.nanmean([f.pr_auc["zscore"] for f in folds]) > 0.3
+    )  # the informative feature is found fold after fold
+    # what each fold's validation rows hold, counted from the rows themselves: 750 a fold, in time order,
+    # spikes above the fold's own training rows' 95th percentile
+    assert [(f.start, f.end, f.rows) for f in folds] == [
+        (T0 + timedelta(seconds=s), T0 + timedelta(seconds=s + 749), 750) for s in (750, 1500, 2250)
+    ]
+    for k, fold in enumerate(folds, 1):
+        train = table[table["event_timestamp"] < fold.start - cfg.horizon]
+        assert fold.train_rows == len(train) and not fold.skipped
+        val = table[table["event_timestamp"] >= fold.start][: fold.rows]
+        threshold = np.percentile(train["fwd_vol"], 95)
+        assert fold.spikes == int(spikes_of(val, threshold).sum()) > 0, k
+        assert fold.base_rate == fold.spikes / fold.rows and 1 <= fold.episodes <= fold.spikes
 
 
 def test_walk_forward_folds_too_small_to_score_give_nan() -> None:
-    from training.train import TrainConfig, walk_forward_pr_auc
+    from training.train import TrainConfig, walk_forward
 
     table = pd.DataFrame(
         {
@@ -250,9 +264,10 @@ def test_walk_forward_folds_too_small_to_score_give_nan() -> None:
         }
     )
     cfg = TrainConfig(T0, T0 + timedelta(seconds=200), folds=9, horizon=timedelta(seconds=60))
-    scores = walk_forward_pr_auc(table, cfg)  # 20 rows a chunk: under the 50 a split needs
-    assert set(scores) == {"zscore", "logreg", "xgboost"}
-    assert all(len(v) == 9 and all(x != x for x in v) for v in scores.values())
+    folds = walk_forward(table, cfg)  # 20 rows a chunk: under the 50 a split needs
+    assert len(folds) == 9 and all(f.skipped == "under 50 rows" for f in folds)
+    assert all(set(f.pr_auc) == {"zscore", "logreg", "xgboost"} for f in folds)
+    assert all(v != v for f in folds for v in f.pr_auc.values())
 
 
 def test_early_stopping_rows_are_the_last_training_rows_purged() -> None:

@@ -152,11 +152,23 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
     ]
     run = CliRunner().invoke(main, args, env=env_for(s))
     assert run.exit_code == 0, run.output
-    lines = [line for line in run.output.splitlines() if line.startswith("walk-forward PR-AUC")]
-    assert [line.split(":")[0] for line in lines] == [
-        f"walk-forward PR-AUC {name}" for name in ("zscore", "logreg", "xgboost")
-    ]
-    assert all(len(line.split(":")[1].split(",")) == 2 for line in lines)
+    # the folds as a table: a row each, with its spikes and chance level beside every model's PR-AUC
+    assert "walk-forward PR-AUC: 2 purged folds, each trained on the rows before it" in run.output
+    header = next(line for line in run.output.splitlines() if "validation (UTC)" in line)
+    assert [c.strip() for c in header.split("┃")[1:-1]] == [
+        "fold", "validation (UTC)", "train rows", "rows", "spikes", "base rate", "zscore", "logreg", "xgboost"
+    ]  # fmt: skip
+    folds = [line for line in run.output.splitlines() if re.match(r"│ +[12] │ 2026-01-01 ", line)]
+    assert len(folds) == 2
+    assert re.search(
+        r"above the z-score rule's PR-AUC: logreg in \d of \d, xgboost in \d of \d folds", run.output
+    )
+    # and in MLflow fold by fold (its UI plots a metric by step), on the run's first model run
+    (logged,) = mlflow.search_runs(
+        search_all_experiments=True, filter_string="metrics.walk_forward_base_rate >= 0", output_format="list"
+    )
+    for metric in ("walk_forward_base_rate", "walk_forward_pr_auc_zscore", "walk_forward_pr_auc_xgboost"):
+        assert [m.step for m in MlflowClient().get_metric_history(logged.info.run_id, metric)] == [1, 2]
     # the drift shares of the run's two reports, at a glance
     assert re.search(
         r"features drifted \(block K-S test, .*\): train vs test \d+%, early vs late \d+%", run.output
