@@ -163,6 +163,12 @@ def print_train_report(report: Any, console: Console) -> None:
                 for k in ("train", "validation", "test")
             )
         )
+    if spikes.get("test") == 0 and report.rows.get("test"):
+        # every test score reads n/a or 0 then; said once rather than left to be taken for a fault
+        console.print(
+            "the test split has no spike: its PR-AUC and ROC-AUC are undefined (n/a) and F1, precision "
+            "and recall 0 for every model; a range reaching further (--end) gives the last 15% of its rows some"
+        )
     for line in [*_flagged(report), *_early_stopping(report)]:
         console.print(line)
     if report.champion:

@@ -190,7 +190,18 @@ def test_a_champion_needs_no_serving_hint(capsys: pytest.CaptureFixture[str]) ->
 def test_undefined_test_scores_drop_the_interval(capsys: pytest.CaptureFixture[str]) -> None:
     rep = report(0.3, 4)
     rep.results[1].test = scores(NAN, 0.0)
-    assert "│ n/a                  │" in printed(rep, capsys)
+    text = printed(rep, capsys)
+    assert "│ n/a                  │" in text
+    assert "the test split has no spike" not in text  # it has 8
+
+
+def test_a_test_split_without_spikes_says_why_its_scores_read_na(capsys: pytest.CaptureFixture[str]) -> None:
+    rep = report(0.3, 4)
+    rep.spikes["test"] = 0
+    rep.results = [replace(r, test=scores(NAN, 0.0)) for r in rep.results]
+    assert "the test split has no spike: its PR-AUC and ROC-AUC are undefined (n/a)" in " ".join(
+        printed(rep, capsys).split()
+    )
 
 
 def test_the_console_keeps_long_lines_whole_in_a_pipe() -> None:
