@@ -389,3 +389,6 @@ def test_a_redis_that_goes_away_gives_503_at_once(serving_settings: Settings, tm
     # redis-py's own backoff held each request 5-10 s before its 503 (4 s: room for a loaded machine)
     assert time.monotonic() - started < 4
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "features_unavailable"
+    # a batch the same: nothing can be scored with the store gone, so no per-product errors
+    batch = client.post("/v1/score", json={"product_ids": ["BTC-USD", "ETH-USD"]})
+    assert batch.status_code == 503 and batch.get_json()["error"]["code"] == "features_unavailable"
