@@ -10,7 +10,7 @@ import click
 import duckdb
 
 from cli.context import console, settings_of
-from cli.output import print_rows
+from cli.output import count_of, print_rows
 from cli.ranges import STRETCH_GAP, busiest_stretches, span
 from ingest import broker, replay
 from ingest.sink import Sink
@@ -62,7 +62,8 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
             console.print(f"[bold]2. replay[/] recordings from {source}")
             stats = replay.replay(settings, [source])
             console.print(
-                f"   published {stats.messages:,} messages from {stats.files} files in {stats.seconds:.1f} s"
+                f"   published {count_of(stats.messages, 'message')} from {count_of(stats.files, 'file')} "
+                f"in {stats.seconds:.1f} s"
             )
         else:
             from ingest import simulate

@@ -176,7 +176,7 @@ def ingest_replay(
         DownloadColumn(),
         TransferSpeedColumn(),
     ) as bar:
-        task = bar.add_task(f"replaying {len(files)} files", total=total)
+        task = bar.add_task(f"replaying {count_of(len(files), 'file')}", total=total)
         stats = replay.replay(
             s,
             files,
@@ -195,7 +195,8 @@ def ingest_replay(
         console.print(f"  {product}: {n:,}")
     if stats.too_large:
         console.print(
-            f"[red]{len(stats.too_large)} lines exceed TICKSTORE_MAX_MESSAGE_BYTES and were not sent:[/] "
+            f"[red]{count_of(len(stats.too_large), 'line')} "
+            f"{'exceeds' if len(stats.too_large) == 1 else 'exceed'} TICKSTORE_MAX_MESSAGE_BYTES, not sent:[/] "
             + ", ".join(stats.too_large[:5])
         )
     for problem in stats.damaged:

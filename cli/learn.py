@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from cli.context import SECONDS, console, format_option, settings_of
+from cli.output import count_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore import lake
 
@@ -271,7 +272,8 @@ def monitor_drift(
         names, why = list(result.untested), next(iter(result.untested.values()))
         listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         console.print(
-            f"not tested: {len(names)} features whose windows the ranges are too short for ({listed}; "
+            f"not tested: {count_of(len(names), 'feature')} whose "
+            f"window{'s' * (len(names) != 1)} the ranges are too short for ({listed}; "
             f"{names[0]}: {why}): widen the ranges to test them"
         )
     shown = result.most_drifted(min(max(result.drifted, 3), 10))  # every drifted one, 3 to 10 lines

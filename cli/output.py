@@ -238,7 +238,8 @@ def _early_stopping(report: Any) -> list[str]:
         return [
             f"early stopping: none: the last {rows:,} training rows, held out for it, hold "
             f"{'no spike' if spikes == 0 else 'spikes only'}, so PR-AUC can't rank the rounds; "
-            f"{boosted.name} grew all {boosted.trees} trees on every training row"
+            f"{boosted.name} grew {'its 1 tree' if boosted.trees == 1 else f'all {boosted.trees} trees'} on every "
+            "training row"
         ]
     line = (
         f"early stopping: {boosted.name} kept {boosted.trees} tree{'s' * (boosted.trees != 1)}, "

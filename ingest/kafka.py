@@ -44,7 +44,7 @@ class _OncePerMinute(logging.Filter):
             self._seen = {k: v for k, v in self._seen.items() if now - v[0] < REPEAT_EVERY_S}
         self._seen[key] = (now, 0)
         if repeats:
-            record.msg = f"{record.msg} (and {repeats} times more in the last minute)"
+            record.msg = f"{record.msg} (and {repeats} more time{'s' * (repeats != 1)} in the last minute)"
         return True
 
 

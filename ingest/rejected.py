@@ -82,5 +82,7 @@ def republish(
     if prod is not None:
         remaining = prod.flush(60)
         if remaining:
-            raise KafkaException(f"{remaining} messages were not delivered within 60 s")
+            raise KafkaException(
+                f"{remaining} message{' was' if remaining == 1 else 's were'} not delivered within 60 s"
+            )
     return out

@@ -223,7 +223,9 @@ def replay(
     if own:
         remaining = prod.flush(60)
         if remaining:
-            raise KafkaException(f"{remaining} messages were not delivered within 60 s")
+            raise KafkaException(
+                f"{remaining} message{' was' if remaining == 1 else 's were'} not delivered within 60 s"
+            )
     stats.seconds = time.monotonic() - started
     return stats
 

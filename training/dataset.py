@@ -111,7 +111,7 @@ def grid_entities(settings: Settings, grid: Grid, snapshot: int) -> pd.DataFrame
             # the grid is a DataFrame before it is cut into chunks: a year every second is ~10 GB
             raise ValueError(
                 f"every {grid.every.total_seconds():g} s over [{grid.start}, {grid.end}) for "
-                f"{len(products)} products is {len(products) * steps:,} entity rows, more than "
+                f"{len(products)} product{'s' * (len(products) != 1)} is {len(products) * steps:,} entity rows, more than "
                 f"{MAX_GRID_ROWS:,} in one set: raise --every, or build the range in parts"
             )
         return con.execute(

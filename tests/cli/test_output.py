@@ -317,6 +317,8 @@ def test_early_stopping_names_the_trees_kept_and_warns_of_few_spikes(
         "early stopping: none: the last 876 training rows, held out for it, hold no spike, so PR-AUC "
         "can't rank the rounds; xgboost grew all 400 trees on every training row"
     ) in text
+    rep.results[2].trees = 1
+    assert "xgboost grew its 1 tree on every training row" in " ".join(printed(rep, capsys).split())
 
 
 def test_the_share_each_model_calls_a_spike_and_one_that_calls_every_row_so(

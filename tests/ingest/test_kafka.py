@@ -212,3 +212,27 @@ def test_a_broker_asking_for_a_login_is_named_with_what_to_set(
     assert "127.0.0.1" in status.stdout and ": refused tickstore's login (" in " ".join(
         status.stdout.split()
     ), status.stdout
+
+
+def test_librdkafka_lines_repeated_while_a_broker_is_down_pass_once_a_minute_with_their_count() -> None:
+    import logging
+
+    quiet = kafka._OncePerMinute()
+
+    def line(ms: int) -> logging.LogRecord:
+        text = f"FAIL [rdkafka#consumer-1] 127.0.0.1:9/bootstrap: Connect failed after {ms} ms"
+        return logging.LogRecord("tickstore.kafka.client", logging.WARNING, __file__, 1, text, None, None)
+
+    assert quiet.filter(line(3))
+    assert not quiet.filter(line(4))  # the same line but for its timing, within the minute
+    (key,) = quiet._seen
+    shown, repeats = quiet._seen[key]
+    quiet._seen[key] = (shown - kafka.REPEAT_EVERY_S - 1, repeats)  # as a minute later
+    passed = line(5)
+    assert quiet.filter(passed)
+    assert passed.getMessage().endswith("after 5 ms (and 1 more time in the last minute)")
+    for ms in range(3):
+        assert not quiet.filter(line(ms))
+    quiet._seen[key] = (quiet._seen[key][0] - kafka.REPEAT_EVERY_S - 1, quiet._seen[key][1])
+    again = line(9)
+    assert quiet.filter(again) and again.getMessage().endswith("(and 3 more times in the last minute)")
