@@ -132,9 +132,11 @@ def fit_model(
     columns: list[str],
 ) -> None:
     """Fit ``model`` on the training rows: split into ``fitted`` and ``stop`` (`splits.early_stopping`)
-    for one that stops early, all of them for the others (the purge gap between the two included)."""
-    if model.stops_early:
-        model.fit(fitted[columns], spikes_of(fitted, threshold), stop[columns], spikes_of(stop, threshold))
+    for one that stops early, all of them for the others (the purge gap between the two included),
+    and for one that would stop early on held-out rows of one class, where there is nothing to stop on."""
+    y_stop = spikes_of(stop, threshold)
+    if model.stops_early and 0 < int(y_stop.sum()) < len(y_stop):
+        model.fit(fitted[columns], spikes_of(fitted, threshold), stop[columns], y_stop)
     else:
         none = train.iloc[:0]
         model.fit(train[columns], spikes_of(train, threshold), none[columns], spikes_of(none, threshold))

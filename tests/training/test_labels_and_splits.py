@@ -357,3 +357,32 @@ def test_only_the_model_that_stops_early_sees_where_the_hold_out_falls(
     assert np.array_equal(before["zscore"], after["zscore"])
     assert np.array_equal(before["logreg"], after["logreg"])
     assert not np.array_equal(before["xgboost"], after["xgboost"])
+
+
+def test_xgboost_without_spikes_held_out_fits_every_training_row_the_purge_gap_too() -> None:
+    """With nothing to stop on XGBoost grows every tree on the training rows, as the other models fit:
+    all of them, not the fit and hold-out rows alone (the purge gap between them was left out)."""
+    import numpy as np
+
+    from training.models import XGBoost
+    from training.train import fit_model, spikes_of
+
+    table = feature_table(3000, seed=2)
+    threshold = float(np.percentile(table["fwd_vol"], 95))
+    fitted, stop = splits.early_stopping(table, purge=timedelta(seconds=300))
+    calm_stop = stop[spikes_of(stop, threshold) == 0]  # held-out rows of one class
+    columns = ["ret_std_60s", "noise"]
+    none = table.iloc[:0]
+
+    def probabilities(train: pd.DataFrame) -> np.ndarray:
+        model = XGBoost()
+        model.fit(train[columns], spikes_of(train, threshold), none[columns], spikes_of(none, threshold))
+        return model.predict_proba(table[columns])
+
+    model = XGBoost()
+    fit_model(model, table, fitted, calm_stop, threshold, columns)
+    assert model.trees == model.params["n_estimators"]
+    every_row = probabilities(table)
+    assert np.array_equal(model.predict_proba(table[columns]), every_row)
+    # the purge gap's 300 rows make a difference, so the comparison above can tell
+    assert not np.array_equal(every_row, probabilities(pd.concat([fitted, calm_stop])))
