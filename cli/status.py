@@ -89,6 +89,11 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
     return online, lines
 
 
+def _kind(kind: str | None, horizon_s: float | str | None) -> str:
+    """A model's kind and its label's horizon, as "xgboost, 60 s horizon" (what its p is of)."""
+    return f"{kind or '?'}" + ("" if horizon_s is None else f", {float(horizon_s):g} s horizon")
+
+
 def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tuple[bool, list[str]]:
     """Whether the model the scorer would load exists, which it is, and (given the online store's
     reader) whether the scorer can feed it: every feature it reads served, computed by the same SQL."""
@@ -112,7 +117,8 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     except Exception as exc:  # MLflow raises its own kinds for "not found" and for a server that is down
         reason = str(exc).splitlines()[0]
         return False, [f"model {uri}: {MISSING}: {reason}. {hint()}"]
-    kind = run.data.params.get("model", "?") if run else "?"
+    params = run.data.params if run else {}
+    kind = _kind(params.get("model"), params.get("horizon_s"))
     when = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
     line = (
         f"model {uri}: {OK}, version {version.version} ({kind}), registered {when:%Y-%m-%d %H:%M} UTC "
@@ -164,7 +170,11 @@ def scorer_report(settings: Settings) -> tuple[bool, list[str]]:
         ]
     model = body.get("model") or {}
     # what the scorer says is printed as it says it, not read as rich markup ("[...]")
-    serving = escape(f"{model.get('uri')} ({model.get('kind') or '?'})") if model else "no model"
+    serving = (
+        escape(f"{model.get('uri')} ({_kind(model.get('kind'), model.get('horizon_s'))})")
+        if model
+        else "no model"
+    )
     if body["ready"]:
         return True, [f"scorer {url}: {OK}, serving {serving}"]
     problems = escape("; ".join(str(p) for p in body.get("problems", [])))

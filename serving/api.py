@@ -176,6 +176,7 @@ def score() -> Response:
         f"features;dur={(t1 - t0) * 1000:.3f}, model;dur={(time.perf_counter() - t1) * 1000:.3f}"
     )
     results: list[dict[str, Any]] = []
+    described = model.described()  # one dict for every result: jsonify only reads it
     for i, r in enumerate(rows):
         if i in errors:
             UNSCORED.labels(errors[i]["code"]).inc()
@@ -194,12 +195,7 @@ def score() -> Response:
                 "probability": float(p),
                 "spike": spike,
                 "threshold": model.threshold,
-                "model": {
-                    "name": model.name,
-                    "version": model.version,
-                    "run_id": model.run_id,
-                    "kind": model.kind,
-                },
+                "model": described,
                 "features": {f: r.values.get(f) for f in model.features},
                 "feature_age_s": r.age_s,
                 "features_as_of": _as_of(r.event_time_us),

@@ -40,9 +40,7 @@ def readyz() -> tuple[Response, int]:
         problems.append(f"online store: {exc}")
     body = {
         "ready": not problems,
-        "model": None
-        if model is None
-        else {"name": model.name, "version": model.version, "uri": model.uri, "kind": model.kind},
+        "model": None if model is None else model.described(),
         "online_store": online,
         "problems": problems,
     }

@@ -86,6 +86,22 @@ class LoadedModel:
     # feature view -> fingerprint of the SQL its training set was computed by (none for older runs)
     sql_fingerprints: dict[str, str] = field(default_factory=dict)
     kind: str | None = None  # zscore, logreg or xgboost, as `tickstore train` logged it
+    # what its probability is of: the realized volatility over the next ``horizon_s`` seconds above
+    # ``spike_fwd_vol`` (the labels' spike threshold); None for a run logged without them
+    horizon_s: float | None = None
+    spike_fwd_vol: float | None = None
+
+    def described(self) -> dict[str, Any]:
+        """The model as responses name it: which one, and what its probability is a probability of."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "uri": self.uri,
+            "kind": self.kind,
+            "horizon_s": self.horizon_s,
+            "spike_fwd_vol": self.spike_fwd_vol,
+        }
 
     def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """Spike probabilities for feature rows (missing values as NaN, as in training).
@@ -140,10 +156,26 @@ def load(uri: str) -> LoadedModel:
     threshold = float(run.data.params.get("decision_threshold", 0.5))
     compiled = compile_xgboost(estimator) if hasattr(estimator, "get_booster") else compile_linear(estimator)
     fingerprints = trained_fingerprints(run.data.params)
-    kind = run.data.params.get("model")
+    params = run.data.params
     return LoadedModel(
-        uri, name, version, run_id, features, threshold, estimator, compiled, fingerprints, kind
+        uri,
+        name,
+        version,
+        run_id,
+        features,
+        threshold,
+        estimator,
+        compiled,
+        fingerprints,
+        kind=params.get("model"),
+        horizon_s=_number(params.get("horizon_s")),
+        spike_fwd_vol=_number(params.get("spike_threshold_fwd_vol")),
     )
+
+
+def _number(param: str | None) -> float | None:
+    """A run's numeric param (MLflow keeps params as text), None when it was not logged."""
+    return None if param is None else float(param)
 
 
 def trained_fingerprints(params: dict[str, str]) -> dict[str, str]:

@@ -36,10 +36,24 @@ SCORE = {
                 "name": {"type": "string"},
                 "version": {"type": "string", "nullable": True},
                 "run_id": {"type": "string"},
+                "uri": {"type": "string", "description": "as loaded, an alias pinned to its version"},
                 "kind": {
                     "type": "string",
                     "nullable": True,
                     "description": "zscore, logreg or xgboost, as `tickstore train` logged it",
+                },
+                "horizon_s": {
+                    "type": "number",
+                    "nullable": True,
+                    "description": "probability is that of a spike within this many seconds from "
+                    "features_as_of: the realized volatility of mid-price log returns over them above "
+                    "spike_fwd_vol (the label `tickstore train --horizon` trained on)",
+                },
+                "spike_fwd_vol": {
+                    "type": "number",
+                    "nullable": True,
+                    "description": "the forward realized volatility a spike exceeds: the training "
+                    "split's --percentile of it",
                 },
             },
         },

@@ -13,6 +13,7 @@ COLUMNS = [
     "labels",
     "model",
     "range (UTC)",
+    "horizon",
     "snapshot",
     "val PR-AUC",
     "test PR-AUC",
@@ -32,6 +33,7 @@ class LoggedModel:
     model: str | None  # zscore, logreg or xgboost
     start: str | None  # the training range, UTC
     end: str | None
+    horizon_s: float | None  # the label's: p is that of a spike within it
     snapshot: int | None
     val_pr_auc: float | None
     test_pr_auc: float | None
@@ -56,6 +58,7 @@ class LoggedModel:
             self.labels,
             self.model,
             _range(self.start, self.end),
+            "" if self.horizon_s is None else f"{self.horizon_s:g} s",
             self.snapshot,
             score(self.val_pr_auc, 3),
             score(self.test_pr_auc, 3),
@@ -101,7 +104,7 @@ def logged_models(settings: Settings, limit: int) -> list[LoggedModel]:
     out = []
     for run in runs:
         params, metrics = run.data.params, run.data.metrics
-        snapshot, trees = params.get("snapshot"), params.get("trees")
+        snapshot, trees, horizon = params.get("snapshot"), params.get("trees"), params.get("horizon_s")
         out.append(
             LoggedModel(
                 started=datetime.fromtimestamp(run.info.start_time / 1000, UTC).replace(microsecond=0),
@@ -109,6 +112,7 @@ def logged_models(settings: Settings, limit: int) -> list[LoggedModel]:
                 model=params.get("model"),
                 start=params.get("start"),
                 end=params.get("end"),
+                horizon_s=float(horizon) if horizon is not None else None,
                 snapshot=int(snapshot) if snapshot is not None else None,
                 val_pr_auc=metrics.get("val_pr_auc"),
                 test_pr_auc=metrics.get("test_pr_auc"),

@@ -19,8 +19,9 @@ def test_models_lists_what_train_logged_and_how_to_serve_it(make_settings: Calla
     run = log_run(experiment, "logreg", "leaky", {"val_pr_auc": 0.923, "test_pr_auc": 0.991})
     table = " ".join(tickstore(s, "models").stdout.split())
     assert (
-        f"│ leaky │ logreg │ 2025-12-06 06:15..08:30 │ 7 │ 0.923 │ 0.991 │ │ │ │ runs:/{run}/model │" in table
+        f"│ leaky │ logreg │ 2025-12-06 06:15..08:30 │ 60 s │ 7 │ 0.923 │ 0.991 │ │ │ │ runs:/{run}/model │"
+        in table
     )
     (row,) = [json.loads(line) for line in tickstore(s, "models", "--format", "json").stdout.splitlines()]
     assert row["uri"] == f"runs:/{run}/model" and row["test_pr_auc"] == 0.991 and row["champion"] is False
-    assert row["start"] == "2025-12-06T06:15:00+00:00" and row["brier"] is None
+    assert row["start"] == "2025-12-06T06:15:00+00:00" and row["brier"] is None and row["horizon_s"] == 60.0

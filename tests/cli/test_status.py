@@ -73,7 +73,7 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
     out = " ".join(run.stdout.split())
     assert run.returncode == 0, out
     assert (
-        f"scorer http://127.0.0.1:{s.serve_port}: ok, serving models:/tickstore-volatility/{version} (logreg)"
+        f"scorer http://127.0.0.1:{s.serve_port}: ok, serving models:/tickstore-volatility/{version} (logreg, 60 s horizon)"
     ) in out
     assert f"embedded broker at 127.0.0.1:{broker_port}: up" in out and f"{s.topic_raw}: 3 partitions" in out
     assert "ok, 6 ticks of 2 products at snapshot" in out and "0 rejected" in out
@@ -81,7 +81,7 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
     # seconds old; only the 10 s view may have expired by the time a loaded machine has started status
     assert re.search(r"BTC-USD: features as of \d+ s ago(, expired: ticks_10s)? ETH-USD", out), out
     assert "ETH-USD: no features online: `tickstore stream` writes them" in out
-    assert f"model models:/tickstore-volatility@champion: ok, version {version} (logreg)" in out
+    assert f"model models:/tickstore-volatility@champion: ok, version {version} (logreg, 60 s horizon)" in out
     # the 60 s view's SQL changed after training: the scorer refuses the model, and status says so first
     view = definitions().ticks_60s
     view.batch_source = DuckDBSource(

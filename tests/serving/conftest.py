@@ -44,7 +44,7 @@ def register_model(
     registry has it now), register it and point ``alias`` at it.
 
     ``columns``: the features it reads (default: the service's). ``fingerprinted=False``: a run of a
-    tickstore that logged no fingerprints."""
+    tickstore that logged no fingerprints (nor its label's horizon and spike threshold)."""
     experiment = tracking.setup(settings)  # artifacts under the test's home, not ./mlruns
     store = feature_store(settings)
     fingerprints = source.fingerprints(store.list_feature_views()) if fingerprinted else {}
@@ -57,6 +57,8 @@ def register_model(
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_params({"decision_threshold": threshold, "model": "logreg"})
         mlflow.log_params({f"sql_fingerprint_{view}": fp for view, fp in fingerprints.items()})
+        if fingerprinted:  # what the label was, as `tickstore train` logs it (an older one did not)
+            mlflow.log_params({"horizon_s": 60.0, "spike_threshold_fwd_vol": 0.000287})
         mlflow.set_tags({"features": json.dumps(columns)})
         # requirements given, as `tickstore train` gives them: inferring them costs ~3 s a model
         mlflow_sklearn.log_model(

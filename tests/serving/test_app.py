@@ -48,6 +48,9 @@ def test_score_returns_the_models_probability_decision_and_features(online_setti
     assert body["spike"] == (body["probability"] >= 0.3) and body["threshold"] == 0.3
     assert body["model"]["name"] == "tickstore-volatility" and body["model"]["version"] == version
     assert body["model"]["kind"] == "logreg"  # the run's model param: what a runs:/ URI alone does not say
+    # what the probability is of: a spike within the horizon the model was trained on
+    assert (body["model"]["horizon_s"], body["model"]["spike_fwd_vol"]) == (60.0, 0.000287)
+    assert client.get("/readyz").get_json()["model"] == body["model"]
     assert body["features"]["ret_std_60s"] == 0.9 and body["features"]["tick_count_300s"] == 7
     assert 0 < body["feature_age_s"] < 30 and body["expired_views"] == []
 
@@ -268,7 +271,9 @@ def test_a_model_logged_without_sql_fingerprints_is_served_as_before(serving_set
     sql = (SQL_DIR / "ticks_60s.sql").read_text()
     _apply_sql(serving_settings, sql.replace("60000000", "61000000"))
     client = create_app(serving_settings, watch_model=False).test_client()
-    assert client.post("/v1/score", json={"product_id": "BTC-USD"}).status_code == 200
+    response = client.post("/v1/score", json={"product_id": "BTC-USD"})
+    assert response.status_code == 200
+    assert response.get_json()["model"]["horizon_s"] is None  # not logged then: not guessed
 
 
 # on both stores: Redis reads every view in one round trip

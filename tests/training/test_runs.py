@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from tickstore.mlflow_store import REGISTERED_MODEL
 from tickstore.settings import Settings
 from training import tracking
-from training.runs import logged_models
+from training.runs import FIELDS, logged_models
 
 
 def log_run(
@@ -25,6 +25,7 @@ def log_run(
             "snapshot": 7,
             "start": "2025-12-06T06:15:00+00:00",
             "end": "2025-12-06T08:30:00+00:00",
+            "horizon_s": 60.0,
         }
         mlflow.log_params(params | ({"trees": trees} if trees is not None else {}))
         mlflow.log_metrics(metrics)
@@ -56,8 +57,9 @@ def test_models_newest_first_with_scores_and_the_champion(make_settings: Callabl
     assert oldest.champion and oldest.trees is None and oldest.snapshot == 7
     assert (oldest.val_pr_auc, oldest.test_pr_auc, oldest.brier) == (0.28, 0.04, 0.05)
     assert newest.brier is None  # not logged: shown blank, not as 0
-    assert newest.shown()[3:9] == ("2025-12-06 06:15..08:30", 7, "n/a", "0.070", "", 28)
-    assert oldest.shown()[7:10] == ("0.0500", "", "champion")
+    assert newest.shown()[3:10] == ("2025-12-06 06:15..08:30", "60 s", 7, "n/a", "0.070", "", 28)
+    assert oldest.shown()[8:11] == ("0.0500", "", "champion")
+    assert newest.horizon_s == 60.0 and newest.row()[FIELDS.index("horizon_s")] == 60.0
     assert [m.uri for m in logged_models(s, 1)] == [f"runs:/{boosted}/model"]
 
 
