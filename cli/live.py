@@ -185,8 +185,8 @@ def _print_scores(base: str, products: list[str], seconds: float) -> None:
     New ticks, not only a new probability: a tree model gives one value over wide ranges of its
     inputs, and the demo's XGBoost champion printed four lines in 30 s, as if the stream had stopped.
     """
-    last: dict[str, tuple[float, object]] = {}
-    waited = False
+    last: dict[str, tuple[float | None, object]] = {}  # product -> (p, features_as_of) or (None, error)
+    waited = explained = False
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         time.sleep(1.0)
@@ -201,12 +201,23 @@ def _print_scores(base: str, products: list[str], seconds: float) -> None:
         if status != 200:
             console.print(f"   scorer answered {status}: {body}")
             continue
-        if not last and body["results"]:  # once: what SPIKE means, before the first line
+        scored = [r for r in body["results"] if "error" not in r]
+        if not explained and scored:  # once: what p and SPIKE mean, before the first line
+            explained = True
+            model = scored[0]["model"]
+            within = f" within {model['horizon_s']:g} s" if model.get("horizon_s") else ""
             console.print(
-                f"   SPIKE: p at or above {body['results'][0]['threshold']:.4f}, the model's threshold "
-                "(the one that maximized F1 on validation)"
+                f"   p: the model's probability of a volatility spike{within}; SPIKE: p at or above "
+                f"{scored[0]['threshold']:.4f}, its threshold (the one that maximized F1 on validation)"
             )
         for r in body["results"]:
+            if "error" in r:  # a batch scores the products it can: this one's feed is quiet, or not yet seen
+                if last.get(r["product_id"]) != (None, r["error"]["code"]):
+                    last[r["product_id"]] = (None, r["error"]["code"])
+                    console.print(
+                        f"   {time.strftime('%H:%M:%S')} {r['product_id']:8s} not scored: {r['error']['message']}"
+                    )
+                continue
             p = r["probability"]
             if last.get(r["product_id"]) != (p, r.get("features_as_of")):
                 last[r["product_id"]] = (p, r.get("features_as_of"))

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from http.server import HTTPServer, SimpleHTTPRequestHandler
-from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
 
 from serving import create_app
-from tests.cli.helpers import tickstore
+from tests.cli.helpers import serving, tickstore
 from tests.conftest import free_port
 from tickstore.settings import Settings
 
@@ -34,21 +31,9 @@ def test_a_fresh_home_names_what_is_missing_and_what_to_do(make_settings: Callab
 
 def test_something_else_on_the_scorers_port_is_named(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(broker_port=free_port(), serve_port=free_port())
-    with serving(s, HTTPServer(("127.0.0.1", s.serve_port), SimpleHTTPRequestHandler)):
+    with serving(HTTPServer(("127.0.0.1", s.serve_port), SimpleHTTPRequestHandler)):
         out = " ".join(tickstore(s, "status", check=False).stdout.split())
     assert "something else answers there (HTTP 404), not `tickstore serve`" in out
-
-
-@contextmanager
-def serving(s: Settings, server: Any) -> Iterator[None]:
-    """``server`` (http.server's or werkzeug's) answering on its own thread while the block runs."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.kafka
@@ -68,7 +53,7 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
     write_online(s, "BTC-USD")  # after the model: registering can take longer than the 10 s view's TTL
     # the scorer, a real Flask app of `serving.create_app` on a real socket, serving the champion
     app = create_app(s, watch_model=False)
-    with serving(s, make_server("127.0.0.1", s.serve_port, app, threaded=True)):
+    with serving(make_server("127.0.0.1", s.serve_port, app, threaded=True)):
         run = tickstore(s, "status", check=False)
     out = " ".join(run.stdout.split())
     assert run.returncode == 0, out
@@ -92,7 +77,7 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
     while app.test_client().get("/readyz").status_code == 200:
         assert time.monotonic() < deadline, "the scorer never read the changed registry"
         time.sleep(0.2)
-    with serving(s, make_server("127.0.0.1", s.serve_port, app, threaded=True)):
+    with serving(make_server("127.0.0.1", s.serve_port, app, threaded=True)):
         run = tickstore(s, "status", check=False)
     out = " ".join(run.stdout.split())
     assert run.returncode == 1, out
