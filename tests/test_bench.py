@@ -1,0 +1,76 @@
+"""The benchmarks of `make bench`, run small: each still runs to its figures (a refactor that broke
+one went unseen until the next `make bench`), and the checks they print hold."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def bench(script: str, *args: str, timeout: float = 600) -> str:
+    """``bench/<script>`` with ``args`` in a subprocess, as `make bench` runs it; its output."""
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+@pytest.mark.slow
+def test_offline_bench_runs_small_and_our_store_answers_as_feasts() -> None:
+    out = bench(
+        "offline.py",
+        "--ticks",
+        "30000",
+        "--entities",
+        "3000",
+        "--peer-entities",
+        "2000",
+        "--peer-ticks",
+        "3000",
+    )
+    for view in ("ticks_60s", "ticks_10s", "ticks_300s"):
+        assert f"feature SQL {view}: 30,000 ticks in " in out
+    assert "same rows: yes" in out  # the view called with a range, against a WHERE on it
+    assert "point-in-time set, ours: 3,000 entity rows x 30,000 feature rows" in out
+    assert "same answers (rows filled, sum of tick_count_60s): yes" in out
+    assert "ratio: ours is " in out
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+def test_ingest_and_dataset_benches_run_small() -> None:
+    out = bench("ingest.py", "--ticks", "5000", "--batch-rows", "1000")
+    assert "sink: 5,000 ticks in lake (5,000 new)" in out and "sustained throughput Kafka -> lake: " in out
+    out = bench("dataset.py", "--ticks", "30000", "--entities", "3000")
+    for order in ("in time order", "shuffled"):
+        assert f"dataset build, 3,000 entity rows {order}: " in out
+    assert "same features (sum of tick_count_60s): yes" in out  # the order of the rows changes nothing
+
+
+@pytest.mark.slow
+def test_train_bench_runs_small() -> None:
+    out = bench("train.py", "--hours", "1")
+    assert "total: " in out and "champion: " in out
+    for model in ("zscore", "logreg", "xgboost"):
+        assert f"  {model}" in out
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+def test_serve_bench_runs_small_without_errors_on_either_scorer() -> None:
+    import re
+
+    out = bench("serve.py", "--rates", "20", "--seconds", "2", "--freshness-seconds", "3")
+    assert re.search(r"produce -> online p50 \d+ ms, p99 \d+ ms", out)
+    rows = re.findall(r"^ +20 +[\d.]+ms .* (\d+)/(\d+) ", out, re.M)
+    assert len(rows) == 2, out  # quiet, then while the stream writes
+    assert all(errors == ("0", "0") for errors in rows), out  # tickstore's and feast serve's requests
