@@ -47,7 +47,8 @@ from tickstore import lake
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Also purged walk-forward cross-validation over this many folds (PR-AUC per fold and model).",
+    help="Also purged walk-forward cross-validation over this many folds: each fold's spikes, base rate "
+    "and every model's PR-AUC.",
 )
 @click.pass_context
 def train(
