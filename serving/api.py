@@ -94,13 +94,13 @@ def _stale(stale: list[ProductFeatures]) -> ApiError:
     )
 
 
-def _item_error(row: ProductFeatures) -> dict[str, Any] | None:
-    """Why a product of a batch can't be scored (never seen, or all its data stale), as its place in
-    the results says it; None when it can be."""
+def _item_error(row: ProductFeatures, views: int) -> dict[str, Any] | None:
+    """Why a product of a batch can't be scored (never seen, or all its ``views`` stale), as its place
+    in the results says it; None when it can be."""
     if not row.known:
         e = _unknown([row.product_id])
         return {"status": e.status, "code": e.code, "message": e.message}
-    if len(row.expired_views) == len(state().features().views):
+    if len(row.expired_views) == views:
         # the others are fresh: the stream runs, and this product's feed is quiet
         return {
             "status": 503,
@@ -166,7 +166,10 @@ def score() -> Response:
     # A batch scores the products it can and says per product why not for the others: one product
     # whose feed went quiet (or a typo) failed the whole basket. With none to score, or one product
     # asked for, the request fails as a whole.
-    errors = {i: e for i, r in enumerate(rows) if (e := _item_error(r)) is not None} if is_batch else {}
+    views = len(features.views)
+    errors = (
+        {i: e for i, r in enumerate(rows) if (e := _item_error(r, views)) is not None} if is_batch else {}
+    )
     if len(errors) == len(rows) or not is_batch:
         _check(rows)
     scored = [r for i, r in enumerate(rows) if i not in errors]
