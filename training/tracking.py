@@ -19,6 +19,7 @@ from sklearn.metrics import average_precision_score, confusion_matrix, precision
 from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, use_mlflow_store  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
 from training.models import LogReg, Model, XGBoost, ZScoreRule  # noqa: E402
+from training.report import Fold  # noqa: E402
 
 
 def setup(settings: Settings) -> str:
@@ -85,6 +86,33 @@ def curves(y: np.ndarray, p: np.ndarray, threshold: float, title: str, out: Path
     fig.savefig(files[-1], dpi=100, bbox_inches="tight")
     plt.close(fig)
     return files
+
+
+def walk_forward_plot(folds: list[Fold], out: Path) -> Path:
+    """Each model's PR-AUC fold by fold beside the fold's base rate (PR-AUC's chance level) as a PNG
+    in ``out``; a fold without spikes has no PR-AUC, and no point."""
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(1, len(folds) + 1)
+    ax.bar(x, [f.base_rate for f in folds], color="lightgrey", label="base rate (chance)")
+    for name in folds[0].pr_auc if folds else []:
+        ax.plot(x, [f.pr_auc[name] for f in folds], marker="o", label=name)
+    ax.set_xticks(
+        x,
+        [f"{k}\n{f.start:%m-%d %H:%M}" if f.rows else str(k) for k, f in enumerate(folds, 1)],
+        fontsize=8,
+    )
+    ax.set(
+        xlabel="fold (validation from)",
+        ylabel="PR-AUC",
+        ylim=(0, 1),
+        title="Walk-forward PR-AUC, each fold trained on the rows before it",
+    )
+    ax.legend(fontsize=8)
+    path = out / "walk_forward.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def promote(model_uri: str) -> str:

@@ -290,6 +290,8 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
                 values = [fold.pr_auc[name] for fold in report.walk_forward]
                 if any(v == v for v in values):
                     mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
+            with tempfile.TemporaryDirectory() as tmp:
+                mlflow.log_artifact(str(tracking.walk_forward_plot(report.walk_forward, Path(tmp))), "plots")
     if cfg.leaky_labels:
         leaky, leaky_threshold, _, leaky_spikes = fit_and_score(
             leaky_table(settings, cfg, snapshot), cfg, tracked("leaky")

@@ -169,6 +169,9 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
     )
     for metric in ("walk_forward_base_rate", "walk_forward_pr_auc_zscore", "walk_forward_pr_auc_xgboost"):
         assert [m.step for m in MlflowClient().get_metric_history(logged.info.run_id, metric)] == [1, 2]
+    # and drawn: PR-AUC by fold beside the base rate
+    plots = [a.path for a in MlflowClient().list_artifacts(logged.info.run_id, "plots")]
+    assert "plots/walk_forward.png" in plots
     # the drift shares of the run's two reports, at a glance
     assert re.search(
         r"features drifted \(block K-S test, .*\): train vs test \d+%, early vs late \d+%", run.output
