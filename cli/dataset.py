@@ -187,6 +187,16 @@ def dataset_build(
             f"{', '.join(map(shown, manifest.products_without_ticks))}: every feature of their rows is "
             f"NULL (products with ticks: {', '.join(known) or 'none'}; names are exact: case and spaces count)"
         )
+    if manifest.products_without_values:
+        spans = ds.tick_spans(settings_of(ctx), manifest.snapshot, manifest.products_without_values)
+        utc = "%Y-%m-%d %H:%M:%S"
+        for product in manifest.products_without_values:
+            first, last = spans[product]
+            console.print(
+                f"[yellow]warning:[/] none of the rows of {shown(product)} has a feature value: no tick of it "
+                f"lies within a view's TTL before any of them (its ticks run from {first:{utc}} to "
+                f"{last:{utc}} UTC)"
+            )
 
 
 @dataset.command("verify")

@@ -13,12 +13,15 @@ import json
 import os
 import re
 import socket
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from feast import FeatureService, FeatureStore, FeatureView
 from feast.errors import FeatureServiceNotFoundException
@@ -67,6 +70,9 @@ class Manifest:
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     # products of the entity rows with no tick at the snapshot (a typo, or lower case): NULL features
     products_without_ticks: list[str] = field(default_factory=list)
+    # products with ticks whose every row has no feature value (no tick within a view's TTL before
+    # any of them: a range before its ticks begin, say)
+    products_without_values: list[str] = field(default_factory=list)
     # each view's definition fingerprint (tickstore_feast.source.fingerprints): what the scorer checks
     sql_fingerprint: dict[str, str] = field(default_factory=dict)
     sql: dict[str, str] = field(default_factory=dict)  # each SQL view's text, as it computed this dataset
@@ -203,6 +209,8 @@ def build(
     by_time = _partial(out, "by-time")
     writer: pq.ParquetWriter | None = None
     nulls: dict[str, int] = {}
+    rows_of: Counter[str] = Counter()  # product -> its rows, and those without any feature value
+    valueless: Counter[str] = Counter()
     total = len(frame)
     try:
         for begin in range(0, max(total, 1), CHUNK_ROWS):
@@ -215,6 +223,7 @@ def build(
             writer.write_table(table)
             for name in table.column_names:
                 nulls[name] = nulls.get(name, 0) + table.column(name).null_count
+            _count_valueless(table, feature_columns(refs, full_feature_names), rows_of, valueless)
             if progress:
                 progress(min(begin + CHUNK_ROWS, total), total)
         if writer is not None:
@@ -237,6 +246,9 @@ def build(
             null_fraction={k: round(v / total, 6) if total else 0.0 for k, v in nulls.items()},
             seconds=round((datetime.now(UTC) - started).total_seconds(), 3),
             products_without_ticks=without_ticks,
+            products_without_values=sorted(
+                p for p, n in rows_of.items() if valueless[p] == n and p not in without_ticks
+            ),
             sql_fingerprint=fingerprints(views),
             sql={v.name: q for v in views if (q := getattr(v.batch_source, "query", None))},
             full_feature_names=full_feature_names,
@@ -331,6 +343,35 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def _count_valueless(
+    table: pa.Table, columns: list[str], rows_of: Counter[str], valueless: Counter[str]
+) -> None:
+    """Add each product's rows of ``table`` to ``rows_of``, and those without a value in any of the
+    feature ``columns`` to ``valueless``."""
+    none = pc.is_null(table.column(columns[0]))
+    for name in columns[1:]:
+        none = pc.and_(none, pc.is_null(table.column(name)))
+    for counts, into in ((table, rows_of), (table.filter(none), valueless)):
+        for item in pc.value_counts(counts.column("product_id")).to_pylist():
+            into[str(item["values"])] += item["counts"]
+
+
+def tick_spans(
+    settings: Settings, snapshot: int, products: list[str]
+) -> dict[str, tuple[datetime, datetime]]:
+    """The first and last tick time (UTC) of each of ``products`` at ``snapshot``."""
+    con = lake.connect(settings, snapshot=snapshot, create=False)
+    try:
+        found = con.execute(
+            "SELECT product_id, min(event_time), max(event_time) FROM ticks "
+            "WHERE list_contains($products, product_id) GROUP BY ALL",
+            {"products": products},
+        ).fetchall()
+    finally:
+        con.close()
+    return {p: (first.astimezone(UTC), last.astimezone(UTC)) for p, first, last in found}
 
 
 def known_products(settings: Settings, snapshot: int) -> list[str]:

@@ -337,6 +337,15 @@ def test_the_cli_names_products_without_ticks_and_counts_only_feature_nulls(
     out = " ".join(run.output.split())
     assert "wrote 1 row x 27 features" in out and "no NULL feature values" in out, out
     assert "most NULL" not in out and "warning" not in out
+    # a product with ticks, none of them before its rows: said, with where its ticks are
+    rows.write_text(
+        "product_id,event_timestamp\nETH-USD,2025-12-31T23:00:00Z\nBTC-USD,2026-01-01T00:01:40Z\n"
+    )
+    out = " ".join(CliRunner().invoke(main, args, env=env_for(s)).output.split())
+    assert (
+        "warning: none of the rows of ETH-USD has a feature value: no tick of it lies within a view's TTL "
+        "before any of them (its ticks run from 2026-01-01 00:00:00 to 2026-01-01 00:04:18 UTC)"
+    ) in out
 
 
 def test_verify_says_whether_a_set_is_reproduced_and_exits_1_where_not(

@@ -177,6 +177,31 @@ def test_entities_from_a_csv_file(make_settings: Callable[..., Settings], tmp_pa
     assert df["product_id"].tolist() == ["ETH-USD", "BTC-USD", "DOGE-USD"]
     assert df["tick_count_60s"].isna().tolist() == [False, False, True]
     assert m.products_without_ticks == ["DOGE-USD"]  # named in the manifest and by the CLI
+    assert m.products_without_values == []  # ETH-USD's row has values; DOGE-USD is named above
+
+
+def test_products_whose_rows_all_lack_values_are_named(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    # ETH-USD has ticks, but none before its rows: a range before the product's ticks begin
+    s = seeded(make_settings)
+    frame = pd.DataFrame(
+        {
+            "product_id": ["ETH-USD", "BTC-USD", "ETH-USD", "BTC-USD"],
+            "event_timestamp": pd.to_datetime(
+                [
+                    "2025-12-31T23:50:00Z",
+                    "2025-12-31T23:50:00Z",
+                    "2025-12-31T23:55:00Z",
+                    "2026-01-01T00:00:10Z",
+                ]
+            ),
+        }
+    )
+    m = dataset.build(s, frame, tmp_path / "v.parquet")
+    assert m.products_without_ticks == [] and m.products_without_values == ["ETH-USD"]
+    spans = dataset.tick_spans(s, m.snapshot, ["ETH-USD", "NONE-USD"])
+    assert list(spans) == ["ETH-USD"] and spans["ETH-USD"][0].isoformat() == "2026-01-01T00:00:00+00:00"
 
 
 def test_entities_from_parquet_whatever_its_suffix(make_settings: Callable[..., Settings], tmp_path) -> None:  # type: ignore[no-untyped-def]
