@@ -42,7 +42,7 @@ class Fold:
     spikes: int
     episodes: int  # separate stretches the spikes come in (`metrics.episodes`): the evidence they hold
     pr_auc: dict[str, float] = field(default_factory=dict)  # model -> PR-AUC; NaN where it can't be told
-    skipped: str = ""  # why the fold was not scored ("too few rows"), else empty
+    skipped: str = ""  # why the fold was not scored ("under 50 rows"), else empty
 
     @property
     def base_rate(self) -> float:
