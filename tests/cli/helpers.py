@@ -1,4 +1,4 @@
-"""Running the `tickstore` command as a user does, in a subprocess, on a test's settings."""
+"""Running the `tickstore` command as a user does, in a subprocess, on a test's settings (and a server for it to talk to)."""
 
 from __future__ import annotations
 
