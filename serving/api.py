@@ -179,7 +179,6 @@ def score() -> Response:
         f"features;dur={(t1 - t0) * 1000:.3f}, model;dur={(time.perf_counter() - t1) * 1000:.3f}"
     )
     results: list[dict[str, Any]] = []
-    described = model.described()  # one dict for every result: jsonify only reads it
     for i, r in enumerate(rows):
         if i in errors:
             UNSCORED.labels(errors[i]["code"]).inc()
@@ -198,7 +197,7 @@ def score() -> Response:
                 "probability": float(p),
                 "spike": spike,
                 "threshold": model.threshold,
-                "model": described,
+                "model": model.described,
                 "features": {f: r.values.get(f) for f in model.features},
                 "feature_age_s": r.age_s,
                 "features_as_of": _as_of(r.event_time_us),

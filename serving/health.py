@@ -40,7 +40,7 @@ def readyz() -> tuple[Response, int]:
         problems.append(f"online store: {exc}")
     body = {
         "ready": not problems,
-        "model": None if model is None else model.described(),
+        "model": None if model is None else model.described,
         "online_store": online,
         "problems": problems,
     }

@@ -8,6 +8,7 @@ import re
 import threading
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import mlflow
@@ -91,8 +92,10 @@ class LoadedModel:
     horizon_s: float | None = None
     spike_fwd_vol: float | None = None
 
+    @cached_property
     def described(self) -> dict[str, Any]:
-        """The model as responses name it: which one, and what its probability is a probability of."""
+        """The model as responses name it: which one, and what its probability is a probability of.
+        Built once a model (responses only read it), not once a request."""
         return {
             "name": self.name,
             "version": self.version,
