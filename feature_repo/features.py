@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import yaml
-from feast import Entity, FeatureService, FeatureView, Field, Project, ValueType
+from feast import Entity, FeatureService, FeatureView, Project, ValueType
 from feast.types import Float64, Int64
 
 from tickstore_feast import DuckDBSource
@@ -34,6 +34,9 @@ def tick_window_view(seconds: int) -> FeatureView:
     TTL = the window: a row older than that describes a window that no longer overlaps the present.
     """
     suffix = f"{seconds}s"
+    # ticks sharing an event time share a frame, so their rows are equal (tests/feature_repo)
+    # its lookback (how far back a row's window reads) is the file's '-- lookback:' header line
+    source = DuckDBSource(sql_file=SQL / f"ticks_{suffix}.sql", ties_equal=True)
     doubles = [
         "ret_mean",
         "ret_std",
@@ -48,11 +51,10 @@ def tick_window_view(seconds: int) -> FeatureView:
         name=f"ticks_{suffix}",
         entities=[product],
         ttl=timedelta(seconds=seconds),
-        schema=[Field(name=f"{f}_{suffix}", dtype=Float64) for f in doubles]
-        + [Field(name=f"tick_count_{suffix}", dtype=Int64)],
-        # ticks sharing an event time share a frame, so their rows are equal (tests/feature_repo)
-        # its lookback (how far back a row's window reads) is the file's '-- lookback:' header line
-        source=DuckDBSource(sql_file=SQL / f"ticks_{suffix}.sql", ties_equal=True),
+        # each field's description is the comment beside its column in the SQL
+        schema=[source.field(f"{f}_{suffix}", Float64) for f in doubles]
+        + [source.field(f"tick_count_{suffix}", Int64)],
+        source=source,
         online=True,
         description=f"Tick features over the last {seconds} s, one row per tick (sql/ticks_{suffix}.sql).",
     )
@@ -62,16 +64,23 @@ ticks_10s = tick_window_view(10)
 ticks_60s = tick_window_view(60)
 ticks_300s = tick_window_view(300)
 
-# Not a model input: the scorer reads it to know, to the microsecond, how old the window views are.
-tick_clock = FeatureView(
-    name="tick_clock",
-    entities=[product],
-    ttl=timedelta(0),
-    schema=[Field(name="event_time_us", dtype=Int64)],
-    source=DuckDBSource(sql_file=SQL / "tick_clock.sql", ties_equal=True),
-    online=True,
-    description="Event time of the product's latest tick, in microseconds (sql/tick_clock.sql).",
-)
+
+def tick_clock_view() -> FeatureView:
+    """The feature view defined by sql/tick_clock.sql: not a model input; the scorer reads it to
+    know, to the microsecond, how old the window views are."""
+    source = DuckDBSource(sql_file=SQL / "tick_clock.sql", ties_equal=True)
+    return FeatureView(
+        name="tick_clock",
+        entities=[product],
+        ttl=timedelta(0),
+        schema=[source.field("event_time_us", Int64)],
+        source=source,
+        online=True,
+        description="Event time of the product's latest tick, in microseconds (sql/tick_clock.sql).",
+    )
+
+
+tick_clock = tick_clock_view()
 
 volatility_model = FeatureService(
     name="volatility_model",

@@ -41,7 +41,7 @@ SELECT
     product_id,
     event_time,
     avg(ret) OVER w AS ret_mean_10s,                    -- mean of mid-price log returns
-    stddev_samp(ret) OVER w AS ret_std_10s,             -- their sample std (NULL with < 2 returns)
+    stddev_samp(ret) OVER w AS ret_std_10s,             -- sample std of mid-price log returns (NULL with < 2 returns)
     sum(ret * ret) OVER w AS realized_var_10s,          -- realized variance: sum of squared returns
     avg(spread) OVER w AS spread_mean_10s,              -- mean best_ask - best_bid, in price units
     avg(spread_bps) OVER w AS spread_bps_mean_10s,      -- mean spread in basis points of the mid

@@ -17,6 +17,8 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 # header lines, e.g. "-- lookback: 60 s (...)" and "-- time column: event_time (...)"
 _LOOKBACK = re.compile(r"--\s?lookback:\s*(\d+(?:\.\d+)?)\s*s\b")
 _TIME_COLUMN = re.compile(r"--\s?time column:\s*([a-z_][a-z0-9_]*)")
+# a line of the outer SELECT naming a column and commenting on it: "    expr AS name,  -- what it is"
+_COMMENTED = re.compile(r"(?:\bAS\s+|^\s*)([a-z_][a-z0-9_]*)\s*,?\s*--\s*(\S.*?)\s*$", re.IGNORECASE)
 
 
 def header(text: str) -> list[str]:
@@ -48,6 +50,27 @@ def time_column(text: str) -> str:
         if found:
             return found.group(1)
     return "event_time"
+
+
+def column_comments(text: str) -> dict[str, str]:
+    """Each column of a feature SQL's outer SELECT with the comment on its line, by name: what the
+    column is, written once beside its expression (Feast's field descriptions are these).
+
+    The outer SELECT is the last line starting ``SELECT`` at the left margin, up to the ``FROM``
+    there; a CTE's SELECTs are indented, so their columns are not the view's.
+    """
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"SELECT\b", line, re.IGNORECASE)]
+    if not starts:
+        return {}
+    comments = {}
+    for line in lines[starts[-1] + 1 :]:
+        if re.match(r"FROM\b", line, re.IGNORECASE):
+            break
+        found = _COMMENTED.search(line)
+        if found:
+            comments[found.group(1)] = found.group(2)
+    return comments
 
 
 def over_ticks(body: str, read_from: str, read_to: str | None = None) -> str:

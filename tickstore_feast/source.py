@@ -11,8 +11,10 @@ from typing import Any
 import click
 import duckdb
 from feast.data_source import DataSource
+from feast.field import Field
 from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
 from feast.repo_config import RepoConfig
+from feast.types import FeastType
 from feast.value_type import ValueType
 
 from tickstore import feature_sql
@@ -94,10 +96,14 @@ class DuckDBSource(DataSource):
         if sum(x is not None for x in (sql_file, query, table)) != 1:
             raise ValueError("DuckDBSource takes exactly one of sql_file=, query= or table=")
         what = f"sql_file={Path(sql_file).name}" if sql_file is not None else "query="
-        if sql_file is not None:
-            path = Path(sql_file)
-            query = path.read_text()
-            name = name or path.stem
+        self.sql_file = Path(sql_file) if sql_file is not None else None
+        if self.sql_file is not None:
+            query = self.sql_file.read_text()
+            name = name or self.sql_file.stem
+            # "-- ticks_60s: market microstructure features over ..." says what the file is
+            first = feature_sql.header(query)[:1]
+            said = first[0][2:].strip().partition(": ")[2] if first else ""
+            description = description or said[:1].upper() + said[1:]
         declared = feature_sql.lookback(query) if query is not None else None
         if lookback is not None and declared is not None and lookback != declared:
             raise ValueError(
@@ -138,6 +144,21 @@ class DuckDBSource(DataSource):
             and (self.query, self.table, self.lookback, self.ties_equal)
             == (other.query, other.table, other.lookback, other.ties_equal)
         )
+
+    def field(self, name: str, dtype: FeastType) -> Field:
+        """A Feast field for the SQL's column ``name``, described by the comment beside it there
+        (`tickstore.feature_sql.column_comments`): what a feature is, written once, where it is computed.
+
+        A SQL file's column without one is refused, as the house rule is a comment per column; a
+        ``query=`` or ``table=`` source's column may go without (its description is then empty).
+        """
+        said = feature_sql.column_comments(self.query or "").get(name, "")
+        if not said and self.sql_file is not None:
+            raise ValueError(
+                f"{self.sql_file.name} has no comment beside column {name} in its outer SELECT: say what "
+                f"it is there (`expr AS {name},  -- what it is`); Feast shows it as the feature's description"
+            )
+        return Field(name=name, dtype=dtype, description=said)
 
     def source_type(self) -> DataSourceProto.SourceType.ValueType:
         return DataSourceProto.CUSTOM_SOURCE

@@ -14,7 +14,15 @@ import pytest
 
 from tests.tickstore_feast.conftest import T0, load, tick_rows
 from tickstore import lake
-from tickstore.feature_sql import SQL_DIR, attach_views, fingerprints, lookback, same_definition, time_column
+from tickstore.feature_sql import (
+    SQL_DIR,
+    attach_views,
+    column_comments,
+    fingerprints,
+    lookback,
+    same_definition,
+    time_column,
+)
 from tickstore.settings import Settings
 
 
@@ -57,6 +65,35 @@ def test_lookback_and_time_column_are_read_from_the_header_only() -> None:
         ValueError, match=r"'-- lookback: 1 min' gives no seconds: write it as '-- lookback: 60 s'"
     ):
         lookback("-- lookback: 1 min\nSELECT 1")
+
+
+def test_column_comments_are_read_from_the_outer_select_only() -> None:
+    text = (
+        "-- v: x\n"
+        "WITH t AS (\n"
+        "    SELECT\n"
+        "        price,  -- a CTE's column, not the view's\n"
+        "        spread AS s  -- nor this\n"
+        "    FROM ticks\n"
+        ")\n"
+        "SELECT\n"
+        "    product_id,\n"
+        "    avg(s) OVER w AS spread_mean,   -- mean spread -- in price units\n"
+        "    count(*) AS n,\n"
+        "    last,    -- the last one\n"
+        "    max(price) AS top  -- the highest price\n"
+        "FROM t\n"
+        "-- trailing AS nothing -- after the FROM\n"
+    )
+    assert column_comments(text) == {
+        "spread_mean": "mean spread -- in price units",
+        "last": "the last one",
+        "top": "the highest price",
+    }
+    assert column_comments("-- no SQL at all") == {}
+    assert column_comments((SQL_DIR / "tick_clock.sql").read_text()) == {
+        "event_time_us": "the tick's event time, microseconds since the Unix epoch"
+    }
 
 
 def _stream(seed: int) -> list[tuple[str, float, float]]:

@@ -59,6 +59,29 @@ def test_what_a_source_declares_survives_the_registry(make_settings: Callable[..
         assert stored.ties_equal and stored.lookback == ours.batch_source.lookback  # type: ignore[union-attr,attr-defined]
 
 
+def test_every_feature_is_described_by_its_sql_comment_in_the_registry(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """`feast apply` registers each field with the comment beside its column in `sql/` (what
+    `feast feature-views describe` and `feast ui` show), and each source with its file's first line."""
+    from tickstore.feature_sql import SQL_DIR, column_comments
+    from tickstore_feast.repo import feature_store
+
+    store = feature_store(make_settings())
+    views = store.list_feature_views()
+    assert sorted(v.name for v in views) == ["tick_clock", "ticks_10s", "ticks_300s", "ticks_60s"]
+    for view in views:
+        text = (SQL_DIR / f"{view.name}.sql").read_text()
+        said = column_comments(text)
+        assert {f.name: f.description for f in view.features} == said
+        first = text.splitlines()[0].partition(": ")[2]
+        assert view.batch_source.description == first[0].upper() + first[1:]
+    described = store.get_feature_view("ticks_60s").features
+    assert {f.name: f.description for f in described}["ret_std_60s"] == (
+        "sample std of mid-price log returns (NULL with < 2 returns)"
+    )
+
+
 def test_a_view_whose_ties_differ_on_the_lake_is_refused_at_apply(
     make_settings: Callable[..., Settings],
 ) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import REPO
 from tickstore import feature_sql
+from tickstore.lake import TICKS_DDL
 
 SQL_FILES = sorted((REPO / "sql").glob("*.sql"))
 
@@ -89,3 +90,16 @@ def test_the_window_views_differ_only_by_their_window(seconds: int) -> None:
         f"sql/ticks_{seconds}s.sql is sql/ticks_60s.sql over another window: make a change to one of "
         "them in all three (a feature for one window alone belongs in a file of its own)"
     )
+
+
+@pytest.mark.parametrize("path", [p for p in SQL_FILES if "$" not in p.read_text()], ids=lambda p: p.name)
+def test_every_column_of_a_view_but_its_keys_has_a_comment(path: Path) -> None:
+    """A comment per column, beside it: Feast's field descriptions are these (`DuckDBSource.field`)."""
+    con = duckdb.connect()
+    con.execute(TICKS_DDL)
+    columns = [row[0] for row in con.execute(f"DESCRIBE {path.read_text()}").fetchall()]  # noqa: S608
+    commented = feature_sql.column_comments(path.read_text())
+    assert set(commented) == set(columns) - {"product_id", "event_time"}, (
+        "write what each column is beside it in the outer SELECT: `expr AS name,  -- what it is`"
+    )
+    assert all(len(said) > 10 for said in commented.values())

@@ -91,3 +91,24 @@ def test_a_sql_source_must_say_how_far_back_its_windows_read(tmp_path: Path) -> 
     assert DuckDBSource(sql_file=REPO / "sql" / "tick_clock.sql").lookback == timedelta(0)
     with pytest.raises(ValueError, match=r"lookback=.*but the SQL's header says '-- lookback: 60 s'"):
         DuckDBSource(sql_file=REPO / "sql" / "ticks_60s.sql", lookback=timedelta(seconds=30))
+
+
+def test_a_sql_sources_fields_are_described_by_the_comments_beside_its_columns(tmp_path: Path) -> None:
+    sql = tmp_path / "spread_60s.sql"
+    sql.write_text(
+        "-- spread_60s: the mean spread over 60 s\n-- lookback: 60 s\n"
+        "SELECT\n    product_id,\n    event_time,\n    avg(spread) AS spread_mean,  -- mean ask - bid\n"
+        "    count(*) AS n\nFROM ticks\n"
+    )
+    source = DuckDBSource(sql_file=sql)
+    assert source.description == "The mean spread over 60 s"  # its header's first line
+    assert DuckDBSource(sql_file=sql, description="mine").description == "mine"
+    field = source.field("spread_mean", Float64)
+    assert (field.name, field.dtype, field.description) == ("spread_mean", Float64, "mean ask - bid")
+    # a file's column without its comment is refused, saying where to write it
+    with pytest.raises(ValueError, match=r"spread_60s.sql has no comment beside column n .*`expr AS n,  -- "):
+        source.field("n", Float64)
+    # a query or a table may go without
+    query = DuckDBSource(name="q", query=sql.read_text())
+    assert query.field("n", Float64).description == "" and query.description == ""
+    assert DuckDBSource(table="scores").field("score", Float64).description == ""
