@@ -225,6 +225,29 @@ class Session:
         """The lake's own tables (the feature views attached so far left out)."""
         return [r[0] for r in self.con.execute("SHOW TABLES").fetchall() if r[0] not in self.views]
 
+    def schema(self, name: str) -> list[tuple[str, str, str]]:
+        """Each column of the table or feature view ``name``: its name, its type and what it holds (the
+        comment beside it in the lake's DDL, or in the view's SQL file); ValueError for another name."""
+        from tickstore import feature_sql, lake
+
+        if name in self.views:  # a file stem matched against feature_sql's name pattern: no user text
+            feature_sql.attach_views(self.con, name, {name: self.views[name]})
+            # its keys are the ticks' own columns, said as the lake's DDL says them
+            said = {
+                **lake.column_comments("ticks"),
+                **feature_sql.column_comments(self.views[name].read_text()),
+            }
+        elif name in self.tables():
+            said = lake.column_comments(name)
+        else:
+            views = ", ".join(self.views) or _no_views()
+            raise ValueError(
+                f"no table or feature view {name}: the lake's tables: {', '.join(self.tables())}; feature views: {views}"
+            )
+        quoted = name.replace('"', '""')  # a name SHOW TABLES gave, quoted as an identifier
+        rows = self.con.execute(f'DESCRIBE SELECT * FROM "{quoted}"').fetchall()  # noqa: S608
+        return [(column, kind, said.get(column, "")) for column, kind, *_ in rows]
+
     def run(self, query: str) -> None:
         """Run ``query``'s statements and print the last one's rows; a failure is a ClickException
         saying what to do (the lake's tables for a wrong name, --write for a change to a read-only lake);

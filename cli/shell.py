@@ -18,6 +18,7 @@ FORMATS = ("table", "csv", "json")
 HELP = """statements end with ';' and may span lines (Ctrl-C drops one, or cancels it running; Ctrl-D leaves)
   .tables              the lake's tables and the feature views of sql/ (called with a time range,
                        ticks_60s(since[, until]), a view reads only the ticks that range needs)
+  .schema NAME         a table's or feature view's columns: type, and what each holds
   .format table|csv|json
   .limit N             most rows shown as a table
   .param NAME VALUE    bind $NAME to VALUE in later statements (as -p NAME=VALUE); .param lists them
@@ -127,6 +128,14 @@ def dot(session: Session, line: str) -> bool:
             f"tables: {', '.join(session.tables())}\nfeature views (sql/): {', '.join(session.views)}",
             highlight=False,
         )
+    elif command == ".schema" and arg:  # the answer, as a query's rows are: on stdout
+        from cli.output import print_rows
+
+        try:
+            print_rows(("column", "type", "what it is"), session.schema(arg), session.fmt, session.limit)
+        except ValueError as exc:
+            console.print(str(exc), markup=False, highlight=False)
+            return False
     elif command == ".format" and arg in FORMATS:
         session.fmt = arg
     elif command == ".limit" and arg.isdigit():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sqlite3
 import threading
 import time
@@ -28,36 +29,44 @@ CREATE TABLE IF NOT EXISTS ticks (
     feed           VARCHAR,        -- 'exchange' or 'advanced_trade'
     sequence       BIGINT,         -- wire sequence (Exchange: per product; Advanced Trade: per connection)
     tick_id        UBIGINT,        -- content key that makes re-delivery idempotent
-    trade_id       BIGINT,
-    side           VARCHAR,
+    trade_id       BIGINT,         -- the trade that moved the ticker (Exchange only)
+    side           VARCHAR,        -- the taker's side of that trade, buy or sell (Exchange only)
     -- Exact decimals at Coinbase's precision (8 places); a 64-bit decimal reads 25x faster than a wider one.
-    last_size      DECIMAL(18, 8),
-    price          DECIMAL(18, 8),
-    best_bid       DECIMAL(18, 8),
-    best_bid_size  DECIMAL(18, 8),
-    best_ask       DECIMAL(18, 8),
-    best_ask_size  DECIMAL(18, 8),
-    volume_24h     DECIMAL(38, 8),   -- 24 h volumes of low-priced coins exceed 10^10
-    src_topic      VARCHAR,
-    src_partition  INTEGER,
-    src_offset     BIGINT,
-    kafka_time     TIMESTAMPTZ,
-    ingest_time    TIMESTAMPTZ
+    last_size      DECIMAL(18, 8), -- that trade's size (Exchange only)
+    price          DECIMAL(18, 8), -- last trade price
+    best_bid       DECIMAL(18, 8), -- best bid price
+    best_bid_size  DECIMAL(18, 8), -- size at the best bid; NULL where the feed left it out
+    best_ask       DECIMAL(18, 8), -- best ask price
+    best_ask_size  DECIMAL(18, 8), -- size at the best ask; NULL where the feed left it out
+    volume_24h     DECIMAL(38, 8), -- 24 h volume (24 h volumes of low-priced coins exceed 10^10)
+    src_topic      VARCHAR,        -- the Kafka topic the message came from
+    src_partition  INTEGER,        -- its partition
+    src_offset     BIGINT,         -- its offset there
+    kafka_time     TIMESTAMPTZ,    -- its Kafka timestamp
+    ingest_time    TIMESTAMPTZ     -- when the sink wrote it to the lake
 )
 """
 
 REJECTED_DDL = """
 CREATE TABLE IF NOT EXISTS ticks_rejected (
-    src_topic      VARCHAR,
-    src_partition  INTEGER,
-    src_offset     BIGINT,
-    kafka_time     TIMESTAMPTZ,
-    ingest_time    TIMESTAMPTZ,
+    src_topic      VARCHAR,        -- the Kafka topic the message came from
+    src_partition  INTEGER,        -- its partition
+    src_offset     BIGINT,         -- its offset there
+    kafka_time     TIMESTAMPTZ,    -- its Kafka timestamp
+    ingest_time    TIMESTAMPTZ,    -- when the sink rejected it
     ticker_index   INTEGER,        -- which ticker of a multi-ticker message; NULL for the whole message
-    reason         VARCHAR,
+    reason         VARCHAR,        -- why it could not be used
     payload        BLOB            -- the raw message, byte for byte
 )
 """
+# a column of the DDL above and the comment beside it (what `tickstore sql`'s .schema shows)
+_DDL_COLUMN = re.compile(r"^\s+([a-z_][a-z0-9_]*)\s+[A-Z][A-Z0-9(), ]*?,?\s*--\s*(\S.*?)\s*$", re.MULTILINE)
+
+
+def column_comments(table: str) -> dict[str, str]:
+    """What each column of the lake's table ``table`` holds, from the comment beside it in its DDL."""
+    ddl = {"ticks": TICKS_DDL, "ticks_rejected": REJECTED_DDL}.get(table, "")
+    return dict(_DDL_COLUMN.findall(ddl))
 
 
 class LakeError(TickstoreError):

@@ -86,6 +86,41 @@ def test_the_shells_dot_commands_work_in_one_shot_too(make_settings: Callable[..
     assert unknown.returncode == 1 and ".help lists them" in unknown.stderr
 
 
+def test_schema_gives_each_columns_type_and_what_it_holds(make_settings: Callable[..., Settings]) -> None:
+    """`.schema NAME`: the columns with their types and the comments beside them in the lake's DDL
+    or the view's SQL file (a column without one has none to give)."""
+    import csv
+
+    from tests.tickstore_feast.conftest import load, tick_rows
+    from tickstore import lake
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    tickstore(s, "sql", "--write", "CREATE TABLE scores (product_id VARCHAR, p DOUBLE)")
+
+    def schema(name: str) -> dict[str, tuple[str, str]]:
+        out = tickstore(s, "sql", f".schema {name}", "--format", "csv").stdout
+        rows = list(csv.reader(out.splitlines()))
+        assert rows[0] == ["column", "type", "what it is"]
+        return {column: (kind, said) for column, kind, said in rows[1:]}
+
+    view = schema("ticks_60s")
+    assert list(view)[:3] == ["product_id", "event_time", "ret_mean_60s"] and len(view) == 11
+    assert view["ret_std_60s"] == ("DOUBLE", "sample std of mid-price log returns (NULL with < 2 returns)")
+    assert view["tick_count_60s"] == ("BIGINT", "ticks in the window (the frame's rows)")
+    assert view["event_time"] == ("TIMESTAMP WITH TIME ZONE", "exchange event time, UTC, microseconds")
+    ticks = schema("ticks")
+    assert ticks["price"] == ("DECIMAL(18,8)", "last trade price") and len(ticks) == 19
+    assert all(said for _, said in ticks.values()) and ticks.keys() == lake.column_comments("ticks").keys()
+    assert schema("ticks_rejected")["payload"] == ("BLOB", "the raw message, byte for byte")
+    assert schema("scores") == {"product_id": ("VARCHAR", ""), "p": ("DOUBLE", "")}
+    unknown = tickstore(s, "sql", ".schema tiks", check=False)
+    assert (
+        unknown.returncode == 1
+        and "no table or feature view tiks: the lake's tables: scores, ticks" in unknown.stderr
+    )
+
+
 # a query that runs for hours, in one DuckDB task: Python sees no signal until it ends (cli/interrupt.py)
 ENDLESS = "SELECT count(*) AS n FROM range(10000000000000)"
 
