@@ -169,7 +169,7 @@ def print_train_report(report: Any, console: Console) -> None:
             "the test split has no spike: its PR-AUC and ROC-AUC are undefined (n/a) and F1, precision "
             "and recall 0 for every model; a range reaching further (--end) gives the last 15% of its rows some"
         )
-    for line in [*_flagged(report), *_early_stopping(report)]:
+    for line in [*_flagged(report), *_early_stopping(report), *_leans_on(report)]:
         console.print(line)
     if report.champion:
         console.print(f"champion: {report.champion} (registered version {report.champion_version})")
@@ -255,6 +255,26 @@ def _early_stopping(report: Any) -> list[str]:
             f"; under {STOP_SPIKES} spikes that count is closer to chance than to fit, and few trees "
             "give few distinct scores: a longer range usually gives it more"
         )
+    return [line]
+
+
+def _leans_on(report: Any, top: int = 3) -> list[str]:
+    """A line on the features each trained model leans on most (the z-score rule reads one, by
+    definition); none without figures."""
+    said = [
+        f"{r.name} " + ", ".join(f"{i.feature} {i.added:+.3f}" for i in r.importance[:top])
+        for r in report.results
+        if r.name != "zscore" and r.importance
+    ]
+    if not said:
+        return []
+    line = (
+        "leaned on most (validation log loss added when a feature is shuffled; plots/permutation_importance.png "
+        "in each run): " + "; ".join(said)
+    )
+    if report.spikes.get("validation") == 0:
+        # shuffled among calm rows only, a feature that tells spikes apart keeps them calm
+        line += " (the validation split has no spike, so these figures say little of what tells spikes apart)"
     return [line]
 
 

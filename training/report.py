@@ -7,6 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
+from training.importance import Importance
 from training.metrics import Scores
 
 # a model replaces the z-score rule only if it beats it in this share of resamples of the validation rows
@@ -29,6 +30,8 @@ class ModelResult:
     # the share of block resamples of the validation rows in which it beat the z-score rule's PR-AUC
     beats_rule: float = float("nan")
     trees: int | None = None  # XGBoost: the trees early stopping kept
+    # every feature by the validation log loss shuffling it adds, most first (`importance.permutation`)
+    importance: list[Importance] = field(default_factory=list)
 
 
 @dataclass

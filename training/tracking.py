@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sklearn.metrics import average_precision_score, confusion_matrix, precision
 
 from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, use_mlflow_store  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
+from training.importance import Importance  # noqa: E402
 from training.models import LogReg, Model, XGBoost, ZScoreRule  # noqa: E402
 from training.report import Fold  # noqa: E402
 
@@ -113,6 +115,34 @@ def walk_forward_plot(folds: list[Fold], out: Path) -> Path:
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def importance_plot(found: list[Importance], title: str, out: Path, top: int = 15) -> Path:
+    """The ``top`` features a model leans on most (validation log loss added when each is shuffled,
+    with the spread over the shuffles) as a PNG in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    shown = found[:top][::-1]  # the most important at the top
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(shown) + 1.2))
+    ax.barh([i.feature for i in shown], [i.added for i in shown], xerr=[i.spread for i in shown], color="C0")
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set(xlabel="validation log loss added when the feature is shuffled", title=f"What {title} leans on")
+    ax.tick_params(axis="y", labelsize=8)
+    path = out / "permutation_importance.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def log_importance(run_id: str, found: list[Importance], title: str) -> None:
+    """A model's permutation importances into its run: every feature's figures as JSON, the top ones drawn."""
+    if not found:
+        return
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_dict(
+            {i.feature: {"log_loss_added": i.added, "spread": i.spread} for i in found},
+            "permutation_importance.json",
+        )
+        mlflow.log_artifact(str(importance_plot(found, title, Path(tmp))), "plots")
 
 
 def promote(model_uri: str) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from tickstore import lake
 from tickstore.settings import Settings
-from training import dataset, labels, splits, tracking
+from training import dataset, importance, labels, splits, tracking
 from training.drift import DriftResult, drift_report, row_blocks
 from training.metrics import beats_share, best_f1_threshold, block_rows, episodes, pr_auc, score
 from training.models import Model, XGBoost, all_models
@@ -198,6 +198,7 @@ def fit_and_score(
             result.beats_rule = beats_share(y["val"], p_val, p_rule, val_block)
         if isinstance(model, XGBoost):
             result.trees = model.trees
+        result.importance = importance.permutation(model, val[columns], y["val"])
         result.run_id, result.model_uri = on_model(model, test[columns], y["test"], p_test, cut)
         results.append(result)
     rows = {"train": len(train), "validation": len(val), "test": len(test), "early_stopping": len(stop)}
@@ -273,6 +274,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
     results, threshold, rows, spikes = fit_and_score(table, cfg, tracked("honest"))
     for r in results:
         tracking.log_scores(r.run_id, r.validation_pr_auc, r.beats_rule, r.test.as_dict(), threshold, spikes)
+        tracking.log_importance(r.run_id, r.importance, f"honest {r.name}")
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
     report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
     best = promotable(report)
@@ -300,6 +302,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
             tracking.log_scores(
                 r.run_id, r.validation_pr_auc, r.beats_rule, r.test.as_dict(), leaky_threshold, leaky_spikes
             )
+            tracking.log_importance(r.run_id, r.importance, f"leaky {r.name}")
         report.leaky = leaky
     return report
 

@@ -336,3 +336,25 @@ def test_the_share_each_model_calls_a_spike_and_one_that_calls_every_row_so(
     )
     rep.results[1].test = replace(rep.results[1].test, flagged=0.96)
     assert "logreg and xgboost call nearly every row one" in " ".join(printed(rep, capsys).split())
+
+
+def test_what_each_trained_model_leans_on_is_its_top_three(capsys: pytest.CaptureFixture[str]) -> None:
+    from training.importance import Importance
+
+    rep = report(0.3, 6)
+    assert "leaned on most" not in printed(rep, capsys)  # a report without figures (before stop 51)
+    ranked = [("ret_std_60s", 0.2104), ("spread_bps_mean_10s", 0.05), ("tick_count_300s", 0.0), ("x", -0.001)]
+    for r in rep.results:
+        r.importance = [Importance(f, v, 0.001) for f, v in ranked]
+    text = " ".join(printed(rep, capsys).split())
+    # the z-score rule reads one feature by definition: left out
+    assert (
+        "leaned on most (validation log loss added when a feature is shuffled; plots/permutation_importance.png "
+        "in each run): logreg ret_std_60s +0.210, spread_bps_mean_10s +0.050, tick_count_300s +0.000; "
+        "xgboost ret_std_60s +0.210, spread_bps_mean_10s +0.050, tick_count_300s +0.000"
+    ) in text
+    assert "say little" not in text
+    rep.spikes["validation"] = 0
+    assert "(the validation split has no spike, so these figures say little" in " ".join(
+        printed(rep, capsys).split()
+    )

@@ -94,7 +94,22 @@ def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type:
     assert run.data.params["spikes_early_stopping"] == str(report.spikes["early_stopping"])
     assert "test_pr_auc" in run.data.metrics and "val_pr_auc" in run.data.metrics
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert plots == {"plots/pr_curve.png", "plots/calibration.png", "plots/confusion_matrix.png"}
+    assert plots == {
+        "plots/pr_curve.png",
+        "plots/calibration.png",
+        "plots/confusion_matrix.png",
+        "plots/permutation_importance.png",
+    }
+    # every feature by the validation log loss its shuffle adds, as the report holds them
+    logged = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/permutation_importance.json")
+    found = report.results[2].importance
+    assert list(logged) == [i.feature for i in found] and len(found) == 27
+    assert logged[found[0].feature] == {"log_loss_added": found[0].added, "spread": found[0].spread}
+    assert found[0].added > 5 * found[0].spread > 0  # XGBoost leans on something, beyond what a shuffle can do
+    # the z-score rule reads its one feature alone: shuffling any other changes nothing
+    rule = report.results[0].importance
+    assert rule[0].feature == "ret_std_60s" and rule[0].added > 0
+    assert all(i.added == 0 for i in rule[1:])
     # the two Evidently reports (made in processes of their own) on the first run
     first = client.get_run(report.results[0].run_id)
     drift = {a.path for a in client.list_artifacts(first.info.run_id, "drift")}
@@ -172,6 +187,13 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
     # and drawn: PR-AUC by fold beside the base rate
     plots = [a.path for a in MlflowClient().list_artifacts(logged.info.run_id, "plots")]
     assert "plots/walk_forward.png" in plots
+    # what each trained model leans on most, its top three features by the log loss their shuffle adds
+    leans = " ".join(run.output.split())
+    assert re.search(
+        r"leaned on most \(validation log loss added when a feature is shuffled; .*\): "
+        r"logreg (\w+ [+-]\d\.\d{3}, ){2}\w+ [+-]\d\.\d{3}; xgboost (\w+ [+-]\d\.\d{3}, ){2}\w+ [+-]\d\.\d{3}",
+        leans,
+    ), leans
     # the drift shares of the run's two reports, at a glance
     assert re.search(
         r"features drifted \(block K-S test, .*\): train vs test \d+%, early vs late \d+%", run.output
