@@ -15,7 +15,8 @@ from tickstore.settings import Settings
 
 PROMPT, MORE = "tickstore> ", "      ...> "
 FORMATS = ("table", "csv", "json")
-HELP = """statements end with ';' and may span lines (Ctrl-C drops one, or cancels it running; Ctrl-D leaves)
+HELP = """statements end with ';' and may span lines (Ctrl-C drops one, or cancels it running; Ctrl-D leaves);
+Tab completes table, view and column names, keywords and dot commands
   .tables              the lake's tables and the feature views of sql/ (called with a time range,
                        ticks_60s(since[, until]), a view reads only the ticks that range needs)
   .schema NAME         a table's or feature view's columns: type, and what each holds
@@ -68,6 +69,9 @@ def shell(session: Session, settings: Settings) -> None:
     tty = sys.stdin.isatty()
     if tty:
         _history(settings)
+        from cli.completion import install
+
+        install(session)
         mode = "as of a past snapshot" if session.past else ("read-write" if session.write else "read-only")
         console.print(f"tickstore sql: the lake at {settings.lake_catalog.parent}, {mode}. .help for help.")
     buffer: list[str] = []

@@ -105,7 +105,9 @@ def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type:
     found = report.results[2].importance
     assert list(logged) == [i.feature for i in found] and len(found) == 27
     assert logged[found[0].feature] == {"log_loss_added": found[0].added, "spread": found[0].spread}
-    assert found[0].added > 5 * found[0].spread > 0  # XGBoost leans on something, beyond what a shuffle can do
+    assert (
+        found[0].added > 5 * found[0].spread > 0
+    )  # XGBoost leans on something, beyond what a shuffle can do
     # the z-score rule reads its one feature alone: shuffling any other changes nothing
     rule = report.results[0].importance
     assert rule[0].feature == "ret_std_60s" and rule[0].added > 0
