@@ -77,7 +77,10 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
             f"   {t.ticks:,} new ticks, {t.duplicates:,} duplicates skipped, "
             f"{t.rejects:,} rejected, {t.controls:,} control messages"
         )
-        console.print("[bold]4. the lake[/] (try these with `tickstore sql`)")
+        console.print(
+            "[bold]4. the lake[/] (try these with `tickstore sql`; what each column holds: "
+            "`tickstore sql .schema ticks_60s`)"
+        )
         con = lake.connect(settings)
         for title, query in EXAMPLES:
             console.print(f'\n[cyan]{title}[/]\n  tickstore sql "{query}"')
