@@ -94,6 +94,11 @@ class OnlineFeatures:
         except UNAVAILABLE as exc:  # down or unreachable
             raise FeaturesUnavailable(f"the online store cannot be read: {exc}") from exc
 
+    def described(self) -> dict[str, str]:
+        """Every feature the service serves, by name, with its description in the registry (the
+        comment beside its column in `sql/`; empty for a field registered without one)."""
+        return {f.name: f.description for view, names in self.views for f in view.features if f.name in names}
+
     def unserved(self, features: list[str]) -> list[str]:
         """Which of ``features`` (a model's inputs) the feature service does not serve."""
         return [f for f in features if f not in self.served]

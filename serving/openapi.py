@@ -7,6 +7,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from serving.api import MAX_BATCH, MAX_ID
+from serving.features import FeaturesUnavailable
+from serving.state import state
+from tickstore.errors import TickstoreError
 
 bp = Blueprint("openapi", __name__)
 
@@ -21,7 +24,9 @@ def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-FEATURES = {"type": "object", "additionalProperties": {"type": "number", "nullable": True}}
+VALUE = {"type": "number", "nullable": True}
+# a feature's value by name; /openapi.json lists the served ones, each with what it is (see `openapi`)
+FEATURES = {"$ref": "#/components/schemas/Features"}
 SCORE = {
     "type": "object",
     "required": ["product_id", "probability", "spike", "threshold", "model", "features", "feature_age_s"],
@@ -208,6 +213,7 @@ SPEC: dict[str, Any] = {
     },
     "components": {
         "schemas": {
+            "Features": {"type": "object", "additionalProperties": VALUE},
             "Error": {
                 "type": "object",
                 "properties": {
@@ -221,7 +227,7 @@ SPEC: dict[str, Any] = {
                         },
                     }
                 },
-            }
+            },
         }
     },
 }
@@ -229,7 +235,22 @@ SPEC: dict[str, Any] = {
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(SPEC)
+    """The spec, its Features schema naming each feature the scorer serves with what it is (the
+    comment beside its column in `sql/`, as Feast's registry holds it), when the registry is there."""
+    try:
+        described = state().features().described()
+    except (FeaturesUnavailable, TickstoreError):  # no registry (or no feature_repo/): any name
+        return jsonify(SPEC)
+    features = {
+        "type": "object",
+        "properties": {
+            name: {**VALUE, "description": said} if said else VALUE for name, said in described.items()
+        },
+        "additionalProperties": VALUE,
+    }
+    return jsonify(
+        {**SPEC, "components": {"schemas": {**SPEC["components"]["schemas"], "Features": features}}}
+    )
 
 
 @bp.get("/")
