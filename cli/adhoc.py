@@ -48,7 +48,15 @@ class _SqlCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # "-- grain: ..." (a file's header, as `"$(cat sql/ticks_60s.sql)"` passes it) reads to click
         # as an option; a newline in front changes nothing for SQL and makes it an argument
-        return super().parse_args(ctx, ["\n" + a if re.match(r"--\s", a) else a for a in args])
+        args = ["\n" + a if re.match(r"--\s", a) else a for a in args]
+        for i, arg in enumerate(args):
+            if re.fullmatch(r"\.[a-z]+", arg):
+                # a dot command typed with its argument unquoted, `tickstore sql .schema ticks_60s`, as
+                # the shell takes it: one QUERY (click refused "ticks_60s" as an extra argument)
+                end = next((j for j in range(i + 1, len(args)) if args[j].startswith("-")), len(args))
+                args = [*args[:i], " ".join(args[i:end]), *args[end:]]
+                break
+        return super().parse_args(ctx, args)
 
 
 @click.command(cls=_SqlCommand)
@@ -130,6 +138,7 @@ def sql(
     \b
       tickstore sql -f my_query.sql       # or: tickstore sql < my_query.sql
       tickstore sql                       # a shell (in a terminal): statements end with ';'
+      tickstore sql .schema ticks_60s     # a table's or view's columns, and what each holds
 
     The lake is attached read-only unless --write is given: a mistyped DELETE can't empty it.
     """

@@ -114,6 +114,9 @@ def test_schema_gives_each_columns_type_and_what_it_holds(make_settings: Callabl
     assert all(said for _, said in ticks.values()) and ticks.keys() == lake.column_comments("ticks").keys()
     assert schema("ticks_rejected")["payload"] == ("BLOB", "the raw message, byte for byte")
     assert schema("scores") == {"product_id": ("VARCHAR", ""), "p": ("DOUBLE", "")}
+    # typed unquoted, as the demo and --help show it, after options or before them
+    for args in ((".schema", "tick_clock", "--format", "csv"), ("--format", "csv", ".schema", "tick_clock")):
+        assert tickstore(s, "sql", *args).stdout.splitlines()[-1].startswith("event_time_us,BIGINT,")
     unknown = tickstore(s, "sql", ".schema tiks", check=False)
     assert (
         unknown.returncode == 1
