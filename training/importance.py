@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
-from training.models import Model
+if TYPE_CHECKING:  # a type only: `training.report` imports Importance without the models' XGBoost
+    from training.models import Model
 
 REPEATS = 3  # shuffles a feature: their spread says how far one shuffle's figure can be trusted
 MAX_ROWS = 20_000  # validation rows scored a shuffle (evenly spread); a day's training stays quick
