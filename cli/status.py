@@ -189,12 +189,21 @@ def status(ctx: click.Context) -> None:
     Exit code 0 when every part answers, 1 when one is missing or down (its line says what to do).
     """
     s = settings_of(ctx)
+
+    def show(lines: list[str]) -> None:
+        # each part as soon as it is known: the broker and the lake answer in under a second, while
+        # the online store and the model wait for Feast's and MLflow's imports (~4 s of the whole)
+        for line in lines:
+            report.print(line)
+
     fine, lines = broker_report(s)
-    lake_ok, lake_lines, products = lake_report(s)
-    online, online_lines = online_report(s, products)
-    online_ok = online is not None
-    model_ok, model_lines = model_report(s, online)
-    scorer_ok, scorer_lines = scorer_report(s)
-    for line in [*lines, *lake_lines, *online_lines, *model_lines, *scorer_lines]:
-        report.print(line)
-    sys.exit(0 if fine and lake_ok and online_ok and model_ok and scorer_ok else 1)
+    show(lines)
+    lake_ok, lines, products = lake_report(s)
+    show(lines)
+    online, lines = online_report(s, products)
+    show(lines)
+    model_ok, lines = model_report(s, online)
+    show(lines)
+    scorer_ok, lines = scorer_report(s)
+    show(lines)
+    sys.exit(0 if fine and lake_ok and online is not None and model_ok and scorer_ok else 1)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from http.server import HTTPServer, SimpleHTTPRequestHandler
@@ -11,8 +13,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from serving import create_app
-from tests.cli.helpers import serving, tickstore
-from tests.conftest import free_port
+from tests.cli.helpers import env_for, serving, tickstore
+from tests.conftest import REPO, free_port
 from tickstore.settings import Settings
 
 
@@ -27,6 +29,25 @@ def test_a_fresh_home_names_what_is_missing_and_what_to_do(make_settings: Callab
     assert "missing: no MLflow store yet (`tickstore train` creates it)" in out
     assert f"scorer http://127.0.0.1:{s.serve_port}: not running (`tickstore serve`" in out
     assert not (s.home / "mlflow").exists()  # asking made no MLflow store
+
+
+def test_each_part_is_printed_as_soon_as_it_is_known(make_settings: Callable[..., Settings]) -> None:
+    # the broker's line must not wait for the online store's part, which first imports Feast (~1-2 s)
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "status"],
+        env=env_for(s),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    arrived = [(time.monotonic(), line) for line in proc.stdout]
+    proc.wait(timeout=60)
+    assert "broker" in arrived[0][1] and "scorer" in arrived[-1][1], arrived
+    online = next(t for t, line in arrived if line.startswith("online store"))
+    assert online - arrived[0][0] > 0.3, arrived  # printed together at the end before stop 52
 
 
 def test_something_else_on_the_scorers_port_is_named(make_settings: Callable[..., Settings]) -> None:
