@@ -91,10 +91,21 @@ checked AS (
         -- The first failed check names the reason; a NULL reason is a good tick.
         CASE
             WHEN product_id IS NULL OR product_id = '' THEN 'missing field: product_id'
+            -- json_transform gives any JSON value as text: an array or object would be a product '["a"]'
+            WHEN NOT regexp_full_match(product_id, '[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}')
+                THEN 'product_id is not a product id (a letter or digit, then letters, digits, - _ . : or /; at most 64): ' || left(product_id, 64)
             WHEN time_raw IS NULL THEN 'missing field: time'
             WHEN event_time IS NULL THEN 'unparseable time: ' || left(time_raw, 64)
-            WHEN sequence_raw IS NOT NULL AND sequence IS NULL THEN 'unparseable sequence: ' || left(sequence_raw, 64)
-            WHEN trade_id_raw IS NOT NULL AND trade_id IS NULL THEN 'unparseable trade_id: ' || left(trade_id_raw, 64)
+            -- a fixed range, not this machine's clock, so a message parses the same whenever it is read:
+            -- wide of any market data, and within what Python, pandas and Arrow can all represent
+            WHEN event_time < TIMESTAMPTZ '2000-01-01 00:00:00+00' OR event_time >= TIMESTAMPTZ '2100-01-01 00:00:00+00'
+                THEN 'time outside the years 2000-2099: ' || left(time_raw, 64)
+            -- try_cast rounds '1.5' to 2: a sequence or trade id is whole digits or rejected
+            WHEN sequence_raw IS NOT NULL AND (sequence IS NULL OR NOT regexp_full_match(sequence_raw, '-?[0-9]+'))
+                THEN 'unparseable sequence: ' || left(sequence_raw, 64)
+            WHEN trade_id_raw IS NOT NULL AND (trade_id IS NULL OR NOT regexp_full_match(trade_id_raw, '-?[0-9]+'))
+                THEN 'unparseable trade_id: ' || left(trade_id_raw, 64)
+            WHEN side IS NOT NULL AND side NOT IN ('buy', 'sell') THEN 'side is neither buy nor sell: ' || left(side, 64)
             WHEN price_raw IS NULL THEN 'missing field: price'
             WHEN price IS NULL THEN 'price is not an exact decimal (at most 8 places, below 1e10): ' || left(price_raw, 64)
             WHEN best_bid_raw IS NOT NULL AND best_bid IS NULL THEN 'best_bid is not an exact decimal (at most 8 places, below 1e10): ' || left(best_bid_raw, 64)

@@ -148,6 +148,13 @@ def test_control_messages_are_counted_not_rejected(parse: Callable[..., duckdb.D
         ({k: v for k, v in EX.items() if k != "time"}, "missing field: time"),
         (dict(EX, time="yesterday"), "unparseable time: yesterday"),
         (dict(EX, sequence="abc"), "unparseable sequence: abc"),
+        (dict(EX, sequence=1.5), "unparseable sequence: 1.5"),  # not rounded to 2
+        (dict(EX, trade_id="7.0"), "unparseable trade_id: 7.0"),
+        (dict(EX, product_id=["BTC-USD"]), "product_id is not a product id (a letter or digit, then"),
+        (dict(EX, product_id="BTC USD"), "product_id is not a product id"),
+        (dict(EX, time="99999-11-12T07:20:11Z"), "time outside the years 2000-2099: 99999-11-12"),
+        (dict(EX, time="1970-01-01T00:00:00Z"), "time outside the years 2000-2099: 1970-01-01"),
+        (dict(EX, side=["buy"]), 'side is neither buy nor sell: ["buy"]'),
         (
             {"channel": "ticker", "timestamp": "2026-04-05T22:35:14Z", "events": []},
             "ticker message without tickers",
