@@ -33,6 +33,14 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.0f} d"
 
 
+def _newest(when: datetime | str) -> str:
+    """A product's newest tick time and its age; DuckDB gives a time Python can't hold (a year past
+    9999, written with `tickstore sql --write`) as text, said as it is."""
+    if not isinstance(when, datetime):
+        return f"{when} (a time Python can't hold: delete that tick with `tickstore sql --write`)"
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC ({_age((datetime.now(UTC) - when).total_seconds())} ago)"
+
+
 def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
     """(lake readable, lines, products with ticks)."""
     import duckdb
@@ -57,11 +65,7 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
         f"snapshot {snapshot}, {rejected:,} rejected (table ticks_rejected, for `tickstore sql`"
         + ("; by reason: `tickstore ingest rejected --dry-run`)" if rejected else ")")
     ]
-    now = datetime.now(UTC)
-    lines += [
-        f"  {p}: {n:,} ticks, newest {newest:%Y-%m-%d %H:%M:%S} UTC ({_age((now - newest).total_seconds())} ago)"
-        for p, n, newest in per_product
-    ]
+    lines += [f"  {p}: {n:,} ticks, newest {_newest(newest)}" for p, n, newest in per_product]
     if not per_product:
         lines.append("  no ticks yet: `tickstore ingest replay ...` (or simulate) and `tickstore sink`")
     return True, lines, [p for p, _, _ in per_product]

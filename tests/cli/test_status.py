@@ -50,6 +50,20 @@ def test_each_part_is_printed_as_soon_as_it_is_known(make_settings: Callable[...
     assert online - arrived[0][0] > 0.3, arrived  # printed together at the end before stop 52
 
 
+def test_a_tick_time_python_cannot_hold_is_said_as_it_is(make_settings: Callable[..., Settings]) -> None:
+    from tickstore import lake
+
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    con = lake.connect(s, create=True)  # the sink rejects such a time; `tickstore sql --write` can write it
+    con.execute(
+        "INSERT INTO ticks (product_id, event_time, price) VALUES ('BTC-USD', '99999-11-12 07:20:11+00', 1)"
+    )
+    con.close()
+    run = tickstore(s, "status", check=False)
+    assert "Traceback" not in run.stderr, run.stderr
+    assert "BTC-USD: 1 ticks, newest 99999-11-12 07:20:11+00 (a time Python can't hold" in run.stdout
+
+
 def test_something_else_on_the_scorers_port_is_named(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(broker_port=free_port(), serve_port=free_port())
     with serving(HTTPServer(("127.0.0.1", s.serve_port), SimpleHTTPRequestHandler)):
