@@ -6,9 +6,11 @@ What `tickstore dataset build --entities FILE` reads; every row it can't use is 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from tickstore.errors import shown
@@ -39,15 +41,10 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
             f"{path} is not Parquet (a Parquet file starts with the bytes PAR1): another format under that name?"
         )
     try:
-        frame = (
-            read_parquet(path if data is None else data)
-            if is_parquet
-            # spaces after the commas (`BTC-USD, 2025-12-06T07:00`) are layout: read as part of the
-            # fields, they named a column " event_timestamp" and every product " BTC-USD" (no tick's)
-            else pd.read_csv(
-                source, dtype={"product_id": str}, compression=compression, skipinitialspace=True
-            )
-        )
+        if is_parquet:
+            frame = read_parquet(path if data is None else data)
+        else:
+            frame = _csv(source, compression, path)
     except (ValueError, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"{path} is neither Parquet nor readable CSV: {exc}") from exc
     missing = {"product_id", "event_timestamp"} - set(frame.columns)
@@ -61,7 +58,7 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
     where = "line" if not is_parquet else "row"
     first = 2 if not is_parquet else 1
     for column in ("product_id", "event_timestamp"):
-        empty = frame.index[frame[column].isna() | (frame[column].astype(str).str.strip() == "")]
+        empty = np.flatnonzero(frame[column].isna() | (frame[column].astype(str).str.strip() == ""))
         if len(empty):
             at = ", ".join(str(i + first) for i in empty[:5]) + (" ..." if len(empty) > 5 else "")
             raise ValueError(f"{path}: {len(empty):,} entity row(s) with no {column} ({where} {at})")
@@ -73,21 +70,59 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
             "seconds convert with DuckDB's to_timestamp(x) or pandas' pd.to_datetime(x, unit='s', utc=True)"
         )
     times = utc_times(frame["event_timestamp"])
-    bad = frame.index[times.isna()]
+    bad = np.flatnonzero(times.isna())
     if len(bad):
         at = ", ".join(str(i + first) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
         raise ValueError(
-            f"{path}: event_timestamp must be ISO 8601 times (UTC unless an offset is given): "
-            f"{frame['event_timestamp'][bad[0]]!r} is not ({where} {at})"
+            f"{path}: event_timestamp must be ISO 8601 times of the years 1678-2261 (UTC unless an offset is given): "
+            f"{frame['event_timestamp'].iloc[bad[0]]!r} is not ({where} {at})"
         )
     frame["event_timestamp"] = times
     frame["product_id"] = frame["product_id"].astype(str)
     return frame
 
 
+def _csv(source: Path | io.BytesIO, compression: str, path: Path) -> pd.DataFrame:
+    """A CSV file's rows, every field under the header's names.
+
+    When each line has one field more than the header, pandas takes the first column for an index and
+    shifts every name by one: a trailing comma on each line (as some tools write them) read the times
+    as products and gave a traceback. Trailing empty fields are dropped; a value there is refused,
+    naming its line. (Lines longer than the first data line are pandas' own error, naming theirs.)
+    """
+
+    def read(**options: object) -> pd.DataFrame:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        # spaces after the commas (`BTC-USD, 2025-12-06T07:00`) are layout: read as part of the
+        # fields, they named a column " event_timestamp" and every product " BTC-USD" (no tick's)
+        return pd.read_csv(
+            source,
+            dtype={"product_id": str},
+            compression=compression,  # type: ignore[arg-type]
+            skipinitialspace=True,
+            **options,  # type: ignore[arg-type]
+        )
+
+    frame = read()
+    if isinstance(frame.index, pd.RangeIndex):
+        return frame
+    extra = frame[frame.columns[-1]]  # the last field of each line, under the last name
+    filled = np.flatnonzero(extra.notna().to_numpy())
+    if len(filled):
+        raise ValueError(
+            f"{path}: line {filled[0] + 2} has {len(frame.columns) + 1} fields where the header names "
+            f"{len(frame.columns)}: name the extra column, or quote a value that holds a comma"
+        )
+    with warnings.catch_warnings():  # pandas warns of the dropped (empty) fields
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        return read(index_col=False)
+
+
 def utc_times(values: pd.Series) -> pd.Series:
-    """ISO 8601 times as UTC timestamps (NaT where a value is not one): an offset is honoured, a time
-    without one is UTC, as everywhere in tickstore.
+    """ISO 8601 times as UTC timestamps (NaT where a value is not one, or is one pandas can't hold: a
+    year before 1678 or after 2261): an offset is honoured, a time without one is UTC, as everywhere in
+    tickstore.
 
     Not pandas' ISO 8601 parser: in a column mixing the two it gave a time without an offset the offset
     of an earlier row (`2025-12-06T07:00:00` after a `+01:00` row came out 06:00 UTC), and the features
@@ -99,7 +134,12 @@ def utc_times(values: pd.Series) -> pd.Series:
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("entity_times", pd.DataFrame({"t": values.astype(str).str.strip()}))
-        parsed = con.execute("SELECT TRY_CAST(t AS TIMESTAMPTZ) AS t FROM entity_times").df()["t"]
+        # outside pandas' nanosecond range, .df() failed with "Out of bounds nanosecond timestamp",
+        # naming neither the file nor the line
+        parsed = con.execute(
+            "SELECT CASE WHEN t >= TIMESTAMPTZ '1678-01-01 00:00:00+00' AND t < TIMESTAMPTZ '2262-01-01 00:00:00+00' "
+            "THEN t END AS t FROM (SELECT TRY_CAST(t AS TIMESTAMPTZ) AS t FROM entity_times)"
+        ).df()["t"]
     finally:
         con.close()
     result = pd.to_datetime(parsed, utc=True).astype("datetime64[ns, UTC]")
