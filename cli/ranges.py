@@ -31,7 +31,10 @@ class UtcTime(click.ParamType):
                 param,
                 ctx,
             )
-        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        try:
+            return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+05:00 is before the first time Python holds
+            self.fail(f"{value!r} is out of range: in UTC it falls outside the years 1-9999", param, ctx)
 
 
 WHEN = UtcTime()

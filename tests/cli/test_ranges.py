@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import click
 import duckdb
+import pytest
 
-from cli.ranges import busiest_stretches, span
+from cli.ranges import WHEN, busiest_stretches, span
 
 T0 = datetime(2026, 1, 1, 23, 50, tzinfo=UTC)
 
@@ -37,3 +39,9 @@ def test_a_pause_over_ten_minutes_ends_a_stretch_and_one_of_ten_does_not() -> No
 def test_a_stretch_is_shown_with_its_end_date_only_when_it_is_another_day() -> None:
     assert span(T0, T0 + timedelta(minutes=5)) == "2026-01-01T23:50..23:55"
     assert span(T0, T0 + timedelta(minutes=15)) == "2026-01-01T23:50..2026-01-02T00:05"
+
+
+def test_a_time_whose_utc_falls_outside_python_is_a_usage_error_not_a_traceback() -> None:
+    with pytest.raises(click.BadParameter, match="out of range: in UTC it falls outside the years 1-9999"):
+        WHEN.convert("0001-01-01T00:00+05:00", None, None)
+    assert WHEN.convert("2025-12-06T08:00+01:00", None, None).isoformat() == "2025-12-06T07:00:00+00:00"
