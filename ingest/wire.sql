@@ -12,12 +12,12 @@ WITH msg AS MATERIALIZED (
         src_topic, src_partition, src_offset, kafka_time, pre_reason,
         CASE WHEN pre_reason IS NULL AND json_valid(payload) THEN try(json_transform(payload, '{
             "type": "VARCHAR", "channel": "VARCHAR", "timestamp": "VARCHAR", "sequence_num": "VARCHAR",
-            "time": "VARCHAR", "sequence": "VARCHAR", "product_id": "VARCHAR", "trade_id": "VARCHAR",
+            "time": "VARCHAR", "sequence": "VARCHAR", "product_id": "JSON", "trade_id": "VARCHAR",
             "side": "VARCHAR", "last_size": "VARCHAR", "price": "VARCHAR", "best_bid": "VARCHAR",
             "best_bid_size": "VARCHAR", "best_ask": "VARCHAR", "best_ask_size": "VARCHAR",
             "volume_24h": "VARCHAR",
             "events": [{"type": "VARCHAR", "tickers": [{
-                "product_id": "VARCHAR", "price": "VARCHAR", "best_bid": "VARCHAR",
+                "product_id": "JSON", "price": "VARCHAR", "best_bid": "VARCHAR",
                 "best_bid_quantity": "VARCHAR", "best_ask": "VARCHAR", "best_ask_quantity": "VARCHAR",
                 "volume_24_h": "VARCHAR"}]}]
         }')) END AS m
@@ -48,7 +48,7 @@ classified AS MATERIALIZED (
 raw_ticks AS (
     SELECT
         src_topic, src_partition, src_offset, kafka_time, 'exchange' AS feed, 0 AS ticker_index,
-        m.product_id, m.time AS time_raw, m.sequence AS sequence_raw, m.trade_id AS trade_id_raw,
+        m.product_id AS product_id_json, m.time AS time_raw, m.sequence AS sequence_raw, m.trade_id AS trade_id_raw,
         m.side, m.last_size AS last_size_raw, m.price AS price_raw, m.best_bid AS best_bid_raw,
         m.best_bid_size AS best_bid_size_raw, m.best_ask AS best_ask_raw,
         m.best_ask_size AS best_ask_size_raw, m.volume_24h AS volume_24h_raw
@@ -57,7 +57,7 @@ raw_ticks AS (
     UNION ALL
     SELECT
         src_topic, src_partition, src_offset, kafka_time, 'advanced_trade' AS feed,
-        ticker_index, t.product_id, time_raw, sequence_raw, NULL AS trade_id_raw, NULL AS side,
+        ticker_index, t.product_id AS product_id_json, time_raw, sequence_raw, NULL AS trade_id_raw, NULL AS side,
         NULL AS last_size_raw, t.price, t.best_bid, t.best_bid_quantity, t.best_ask,
         t.best_ask_quantity, t.volume_24_h
     FROM (
@@ -73,6 +73,9 @@ raw_ticks AS (
 typed AS (
     SELECT
         *,
+        -- product_id is read as JSON, its kind checked below: read as VARCHAR, any JSON value was
+        -- text, and `false` or `123` made a product. Other fields' checks refuse values of other kinds.
+        CASE WHEN json_type(product_id_json) = 'VARCHAR' THEN product_id_json ->> '$' END AS product_id,
         try_cast(time_raw AS TIMESTAMPTZ) AS event_time,
         try_cast(sequence_raw AS BIGINT) AS sequence,
         try_cast(trade_id_raw AS BIGINT) AS trade_id,
@@ -90,8 +93,9 @@ checked AS (
         *,
         -- The first failed check names the reason; a NULL reason is a good tick.
         CASE
-            WHEN product_id IS NULL OR product_id = '' THEN 'missing field: product_id'
-            -- json_transform gives any JSON value as text: an array or object would be a product '["a"]'
+            WHEN product_id_json IS NULL OR json_type(product_id_json) = 'NULL' OR product_id = ''
+                THEN 'missing field: product_id'
+            WHEN product_id IS NULL THEN 'product_id is not a string: ' || left(product_id_json, 64)
             WHEN NOT regexp_full_match(product_id, '[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}')
                 THEN 'product_id is not a product id (a letter or digit, then letters, digits, - _ . : or /; at most 64): ' || left(product_id, 64)
             WHEN time_raw IS NULL THEN 'missing field: time'

@@ -150,8 +150,9 @@ def test_control_messages_are_counted_not_rejected(parse: Callable[..., duckdb.D
         (dict(EX, sequence="abc"), "unparseable sequence: abc"),
         (dict(EX, sequence=1.5), "unparseable sequence: 1.5"),  # not rounded to 2
         (dict(EX, trade_id="7.0"), "unparseable trade_id: 7.0"),
-        (dict(EX, product_id=["BTC-USD"]), "product_id is not a product id (a letter or digit, then"),
-        (dict(EX, product_id="BTC USD"), "product_id is not a product id"),
+        (dict(EX, product_id=["BTC-USD"]), 'product_id is not a string: ["BTC-USD"]'),
+        (dict(EX, product_id=False), "product_id is not a string: false"),  # it was a product "false"
+        (dict(EX, product_id="BTC USD"), "product_id is not a product id (a letter or digit, then"),
         (dict(EX, time="99999-11-12T07:20:11Z"), "time outside the years 2000-2099: 99999-11-12"),
         (dict(EX, time="1970-01-01T00:00:00Z"), "time outside the years 2000-2099: 1970-01-01"),
         (dict(EX, side=["buy"]), 'side is neither buy nor sell: ["buy"]'),
