@@ -7,10 +7,12 @@ import sys
 import time
 
 import click
+import duckdb
 
 from cli.adhoc import Session
 from cli.context import console, report
 from cli.interrupt import interrupted, settle
+from cli.statements import blank, complete
 from tickstore.settings import Settings
 
 PROMPT, MORE = "tickstore> ", "      ...> "
@@ -95,12 +97,13 @@ def shell(session: Session, settings: Settings) -> None:
             continue
         if stripped:
             buffer.append(line)
-        if not stripped.endswith(";"):
+        if not complete("\n".join(buffer)):  # a ';' in a string or a comment ends nothing
             continue
         query, buffer = "\n".join(buffer), []
         started = time.perf_counter()
         try:
-            session.run(query)
+            for statement in _statements(session, query):  # each one's rows, as every SQL shell shows
+                session.run(statement)
         except click.ClickException as exc:
             console.print(f"[red]Error:[/] {exc.format_message()}", markup=True, highlight=False)
             failed = True
@@ -116,11 +119,20 @@ def shell(session: Session, settings: Settings) -> None:
         sys.stdout.flush()  # a program reading the shell's answers through a pipe gets each at once
         if tty:
             console.print(f"[dim]({time.perf_counter() - started:.3f} s)[/]", highlight=False)
-    if buffer:
+    if buffer and not blank("\n".join(buffer)):  # a script's closing comment is no statement cut short
         console.print("[yellow]not run[/] (no closing ';'): " + " ".join(buffer))
         failed = True
     if failed and not tty:
         sys.exit(1)
+
+
+def _statements(session: Session, query: str) -> list[str]:
+    """``query``'s statements one by one, as DuckDB splits them; the whole of it where it can't (a
+    syntax error: running it says where)."""
+    try:
+        return [statement.query for statement in session.con.extract_statements(query)] or [query]
+    except duckdb.Error:
+        return [query]
 
 
 def dot(session: Session, line: str) -> bool:

@@ -22,6 +22,77 @@ CHANGES = {
 }
 
 RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+# a dollar-quoted string's opening tag ($$ or $name$); a bound value is $name with no second $
+DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def _word_before(sql: str, i: int) -> bool:
+    """Whether a letter, digit, _ or $ is just before ``sql[i]`` (``i`` is inside a word)."""
+    return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$")
+
+
+def complete(sql: str) -> bool:
+    """Whether ``sql`` ends with a whole statement: its last ';' outside quotes and comments is the last
+    thing in it but comments and blanks, as DuckDB reads them (sqlite3_complete's rule).
+
+    A ';' in a string (`'a;'`, `E'\\';'`, `$$a;$$`), a quoted name or a comment (`-- not yet;`, `/* */`,
+    nested as DuckDB nests them) ends nothing; a comment after the ';' (`SELECT 1; -- why`) is no
+    more SQL. Text left open (a quote, a block comment) is incomplete.
+    """
+    return _last_outside(sql) == ";"
+
+
+def blank(sql: str) -> bool:
+    """Whether ``sql`` holds nothing but comments and blanks (closed ones): no statement to run."""
+    return _last_outside(sql) == ""
+
+
+def _last_outside(sql: str) -> str | None:
+    """The last character of ``sql`` outside comments and blanks (a quote for a quoted string or name;
+    "" when there is none), or None while a quote or block comment is left open."""
+    i, n, last = 0, len(sql), ""
+    while i < n:
+        c = sql[i]
+        if c.isspace():
+            i += 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif sql.startswith("/*", i):
+            depth, i = 1, i + 2
+            while depth:
+                if i >= n:
+                    return None
+                if sql.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif sql.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif c in "'\"":
+            # E'...' takes backslash escapes (E'it\\'s'); elsewhere a quote is escaped by doubling it
+            escapes = c == "'" and i > 0 and sql[i - 1] in "eE" and not _word_before(sql, i - 1)
+            i += 1
+            while True:
+                if i >= n:
+                    return None
+                if escapes and sql[i] == "\\":
+                    i += 2
+                elif sql[i] != c:
+                    i += 1
+                elif sql.startswith(c, i + 1):
+                    i += 2
+                else:
+                    break
+            i, last = i + 1, c
+        elif c == "$" and not _word_before(sql, i) and (tag := DOLLAR_TAG.match(sql, i)):
+            end = sql.find(tag.group(), tag.end())
+            if end < 0:
+                return None
+            i, last = end + tag.end() - tag.start(), c
+        else:
+            i, last = i + 1, c
+    return last
 
 
 class Changed(NamedTuple):

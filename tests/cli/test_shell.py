@@ -86,6 +86,26 @@ def test_the_shells_dot_commands_work_in_one_shot_too(make_settings: Callable[..
     assert unknown.returncode == 1 and ".help lists them" in unknown.stderr
 
 
+def test_a_statement_ends_at_its_own_semicolon_and_each_one_answers(lake_settings: Settings) -> None:
+    """A ';' ending a line inside a string or a comment ends nothing, a comment after the ';' is no
+    statement left open, and each statement of a line prints its own rows (only the last did)."""
+    script = (
+        "SELECT 'a;\nb' AS x;\n"  # was run at the first line: "unterminated quoted string"
+        "SELECT 1 -- not yet;\n + 1 AS w;\n"  # was run without its second line
+        "SELECT 3 AS y; -- why\n"  # was left open, then run with the next line: only z answered
+        "SELECT 5 AS a; SELECT 6 AS b;\n"
+        "-- the end\n"  # a closing comment: no statement cut short
+    )
+    out, err = _shell(lake_settings, subprocess.PIPE).communicate(script, timeout=120)
+    assert out.splitlines() == ["x", '"a;', 'b"', "w", "2", "y", "3", "a", "5", "b", "6"], err
+    assert err == ""
+    # a statement truly left open is still said to be, and fails a script
+    shell = _shell(lake_settings, subprocess.PIPE)
+    out, err = shell.communicate("SELECT 1 AS n;\nSELECT 'open; -- not a comment\n", timeout=120)
+    assert out.splitlines() == ["n", "1"] and shell.returncode == 1
+    assert "not run (no closing ';'): SELECT 'open; -- not a comment" in err
+
+
 def test_schema_gives_each_columns_type_and_what_it_holds(make_settings: Callable[..., Settings]) -> None:
     """`.schema NAME`: the columns with their types and the comments beside them in the lake's DDL
     or the view's SQL file (a column without one has none to give)."""

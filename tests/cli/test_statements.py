@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from cli.statements import Changed, run_statements
+from cli.statements import Changed, blank, complete, run_statements
 
 
 @pytest.fixture
@@ -34,3 +36,67 @@ def test_values_are_bound_and_a_missing_one_stops_every_statement(con: duckdb.Du
     with pytest.raises(click.UsageError, match=r"\$high: give a value with -p high=VALUE"):
         run_statements(con, "DELETE FROM t; SELECT * FROM t WHERE a < $high", 0.0)
     assert con.execute("SELECT count(*) FROM t").fetchone() == (5,)  # the DELETE before it did not run
+
+
+@pytest.mark.parametrize(
+    ("sql", "whole"),
+    [
+        ("SELECT 1;", True),
+        ("SELECT 1", False),
+        ("SELECT 'a;", False),  # a ';' in a string left open
+        ("SELECT 'a;\nb';", True),
+        ("SELECT 'it''s;'", False),  # a doubled quote stays in the string
+        ("SELECT 'it''s;';", True),
+        ("SELECT E'a\\';", False),  # a backslash escapes in an E'' string only
+        ("SELECT 'a\\';", True),
+        ('SELECT "a;""b" FROM t', False),
+        ("SELECT $$a;b$$;", True),
+        ("SELECT $t$a;$$b$t$", False),
+        ("SELECT $p;", True),  # a bound value, no dollar quote
+        ("SELECT a$b$c;", True),
+        ("SELECT 1; -- why", True),
+        ("SELECT 1 -- not yet;", False),
+        ("SELECT /* /* nested; */ still; */ 1", False),
+        ("SELECT /* /* nested; */ */ 1;", True),
+        ("SELECT 1; /* left open", False),
+        ("", False),
+    ],
+)
+def test_a_statement_is_whole_at_a_semicolon_outside_quotes_and_comments(sql: str, whole: bool) -> None:
+    assert complete(sql) is whole
+
+
+def test_only_comments_and_blanks_are_blank() -> None:
+    assert blank("") and blank("  \n-- the end\n/* done; */ ")
+    assert not blank("SELECT 1") and not blank("-- a\n;") and not blank("/* open")
+
+
+# the pieces a statement is made of where a ';' ends nothing, each with the value it selects
+_PIECES = st.one_of(
+    st.integers(0, 99).map(lambda n: (str(n), n)),
+    st.text("ab;'\n", max_size=6).map(lambda t: ("'" + t.replace("'", "''") + "'", t)),
+    st.text("ab;'\\", max_size=6).map(
+        lambda t: ("E'" + t.replace("\\", "\\\\").replace("'", "\\'") + "'", t)
+    ),
+    st.text("ab;$'", max_size=6)
+    .filter(lambda t: "$$" not in t and not t.endswith("$"))
+    .map(lambda t: ("$$" + t + "$$", t)),
+)
+_GAPS = st.sampled_from([" ", "\n", " -- a; b\n", " /* a; /* b; */ c */ ", "/**/"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(st.tuples(_PIECES, _GAPS), min_size=1, max_size=4), tail=_GAPS)
+def test_a_statement_is_whole_only_at_its_own_semicolon(
+    pieces: list[tuple[tuple[str, object], str]], tail: str
+) -> None:
+    """Any statement of strings (quotes doubled, E'' escapes, $$), names and comments holding ';' is
+    whole at its closing ';' and at no earlier character: DuckDB runs it as one statement selecting
+    just those values, so the ';'s inside are not ends."""
+    sql = "SELECT " + ", ".join(f'{text}{gap}AS "c;{i}"' for i, ((text, _), gap) in enumerate(pieces))
+    whole = sql + tail + ";" + tail
+    con = duckdb.connect()
+    assert len(con.extract_statements(whole)) == 1
+    assert con.sql(sql).fetchall() == [tuple(value for (_, value), _ in pieces)]
+    assert complete(whole) and not blank(whole)
+    assert not any(complete(whole[:end]) for end in range(len(sql) + len(tail) + 1))
