@@ -23,7 +23,8 @@ def count_of(n: int, noun: str) -> str:
 
 
 def _plain(value: Any, json_safe: bool = False) -> Any:
-    """A value as text-friendly Python: exact decimals and ISO times as strings, containers recursed;
+    """A value as text-friendly Python: exact decimals and ISO times as strings, bytes as UTF-8 text
+    (any other byte as \\xNN), containers recursed;
     with ``json_safe`` NaN and infinities become None (JSON has no such numbers: `NaN` was written)."""
     if isinstance(value, Decimal):
         return format(value.normalize(), "f") if value == value else str(value)
@@ -32,7 +33,9 @@ def _plain(value: Any, json_safe: bool = False) -> Any:
     if isinstance(value, timedelta | UUID):
         return str(value)
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+        # a rejected message is text as often as not; its bytes that are not UTF-8 are shown as \xff
+        # (DuckDB's own way), where U+FFFD said nothing of which byte was there
+        return value.decode("utf-8", "backslashreplace")
     if isinstance(value, list | tuple):
         return [_plain(v, json_safe) for v in value]
     if isinstance(value, dict):

@@ -232,7 +232,8 @@ def test_json_output_takes_every_duckdb_type(capsys: pytest.CaptureFixture[str])
 
     rel = duckdb.sql(
         "SELECT [1.5::DECIMAL(4,2)] AS l, {'a': 'nan'::DOUBLE} AS s, 'inf'::DOUBLE AS x, "
-        "INTERVAL 3 SECOND AS i, '12:30'::TIME AS t, '00000000-0000-0000-0000-000000000001'::UUID AS u"
+        "INTERVAL 3 SECOND AS i, '12:30'::TIME AS t, '00000000-0000-0000-0000-000000000001'::UUID AS u, "
+        "'{\\x00\\xFF\\xC3\\xA9}'::BLOB AS b"
     )
     print_rows(rel.columns, rel, "json")
     # an INTERVAL was a TypeError traceback; NaN and Infinity came out as JSON no parser accepts
@@ -244,6 +245,7 @@ def test_json_output_takes_every_duckdb_type(capsys: pytest.CaptureFixture[str])
         "i": "0:00:03",
         "t": "12:30:00",
         "u": "00000000-0000-0000-0000-000000000001",
+        "b": "{\x00\\xffé}",  # a byte that is no UTF-8 as \xff: it was U+FFFD, which said nothing of it
     }
 
 
