@@ -66,6 +66,7 @@ class Seconds(click.ParamType):
     ``1h``, ``1d``): people write ``--every 10s``, and "'10s' is not a valid float" helped nobody."""
 
     name = "SECONDS"
+    SMALLEST, LONGEST = 1e-6, 100 * 365 * 86400.0
     UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
     def __init__(self, *, zero: bool = False) -> None:
@@ -91,6 +92,16 @@ class Seconds(click.ParamType):
             self.fail(f"{value!r} is not a duration", param, ctx)
         if seconds < 0 or (seconds == 0 and not self.zero):
             self.fail(f"{value!r}: give a duration {'of 0 or more' if self.zero else 'above 0'}", param, ctx)
+        # the ends of what a time step can be: the lake keeps times to the microsecond (1e-9 was a
+        # step of "0.0 s"), and 1e308 s was an OverflowError traceback where it became a timedelta
+        if 0 < seconds < self.SMALLEST:
+            self.fail(
+                f"{value!r}: give at least 1 microsecond (1e-6; times are kept to the microsecond)",
+                param,
+                ctx,
+            )
+        if seconds > self.LONGEST:
+            self.fail(f"{value!r}: give at most 100 years ({self.LONGEST:,.0f} s)", param, ctx)
         return seconds
 
 

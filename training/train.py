@@ -79,7 +79,11 @@ def honest_table(
         con.close()
     if lab.empty:
         where = lake.tick_span(settings, snapshot)
-        raise ValueError(f"no labels in [{cfg.start}, {cfg.end}) at lake snapshot {snapshot} ({where})")
+        # a label needs a tick at or after t + horizon: a horizon past the lake's last tick leaves none
+        raise ValueError(
+            f"no labels in [{cfg.start}, {cfg.end}) at lake snapshot {snapshot} ({where}); a label at t "
+            f"needs ticks through t + the horizon ({cfg.horizon.total_seconds():g} s)"
+        )
     path = out_dir / set_name(cfg, snapshot)
     dataset.build(
         settings,

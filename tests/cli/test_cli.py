@@ -132,18 +132,6 @@ def test_values_that_mean_nothing_are_refused_before_any_work(
     assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
 
 
-@pytest.mark.parametrize(
-    ("typed", "seconds"),
-    [("90", 90.0), ("2.5", 2.5), ("500ms", 0.5), ("10s", 10.0), ("10 s", 10.0), ("5m", 300.0)]
-    + [("5min", 300.0), ("1.5h", 5400.0), ("1d", 86400.0), ("2H", 7200.0), ("1e3", 1000.0), (7, 7.0)],
-)
-def test_durations_are_read_in_seconds_with_or_without_a_unit(typed: object, seconds: float) -> None:
-    from cli.context import SECONDS, Seconds
-
-    assert SECONDS.convert(typed, None, None) == seconds
-    assert Seconds(zero=True).convert("0s", None, None) == 0.0
-
-
 def test_a_missing_range_names_the_lake_busiest_stretches(make_settings: Callable[..., Settings]) -> None:
     from tests.tickstore_feast.conftest import load, tick_rows
 

@@ -250,6 +250,10 @@ def test_too_few_rows_says_where_the_rows_are_and_the_step(trained) -> None:  # 
         run.exit_code != 0 and "no labels in [2030-01-01 00:00:00+00:00, 2030-01-01 01:00:00+00:00)" in said
     )
     assert "(the lake's ticks run from 2026-01-01 00:00:" in said, said
+    # a horizon past the lake's last tick leaves no label either: the error says what a label needs
+    args = ["train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T00:30", "--horizon", "1d"]
+    said = " ".join(CliRunner().invoke(main, args, env=env_for(s)).output.split())
+    assert "no labels in" in said and "needs ticks through t + the horizon (86400 s)" in said, said
 
 
 @pytest.mark.slow

@@ -1,0 +1,36 @@
+"""The CLI's shared parameter types (cli/context.py): durations."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("typed", "seconds"),
+    [("90", 90.0), ("2.5", 2.5), ("500ms", 0.5), ("10s", 10.0), ("10 s", 10.0), ("5m", 300.0)]
+    + [("5min", 300.0), ("1.5h", 5400.0), ("1d", 86400.0), ("2H", 7200.0), ("1e3", 1000.0), (7, 7.0)],
+)
+def test_durations_are_read_in_seconds_with_or_without_a_unit(typed: object, seconds: float) -> None:
+    from cli.context import SECONDS, Seconds
+
+    assert SECONDS.convert(typed, None, None) == seconds
+    assert Seconds(zero=True).convert("0s", None, None) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("1e308", "give at most 100 years"),
+        ("36501d", "give at most 100 years"),
+        ("1e-9", "at least 1 microsecond"),
+    ],
+)
+def test_a_duration_past_what_a_time_step_can_be_says_so(typed: str, says: str) -> None:
+    """1e308 s was an OverflowError traceback making a timedelta; 1e-9 s a step of "0.0 s"."""
+    from cli.context import SECONDS
+
+    with pytest.raises(click.BadParameter, match=says):
+        SECONDS.convert(typed, None, None)
+    assert SECONDS.convert("36500d", None, None) == 36500 * 86400.0
+    assert SECONDS.convert("1e-6", None, None) == 1e-6
