@@ -105,8 +105,19 @@ class Seconds(click.ParamType):
         return seconds
 
 
+class Number(click.FloatRange):
+    """A FloatRange refusing NaN: every comparison with NaN is false, so a range let 'nan' through
+    (`--max-share nan` passed any drift)."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)  # type: ignore[arg-type]  # click's stub: float only
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return float(number)
+
+
 PRODUCTS = ProductList()
-POSITIVE = click.FloatRange(min=0, min_open=True)  # speeds: 0 would mean nothing or divide by 0
+POSITIVE = Number(min=0, min_open=True)  # speeds: 0 would mean nothing or divide by 0
 SECONDS = Seconds()
 
 

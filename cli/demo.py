@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 import duckdb
 
-from cli.context import console, settings_of
+from cli.context import Number, console, settings_of
 from cli.output import count_of, print_rows
 from cli.ranges import STRETCH_GAP, busiest_stretches, span
 from ingest import broker, replay
@@ -212,7 +212,7 @@ def _train(settings: Settings, start: datetime, end: datetime) -> TrainReport | 
 )
 @click.option(
     "--live-seconds",
-    type=click.FloatRange(min=0),
+    type=Number(min=0),
     default=30.0,
     show_default=True,
     help="Length of the last step, live scoring (0 skips it).",

@@ -275,7 +275,13 @@ def ingest_coinbase(
 
 @ingest.command("simulate")
 @click.option(
-    "--ticks", type=click.IntRange(min=1), default=1_000_000, show_default=True, help="How many ticks in all."
+    "--ticks",
+    type=click.IntRange(
+        min=1, max=1_000_000_000
+    ),  # ~15 s per million: more is hours; 1e20 was numpy's traceback
+    default=1_000_000,
+    show_default=True,
+    help="How many ticks in all.",
 )
 @click.option(
     "--products",
@@ -285,7 +291,11 @@ def ingest_coinbase(
     help="Comma-separated product ids to simulate.",
 )
 @click.option(
-    "--seed", type=int, default=7, show_default=True, help="Random seed: the same seed, the same ticks."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=7,
+    show_default=True,
+    help="Random seed: the same seed, the same ticks.",
 )
 @click.option(
     "--fit",
@@ -293,7 +303,12 @@ def ingest_coinbase(
     type=click.Path(exists=True, path_type=Path),
     help="Fit rates and volatilities to these recordings first (default: built-in fit).",
 )
-@click.option("--out", "-o", type=click.Path(path_type=Path), help="Write NDJSON here instead of publishing.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write NDJSON here instead of publishing.",
+)
 @click.pass_context
 def ingest_simulate(
     ctx: click.Context,
@@ -306,7 +321,10 @@ def ingest_simulate(
     """Generate a synthetic ticker stream (volatility regimes, bursts) fitted to recordings."""
     from ingest import simulate
 
-    fitted = simulate.fit([fit_dir]) if fit_dir else simulate.Fitted()
+    try:
+        fitted = simulate.fit([fit_dir]) if fit_dir else simulate.Fitted()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fit") from exc
     if fit_dir:
         console.print(f"fitted: {fitted}")
     cfg = simulate.SimConfig(n_ticks=ticks, products=products, seed=seed, fitted=fitted)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cli.context import SECONDS, console, format_option, settings_of
+from cli.context import SECONDS, Number, console, format_option, settings_of
 from cli.output import count_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore import lake
@@ -30,7 +30,7 @@ from tickstore import lake
 )
 @click.option(
     "--percentile",
-    type=click.FloatRange(0, 100, min_open=True, max_open=True),
+    type=Number(0, 100, min_open=True, max_open=True),
     default=95.0,
     show_default=True,
     help="Spike threshold (training split).",
@@ -110,7 +110,7 @@ def train(
 @click.command()
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=50_000),  # MLflow's most runs in one search: past it, a traceback
     default=12,
     show_default=True,
     help="Model runs shown, newest first.",
@@ -197,7 +197,7 @@ class _NoVerdict(click.ClickException):
 )
 @click.option(
     "--max-share",
-    type=click.FloatRange(0, 1),
+    type=Number(0, 1),
     default=0.5,
     show_default=True,
     help="Exit 1 when more than this share of features drifted.",

@@ -51,8 +51,16 @@ def fit(paths: list[Path]) -> Fitted:
     """Fit regime rates, per-tick volatilities and spread to recorded ticks (parsed by wire.sql)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    lines = [line for _, _, line in replay.iter_lines(replay.discover(paths))]
+    files = replay.discover(paths)
+    lines = [line for _, _, line in replay.iter_lines(files)]
     wire.parse_lines(con, lines)
+    (ticks,) = con.execute("SELECT count(*) FROM parsed WHERE kind = 'tick'").fetchone() or (0,)
+    if not ticks:  # fitted to nothing, every value was the default's, and that went unsaid
+        named = ", ".join(str(p) for p in paths)
+        raise ValueError(
+            f"no ticks to fit to in {named} ({len(files):,} recording file(s), {len(lines):,} line(s)): "
+            "name recordings of Coinbase ticker messages (.ndjson), e.g. ../shared/data/coinbase"
+        )
     row = con.execute(
         """
         WITH t AS (

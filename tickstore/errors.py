@@ -33,6 +33,9 @@ _TROUBLE = (
     ("a part of the path is not a directory", {errno.ENOTDIR}, ("Not a directory",)),
     # a folder deleted under a running process, or one that can hold no new folders (/proc)
     ("a folder on the path is missing", {errno.ENOENT}, ("No such file or directory",)),
+    # a path naming the wrong kind of thing: by errno only (an engine's "File exists" may mean else)
+    ("that is a folder: name a file", {errno.EISDIR}, ("Is a directory",)),
+    ("a file is where a folder was to be made: name a folder", {errno.EEXIST}, ()),
     ("the disk failed a read or write", {errno.EIO}, ("disk I/O error", "Input/output error")),
     # a file system's largest file, or the shell's `ulimit -f`
     ("the file outgrew what this file system or `ulimit -f` allows", {errno.EFBIG}, ("File too large",)),

@@ -130,11 +130,21 @@ def connect(
     """
     if not create and not settings.lake_catalog.exists():
         raise LakeError(_no_lake(settings))
+    if snapshot is not None and not 0 <= snapshot < 2**63:  # DuckLake's ids are BIGINTs: a cast error
+        raise LakeError(f"no snapshot {snapshot} in the lake{_snapshot_span(settings.lake_catalog)}")
     con = _instance(settings, snapshot, read_only).cursor()
     tune(con)  # a cursor is a session of its own: it does not inherit its parent's settings
     # Ticks are UTC; pin the session zone so TIMESTAMPTZ prints and truncates the same everywhere.
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"USE {LAKE}")
+    if snapshot is not None and "ticks" not in _tables(con):
+        # snapshot 0 is the empty lake, before the first commit made its tables: every reader of it
+        # failed on a missing `ticks`, one of them with a traceback (`dataset build --as-of 0`)
+        con.close()
+        raise LakeError(
+            f"snapshot {snapshot} is from before the lake's ticks table was made: "
+            f"pick a later one{_snapshot_span(settings.lake_catalog)}"
+        )
     if create and not read_only and snapshot is None:
         existing = _tables(con)
         if not {"ticks", "ticks_rejected"} <= existing:  # DDL is a catalog write: skip it when not needed

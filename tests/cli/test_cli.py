@@ -121,6 +121,14 @@ DRIFT_RANGES = (
         (("ingest", "replay", str(SHARED), "--max-gap", "-1s"), "'-1s': give a duration of 0 or more"),
         (("serve", "--workers", "0"), "'--workers'"),
         (("sql", "SELECT 1", "--limit", "-1"), "'--limit'"),
+        # each of these was a traceback (or, for NaN, let through: `--max-share nan` passed any drift)
+        (("monitor", "drift", *DRIFT_RANGES, "--max-share", "nan"), "'nan' is not a number"),
+        (("ingest", "replay", str(SHARED), "--speed", "nan"), "'nan' is not a number"),
+        (("ingest", "simulate", "--seed", "-1", "-o", "x.ndjson"), "'--seed'"),
+        (("ingest", "simulate", "--ticks", "1" + "0" * 20, "-o", "x.ndjson"), "'--ticks'"),
+        (("ingest", "simulate", "-o", "/tmp"), "'/tmp' is a directory"),
+        (("dataset", "build", "--entities", "/tmp", "-o", "x.parquet"), "'/tmp' is a directory"),
+        (("models", "--limit", "1" + "0" * 20), "'--limit'"),
     ],
 )
 def test_values_that_mean_nothing_are_refused_before_any_work(

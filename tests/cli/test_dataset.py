@@ -296,6 +296,13 @@ def test_mistakes_give_one_line_errors_and_write_nothing(
             earlier,
         ],
         "No snapshot found at version 999": [*grid, "--as-of", "999"],
+        # snapshot 0 (the empty lake) was a CatalogException traceback, a BIGINT's overflow DuckDB's cast error
+        "snapshot 0 is from before the lake's ticks table was made: pick a later one": [
+            *grid,
+            "--as-of",
+            "0",
+        ],
+        f"no snapshot {2**63} in the lake (the lake has snapshots 0 to": [*grid, "--as-of", str(2**63)],
         "the lake has no snapshot at or before 2000-01-01T00:00:00+00:00": [*grid, "--as-of", "2000-01-01"],
         "'noon' is neither a snapshot id (42) nor an ISO 8601 time": [*grid, "--as-of", "noon"],
     }

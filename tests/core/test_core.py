@@ -286,6 +286,8 @@ def test_processes_opening_a_new_lake_together_all_get_its_tables(tmp_path: Path
         (duckdb.TransactionException('Failed to execute query "COMMIT": database or disk is full'), "full"),
         (duckdb.IOException('IO Error: Cannot open file "/x": Read-only file system'), "read-only"),
         (OSError(errno.EFBIG, "File too large", "/x"), "ulimit -f"),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "/tmp"), "that is a folder: name a file"),
+        (FileExistsError(errno.EEXIST, "File exists", "/dev/null"), "name a folder"),
         (OSError(errno.ECONNREFUSED, "Connection refused"), None),
         (duckdb.IOException("IO Error: No files found that match the pattern"), None),
     ],

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
+import pytest
 
 from ingest import simulate, wire
 from tests.conftest import SHARED
@@ -28,6 +31,15 @@ def test_fit_recovers_a_volatile_regime_from_the_recordings() -> None:
     fitted = simulate.fit([SHARED / "exchange"])
     assert fitted.volatile_rate > fitted.calm_rate > 0
     assert 0 < fitted.calm_sigma < 1e-3 and 0 < fitted.volatile_share < 0.5
+
+
+def test_fitting_to_no_ticks_says_so(tmp_path: Path) -> None:
+    """A folder without recordings, or a file without ticks, was fitted silently: every default kept."""
+    (tmp_path / "notes.ndjson").write_text('{"type": "subscriptions", "channels": []}\n')
+    for where in (tmp_path / "empty", tmp_path):
+        where.mkdir(exist_ok=True)
+        with pytest.raises(ValueError, match=f"no ticks to fit to in {where} "):
+            simulate.fit([where])
 
 
 def test_two_runs_with_different_starts_never_share_a_sequence() -> None:
