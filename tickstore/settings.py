@@ -12,6 +12,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tickstore import net
 
+# The longest any interval setting may be: past it, a time step overflowed where it was used (an
+# infinite snapshot retention stopped the sink with a traceback at its first compaction; a reload
+# period past threading's TIMEOUT_MAX, ~292 years, stopped the scorer's reload thread)
+LONGEST_S = 100 * 365 * 86400.0
+# librdkafka's ranges for the properties these settings become (max.poll.interval.ms, and
+# message.max.bytes, which is the setting plus 1 KiB of headroom): named here, the error names the
+# setting, where librdkafka's named its own property and sent the user to TICKSTORE_KAFKA_CONFIG
+MAX_POLL_INTERVAL_MS = 86_400_000
+MAX_MESSAGE_BYTES = 1_000_000_000 - 1024
+
 
 class Settings(BaseSettings):
     """Every knob tickstore reads, from ``TICKSTORE_*`` environment variables or keyword arguments.
@@ -42,10 +52,14 @@ class Settings(BaseSettings):
     rebalance_timeout_ms: int = Field(
         6000,
         ge=1,
+        le=MAX_POLL_INTERVAL_MS,
         description="max.poll.interval.ms of consumers; Tansu makes every group join wait this long.",
     )
     max_message_bytes: int = Field(
-        16 * 1024 * 1024, ge=1, description="Largest message the producers send and consumers fetch."
+        16 * 1024 * 1024,
+        ge=1,
+        le=MAX_MESSAGE_BYTES,
+        description="Largest message the producers send and consumers fetch.",
     )
 
     # Sink
@@ -60,11 +74,18 @@ class Settings(BaseSettings):
     sink_idle_ms: int = Field(
         1500, ge=0, description="With --until-idle: stop after being caught up this long."
     )
-    compact_every_s: float = Field(300.0, gt=0, description="Merge small lake files at most this often.")
-    snapshot_retention_days: float = Field(
-        7.0, ge=0, description="Lake snapshots (time travel) kept at least this long before cleanup."
+    compact_every_s: float = Field(
+        300.0, gt=0, le=LONGEST_S, description="Merge small lake files at most this often."
     )
-    log_every_s: float = Field(5.0, gt=0, description="Seconds between sink progress log lines.")
+    snapshot_retention_days: float = Field(
+        7.0,
+        ge=0,
+        le=LONGEST_S / 86400,
+        description="Lake snapshots (time travel) kept at least this long before cleanup.",
+    )
+    log_every_s: float = Field(
+        5.0, gt=0, le=LONGEST_S, description="Seconds between sink progress log lines."
+    )
 
     # DuckDB
     # Measured on 10M ticks, `ticks_60s` in a fresh process, 2 cores: 12.0-12.8 s without the pool,
@@ -90,10 +111,15 @@ class Settings(BaseSettings):
         "wss://advanced-trade-ws.coinbase.com", description="Advanced Trade WebSocket endpoint."
     )
     coinbase_stale_s: float = Field(
-        30.0, gt=0, description="Reconnect when the feed sends nothing (not even a heartbeat) this long."
+        30.0,
+        gt=0,
+        le=LONGEST_S,
+        description="Reconnect when the feed sends nothing (not even a heartbeat) this long.",
     )
-    archive_rotate_mb: float = Field(64.0, gt=0, description="Raw archive files rotate at this size...")
-    archive_rotate_s: float = Field(3600.0, gt=0, description="...or after this many seconds.")
+    archive_rotate_mb: float = Field(
+        64.0, gt=0, le=1e9, description="Raw archive files rotate at this size..."
+    )
+    archive_rotate_s: float = Field(3600.0, gt=0, le=LONGEST_S, description="...or after this many seconds.")
 
     mlflow_uri: str | None = Field(
         None, description="MLflow tracking URI; unset means SQLite + artifacts under TICKSTORE_HOME/mlflow."
@@ -139,7 +165,7 @@ class Settings(BaseSettings):
         description="MLflow model the scorer loads; an @alias URI is reloaded when the alias moves.",
     )
     serve_reload_s: float = Field(
-        10.0, gt=0, description="How often the scorer checks whether the alias moved."
+        10.0, gt=0, le=LONGEST_S, description="How often the scorer checks whether the alias moved."
     )
     serve_workers: int | None = Field(
         None,

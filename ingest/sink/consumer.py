@@ -14,6 +14,7 @@ from ingest.fetch_watch import FetchWatch
 from ingest.sink.compaction import compact
 from ingest.sink.writer import BatchResult, LakeWriter
 from tickstore import lake
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 log = logging.getLogger("tickstore.sink")
@@ -331,7 +332,7 @@ class Sink:
         else:
             join_limit = 3 * s.rebalance_timeout_ms / 1000 + 30
             if time.monotonic() - self.stats.started > join_limit:
-                raise RuntimeError(
+                raise TickstoreError(  # the CLI prints it as an error, not a traceback
                     f"the sink could not join consumer group {s.sink_group} at {s.bootstrap} within "
                     f"{join_limit:.0f} s: check the broker (`tickstore broker status`)"
                 )

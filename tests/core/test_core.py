@@ -55,6 +55,13 @@ def test_unknown_settings_are_refused() -> None:
         {"serve_port": 70000},
         {"log_every_s": 0},
         {"sink_idle_ms": -1},
+        # each stopped a long-running process where it was used: the sink at its first compaction
+        # (an OverflowError), the scorer's reload thread (past threading's TIMEOUT_MAX)
+        {"snapshot_retention_days": float("inf")},
+        {"serve_reload_s": 1e10},
+        # librdkafka refused them, naming its own property and TICKSTORE_KAFKA_CONFIG
+        {"rebalance_timeout_ms": 86_400_001},
+        {"max_message_bytes": 2_000_000_000},
     ],
 )
 def test_settings_that_mean_nothing_are_refused(bad: dict[str, object]) -> None:
