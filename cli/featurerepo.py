@@ -7,6 +7,7 @@ import io
 import os
 import re
 import sys
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -67,6 +68,15 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
         if planning and not done.code:  # a plan changes nothing: the registry read now is the one planned on
             _echo_plan_review(settings)
         raise
+    except ValueError as exc:
+        # Feast's own checks of what it was asked (a start after the end) raise ValueError from its
+        # FeatureStore: the message is the answer, the traceback through click noise
+        if _raised_in_feature_store(exc):
+            raise click.UsageError(str(exc)) from exc
+        where = repo_error(exc)
+        if where is None:
+            raise
+        raise TickstoreError(where) from exc
     except Exception as exc:  # a mistake in feature_repo/'s own files: say where, not Feast's frames
         where = repo_error(exc)
         if where is None:
@@ -77,6 +87,17 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
             from tickstore_feast.describe import readable
 
             click.echo(readable(printed.getvalue()), nl=False)
+
+
+def _raised_in_feature_store(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by Feast's FeatureStore itself (its checks of its arguments), not
+    below it (a source, our offline store)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return Path(tb.tb_frame.f_code.co_filename).parts[-2:] == ("feast", "feature_store.py")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -96,7 +96,9 @@ def pull(
     params: dict[str, Any] = {}
     lo = hi = None
     if start is not None:
-        params["read_from"] = start - 2 * src.lookback  # returns need the tick before the window too
+        # returns need the tick before the window too; a start within the lookback of year 1 reads
+        # from year 1 (`feast materialize 0001-01-01T00:00:00 ...` was an OverflowError)
+        params["read_from"] = start - min(2 * src.lookback, start - datetime.min.replace(tzinfo=start.tzinfo))
         lo = "read_from"
     if end is not None:
         params["read_to"] = end

@@ -213,6 +213,12 @@ def test_tickstore_feast_runs_feasts_cli_on_the_data_under_tickstore_home(
     assert options == {"query": sql, "table": None, "lookback_s": 60.0, "ties_equal": True}
     source = yaml.safe_load(tickstore(s, "feast", "data-sources", "describe", "ticks_10s").stdout)
     assert source["customOptions"]["configuration"]["query"].startswith("-- ticks_10s: ")
+    # Feast's own check of its arguments is said as a usage error, not a traceback through click
+    backwards = tickstore(
+        s, "feast", "materialize", "2026-01-01T00:03:00", "2025-12-31T23:59:00", check=False
+    )
+    assert backwards.returncode == 2 and "Traceback" not in backwards.stderr, backwards.stderr
+    assert "Error: The given start_date 2026-01-01 00:03:00+00:00 is greater than" in backwards.stderr
 
 
 def test_plain_feast_keeps_to_the_yaml_and_says_so_when_tickstore_home_points_elsewhere(

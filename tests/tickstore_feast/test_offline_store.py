@@ -6,7 +6,7 @@ import math
 import random
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -287,6 +287,12 @@ def test_pull_all_and_pull_latest_read_the_requested_range(lake_with: Callable[.
     ).to_df()
     # A's newest row is at 90 s; its window [30 s, 90 s] holds the ticks at 30 and 90: computed from the
     # restricted read, it still counts the tick 60 s before it
+    assert sorted(zip(latest["product_id"], latest["tick_count_60s"], strict=True)) == [("A", 2), ("B", 1)]
+    # from year 1: the read starts there, not a lookback before it (an OverflowError)
+    year_one = datetime(1, 1, 1, tzinfo=UTC)
+    latest = DuckDBOfflineStore.pull_latest_from_table_or_query(
+        *args, year_one, T0 + timedelta(seconds=100)
+    ).to_df()
     assert sorted(zip(latest["product_id"], latest["tick_count_60s"], strict=True)) == [("A", 2), ("B", 1)]
 
 
