@@ -128,7 +128,7 @@ def serve(
     }
     settings = base.model_copy(update=updates)
     pin(settings.serve_cpus, "--cpus or TICKSTORE_SERVE_CPUS")  # gunicorn's workers, forked later, inherit it
-    url = f"http://{settings.serve_host}:{settings.serve_port}"
+    url = f"http://{net.host_port(settings.serve_host, settings.serve_port)}"
     if dev:
         from serving import create_app
 
@@ -160,7 +160,13 @@ def ensure_port_free(host: str, port: int) -> None:
     With SO_REUSEPORT (see run_gunicorn) a second server started by the same user would not fail to
     bind: it would quietly take a share of the connections, perhaps with an older model.
     """
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:  # was a traceback
+        raise click.ClickException(
+            f"cannot listen on {host}: {exc.strerror}. Give an address of this machine (127.0.0.1, "
+            "0.0.0.0 for all, ::1) with --host or TICKSTORE_SERVE_HOST."
+        ) from exc
     with socket.socket(family, kind, proto) as probe:
         # connections of an earlier server lingering in TIME_WAIT are no reason to refuse
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -231,7 +237,7 @@ def run_gunicorn(settings: Settings) -> None:
         sys.stderr.flush()
         os._exit(code)
 
-    bind = f"{settings.serve_host}:{settings.serve_port}"
+    bind = net.host_port(settings.serve_host, settings.serve_port)
     workers = settings.scorer_workers()
     per_cpu = settings.serve_workers is None and parse_cpus(settings.serve_cpus) is not None
 

@@ -16,6 +16,7 @@ from rich.markup import escape
 from cli.context import report, settings_of
 from cli.feed import broker_report
 from cli.output import count_of
+from tickstore import net
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
@@ -153,7 +154,7 @@ def scorer_report(settings: Settings) -> tuple[bool, list[str]]:
     given it another than the champion above): its `/readyz`. Not running is no failure, as for the
     sink and the stream; running and not ready is."""
     host = "127.0.0.1" if settings.serve_host in ("0.0.0.0", "::", "") else settings.serve_host
-    url = f"http://{host}:{settings.serve_port}"
+    url = f"http://{net.host_port(host, settings.serve_port)}"
     try:
         with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
             code, raw = response.status, response.read()

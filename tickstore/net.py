@@ -25,6 +25,12 @@ def unreachable(addresses: Iterable[tuple[str, int]], timeout: float) -> str | N
     return "; ".join(reasons) or None
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as a URL or gunicorn's bind writes it: an IPv6 address in brackets (`[::1]:8000`;
+    gunicorn read `::1:8000` as host `::1:8000` and no port)."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 def free_port(preferred: int = 0) -> int:
     """A loopback TCP port nothing listens on now: ``preferred`` if it is free, else one the system picks."""
     with socket.socket() as s:

@@ -255,3 +255,26 @@ def test_serve_starts_a_worker_per_pinned_cpu_else_four(make_settings: Callable[
             server.terminate()
             _, err = server.communicate(timeout=30)
         assert f"(gunicorn, {said} 1 thread, CPUs" in " ".join(err.split()), err[:2000]
+
+
+@pytest.mark.slow
+def test_serve_listens_on_an_ipv6_address_and_names_a_host_it_cannot_use(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # `--host ::1` was "'' is not a valid port number" (gunicorn read `::1:8000` as a host), and an
+    # address no interface has a socket.gaierror traceback
+    s = make_settings(serve_port=free_port())
+    server = _serve_until_listening(s, "--host", "::1", "--workers", "1", "--threads", "1", workers=1)
+    try:
+        with urllib.request.urlopen(f"http://[::1]:{s.serve_port}/healthz", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert f"scoring API on http://[::1]:{s.serve_port} (gunicorn" in " ".join(err.split()), err[:2000]
+    unknown = tickstore(s, "serve", "--host", "999.1.1.1", check=False)
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr, unknown.stderr
+    assert (
+        "cannot listen on 999.1.1.1: Name or service not known. Give an address of this machine"
+        in " ".join(unknown.stderr.split())
+    )
