@@ -303,19 +303,20 @@ class Settings(BaseSettings):
         return shared if shared.is_dir() else None
 
 
+CPU_PART = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+
+
 def parse_cpus(spec: str) -> frozenset[int] | None:
     """The CPU ids of a list like taskset's (`1`, `0,2-3`); None for an empty one (no restriction)."""
     if not spec.strip():
         return None
     cpus: set[int] = set()
     for part in spec.split(","):
-        first, _, last = part.strip().partition("-")
-        try:
-            lo, hi = int(first), int(last or first)
-        except ValueError:
-            raise ValueError(
-                f"{spec!r} is not a CPU list: write ids and ranges, like `1` or `0,2-3`"
-            ) from None
+        # ASCII digits only, a range with both ends: int() took `0-` as 0 and an Arabic-Indic ٣ as 3
+        if (found := CPU_PART.fullmatch(part.strip())) is None:
+            raise ValueError(f"{spec!r} is not a CPU list: write ids and ranges, like `1` or `0,2-3`")
+        lo = int(found[1])
+        hi = int(found[2] or found[1])
         if lo < 0 or hi < lo:
             raise ValueError(f"{part.strip()!r} in {spec!r} is not a CPU range: write `low-high`, like `0-3`")
         cpus.update(range(lo, hi + 1))

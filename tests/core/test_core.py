@@ -138,7 +138,7 @@ def test_cpu_lists_read_like_taskset(spec: str, cpus: set[int] | None) -> None:
     assert parse_cpus(spec) == (None if cpus is None else frozenset(cpus))
 
 
-@pytest.mark.parametrize("spec", ["a", "1;2", "3-1", "-1", "0,", "1-2-3"])
+@pytest.mark.parametrize("spec", ["a", "1;2", "3-1", "-1", "0,", "1-2-3", "0-", "\u0663"])
 def test_a_mistyped_cpu_list_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
     with pytest.raises(ValueError, match="CPU"):
         parse_cpus(spec)
