@@ -13,7 +13,7 @@ from typing import TextIO
 import click
 import duckdb
 
-from cli.context import console, format_option, settings_of
+from cli.context import OutPath, console, format_option, settings_of
 from cli.interrupt import ctrl_c_cancels, settle
 from cli.output import print_rows
 from cli.ranges import AS_OF, snapshot_of
@@ -98,7 +98,7 @@ class _SqlCommand(click.Command):
 )
 @click.option(
     "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutPath(dir_okay=False, path_type=Path),
     metavar="FILE",
     help="Draw the rows to FILE (.png, .svg, .pdf) instead: the first column across (a time), a panel each "
     "number column, a line each value of the text ones (product_id).",

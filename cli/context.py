@@ -116,6 +116,16 @@ class Number(click.FloatRange):
         return float(number)
 
 
+class OutPath(click.Path):
+    """A path to write to, refusing an empty one: to click '' is the current folder, so an unset shell
+    variable (`-o "$DIR"`) put a drift report, or a whole home, wherever the command ran."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("the path is empty: name a file or folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 PRODUCTS = ProductList()
 POSITIVE = Number(min=0, min_open=True)  # speeds: 0 would mean nothing or divide by 0
 SECONDS = Seconds()

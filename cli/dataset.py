@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn
 
-from cli.context import PRODUCTS, SECONDS, console, progress_bar, settings_of
+from cli.context import PRODUCTS, SECONDS, OutPath, console, progress_bar, settings_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore.errors import shown
 
@@ -51,7 +51,7 @@ def dataset() -> None:
 @click.option(
     "--out",
     "-o",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=OutPath(path_type=Path, dir_okay=False),
     required=True,
     callback=lambda ctx, param, value: _parquet_path(value),
     help="Parquet file to write (.parquet).",

@@ -8,7 +8,17 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, TransferSpeedColumn
 
-from cli.context import POSITIVE, PRODUCTS, SECONDS, Seconds, console, progress_bar, report, settings_of
+from cli.context import (
+    POSITIVE,
+    PRODUCTS,
+    SECONDS,
+    OutPath,
+    Seconds,
+    console,
+    progress_bar,
+    report,
+    settings_of,
+)
 from cli.output import count_of
 from ingest import broker as broker_mod
 from tickstore.settings import Settings
@@ -306,7 +316,7 @@ def ingest_coinbase(
 @click.option(
     "--out",
     "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutPath(dir_okay=False, path_type=Path),
     help="Write NDJSON here instead of publishing.",
 )
 @click.pass_context

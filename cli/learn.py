@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from cli.context import SECONDS, Number, console, format_option, settings_of
+from cli.context import SECONDS, Number, OutPath, console, format_option, settings_of
 from cli.output import count_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore import lake
@@ -205,7 +205,7 @@ class _NoVerdict(click.ClickException):
 @click.option(
     "--out",
     "-o",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=OutPath(path_type=Path, file_okay=False),
     help="Report folder (default: TICKSTORE_HOME/reports/drift_<current range>, one per range compared).",
 )
 @click.pass_context

@@ -22,7 +22,7 @@ from pydantic_settings import SettingsError
 from rich.logging import RichHandler
 
 from cli import adhoc, dataset, demo, featurerepo, feed, learn, rejected, serve, status
-from cli.context import console
+from cli.context import OutPath, console
 from cli.interrupt import interrupted
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
@@ -124,7 +124,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     callback=_print_version,
     help="Show the version (and DuckDB's, Feast's, MLflow's) and exit.",
 )
-@click.option("--home", type=click.Path(path_type=Path), help="Data directory (TICKSTORE_HOME).")
+@click.option("--home", type=OutPath(path_type=Path), help="Data directory (TICKSTORE_HOME).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:

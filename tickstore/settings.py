@@ -193,6 +193,13 @@ class Settings(BaseSettings):
         cpus = parse_cpus(self.serve_cpus)
         return len(cpus) if cpus else 4
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _default_home_when_empty(cls, value: object) -> object:
+        # TICKSTORE_HOME= (set but empty) means the default: as a path '' is the current folder, and
+        # the lake, registry and MLflow store were spilled into wherever the command ran
+        return Path(".tickstore") if isinstance(value, str) and not value.strip() else value
+
     @field_validator("serve_workers", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:

@@ -129,6 +129,8 @@ DRIFT_RANGES = (
         (("ingest", "simulate", "-o", "/tmp"), "'/tmp' is a directory"),
         (("dataset", "build", "--entities", "/tmp", "-o", "x.parquet"), "'/tmp' is a directory"),
         (("models", "--limit", "1" + "0" * 20), "'--limit'"),
+        # '' is the current folder to click: an unset `-o "$DIR"` wrote the report where the command ran
+        (("monitor", "drift", *DRIFT_RANGES, "-o", ""), "'--out' / '-o': the path is empty"),
     ],
 )
 def test_values_that_mean_nothing_are_refused_before_any_work(

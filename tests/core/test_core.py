@@ -42,6 +42,11 @@ def test_every_setting_is_in_the_readme_with_its_default() -> None:
     assert {f"TICKSTORE_{name.upper()}": cell for name, cell in documented.items()} == rows
 
 
+def test_an_empty_home_is_the_default_not_the_current_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKSTORE_HOME", "")
+    assert Settings().home == Path(".tickstore")
+
+
 def test_unknown_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         Settings(hom="typo")  # type: ignore[call-arg]
