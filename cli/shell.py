@@ -97,7 +97,9 @@ def shell(session: Session, settings: Settings) -> None:
             continue
         if stripped:
             buffer.append(line)
-        if not complete("\n".join(buffer)):  # a ';' in a string or a comment ends nothing
+        # a line without a ';' ends no statement (the buffer is read again only on one that may: a long
+        # statement pasted line by line was read over and over), and a ';' in a string or comment ends nothing
+        if ";" not in line or not complete("\n".join(buffer)):
             continue
         query, buffer = "\n".join(buffer), []
         started = time.perf_counter()

@@ -24,6 +24,9 @@ CHANGES = {
 RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 # a dollar-quoted string's opening tag ($$ or $name$); a bound value is $name with no second $
 DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+SPECIAL = re.compile(r"['\"$]|--|/\*")  # what ends a stretch of plain SQL
+BLOCK_MARK = re.compile(r"/\*|\*/")  # block comments nest
+E_STRING_MARK = re.compile(r"['\\]")
 
 
 def _word_before(sql: str, i: int) -> bool:
@@ -52,46 +55,50 @@ def _last_outside(sql: str) -> str | None:
     "" when there is none), or None while a quote or block comment is left open."""
     i, n, last = 0, len(sql), ""
     while i < n:
-        c = sql[i]
-        if c.isspace():
-            i += 1
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
+        # plain SQL up to the next quote, dollar or comment, skipped over by the regex engine
+        found = SPECIAL.search(sql, i)
+        start = n if found is None else found.start()
+        if plain := sql[i:start].rstrip():
+            last = plain[-1]
+        if found is None:
+            break
+        token = found.group()
+        if token == "--":
+            end = sql.find("\n", start)
             i = n if end < 0 else end + 1
-        elif sql.startswith("/*", i):
-            depth, i = 1, i + 2
+        elif token == "/*":
+            depth, i = 1, start + 2
             while depth:
-                if i >= n:
+                if (mark := BLOCK_MARK.search(sql, i)) is None:
                     return None
-                if sql.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif sql.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-        elif c in "'\"":
+                depth += 1 if mark.group() == "/*" else -1
+                i = mark.end()
+        elif token in "'\"":
             # E'...' takes backslash escapes (E'it\\'s'); elsewhere a quote is escaped by doubling it
-            escapes = c == "'" and i > 0 and sql[i - 1] in "eE" and not _word_before(sql, i - 1)
-            i += 1
+            escapes = (
+                token == "'" and start > 0 and sql[start - 1] in "eE" and not _word_before(sql, start - 1)
+            )
+            i = start + 1
             while True:
-                if i >= n:
+                if escapes:
+                    mark = E_STRING_MARK.search(sql, i)
+                    j = -1 if mark is None else mark.start()
+                else:
+                    j = sql.find(token, i)
+                if j < 0:
                     return None
-                if escapes and sql[i] == "\\":
-                    i += 2
-                elif sql[i] != c:
-                    i += 1
-                elif sql.startswith(c, i + 1):
-                    i += 2
+                if sql[j] == "\\" or sql.startswith(token, j + 1):
+                    i = j + 2  # an escaped character, or a doubled quote
                 else:
                     break
-            i, last = i + 1, c
-        elif c == "$" and not _word_before(sql, i) and (tag := DOLLAR_TAG.match(sql, i)):
+            i, last = j + 1, token
+        elif not _word_before(sql, start) and (tag := DOLLAR_TAG.match(sql, start)):
             end = sql.find(tag.group(), tag.end())
             if end < 0:
                 return None
-            i, last = end + tag.end() - tag.start(), c
-        else:
-            i, last = i + 1, c
+            i, last = end + len(tag.group()), "$"
+        else:  # a $ of a bound value ($p) or of a name
+            i, last = start + 1, "$"
     return last
 
 
