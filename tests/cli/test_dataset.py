@@ -62,7 +62,7 @@ def test_features_named_one_by_one_instead_of_a_service(
 
     s = seeded(make_settings)
     grid = ["--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:01:40"]
-    asked = "ticks_60s:ret_std_60s, ticks_10s,ticks_60s:ret_std_60s"  # spaces and a repeat, as typed
+    asked = "ticks_60s:ret_std_60s, ticks_10s,ticks_60s : ret_std_60s"  # spaces and a repeat, as typed
     # the same grid, the step spelt two ways: the frames below compare equal
     for name, every, extra in (("some", "1000ms", ["--features", asked]), ("all", "1", [])):
         run = CliRunner().invoke(
