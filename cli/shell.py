@@ -90,8 +90,9 @@ def shell(session: Session, settings: Settings) -> None:
             buffer = []
             continue
         stripped = line.strip()
-        if not buffer and stripped.startswith("."):
-            if stripped.partition(" ")[0] in (".quit", ".exit", ".q"):
+        # a dot command at a statement's start: after nothing, or after comments only
+        if stripped.startswith(".") and (not buffer or blank("\n".join(buffer))):
+            if dot_line(stripped).partition(" ")[0] in (".quit", ".exit", ".q"):
                 break
             failed = not dot(session, stripped) or failed
             continue
@@ -137,9 +138,24 @@ def _statements(session: Session, query: str) -> list[str]:
         return [query]
 
 
+# what each dot command takes, said when it is given something else
+USAGE = {
+    ".schema": ".schema NAME: a table or feature view (.tables lists them)",
+    ".format": ".format table, csv or json",
+    ".limit": ".limit N: the most rows a table shows, a whole number",
+    ".param": ".param NAME VALUE (NAME: a letter or _, then letters, digits or _), or .param alone to list them",
+    ".plot": ".plot FILE: a .png, .svg or .pdf for the next statement's rows",
+}
+
+
+def dot_line(line: str) -> str:
+    """A dot command as typed, without the ';' a statement would end with (`.tables;` was unknown)."""
+    return line.strip().removesuffix(";").rstrip()
+
+
 def dot(session: Session, line: str) -> bool:
     """Run the dot command ``line`` (.format and .limit change ``session``); False when unknown."""
-    command, _, arg = line.strip().partition(" ")
+    command, _, arg = dot_line(line).partition(" ")
     arg = arg.strip()
     if command == ".tables":  # the answer, as a query's rows are: on stdout
         report.print(
@@ -177,7 +193,10 @@ def dot(session: Session, line: str) -> bool:
             return False
     elif command == ".help":
         console.print(HELP, markup=False, highlight=False)
+    elif command in USAGE:
+        console.print(f"{command} {arg}".rstrip() + f": use {USAGE[command]}", markup=False, highlight=False)
+        return False
     else:
-        console.print(f"unknown or incomplete command {command} {arg}".rstrip() + "; .help lists them")
+        console.print(f"unknown command {command}; .help lists them", markup=False, highlight=False)
         return False
     return True

@@ -83,7 +83,16 @@ def test_the_shells_dot_commands_work_in_one_shot_too(make_settings: Callable[..
     tables = tickstore(s, "sql", ".tables")
     assert tables.stdout.splitlines() == ["tables: ticks, ticks_rejected", tables_views], tables.stdout
     unknown = tickstore(s, "sql", ".tabels", check=False)
-    assert unknown.returncode == 1 and ".help lists them" in unknown.stderr
+    assert unknown.returncode == 1 and "unknown command .tabels; .help lists them" in unknown.stderr
+    # a ';' after a dot command, as after a statement, is dropped (`.tables;` was an unknown command)
+    assert tickstore(s, "sql", ".tables;").stdout == tables.stdout
+    # a known command given what it does not take says what it takes
+    for typed, says in (
+        (".format xml", "use .format table, csv or json"),
+        (".schema", ".schema: use .schema NAME"),
+    ):
+        wrong = tickstore(s, "sql", typed, check=False)
+        assert wrong.returncode == 1 and says in wrong.stderr, wrong.stderr
 
 
 def test_a_statement_ends_at_its_own_semicolon_and_each_one_answers(lake_settings: Settings) -> None:
@@ -95,6 +104,7 @@ def test_a_statement_ends_at_its_own_semicolon_and_each_one_answers(lake_setting
         "SELECT 3 AS y; -- why\n"  # was left open, then run with the next line: only z answered
         "SELECT 5 AS a; SELECT 6 AS b;\n"
         "-- the end\n"  # a closing comment: no statement cut short
+        ".quit;\nSELECT 9 AS never;\n"  # `.quit;` quits, as `.quit` does
     )
     out, err = _shell(lake_settings, subprocess.PIPE).communicate(script, timeout=120)
     assert out.splitlines() == ["x", '"a;', 'b"', "w", "2", "y", "3", "a", "5", "b", "6"], err
