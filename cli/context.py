@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 from rich.console import Console
 from rich.progress import Progress, ProgressColumn
 
@@ -59,6 +60,30 @@ class ProductList(click.ParamType):
         if not products:
             self.fail("name at least one product, e.g. BTC-USD or BTC-USD,ETH-USD", param, ctx)
         return products
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """Tab in bash or zsh: the lake's products for the list's last item (none without a lake)."""
+        import duckdb
+
+        from tickstore import lake
+        from tickstore.errors import TickstoreError
+
+        done, comma, last = incomplete.rpartition(",")
+        home = ctx.find_root().params.get("home")
+        try:
+            settings = Settings(**({"home": home} if home else {}))
+            con = lake.connect(settings, create=False, read_only=True)
+            try:
+                known = [
+                    r[0] for r in con.execute("SELECT DISTINCT product_id FROM ticks ORDER BY 1").fetchall()
+                ]
+            finally:
+                con.close()
+        except (TickstoreError, ValueError, duckdb.Error):  # no lake, a bad setting: nothing to offer
+            return []
+        return [CompletionItem(done + comma + p) for p in known if p.startswith(last.upper())]
 
 
 class Seconds(click.ParamType):

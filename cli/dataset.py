@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
+from click.shell_completion import CompletionItem
 from rich.progress import BarColumn
 
 from cli.context import PRODUCTS, SECONDS, OutPath, console, progress_bar, settings_of
@@ -47,6 +48,24 @@ def dataset() -> None:
     """Point-in-time-correct training sets through Feast on the lake."""
 
 
+def _complete_features(incomplete: str) -> list[CompletionItem]:
+    """Tab in bash or zsh: the views of sql/ for the list's last item, then a view's features after
+    its ':' (read from the SQL files, as `.schema` reads them: no registry opened)."""
+    from tickstore import feature_sql
+
+    done, comma, last = incomplete.rpartition(",")
+    view, colon, partial = last.partition(":")
+    views = feature_sql.views()
+    if not colon:
+        names = [name for name in views if name.startswith(view)]
+    elif view in views:
+        columns = feature_sql.column_comments(views[view].read_text())
+        names = [f"{view}:{column}" for column in columns if column.startswith(partial)]
+    else:
+        names = []
+    return [CompletionItem(done + comma + name) for name in names]
+
+
 @dataset.command("build")
 @click.option(
     "--out",
@@ -60,6 +79,7 @@ def dataset() -> None:
 @click.option(
     "--features",
     metavar="VIEW[:FEATURE],...",
+    shell_complete=lambda ctx, param, incomplete: _complete_features(incomplete),
     help="Or: features one by one, comma-separated: view:feature, or a view for all of its features "
     "(ticks_60s:ret_std_60s,ticks_10s).",
 )

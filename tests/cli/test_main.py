@@ -20,29 +20,3 @@ def test_exit_skips_collecting_what_the_command_left_alive() -> None:
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "frozen True"
-
-
-def test_bash_completes_commands_options_and_choices_as_the_readme_says() -> None:
-    """The README's `_TICKSTORE_COMPLETE=bash_source`: the script, then the words it asks for."""
-    import os
-    from pathlib import Path
-
-    tickstore = str(Path(sys.executable).with_name("tickstore"))  # the installed command: click names it so
-
-    def complete(words: str) -> list[str]:
-        env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - (words[-1] != " "))}
-        env["_TICKSTORE_COMPLETE"] = "bash_complete"
-        run = subprocess.run([tickstore], env=env, cwd=REPO, capture_output=True, text=True)
-        return [line.split(",", 1)[1] for line in run.stdout.splitlines()]
-
-    script = subprocess.run(
-        [tickstore],
-        env={**os.environ, "_TICKSTORE_COMPLETE": "bash_source"},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert "complete -o nosort -F _tickstore_completion" in script
-    assert complete("tickstore da") == ["dataset"]
-    assert complete("tickstore sql --format ") == ["table", "csv", "json"]
-    assert "--every" in complete("tickstore dataset build --")
