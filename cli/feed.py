@@ -149,6 +149,16 @@ def ingest() -> None:
     """Publish ticks to Kafka: recorded files, the live Coinbase feed, or a simulator."""
 
 
+def _websocket_url(value: str, param: click.Parameter) -> str:
+    """--url as a ws:// or wss:// URL, refused at once when it is none (it was retried for ever)."""
+    from tickstore.settings import websocket_url
+
+    try:
+        return websocket_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from exc
+
+
 @ingest.command("replay")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--speed", type=POSITIVE, help="Pace at recorded speed times N (default: as fast as possible).")
@@ -231,7 +241,11 @@ def ingest_replay(
     type=SECONDS,
     help="Stop after this long (seconds, or 5m, 1h; default: until Ctrl-C / SIGTERM).",
 )
-@click.option("--url", help="WebSocket URL (default: Coinbase's, from the settings).")
+@click.option(
+    "--url",
+    callback=lambda ctx, param, value: None if value is None else _websocket_url(value, param),
+    help="WebSocket URL (default: Coinbase's, from the settings).",
+)
 @click.pass_context
 def ingest_coinbase(
     ctx: click.Context, products: tuple[str, ...], feed: str, duration: float | None, url: str | None

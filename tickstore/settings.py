@@ -214,6 +214,11 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a size: use 0, a share such as 100%, or a size such as 8GB")
         return value.strip()
 
+    @field_validator("coinbase_exchange_url", "coinbase_advanced_url")
+    @classmethod
+    def _websocket(cls, value: str) -> str:
+        return websocket_url(value)
+
     @field_validator("redis_url")
     @classmethod
     def _redis_connection(cls, value: str) -> str:
@@ -308,6 +313,15 @@ class Settings(BaseSettings):
             return self.data_dir
         shared = Path("..") / "shared" / "data" / "coinbase"
         return shared if shared.is_dir() else None
+
+
+def websocket_url(value: str) -> str:
+    """``value`` when it is a ws:// or wss:// URL naming a host; else a ValueError saying so (a URL of
+    another kind was retried for ever, as if the network were down)."""
+    url = urlsplit(value.strip())
+    if url.scheme not in ("ws", "wss") or not url.hostname:
+        raise ValueError(f"{value!r} is not a WebSocket URL: give wss://HOST[:PORT][/PATH] (or ws://)")
+    return value.strip()
 
 
 CPU_PART = re.compile(r"([0-9]+)(?:-([0-9]+))?")

@@ -111,6 +111,10 @@ def test_a_feed_that_never_answers_is_called_unreachable_not_lost(
     said = " ".join(run.stderr.split())
     assert run.returncode == 1 and f"Error: never connected to {url}, so nothing was received" in said, said
     assert "tickstore ingest replay ../shared/data/coinbase" in said and "Traceback" not in said
+    # a URL that is no WebSocket URL is refused at once: it was retried for ever, as if offline
+    for given in ("notaurl", "https://ws-feed.exchange.coinbase.com", "wss://"):
+        run = tickstore(kafka_settings, "ingest", "coinbase", "--url", given, check=False)
+        assert run.returncode == 2 and f"{given!r} is not a WebSocket URL" in run.stderr, run.stderr
 
 
 class SteadyFeed:
