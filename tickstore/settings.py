@@ -21,6 +21,8 @@ LONGEST_S = 100 * 365 * 86400.0
 # setting, where librdkafka's named its own property and sent the user to TICKSTORE_KAFKA_CONFIG
 MAX_POLL_INTERVAL_MS = 86_400_000
 MAX_MESSAGE_BYTES = 1_000_000_000 - 1024
+# the tracking stores MLflow 3 opens (a file store it refuses: "in maintenance mode")
+MLFLOW_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
 
 class Settings(BaseSettings):
@@ -212,6 +214,22 @@ class Settings(BaseSettings):
         # Goes into a SET statement (DuckDB binds no parameters there): only a number and a unit.
         if not re.fullmatch(r"\d+(\.\d+)?\s*(%|B|[KMGT]i?B)?", value.strip(), re.IGNORECASE):
             raise ValueError(f"{value!r} is not a size: use 0, a share such as 100%, or a size such as 8GB")
+        return value.strip()
+
+    @field_validator("mlflow_uri")
+    @classmethod
+    def _mlflow_store(cls, value: str | None) -> str | None:
+        # MLflow 3 refuses a file store ('./mlruns', file://) and reads a bare word as one: a traceback
+        # from every command that reads the models. Empty: the local store, as unset.
+        if value is None or not value.strip():
+            return None
+        scheme = urlsplit(value.strip()).scheme.split("+")[0]
+        if scheme not in MLFLOW_SCHEMES:
+            raise ValueError(
+                f"{value!r} is no MLflow store tickstore can use: give sqlite:///PATH, a tracking server's "
+                "http(s)://HOST:PORT, or a database URL (postgresql://, mysql://, mssql://); unset, the "
+                "store is SQLite under TICKSTORE_HOME/mlflow"
+            )
         return value.strip()
 
     @field_validator("coinbase_exchange_url", "coinbase_advanced_url")

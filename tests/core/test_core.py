@@ -68,6 +68,7 @@ def test_unknown_settings_are_refused() -> None:
         {"rebalance_timeout_ms": 86_400_001},
         {"max_message_bytes": 2_000_000_000},
         {"coinbase_advanced_url": "https://advanced-trade-ws.coinbase.com"},  # retried for ever
+        {"mlflow_uri": "./mlruns"},  # MLflow 3's refusal of a file store was a traceback
     ],
 )
 def test_settings_that_mean_nothing_are_refused(bad: dict[str, object]) -> None:
