@@ -21,6 +21,7 @@ LONGEST_S = 100 * 365 * 86400.0
 # setting, where librdkafka's named its own property and sent the user to TICKSTORE_KAFKA_CONFIG
 MAX_POLL_INTERVAL_MS = 86_400_000
 MAX_MESSAGE_BYTES = 1_000_000_000 - 1024
+KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 # the tracking stores MLflow 3 opens (a file store it refuses: "in maintenance mode")
 MLFLOW_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
@@ -215,6 +216,22 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"\d+(\.\d+)?\s*(%|B|[KMGT]i?B)?", value.strip(), re.IGNORECASE):
             raise ValueError(f"{value!r} is not a size: use 0, a share such as 100%, or a size such as 8GB")
         return value.strip()
+
+    @field_validator("topic_raw", "topic_dlq")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        # Kafka's rule for a topic name; the embedded broker took any, a real Kafka refuses them, and an
+        # empty one stopped the sink with librdkafka's "Invalid argument" traceback
+        if not KAFKA_TOPIC.fullmatch(value) or value in (".", ".."):
+            raise ValueError(f"{value!r} is no Kafka topic name: 1 to 249 letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("sink_group", "stream_group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a consumer group needs a name")
+        return value
 
     @field_validator("mlflow_uri")
     @classmethod

@@ -69,6 +69,9 @@ def test_unknown_settings_are_refused() -> None:
         {"max_message_bytes": 2_000_000_000},
         {"coinbase_advanced_url": "https://advanced-trade-ws.coinbase.com"},  # retried for ever
         {"mlflow_uri": "./mlruns"},  # MLflow 3's refusal of a file store was a traceback
+        {"topic_raw": ""},  # librdkafka's "Invalid argument" traceback from the sink
+        {"topic_dlq": "dead letters"},  # the embedded broker took it; a real Kafka refuses it
+        {"sink_group": " "},
     ],
 )
 def test_settings_that_mean_nothing_are_refused(bad: dict[str, object]) -> None:
