@@ -207,7 +207,8 @@ def score() -> Response:
     return jsonify({"results": results} if is_batch else results[0])
 
 
-@bp.get("/features/<product_id>")
+# `path`: a product id may hold '/' (the sink takes `A/B`), which the default converter refused as a 404
+@bp.get("/features/<path:product_id>")
 def features(product_id: str) -> Response:
     rows = _read([_checked(product_id)])
     _check(rows)

@@ -295,6 +295,9 @@ def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
     assert client.get("/v1/features/DEAD-USD").status_code == 503
     features = client.get("/v1/features/QUIET-USD").get_json()
     assert features["features"]["tick_count_60s"] == 7 and 29 < features["feature_age_s"] < 60
+    # a product id with a '/' (the sink takes one) is found by its path too: it was a 404
+    write_online(online_settings, "SOL/USD", timedelta(seconds=30))
+    assert client.get("/v1/features/SOL/USD").get_json()["product_id"] == "SOL/USD"
 
 
 def test_the_model_reloads_when_the_champion_alias_moves(serving_settings: Settings) -> None:
@@ -332,7 +335,7 @@ def test_metrics_and_openapi(serving_settings: Settings) -> None:
     spec = client.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
     routes = {
-        r.rule.replace("<product_id>", "{product_id}")
+        r.rule.replace("<path:product_id>", "{product_id}")
         for r in app.url_map.iter_rules()
         if r.endpoint != "static"
     }
