@@ -208,7 +208,7 @@ def score() -> Response:
 
 
 # `path`: a product id may hold '/' (the sink takes `A/B`), which the default converter refused as a 404
-@bp.get("/features/<path:product_id>")
+@bp.get("/features/<path:product_id>", merge_slashes=False)  # "//" kept: a redirect was HTML
 def features(product_id: str) -> Response:
     rows = _read([_checked(product_id)])
     _check(rows)
