@@ -68,16 +68,11 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
         if planning and not done.code:  # a plan changes nothing: the registry read now is the one planned on
             _echo_plan_review(settings)
         raise
-    except ValueError as exc:
+    except Exception as exc:  # a mistake in feature_repo/'s own files: say where, not Feast's frames
         # Feast's own checks of what it was asked (a start after the end) raise ValueError from its
         # FeatureStore: the message is the answer, the traceback through click noise
-        if _raised_in_feature_store(exc):
+        if isinstance(exc, ValueError) and _raised_in_feature_store(exc):
             raise click.UsageError(str(exc)) from exc
-        where = repo_error(exc)
-        if where is None:
-            raise
-        raise TickstoreError(where) from exc
-    except Exception as exc:  # a mistake in feature_repo/'s own files: say where, not Feast's frames
         where = repo_error(exc)
         if where is None:
             raise
