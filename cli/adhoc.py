@@ -17,7 +17,7 @@ from cli.context import OutPath, console, format_option, settings_of
 from cli.interrupt import ctrl_c_cancels, settle
 from cli.output import print_rows
 from cli.ranges import AS_OF, snapshot_of
-from cli.statements import LOCK_WAIT_S, Changed, run_statements
+from cli.statements import LOCK_WAIT_S, Changed, Transaction, statement_results
 
 # a query naming a feature view as a table that takes longer gets a tip on the range call, once
 SLOW_VIEW_S = 2.0
@@ -100,8 +100,8 @@ class _SqlCommand(click.Command):
     "--plot",
     type=OutPath(dir_okay=False, path_type=Path),
     metavar="FILE",
-    help="Draw the rows to FILE (.png, .svg, .pdf) instead: the first column across (a time), a panel each "
-    "number column, a line each value of the text ones (product_id).",
+    help="Draw the rows to FILE (.png, .svg, .pdf) instead (of a script: the first statement's with rows): the "
+    "first column across (a time), a panel each number column, a line each value of the text ones (product_id).",
 )
 @click.option(
     "-i",
@@ -136,7 +136,7 @@ def sql(
       tickstore sql "SELECT event_time, product_id, ret_std_60s FROM ticks_60s('2025-12-06 06:15', '2025-12-06 07:15')" --plot vol.png
 
     \b
-      tickstore sql -f my_query.sql       # or: tickstore sql < my_query.sql
+      tickstore sql -f my_query.sql       # or: tickstore sql < my_query.sql; each statement's rows
       tickstore sql                       # a shell (in a terminal): statements end with ';'
       tickstore sql .schema ticks_60s     # a table's or view's columns, and what each holds
 
@@ -229,6 +229,7 @@ class Session:
     params: dict[str, str] = field(default_factory=dict)  # -p NAME=VALUE: bound to $NAME
     tipped: bool = False  # the range-call tip was given (once a session)
     plot: Path | None = None  # --plot FILE (the shell's .plot FILE): the next rows drawn there, not printed
+    transaction: Transaction = field(default_factory=Transaction)  # a BEGIN not yet ended
 
     def tables(self) -> list[str]:
         """The lake's own tables (the feature views attached so far left out)."""
@@ -258,8 +259,9 @@ class Session:
         return [(column, kind, said.get(column, "")) for column, kind, *_ in rows]
 
     def run(self, query: str) -> None:
-        """Run ``query``'s statements and print the last one's rows; a failure is a ClickException
-        saying what to do (the lake's tables for a wrong name, --write for a change to a read-only lake);
+        """Run ``query``'s statements, printing each one's rows (or what it changed) before the next
+        runs; a failure is a ClickException saying what to do (the lake's tables for a wrong name,
+        --write for a change to a read-only lake), the statements before it having run and printed;
         Ctrl-C is a KeyboardInterrupt."""
         try:
             self._run(query)
@@ -268,46 +270,57 @@ class Session:
             raise KeyboardInterrupt from None
 
     def _run(self, query: str) -> None:
-        from tickstore import feature_sql, lake
+        from tickstore import feature_sql
 
         started = time.perf_counter()
         try:
             attached = feature_sql.attach_views(self.con, query, self.views)
-            before = lake.current_snapshot(self.con) if self.write else None
-            rel = run_statements(
-                self.con, query, lake_locked_wait_s=LOCK_WAIT_S if self.write else 0.0, params=self.params
-            )
+            wait = LOCK_WAIT_S if self.write else 0.0
+            results = statement_results(self.con, query, wait, self.params, self.transaction)
+            while True:
+                before = self._snapshot()  # before the statement runs: next() runs it
+                try:
+                    result = next(results)
+                except StopIteration:
+                    break
+                self._show(result, before, query)
         except duckdb.InterruptException:
             raise
         except duckdb.Error as exc:
+            # most rows are computed as they are fetched, so a bad cast of one value fails in _show
             raise self._explain(exc) from exc
-        if rel is None:
+        self._tip(query, attached, time.perf_counter() - started)
+
+    def _snapshot(self) -> int | None:
+        """The lake's snapshot now, where a statement may make a new one (--write), else None."""
+        from tickstore import lake
+
+        return lake.current_snapshot(self.con) if self.write else None
+
+    def _show(self, result: duckdb.DuckDBPyRelation | Changed | None, before: int | None, query: str) -> None:
+        """Print one statement's result: its rows (or draw them, after .plot / --plot), the rows it
+        changed, or "ok"."""
+        from tickstore import lake
+
+        if result is None:
             console.print("ok")
-            return
-        if isinstance(rel, Changed):
-            said = f"{rel.rows:,} row{'s' * (rel.rows != 1)} {rel.verb}"
-            if before is not None and rel.rows and lake.current_snapshot(self.con) > before:
+        elif isinstance(result, Changed):
+            said = f"{result.rows:,} row{'s' * (result.rows != 1)} {result.verb}"
+            if before is not None and result.rows and lake.current_snapshot(self.con) > before:
                 # a new snapshot: the one before it holds every row as it was (plus, at most, fewer
                 # of the sink's)
                 said += f"; the lake as it was before: `tickstore sql --as-of {before} ...`"
             console.print(said)
-            return
-        try:
-            if self.plot is None:
-                print_rows(rel.columns, rel, self.fmt, self.limit)  # fetched as printed
-            else:
-                from cli.plot import plot
+        elif self.plot is None:
+            print_rows(result.columns, result, self.fmt, self.limit)  # fetched as printed
+        else:
+            from cli.plot import plot
 
-                drawn, self.plot = self.plot, None  # the shell's .plot draws one statement's rows
-                console.print(plot(rel, drawn, query))
-        except ValueError as exc:  # rows that can't be drawn so: what would be
-            raise click.ClickException(str(exc)) from exc
-        except duckdb.InterruptException:
-            raise
-        except duckdb.Error as exc:
-            # most rows are computed as they are fetched, so a bad cast of one value fails here
-            raise self._explain(exc) from exc
-        self._tip(query, attached, time.perf_counter() - started)
+            drawn, self.plot = self.plot, None  # the first statement with rows is drawn, the rest printed
+            try:
+                console.print(plot(result, drawn, query))
+            except ValueError as exc:  # rows that can't be drawn so: what would be
+                raise click.ClickException(str(exc)) from exc
 
     def _explain(self, exc: duckdb.Error) -> click.ClickException:
         """``exc`` as an error for the user, with what to do where the fix is ours to know: the lake's

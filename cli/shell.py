@@ -7,7 +7,6 @@ import sys
 import time
 
 import click
-import duckdb
 
 from cli.adhoc import Session
 from cli.context import console, report
@@ -105,8 +104,7 @@ def shell(session: Session, settings: Settings) -> None:
         query, buffer = "\n".join(buffer), []
         started = time.perf_counter()
         try:
-            for statement in _statements(session, query):  # each one's rows, as every SQL shell shows
-                session.run(statement)
+            session.run(query)  # each statement's rows, as every SQL shell shows them
         except click.ClickException as exc:
             console.print(f"[red]Error:[/] {exc.format_message()}", markup=True, highlight=False)
             failed = True
@@ -127,15 +125,6 @@ def shell(session: Session, settings: Settings) -> None:
         failed = True
     if failed and not tty:
         sys.exit(1)
-
-
-def _statements(session: Session, query: str) -> list[str]:
-    """``query``'s statements one by one, as DuckDB splits them; the whole of it where it can't (a
-    syntax error: running it says where)."""
-    try:
-        return [statement.query for statement in session.con.extract_statements(query)] or [query]
-    except duckdb.Error:
-        return [query]
 
 
 # what each dot command takes, said when it is given something else

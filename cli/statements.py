@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import click
@@ -109,15 +111,26 @@ class Changed(NamedTuple):
     verb: str
 
 
-def run_statements(
+@dataclass
+class Transaction:
+    """Whether a connection's user opened a transaction (BEGIN) and has not ended it: kept across the
+    calls of one session, since a shell's BEGIN and COMMIT come in separate inputs."""
+
+    open: bool = False
+
+
+def statement_results(
     con: duckdb.DuckDBPyConnection,
     query: str,
     lake_locked_wait_s: float,
     params: dict[str, str] | None = None,
-) -> duckdb.DuckDBPyRelation | Changed | None:
-    """Run each statement of ``query`` in turn; the last one's result: its rows, the rows it changed,
-    or None. ``params`` are bound to the `$name`s each statement uses (DuckDB casts the text by
-    context); a `$name` without a value is refused before any statement runs.
+    transaction: Transaction | None = None,
+) -> Iterator[duckdb.DuckDBPyRelation | Changed | None]:
+    """Run each statement of ``query`` in turn, yielding its result: its rows, the rows it changed, or
+    None. The next statement runs only when the next result is asked for, so a result's rows are read
+    before it (they are computed as they are fetched: a later statement would change them). ``params``
+    are bound to the `$name`s each statement uses (DuckDB casts the text by context); a `$name` without
+    a value is refused before any statement runs.
 
     A statement that finds the lake's catalog locked by another writer (the sink commits every batch)
     is retried on its own for up to ``lake_locked_wait_s``: run one at a time, a failed statement was
@@ -126,8 +139,7 @@ def run_statements(
     """
     from tickstore import lake
 
-    result: duckdb.DuckDBPyRelation | Changed | None = None
-    in_transaction = False
+    transaction = transaction if transaction is not None else Transaction()
     statements = con.extract_statements(query)
     params = params or {}
     missing = sorted({n for s in statements for n in s.named_parameters} - set(params))
@@ -139,14 +151,16 @@ def run_statements(
     for statement in statements:
         bound = {n: params[n] for n in statement.named_parameters}
         is_transaction = statement.type == duckdb.StatementType.TRANSACTION
-        may_retry = not in_transaction and not is_transaction  # a COMMIT that failed has nothing to commit
+        # a COMMIT that failed has nothing to commit
+        may_retry = not transaction.open and not is_transaction
         if is_transaction:
             ends = statement.query.strip().upper().startswith(("COMMIT", "END", "ROLLBACK", "ABORT"))
-            in_transaction = not ends
+            transaction.open = not ends
         deadline = time.monotonic() + lake_locked_wait_s
         told = False
         while True:
             try:
+                result: duckdb.DuckDBPyRelation | Changed | None
                 if statement.type in CHANGES and not RETURNING.search(statement.query):
                     # `con.sql` runs it and says nothing of its rows; with RETURNING, its rows are the answer
                     (rows,) = con.execute(statement.query, bound).fetchone() or (0,)
@@ -164,4 +178,4 @@ def run_statements(
                     )
                     told = True
                 time.sleep(0.2)
-    return result
+        yield result

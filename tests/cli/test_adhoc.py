@@ -152,7 +152,7 @@ def test_sql_binds_values_given_with_p(make_settings: Callable[..., Settings], t
     assert sql(query, "-p", "product=x' OR 'a' = 'a", "-p", "least=0") == (0, "n 0")  # bound, not pasted
     # each statement gets the names it uses; one using none runs as it is
     two = "CREATE TEMP TABLE p AS SELECT $product AS product_id; SELECT count(*) AS n FROM ticks JOIN p USING (product_id)"
-    assert sql(two, "-p", "product=ETH-USD") == (0, "n 1")
+    assert sql(two, "-p", "product=ETH-USD") == (0, "ok n 1")  # the CREATE's "ok" (on stderr), then the rows
     code, said = sql(query, "-p", "product=BTC-USD")
     assert code == 2 and "the SQL uses $least: give a value with -p least=VALUE" in said, said
     code, said = sql(query, "-p", "product=BTC-USD", "-p", "least=1", "-p", "lest=2")
@@ -188,6 +188,9 @@ def test_sql_from_a_file_or_standard_input(make_settings: Callable[..., Settings
 
     assert piped(text, "--format", "csv").stdout.split() == ["n", "2"]
     assert piped(text, "--file", "-", "--format", "csv").stdout.split() == ["n", "2"]
+    # a script prints each statement's rows, as the shell does (only the last one's were printed)
+    script = piped("SELECT 1 AS a;\nCREATE TEMP TABLE x AS SELECT 2 AS b;\nFROM x;\n", "--format", "csv")
+    assert (script.stdout.split(), script.stderr.split()) == (["a", "1", "b", "2"], ["ok"]), script.stderr
     empty = piped("")
     assert empty.returncode == 2 and "the SQL is empty" in empty.stderr
     both = piped("", "SELECT 1", "-f", str(tmp_path / "q.sql"))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli.statements import Changed, blank, complete, run_statements
+from cli.statements import Changed, Transaction, blank, complete, statement_results
 
 
 @pytest.fixture
@@ -18,23 +18,52 @@ def con() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def test_a_change_says_its_rows_and_the_last_statement_answers(con: duckdb.DuckDBPyConnection) -> None:
-    assert run_statements(con, "DELETE FROM t WHERE a > 2", 0.0) == Changed(2, "deleted")
-    assert run_statements(con, "UPDATE t SET a = a + 10 WHERE a = 0", 0.0) == Changed(1, "updated")
-    assert run_statements(con, "INSERT INTO t VALUES (7), (8)", 0.0) == Changed(2, "inserted")
-    rel = run_statements(con, "DELETE FROM t WHERE a = 1; SELECT a FROM t ORDER BY a", 0.0)
+def _last(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, str] | None = None) -> object:
+    """The last statement's result, the ones before it having run."""
+    return list(statement_results(con, query, 0.0, params))[-1]
+
+
+def test_a_change_says_its_rows_and_each_statement_answers(con: duckdb.DuckDBPyConnection) -> None:
+    assert _last(con, "DELETE FROM t WHERE a > 2") == Changed(2, "deleted")
+    assert _last(con, "UPDATE t SET a = a + 10 WHERE a = 0") == Changed(1, "updated")
+    assert _last(con, "INSERT INTO t VALUES (7), (8)") == Changed(2, "inserted")
+    rel = _last(con, "DELETE FROM t WHERE a = 1; SELECT a FROM t ORDER BY a")
     assert isinstance(rel, duckdb.DuckDBPyRelation) and rel.fetchall() == [(2,), (7,), (8,), (10,)]
     # with RETURNING its rows are the answer, not their count
-    returned = run_statements(con, "DELETE FROM t WHERE a > 7 RETURNING a", 0.0)
+    returned = _last(con, "DELETE FROM t WHERE a > 7 RETURNING a")
     assert isinstance(returned, duckdb.DuckDBPyRelation) and sorted(returned.fetchall()) == [(8,), (10,)]
-    assert run_statements(con, "CREATE TABLE u (b INT)", 0.0) is None
+    assert _last(con, "CREATE TABLE u (b INT)") is None
+
+
+def test_each_result_is_read_before_the_next_statement_runs(con: duckdb.DuckDBPyConnection) -> None:
+    """A statement runs only when its result is asked for: the rows of a SELECT read before the DELETE
+    after it are the rows before it (read after, a lazy SELECT would see the table emptied)."""
+    results = statement_results(con, "SELECT count(*) FROM t; DELETE FROM t; SELECT count(*) FROM t", 0.0)
+    first = next(results)
+    assert isinstance(first, duckdb.DuckDBPyRelation) and first.fetchall() == [(5,)]
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (5,)  # the DELETE has not run yet
+    assert next(results) == Changed(5, "deleted")
+    last = next(results)
+    assert isinstance(last, duckdb.DuckDBPyRelation) and last.fetchall() == [(0,)]
+    assert next(results, "none") == "none"
+
+
+def test_an_open_transaction_is_kept_across_calls(con: duckdb.DuckDBPyConnection) -> None:
+    """A shell's BEGIN and COMMIT come in separate inputs: the session's Transaction says one is open."""
+    transaction = Transaction()
+    list(statement_results(con, "BEGIN", 0.0, transaction=transaction))
+    assert transaction.open
+    list(statement_results(con, "DELETE FROM t", 0.0, transaction=transaction))
+    assert transaction.open
+    list(statement_results(con, "ROLLBACK", 0.0, transaction=transaction))
+    assert not transaction.open and con.execute("SELECT count(*) FROM t").fetchone() == (5,)
 
 
 def test_values_are_bound_and_a_missing_one_stops_every_statement(con: duckdb.DuckDBPyConnection) -> None:
-    rel = run_statements(con, "SELECT count(*) FROM t WHERE a >= $low", 0.0, {"low": "3"})
+    rel = _last(con, "SELECT count(*) FROM t WHERE a >= $low", {"low": "3"})
     assert isinstance(rel, duckdb.DuckDBPyRelation) and rel.fetchall() == [(2,)]
     with pytest.raises(click.UsageError, match=r"\$high: give a value with -p high=VALUE"):
-        run_statements(con, "DELETE FROM t; SELECT * FROM t WHERE a < $high", 0.0)
+        _last(con, "DELETE FROM t; SELECT * FROM t WHERE a < $high")
     assert con.execute("SELECT count(*) FROM t").fetchone() == (5,)  # the DELETE before it did not run
 
 
