@@ -49,12 +49,22 @@ upto_start AS (
     SELECT product_id, prev_time AS at, max(n) AS n, max(sum_sq) AS sum_sq FROM running GROUP BY ALL
 ),
 coverage AS (
-    SELECT product_id, max(event_time) AS last_tick FROM returns GROUP BY ALL
+    SELECT product_id, min(event_time) AS first_tick, max(event_time) AS last_tick FROM returns GROUP BY ALL
 ),
+-- The grid's points $start + k * $every_s from each product's last one at or before its first tick
+-- less the horizon (one before it has no return in its horizon; one there may, from ticks tied at
+-- the first tick's time) to its last tick: a range of years asked over a day of ticks is a day's
+-- grid, not years of points dropped one by one.
 grid AS (
     SELECT c.product_id, g.range AS t
     FROM coverage AS c
-    CROSS JOIN range($start::TIMESTAMPTZ, $end::TIMESTAMPTZ, to_microseconds(($every_s * 1e6)::BIGINT)) AS g
+    CROSS JOIN LATERAL range(
+        $start::TIMESTAMPTZ + to_microseconds(($every_s * 1e6)::BIGINT * greatest(0, (
+            epoch_us(c.first_tick - to_seconds($horizon_s::DOUBLE)) - epoch_us($start::TIMESTAMPTZ)
+        ) // ($every_s * 1e6)::BIGINT)),
+        least($end::TIMESTAMPTZ, c.last_tick),
+        to_microseconds(($every_s * 1e6)::BIGINT)
+    ) AS g
     WHERE g.range + to_seconds($horizon_s::DOUBLE) <= c.last_tick
 ),
 spans AS (

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tickstore.feature_sql import SQL_DIR
+from training.dataset import MAX_GRID_ROWS
 
 LABEL_SQL = SQL_DIR / "labels_fwd_vol_60s.sql"
 
@@ -16,7 +17,15 @@ LABEL_SQL = SQL_DIR / "labels_fwd_vol_60s.sql"
 def forward_vol(
     con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, every: timedelta, horizon: timedelta
 ) -> pd.DataFrame:
-    """product_id, event_timestamp, fwd_vol, fwd_returns on the grid (rows with incomplete horizons dropped)."""
+    """product_id, event_timestamp, fwd_vol, fwd_returns on the grid (rows with incomplete horizons
+    dropped); ValueError for a grid of more than MAX_GRID_ROWS points near the ticks."""
+    points = grid_points(con, start, end, every, horizon)
+    if points > MAX_GRID_ROWS:
+        # the grid and its labels are DataFrames before training: a year of ticks every second is ~10 GB
+        raise ValueError(
+            f"labels every {every.total_seconds():g} s over the ticks of [{start}, {end}) are {points:,} rows, "
+            f"more than {MAX_GRID_ROWS:,} in one training set: raise --every, or train on a shorter range"
+        )
     params = {
         "start": start,
         "end": end,
@@ -25,6 +34,23 @@ def forward_vol(
     }
     frame = con.execute(LABEL_SQL.read_text(), params).df()
     return frame.sort_values(["event_timestamp", "product_id"], kind="stable").reset_index(drop=True)
+
+
+def grid_points(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, every: timedelta, horizon: timedelta
+) -> int:
+    """How many points of the label grid the SQL computes: each product's, from its first tick less the
+    horizon to its last tick (within [start, end)), one more at most where a span starts off the grid."""
+    spans = con.execute(
+        "SELECT min(event_time), max(event_time) FROM ticks "
+        "WHERE event_time >= $start AND event_time < $until GROUP BY product_id",
+        {"start": start, "until": end + 2 * horizon},  # the ticks the label SQL reads
+    ).fetchall()
+    return sum(
+        (hi - lo) // every + 1
+        for first, last in spans
+        if (lo := max(start, first - horizon)) < (hi := min(end, last))
+    )
 
 
 def spike_threshold(train_fwd_vol: pd.Series, percentile: float) -> float:
