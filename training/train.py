@@ -63,7 +63,8 @@ def set_name(cfg: TrainConfig, snapshot: int) -> str:
     earlier run's manifest in MLflow then named a file holding other rows (and two runs at once could
     read each other's). The same config and snapshot give the same bytes, so they share one file.
     """
-    span = f"{cfg.start:%Y%m%dT%H%M%S}_{cfg.end:%Y%m%dT%H%M%S}"
+    # the year padded by hand: strftime's %Y writes year 1 as "1"
+    span = f"{cfg.start.year:04d}{cfg.start:%m%dT%H%M%S}_{cfg.end.year:04d}{cfg.end:%m%dT%H%M%S}"
     step = f"every{cfg.every.total_seconds():g}s_h{cfg.horizon.total_seconds():g}s"
     return f"train_{snapshot}_{span}_{step}_{cfg.feature_service}.parquet"
 
@@ -226,6 +227,14 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         f"training set: {len(table):,} rows x {len(table.columns) - 4} features (lake snapshot {snapshot}), "
         f"{manifest_path}"
     )
+    if cfg.folds and len(table) // (cfg.folds + 1) < MIN_SPLIT_ROWS:
+        # every fold would be skipped, after a loop over them all (a million folds ran for hours)
+        most = len(table) // MIN_SPLIT_ROWS - 1
+        raise ValueError(
+            f"--folds {cfg.folds}: {len(table):,} labeled rows cut into {cfg.folds + 1:,} parts leave each fold "
+            f"under the {MIN_SPLIT_ROWS} rows it needs: "
+            + (f"use at most --folds {most}" if most > 0 else "use a longer range, or a smaller --every")
+        )
     manifest = json.loads(manifest_path.with_suffix(".manifest.json").read_text())
     label_params = {
         "horizon_s": cfg.horizon.total_seconds(),
