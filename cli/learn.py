@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -154,10 +155,13 @@ def _time_range(ctx: click.Context, param: click.Parameter, text: str) -> tuple[
         raise click.BadParameter(f"use START..END, e.g. 2025-12-06T06:00..2025-12-06T08:00, not {text!r}")
     start, end = (WHEN.convert(p, param, ctx) for p in parts)
     if end <= start:
-        raise click.BadParameter(
-            f"the range is empty: {end:%Y-%m-%dT%H:%M:%S} is not after {start:%Y-%m-%dT%H:%M:%S}"
-        )
+        raise click.BadParameter(f"the range is empty: {_iso(end)} is not after {_iso(start)}")
     return start, end
+
+
+def _iso(when: datetime) -> str:
+    """A UTC time to the second, as ISO 8601 writes it (strftime's %Y writes year 1 as "1")."""
+    return when.replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def _overlap(reference: tuple[datetime, datetime], current: tuple[datetime, datetime]) -> str | None:
@@ -169,7 +173,7 @@ def _overlap(reference: tuple[datetime, datetime], current: tuple[datetime, date
         return None
     shared = (end - start) / (current[1] - current[0])
     return (
-        f"note: the ranges share {start:%Y-%m-%dT%H:%M:%S}..{end:%Y-%m-%dT%H:%M:%S} ({shared:.0%} of "
+        f"note: the ranges share {_iso(start)}..{_iso(end)} ({shared:.0%} of "
         "--current): its rows are in both, which hides drift there; for a sharper test give ranges "
         "that do not overlap"
     )
@@ -233,16 +237,14 @@ def monitor_drift(
 
     s = settings_of(ctx)
     # a folder per current range: each day's gate run keeps its report (one drift.html was overwritten)
-    stamp = f"{current[0]:%Y%m%dT%H%M%S}_{current[1]:%Y%m%dT%H%M%S}"
+    stamp = "_".join(re.sub("[-:]", "", _iso(t)) for t in current)
     folder = out or s.home / "reports" / f"drift_{stamp}"
     if note := _overlap(reference, current):
         console.print(note)
     frames = []
     try:
         for label, (start, end) in (("reference", reference), ("current", current)):
-            console.print(
-                f"{label}: features every {every:g} s over {start:%Y-%m-%dT%H:%M:%S}..{end:%Y-%m-%dT%H:%M:%S} ..."
-            )
+            console.print(f"{label}: features every {every:g} s over {_iso(start)}..{_iso(end)} ...")
             path = folder / f"{label}.parquet"  # the rows compared, beside the report
             try:
                 manifest = ds.build(s, ds.Grid(start, end, timedelta(seconds=every)), path)

@@ -312,38 +312,6 @@ def test_times_are_taken_as_tickstore_sql_prints_them() -> None:
         WHEN.convert("yesterday", None, None)
 
 
-def test_time_ranges_are_read_with_two_dots_or_iso_8601_s_slash() -> None:
-    from datetime import UTC, datetime
-
-    import click
-
-    from cli.learn import _time_range
-
-    expected = (datetime(2026, 1, 1, 6, tzinfo=UTC), datetime(2026, 1, 1, 7, 30, tzinfo=UTC))
-    for text in ("2026-01-01T06:00..2026-01-01T07:30", "2026-01-01T06:00Z/2026-01-01T07:30Z"):
-        assert (
-            _time_range(click.Context(click.Command("drift")), click.Option(["--current"]), text) == expected
-        )
-    with pytest.raises(click.BadParameter, match="use START..END"):
-        _time_range(click.Context(click.Command("drift")), click.Option(["--current"]), "2026-01-01T06:00")
-
-
-def test_drift_ranges_that_share_time_are_named() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from cli.learn import _overlap
-
-    def at(hour: float) -> datetime:
-        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=hour)
-
-    assert _overlap((at(6), at(7)), (at(7), at(8))) is None  # adjacent: END is exclusive
-    assert _overlap((at(9), at(10)), (at(7), at(8))) is None
-    note = _overlap((at(6), at(7.5)), (at(7), at(8)))
-    assert note is not None and "share 2026-01-01T07:00:00..2026-01-01T07:30:00 (50% of --current)" in note
-    # a day against one of its hours
-    assert "(100% of --current)" in str(_overlap((at(0), at(24)), (at(7), at(8))))
-
-
 def test_ctrl_c_inside_a_duckdb_query_aborts_without_a_traceback() -> None:
     """DuckDB gives Ctrl-C mid-query as RuntimeError("Query interrupted") caused by the KeyboardInterrupt
     (seen in `dataset build` and `sql`): the root group says "Aborted!" as click does for Ctrl-C, and
