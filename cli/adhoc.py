@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import time
@@ -100,7 +101,7 @@ class _SqlCommand(click.Command):
     "--plot",
     type=OutPath(dir_okay=False, path_type=Path),
     metavar="FILE",
-    help="Draw the rows to FILE (.png, .svg, .pdf) instead (of a script: the first statement's with rows): the "
+    help="Draw the rows to FILE (.png, .svg, .pdf) instead (of a script: the last statement's): the "
     "first column across (a time), a panel each number column, a line each value of the text ones (product_id).",
 )
 @click.option(
@@ -276,14 +277,15 @@ class Session:
         try:
             attached = feature_sql.attach_views(self.con, query, self.views)
             wait = LOCK_WAIT_S if self.write else 0.0
+            last = len(self.con.extract_statements(query)) - 1  # a plot draws the last one's rows
             results = statement_results(self.con, query, wait, self.params, self.transaction)
-            while True:
+            for i in itertools.count():
                 before = self._snapshot()  # before the statement runs: next() runs it
                 try:
                     result = next(results)
                 except StopIteration:
                     break
-                self._show(result, before, query)
+                self._show(result, before, query, drawn=i == last)
         except duckdb.InterruptException:
             raise
         except duckdb.Error as exc:
@@ -297,9 +299,11 @@ class Session:
 
         return lake.current_snapshot(self.con) if self.write else None
 
-    def _show(self, result: duckdb.DuckDBPyRelation | Changed | None, before: int | None, query: str) -> None:
-        """Print one statement's result: its rows (or draw them, after .plot / --plot), the rows it
-        changed, or "ok"."""
+    def _show(
+        self, result: duckdb.DuckDBPyRelation | Changed | None, before: int | None, query: str, drawn: bool
+    ) -> None:
+        """Print one statement's result: its rows (or draw them, ``drawn`` the query's last statement
+        after .plot / --plot), the rows it changed, or "ok"."""
         from tickstore import lake
 
         if result is None:
@@ -311,14 +315,16 @@ class Session:
                 # of the sink's)
                 said += f"; the lake as it was before: `tickstore sql --as-of {before} ...`"
             console.print(said)
-        elif self.plot is None:
+        elif self.plot is None or not drawn:
             print_rows(result.columns, result, self.fmt, self.limit)  # fetched as printed
+            # before the next statement's "ok" or count on stderr, where both go to one pipe
+            sys.stdout.flush()
         else:
             from cli.plot import plot
 
-            drawn, self.plot = self.plot, None  # the first statement with rows is drawn, the rest printed
+            to, self.plot = self.plot, None  # .plot draws one input's rows
             try:
-                console.print(plot(result, drawn, query))
+                console.print(plot(result, to, query))
             except ValueError as exc:  # rows that can't be drawn so: what would be
                 raise click.ClickException(str(exc)) from exc
 

@@ -44,6 +44,11 @@ def test_a_feature_views_rows_drawn_a_panel_a_feature_a_line_a_product(
         assert f">{label}<" in svg, label
     # nothing printed to stdout: the rows went to the plot
     assert "│" not in run.stdout
+    # of a script, the last statement is drawn and the ones before print their rows
+    script = f"SELECT count(*) AS n FROM ticks;\n{query};\n"
+    run = CliRunner().invoke(main, ["sql", script, "--plot", str(out), "--format", "csv"], env=env_for(s))
+    assert run.exit_code == 0 and run.stdout.split() == ["n", "600"], run.output
+    assert "plotted 600 rows (2 lines by product_id) of price_range_60s" in " ".join(run.output.split())
 
 
 def test_rows_it_cannot_draw_are_refused_saying_what_would_do(
