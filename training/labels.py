@@ -41,16 +41,23 @@ def grid_points(
 ) -> int:
     """How many points of the label grid the SQL computes: each product's, from its first tick less the
     horizon to its last tick (within [start, end)), one more at most where a span starts off the grid."""
-    spans = con.execute(
-        "SELECT min(event_time), max(event_time) FROM ticks "
-        "WHERE event_time >= $start AND event_time < $until GROUP BY product_id",
-        {"start": start, "until": end + 2 * horizon},  # the ticks the label SQL reads
-    ).fetchall()
-    return sum(
-        (hi - lo) // every + 1
-        for first, last in spans
-        if (lo := max(start, first - horizon)) < (hi := min(end, last))
-    )
+    # in SQL, not Python: a time near year 9999 plus the horizon is past Python's datetime
+    (points,) = con.execute(
+        """
+        SELECT coalesce(sum((epoch_us(hi) - epoch_us(lo)) // ($every_s * 1e6)::BIGINT + 1), 0)::BIGINT
+        FROM (
+            SELECT
+                greatest($start::TIMESTAMPTZ, min(event_time) - to_seconds($horizon_s::DOUBLE)) AS lo,
+                least($end::TIMESTAMPTZ, max(event_time)) AS hi
+            FROM ticks  -- the ticks the label SQL reads
+            WHERE event_time >= $start AND event_time < $end::TIMESTAMPTZ + to_seconds($horizon_s::DOUBLE) * 2
+            GROUP BY product_id
+        )
+        WHERE lo < hi
+        """,
+        {"start": start, "end": end, "every_s": every.total_seconds(), "horizon_s": horizon.total_seconds()},
+    ).fetchone() or (0,)
+    return int(points)
 
 
 def spike_threshold(train_fwd_vol: pd.Series, percentile: float) -> float:
