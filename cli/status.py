@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -76,9 +77,16 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
     """The online store's reader (None when it does not answer), and how old each product's features
     are there."""
     from serving.features import FeaturesUnavailable, OnlineFeatures
+    from tickstore_feast.repo import registry_path
 
     where = "Redis " + settings.redis_url if settings.online_store == "redis" else "SQLite"
     try:
+        if not Path(registry_path(settings)).exists():
+            # Feast's store opened on it would create the registry and the online store's files
+            return None, [
+                f"online store ({where}): {MISSING}: no feature registry yet; run `tickstore stream` "
+                "(it registers the views) or `tickstore feast apply`"
+            ]
         online = OnlineFeatures(settings)
         online.ping()
         rows = online.read(products) if products else []

@@ -29,6 +29,7 @@ def test_a_fresh_home_names_what_is_missing_and_what_to_do(make_settings: Callab
     assert "missing: no MLflow store yet (`tickstore train` creates it)" in out
     assert f"scorer http://127.0.0.1:{s.serve_port}: not running (`tickstore serve`" in out
     assert not (s.home / "mlflow").exists()  # asking made no MLflow store
+    assert not (s.home / "feast").exists()  # nor a feature registry and an online store
 
 
 def test_each_part_is_printed_as_soon_as_it_is_known(make_settings: Callable[..., Settings]) -> None:
