@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 import duckdb
 
-from cli.context import Number, console, settings_of
+from cli.context import Seconds, console, settings_of
 from cli.output import count_of, print_rows
 from cli.ranges import STRETCH_GAP, busiest_stretches, span
 from ingest import broker, replay
@@ -205,14 +205,14 @@ def _train(settings: Settings, start: datetime, end: datetime) -> TrainReport | 
 @click.command()
 @click.option(
     "--simulate-ticks",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1_000_000_000),  # as `ingest simulate --ticks`: more is hours
     default=200_000,
     show_default=True,
     help="Ticks to simulate when no recordings are found.",
 )
 @click.option(
     "--live-seconds",
-    type=Number(min=0),
+    type=Seconds(zero=True),
     default=30.0,
     show_default=True,
     help="Length of the last step, live scoring (0 skips it).",

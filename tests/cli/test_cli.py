@@ -79,13 +79,15 @@ def test_numbers_out_of_range_are_usage_errors_before_anything_starts(
 ) -> None:
     s = make_settings()
     # `serve --port 80000` started gunicorn, which said it listened there, then tracebacks per worker
-    for args in (
-        ("serve", "--port", "80000"),
-        ("demo", "--simulate-ticks", "0"),
-        ("demo", "--live-seconds", "-1"),
+    for args, says in (
+        (("serve", "--port", "80000"), "is not in the range"),
+        (("demo", "--simulate-ticks", "0"), "is not in the range"),
+        (("demo", "--simulate-ticks", "2000000000"), "is not in the range 1<=x<=1000000000"),
+        (("demo", "--live-seconds", "-1"), "give a duration of 0 or more"),
+        (("demo", "--live-seconds", "1e308"), "give at most 100 years"),  # as every duration
     ):
         run = tickstore(s, *args, check=False)
-        assert run.returncode == 2 and "is not in the range" in run.stderr, (args, run.stderr)
+        assert run.returncode == 2 and says in run.stderr, (args, run.stderr)
         assert "Traceback" not in run.stderr and "Listening" not in run.stderr
 
 
