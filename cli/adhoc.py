@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
 import sys
@@ -182,11 +183,14 @@ def sql(
 
             shell(session, s)
             return
-        if query.strip().startswith(".") and "\n" not in query.strip():  # the shell's .tables, .help
-            from cli.shell import dot
+        from cli.shell import dot, dot_commands_in, shell
 
+        if query.strip().startswith(".") and "\n" not in query.strip():  # the shell's .tables, .help
             if not dot(session, query):
                 sys.exit(1)
+            return
+        if dot_commands_in(query):  # a script of SQL and .format, .tables: as the shell reads a pipe
+            shell(session, s, io.StringIO(query))
             return
         session.run(query)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from typing import TextIO
 
 import click
 
@@ -51,23 +52,26 @@ def _history(settings: Settings) -> None:
     atexit.register(save)
 
 
-def _read(prompt: str, tty: bool) -> str:
-    """One line: input() in a terminal (prompt, editing), stdin's next line otherwise (EOFError at end)."""
+def _read(prompt: str, tty: bool, source: TextIO) -> str:
+    """One line: input() in a terminal (prompt, editing), the source's next line otherwise (EOFError
+    at end)."""
     if tty:
         return input(prompt)
-    line = sys.stdin.readline()
+    line = source.readline()
     if not line:
         raise EOFError
     return line.rstrip("\n")
 
 
-def shell(session: Session, settings: Settings) -> None:
-    """Read statements until .quit or end of input; an error is printed and the shell goes on.
+def shell(session: Session, settings: Settings, script: TextIO | None = None) -> None:
+    """Read statements (typed, piped in, or the lines of ``script``) until .quit or the end; an error
+    is printed and the shell goes on.
 
     Each statement is its own transaction, so every query sees what the sink has committed by then
-    (unless --as-of pinned a snapshot). Fed from a pipe, it exits 1 when a statement failed.
+    (unless --as-of pinned a snapshot). Fed from a pipe or a script, it exits 1 when a statement failed.
     """
-    tty = sys.stdin.isatty()
+    tty = script is None and sys.stdin.isatty()
+    source = script or sys.stdin
     if tty:
         _history(settings)
         from cli.completion import install
@@ -79,7 +83,7 @@ def shell(session: Session, settings: Settings) -> None:
     failed = False
     while True:
         try:
-            line = _read(MORE if buffer else PROMPT, tty)
+            line = _read(MORE if buffer else PROMPT, tty, source)
         except EOFError:
             if tty:
                 console.print()
@@ -125,6 +129,18 @@ def shell(session: Session, settings: Settings) -> None:
         failed = True
     if failed and not tty:
         sys.exit(1)
+
+
+def dot_commands_in(script: str) -> bool:
+    """Whether a line of ``script`` is a dot command (`.format csv`), one at a statement's start: such a
+    script runs as the shell runs one piped in (DuckDB would take the `.` for SQL)."""
+    lines = script.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("."):
+            before = "\n".join(lines[:i])  # read only at a line that may be one: most scripts have none
+            if blank(before) or complete(before):
+                return True
+    return False
 
 
 # what each dot command takes, said when it is given something else

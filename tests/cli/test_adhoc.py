@@ -191,6 +191,13 @@ def test_sql_from_a_file_or_standard_input(make_settings: Callable[..., Settings
     # a script prints each statement's rows, as the shell does (only the last one's were printed)
     script = piped("SELECT 1 AS a;\nCREATE TEMP TABLE x AS SELECT 2 AS b;\nFROM x;\n", "--format", "csv")
     assert (script.stdout.split(), script.stderr.split()) == (["a", "1", "b", "2"], ["ok"]), script.stderr
+    # a script holding dot commands runs as the shell reads one (DuckDB took `.format` for SQL); a line
+    # opening with '.' inside a string is no command
+    dots = "SELECT 1 AS a;\n.format csv\nSELECT '\n.no dot' AS b;\n"
+    (tmp_path / "dots.sql").write_text(dots)
+    for run in (piped(dots), piped("", "-f", str(tmp_path / "dots.sql"))):
+        assert run.returncode == 0 and "│ 1 │" in run.stdout, run.stderr
+        assert run.stdout.endswith('b\n"\n.no dot"\n'), run.stdout
     empty = piped("")
     assert empty.returncode == 2 and "the SQL is empty" in empty.stderr
     both = piped("", "SELECT 1", "-f", str(tmp_path / "q.sql"))
