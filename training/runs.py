@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
@@ -115,7 +116,9 @@ def logged_models(settings: Settings, limit: int) -> list[LoggedModel]:
                 horizon_s=float(horizon) if horizon is not None else None,
                 snapshot=int(snapshot) if snapshot is not None else None,
                 val_pr_auc=metrics.get("val_pr_auc"),
-                test_pr_auc=metrics.get("test_pr_auc"),
+                # `log_scores` leaves NaN test scores out: a run with a Brier and no PR-AUC had no
+                # spike in its test rows (n/a, as a NaN validation PR-AUC shows), not a score unlogged
+                test_pr_auc=metrics.get("test_pr_auc", math.nan if "test_brier" in metrics else None),
                 brier=metrics.get("test_brier"),
                 trees=int(trees) if trees is not None else None,
                 champion=run.info.run_id == champion,

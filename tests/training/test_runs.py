@@ -61,6 +61,9 @@ def test_models_newest_first_with_scores_and_the_champion(make_settings: Callabl
     assert oldest.shown()[8:11] == ("0.0500", "", "champion")
     assert newest.horizon_s == 60.0 and newest.row()[FIELDS.index("horizon_s")] == 60.0
     assert [m.uri for m in logged_models(s, 1)] == [f"runs:/{boosted}/model"]
+    # a test split without spikes: its PR-AUC is n/a, as validation's is (it was shown blank)
+    log_run(experiment, "logreg", "honest", {"val_pr_auc": float("nan"), "test_brier": 1e-12})
+    assert logged_models(s, 1)[0].shown()[6:9] == ("n/a", "n/a", "0.0000")
 
 
 def test_a_range_shows_its_end_date_only_where_it_differs() -> None:
