@@ -30,4 +30,13 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
-        return error_response(status, (exc.name or "error").lower().replace(" ", "_"), exc.description or "")
+        message = exc.description or ""
+        if status == 413 and app.config.get("MAX_CONTENT_LENGTH"):
+            from serving.api import MAX_BATCH  # the routes import this module
+
+            # Werkzeug's "exceeds the capacity limit" named no limit
+            message = (
+                f"the request body is over {app.config['MAX_CONTENT_LENGTH'] // 1024} KiB: a request scores "
+                f"at most {MAX_BATCH} products, a few kilobytes"
+            )
+        return error_response(status, (exc.name or "error").lower().replace(" ", "_"), message)

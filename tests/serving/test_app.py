@@ -119,6 +119,7 @@ def test_a_json_body_is_read_whatever_its_content_type_and_megabytes_are_refused
     response = client.post("/v1/score", data=huge, content_type="application/json")
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "request_entity_too_large"
+    assert response.get_json()["error"]["message"].startswith("the request body is over 64 KiB")
 
 
 def test_a_lower_case_or_spaced_product_gets_a_404_that_names_the_known_one(
