@@ -21,6 +21,7 @@ CHANGES = {
     duckdb.StatementType.UPDATE: "updated",
     duckdb.StatementType.DELETE: "deleted",
     duckdb.StatementType.MERGE_INTO: "changed",
+    duckdb.StatementType.COPY: "copied",  # to a file, or from one into a table
 }
 
 RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
@@ -163,7 +164,8 @@ def statement_results(
                 result: duckdb.DuckDBPyRelation | Changed | None
                 if statement.type in CHANGES and not RETURNING.search(statement.query):
                     # `con.sql` runs it and says nothing of its rows; with RETURNING, its rows are the answer
-                    (rows,) = con.execute(statement.query, bound).fetchone() or (0,)
+                    # COPY ... (RETURN_FILES) adds the files written after the count
+                    rows, *_ = con.execute(statement.query, bound).fetchone() or (0,)
                     result = Changed(int(rows), CHANGES[statement.type])
                 else:
                     result = con.sql(statement.query, params=bound)

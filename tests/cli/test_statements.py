@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import duckdb
 import pytest
@@ -23,7 +25,9 @@ def _last(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, str] | N
     return list(statement_results(con, query, 0.0, params))[-1]
 
 
-def test_a_change_says_its_rows_and_each_statement_answers(con: duckdb.DuckDBPyConnection) -> None:
+def test_a_change_says_its_rows_and_each_statement_answers(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
     assert _last(con, "DELETE FROM t WHERE a > 2") == Changed(2, "deleted")
     assert _last(con, "UPDATE t SET a = a + 10 WHERE a = 0") == Changed(1, "updated")
     assert _last(con, "INSERT INTO t VALUES (7), (8)") == Changed(2, "inserted")
@@ -33,6 +37,11 @@ def test_a_change_says_its_rows_and_each_statement_answers(con: duckdb.DuckDBPyC
     returned = _last(con, "DELETE FROM t WHERE a > 7 RETURNING a")
     assert isinstance(returned, duckdb.DuckDBPyRelation) and sorted(returned.fetchall()) == [(8,), (10,)]
     assert _last(con, "CREATE TABLE u (b INT)") is None
+    # a COPY says its rows too (it was "ok"), with the files it wrote or not
+    out = tmp_path / "t.csv"
+    assert _last(con, f"COPY (SELECT a FROM t) TO '{out}'") == Changed(2, "copied")
+    assert _last(con, f"COPY u FROM '{out}'") == Changed(2, "copied")
+    assert _last(con, f"COPY u TO '{tmp_path / 'u.parquet'}' (RETURN_FILES)") == Changed(2, "copied")
 
 
 def test_each_result_is_read_before_the_next_statement_runs(con: duckdb.DuckDBPyConnection) -> None:
