@@ -228,7 +228,8 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         f"{manifest_path}"
     )
     if cfg.folds and len(table) // (cfg.folds + 1) < MIN_SPLIT_ROWS:
-        # every fold would be skipped, after a loop over them all (a million folds ran for hours)
+        # every fold would be skipped, after a loop over them all (a million folds on 1,733 rows gave
+        # no answer in 5 minutes)
         most = len(table) // MIN_SPLIT_ROWS - 1
         raise ValueError(
             f"--folds {cfg.folds}: {len(table):,} labeled rows cut into {cfg.folds + 1:,} parts leave each fold "

@@ -182,8 +182,8 @@ def test_spike_threshold_is_a_training_percentile() -> None:
 
 def test_a_range_far_wider_than_the_ticks_is_a_grid_over_them_and_a_too_fine_grid_is_refused() -> None:
     """A range of two centuries over ticks of 100-200 s gives the labels the range around them does
-    (the grid was every point of the range: 6.3 billion at 1 s, computed for ever), and a grid of more
-    than MAX_GRID_ROWS points near the ticks is refused before any is made."""
+    (the grid was every point of the range: 6.3 billion at 1 s, no answer in 5 minutes), and a grid
+    of more than MAX_GRID_ROWS points near the ticks is refused before any is made."""
     con = ticks_con([("A", 100.0, 100.0), ("A", 100.0, 100.5), ("A", 130.0, 101.0), ("A", 200.0, 100.0)])
     second, minute, century = timedelta(seconds=1), timedelta(seconds=60), timedelta(days=36_500)
     # from 100 s less the horizon (40 s) to the last tick (200 s)

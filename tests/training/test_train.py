@@ -254,8 +254,8 @@ def test_too_few_rows_says_where_the_rows_are_and_the_step(trained) -> None:  # 
     args = ["train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T00:30", "--horizon", "1d"]
     said = " ".join(CliRunner().invoke(main, args, env=env_for(s)).output.split())
     assert "no labels in" in said and "needs ticks through t + the horizon (86400 s)" in said, said
-    # a range of millennia is labeled where the ticks are (it was every second of it: for ever), and
-    # more folds than the rows bear are refused before any model is fitted (a million ran for hours)
+    # a range of millennia is labeled where the ticks are (it was every second of it: no answer in 5
+    # minutes), and more folds than the rows bear are refused before any model is fitted (a million looped)
     args = ["train", "--start", "0001-01-01", "--end", "9999-12-31", "--every", "60", "--folds", "1000000"]
     said = " ".join(CliRunner().invoke(main, args, env=env_for(s)).output.split())
     assert re.search(r"training set: 1,3\d\d rows .*_00010101T000000_99991231T000000_every60s", said), said
