@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from cli.adhoc import Session
 
 # those taking an argument with the space before it (readline adds none after a completion)
-DOT_COMMANDS = (".tables", ".schema ", ".format ", ".limit ", ".param ", ".plot ", ".help", ".quit")
+DOT_COMMANDS = (".tables", ".schema ", ".format ", ".limit ", ".param ", ".plot ", ".read ", ".help", ".quit")
 KEYWORDS = (
     "SELECT", "FROM", "WHERE", "GROUP BY", "GROUP BY ALL", "ORDER BY", "LIMIT", "HAVING", "DISTINCT",
     "COUNT", "AS", "AND", "OR", "NOT", "BETWEEN", "INTERVAL", "ASOF JOIN", "JOIN", "LEFT JOIN", "ON",

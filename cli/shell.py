@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -26,6 +27,7 @@ Tab completes table, view and column names, keywords and dot commands
   .limit N             most rows shown as a table
   .param NAME VALUE    bind $NAME to VALUE in later statements (as -p NAME=VALUE); .param lists them
   .plot FILE           draw the next statement's rows to FILE (.png, .svg, .pdf), as --plot does
+  .read FILE           run FILE's statements and dot commands
   .help, .quit"""
 
 
@@ -71,7 +73,6 @@ def shell(session: Session, settings: Settings, script: TextIO | None = None) ->
     (unless --as-of pinned a snapshot). Fed from a pipe or a script, it exits 1 when a statement failed.
     """
     tty = script is None and sys.stdin.isatty()
-    source = script or sys.stdin
     if tty:
         _history(settings)
         from cli.completion import install
@@ -79,6 +80,14 @@ def shell(session: Session, settings: Settings, script: TextIO | None = None) ->
         install(session)
         mode = "as of a past snapshot" if session.past else ("read-write" if session.write else "read-only")
         console.print(f"tickstore sql: the lake at {settings.lake_catalog.parent}, {mode}. .help for help.")
+    failed = read_statements(session, script or sys.stdin, tty)
+    if failed and not tty:
+        sys.exit(1)
+
+
+def read_statements(session: Session, source: TextIO, tty: bool) -> bool:
+    """Run the statements and dot commands read from ``source`` (a terminal's lines when ``tty``) until
+    .quit or its end, printing each error and going on; True when one failed or was left open."""
     buffer: list[str] = []
     failed = False
     while True:
@@ -127,8 +136,7 @@ def shell(session: Session, settings: Settings, script: TextIO | None = None) ->
     if buffer and not blank("\n".join(buffer)):  # a script's closing comment is no statement cut short
         console.print("[yellow]not run[/] (no closing ';'): " + " ".join(buffer))
         failed = True
-    if failed and not tty:
-        sys.exit(1)
+    return failed
 
 
 def dot_commands_in(script: str) -> bool:
@@ -150,7 +158,32 @@ USAGE = {
     ".limit": ".limit N: the most rows a table shows, a whole number",
     ".param": ".param NAME VALUE (NAME: a letter or _, then letters, digits or _), or .param alone to list them",
     ".plot": ".plot FILE: a .png, .svg or .pdf for the next statement's rows",
+    ".read": ".read FILE: a file of statements and dot commands",
 }
+
+
+_READING: set[Path] = set()  # the files `.read` is in: one reading itself would never end
+
+
+def _read_file(session: Session, path: Path) -> bool:
+    """`.read FILE`: its statements and dot commands, as a script piped in; False when one failed."""
+    if path.resolve() in _READING:
+        console.print(f".read {path}: that file is being read already (it reads itself)", markup=False)
+        return False
+    try:
+        source = path.open(encoding="utf-8")
+    except OSError as exc:
+        console.print(f".read {path}: {exc.strerror or exc}", markup=False, highlight=False)
+        return False
+    _READING.add(path.resolve())
+    try:
+        with source:
+            return not read_statements(session, source, tty=False)
+    except UnicodeDecodeError as exc:
+        console.print(f".read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})", markup=False)
+        return False
+    finally:
+        _READING.discard(path.resolve())
 
 
 def dot_line(line: str) -> str:
@@ -187,8 +220,6 @@ def dot(session: Session, line: str) -> bool:
         name, value = arg.split(None, 1)
         session.params[name.lstrip("$")] = value
     elif command == ".plot" and arg:
-        from pathlib import Path
-
         from cli.plot import check_path
 
         try:
@@ -196,6 +227,8 @@ def dot(session: Session, line: str) -> bool:
         except ValueError as exc:
             console.print(str(exc), markup=False, highlight=False)
             return False
+    elif command == ".read" and arg:
+        return _read_file(session, Path(arg).expanduser())
     elif command == ".help":
         console.print(HELP, markup=False, highlight=False)
     elif command in USAGE:

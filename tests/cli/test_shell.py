@@ -116,6 +116,24 @@ def test_a_statement_ends_at_its_own_semicolon_and_each_one_answers(lake_setting
     assert "not run (no closing ';'): SELECT 'open; -- not a comment" in err
 
 
+def test_read_runs_a_files_statements_and_dot_commands(lake_settings: Settings, tmp_path: Path) -> None:
+    """`.read FILE` runs a script as if piped in (its own `.read`s too); a file that reads itself, a
+    missing one or one that is no text fails that command, and the shell goes on."""
+    (tmp_path / "inner.sql").write_text("SELECT 1 AS a;\n.format json\nSELECT 2 AS b;\n")
+    (tmp_path / "outer.sql").write_text(f".read {tmp_path / 'inner.sql'}\nSELECT 3 AS c;\n")
+    (tmp_path / "loop.sql").write_text(f".read {tmp_path / 'loop.sql'}\n")
+    (tmp_path / "bin.sql").write_bytes(b"\xff\xfe\x00")
+    script = "".join(
+        f".read {tmp_path / name}\n" for name in ("outer.sql", "loop.sql", "nope.sql", "bin.sql")
+    )
+    shell = _shell(lake_settings, subprocess.PIPE)
+    out, err = shell.communicate(script + "SELECT 4 AS d;\n", timeout=120)
+    assert out.splitlines() == ["a", "1", '{"b": 2}', '{"c": 3}', '{"d": 4}'], err
+    assert "loop.sql: that file is being read already (it reads itself)" in err
+    assert "nope.sql: No such file or directory" in err and "bin.sql: not UTF-8 text" in err
+    assert shell.returncode == 1
+
+
 def test_schema_gives_each_columns_type_and_what_it_holds(make_settings: Callable[..., Settings]) -> None:
     """`.schema NAME`: the columns with their types and the comments beside them in the lake's DDL
     or the view's SQL file (a column without one has none to give)."""
