@@ -135,7 +135,30 @@ def serve(
         console.print(f"scoring API (Flask dev server) on {url}")
         frozen(create_app(settings)).run(settings.serve_host, settings.serve_port, threaded=True)
         return
+    _check_memory(settings.scorer_workers())
     run_gunicorn(settings)
+
+
+WORKER_BYTES = 300 * 2**20  # one worker's memory: ~310 MB RSS measured, the z-score rule served
+
+
+def _check_memory(workers: int) -> None:
+    """Refuse more workers than the machine's available memory holds (each loads the model, Feast and
+    MLflow of its own): a thousand forked on a laptop would take it down, not serve."""
+    try:
+        with open("/proc/meminfo") as meminfo:  # Linux; elsewhere nothing is checked
+            available = next(
+                int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")
+            )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return
+    if workers * WORKER_BYTES > available:
+        raise click.UsageError(
+            f"{workers} workers (--workers or TICKSTORE_SERVE_WORKERS): each holds the model, Feast and "
+            f"MLflow (~{WORKER_BYTES // 2**20} MB), {workers * WORKER_BYTES / 2**30:.1f} GB in all, and this "
+            f"machine has {available / 2**30:.1f} GB available: use at most {max(1, available // WORKER_BYTES)} "
+            "(the default is 4, or one per CPU of --cpus)"
+        )
 
 
 def frozen(app: T) -> T:

@@ -278,3 +278,16 @@ def test_serve_listens_on_an_ipv6_address_and_names_a_host_it_cannot_use(
         "cannot listen on 999.1.1.1: Name or service not known. Give an address of this machine"
         in " ".join(unknown.stderr.split())
     )
+
+
+def test_serve_refuses_more_workers_than_the_memory_holds(make_settings: Callable[..., Settings]) -> None:
+    """Each worker loads the model, Feast and MLflow (~300 MB): ten thousand, ~2.9 TB, were let
+    through to gunicorn, which forks them one after another."""
+    s = make_settings(serve_port=free_port())
+    run = tickstore(s, "serve", "--workers", "10000", check=False)
+    said = " ".join(run.stderr.split())
+    assert run.returncode == 2 and "Traceback" not in said, said
+    assert re.search(
+        r"10000 workers \(--workers or TICKSTORE_SERVE_WORKERS\): .* 2929\.7 GB in all, .* use at most \d+",
+        said,
+    )
