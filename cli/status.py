@@ -81,7 +81,10 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
 
     where = "Redis " + settings.redis_url if settings.online_store == "redis" else "SQLite"
     try:
-        if not Path(registry_path(settings)).exists():
+        try:
+            # a home that is a file fails here, as opening Feast's store did: the CLI names it
+            Path(registry_path(settings)).stat()
+        except FileNotFoundError:
             # Feast's store opened on it would create the registry and the online store's files
             return None, [
                 f"online store ({where}): {MISSING}: no feature registry yet; run `tickstore stream` "
