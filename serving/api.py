@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,24 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 MAX_BATCH = 100
 MAX_ID = 64  # characters of a product id (Coinbase's are ~10): a longer one is a mistake, not a product
 FIELDS = ("product_id", "product_ids")
+
+
+def _body() -> Any:
+    """The request's body parsed as JSON, whatever the Content-Type says, or a 400 saying why not."""
+    # `curl -d '{...}'` sends JSON as a form, so the Content-Type is not asked
+    data = request.get_data()
+    if not data.strip():
+        raise ApiError(400, "bad_request", 'the body is empty: send {"product_id": "BTC-USD"}')
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400, "bad_request", f"the body is not UTF-8 text: {exc.reason} at byte {exc.start}"
+        ) from exc
+    except ValueError as exc:  # json.JSONDecodeError says where
+        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # a few thousand brackets fit in the 64 KiB a request may hold
+        raise ApiError(400, "bad_request", "the body's JSON nests too deeply: send a flat object") from exc
 
 
 def _products(body: Any) -> tuple[list[str], bool]:
@@ -133,8 +152,7 @@ def _as_of(event_time_us: int | None) -> str | None:
 
 @bp.post("/score")
 def score() -> Response:
-    # JSON whatever the Content-Type says: `curl -d '{...}'` sends it as a form
-    products, is_batch = _products(request.get_json(force=True, silent=True))
+    products, is_batch = _products(_body())
     holder = state().models
     model = holder.model
     if model is None:

@@ -104,24 +104,6 @@ def test_errors_are_json_with_a_status_code_and_message(
     assert client.get("/v1/features/" + "A" * 65).get_json()["error"]["status"] == 400
 
 
-def test_a_json_body_is_read_whatever_its_content_type_and_megabytes_are_refused(
-    serving_settings: Settings,
-) -> None:
-    register_model(serving_settings, seed=1, threshold=0.5)
-    write_online(serving_settings, "BTC-USD")
-    client = create_app(serving_settings, watch_model=False).test_client()
-    # `curl -d '{"product_id": "BTC-USD"}'` labels its body a form: that was a 400 "send a JSON object"
-    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
-        response = client.post("/v1/score", data='{"product_id": "BTC-USD"}', content_type=content_type)
-        assert response.status_code == 200, (content_type, response.get_json())
-        assert response.get_json()["product_id"] == "BTC-USD"
-    huge = '{"product_id": "BTC-USD", "pad": "' + "x" * 1_000_000 + '"}'
-    response = client.post("/v1/score", data=huge, content_type="application/json")
-    assert response.status_code == 413
-    assert response.get_json()["error"]["code"] == "request_entity_too_large"
-    assert response.get_json()["error"]["message"].startswith("the request body is over 64 KiB")
-
-
 def test_a_lower_case_or_spaced_product_gets_a_404_that_names_the_known_one(
     serving_settings: Settings,
 ) -> None:

@@ -1,0 +1,50 @@
+"""What `POST /v1/score` makes of its body: JSON whatever the Content-Type, and a 400 saying what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving import create_app
+from tests.serving.conftest import register_model, write_online
+from tickstore.settings import Settings
+
+
+@pytest.fixture
+def client(serving_settings: Settings):
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD")
+    return create_app(serving_settings, watch_model=False).test_client()
+
+
+def test_a_json_body_is_read_whatever_its_content_type_and_megabytes_are_refused(client) -> None:
+    # `curl -d '{"product_id": "BTC-USD"}'` labels its body a form: that was a 400 "send a JSON object"
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+        response = client.post("/v1/score", data='{"product_id": "BTC-USD"}', content_type=content_type)
+        assert response.status_code == 200, (content_type, response.get_json())
+        assert response.get_json()["product_id"] == "BTC-USD"
+    huge = '{"product_id": "BTC-USD", "pad": "' + "x" * 1_000_000 + '"}'
+    response = client.post("/v1/score", data=huge, content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+    assert response.get_json()["error"]["message"].startswith("the request body is over 64 KiB")
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        # 5,000 brackets (10 KB) were a RecursionError in the JSON parser: a 500 with Werkzeug's text
+        (b"[" * 5000 + b"]" * 5000, "nests too deeply"),
+        (b'{"product_id": "BTC-USD"', "not valid JSON: Expecting ',' delimiter: line 1 column 25"),
+        (b'{"product_id": "BTC-\xff"}', "not UTF-8 text: invalid start byte at byte 20"),
+        (b"", "the body is empty"),
+        (b" \n", "the body is empty"),
+        (b"[]", "send a JSON object"),
+    ],
+)
+def test_a_body_that_is_no_json_object_gets_a_400_saying_why(client, body: bytes, says: str) -> None:
+    response = client.post("/v1/score", data=body, content_type="application/json")
+    assert response.status_code == 400, response.get_data()
+    error = response.get_json()["error"]
+    assert error["code"] == "bad_request" and says in error["message"], error
+    # the scorer goes on answering
+    assert client.post("/v1/score", json={"product_id": "BTC-USD"}).status_code == 200
