@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 
 class ApiError(Exception):
@@ -39,4 +39,14 @@ def register(app: Flask) -> None:
                 f"the request body is over {app.config['MAX_CONTENT_LENGTH'] // 1024} KiB: a request scores "
                 f"at most {MAX_BATCH} products, a few kilobytes"
             )
-        return error_response(status, (exc.name or "error").lower().replace(" ", "_"), message)
+        elif status == 404:  # Werkzeug's text asks to check the spelling, without saying of what
+            message = f"no route {request.method} {request.path}: GET / lists the routes, e.g. POST /v1/score"
+        elif isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            methods = [m for m in exc.valid_methods if m not in ("HEAD", "OPTIONS")] or exc.valid_methods
+            message = f"{request.path} takes {' or '.join(methods)}, not {request.method}"
+        response, status = error_response(status, (exc.name or "error").lower().replace(" ", "_"), message)
+        # a 405's Allow header is required (RFC 9110), and went with Werkzeug's own response
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status

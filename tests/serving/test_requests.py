@@ -48,3 +48,19 @@ def test_a_body_that_is_no_json_object_gets_a_400_saying_why(client, body: bytes
     assert error["code"] == "bad_request" and says in error["message"], error
     # the scorer goes on answering
     assert client.post("/v1/score", json={"product_id": "BTC-USD"}).status_code == 200
+
+
+def test_a_wrong_route_or_method_says_what_is_there(client) -> None:
+    response = client.get("/v1/score")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert response.get_json()["error"]["message"] == "/v1/score takes POST, not GET"
+    assert response.content_type == "application/json"
+    response = client.delete("/healthz")
+    assert response.status_code == 405 and "GET" in response.headers["Allow"]
+    assert response.get_json()["error"]["message"].startswith("/healthz takes GET")
+    for path in ("/v1/features/", "/v1/features", "/v2/score"):
+        response = client.get(path)
+        assert response.status_code == 404
+        message = response.get_json()["error"]["message"]
+        assert message == f"no route GET {path}: GET / lists the routes, e.g. POST /v1/score", message
