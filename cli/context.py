@@ -12,6 +12,7 @@ from click.shell_completion import CompletionItem
 from rich.console import Console
 from rich.progress import Progress, ProgressColumn
 
+from tickstore.products import RULE, is_product_id
 from tickstore.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,6 +60,10 @@ class ProductList(click.ParamType):
         products = tuple(dict.fromkeys(p.strip().upper() for p in str(value).split(",") if p.strip()))
         if not products:
             self.fail("name at least one product, e.g. BTC-USD or BTC-USD,ETH-USD", param, ctx)
+        # the sink rejects every tick of such a product: said here, before anything is sent or built
+        bad = [p for p in products if not is_product_id(p)]
+        if bad:
+            self.fail(f"{bad[0][:80]!r} is not a product id ({RULE}), e.g. BTC-USD", param, ctx)
         return products
 
     def shell_complete(

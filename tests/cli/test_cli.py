@@ -72,6 +72,9 @@ def test_product_lists_are_trimmed_and_upper_cased_and_never_empty(
     for args in (("--products", " , "), ("--ticks", "-5")):
         run = tickstore(s, "ingest", "simulate", *args, "--out", str(out), check=False)
         assert run.returncode == 2 and "Invalid value" in run.stderr and "Traceback" not in run.stderr
+    # ids the sink rejects: every tick of them was published, then rejected one by one
+    run = tickstore(s, "ingest", "simulate", "--products", "BTC-USD,btc usd", "--out", str(out), check=False)
+    assert run.returncode == 2 and "'BTC USD' is not a product id (a letter or digit" in run.stderr
 
 
 def test_numbers_out_of_range_are_usage_errors_before_anything_starts(

@@ -34,3 +34,12 @@ def test_a_duration_past_what_a_time_step_can_be_says_so(typed: str, says: str) 
         SECONDS.convert(typed, None, None)
     assert SECONDS.convert("36500d", None, None) == 36500 * 86400.0
     assert SECONDS.convert("1e-6", None, None) == 1e-6
+
+
+def test_product_lists_refuse_ids_the_sink_would_reject() -> None:
+    from cli.context import PRODUCTS
+
+    assert PRODUCTS.convert(" btc-usd,ES.Z25 ,,", None, None) == ("BTC-USD", "ES.Z25")
+    for typed in ("BTC USD", "-BTC", "X" * 65, "BTC-USD,ETH USD"):
+        with pytest.raises(click.BadParameter, match="is not a product id"):
+            PRODUCTS.convert(typed, None, None)
