@@ -73,6 +73,17 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
         # FeatureStore: the message is the answer, the traceback through click noise
         if isinstance(exc, ValueError) and _raised_in_feature_store(exc):
             raise click.UsageError(str(exc)) from exc
+        if isinstance(exc, ValueError) and (typed := _time_not_read(exc)) is not None:
+            raise click.UsageError(
+                f"{typed!r} is not a time ({exc}): give times in ISO 8601, e.g. 2025-12-06T12:00:00 "
+                "(UTC unless an offset is given)"
+            ) from exc
+        from feast.errors import FeastObjectNotFoundException
+
+        if isinstance(exc, FeastObjectNotFoundException):  # `materialize -v`, `get-online-features`
+            raise click.ClickException(
+                f"{exc}: `tickstore feast feature-views list` lists the views"
+            ) from exc
         where = repo_error(exc)
         if where is None:
             raise
@@ -93,6 +104,36 @@ def _raised_in_feature_store(exc: BaseException) -> bool:
     while tb.tb_next is not None:
         tb = tb.tb_next
     return Path(tb.tb_frame.f_code.co_filename).parts[-2:] == ("feast", "feature_store.py")
+
+
+def _time_not_read(exc: BaseException) -> str | None:
+    """The time argument Feast's CLI failed to read (`materialize garbage ...`), when ``exc`` was
+    raised in its command function itself or in a parser it called (dateutil), not in Feast below it."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for i, frame in enumerate(frames):
+        parts = Path(frame.f_code.co_filename).parts
+        if parts[-3:] != ("feast", "cli", "cli.py") or not frame.f_code.co_name.startswith("materialize"):
+            continue
+        if any("feast" in Path(f.f_code.co_filename).parts for f in frames[i + 1 :]):
+            return None  # raised by the store it called: not the reading of a time
+        # START_TS is read first: it is the one unless it reads
+        typed = [str(frame.f_locals[k]) for k in ("start_ts", "end_ts") if frame.f_locals.get(k)]
+        return next((t for t in typed if not _reads(t)), typed[-1] if typed else "")
+    return None
+
+
+def _reads(text: str) -> bool:
+    from dateutil import parser
+
+    try:
+        parser.parse(text)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -219,6 +219,16 @@ def test_tickstore_feast_runs_feasts_cli_on_the_data_under_tickstore_home(
     )
     assert backwards.returncode == 2 and "Traceback" not in backwards.stderr, backwards.stderr
     assert "Error: The given start_date 2026-01-01 00:03:00+00:00 is greater than" in backwards.stderr
+    # times Feast's CLI could not read, and a view it does not know, were tracebacks
+    for args, said in (
+        (("materialize", "garbage", "2026-01-01"), "'garbage' is not a time (Unknown string format"),
+        (("materialize", "2026-01-01", "2026-02-30"), "'2026-02-30' is not a time (day is out of range"),
+        (("materialize-incremental", "2026-13-45"), "'2026-13-45' is not a time (month must be in 1..12)"),
+        (("materialize", "2026-01-01", "2026-01-02", "-v", "nosuch"), "Feature view nosuch does not exist"),
+    ):
+        run = tickstore(s, "feast", *args, check=False)
+        assert run.returncode in (1, 2) and "Traceback" not in run.stderr, run.stderr
+        assert said in run.stderr, run.stderr
 
 
 def test_plain_feast_keeps_to_the_yaml_and_says_so_when_tickstore_home_points_elsewhere(
