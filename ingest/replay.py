@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import time
 import zlib
@@ -104,19 +105,25 @@ class Pacer:
         self._last_event: float | None = None
         self._due = time.monotonic()
 
-    def wait(self, event_s: float | None) -> None:
+    def wait(self, event_s: float | None, until: float | None = None) -> bool:
+        """Sleep until the message recorded at ``event_s`` is due; False if ``until`` (a
+        ``time.monotonic()`` deadline) comes first, so a slow pace can't overrun ``--duration``."""
         if event_s is None:
-            return
+            return True
         if self._last_event is not None:
             gap = event_s - self._last_event
             if gap > 0:  # time going backwards (next file, reconnect) just restarts the clock
                 self._due += min(gap, self.max_gap_s) / self.speed
         self._last_event = event_s
-        delay = self._due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        else:
-            self._due = time.monotonic() if delay < -1.0 else self._due
+        while (delay := self._due - time.monotonic()) > 0:
+            left = math.inf if until is None else until - time.monotonic()
+            if left <= 0:
+                return False
+            # an hour at most: time.sleep refuses what time_t can't hold (--speed 1e-300's pauses)
+            time.sleep(min(delay, left, 3600.0))
+        if delay < -1.0:  # far behind (a slow broker): catch up from now rather than send a burst
+            self._due = time.monotonic()
+        return True
 
 
 class Retimer:
@@ -197,6 +204,7 @@ def replay(
     stamper = Retimer() if retime else None
     limit = settings.max_message_bytes
     started = time.monotonic()
+    until = None if duration_s is None else started + duration_s
     # a damaged file still has its readable lines published (and flushed) before it is reported
     for path, lineno, line in iter_lines(files, stats.damaged):
         size = len(line) + 1
@@ -211,8 +219,8 @@ def replay(
             continue
         if duration_s is not None and time.monotonic() - started >= duration_s:
             break
-        if pacer:
-            pacer.wait(_event_seconds(line))
+        if pacer and not pacer.wait(_event_seconds(line), until):
+            break
         if stamper:
             line = stamper.stamp(line)
         match = PRODUCT_RE.search(line)

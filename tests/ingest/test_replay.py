@@ -1,4 +1,4 @@
-"""Replaying damaged recordings: every readable line is published, and the damage is reported."""
+"""Replaying recordings: every readable line of a damaged one is published and the damage reported; pacing."""
 
 from __future__ import annotations
 
@@ -111,3 +111,23 @@ def test_a_named_file_that_is_no_json_lines_is_refused_before_anything_is_sent(t
     # a recording's name is trusted: a first line cut short or garbled is the sink's to reject (and keep)
     (tmp_path / "rec.ndjson").write_bytes(b'ype":"ticker"}\n{"type":"ticker"}\n')
     assert replay.discover([tmp_path / "rec.ndjson"]) == [tmp_path / "rec.ndjson"]
+
+
+def test_a_slow_pace_stops_at_the_deadline_and_a_pause_never_overflows_sleep() -> None:
+    import time
+
+    from ingest.replay import Pacer
+
+    # --speed 0.001 --duration 3 ran 34 s (a recorded gap of 34 ms, paced 1000x slower, slept whole);
+    # --speed 1e-308 made a pause time.sleep refused (OverflowError: timestamp out of range)
+    pacer = Pacer(speed=1e-308, max_gap_s=5.0)
+    assert pacer.wait(0.0)
+    started = time.monotonic()
+    assert not pacer.wait(1.0, until=started + 0.2)
+    assert 0.2 <= time.monotonic() - started < 2.0
+    # a gap longer than --max-gap is shortened to it; a message without a time waits for nothing
+    pacer = Pacer(speed=1.0, max_gap_s=0.1)
+    pacer.wait(0.0)
+    started = time.monotonic()
+    assert pacer.wait(3600.0, until=started + 60) and pacer.wait(None, until=started)
+    assert 0.1 <= time.monotonic() - started < 2.0
