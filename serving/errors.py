@@ -42,7 +42,9 @@ def register(app: Flask) -> None:
         elif status == 404:  # Werkzeug's text asks to check the spelling, without saying of what
             message = f"no route {request.method} {request.path}: GET / lists the routes, e.g. POST /v1/score"
         elif isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-            methods = [m for m in exc.valid_methods if m not in ("HEAD", "OPTIONS")] or exc.valid_methods
+            methods = (
+                sorted(m for m in exc.valid_methods if m not in ("HEAD", "OPTIONS")) or exc.valid_methods
+            )
             message = f"{request.path} takes {' or '.join(methods)}, not {request.method}"
         response, status = error_response(status, (exc.name or "error").lower().replace(" ", "_"), message)
         # a 405's Allow header is required (RFC 9110), and went with Werkzeug's own response

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-# ingest/wire.sql holds the same pattern and words as literals (a constant pattern is compiled once
-# per query, a bound one per row); tests/core/test_products.py keeps the three alike
+# ingest/wire.sql holds the same pattern and words as literals (the sink's SQL, planned once per
+# connection, binds no settings); tests/core/test_products.py keeps them alike
 PATTERN = "[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}"
 RULE = "a letter or digit, then letters, digits, - _ . : or /; at most 64"
 
