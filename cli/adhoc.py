@@ -342,10 +342,14 @@ class Session:
                     f"{exc}\nsql/{called.group(1)}.sql has no '-- lookback: N s' header line (how far back "
                     "one row's window reads ticks): add one to call it with a time range"
                 )
+            from tickstore import lake
+
             # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
             views = ", ".join(self.views) or _no_views()
+            tables = self.tables()
+            gone = "" if "ticks" in tables or self.past else f"\nThe lake has {lake.no_ticks_table(self.con)}"
             return click.ClickException(
-                f"{exc}\nThe lake's tables: {', '.join(self.tables())}; feature views: {views}"
+                f"{exc}\nThe lake's tables: {', '.join(tables)}; feature views: {views}{gone}"
             )
         if "read-only mode" in str(exc) and not self.past:
             return click.ClickException(

@@ -358,6 +358,22 @@ def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def no_ticks_table(con: duckdb.DuckDBPyConnection) -> str:
+    """What to say of a lake without its ticks table (dropped with `tickstore sql --write`): when a
+    table went, and which snapshot still holds the ticks."""
+    snapshot = current_snapshot(con)
+    row = con.execute(
+        "SELECT max(snapshot_id) FROM ducklake_snapshots($lake) WHERE len(changes['tables_dropped']) > 0",
+        {"lake": LAKE},
+    ).fetchone()
+    gone = row[0] if row and row[0] else None
+    said = f"no ticks table at snapshot {snapshot}"
+    if gone is None:
+        return said + ": the next `tickstore sink` makes it anew"
+    command = f'tickstore sql --as-of {gone - 1} "SELECT count(*) FROM ticks"'  # noqa: S608 - a message
+    return f"{said} (a table was dropped at snapshot {gone}): the next `tickstore sink` makes it anew, empty; the ticks as they were: {command}"
+
+
 def tick_span(settings: Settings, snapshot: int | None = None) -> str:
     """Where the lake's ticks lie (at ``snapshot``), for an error about a range without any: their
     first and last event times (UTC), or that there are none yet and how to get some."""

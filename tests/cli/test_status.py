@@ -65,6 +65,35 @@ def test_a_tick_time_python_cannot_hold_is_said_as_it_is(make_settings: Callable
     assert "BTC-USD: 1 ticks, newest 99999-11-12 07:20:11+00 (a time Python can't hold" in run.stdout
 
 
+def test_a_lake_whose_tables_were_dropped_says_where_the_ticks_still_are(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tickstore import lake
+
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    con = lake.connect(s, create=True)
+    con.execute(
+        "INSERT INTO ticks (product_id, event_time, price) VALUES ('BTC-USD', '2025-12-06 07:00:00+00', 1)"
+    )
+    con.close()
+    tickstore(s, "sql", "--write", "DROP TABLE ticks_rejected")
+    run = tickstore(s, "status", check=False)
+    assert "Traceback" not in run.stderr, run.stderr
+    assert "1 tick of 1 product at snapshot 3, no ticks_rejected table (dropped" in " ".join(
+        run.stdout.split()
+    )
+    tickstore(s, "sql", "--write", "DROP TABLE ticks")  # was a CatalogException's traceback
+    run = tickstore(s, "status", check=False)
+    out = " ".join(run.stdout.split())
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "missing: no ticks table at snapshot 4 (a table was dropped at snapshot 4)" in out, out
+    assert 'tickstore sql --as-of 3 "SELECT count(*) FROM ticks"' in out
+    said = tickstore(s, "sql", "--as-of", "3", "--format", "csv", "SELECT count(*) FROM ticks").stdout
+    assert said.split() == ["count_star()", "1"]
+    run = tickstore(s, "sql", "SELECT count(*) FROM ticks", check=False)
+    assert "The lake has no ticks table at snapshot 4 (a table was dropped" in " ".join(run.stderr.split())
+
+
 def test_something_else_on_the_scorers_port_is_named(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(broker_port=free_port(), serve_port=free_port())
     with serving(HTTPServer(("127.0.0.1", s.serve_port), SimpleHTTPRequestHandler)):
