@@ -371,7 +371,10 @@ def no_ticks_table(con: duckdb.DuckDBPyConnection) -> str:
     if gone is None:
         return said + ": the next `tickstore sink` makes it anew"
     command = f'tickstore sql --as-of {gone - 1} "SELECT count(*) FROM ticks"'  # noqa: S608 - a message
-    return f"{said} (a table was dropped at snapshot {gone}): the next `tickstore sink` makes it anew, empty; the ticks as they were: {command}"
+    return (
+        f"{said} (a table was dropped at snapshot {gone}): the next `tickstore sink` makes it anew, "
+        f"empty; the ticks as they were: {command}"
+    )
 
 
 def tick_span(settings: Settings, snapshot: int | None = None) -> str:
