@@ -347,7 +347,9 @@ class Session:
             # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
             views = ", ".join(self.views) or _no_views()
             tables = self.tables()
-            gone = "" if "ticks" in tables or self.past else f"\nThe lake has {lake.no_ticks_table(self.con)}"
+            gone = ""
+            if "ticks" not in tables and not self.past:  # dropped by hand: where its ticks still are
+                gone = f"\nThe lake has no ticks table: {lake.put_back(self.con, 'ticks')}"
             return click.ClickException(
                 f"{exc}\nThe lake's tables: {', '.join(tables)}; feature views: {views}{gone}"
             )

@@ -24,6 +24,14 @@ CHANGES = {
     duckdb.StatementType.COPY: "copied",  # to a file, or from one into a table
 }
 
+# statements that can change a table's definition; the lake's own tables are checked around them
+DEFINING = {duckdb.StatementType.DROP, duckdb.StatementType.ALTER, duckdb.StatementType.CREATE}
+OWN_TABLES = ("ticks", "ticks_rejected")
+REMOVING = (
+    "To remove ticks: DELETE FROM ticks WHERE ...; "  # noqa: S608 - advice printed, no query built
+    "to start afresh: stop the sink and remove TICKSTORE_HOME/lake"
+)
+
 RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 # a dollar-quoted string's opening tag ($$ or $name$); a bound value is $name with no second $
 DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
@@ -118,6 +126,8 @@ class Transaction:
     calls of one session, since a shell's BEGIN and COMMIT come in separate inputs."""
 
     open: bool = False
+    # the lake's own tables when it opened (see _own_tables), for its COMMIT to compare
+    own_tables: list[tuple[object, ...]] | None = None
 
 
 def statement_results(
@@ -155,14 +165,21 @@ def statement_results(
         # a COMMIT that failed has nothing to commit
         may_retry = not transaction.open and not is_transaction
         if is_transaction:
-            ends = statement.query.strip().upper().startswith(("COMMIT", "END", "ROLLBACK", "ABORT"))
-            transaction.open = not ends
+            word = statement.query.strip().upper()
+            if word.startswith(("COMMIT", "END")) and transaction.open:
+                _check_own_tables(con, transaction.own_tables, transaction, opened=False)
+            elif word.startswith(("BEGIN", "START")) and not transaction.open:
+                transaction.own_tables = _own_tables(con)
+            transaction.open = not word.startswith(("COMMIT", "END", "ROLLBACK", "ABORT"))
         deadline = time.monotonic() + lake_locked_wait_s
         told = False
         while True:
             try:
                 result: duckdb.DuckDBPyRelation | Changed | None
-                if statement.type in CHANGES and not RETURNING.search(statement.query):
+                if statement.type in DEFINING:
+                    _keeping_own_tables(con, statement, bound, transaction)
+                    result = None
+                elif statement.type in CHANGES and not RETURNING.search(statement.query):
                     # `con.sql` runs it and says nothing of its rows; with RETURNING, its rows are the answer
                     # COPY ... (RETURN_FILES) adds the files written after the count
                     rows, *_ = con.execute(statement.query, bound).fetchone() or (0,)
@@ -181,3 +198,71 @@ def statement_results(
                     told = True
                 time.sleep(0.2)
         yield result
+
+
+def _own_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[object, ...]]:
+    """The columns of the lake's own tables (name, position, type), as the sink and every command
+    read them."""
+    from tickstore import lake
+
+    return con.execute(
+        "SELECT table_name, column_index, column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = $lake AND schema_name = 'main' AND list_contains($own, table_name) "
+        "ORDER BY ALL",
+        {"lake": lake.LAKE, "own": list(OWN_TABLES)},
+    ).fetchall()
+
+
+def _keeping_own_tables(
+    con: duckdb.DuckDBPyConnection,
+    statement: duckdb.Statement,
+    bound: dict[str, str],
+    transaction: Transaction,
+) -> None:
+    """Run a DROP, ALTER or CREATE, undone with an error if it leaves the lake's ``ticks`` or
+    ``ticks_rejected`` other than tickstore makes them; inside the user's transaction its COMMIT is
+    where that is checked, so that a table can be put back in several steps."""
+    if transaction.open:
+        con.execute(statement.query, bound)
+        return
+    before = _own_tables(con)
+    con.execute("BEGIN")
+    try:
+        con.execute(statement.query, bound)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    _check_own_tables(con, before, transaction, opened=True)  # rolls back where it refuses
+    con.execute("COMMIT")
+
+
+def _check_own_tables(
+    con: duckdb.DuckDBPyConnection,
+    before: list[tuple[object, ...]] | None,
+    transaction: Transaction,
+    *,
+    opened: bool,
+) -> None:
+    """Roll the transaction back with an error if it changed the lake's own tables into something
+    other than tickstore makes: the sink writes them and every command reads them (a dropped column
+    had the sink retry and bisect every batch down to single messages, filing good ticks as rejects),
+    and a dropped table left the ticks only in earlier snapshots, which compaction expires. A change
+    that puts a table back as tickstore makes it passes."""
+    from tickstore import lake
+
+    after = _own_tables(con)
+    if before is None or after == before:
+        return
+    changed = [t for t in OWN_TABLES if [c for c in before if c[0] == t] != [c for c in after if c[0] == t]]
+    problems = lake.table_problems(con)
+    # a table broken before (by DuckDB's own CLI, say) and left alone is not this change's doing
+    made = [problems[t] for t in changed if t in problems]
+    if not made:
+        return
+    con.execute("ROLLBACK")
+    transaction.open = False
+    undone = "it was undone" if opened else "the transaction was rolled back"
+    raise click.ClickException(
+        f"this would leave {' and '.join(made)}, which the sink writes and every command reads: {undone}. "
+        + REMOVING
+    )

@@ -55,28 +55,23 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
         return False, [f"lake: {MISSING}: {exc}"], []
     try:
         snapshot = lake.current_snapshot(con)
-        tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
-        if "ticks" not in tables:  # dropped with `tickstore sql --write`: said, not a CatalogException
-            return False, [f"lake {settings.lake_catalog.parent}: {MISSING}: {lake.no_ticks_table(con)}"], []
+        # a table dropped or altered by hand (DuckDB's CLI, an older `tickstore sql --write`): said with
+        # how to put it back, where a query of it was a CatalogException's traceback
+        if (problem := lake.table_problem(con)) is not None:
+            table, what = problem
+            said = f"{what}: {lake.put_back(con, table)}"
+            return False, [f"lake {settings.lake_catalog.parent}: {MISSING}: {escape(said)}"], []
         per_product = con.execute(
             "SELECT product_id, count(*), max(event_time) FROM ticks GROUP BY 1 ORDER BY 1"
         ).fetchall()
-        rejected = (
-            con.execute("SELECT count(*) FROM ticks_rejected").fetchone()[0]  # type: ignore[index]
-            if "ticks_rejected" in tables
-            else None
-        )
+        rejected = con.execute("SELECT count(*) FROM ticks_rejected").fetchone()[0]  # type: ignore[index]
     finally:
         con.close()
     total = sum(n for _, n, _ in per_product)
     lines = [
         f"lake {settings.lake_catalog.parent}: {OK}, {count_of(total, 'tick')} of {count_of(len(per_product), 'product')} at "
-        + (
-            f"snapshot {snapshot}, no ticks_rejected table (dropped: the next `tickstore sink` makes it anew)"
-            if rejected is None
-            else f"snapshot {snapshot}, {rejected:,} rejected (table ticks_rejected, for `tickstore sql`"
-            + ("; by reason: `tickstore ingest rejected --dry-run`)" if rejected else ")")
-        )
+        f"snapshot {snapshot}, {rejected:,} rejected (table ticks_rejected, for `tickstore sql`"
+        + ("; by reason: `tickstore ingest rejected --dry-run`)" if rejected else ")")
     ]
     lines += [f"  {p}: {n:,} ticks, newest {_newest(newest)}" for p, n, newest in per_product]
     if not per_product:

@@ -358,22 +358,58 @@ def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def no_ticks_table(con: duckdb.DuckDBPyConnection) -> str:
-    """What to say of a lake without its ticks table (dropped with `tickstore sql --write`): when a
-    table went, and which snapshot still holds the ticks."""
-    snapshot = current_snapshot(con)
+def table_problems(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each of the lake's ``ticks`` and ``ticks_rejected`` that differs from the columns tickstore makes
+    it with (dropped, renamed, columns dropped, added or reordered by hand), and how: {"ticks": "the
+    lake's ticks table other than tickstore makes it (columns missing volume_24h)"}."""
+    problems = {}
+    for table in ("ticks", "ticks_rejected"):
+        want = list(column_comments(table))
+        have = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = $lake "
+                "AND schema_name = 'main' AND table_name = $table ORDER BY column_index",
+                {"lake": LAKE, "table": table},
+            ).fetchall()
+        ]
+        if not have:
+            problems[table] = f"the lake without its {table} table"
+        elif have != want:
+            missing = [c for c in want if c not in have]
+            added = [c for c in have if c not in want]
+            differs = "; ".join(
+                [f"missing {', '.join(missing)}"] * bool(missing)
+                + [f"added {', '.join(added)}"] * bool(added)
+                + ["in another order"] * (not missing and not added)
+            )
+            problems[table] = f"the lake's {table} table other than tickstore makes it (columns {differs})"
+    return problems
+
+
+def table_problem(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    """The first of ``table_problems``: (table, how it differs), or None where neither does."""
+    return next(iter(table_problems(con).items()), None)
+
+
+def put_back(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """How to put ``table`` back as it was before the lake's last dropped or altered table (by hand:
+    tickstore changes no table's definition), as a `tickstore sql` command."""
     row = con.execute(
-        "SELECT max(snapshot_id) FROM ducklake_snapshots($lake) WHERE len(changes['tables_dropped']) > 0",
+        "SELECT max(snapshot_id) FROM ducklake_snapshots($lake) "
+        "WHERE len(changes['tables_dropped']) > 0 OR len(changes['tables_altered']) > 0",
         {"lake": LAKE},
     ).fetchone()
-    gone = row[0] if row and row[0] else None
-    said = f"no ticks table at snapshot {snapshot}"
-    if gone is None:
-        return said + ": the next `tickstore sink` makes it anew"
-    command = f'tickstore sql --as-of {gone - 1} "SELECT count(*) FROM ticks"'  # noqa: S608 - a message
+    changed = row[0] if row and row[0] else None
+    if changed is None:
+        return "the next `tickstore sink` makes a missing table anew, empty"
+    script = (  # noqa: S608 - a command printed for the user, no query built
+        f"BEGIN; CREATE TABLE {table}_back AS FROM {table} AT (VERSION => {changed - 1}); "
+        f"DROP TABLE IF EXISTS {table}; ALTER TABLE {table}_back RENAME TO {table}; COMMIT"
+    )
     return (
-        f"{said} (a table was dropped at snapshot {gone}): the next `tickstore sink` makes it anew, "
-        f"empty; the ticks as they were: {command}"
+        f"put it back as it was before snapshot {changed}, which changed a table: "
+        f'tickstore sql --write "{script}" (or remove the lake to start afresh)'
     )
 
 

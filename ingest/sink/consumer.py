@@ -54,8 +54,13 @@ class SinkStats:
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-class _StoppedWhileLocked(Exception):
-    """A stop arrived while a batch waited for a locked catalog: the batch is left to the next run."""
+class _StoppedMidBatch(Exception):
+    """A stop arrived while a batch waited for a locked catalog or a failing write was retried: the
+    batch is left to the next run. ``why`` says which, for the log."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 def _dlq_delivered(err: KafkaError | None, msg: Message) -> None:
@@ -188,14 +193,14 @@ class Sink:
         raw = kafka.raw_table(batch, self.settings.sink_max_tick_bytes)
         try:
             result = self._write_safely(raw)
-        except _StoppedWhileLocked:
+        except _StoppedMidBatch as stopped:
             # Offsets stay where they were, so nothing is lost: the next run reads the batch again
             # (and what part of it a bisection may have committed is deduplicated by tick id).
             self.stats.left_uncommitted += len(batch)
             log.warning(
-                "sink: stopped while the lake catalog %s was locked by another process: %d messages "
-                "were not committed and will be read again by the next run",
-                self.settings.lake_catalog,
+                "sink: stopped while %s: %d messages were not committed and will be read again by the "
+                "next run",
+                stopped.why,
                 len(batch),
             )
             return
@@ -222,7 +227,8 @@ class Sink:
                     locked_since = locked_since or time.monotonic()
                     # a stop waits out another writer's commit, but not LOCK_WAIT_S of someone's lock
                     if self._stop and time.monotonic() - locked_since > STOP_LOCK_WAIT_S:
-                        raise _StoppedWhileLocked from exc
+                        why = f"the lake catalog {self.settings.lake_catalog} was locked by another process"
+                        raise _StoppedMidBatch(why) from exc
                     if time.monotonic() - locked_since > LOCK_WAIT_S:
                         raise lake.LakeError(
                             f"the lake catalog {self.settings.lake_catalog} stayed locked for "
@@ -231,6 +237,8 @@ class Sink:
                         ) from exc
                 else:
                     failures += 1
+                    if self._stop:  # retries and a bisection to single messages could take minutes
+                        raise _StoppedMidBatch(f"a lake write failed ({exc})") from exc
                 log.warning("sink: lake write failed (attempt %d): %s", attempt, exc)
                 time.sleep(min(0.1 * 2 ** min(attempt - 1, 5), 2.0))
         assert last is not None
@@ -241,6 +249,15 @@ class Sink:
                 f"cannot write the lake at {self.settings.lake_catalog.parent}: {trouble} ({last}). "
                 f"Nothing of this batch was committed: its messages stay in {self.settings.topic_raw}, "
                 "and the sink resumes from them when started again"
+            ) from last
+        if (problem := lake.table_problem(self._writer.con)) is not None:
+            # The table, not a message (changed by hand): every write fails alike, and bisecting
+            # took seconds a message, filing good ticks as rejects. Nothing is committed.
+            table, what = problem
+            raise lake.LakeError(
+                f"cannot write {what} ({last}). Nothing of this batch was committed: its messages stay "
+                f"in {self.settings.topic_raw}, and the sink resumes from them once the table is back: "
+                f"{lake.put_back(self._writer.con, table)}"
             ) from last
         if raw.num_rows == 1:
             return self._writer.reject_whole(raw, f"sink error: {last}"[:500])

@@ -59,6 +59,39 @@ def test_sql_reads_the_lake_only_unless_told_to_write(make_settings: Callable[..
     assert returned.stdout.split() == ["a", "1", "2"]
 
 
+def test_sql_write_refuses_to_drop_or_redefine_the_lakes_own_tables(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.tickstore_feast.conftest import load, tick_rows
+
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("BTC-USD", 1.0, 101.0)]))
+    snapshot = query(s, "SELECT max(snapshot_id) FROM lake.snapshots()")[0][0]
+    # each went through, and every later command failed on the table (status: a traceback; the sink:
+    # every batch); the ticks were left in earlier snapshots only, which compaction expires
+    for sql, leaves in (
+        ("DROP TABLE ticks", "the lake without its ticks table"),
+        (
+            "ALTER TABLE ticks DROP COLUMN volume_24h",
+            "ticks table other than tickstore makes it (columns missing",
+        ),
+        ("ALTER TABLE ticks RENAME TO old_ticks", "the lake without its ticks table"),
+        ("CREATE OR REPLACE TABLE ticks AS SELECT 1 AS x", "(columns missing product_id, event_time"),
+        ("ALTER TABLE ticks ADD COLUMN x INT", "ticks table other than tickstore makes it (columns added x)"),
+        ("DROP TABLE ticks_rejected", "the lake without its ticks_rejected table"),
+        ("BEGIN; DELETE FROM ticks; DROP TABLE ticks; COMMIT", "the lake without its ticks table"),
+    ):
+        run = tickstore(s, "sql", "--write", sql, check=False)
+        said = " ".join(run.stderr.split())
+        assert run.returncode == 1 and f"{leaves}" in said and "which the sink writes" in said, said
+    assert "the transaction was rolled back" in said
+    assert query(s, "SELECT count(*) FROM ticks")[0][0] == 2
+    assert query(s, "SELECT max(snapshot_id) FROM lake.snapshots()")[0][0] == snapshot  # nothing committed
+    # tables of the user's own come and go as before
+    tickstore(s, "sql", "--write", "CREATE TABLE mine AS SELECT 1 AS x; ALTER TABLE mine ADD COLUMN y INT")
+    tickstore(s, "sql", "--write", "DROP TABLE mine")
+
+
 def test_sql_write_waits_for_a_locked_catalog_and_runs_each_statement_once(
     make_settings: Callable[..., Settings],
 ) -> None:

@@ -75,23 +75,32 @@ def test_a_lake_whose_tables_were_dropped_says_where_the_ticks_still_are(
     con.execute(
         "INSERT INTO ticks (product_id, event_time, price) VALUES ('BTC-USD', '2025-12-06 07:00:00+00', 1)"
     )
+    # as `tickstore sql --write` did before stop 55 (it refuses now), or DuckDB's own CLI on the lake
+    con.execute("DROP TABLE ticks_rejected")
     con.close()
-    tickstore(s, "sql", "--write", "DROP TABLE ticks_rejected")
-    run = tickstore(s, "status", check=False)
-    assert "Traceback" not in run.stderr, run.stderr
-    assert "1 tick of 1 product at snapshot 3, no ticks_rejected table (dropped" in " ".join(
-        run.stdout.split()
-    )
-    tickstore(s, "sql", "--write", "DROP TABLE ticks")  # was a CatalogException's traceback
     run = tickstore(s, "status", check=False)
     out = " ".join(run.stdout.split())
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
-    assert "missing: no ticks table at snapshot 4 (a table was dropped at snapshot 4)" in out, out
-    assert 'tickstore sql --as-of 3 "SELECT count(*) FROM ticks"' in out
-    said = tickstore(s, "sql", "--as-of", "3", "--format", "csv", "SELECT count(*) FROM ticks").stdout
-    assert said.split() == ["count_star()", "1"]
+    assert "missing: the lake without its ticks_rejected table: put it back" in out, out
+    con = lake.connect(s, create=False)  # create=True would make the tables anew
+    con.execute("DROP TABLE ticks")  # status said it with a CatalogException's traceback
+    con.close()
+    run = tickstore(s, "status", check=False)
+    out = " ".join(run.stdout.split())
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "missing: the lake without its ticks table: put it back" in out, out
+    assert "put it back as it was before snapshot 4, which changed a table" in out, out
     run = tickstore(s, "sql", "SELECT count(*) FROM ticks", check=False)
-    assert "The lake has no ticks table at snapshot 4 (a table was dropped" in " ".join(run.stderr.split())
+    assert "The lake has no ticks table: put it back as it was before snapshot 4" in " ".join(
+        run.stderr.split()
+    )
+    # the command status gives puts it back, as it was at snapshot 3 (the user's transaction passes
+    # tickstore sql's check at its COMMIT: the tables are as tickstore makes them again)
+    command = out.split('tickstore sql --write "')[1].split('"')[0]
+    assert command.startswith("BEGIN; CREATE TABLE ticks_back AS FROM ticks AT (VERSION => 3);"), command
+    tickstore(s, "sql", "--write", command)
+    said = tickstore(s, "sql", "--format", "csv", "SELECT count(*) FROM ticks").stdout
+    assert said.split() == ["count_star()", "1"]
 
 
 def test_something_else_on_the_scorers_port_is_named(make_settings: Callable[..., Settings]) -> None:

@@ -286,6 +286,73 @@ def test_a_lake_the_machine_will_not_write_stops_the_sink_and_loses_nothing(
     assert per_product(kafka_settings) == {"SOL-USD": 60}
 
 
+@pytest.mark.slow
+def test_a_ticks_table_changed_by_hand_stops_the_sink_saying_how_to_put_it_back(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    from tests.cli.helpers import tickstore
+    from tickstore import lake
+
+    first = tmp_path / "first.ndjson"
+    first.write_bytes(b"\n".join(good(i) for i in range(1, 31)) + b"\n")
+    replay.replay(kafka_settings, [first])
+    assert Sink(kafka_settings, until_idle=True).run().total.ticks == 30
+    con = lake.connect(kafka_settings, create=False)  # as DuckDB's own CLI on the lake would
+    con.execute("ALTER TABLE ticks DROP COLUMN volume_24h")
+    con.close()
+    second = tmp_path / "second.ndjson"
+    second.write_bytes(b"\n".join(good(i) for i in range(31, 61)) + b"\n")
+    replay.replay(kafka_settings, [second])
+    # it bisected each batch down to single messages (~3 s each, retries included), filing every good
+    # tick as a reject, and a stop waited for all of it
+    with pytest.raises(LakeError, match="cannot write the lake's ticks table other than tickstore") as told:
+        Sink(kafka_settings, until_idle=True).run()
+    assert query(kafka_settings, "SELECT count(*) FROM ticks_rejected") == [(0,)]
+    said = str(told.value)
+    assert "(columns missing volume_24h)" in said and "tickstore sql --write" in said, said
+    # the command it gives puts the table back (the user's transaction is checked at its COMMIT)
+    command = said.split('tickstore sql --write "')[1].split('"')[0]
+    tickstore(kafka_settings, "sql", "--write", command)
+    again = Sink(kafka_settings, until_idle=True).run()
+    assert (again.total.ticks, again.total.rejects) == (30, 0)
+    assert per_product(kafka_settings) == {"SOL-USD": 60}
+
+
+def test_a_stop_while_a_failing_write_is_retried_returns_soon_and_loses_nothing(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    from tickstore import lake
+
+    recording = tmp_path / "r.ndjson"
+    recording.write_bytes(b"\n".join(good(i) for i in range(1, 41)) + b"\n")
+    replay.replay(kafka_settings, [recording])
+    lake.connect(kafka_settings, create=True).close()
+    con = lake.connect(kafka_settings, create=False)
+    con.execute("ALTER TABLE ticks DROP COLUMN volume_24h")  # every write fails alike
+    con.close()
+    sink = Sink(kafka_settings, until_idle=True)
+
+    class StopAtFirstFailure(logging.Handler):
+        """`kill` (SIGTERM) as the first failed write is logged."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if "lake write failed" in record.getMessage():
+                sink.stop()
+
+    handler = StopAtFirstFailure()
+    logging.getLogger("tickstore").addHandler(handler)
+    try:
+        started = time.monotonic()
+        stats = sink.run()
+        took = time.monotonic() - started
+    finally:
+        logging.getLogger("tickstore").removeHandler(handler)
+    # it went on retrying and then bisecting the batch (~3 s a message), whatever the stop
+    assert took < 15, took
+    assert stats.left_uncommitted > 0 and stats.total.ticks == 0
+    assert query(kafka_settings, "SELECT count(*) FROM ticks_rejected") == [(0,)]
+
+
 def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
