@@ -3,6 +3,7 @@ changed, and a statement that finds the lake's catalog locked by the sink's comm
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterator
@@ -233,7 +234,12 @@ def _keeping_own_tables(
         con.execute("ROLLBACK")
         raise
     _check_own_tables(con, before, transaction, opened=True)  # rolls back where it refuses
-    con.execute("COMMIT")
+    try:
+        con.execute("COMMIT")
+    except duckdb.Error:  # the catalog locked by the sink's commit: retried whole, from BEGIN
+        with contextlib.suppress(duckdb.Error):  # a failed COMMIT may have ended it already
+            con.execute("ROLLBACK")
+        raise
 
 
 def _check_own_tables(

@@ -100,7 +100,8 @@ def test_sql_write_waits_for_a_locked_catalog_and_runs_each_statement_once(
 
     s = make_settings()
     load(s, tick_rows([("BTC-USD", t, 100.0 + t) for t in range(4)]))
-    change = (
+    change = (  # a CREATE is run in a transaction of its own, to check the lake's tables before COMMIT
+        "CREATE TABLE mine AS SELECT 1 AS x; "
         "DELETE FROM ticks WHERE price > 102.5; INSERT INTO ticks SELECT * FROM ticks WHERE price < 100.5"
     )
     holder = hold_catalog_lock(s, 4)  # as the sink holds it while it commits a batch
@@ -113,6 +114,7 @@ def test_sql_write_waits_for_a_locked_catalog_and_runs_each_statement_once(
     assert run.returncode == 0 and "locked by another writer" in run.stderr, run.stderr
     prices = [float(p) for (p,) in query(s, "SELECT price FROM ticks ORDER BY 1")]
     assert prices == [100.0, 100.0, 101.0, 102.0]  # 103 deleted once, 100 copied once
+    assert query(s, "SELECT x FROM mine") == [(1,)]
     # an explicit transaction is the user's to retry: its failed COMMIT rolled back the whole of it
     holder = hold_catalog_lock(s, 2)
     try:
