@@ -183,6 +183,14 @@ def fit_and_score(
         )
     threshold = labels.spike_threshold(train["fwd_vol"], cfg.percentile)
     y = {name: spikes_of(part, threshold) for name, part in (("train", train), ("val", val), ("test", test))}
+    if not 0 < int(y["train"].sum()) < len(train):
+        # a model can't learn one class: scikit-learn's "needs samples of at least 2 classes" said so
+        said = "none is above" if y["train"].sum() == 0 else "every one is above"
+        raise ValueError(
+            f"no spikes to learn: of the {len(train):,} training rows {said} the {cfg.percentile:.10g}th "
+            f"percentile of their forward volatility ({threshold:.3g}, the highest {train['fwd_vol'].max():.3g}); "
+            "use a --percentile nearer the default 95 (one row in 20 a spike)"
+        )
     columns = [c for c in table.columns if c not in META]
     fitted, stop = splits.early_stopping(train, purge=cfg.horizon, spikes=y["train"])
     # validation and test rows are resampled in stretches long enough to hold what links neighbouring
@@ -336,9 +344,12 @@ def walk_forward(table: pd.DataFrame, cfg: TrainConfig) -> list[Fold]:
             fold.pr_auc = {model.name: float("nan") for model in all_models()}
             continue
         threshold = labels.spike_threshold(train_part["fwd_vol"], cfg.percentile)
-        fitted, stop = splits.early_stopping(
-            train_part, purge=cfg.horizon, spikes=spikes_of(train_part, threshold)
-        )
+        y_train = spikes_of(train_part, threshold)
+        if not 0 < int(y_train.sum()) < len(y_train):  # an early, quiet fold at a high --percentile
+            fold.skipped = "no spike in its training rows"
+            fold.pr_auc = {model.name: float("nan") for model in all_models()}
+            continue
+        fitted, stop = splits.early_stopping(train_part, purge=cfg.horizon, spikes=y_train)
         y_val = spikes_of(val_part, threshold)
         fold.spikes, fold.episodes = int(y_val.sum()), episodes(times[y_val == 1], memory)
         for model in all_models():
