@@ -140,7 +140,7 @@ def load(uri: str) -> LoadedModel:
         run_id = info.run_id
         run = client.get_run(run_id)
     except Exception as exc:  # MLflow raises MlflowException, OSError, ... for "not there"
-        raise ModelUnavailable(f"cannot load model {uri}: {exc}. {hint()}") from exc
+        raise ModelUnavailable(f"cannot load model {uri}: {str(exc).rstrip('.')}. {hint()}") from exc
     if "xgboost" in info.flavors:
         from mlflow import xgboost as flavor
     else:
@@ -240,7 +240,7 @@ class ModelHolder:
         try:
             return str(MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version)
         except Exception as exc:
-            raise ModelUnavailable(f"no model at {self.uri}: {exc}. {hint()}") from exc
+            raise ModelUnavailable(f"no model at {self.uri}: {str(exc).rstrip('.')}. {hint()}") from exc
 
     def start(self) -> None:
         """Check the alias every ``serve_reload_s`` in a daemon thread."""
