@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+from pathlib import Path
 
 
 class TickstoreError(RuntimeError):
@@ -31,7 +33,7 @@ _TROUBLE = (
         ("Permission denied", "Operation not permitted"),
     ),
     ("a part of the path is not a directory", {errno.ENOTDIR}, ("Not a directory",)),
-    # a folder deleted under a running process, or one that can hold no new folders (/proc)
+    # a folder deleted under a running process (one that is there but takes no files: above)
     ("a folder on the path is missing", {errno.ENOENT}, ("No such file or directory",)),
     # a path naming the wrong kind of thing: by errno only (an engine's "File exists" may mean else)
     ("that is a folder: name a file", {errno.EISDIR}, ("Is a directory",)),
@@ -49,6 +51,10 @@ def storage_trouble(exc: BaseException) -> str | None:
     conversion error naming a bad value)."""
     code = exc.errno if isinstance(exc, OSError) else None
     text = str(exc)
+    if code == errno.ENOENT and isinstance(exc, OSError) and exc.filename:
+        # the folder is there, yet no file can be made in it: a kernel's folder (/proc, /sys)
+        if Path(os.fsdecode(exc.filename)).parent.is_dir():
+            return "its folder is there but takes no new files: a system folder such as /proc?"
     for hint, codes, phrases in _TROUBLE:
         if code in codes or (code is None and any(p.lower() in text.lower() for p in phrases)):
             return hint

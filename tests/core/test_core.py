@@ -291,7 +291,9 @@ def test_processes_opening_a_new_lake_together_all_get_its_tables(tmp_path: Path
         (OSError(errno.ENOSPC, "No space left on device", "/x"), "the disk is full"),
         (PermissionError(errno.EACCES, "Permission denied", "/x"), "this user may not write there"),
         (OSError(errno.ENOTDIR, "Not a directory", "/x"), "not a directory"),
-        (FileNotFoundError(errno.ENOENT, "No such file or directory", "/proc/x"), "missing"),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "/no/such/folder/x"), "missing"),
+        # the folder is there (it was said missing): /proc takes no new files
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "/proc/x"), "takes no new files"),
         (
             duckdb.IOException(
                 'IO Error: Cannot open file "/lake/data/x.parquet": No such file or directory'
