@@ -140,11 +140,20 @@ def connect(
     if snapshot is not None and "ticks" not in _tables(con):
         # snapshot 0 is the empty lake, before the first commit made its tables: every reader of it
         # failed on a missing `ticks`, one of them with a traceback (`dataset build --as-of 0`)
-        con.close()
-        raise LakeError(
-            f"snapshot {snapshot} is from before the lake's ticks table was made: "
+        dropped = con.execute(
+            "SELECT count(*) FROM ducklake_snapshots($lake) WHERE snapshot_id <= $s "
+            "AND len(changes['tables_dropped']) > 0",
+            {"lake": LAKE, "s": snapshot},
+        ).fetchone()
+        said = (
+            f"the lake has no ticks table at snapshot {snapshot} (dropped by hand): pick another "
+            f"snapshot{_snapshot_span(settings.lake_catalog)}, or see `tickstore status` for how to put it back"
+            if dropped and dropped[0]
+            else f"snapshot {snapshot} is from before the lake's ticks table was made: "
             f"pick a later one{_snapshot_span(settings.lake_catalog)}"
         )
+        con.close()
+        raise LakeError(said)
     if create and not read_only and snapshot is None:
         existing = _tables(con)
         if not {"ticks", "ticks_rejected"} <= existing:  # DDL is a catalog write: skip it when not needed

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from http.server import HTTPServer, SimpleHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
@@ -66,7 +67,7 @@ def test_a_tick_time_python_cannot_hold_is_said_as_it_is(make_settings: Callable
 
 
 def test_a_lake_whose_tables_were_dropped_says_where_the_ticks_still_are(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     from tickstore import lake
 
@@ -94,6 +95,11 @@ def test_a_lake_whose_tables_were_dropped_says_where_the_ticks_still_are(
     assert "The lake has no ticks table: put it back as it was before snapshot 4" in " ".join(
         run.stderr.split()
     )
+    # "snapshot 4 is from before the lake's ticks table was made", as if it never had been
+    out_file = tmp_path / "x.parquet"
+    times = ("--start", "2025-12-06T06:00", "--end", "2025-12-06T08:00")
+    run = tickstore(s, "dataset", "build", "--every", "60", *times, "-o", str(out_file), check=False)
+    assert "the lake has no ticks table at snapshot 4 (dropped by hand)" in " ".join(run.stderr.split())
     # the command status gives puts it back, as it was at snapshot 3 (the user's transaction passes
     # tickstore sql's check at its COMMIT: the tables are as tickstore makes them again)
     command = out.split('tickstore sql --write "')[1].split('"')[0]

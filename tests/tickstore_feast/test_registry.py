@@ -200,6 +200,16 @@ def test_a_view_whose_sql_does_not_bind_is_named_when_applied_not_when_first_rea
     ):
         apply_repo(store, objects)
     assert "ticks_60s" not in {v.name for v in store.list_feature_views()}
+    # the lake's ticks dropped by hand is no fault of a view's SQL: said so (the stream said "fix it")
+    from tickstore import lake
+
+    con = lake.connect(s, create=False)
+    con.execute("DROP TABLE ticks")
+    con.close()
+    with pytest.raises(
+        TickstoreError, match=r"does not run on the lake without its ticks table: put it back"
+    ):
+        apply_repo(store, [o for o in repo_objects(repo_modules()) if o.name != "ticks_60s"])
 
 
 def test_a_view_naming_a_column_its_source_does_not_give_is_refused_when_applied(
