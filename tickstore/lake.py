@@ -402,12 +402,17 @@ def table_problem(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
 
 
 def put_back(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    """How to put ``table`` back as it was before the lake's last dropped or altered table (by hand:
-    tickstore changes no table's definition), as a `tickstore sql` command."""
+    """How to put ``table`` back as it was before the last snapshot that dropped or altered it (by
+    hand: tickstore changes no table's definition), as a `tickstore sql` command."""
+    # a table's ids over its lives (made anew after a drop, it has another) are in the lake's own
+    # catalog; snapshots name what they dropped or altered by id
     row = con.execute(
-        "SELECT max(snapshot_id) FROM ducklake_snapshots($lake) "
-        "WHERE len(changes['tables_dropped']) > 0 OR len(changes['tables_altered']) > 0",
-        {"lake": LAKE},
+        f"SELECT max(snapshot_id) FROM ducklake_snapshots($lake), "  # noqa: S608 - a fixed name
+        f"(SELECT table_id::VARCHAR AS id FROM __ducklake_metadata_{LAKE}.ducklake_table "
+        "WHERE table_name = $table) AS ids "
+        "WHERE list_contains(changes['tables_dropped'], ids.id) "
+        "OR list_contains(changes['tables_altered'], ids.id)",
+        {"lake": LAKE, "table": table},
     ).fetchone()
     changed = row[0] if row and row[0] else None
     if changed is None:
@@ -417,7 +422,7 @@ def put_back(con: duckdb.DuckDBPyConnection, table: str) -> str:
         f"DROP TABLE IF EXISTS {table}; ALTER TABLE {table}_back RENAME TO {table}; COMMIT"
     )
     return (
-        f"put it back as it was before snapshot {changed}, which changed a table: "
+        f"put it back as it was before snapshot {changed}, which changed it: "
         f'tickstore sql --write "{script}" (or remove the lake to start afresh)'
     )
 
