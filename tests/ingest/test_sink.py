@@ -49,6 +49,12 @@ def per_product(settings: Settings) -> Counter[str]:
     return Counter(dict(query(settings, "SELECT product_id, count(*) FROM ticks GROUP BY ALL")))
 
 
+def publish_good(settings: Settings, path: Path, numbers: range) -> None:
+    """Good ticks ``numbers`` written to ``path`` as a recording, then replayed to ticks.raw."""
+    path.write_bytes(b"\n".join(good(i) for i in numbers) + b"\n")
+    replay.replay(settings, [path])
+
+
 @pytest.mark.slow
 def test_every_recording_lands_exactly_once_and_a_second_replay_adds_nothing(
     kafka_settings: Settings,
@@ -264,16 +270,12 @@ def test_a_stop_while_the_catalog_is_locked_returns_soon_and_loses_nothing(
 def test_a_lake_the_machine_will_not_write_stops_the_sink_and_loses_nothing(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
-    first = tmp_path / "first.ndjson"
-    first.write_bytes(b"\n".join(good(i) for i in range(1, 31)) + b"\n")
-    replay.replay(kafka_settings, [first])
+    publish_good(kafka_settings, tmp_path / "first.ndjson", range(1, 31))
     assert Sink(kafka_settings, until_idle=True).run().total.ticks == 30
     data_files = kafka_settings.lake_data / "main" / "ticks"
     assert any(data_files.glob("*.parquet")), "the first batch was inlined: no data folder to protect"
 
-    second = tmp_path / "second.ndjson"
-    second.write_bytes(b"\n".join(good(i) for i in range(31, 61)) + b"\n")
-    replay.replay(kafka_settings, [second])
+    publish_good(kafka_settings, tmp_path / "second.ndjson", range(31, 61))
     with write_protected(data_files), pytest.raises(LakeError, match="may not write there.*resumes from"):
         Sink(kafka_settings, until_idle=True).run()
     # The batch was bisected as if one of its messages were bad, and its good ticks were filed as
@@ -293,16 +295,12 @@ def test_a_ticks_table_changed_by_hand_stops_the_sink_saying_how_to_put_it_back(
     from tests.cli.helpers import tickstore
     from tickstore import lake
 
-    first = tmp_path / "first.ndjson"
-    first.write_bytes(b"\n".join(good(i) for i in range(1, 31)) + b"\n")
-    replay.replay(kafka_settings, [first])
+    publish_good(kafka_settings, tmp_path / "first.ndjson", range(1, 31))
     assert Sink(kafka_settings, until_idle=True).run().total.ticks == 30
     con = lake.connect(kafka_settings, create=False)  # as DuckDB's own CLI on the lake would
     con.execute("ALTER TABLE ticks DROP COLUMN volume_24h")
     con.close()
-    second = tmp_path / "second.ndjson"
-    second.write_bytes(b"\n".join(good(i) for i in range(31, 61)) + b"\n")
-    replay.replay(kafka_settings, [second])
+    publish_good(kafka_settings, tmp_path / "second.ndjson", range(31, 61))
     # it bisected each batch down to single messages (~3 s each, retries included), filing every good
     # tick as a reject, and a stop waited for all of it
     with pytest.raises(LakeError, match="cannot write the lake's ticks table other than tickstore") as told:
@@ -323,9 +321,7 @@ def test_a_stop_while_a_failing_write_is_retried_returns_soon_and_loses_nothing(
 ) -> None:
     from tickstore import lake
 
-    recording = tmp_path / "r.ndjson"
-    recording.write_bytes(b"\n".join(good(i) for i in range(1, 41)) + b"\n")
-    replay.replay(kafka_settings, [recording])
+    publish_good(kafka_settings, tmp_path / "r.ndjson", range(1, 41))
     lake.connect(kafka_settings, create=True).close()
     con = lake.connect(kafka_settings, create=False)
     con.execute("ALTER TABLE ticks DROP COLUMN volume_24h")  # every write fails alike
