@@ -140,15 +140,10 @@ def connect(
     if snapshot is not None and "ticks" not in _tables(con):
         # snapshot 0 is the empty lake, before the first commit made its tables: every reader of it
         # failed on a missing `ticks`, one of them with a traceback (`dataset build --as-of 0`)
-        dropped = con.execute(
-            "SELECT count(*) FROM ducklake_snapshots($lake) WHERE snapshot_id <= $s "
-            "AND len(changes['tables_dropped']) > 0",
-            {"lake": LAKE, "s": snapshot},
-        ).fetchone()
         said = (
             f"the lake has no ticks table at snapshot {snapshot} (dropped by hand): pick another "
             f"snapshot{_snapshot_span(settings.lake_catalog)}, or see `tickstore status` for how to put it back"
-            if dropped and dropped[0]
+            if _last_change(con, "ticks", upto=snapshot) is not None
             else f"snapshot {snapshot} is from before the lake's ticks table was made: "
             f"pick a later one{_snapshot_span(settings.lake_catalog)}"
         )
@@ -401,20 +396,25 @@ def table_problem(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
     return next(iter(table_problems(con).items()), None)
 
 
-def put_back(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    """How to put ``table`` back as it was before the last snapshot that dropped or altered it (by
-    hand: tickstore changes no table's definition), as a `tickstore sql` command."""
+def _last_change(con: duckdb.DuckDBPyConnection, table: str, upto: int | None = None) -> int | None:
+    """The newest snapshot (up to ``upto``) that dropped or altered ``table``, or None."""
     # a table's ids over its lives (made anew after a drop, it has another) are in the lake's own
     # catalog; snapshots name what they dropped or altered by id
     row = con.execute(
         f"SELECT max(snapshot_id) FROM ducklake_snapshots($lake), "  # noqa: S608 - a fixed name
         f"(SELECT table_id::VARCHAR AS id FROM __ducklake_metadata_{LAKE}.ducklake_table "
         "WHERE table_name = $table) AS ids "
-        "WHERE list_contains(changes['tables_dropped'], ids.id) "
-        "OR list_contains(changes['tables_altered'], ids.id)",
-        {"lake": LAKE, "table": table},
+        "WHERE (list_contains(changes['tables_dropped'], ids.id) "
+        "OR list_contains(changes['tables_altered'], ids.id)) AND ($upto IS NULL OR snapshot_id <= $upto)",
+        {"lake": LAKE, "table": table, "upto": upto},
     ).fetchone()
-    changed = row[0] if row and row[0] else None
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def put_back(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """How to put ``table`` back as it was before the last snapshot that dropped or altered it (by
+    hand: tickstore changes no table's definition), as a `tickstore sql` command."""
+    changed = _last_change(con, table)
     if changed is None:
         return "the next `tickstore sink` makes a missing table anew, empty"
     script = (  # noqa: S608 - a command printed for the user, no query built
