@@ -362,17 +362,34 @@ def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def _made_columns() -> dict[str, list[tuple[str, str]]]:
+    """Each own table's columns and types as tickstore's DDL makes them (in a throwaway database)."""
+    made = duckdb.connect()
+    try:
+        made.execute(TICKS_DDL)
+        made.execute(REJECTED_DDL)
+        rows = made.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = 'memory' ORDER BY table_name, column_index"
+        ).fetchall()
+    finally:
+        made.close()
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in rows:
+        columns.setdefault(table, []).append((column, kind))
+    return columns
+
+
 def table_problems(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Each of the lake's ``ticks`` and ``ticks_rejected`` that differs from the columns tickstore makes
-    it with (dropped, renamed, columns dropped, added or reordered by hand), and how: {"ticks": "the
-    lake's ticks table other than tickstore makes it (columns missing volume_24h)"}."""
+    it with (dropped, renamed, columns dropped, added, moved or retyped by hand), and how: {"ticks":
+    "the lake's ticks table other than tickstore makes it (columns missing volume_24h)"}."""
     problems = {}
-    for table in ("ticks", "ticks_rejected"):
-        want = list(column_comments(table))
+    for table, want in _made_columns().items():
         have = [
-            r[0]
+            (r[0], r[1])
             for r in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE database_name = $lake "
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = $lake "
                 "AND schema_name = 'main' AND table_name = $table ORDER BY column_index",
                 {"lake": LAKE, "table": table},
             ).fetchall()
@@ -380,12 +397,17 @@ def table_problems(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         if not have:
             problems[table] = f"the lake without its {table} table"
         elif have != want:
-            missing = [c for c in want if c not in have]
-            added = [c for c in have if c not in want]
+            names, wanted = [c for c, _ in have], [c for c, _ in want]
+            missing = [c for c in wanted if c not in names]
+            added = [c for c in names if c not in wanted]
+            retyped = [
+                f"{c} {k} (made {dict(want)[c]})" for c, k in have if c in wanted and k != dict(want)[c]
+            ]
             differs = "; ".join(
                 [f"missing {', '.join(missing)}"] * bool(missing)
                 + [f"added {', '.join(added)}"] * bool(added)
-                + ["in another order"] * (not missing and not added)
+                + [f"retyped {', '.join(retyped)}"] * bool(retyped)
+                + ["in another order"] * (not missing and not added and not retyped)
             )
             problems[table] = f"the lake's {table} table other than tickstore makes it (columns {differs})"
     return problems

@@ -78,6 +78,7 @@ def test_sql_write_refuses_to_drop_or_redefine_the_lakes_own_tables(
         ("ALTER TABLE ticks RENAME TO old_ticks", "the lake without its ticks table"),
         ("CREATE OR REPLACE TABLE ticks AS SELECT 1 AS x", "(columns missing product_id, event_time"),
         ("ALTER TABLE ticks ADD COLUMN x INT", "ticks table other than tickstore makes it (columns added x)"),
+        ("ALTER TABLE ticks ALTER price TYPE DOUBLE", "(columns retyped price DOUBLE (made DECIMAL(18,8)))"),
         ("DROP TABLE ticks_rejected", "the lake without its ticks_rejected table"),
         ("BEGIN; DELETE FROM ticks; DROP TABLE ticks; COMMIT", "the lake without its ticks table"),
     ):
