@@ -342,16 +342,16 @@ class Session:
                     f"{exc}\nsql/{called.group(1)}.sql has no '-- lookback: N s' header line (how far back "
                     "one row's window reads ticks): add one to call it with a time range"
                 )
-            from tickstore import lake
+            from tickstore import tables
 
             # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
             views = ", ".join(self.views) or _no_views()
-            tables = self.tables()
+            names = self.tables()
             gone = ""
-            if "ticks" not in tables and not self.past:  # dropped by hand: where its ticks still are
-                gone = f"\nThe lake has no ticks table: {lake.put_back(self.con, 'ticks')}"
+            if "ticks" not in names and not self.past:  # dropped by hand: where its ticks still are
+                gone = f"\nThe lake has no ticks table: {tables.put_back(self.con, 'ticks')}"
             return click.ClickException(
-                f"{exc}\nThe lake's tables: {', '.join(tables)}; feature views: {views}{gone}"
+                f"{exc}\nThe lake's tables: {', '.join(names)}; feature views: {views}{gone}"
             )
         if "read-only mode" in str(exc) and not self.past:
             return click.ClickException(

@@ -254,13 +254,13 @@ def _check_own_tables(
     had the sink retry and bisect every batch down to single messages, filing good ticks as rejects),
     and a dropped table left the ticks only in earlier snapshots, which compaction expires. A change
     that puts a table back as tickstore makes it passes."""
-    from tickstore import lake
+    from tickstore import tables
 
     after = _own_tables(con)
     if before is None or after == before:
         return
     changed = [t for t in OWN_TABLES if [c for c in before if c[0] == t] != [c for c in after if c[0] == t]]
-    problems = lake.table_problems(con)
+    problems = tables.table_problems(con)
     # a table broken before (by DuckDB's own CLI, say) and left alone is not this change's doing
     made = [problems[t] for t in changed if t in problems]
     if not made:

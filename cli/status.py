@@ -24,7 +24,7 @@ from tickstore.settings import Settings
 if TYPE_CHECKING:
     from serving.features import OnlineFeatures
 
-OK, MISSING = "[green]ok[/]", "[red]missing[/]"
+OK, MISSING, CHANGED = "[green]ok[/]", "[red]missing[/]", "[red]changed[/]"
 
 
 def _age(seconds: float) -> str:
@@ -47,7 +47,7 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
     """(lake readable, lines, products with ticks)."""
     import duckdb
 
-    from tickstore import lake
+    from tickstore import lake, tables
 
     try:
         con = lake.connect(settings, create=False, read_only=True)
@@ -57,10 +57,11 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
         snapshot = lake.current_snapshot(con)
         # a table dropped or altered by hand (DuckDB's CLI, an older `tickstore sql --write`): said with
         # how to put it back, where a query of it was a CatalogException's traceback
-        if (problem := lake.table_problem(con)) is not None:
+        if (problem := tables.table_problem(con)) is not None:
             table, what = problem
-            said = f"{what}: {lake.put_back(con, table)}"
-            return False, [f"lake {settings.lake_catalog.parent}: {MISSING}: {escape(said)}"], []
+            said = f"{what}: {tables.put_back(con, table)}"
+            label = MISSING if what.startswith(tables.GONE) else CHANGED
+            return False, [f"lake {settings.lake_catalog.parent}: {label}: {escape(said)}"], []
         per_product = con.execute(
             "SELECT product_id, count(*), max(event_time) FROM ticks GROUP BY 1 ORDER BY 1"
         ).fetchall()

@@ -243,12 +243,12 @@ class DuckDBSource(DataSource):
         except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
             # a mistake in the user's SQL: named by its source, not a traceback through Feast's apply
             what = f"table {self.table!r}" if self.table is not None else f"the SQL of {self.name!r}"
-            from tickstore import lake
+            from tickstore import tables
 
-            if (problem := lake.table_problem(con)) is not None and problem[0] == "ticks":
+            if (problem := tables.table_problem(con)) is not None and problem[0] == "ticks":
                 # the lake's table changed by hand, not the view's SQL: said so, and how to put it back
                 table, said = problem
-                raise TickstoreError(f"{what} does not run on {said}: {lake.put_back(con, table)}") from exc
+                raise TickstoreError(f"{what} does not run on {said}: {tables.put_back(con, table)}") from exc
             raise TickstoreError(
                 f"{what} (feature source of `feast apply`) does not run on the lake: {exc}\n"  # noqa: S608 - a message
                 f'Fix it, then try it with `tickstore sql "SELECT * FROM {self.name} LIMIT 5"`'

@@ -13,7 +13,7 @@ from ingest import kafka, signals
 from ingest.fetch_watch import FetchWatch
 from ingest.sink.compaction import compact
 from ingest.sink.writer import BatchResult, LakeWriter
-from tickstore import lake
+from tickstore import lake, tables
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
@@ -250,14 +250,14 @@ class Sink:
                 f"Nothing of this batch was committed: its messages stay in {self.settings.topic_raw}, "
                 "and the sink resumes from them when started again"
             ) from last
-        if (problem := lake.table_problem(self._writer.con)) is not None:
+        if (problem := tables.table_problem(self._writer.con)) is not None:
             # The table, not a message (changed by hand): every write fails alike, and bisecting
             # took seconds a message, filing good ticks as rejects. Nothing is committed.
             table, what = problem
             raise lake.LakeError(
                 f"cannot write {what} ({last}). Nothing of this batch was committed: its messages stay "
                 f"in {self.settings.topic_raw}, and the sink resumes from them once the table is back: "
-                f"{lake.put_back(self._writer.con, table)}"
+                f"{tables.put_back(self._writer.con, table)}"
             ) from last
         if raw.num_rows == 1:
             return self._writer.reject_whole(raw, f"sink error: {last}"[:500])

@@ -114,6 +114,23 @@ def test_a_lake_whose_tables_were_dropped_says_where_the_ticks_still_are(
     assert said.split() == ["count_star()", "1"]
 
 
+def test_a_lake_whose_ticks_columns_were_changed_says_changed_not_missing(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tickstore import lake
+
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    con = lake.connect(s, create=True)
+    con.execute("ALTER TABLE ticks RENAME COLUMN price TO px")  # as DuckDB's own CLI on the lake would
+    con.close()
+    out = " ".join(tickstore(s, "status", check=False).stdout.split())
+    assert (
+        "changed: the lake's ticks table other than tickstore makes it (columns missing price; added px)"
+        in out
+    )
+    assert "missing: the lake's ticks" not in out, out
+
+
 def test_something_else_on_the_scorers_port_is_named(make_settings: Callable[..., Settings]) -> None:
     s = make_settings(broker_port=free_port(), serve_port=free_port())
     with serving(HTTPServer(("127.0.0.1", s.serve_port), SimpleHTTPRequestHandler)):
