@@ -15,9 +15,10 @@ from tickstore import lake
 
 # Re-delivered messages (a restart after a crash, a second replay) must not add rows. Within the batch
 # the first copy of a tick wins; against the lake, the anti-join only reads the batch's time range, so
-# DuckLake's per-file min/max statistics keep it to the few newest files.
+# DuckLake's per-file min/max statistics keep it to the few newest files. BY NAME: a table whose
+# columns were renamed or moved by hand takes each value under its name or fails, never into a neighbour.
 INSERT_TICKS = """
-INSERT INTO ticks
+INSERT INTO ticks BY NAME
 SELECT p.product_id, p.event_time, p.feed, p.sequence, p.tick_id, p.trade_id, p.side, p.last_size,
        p.price, p.best_bid, p.best_bid_size, p.best_ask, p.best_ask_size, p.volume_24h,
        p.src_topic, p.src_partition, p.src_offset, p.kafka_time, $now AS ingest_time
@@ -34,8 +35,9 @@ ORDER BY p.product_id, p.event_time
 
 # A rejected message is identified by its Kafka position (and ticker within it).
 INSERT_REJECTS = """
-INSERT INTO ticks_rejected
-SELECT r.src_topic, r.src_partition, r.src_offset, r.kafka_time, $now, r.ticker_index, r.reason, r.payload
+INSERT INTO ticks_rejected BY NAME
+SELECT r.src_topic, r.src_partition, r.src_offset, r.kafka_time, $now AS ingest_time, r.ticker_index,
+       r.reason, r.payload
 FROM parsed_rejects r
 ANTI JOIN (
     SELECT src_topic, src_partition, src_offset, ticker_index FROM ticks_rejected
