@@ -68,12 +68,32 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _runs_tansu(pid: int) -> bool:
+    """Whether process ``pid`` is a Tansu broker (its command line, from /proc or else `ps`)."""
+    try:
+        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    except OSError:
+        if Path("/proc/self").exists():
+            return False  # gone, or not readable: not one this user started
+        try:  # no /proc (macOS): ps gives the command line
+            line = subprocess.run(
+                ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, timeout=5
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return False
+        argv = line.split()
+    return bool(argv) and Path(argv[0]).name == "tansu" and "broker" in argv
+
+
 def _read_pid(settings: Settings) -> int | None:
+    """The embedded broker's pid from its file, or None where that process has gone: a pid file left by
+    a broker that died (a reboot, `kill -9`) may name a process that took its number since, which
+    `tickstore broker stop` would otherwise kill."""
     try:
         pid = int(_pid_file(settings).read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if _alive(pid) and _runs_tansu(pid) else None
 
 
 def _port_taken(settings: Settings) -> str:

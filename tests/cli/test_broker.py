@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,29 @@ import pytest
 from tests.cli.helpers import spawn_sink, tickstore
 from tests.conftest import free_port
 from tickstore.settings import Settings
+
+
+def test_a_stale_pid_file_naming_another_process_leaves_that_process_alone(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings(broker_port=free_port())
+    s.run_dir.mkdir(parents=True)
+    # a broker killed with -9 (or gone with a reboot) leaves its pid file; the number is taken since
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        (s.run_dir / "broker.pid").write_text(str(other.pid))
+        stopped = tickstore(s, "broker", "stop")
+        assert "no embedded broker was running" in stopped.stderr, stopped.stderr
+        assert other.poll() is None  # SIGTERM'd, then SIGKILL'd after 10 s
+        down = tickstore(s, "broker", "status", check=False).stdout
+        assert "down" in down and f"pid {other.pid}" not in down, down
+        tickstore(s, "broker", "start")
+        assert int((s.run_dir / "broker.pid").read_text()) != other.pid
+        tickstore(s, "broker", "stop")
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
 
 
 @pytest.mark.kafka
