@@ -15,7 +15,7 @@ from feast.type_map import feast_value_type_to_python_type
 
 from tickstore.feature_sql import same_definition
 from tickstore.settings import Settings
-from tickstore_feast.online import UNAVAILABLE, fail_fast, redis_read
+from tickstore_feast.online import UNAVAILABLE, fail_fast, redis_read, unreadable
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import fingerprints
 
@@ -83,7 +83,7 @@ class OnlineFeatures:
                 config=self.store.config, table=view, entity_keys=keys, requested_features=list(names)
             )
         except (*UNAVAILABLE, sqlite3.Error) as exc:  # down, unreachable, locked, or never materialized
-            raise FeaturesUnavailable(f"the online store cannot be read: {exc}") from exc
+            raise FeaturesUnavailable(unreadable(self.store, exc)) from exc
 
     def _read_together(self, keys: list[EntityKey]) -> list[Any] | None:
         """The clock's and every view's rows in one round trip on Redis; None on other stores."""
@@ -92,7 +92,7 @@ class OnlineFeatures:
         try:
             return redis_read(self.store, self._together, keys)
         except UNAVAILABLE as exc:  # down or unreachable
-            raise FeaturesUnavailable(f"the online store cannot be read: {exc}") from exc
+            raise FeaturesUnavailable(unreadable(self.store, exc)) from exc
 
     def described(self) -> dict[str, str]:
         """Every feature the service serves, by name, with its description in the registry (the

@@ -55,6 +55,17 @@ def _worth_waiting(exc: Exception) -> str | None:
     return None
 
 
+REDIS_HINT = "start redis-server there, set TICKSTORE_REDIS_URL, or use TICKSTORE_ONLINE_STORE=sqlite"
+
+
+def unreadable(store: FeatureStore, exc: Exception) -> str:
+    """What a failed online read says: the store, why, and for a Redis that does not answer what to do."""
+    config = store.config.online_store
+    if getattr(config, "type", "sqlite") == "redis" and isinstance(exc, UNAVAILABLE):
+        return f"the Redis online store at {config.connection_string} cannot be read ({exc}): {REDIS_HINT}"
+    return f"the online store cannot be read: {exc}"
+
+
 class OnlineStoreUnavailable(TickstoreError):
     """The online store did not take a write or answer a ping (down, unreachable, locked or full)."""
 
@@ -68,7 +79,7 @@ def check_online_store(store: FeatureStore) -> None:
     client = _redis_client(store)
     if client is None:
         return
-    hint = "start redis-server there, set TICKSTORE_REDIS_URL, or use TICKSTORE_ONLINE_STORE=sqlite"
+    hint = REDIS_HINT
     where = f"the Redis online store at {config.connection_string}"
     # a TCP connect first: redis-py retries a refused port for ~10 s before it raises
     host, _, port = config.connection_string.split(",")[0].strip().rpartition(":")

@@ -354,8 +354,12 @@ def test_readyz_reports_an_unreachable_online_store(make_settings) -> None:
     assert response.status_code == 503
     body = response.get_json()
     assert body["online_store"] == "unreachable" and body["model"]["name"] == "tickstore-volatility"
+    # which store, and what to do: it said only redis-py's "Error 111 connecting to ..."
+    where = f"the Redis online store at {s.redis_url} cannot be read"
+    assert any(where in p and "start redis-server there" in p for p in body["problems"]), body
     response = client.post("/v1/score", json={"product_id": "BTC-USD"})
     assert response.status_code == 503, response.get_json()
+    assert where in response.get_json()["error"]["message"]
     # at once, not after redis-py's 5-10 s of backoff per request (4 s: room for a loaded CI machine's
     # first /readyz, which loads the model)
     assert time.monotonic() - started < 4
