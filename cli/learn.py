@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from cli.context import SECONDS, Number, OutPath, console, format_option, settings_of
+from cli.interrupt import interrupted
 from cli.output import count_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore import lake
@@ -96,6 +97,14 @@ def train(
             report = run_training(settings_of(ctx), cfg, log=console.print)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    except (KeyboardInterrupt, RuntimeError) as exc:
+        if not interrupted(exc):
+            raise
+        console.print(
+            "stopped: nothing promoted; the model runs logged so far are marked KILLED in MLflow "
+            "(`tickstore models` lists finished runs only)"
+        )
+        raise click.Abort from None
     print_train_report(report, console)
     if report.drift_share:  # the reports themselves are in MLflow; the share is worth a glance here
         shares = ", ".join(

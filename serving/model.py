@@ -46,7 +46,7 @@ def hint() -> str:
         runs = (
             client.search_runs(
                 [experiment.experiment_id],
-                "params.model = 'zscore' and params.labels = 'honest'",
+                "params.model = 'zscore' and params.labels = 'honest' and attributes.status = 'FINISHED'",
                 order_by=["attributes.start_time DESC"],
                 max_results=1,
             )

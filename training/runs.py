@@ -100,7 +100,11 @@ def logged_models(settings: Settings, limit: int) -> list[LoggedModel]:
     except Exception:  # MLflow raises its own kind for "no such model or alias"
         champion = None
     runs = client.search_runs(
-        [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=limit
+        [experiment.experiment_id],
+        # a train run stopped part way marks its model runs KILLED or FAILED: they have no scores
+        "attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
     )
     out = []
     for run in runs:

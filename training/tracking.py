@@ -145,6 +145,19 @@ def log_importance(run_id: str, found: list[Importance], title: str) -> None:
         mlflow.log_artifact(str(importance_plot(found, title, Path(tmp))), "plots")
 
 
+def abandon(run_ids: list[str], *, interrupted: bool) -> None:
+    """Mark the model runs of a `tickstore train` that stopped part way KILLED (interrupted) or FAILED.
+
+    Each model's run ends FINISHED once its model is logged; its scores come after the three are fitted.
+    """
+    client = MlflowClient()
+    for run_id in run_ids:
+        try:
+            client.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
+        except Exception:  # the store itself may be what failed: the error being raised says so
+            return
+
+
 def promote(model_uri: str) -> str:
     """Register a logged model (``models:/m-...``) and point the `champion` alias at the new version."""
     version = mlflow.register_model(model_uri, REGISTERED_MODEL)

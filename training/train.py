@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +16,8 @@ import pandas as pd
 from tickstore import lake
 from tickstore.settings import Settings
 from training import dataset, importance, labels, splits, tracking
-from training.drift import DriftResult, drift_report, row_blocks
+from training.drift import row_blocks
+from training.drift_jobs import run_apart
 from training.metrics import beats_share, best_f1_threshold, block_rows, episodes, pr_auc, score
 from training.models import Model, XGBoost, all_models
 from training.parquet import read_parquet
@@ -224,7 +223,24 @@ def fit_and_score(
 
 
 def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainReport:
-    """Train and compare the three models; register the best as `champion` if it beats the z-score rule."""
+    """Train and compare the three models; register the best as `champion` if it beats the z-score rule.
+
+    A run that stops part way (Ctrl-C, an error) marks the model runs it logged KILLED or FAILED in
+    MLflow: they lack scores, and `tickstore models` lists finished runs only.
+    """
+    logged: list[str] = []
+    try:
+        return _train(settings, cfg, log, logged)
+    except BaseException as exc:
+        # Ctrl-C in a DuckDB query comes as RuntimeError("Query interrupted") from the KeyboardInterrupt
+        tracking.abandon(logged, interrupted=KeyboardInterrupt in (type(exc), type(exc.__cause__)))
+        raise
+
+
+def _train(
+    settings: Settings, cfg: TrainConfig, log: Callable[[str], None], logged: list[str]
+) -> TrainReport:
+    """`train`, noting each model run in ``logged`` as it starts."""
     experiment = tracking.setup(settings)  # first: an MLflow server that is down fails before any work
     con = lake.connect(settings, create=False)
     snapshot = cfg.as_of if cfg.as_of is not None else lake.current_snapshot(con)
@@ -260,6 +276,7 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         ) -> tuple[str, str]:
             """Log one model's run; returns its run id and its logged model's URI."""
             with mlflow.start_run(experiment_id=experiment, run_name=f"{kind}-{model.name}") as run:
+                logged.append(run.info.run_id)
                 mlflow.log_params(
                     {
                         **label_params,
@@ -299,10 +316,6 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         tracking.log_importance(r.run_id, r.importance, f"honest {r.name}")
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
     report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
-    best = promotable(report)
-    if best is not None:
-        report.champion = best.name
-        report.champion_version = tracking.promote(best.model_uri)
     if cfg.folds > 0:
         report.walk_forward = walk_forward(table, cfg)
         with mlflow.start_run(run_id=results[0].run_id):
@@ -326,6 +339,10 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
             )
             tracking.log_importance(r.run_id, r.importance, f"leaky {r.name}")
         report.leaky = leaky
+    best = promotable(report)  # last: a run that stops before its end promotes nothing
+    if best is not None:
+        report.champion = best.name
+        report.champion_version = tracking.promote(best.model_uri)
     return report
 
 
@@ -359,14 +376,6 @@ def walk_forward(table: pd.DataFrame, cfg: TrainConfig) -> list[Fold]:
     return folds
 
 
-def _result(job: Future[DriftResult]) -> DriftResult | str:
-    """A drift report's result, or why its rows could not be compared."""
-    try:
-        return job.result()
-    except ValueError as exc:
-        return str(exc)
-
-
 def _log_drift(
     table: pd.DataFrame, cfg: TrainConfig, run_id: str, blocks: dict[str, int]
 ) -> dict[str, float]:
@@ -377,13 +386,12 @@ def _log_drift(
     pairs = (("train_vs_test", train, test), ("early_vs_late", table[:half], table[half:]))
     shares = {}
     with tempfile.TemporaryDirectory() as tmp:
-        # one process a report: Evidently is pure Python (plotly figures, mostly), so two reports in
-        # one process took twice as long as two side by side on two cores
-        with ProcessPoolExecutor(len(pairs), mp_context=multiprocessing.get_context("spawn")) as pool:
-            jobs = [pool.submit(drift_report, ref, cur, Path(tmp), name, blocks) for name, ref, cur in pairs]
-            results = [_result(job) for job in jobs]
+        # one process a report, side by side (training/drift_jobs.py)
+        results = run_apart(
+            {name: (ref, cur, Path(tmp), name, blocks) for name, ref, cur in pairs}, Path(tmp)
+        )
         with mlflow.start_run(run_id=run_id):
-            for (name, _, _), result in zip(pairs, results, strict=True):
+            for name, result in results.items():
                 if isinstance(result, str):
                     # rows that can't tell drift (too short for every feature's blocks, nothing varies)
                     # are said so with the run; the models are fitted and logged by then

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -204,6 +209,38 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
     assert f"plots, reports and models: mlflow ui --backend-store-uri {s.mlflow_tracking_uri()}" in " ".join(
         run.output.split()
     )
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_runs_logged_so_far_killed_and_promotes_nothing(trained) -> None:  # type: ignore[no-untyped-def]
+    from tests.cli.helpers import env_for
+    from training.runs import logged_models
+
+    s, _, _, _ = trained
+    before = {
+        run.info.run_id for run in mlflow.search_runs(search_all_experiments=True, output_format="list")
+    }
+    args = ["train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T03:00", "--every", "10"]
+    # a session of its own, so that its group can be signalled as a terminal's Ctrl-C signals it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", *args], env=env_for(s), text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    new: set[str] = set()
+    deadline = time.monotonic() + 120
+    while len(new) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        new = {r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list")}
+        new -= before
+    # the three models are logged, their scores not yet: the drift reports' workers are starting up
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert "stopped: nothing promoted" in err and "Traceback" not in err, err
+    # they ended FINISHED, and `tickstore models` listed them without scores
+    client = MlflowClient()
+    assert {client.get_run(run_id).info.status for run_id in new} == {"KILLED"}
+    assert not new & {m.uri.split("/")[1] for m in logged_models(s, 100)}
 
 
 @pytest.mark.slow
