@@ -116,7 +116,10 @@ def verify(
     if manifest.sha256:
         # a key edited in the file is rebuilt as it now reads: only the bytes the build wrote tell
         report.edited = dataset.file_sha256(path) != manifest.sha256
-    stored = pq.ParquetFile(path)
+    try:
+        stored = pq.ParquetFile(path)
+    except pa.ArrowException as exc:  # its footer alone said "Parquet magic bytes not found"
+        raise ValueError(f"{path} is no Parquet file: {exc}") from exc
     if stored.metadata.num_rows != manifest.rows:  # its own rows are the entity rows: one gone is not rebuilt
         report.differences = [
             f"the manifest says {manifest.rows:,} rows were built; the file has {stored.metadata.num_rows:,}"

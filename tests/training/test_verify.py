@@ -178,3 +178,13 @@ def test_a_file_without_a_readable_manifest_is_refused_with_why(tmp_path: Path) 
         verify.read_manifest(out)
     with pytest.raises(ValueError, match="no dataset at"):
         verify.read_manifest(tmp_path / "absent.parquet")
+
+
+def test_a_file_cut_short_is_named_as_no_parquet_file(tmp_path: Path) -> None:
+    out = tmp_path / "cut.parquet"
+    pq.write_table(pa.table({"product_id": ["A"] * 1000, "x": list(range(1000))}), out)
+    out.write_bytes(out.read_bytes()[:300])  # a copy cut off part way: no footer
+    manifest = dataset.Manifest(str(out), "volatility_model", [], 0, 1000, "file", {}, {}, 0.0)
+    # it was pyarrow's "Parquet magic bytes not found in footer", naming no file
+    with pytest.raises(ValueError, match=r"cut.parquet is no Parquet file: Parquet magic bytes"):
+        verify.verify(Settings(home=tmp_path / "home"), out, manifest=manifest)
