@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import click
 import duckdb
@@ -71,7 +71,9 @@ def snapshot_of(ctx: click.Context, as_of: int | datetime | None) -> int | None:
     if not isinstance(as_of, datetime):
         return as_of
     snapshot = lake.snapshot_at(settings_of(ctx), as_of)
-    console.print(f"lake as of {as_of:%Y-%m-%dT%H:%M:%S}Z: snapshot {snapshot}")
+    # a time still to come (a mistyped year) reads today's lake, which later runs would not reproduce
+    ahead = " (the newest: that time is still to come)" if as_of > datetime.now(UTC) else ""
+    console.print(f"lake as of {as_of:%Y-%m-%dT%H:%M:%S}Z: snapshot {snapshot}{ahead}")
     return snapshot
 
 

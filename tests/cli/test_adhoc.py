@@ -48,6 +48,10 @@ def test_sql_reads_the_lake_only_unless_told_to_write(make_settings: Callable[..
     tokyo = taken.astimezone(timezone(timedelta(hours=9))).isoformat()
     by_time = tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--format", "csv", "--as-of", tokyo)
     assert by_time.stdout.split() == ["n", "2"] and f"snapshot {before}" in by_time.stderr, by_time.stderr
+    assert "still to come" not in by_time.stderr
+    # a time still to come (a mistyped year) reads today's lake: said, since a later run reads another
+    ahead = tickstore(s, "sql", "SELECT count(*) AS n FROM ticks", "--format", "csv", "--as-of", "2999-01-01")
+    assert ahead.stdout.split() == ["n", "1"] and "(the newest: that time is still to come)" in ahead.stderr
     # it said "ok", whether it deleted a row or none; now the rows, and where they still are
     said = " ".join(deleted.stderr.split())
     assert f"1 row deleted; the lake as it was before: `tickstore sql --as-of {before} ...`" in said, said
