@@ -298,6 +298,16 @@ def group_running(settings: Settings, group: str, timeout: float = 5.0) -> bool 
     return state.state not in (ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD)
 
 
+def read_to_end(consumer: Consumer, settings: Settings) -> bool:
+    """Whether ``consumer`` has its partitions and the broker's own watermarks say each is read to its
+    end (asked on a connection apart from the consumer's pending fetch: ``positions(fresh=True)``)."""
+    try:
+        out = positions(consumer, settings, fresh=True)
+    except KafkaException:
+        return False
+    return out is not None and all(pos >= high for _, pos, high in out)
+
+
 def positions(
     consumer: Consumer, settings: Settings, timeout: float = 5.0, *, fresh: bool = False
 ) -> list[tuple[TopicPartition, int, int]] | None:

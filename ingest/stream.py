@@ -167,6 +167,7 @@ class OnlineStream:
         previous = signals.install(self.stop, "stream")
         last_message: float | None = None
         join_limit = 3 * s.rebalance_timeout_ms / 1000 + 30
+        idle_s, next_ask = s.sink_idle_ms / 1000, 0.0
         log.info(
             "stream: %s -> online store (%s), views %s%s",
             s.topic_raw,
@@ -210,6 +211,12 @@ class OnlineStream:
                             break
                         if last_message is None and now - self.stats.started > join_limit:
                             break
+                        # nothing to read at all (an empty topic waited out the join limit, ~50 s);
+                        # asked at most once a second: each asks the broker on a connection apart
+                        if last_message is None and now - self.stats.started >= idle_s and now >= next_ask:
+                            next_ask = now + 1.0
+                            if kafka.read_to_end(consumer, s):
+                                break
                     if not messages and watch.stalled(consumer):
                         consumer = self._reconnect(consumer, watch, watch.next_wait_ms())
                         last_message = time.monotonic() + s.rebalance_timeout_ms / 1000

@@ -371,11 +371,7 @@ class Sink:
     def _caught_up_by_broker(self) -> bool:
         """Whether the broker's own watermarks agree that the sink has read everything (the fetches'
         said so): asked once, on a connection apart from the consumer's pending fetch."""
-        try:
-            positions = kafka.positions(self._consumer, self.settings, fresh=True) or []
-        except KafkaException:
-            return False
-        return all(pos >= high for _, pos, high in positions)
+        return kafka.read_to_end(self._consumer, self.settings)
 
     def _safe_positions(self) -> list[tuple[int, int]] | None:
         try:

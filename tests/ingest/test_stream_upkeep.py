@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import pytest
@@ -120,3 +121,18 @@ def test_messages_produced_before_the_stream_joined_its_group_are_not_its_freshn
         "not counted: they waited up to 6.1 s)"
     )
     assert line().endswith("none since the last line")  # said once
+
+
+@pytest.mark.kafka
+def test_until_idle_with_nothing_to_read_stops_once_the_broker_says_so(
+    make_settings: Callable[..., Settings], broker_port: int
+) -> None:
+    from ingest import kafka
+
+    s = make_settings(broker_port=broker_port)
+    kafka.ensure_topics(s)
+    started = time.monotonic()
+    stats = OnlineStream(s, until_idle=True).run()
+    took = time.monotonic() - started
+    # it waited out the whole join limit (3 x the 6 s rebalance timeout + 30 s): 48 s
+    assert stats.messages == 0 and took < 20, took
