@@ -129,6 +129,9 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
         return False, [f"model {uri}: {MISSING}: no MLflow store yet (`tickstore train` creates it)"]
     try:
         use_mlflow_store(settings)
+    except TickstoreError as exc:  # a tracking server that is down, a damaged store
+        return False, [f"model {uri}: {MISSING}: {escape(str(exc))}"]
+    try:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient()

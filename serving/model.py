@@ -197,8 +197,10 @@ class ModelHolder:
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._store_open = False
         try:
             use_mlflow_store(settings)  # points MLflow at the store first, whatever happens after
+            self._store_open = True
         except Exception as exc:  # a store that can't be opened now: refresh() reports it and retries
             log.warning("serving: cannot open the MLflow store: %s", exc)
         self.refresh()
@@ -206,6 +208,9 @@ class ModelHolder:
     def refresh(self) -> bool:
         """Load the model if there is none yet or the alias points elsewhere; True when it changed."""
         try:
+            if not self._store_open:  # its own words (a damaged store), not MLflow's first query's
+                use_mlflow_store(self.settings)
+                self._store_open = True
             # a tracking server that is down: say so now, not after MLflow's minutes of retries
             check_server(mlflow.get_tracking_uri())
             current = self._alias_version()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,7 +47,7 @@ def use_mlflow_store(settings: Settings) -> str:
             # MLflow keeps one store per URI and process: opening both here creates or checks the
             # tables under the lock, and later calls in this process reuse those stores
             MlflowClient(uri, uri).search_registered_models(max_results=1)
-        except Exception:
+        except Exception as exc:
             # MLflow's migrations are not one transaction: a new database cut short (by a full disk)
             # kept half its tables, and every later run failed on "table mcp_servers already exists"
             # even once there was room. A database made just now holds nothing yet: start it afresh.
@@ -56,8 +57,30 @@ def use_mlflow_store(settings: Settings) -> str:
                     *(database.with_name(database.name + x) for x in ("-wal", "-shm", "-journal")),
                 ):
                     leftover.unlink(missing_ok=True)
+            elif (damage := _damaged(exc)) is not None:
+                # a copy cut short, a disk fault: each command ended in a page of SQLAlchemy traceback
+                raise MlflowStoreDamaged(
+                    f"the MLflow store {database} is damaged ({damage}): move it aside and `tickstore "
+                    "train` starts a new one (the runs and models it held go with it), or point "
+                    "TICKSTORE_MLFLOW_URI at another store"
+                ) from exc
             raise
     return uri
+
+
+class MlflowStoreDamaged(TickstoreError):
+    """The local MLflow database is no SQLite database SQLite can read (cut short, overwritten)."""
+
+
+def _damaged(exc: BaseException) -> str | None:
+    """SQLite's words for a database file it cannot read at all, from ``exc`` or the SQLite error a
+    SQLAlchemy error wraps; None for any other failure (locked, full disk: those are said elsewhere)."""
+    for candidate in (exc, getattr(exc, "orig", None)):
+        if isinstance(candidate, sqlite3.DatabaseError) and not isinstance(
+            candidate, sqlite3.OperationalError
+        ):
+            return str(candidate)
+    return None
 
 
 class MlflowUnavailable(TickstoreError):

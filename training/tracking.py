@@ -150,12 +150,12 @@ def abandon(run_ids: list[str], *, interrupted: bool) -> None:
 
     Each model's run ends FINISHED once its model is logged; its scores come after the three are fitted.
     """
-    client = MlflowClient()
-    for run_id in run_ids:
-        try:
+    try:
+        client = MlflowClient()
+        for run_id in run_ids:
             client.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
-        except Exception:  # the store itself may be what failed: the error being raised says so
-            return
+    except Exception:  # the store itself may be what failed: the error being raised says so
+        return
 
 
 def promote(model_uri: str) -> str:

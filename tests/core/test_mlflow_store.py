@@ -112,3 +112,27 @@ def test_a_new_store_cut_short_by_a_full_disk_is_made_afresh_once_there_is_room(
     assert not database.exists(), "the half-made database was left behind"
     again = open_store()
     assert again.returncode == 0 and again.stdout.strip() == "0", again.stderr[-1500:]
+
+
+def test_a_damaged_store_is_named_with_what_to_do_by_each_command(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.cli.helpers import tickstore
+
+    s = make_settings()
+    database = _sqlite_path(s.mlflow_tracking_uri())
+    assert database is not None
+    made = subprocess.run(
+        [sys.executable, "-c", OPEN], env={**os.environ, "TICKSTORE_HOME": str(s.home)}, cwd=REPO, timeout=120
+    )
+    assert made.returncode == 0
+    database.write_bytes(database.read_bytes()[:4096])  # a copy cut short
+    said = f"the MLflow store {database} is damaged (database disk image is malformed): move it aside"
+    # each was a page of SQLAlchemy traceback
+    models = tickstore(s, "models", check=False)
+    assert models.returncode == 1 and "Traceback" not in models.stderr, models.stderr[-1500:]
+    assert said in " ".join(models.stderr.split())
+    status = tickstore(s, "status", check=False)
+    assert "Traceback" not in status.stderr and said in " ".join(status.stdout.split()), status.stderr[-1500:]
+    train = tickstore(s, "train", "--start", "2026-01-01", "--end", "2026-01-02", check=False)
+    assert train.returncode == 1 and said in " ".join(train.stderr.split()), train.stderr[-1500:]

@@ -31,3 +31,18 @@ def test_the_scorer_reads_an_online_store_file_made_again_under_it(serving_setti
     while spread() != 0.75 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert spread() == 0.75
+
+
+def test_a_damaged_mlflow_store_is_named_by_readyz(make_settings) -> None:  # type: ignore[no-untyped-def]
+    from tickstore.mlflow_store import _sqlite_path
+
+    s = make_settings()
+    database = _sqlite_path(s.mlflow_tracking_uri())
+    assert database is not None
+    database.parent.mkdir(parents=True)
+    database.write_bytes(b"\0" * 4096)  # a store overwritten, or cut short
+    problems = create_app(s, watch_model=False).test_client().get("/readyz").get_json()["problems"]
+    # it was MLflow's first query and SQLAlchemy's words: "(sqlite3.DatabaseError) ... [SQL: SELECT name ..."
+    assert any(f"the MLflow store {database} is damaged" in p and "move it aside" in p for p in problems), (
+        problems
+    )
