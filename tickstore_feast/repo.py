@@ -374,6 +374,8 @@ def feature_store(settings: Settings, snapshot: int | None = None, apply: bool =
     are registered (and the ones removed from it dropped), as `feast apply` would."""
     config = repo_config(settings, snapshot)
     store = FeatureStore(repo_path=str(FEATURE_REPO), config=config)
+    if config.online_store.type == "sqlite":
+        sqlite_online.open_file(store)  # a damaged file named before Feast's apply writes to it
     if apply:
         apply_repo(store, repo_objects(repo_modules()))
     if config.online_store.type == "sqlite":

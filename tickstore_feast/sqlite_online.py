@@ -7,23 +7,45 @@ from pathlib import Path
 
 from feast import FeatureStore
 
+from tickstore.errors import TickstoreError
+
+
+class OnlineStoreDamaged(TickstoreError):
+    """The SQLite online store's file is no database SQLite can read."""
+
+
+def open_file(store: FeatureStore) -> set[str]:
+    """Make ``store``'s SQLite online store file ready (WAL mode, persistent: the scorer reads while
+    the stream writes, and in the default rollback journal a read waits for every write's commit);
+    returns its tables. Called before Feast's apply touches the file: a file that is no database
+    ended the stream, the scorer and `status` in a traceback."""
+    path = Path(store.config.online_store.path).resolve()  # Feast's is relative to feature_repo/
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with sqlite3.connect(path) as con:
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            return {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError):  # locked, a full disk: said where they are met
+            raise
+        raise OnlineStoreDamaged(  # cut short or overwritten
+            f"the online store {path} is damaged ({exc}): remove it with its -wal and -shm files "
+            f"(rm {path}*), and `tickstore stream` or `tickstore feast materialize` fills it again "
+            "(it holds only features computed from the lake)"
+        ) from exc
+
 
 def prepare(store: FeatureStore) -> None:
-    """Get ``store``'s SQLite online store ready to read and write.
+    """Get ``store``'s SQLite online store ready to read and write (`open_file`), with a table for each
+    registered view where it is missing.
 
-    WAL mode (persistent): the scorer reads while the stream writes, and in the default rollback
-    journal a read waits for every write's commit. And a table for each registered view where it is
-    missing: a removed online store file (the way to empty it) left Feast's registry recording
-    tables that were gone, so `feast apply` changed nothing, `tickstore status` and the scorer said
-    "no such table", and `feast materialize` ended in a traceback. The file is a cache of the
-    lake's features: made again empty, the stream or a `materialize` fills it.
+    A removed online store file (the way to empty it) left Feast's registry recording tables that
+    were gone, so `feast apply` changed nothing, `tickstore status` and the scorer said "no such
+    table", and `feast materialize` ended in a traceback. The file is a cache of the lake's features:
+    made again empty, the stream or a `materialize` fills it.
     """
-    path = Path(store.config.online_store.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as con:
-        if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            con.execute("PRAGMA journal_mode=WAL")
-        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = open_file(store)
     views = [v for v in store.list_feature_views() if v.online]
     if any(f"{store.project}_{v.name}" not in tables for v in views):
         # CREATE TABLE IF NOT EXISTS for each, as Feast's apply makes them

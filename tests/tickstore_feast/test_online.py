@@ -165,3 +165,22 @@ def test_a_later_tick_at_the_newest_time_reaches_the_online_store(
         con.close()
         counts.append(online_values(store, "ticks_60s", "A")["tick_count_60s"])
     assert counts == [2, 3]
+
+
+def test_a_damaged_sqlite_file_is_named_with_how_to_make_it_again(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tickstore_feast.sqlite_online import OnlineStoreDamaged
+
+    s = make_settings()
+    path = s.home / "feast" / "online_store.db"
+    feature_store(s).close()
+    assert path.exists()
+    for part in path.parent.glob("online_store.db*"):
+        part.write_bytes(b"\0" * 4096)  # cut short, overwritten
+    # Feast's apply met it first: sqlite3.DatabaseError's traceback from the stream, scorer and status
+    with pytest.raises(OnlineStoreDamaged, match=rf"the online store {path} is damaged .*rm {path}\*"):
+        feature_store(s)
+    for part in path.parent.glob("online_store.db*"):
+        part.unlink()
+    feature_store(s).close()  # made again, as the message says
