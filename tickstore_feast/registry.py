@@ -11,8 +11,15 @@ from typing import Any
 
 from feast.infra.registry.file import FileRegistryStore
 from feast.utils import _utc_now
+from google.protobuf.message import DecodeError
+
+from tickstore.errors import TickstoreError
 
 log = logging.getLogger(__name__)
+
+
+class RegistryDamaged(TickstoreError):
+    """The registry file is no registry protobuf can read."""
 
 
 class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
@@ -38,6 +45,17 @@ class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
                     home,
                     default,
                 )
+
+    def get_registry_proto(self) -> Any:
+        try:
+            return super().get_registry_proto()
+        except DecodeError as exc:
+            # cut short or overwritten: the stream, the scorer, status and dataset build each ended in
+            # protobuf's traceback. It holds what feature_repo/ defines, so it can be made again.
+            raise RegistryDamaged(
+                f"the feature registry {self._filepath.resolve()} is damaged ({exc}): remove it, and "
+                "`tickstore feast apply` (or `tickstore stream`) registers feature_repo/'s views again"
+            ) from exc
 
     def update_registry_proto(self, registry_proto: Any) -> None:
         # what Feast's own write stamps on every version

@@ -281,3 +281,22 @@ def test_tickstore_feast_apply_refuses_a_view_naming_a_column_its_sql_lacks(
         assert "Error: feature view 'wide' names 'ret_std_20s'" in result.output
     result = CliRunner().invoke(main, ["--home", str(s.home), "feast", "feature-views", "list"])
     assert result.exit_code == 0 and "ticks_60s" not in result.output, result.output
+
+
+def test_a_damaged_registry_is_named_with_how_to_make_it_again(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tickstore_feast.registry import RegistryDamaged
+    from tickstore_feast.repo import feature_store, registry_path
+
+    s = make_settings()
+    feature_store(s).close()
+    path = Path(registry_path(s)).resolve()
+    path.write_bytes(path.read_bytes()[:300])  # cut short
+    # protobuf's DecodeError, as a traceback from the stream, the scorer, status and dataset build
+    with pytest.raises(RegistryDamaged, match=rf"the feature registry {path} is damaged .*: remove it"):
+        feature_store(s)
+    path.unlink()
+    store = feature_store(s)  # registered again, as the message says
+    assert {v.name for v in store.list_feature_views()} >= {"ticks_60s", "tick_clock"}
+    store.close()
