@@ -79,18 +79,17 @@ def check_online_store(store: FeatureStore) -> None:
     client = _redis_client(store)
     if client is None:
         return
-    hint = REDIS_HINT
     where = f"the Redis online store at {config.connection_string}"
     # a TCP connect first: redis-py retries a refused port for ~10 s before it raises
     host, _, port = config.connection_string.split(",")[0].strip().rpartition(":")
     if port.isdigit():
         refused = net.unreachable([(host, int(port))], timeout=2.0)
         if refused:
-            raise OnlineStoreUnavailable(f"{where} does not answer ({refused}): {hint}")
+            raise OnlineStoreUnavailable(f"{where} does not answer ({refused}): {REDIS_HINT}")
     try:
         client.ping()
     except UNAVAILABLE as exc:
-        raise OnlineStoreUnavailable(f"{where} does not answer ({exc}): {hint}") from exc
+        raise OnlineStoreUnavailable(f"{where} does not answer ({exc}): {REDIS_HINT}") from exc
 
 
 def fail_fast(store: FeatureStore) -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tickstore.errors import TickstoreError
 from training.drift import DriftResult, drift_report
 
 
@@ -42,7 +43,7 @@ def run_apart(jobs: dict[str, tuple[Any, ...]], tmp: Path) -> dict[str, DriftRes
     for name, proc in procs.items():
         if proc.returncode != 0:
             said = (tmp / f"{name}.err").read_text(errors="replace").strip().splitlines()
-            raise RuntimeError(
+            raise TickstoreError(  # the CLI prints it as an error, not a traceback
                 f"the {name} drift report failed (exit code {proc.returncode}): {said[-1] if said else ''}"
             )
         results[name] = pickle.loads((tmp / f"{name}.result").read_bytes())  # noqa: S301 - our own file
