@@ -221,10 +221,13 @@ def test_ctrl_c_marks_the_runs_logged_so_far_killed_and_promotes_nothing(trained
         run.info.run_id for run in mlflow.search_runs(search_all_experiments=True, output_format="list")
     }
     args = ["train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T03:00", "--every", "10"]
-    # a session of its own, so that its group can be signalled as a terminal's Ctrl-C signals it
+    # a session of its own, so that its group can be signalled as a terminal's Ctrl-C signals it; and
+    # SIGINT as a terminal's foreground process has it: a job started in the background by a script
+    # (CI's, say) inherits it ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", *args], env=env_for(s), text=True, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     new: set[str] = set()
     deadline = time.monotonic() + 120
