@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -211,6 +212,18 @@ def test_cli_train_takes_minute_times_and_folds(trained) -> None:  # type: ignor
     )
 
 
+def _drift_workers_of(parent: int) -> bool:
+    """Whether `training.drift_jobs` workers of process ``parent`` run (from /proc)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and b"training.drift_jobs" in (stat.parent / "cmdline").read_bytes():
+                return True
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+    return False
+
+
 @pytest.mark.slow
 def test_ctrl_c_marks_the_runs_logged_so_far_killed_and_promotes_nothing(trained) -> None:  # type: ignore[no-untyped-def]
     from tests.cli.helpers import env_for
@@ -223,26 +236,28 @@ def test_ctrl_c_marks_the_runs_logged_so_far_killed_and_promotes_nothing(trained
     args = ["train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T03:00", "--every", "10"]
     # a session of its own, so that its group can be signalled as a terminal's Ctrl-C signals it; and
     # SIGINT as a terminal's foreground process has it: a job started in the background by a script
-    # (CI's, say) inherits it ignored, and Python then never raises KeyboardInterrupt
+    # (CI's, say) inherits it ignored, and Python then never raises KeyboardInterrupt. Set by the child
+    # itself: a preexec_fn makes Python fork this whole test process, which CI's machine refused (ENOMEM)
+    as_foreground = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", *args], env=env_for(s), text=True, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        [sys.executable, "-c", as_foreground + "from cli.main import main; main()", *args],
+        env=env_for(s), text=True, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    new: set[str] = set()
     deadline = time.monotonic() + 120
-    while len(new) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        new = {r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list")}
-        new -= before
-    # the three models are logged, their scores not yet: the drift reports' workers are starting up
+    while not _drift_workers_of(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # the three models are logged and the drift reports' workers starting up (each printed a
+    # KeyboardInterrupt traceback); a Ctrl-C a moment earlier, while the scores were logged, was
+    # seen lost at times (why, not found: see the stop 56 note)
     os.killpg(proc.pid, signal.SIGINT)
+    new = {r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list")}
+    new -= before
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, (out, err)
     assert "stopped: nothing promoted" in err and "Traceback" not in err, err
     # they ended FINISHED, and `tickstore models` listed them without scores
     client = MlflowClient()
-    assert {client.get_run(run_id).info.status for run_id in new} == {"KILLED"}
+    assert len(new) == 3 and {client.get_run(run_id).info.status for run_id in new} == {"KILLED"}
     assert not new & {m.uri.split("/")[1] for m in logged_models(s, 100)}
 
 
