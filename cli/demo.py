@@ -14,7 +14,7 @@ from cli.output import count_of, print_rows
 from cli.ranges import STRETCH_GAP, busiest_stretches, span
 from ingest import broker, replay
 from ingest.sink import Sink
-from tickstore import feature_sql, lake
+from tickstore import feature_sql, lake, stopping
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
@@ -228,4 +228,6 @@ def demo(ctx: click.Context, simulate_ticks: int, live_seconds: float) -> None:
     7    `tickstore stream` + `tickstore serve`, a recording replayed at its own pace as if live,
          scores printed as ticks arrive
     """
-    run_demo(settings_of(ctx), simulate_ticks, live_seconds)
+    # `kill` as Ctrl-C: the broker and scorer it started are stopped, the runs it logged marked
+    with stopping.stops_on_signals():
+        run_demo(settings_of(ctx), simulate_ticks, live_seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import signal
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from cli.context import SECONDS, Number, OutPath, console, format_option, settin
 from cli.interrupt import interrupted
 from cli.output import count_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
-from tickstore import lake
+from tickstore import lake, stopping
 
 
 @click.command()
@@ -93,17 +94,25 @@ def train(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
-        with console.status("training (features, labels, three models, MLflow) ..."):
+        # Ctrl-C and `kill` alike mark the runs logged so far, and neither is lost (tickstore/stopping.py)
+        with (
+            stopping.stops_on_signals(),
+            console.status("training (features, labels, three models, MLflow) ..."),
+        ):
             report = run_training(settings_of(ctx), cfg, log=console.print)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     except (KeyboardInterrupt, RuntimeError) as exc:
         if not interrupted(exc):
             raise
+        killed = isinstance(exc, stopping.Terminated) or isinstance(exc.__cause__, stopping.Terminated)
+        # train has said what became of the runs it logged
         console.print(
-            "stopped: nothing promoted; the model runs logged so far are marked KILLED in MLflow "
+            f"{'terminated (SIGTERM)' if killed else 'stopped'}: nothing promoted "
             "(`tickstore models` lists finished runs only)"
         )
+        if killed:
+            ctx.exit(128 + signal.SIGTERM)  # as a shell reports a process SIGTERM ended
         raise click.Abort from None
     print_train_report(report, console)
     if report.drift_share:  # the reports themselves are in MLflow; the share is worth a glance here

@@ -11,9 +11,11 @@ import gc
 import logging
 import os
 import re
+import signal
 import sqlite3
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 import click
 import duckdb
@@ -24,6 +26,7 @@ from rich.logging import RichHandler
 from cli import adhoc, dataset, demo, featurerepo, feed, learn, rejected, serve, status
 from cli.context import OutPath, console
 from cli.interrupt import interrupted
+from tickstore import stopping
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
 from tickstore_feast.quick_import import skip_feast_type_checks
@@ -42,6 +45,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except stopping.Terminated:
+            self._terminated(ctx)
         except TickstoreError as exc:
             raise click.ClickException(str(exc)) from exc
         except (OSError, duckdb.IOException) as exc:
@@ -52,6 +57,8 @@ class _Group(click.Group):
         except RuntimeError as exc:
             # Ctrl-C during a DuckDB query arrives as RuntimeError("Query interrupted"), which click
             # would print as a traceback (it aborts quietly on a KeyboardInterrupt only)
+            if isinstance(exc.__cause__, stopping.Terminated):
+                self._terminated(ctx)
             if interrupted(exc):
                 raise click.Abort from None
             raise
@@ -62,6 +69,13 @@ class _Group(click.Group):
             if db is None or (trouble := storage_trouble(db)) is None:
                 raise
             raise click.ClickException(_storage_message(ctx, db, trouble)) from exc
+
+    @staticmethod
+    def _terminated(ctx: click.Context) -> NoReturn:
+        """SIGTERM (`tickstore.stopping`) ended the command once it had cleaned up: said, and the exit
+        code a shell gives a process SIGTERM ended."""
+        click.echo("terminated (SIGTERM)", err=True)
+        ctx.exit(128 + signal.SIGTERM)
 
 
 def _sqlite_error(exc: BaseException) -> sqlite3.OperationalError | None:

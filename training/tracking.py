@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -17,6 +19,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve  # noqa: E402
 
+from tickstore import stopping  # noqa: E402
 from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, use_mlflow_store  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
 from training.importance import Importance  # noqa: E402
@@ -137,7 +140,7 @@ def log_importance(run_id: str, found: list[Importance], title: str) -> None:
     """A model's permutation importances into its run: every feature's figures as JSON, the top ones drawn."""
     if not found:
         return
-    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
+    with stopping.held(), mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as tmp:
         mlflow.log_dict(
             {i.feature: {"log_loss_added": i.added, "spread": i.spread} for i in found},
             "permutation_importance.json",
@@ -145,23 +148,31 @@ def log_importance(run_id: str, found: list[Importance], title: str) -> None:
         mlflow.log_artifact(str(importance_plot(found, title, Path(tmp))), "plots")
 
 
-def abandon(run_ids: list[str], *, interrupted: bool) -> None:
-    """Mark the model runs of a `tickstore train` that stopped part way KILLED (interrupted) or FAILED.
+def abandon(run_ids: list[str], *, interrupted: bool) -> str:
+    """Mark the model runs of a `tickstore train` that stopped part way KILLED (interrupted) or FAILED;
+    returns what was done, to be said.
 
     Each model's run ends FINISHED once its model is logged; its scores come after the three are fitted.
     """
+    status = "KILLED" if interrupted else "FAILED"
     try:
-        client = MlflowClient()
-        for run_id in run_ids:
-            client.set_terminated(run_id, "KILLED" if interrupted else "FAILED")
-    except Exception:  # the store itself may be what failed: the error being raised says so
-        return
+        with stopping.held():  # a second Ctrl-C is taken once they are marked
+            client = MlflowClient()
+            for run_id in run_ids:
+                client.set_terminated(run_id, status)
+    except Exception as exc:  # noqa: BLE001 - the store itself may be what failed: said, not raised
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"the model runs logged so far could not be marked {status} in MLflow ({first})"
+    if not run_ids:
+        return "no model run was logged yet"
+    return f"the {len(run_ids)} model run(s) logged so far are marked {status} in MLflow"
 
 
 def promote(model_uri: str) -> str:
     """Register a logged model (``models:/m-...``) and point the `champion` alias at the new version."""
-    version = mlflow.register_model(model_uri, REGISTERED_MODEL)
-    MlflowClient().set_registered_model_alias(REGISTERED_MODEL, "champion", version.version)
+    with stopping.held():  # a version registered without its alias would serve nothing
+        version = mlflow.register_model(model_uri, REGISTERED_MODEL)
+        MlflowClient().set_registered_model_alias(REGISTERED_MODEL, "champion", version.version)
     return str(version.version)
 
 
@@ -214,6 +225,42 @@ def _log_flavor(model: Model, example: pd.DataFrame) -> str:
     raise TypeError(f"no MLflow flavor for {model.name}")
 
 
+def log_model_run(  # noqa: PLR0913 - the run's parts, each its own kind
+    experiment: str,
+    kind: str,
+    params: dict[str, object],
+    manifest: dict[str, Any],
+    logged: list[str],
+    model: Model,
+    x: pd.DataFrame,
+    y: np.ndarray,
+    p: np.ndarray,
+    cut: float,
+) -> tuple[str, str]:
+    """Log one model's run (``kind``: honest or leaky labels), noted in ``logged`` as it starts: its
+    parameters, test curves, the training set's manifest and feature SQL, the model. Returns the run's
+    id and the logged model's URI."""
+    with stopping.held(), mlflow.start_run(experiment_id=experiment, run_name=f"{kind}-{model.name}") as run:
+        logged.append(run.info.run_id)
+        mlflow.log_params({**params, "model": model.name, "decision_threshold": cut})
+        mlflow.set_tags({"features": json.dumps(list(x.columns))})
+        with tempfile.TemporaryDirectory() as tmp:
+            for png in curves(y, p, cut, f"{kind} {model.name}", Path(tmp)):
+                mlflow.log_artifact(str(png), "plots")
+            (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            mlflow.log_artifact(str(Path(tmp) / "manifest.json"), "dataset")
+            # the feature SQL as it computed the training set: what to restore should the scorer
+            # refuse the model for SQL changed since (feature_definitions_changed)
+            (Path(tmp) / "sql").mkdir()
+            for view, text in manifest["sql"].items():
+                (Path(tmp) / "sql" / f"{view}.sql").write_text(text)
+            mlflow.log_artifacts(str(Path(tmp) / "sql"), "sql")
+        if isinstance(model, XGBoost):
+            mlflow.log_dict(model.importance(list(x.columns)), "feature_importance.json")
+            mlflow.log_param("trees", model.trees)
+        return str(run.info.run_id), log_model(model, x)
+
+
 def log_scores(
     run_id: str,
     val_pr_auc: float,
@@ -224,7 +271,7 @@ def log_scores(
 ) -> None:
     """A model's validation and test scores (NaN ones left out), its labels' spike threshold and
     spike counts, into its run."""
-    with mlflow.start_run(run_id=run_id):
+    with stopping.held(), mlflow.start_run(run_id=run_id):
         mlflow.log_params(
             {"spike_threshold_fwd_vol": threshold, **{f"spikes_{k}": v for k, v in spikes.items()}}
         )

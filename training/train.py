@@ -7,13 +7,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 
-from tickstore import lake
+from tickstore import lake, stopping
 from tickstore.settings import Settings
 from training import dataset, importance, labels, splits, tracking
 from training.drift import row_blocks
@@ -232,8 +233,10 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
     try:
         return _train(settings, cfg, log, logged)
     except BaseException as exc:
-        # Ctrl-C in a DuckDB query comes as RuntimeError("Query interrupted") from the KeyboardInterrupt
-        tracking.abandon(logged, interrupted=KeyboardInterrupt in (type(exc), type(exc.__cause__)))
+        # Ctrl-C or SIGTERM (`stopping.Terminated`) in a DuckDB query comes as RuntimeError("Query
+        # interrupted") from the KeyboardInterrupt
+        stop = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt)
+        log(tracking.abandon(logged, interrupted=stop))
         raise
 
 
@@ -271,44 +274,17 @@ def _train(
     label_sql = labels.LABEL_SQL.read_text()
 
     def tracked(kind: str) -> Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], tuple[str, str]]:
-        def on_model(
-            model: Model, x: pd.DataFrame, y: np.ndarray, p: np.ndarray, cut: float
-        ) -> tuple[str, str]:
-            """Log one model's run; returns its run id and its logged model's URI."""
-            with mlflow.start_run(experiment_id=experiment, run_name=f"{kind}-{model.name}") as run:
-                logged.append(run.info.run_id)
-                mlflow.log_params(
-                    {
-                        **label_params,
-                        "model": model.name,
-                        "labels": kind,
-                        "snapshot": snapshot,
-                        "decision_threshold": cut,
-                        "feature_service": cfg.feature_service,
-                        "label_sql_sha256": dataset.sha256(label_sql),
-                        **{f"sql_sha256_{k}": v for k, v in manifest["sql_sha256"].items()},
-                        # the scorer compares these with the views it serves (serving/features.py)
-                        **{f"sql_fingerprint_{k}": v for k, v in manifest["sql_fingerprint"].items()},
-                    }
-                )
-                mlflow.set_tags({"features": json.dumps(list(x.columns))})
-                with tempfile.TemporaryDirectory() as tmp:
-                    for png in tracking.curves(y, p, cut, f"{kind} {model.name}", Path(tmp)):
-                        mlflow.log_artifact(str(png), "plots")
-                    (Path(tmp) / "manifest.json").write_text(json.dumps(manifest, indent=2))
-                    mlflow.log_artifact(str(Path(tmp) / "manifest.json"), "dataset")
-                    # the feature SQL as it computed the training set: what to restore should the
-                    # scorer refuse the model for SQL changed since (feature_definitions_changed)
-                    (Path(tmp) / "sql").mkdir()
-                    for view, text in manifest["sql"].items():
-                        (Path(tmp) / "sql" / f"{view}.sql").write_text(text)
-                    mlflow.log_artifacts(str(Path(tmp) / "sql"), "sql")
-                if isinstance(model, XGBoost):
-                    mlflow.log_dict(model.importance(list(x.columns)), "feature_importance.json")
-                    mlflow.log_param("trees", model.trees)
-                return str(run.info.run_id), tracking.log_model(model, x)
-
-        return on_model
+        params = {
+            **label_params,
+            "labels": kind,
+            "snapshot": snapshot,
+            "feature_service": cfg.feature_service,
+            "label_sql_sha256": dataset.sha256(label_sql),
+            **{f"sql_sha256_{k}": v for k, v in manifest["sql_sha256"].items()},
+            # the scorer compares these with the views it serves (serving/features.py)
+            **{f"sql_fingerprint_{k}": v for k, v in manifest["sql_fingerprint"].items()},
+        }
+        return partial(tracking.log_model_run, experiment, kind, params, manifest, logged)
 
     results, threshold, rows, spikes = fit_and_score(table, cfg, tracked("honest"))
     for r in results:
@@ -318,7 +294,7 @@ def _train(
     report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
     if cfg.folds > 0:
         report.walk_forward = walk_forward(table, cfg)
-        with mlflow.start_run(run_id=results[0].run_id):
+        with stopping.held(), mlflow.start_run(run_id=results[0].run_id):
             for step, fold in enumerate(report.walk_forward, 1):  # MLflow's UI plots a metric by step
                 mlflow.log_metric("walk_forward_base_rate", fold.base_rate, step=step)
                 for name, value in fold.pr_auc.items():
@@ -339,6 +315,7 @@ def _train(
             )
             tracking.log_importance(r.run_id, r.importance, f"leaky {r.name}")
         report.leaky = leaky
+    stopping.check()  # a stop that something swallowed still promotes nothing
     best = promotable(report)  # last: a run that stops before its end promotes nothing
     if best is not None:
         report.champion = best.name
@@ -390,7 +367,7 @@ def _log_drift(
         results = run_apart(
             {name: (ref, cur, Path(tmp), name, blocks) for name, ref, cur in pairs}, Path(tmp)
         )
-        with mlflow.start_run(run_id=run_id):
+        with stopping.held(), mlflow.start_run(run_id=run_id):
             for name, result in results.items():
                 if isinstance(result, str):
                     # rows that can't tell drift (too short for every feature's blocks, nothing varies)

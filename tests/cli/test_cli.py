@@ -1,4 +1,4 @@
-"""The `tickstore` command as a user runs it: help, versions, settings and values refused, kill -9 of the sink, demo."""
+"""The `tickstore` command as a user runs it: help, versions, settings and values refused, kill -9 of the sink."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from ingest import replay
 from tests.cli.helpers import env_for, spawn_sink, tickstore
-from tests.conftest import REPO, SHARED, free_port
+from tests.conftest import REPO, SHARED
 from tests.ingest.helpers import query, reference_ticks
 from tickstore.settings import Settings
 
@@ -235,65 +235,6 @@ def test_cpus_the_machine_does_not_offer_are_refused_before_anything_starts(
         assert out.returncode != 0 and "Traceback" not in err, err
         assert f"CPU {missing} is not one this process may run on" in err, err
     assert not s.lake_dir.exists()  # refused before the stream touched any state
-
-
-def test_demo_help_mentions_recordings(make_settings: Callable[..., Settings]) -> None:
-    assert "replay recorded ticks" in tickstore(make_settings(), "demo", "--help").stdout
-
-
-@pytest.mark.kafka
-@pytest.mark.slow
-def test_demo_without_recordings_falls_back_to_the_simulator(
-    make_settings: Callable[..., Settings], tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    s = make_settings(broker_port=free_port())
-    env = env_for(s)
-    env.pop("TICKSTORE_DATA_DIR", None)
-    elsewhere = tmp_path / "clone"  # no ../shared/data/coinbase next to it
-    elsewhere.mkdir()
-    result = tickstore(s, "demo", "--simulate-ticks", "3000", env=env, cwd=elsewhere)
-    assert "simulate" in result.stderr and "3,000 new ticks" in result.stderr
-    assert "BTC-USD" in result.stdout and "broker stopped" in result.stderr
-    plotted = s.home / "plots" / "ticks_60s.png"  # an hour of features, drawn
-    assert (
-        f"of ret_std_60s, spread_bps_mean_60s, tick_count_60s against event_time: {plotted}" in result.stderr
-    )
-    assert plotted.read_bytes()[:4] == b"\x89PNG"
-    assert not (s.run_dir / "broker.pid").exists()
-
-
-def test_a_data_dir_without_recordings_is_refused_before_anything_starts(
-    make_settings: Callable[..., Settings], tmp_path: Path
-) -> None:
-    # an empty TICKSTORE_DATA_DIR replayed nothing and the demo ended after the lake's queries, exit 0;
-    # a missing one printed a traceback
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    for folder, what in ((empty, "holds no recordings"), (tmp_path / "missing", "does not exist")):
-        s = make_settings(data_dir=folder, broker_port=free_port())
-        out = tickstore(s, "demo", check=False)
-        err = " ".join(out.stderr.split())
-        assert out.returncode == 1 and "Traceback" not in err, err
-        assert f"TICKSTORE_DATA_DIR={folder} {what}" in err and "point it at recordings" in err, err
-        assert not s.lake_dir.exists() and not (s.run_dir / "broker.pid").exists()
-
-
-@pytest.mark.kafka
-def test_a_demo_whose_every_message_is_rejected_stops_saying_why(
-    make_settings: Callable[..., Settings], tmp_path: Path
-) -> None:
-    recordings = tmp_path / "recordings"
-    recordings.mkdir()
-    (recordings / "bad.ndjson").write_text('{"type": "ticker", "price": "abc"}\n{"nope": 1}\n')
-    s = make_settings(data_dir=recordings, broker_port=free_port())
-    out = tickstore(s, "demo", check=False)
-    err = " ".join(out.stderr.split())
-    assert out.returncode == 1 and "Traceback" not in err, err
-    assert (
-        "the lake holds no ticks, so the demo stops before the features: the sink read 2 messages and rejected 2"
-        in err
-    )
-    assert "broker stopped" in err and not (s.run_dir / "broker.pid").exists()
 
 
 def test_times_are_taken_as_tickstore_sql_prints_them() -> None:
