@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from serving.features import OnlineFeatures
 
 OK, MISSING, CHANGED = "[green]ok[/]", "[red]missing[/]", "[red]changed[/]"
+UNREADABLE = "[red]unreadable[/]"  # there, but damaged or its server down
 
 
 def _age(seconds: float) -> str:
@@ -52,7 +53,9 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
     try:
         con = lake.connect(settings, create=False, read_only=True)
     except (lake.LakeError, duckdb.Error) as exc:
-        return False, [f"lake: {MISSING}: {exc}"], []
+        catalog = settings.lake_catalog
+        label = UNREADABLE if catalog.exists() and catalog.stat().st_size else MISSING
+        return False, [f"lake: {label}: {escape(str(exc))}"], []
     try:
         snapshot = lake.current_snapshot(con)
         # a table dropped or altered by hand (DuckDB's CLI, an older `tickstore sql --write`): said with
@@ -130,7 +133,7 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     try:
         use_mlflow_store(settings)
     except TickstoreError as exc:  # a tracking server that is down, a damaged store
-        return False, [f"model {uri}: {MISSING}: {escape(str(exc))}"]
+        return False, [f"model {uri}: {UNREADABLE}: {escape(str(exc))}"]
     try:
         from mlflow.tracking import MlflowClient
 

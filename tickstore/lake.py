@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import duckdb
 
-from tickstore import paths
+from tickstore import catalog
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
 
@@ -95,25 +95,6 @@ LOCK_RETRIES = 20
 T = TypeVar("T")
 
 
-def _use_wal(catalog: Path) -> None:
-    """Put the SQLite catalog in WAL mode (a persistent property of the file).
-
-    In the default rollback-journal mode a reader's lock makes the sink's commit fail with
-    "database is locked" and vice versa; with WAL, readers and the one writer do not block each other.
-    Only done when the catalog is new: this is another SQLite library than DuckDB's, and closing its
-    file handle would drop the POSIX locks DuckDB's SQLite holds on the same file in this process.
-    """
-    if catalog.exists():
-        return
-    catalog.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(catalog, timeout=10)
-    try:
-        if db.execute("PRAGMA journal_mode").fetchone() != ("wal",):
-            db.execute("PRAGMA journal_mode=WAL")
-    finally:
-        db.close()
-
-
 def connect(
     settings: Settings,
     *,
@@ -128,10 +109,12 @@ def connect(
     ``read_only`` attaches the newest lake so that it can't be changed (ad-hoc SQL). With ``create``
     the data directory and the tick tables are made when missing.
     """
+    if (orphans := catalog.orphaned(settings)) is not None:  # one stat, while the catalog is there
+        raise LakeError(orphans)
     if not create and not settings.lake_catalog.exists():
-        raise LakeError(_no_lake(settings))
+        raise LakeError(catalog.no_lake(settings))
     if snapshot is not None and not 0 <= snapshot < 2**63:  # DuckLake's ids are BIGINTs: a cast error
-        raise LakeError(f"no snapshot {snapshot} in the lake{_snapshot_span(settings.lake_catalog)}")
+        raise LakeError(f"no snapshot {snapshot} in the lake{catalog.snapshot_span(settings.lake_catalog)}")
     con = _instance(settings, snapshot, read_only).cursor()
     tune(con)  # a cursor is a session of its own: it does not inherit its parent's settings
     # Ticks are UTC; pin the session zone so TIMESTAMPTZ prints and truncates the same everywhere.
@@ -142,10 +125,10 @@ def connect(
         # failed on a missing `ticks`, one of them with a traceback (`dataset build --as-of 0`)
         said = (
             f"the lake has no ticks table at snapshot {snapshot} (dropped by hand): pick another "
-            f"snapshot{_snapshot_span(settings.lake_catalog)}, or see `tickstore status` for how to put it back"
+            f"snapshot{catalog.snapshot_span(settings.lake_catalog)}, or see `tickstore status` for how to put it back"
             if last_change(con, "ticks", upto=snapshot) is not None
             else f"snapshot {snapshot} is from before the lake's ticks table was made: "
-            f"pick a later one{_snapshot_span(settings.lake_catalog)}"
+            f"pick a later one{catalog.snapshot_span(settings.lake_catalog)}"
         )
         con.close()
         raise LakeError(said)
@@ -235,35 +218,16 @@ def _open(settings: Settings, snapshot: int | None, read_only: bool = False) -> 
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
     elif read_only:
         options.append("READ_ONLY")
-    _use_wal(settings.lake_catalog)
+    catalog.use_wal(settings.lake_catalog)
     target = _quote("ducklake:sqlite:" + str(settings.lake_catalog.resolve()))
     try:
         retry_locked(lambda: con.execute(f"ATTACH {target} AS {LAKE} ({', '.join(options)})"))
     except duckdb.Error as exc:
         con.close()
-        known = _snapshot_span(settings.lake_catalog) if "No snapshot found" in str(exc) else ""
-        raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}{known}") from exc
+        known = catalog.snapshot_span(settings.lake_catalog) if "No snapshot found" in str(exc) else ""
+        trouble = known + catalog.damaged(settings, str(exc))
+        raise LakeError(f"cannot attach the lake at {settings.lake_catalog}: {exc}{trouble}") from exc
     return con
-
-
-def _snapshot_span(catalog: Path) -> str:
-    """Which snapshots the lake has, for an --as-of that named none of them ("" if unreadable)."""
-    import sqlite3
-
-    try:
-        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
-        try:
-            first, last, t0, t1 = db.execute(
-                "SELECT min(snapshot_id), max(snapshot_id), min(snapshot_time), max(snapshot_time) "
-                "FROM ducklake_snapshot"
-            ).fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return ""
-    if first is None:
-        return ""
-    return f" (the lake has snapshots {first} to {last}, taken {t0} to {t1})"
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
@@ -288,24 +252,6 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
     except duckdb.TransactionException:
         pass
-
-
-def _no_lake(settings: Settings) -> str:
-    """Why there is no lake, and where one is when it is the source tree's (TICKSTORE_HOME defaults to
-    `.tickstore` in the current folder: `tickstore` run from `sql/` or `feature_repo/` looked there)."""
-    message = (
-        f"no lake at {settings.lake_catalog.resolve()}: run `tickstore sink` (or `make demo`) first, "
-        "or point TICKSTORE_HOME at an existing data directory"
-    )
-    beside = paths.SOURCE_TREE / ".tickstore"
-    if (
-        beside.resolve() != settings.home.resolve()
-        and (beside / settings.lake_catalog.relative_to(settings.home)).exists()
-    ):
-        message += (
-            f" (the source tree's is {beside}: run tickstore from {paths.SOURCE_TREE}, or set TICKSTORE_HOME)"
-        )
-    return message
 
 
 def is_locked(exc: duckdb.Error) -> bool:
@@ -351,7 +297,7 @@ def snapshot_at(settings: Settings, when: datetime) -> int:
         con.close()
     if not row or row[0] is None:
         raise LakeError(
-            f"the lake has no snapshot at or before {when.isoformat()}{_snapshot_span(settings.lake_catalog)}"
+            f"the lake has no snapshot at or before {when.isoformat()}{catalog.snapshot_span(settings.lake_catalog)}"
         )
     return int(row[0])
 

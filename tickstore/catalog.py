@@ -1,0 +1,109 @@
+"""The lake's SQLite catalog as a file: made in WAL mode, read for its snapshots, and what to say when
+it is missing, emptied or damaged while the lake's data files are still there."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tickstore import paths
+from tickstore.settings import Settings
+
+# SQLite's words for a file it can't read as a database (cut short, overwritten)
+_DAMAGED = ("database disk image is malformed", "file is not a database")
+
+
+def use_wal(catalog: Path) -> None:
+    """Put the SQLite catalog in WAL mode (a persistent property of the file).
+
+    In the default rollback-journal mode a reader's lock makes the sink's commit fail with
+    "database is locked" and vice versa; with WAL, readers and the one writer do not block each other.
+    Only done when the catalog is new: this is another SQLite library than DuckDB's, and closing its
+    file handle would drop the POSIX locks DuckDB's SQLite holds on the same file in this process.
+    """
+    if catalog.exists():
+        return
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(catalog, timeout=10)
+    try:
+        if db.execute("PRAGMA journal_mode").fetchone() != ("wal",):
+            db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
+
+
+def snapshot_span(catalog: Path) -> str:
+    """Which snapshots the lake has, for an --as-of that named none of them ("" if unreadable)."""
+    try:
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+        try:
+            first, last, t0, t1 = db.execute(
+                "SELECT min(snapshot_id), max(snapshot_id), min(snapshot_time), max(snapshot_time) "
+                "FROM ducklake_snapshot"
+            ).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return ""
+    if first is None:
+        return ""
+    return f" (the lake has snapshots {first} to {last}, taken {t0} to {t1})"
+
+
+def no_lake(settings: Settings) -> str:
+    """Why there is no lake, and where one is when it is the source tree's (TICKSTORE_HOME defaults to
+    `.tickstore` in the current folder: `tickstore` run from `sql/` or `feature_repo/` looked there)."""
+    message = (
+        f"no lake at {settings.lake_catalog.resolve()}: run `tickstore sink` (or `make demo`) first, "
+        "or point TICKSTORE_HOME at an existing data directory"
+    )
+    beside = paths.SOURCE_TREE / ".tickstore"
+    if (
+        beside.resolve() != settings.home.resolve()
+        and (beside / settings.lake_catalog.relative_to(settings.home)).exists()
+    ):
+        message += (
+            f" (the source tree's is {beside}: run tickstore from {paths.SOURCE_TREE}, or set TICKSTORE_HOME)"
+        )
+    return message
+
+
+def _what_to_do(settings: Settings) -> str:
+    return (
+        f"put back a copy of {settings.lake_catalog.name} from a backup (with the sink and stream "
+        f"stopped), or start a new lake: move {settings.lake_catalog.parent} aside and load the ticks "
+        "again (`tickstore ingest replay PATH`, then `tickstore sink --until-idle`; a sink group that "
+        "read the topic before reads only what is new: set another TICKSTORE_SINK_GROUP to read it "
+        "from its start)"
+    )
+
+
+def orphaned(settings: Settings) -> str | None:
+    """Why no new lake may be made here, when the catalog is missing or empty but the data folder
+    still holds an earlier lake's Parquet files, else None.
+
+    DuckLake makes a new, empty lake over a missing or emptied catalog: the sink did so and went on
+    from its committed offsets, every earlier tick left in files no catalog names.
+    """
+    catalog = settings.lake_catalog
+    if catalog.exists() and catalog.stat().st_size > 0:
+        return None
+    files = sum(1 for _ in settings.lake_data.rglob("*.parquet")) if settings.lake_data.is_dir() else 0
+    if not files:
+        return None
+    state = "is empty (0 bytes)" if catalog.exists() else "is missing"
+    return (
+        f"the lake's catalog {catalog} {state}, while {settings.lake_data} holds {files:,} Parquet "
+        f"file(s) of the lake it described: the catalog is what names them (a new lake here would "
+        f"leave every earlier tick out); {_what_to_do(settings)}"
+    )
+
+
+def damaged(settings: Settings, error: str) -> str:
+    """What to do about a catalog SQLite can't read, for the message of ``error`` ("" for others)."""
+    if not any(words in error for words in _DAMAGED):
+        return ""
+    return (
+        f". The catalog (the lake's tables, snapshots and the list of its Parquet files under "
+        f"{settings.lake_data}) is damaged, the Parquet files themselves untouched: {_what_to_do(settings)}"
+    )
