@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
