@@ -72,6 +72,7 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
             simulate.publish(settings, simulate.SimConfig(n_ticks=simulate_ticks))
         console.print("[bold]3. sink[/] Kafka -> DuckLake until caught up")
         result = Sink(settings, until_idle=True).run()
+        stopping.check()  # a Ctrl-C or `kill` the sink took to stop: the demo stops with it
         t = result.total
         console.print(
             f"   {t.ticks:,} new ticks, {t.duplicates:,} duplicates skipped, "

@@ -7,6 +7,8 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
+from tickstore import stopping
+
 log = logging.getLogger(__name__)
 
 
@@ -19,6 +21,7 @@ def install(stop: Callable[[], None], who: str) -> dict[int, object]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("%s: signal %d, finishing the batch and stopping", who, signum)
+        stopping.remember(signum)  # for the work around the loop, should it be in one (the demo)
         stop()
 
     previous: dict[int, object] = {}

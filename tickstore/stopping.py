@@ -22,6 +22,7 @@ from typing import Any
 _asked: list[int] = []  # the signals received while `stops_on_signals` is on, newest last
 _held = 0  # how deep in `held` sections the main thread is
 _deferred: list[int] = []  # the stops that came during a held section, raised as it ends
+_on = False  # whether `stops_on_signals` is on (in the main thread)
 
 
 class Terminated(KeyboardInterrupt):
@@ -84,14 +85,25 @@ def stops_on_signals() -> Iterator[None]:
             previous[sig] = signal.signal(sig, _raise)
     hook = sys.unraisablehook
     sys.unraisablehook = _keeping_stops(hook)
+    global _on
+    _on = True
     try:
         yield
     finally:
+        _on = False
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sys.unraisablehook = hook
         _asked.clear()
         _deferred.clear()
+
+
+def remember(signum: int) -> None:
+    """Note a stop that a loop's own handler took to end its loop politely (the sink's, the stream's),
+    so that the work around the loop stops too at its next `check`: the demo's step 3 ended its sink on
+    Ctrl-C and went on to the steps after it. Outside `stops_on_signals`, nothing."""
+    if _on:
+        _asked.append(signum)
 
 
 @contextmanager

@@ -150,10 +150,12 @@ def log_importance(run_id: str, found: list[Importance], title: str) -> None:
 
 def abandon(run_ids: list[str], *, interrupted: bool) -> str:
     """Mark the model runs of a `tickstore train` that stopped part way KILLED (interrupted) or FAILED;
-    returns what was done, to be said.
+    returns what was done, to be said ("" when no run was logged: nothing to say).
 
     Each model's run ends FINISHED once its model is logged; its scores come after the three are fitted.
     """
+    if not run_ids:
+        return ""
     status = "KILLED" if interrupted else "FAILED"
     try:
         with stopping.held():  # a second Ctrl-C is taken once they are marked
@@ -163,8 +165,6 @@ def abandon(run_ids: list[str], *, interrupted: bool) -> str:
     except Exception as exc:  # noqa: BLE001 - the store itself may be what failed: said, not raised
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"the model runs logged so far could not be marked {status} in MLflow ({first})"
-    if not run_ids:
-        return "no model run was logged yet"
     return f"the {len(run_ids)} model run(s) logged so far are marked {status} in MLflow"
 
 

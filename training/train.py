@@ -236,7 +236,8 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
         # Ctrl-C or SIGTERM (`stopping.Terminated`) in a DuckDB query comes as RuntimeError("Query
         # interrupted") from the KeyboardInterrupt
         stop = isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt)
-        log(tracking.abandon(logged, interrupted=stop))
+        if said := tracking.abandon(logged, interrupted=stop):
+            log(said)
         raise
 
 

@@ -174,7 +174,7 @@ def test_a_damaged_sqlite_file_is_named_with_how_to_make_it_again(
 
     s = make_settings()
     path = s.home / "feast" / "online_store.db"
-    feature_store(s).close()
+    feature_store(s)
     assert path.exists()
     for part in path.parent.glob("online_store.db*"):
         part.write_bytes(b"\0" * 4096)  # cut short, overwritten
@@ -183,4 +183,4 @@ def test_a_damaged_sqlite_file_is_named_with_how_to_make_it_again(
         feature_store(s)
     for part in path.parent.glob("online_store.db*"):
         part.unlink()
-    feature_store(s).close()  # made again, as the message says
+    feature_store(s)  # made again, as the message says

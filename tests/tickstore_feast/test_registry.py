@@ -290,7 +290,7 @@ def test_a_damaged_registry_is_named_with_how_to_make_it_again(
     from tickstore_feast.repo import feature_store, registry_path
 
     s = make_settings()
-    feature_store(s).close()
+    feature_store(s)
     path = Path(registry_path(s)).resolve()
     path.write_bytes(path.read_bytes()[:300])  # cut short
     # protobuf's DecodeError, as a traceback from the stream, the scorer, status and dataset build
@@ -299,4 +299,3 @@ def test_a_damaged_registry_is_named_with_how_to_make_it_again(
     path.unlink()
     store = feature_store(s)  # registered again, as the message says
     assert {v.name for v in store.list_feature_views()} >= {"ticks_60s", "tick_clock"}
-    store.close()
