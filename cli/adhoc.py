@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 import duckdb
@@ -20,6 +20,10 @@ from cli.interrupt import ctrl_c_cancels, settle
 from cli.output import print_rows
 from cli.ranges import AS_OF, snapshot_of
 from cli.statements import LOCK_WAIT_S, Changed, Transaction, statement_results
+from tickstore import catalog
+
+if TYPE_CHECKING:
+    from tickstore.settings import Settings
 
 # a query naming a feature view as a table that takes longer gets a tip on the range call, once
 SLOW_VIEW_S = 2.0
@@ -175,7 +179,7 @@ def sql(
     if query is not None and params:
         _all_used(con, query, params)
     session = Session(
-        con, views, fmt, limit, write=write, past=snapshot is not None, params=params, plot=plot
+        con, views, fmt, limit, write=write, past=snapshot is not None, params=params, plot=plot, settings=s
     )
     with ctrl_c_cancels(con):
         if query is None:
@@ -235,6 +239,7 @@ class Session:
     tipped: bool = False  # the range-call tip was given (once a session)
     plot: Path | None = None  # --plot FILE (the shell's .plot FILE): the next rows drawn there, not printed
     transaction: Transaction = field(default_factory=Transaction)  # a BEGIN not yet ended
+    settings: Settings | None = None  # to name the lake's own files in errors
 
     def tables(self) -> list[str]:
         """The lake's own tables (the feature views attached so far left out)."""
@@ -358,6 +363,8 @@ class Session:
                 f"{exc}\nAd-hoc SQL reads the lake only: add --write to change it (DuckLake keeps the "
                 "earlier snapshots, which --as-of reads)."
             )
+        if self.settings is not None and (lost := catalog.missing_data_file(self.settings, str(exc))):
+            return click.ClickException(lost)
         if self.params and "STRING_LITERAL" in str(exc):
             return click.ClickException(
                 f"{exc}\nValues given with -p are text, typed by where they stand: cast one where "

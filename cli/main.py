@@ -26,7 +26,7 @@ from rich.logging import RichHandler
 from cli import adhoc, dataset, demo, featurerepo, feed, learn, rejected, serve, status
 from cli.context import OutPath, console
 from cli.interrupt import interrupted
-from tickstore import stopping
+from tickstore import catalog, stopping
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
 from tickstore_feast.quick_import import skip_feast_type_checks
@@ -50,6 +50,9 @@ class _Group(click.Group):
         except TickstoreError as exc:
             raise click.ClickException(str(exc)) from exc
         except (OSError, duckdb.IOException) as exc:
+            settings = (ctx.obj or {}).get("settings")
+            if settings is not None and (gone := catalog.missing_data_file(settings, str(exc))):
+                raise click.ClickException(gone) from exc  # not the machine's: a file removed by hand
             # a full disk or a home that can't be written is the machine's to fix: say what and where
             if (trouble := storage_trouble(exc)) is None:
                 raise

@@ -48,13 +48,13 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
     """(lake readable, lines, products with ticks)."""
     import duckdb
 
-    from tickstore import lake, tables
+    from tickstore import catalog, lake, tables
 
     try:
         con = lake.connect(settings, create=False, read_only=True)
     except (lake.LakeError, duckdb.Error) as exc:
-        catalog = settings.lake_catalog
-        label = UNREADABLE if catalog.exists() and catalog.stat().st_size else MISSING
+        file = settings.lake_catalog
+        label = UNREADABLE if file.exists() and file.stat().st_size else MISSING
         return False, [f"lake: {label}: {escape(str(exc))}"], []
     try:
         snapshot = lake.current_snapshot(con)
@@ -65,10 +65,14 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
             said = f"{what}: {tables.put_back(con, table)}"
             label = MISSING if what.startswith(tables.GONE) else CHANGED
             return False, [f"lake {settings.lake_catalog.parent}: {label}: {escape(said)}"], []
-        per_product = con.execute(
-            "SELECT product_id, count(*), max(event_time) FROM ticks GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-        rejected = con.execute("SELECT count(*) FROM ticks_rejected").fetchone()[0]  # type: ignore[index]
+        try:
+            per_product = con.execute(
+                "SELECT product_id, count(*), max(event_time) FROM ticks GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+            rejected = con.execute("SELECT count(*) FROM ticks_rejected").fetchone()[0]  # type: ignore[index]
+        except duckdb.IOException as exc:  # a data file removed by hand: the other parts still said
+            said = catalog.missing_data_file(settings, str(exc)) or str(exc)
+            return False, [f"lake {settings.lake_catalog.parent}: {UNREADABLE}: {escape(said)}"], []
     finally:
         con.close()
     total = sum(n for _, n, _ in per_product)

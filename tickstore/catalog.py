@@ -3,6 +3,7 @@ it is missing, emptied or damaged while the lake's data files are still there.""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from tickstore.settings import Settings
 
 # SQLite's words for a file it can't read as a database (cut short, overwritten)
 _DAMAGED = ("database disk image is malformed", "file is not a database")
+# DuckDB's for a file a query reads that is not there
+_NO_FILE = re.compile(r'Cannot open file "([^"]+)": No such file or directory')
 
 
 def use_wal(catalog: Path) -> None:
@@ -68,13 +71,18 @@ def no_lake(settings: Settings) -> str:
     return message
 
 
+def _new_lake(settings: Settings) -> str:
+    return (
+        f"move {settings.lake_catalog.parent} aside and load the ticks again (`tickstore ingest replay "
+        "PATH`, then `tickstore sink --until-idle`; a sink group that read the topic before reads only "
+        "what is new: set another TICKSTORE_SINK_GROUP to read it from its start)"
+    )
+
+
 def _what_to_do(settings: Settings) -> str:
     return (
         f"put back a copy of {settings.lake_catalog.name} from a backup (with the sink and stream "
-        f"stopped), or start a new lake: move {settings.lake_catalog.parent} aside and load the ticks "
-        "again (`tickstore ingest replay PATH`, then `tickstore sink --until-idle`; a sink group that "
-        "read the topic before reads only what is new: set another TICKSTORE_SINK_GROUP to read it "
-        "from its start)"
+        f"stopped), or start a new lake: {_new_lake(settings)}"
     )
 
 
@@ -106,4 +114,25 @@ def damaged(settings: Settings, error: str) -> str:
     return (
         f". The catalog (the lake's tables, snapshots and the list of its Parquet files under "
         f"{settings.lake_data}) is damaged, the Parquet files themselves untouched: {_what_to_do(settings)}"
+    )
+
+
+def missing_data_file(settings: Settings, error: str) -> str | None:
+    """What to do when ``error`` is DuckDB's for a Parquet file of the lake that is gone (deleted or
+    moved by hand), else None.
+
+    The catalog still lists it, so every query of its ticks failed with "Cannot open file ... No such
+    file or directory", which tickstore took for a folder missing on the path.
+    """
+    found = _NO_FILE.search(error)
+    if found is None:
+        return None
+    path = Path(found.group(1))
+    if path.suffix != ".parquet" or not path.resolve().is_relative_to(settings.lake_data.resolve()):
+        return None
+    return (
+        f"a data file of the lake is gone: {path} (deleted or moved by hand?). The lake's catalog lists "
+        "it, so every query that reads its ticks fails: put it back where it was (from a backup, or "
+        f"wherever it went); without it those ticks are lost to this lake, and the way on is a new "
+        f"lake: {_new_lake(settings)}"
     )

@@ -13,7 +13,7 @@ from ingest import kafka, signals
 from ingest.fetch_watch import FetchWatch
 from ingest.sink.compaction import compact
 from ingest.sink.writer import BatchResult, LakeWriter
-from tickstore import lake, tables
+from tickstore import catalog, lake, tables
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
@@ -302,8 +302,9 @@ class Sink:
             try:
                 compact(self._con, self.settings.snapshot_retention_days)
                 log.info("sink: compacted the lake")
-            except duckdb.Error as exc:
-                log.warning("sink: compaction failed, will retry: %s", exc)
+            except duckdb.Error as exc:  # the ticks go on landing; a data file removed by hand is named
+                said = catalog.missing_data_file(self.settings, str(exc)) or exc
+                log.warning("sink: compaction failed, will retry: %s", said)
         if now - self._last_log >= self.settings.log_every_s:
             rate = (self.stats.total.ticks - self._logged_ticks) / (now - self._last_log)
             self._last_log, self._logged_ticks = now, self.stats.total.ticks
