@@ -65,7 +65,53 @@ def use_mlflow_store(settings: Settings) -> str:
                     "TICKSTORE_MLFLOW_URI at another store"
                 ) from exc
             raise
+        if not settings.mlflow_uri:  # the home's own store: where its artifacts are is ours to say
+            _follow_home(settings, database)
     return uri
+
+
+# Where MLflow records the files of a run, a logged model and a registered version
+_ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+)
+
+
+def _follow_home(settings: Settings, database: Path) -> None:
+    """Respell the artifact paths the home's MLflow store recorded where the home was made, when it
+    has been moved or copied since.
+
+    MLflow keeps each artifact's location as an absolute file URI: a home moved elsewhere served no
+    model ("Failed to download artifacts from path 'MLmodel'"), and a copy trained into the original's
+    folder. tickstore made the experiment with its artifacts under the home, so a recorded root that
+    is another `.../mlflow/artifacts` is this one's, moved. Called under the store's lock.
+    """
+    here = (settings.home / "mlflow" / "artifacts").resolve().as_uri()
+    db = sqlite3.connect(database, timeout=30)
+    try:
+        row = db.execute("SELECT artifact_location FROM experiments WHERE name = ?", (EXPERIMENT,)).fetchone()
+        if (
+            row is None
+            or row[0] == here
+            or not (row[0].startswith("file:///") and row[0].endswith("/mlflow/artifacts"))
+        ):
+            return
+        was = row[0]
+        with db:  # one transaction: every path respelled, or none
+            for table, column in _ARTIFACT_COLUMNS:
+                if column not in {c[1] for c in db.execute(f"PRAGMA table_info({table})")}:
+                    continue  # an MLflow without it
+                # names from the tuple above, values bound; the prefix is the old root, then a '/' or the end
+                db.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
+                    f"WHERE substr({column}, 1, ?) = ? AND (length({column}) = ? OR substr({column}, ?, 1) = '/')",
+                    (here, len(was) + 1, len(was), was, len(was), len(was) + 1),
+                )
+    finally:
+        db.close()
 
 
 class MlflowStoreDamaged(TickstoreError):

@@ -136,3 +136,68 @@ def test_a_damaged_store_is_named_with_what_to_do_by_each_command(
     assert "Traceback" not in status.stderr and said in " ".join(status.stdout.split()), status.stderr[-1500:]
     train = tickstore(s, "train", "--start", "2026-01-01", "--end", "2026-01-02", check=False)
     assert train.returncode == 1 and said in " ".join(train.stderr.split()), train.stderr[-1500:]
+
+
+MAKE = """
+import sys
+from pathlib import Path
+import mlflow, numpy as np
+from sklearn.linear_model import LogisticRegression
+from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, use_mlflow_store
+from tickstore.settings import Settings
+home = Path(sys.argv[1])
+use_mlflow_store(Settings(home=home))
+# as `tickstore train` makes it (training/tracking.py): its artifacts under the home
+exp = mlflow.create_experiment(EXPERIMENT, artifact_location=(home / "mlflow" / "artifacts").resolve().as_uri())
+with mlflow.start_run(experiment_id=exp) as run:
+    mlflow.log_text("kept", "note.txt")
+    info = mlflow.sklearn.log_model(LogisticRegression().fit(np.eye(2), [0, 1]), name="model")
+mlflow.register_model(info.model_uri, REGISTERED_MODEL)
+print(run.info.run_id)
+"""
+
+READ = """
+import sys
+from pathlib import Path
+import mlflow, numpy as np
+from tickstore.mlflow_store import REGISTERED_MODEL, use_mlflow_store
+from tickstore.settings import Settings
+use_mlflow_store(Settings(home=Path(sys.argv[1])))
+print(mlflow.artifacts.load_text(f"runs:/{sys.argv[2]}/note.txt"))
+for uri in (f"runs:/{sys.argv[2]}/model", f"models:/{REGISTERED_MODEL}/1"):
+    print(mlflow.sklearn.load_model(uri).predict(np.eye(2)).tolist())
+"""
+
+
+def test_a_home_moved_elsewhere_serves_and_reads_its_models(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # MLflow records artifact locations as absolute file URIs: a moved home loaded no model
+    # ("Failed to download artifacts from path 'MLmodel'") until stop 57
+    made, moved = tmp_path / "made", tmp_path / "elsewhere" / "home"
+
+    def python(script: str, *args: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        return run.stdout
+
+    run_id = python(MAKE, str(made)).split()[-1]
+    moved.parent.mkdir()
+    made.rename(moved)
+    assert python(READ, str(moved), run_id).split("\n")[:3] == ["kept", "[0, 1]", "[0, 1]"]
+    db = sqlite3.connect(moved / "mlflow" / "mlflow.db")
+    recorded = [
+        r[0]
+        for r in db.execute(
+            "SELECT artifact_uri FROM runs UNION ALL SELECT storage_location FROM model_versions"
+        )
+    ]
+    db.close()
+    assert recorded and all(
+        uri.startswith((moved / "mlflow" / "artifacts").resolve().as_uri()) for uri in recorded
+    )
