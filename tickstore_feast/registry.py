@@ -48,7 +48,7 @@ class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
 
     def get_registry_proto(self) -> Any:
         try:
-            return super().get_registry_proto()
+            proto = super().get_registry_proto()
         except DecodeError as exc:
             # cut short or overwritten: the stream, the scorer, status and dataset build each ended in
             # protobuf's traceback. It holds what feature_repo/ defines, so it can be made again.
@@ -56,6 +56,8 @@ class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
                 f"the feature registry {self._filepath.resolve()} is damaged ({exc}): remove it, and "
                 "`tickstore feast apply` (or `tickstore stream`) registers feature_repo/'s views again"
             ) from exc
+        _follow_home(proto, self._filepath.parent)
+        return proto
 
     def update_registry_proto(self, registry_proto: Any) -> None:
         # what Feast's own write stamps on every version
@@ -76,3 +78,23 @@ class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
         except BaseException:
             os.unlink(temporary)
             raise
+
+
+def _follow_home(proto: Any, folder: Path) -> None:
+    """Point the SQLite online tables ``proto`` records at the online store beside the registry in
+    ``folder``, where they name one elsewhere: the home's, where it was before it was moved or copied.
+
+    Feast records each table with its database's path, and opens that path as it reads the record: a
+    moved home's every command that applies the repo ended in "No such file or directory" for the old
+    home's folder, and a copy's opened the original home's store. tickstore keeps
+    the online store beside the registry (feature_store.yaml, re-rooted under TICKSTORE_HOME), so the
+    registry's own folder is where they are. `repo._respell_recorded_tables` then writes them down
+    spelled as Feast's CLI spells them.
+    """
+    here = folder.resolve()
+    for item in proto.infra.infra_objects:
+        if item.WhichOneof("infra_object") != "sqlite_table":
+            continue
+        recorded = Path(item.sqlite_table.path)
+        if Path(os.path.realpath(recorded)).parent != here:
+            item.sqlite_table.path = str(folder / recorded.name)

@@ -299,3 +299,49 @@ def test_a_damaged_registry_is_named_with_how_to_make_it_again(
     path.unlink()
     store = feature_store(s)  # registered again, as the message says
     assert {v.name for v in store.list_feature_views()} >= {"ticks_60s", "tick_clock"}
+
+
+def _online_paths(registry_file: Path) -> set[str]:
+    proto = RegistryProto()
+    proto.ParseFromString(registry_file.read_bytes())
+    return {
+        o.sqlite_table.path
+        for o in proto.infra.infra_objects
+        if o.WhichOneof("infra_object") == "sqlite_table"
+    }
+
+
+def test_a_home_moved_or_copied_elsewhere_applies_and_leaves_the_original_alone(tmp_path: Path) -> None:
+    # Feast opens each online table's recorded path as it reads the registry: a moved home failed
+    # with "No such file or directory: .../<old home>/feast" (until stop 57)
+    import shutil
+    import sqlite3
+
+    from tickstore_feast.repo import feature_store
+
+    made = tmp_path / "made"
+    feature_store(Settings(home=made))
+    copy, moved = tmp_path / "copy", tmp_path / "elsewhere" / "home"
+    shutil.copytree(made, copy)
+
+    def applied(home: Path) -> None:
+        store = feature_store(Settings(home=home))  # applies feature_repo/, as every command does
+        assert "ticks_60s" in {v.name for v in store.list_feature_views()}
+        recorded = _online_paths(home / "feast" / "registry.db")
+        assert recorded and {Path(p).resolve() for p in recorded} == {
+            (home / "feast" / "online_store.db").resolve()
+        }
+
+    def online_tables(home: Path) -> set[str]:
+        db = sqlite3.connect(home / "feast" / "online_store.db")
+        try:
+            return {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            db.close()
+
+    applied(copy)
+    assert "tickstore_ticks_60s" in online_tables(made)  # the original's left as it was
+    moved.parent.mkdir()
+    made.rename(moved)
+    applied(moved)
+    assert "tickstore_ticks_60s" in online_tables(moved)
