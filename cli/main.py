@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.logging import RichHandler
 
-from cli import adhoc, dataset, demo, featurerepo, feed, learn, rejected, serve, status
+from cli import adhoc, bash_complete, dataset, demo, featurerepo, feed, learn, rejected, serve, status
 from cli.context import OutPath, console
 from cli.interrupt import interrupted
 from tickstore import catalog, stopping
@@ -36,6 +36,7 @@ from tickstore_feast.quick_import import skip_feast_type_checks
 # skipped; destructors by reference count, exit handlers and thread joins still run as before.
 # Registered at import, so the handlers libraries register later (Feast's, MLflow's) run before it.
 atexit.register(gc.freeze)
+bash_complete.install()  # before click reads _TICKSTORE_COMPLETE
 
 
 class _Group(click.Group):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -52,3 +54,51 @@ def test_features_complete_from_the_sql_files_and_products_from_the_lake(
     nowhere = {**env_for(s), "TICKSTORE_HOME": str(s.home.parent / "no-lake-here")}
     assert complete("tickstore dataset build --products ", nowhere) == []
     assert not (s.home.parent / "no-lake-here").exists()  # nor a lake made for the asking
+
+
+def bash_offers(line: str, wordbreaks: str = "\"'><=;|&(:") -> list[str]:
+    """What tickstore's completion script, sourced in a real bash, puts in COMPREPLY for ``line`` (the
+    cursor at its end), its words cut as bash cuts them: at blanks, and around ``wordbreaks``."""
+    breaks = re.escape(wordbreaks)
+    words = re.findall(rf"[^\s{breaks}]+|[{breaks}]+", line) + ([""] if line.endswith(" ") else [])
+    script = "\n".join(
+        [
+            'eval "$(_TICKSTORE_COMPLETE=bash_source tickstore)"',
+            f"COMP_WORDBREAKS={shlex.quote(' ' + wordbreaks)}",
+            f"COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}",
+            f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)}); COMP_CWORD={len(words) - 1}",
+            "_tickstore_completion tickstore",
+            "printf '%s\\n' \"${COMPREPLY[@]}\"",
+        ]
+    )
+    path = f"{Path(TICKSTORE).parent}{os.pathsep}{os.environ['PATH']}"
+    run = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        env={**os.environ, "PATH": path},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    return [w for w in run.stdout.splitlines() if w]
+
+
+def test_bash_completes_a_views_features_after_the_colon_it_splits_words_at() -> None:
+    # bash cuts `ticks_60s:ret_s` into three words and replaces only the last: click's own script
+    # passed the three on, and nothing was offered
+    assert bash_offers("tickstore dataset build --features ticks_60s:ret_s") == ["ret_std_60s"]
+    assert bash_offers("tickstore dataset build --features ticks_10s,ticks_60s:spread_b") == [
+        "spread_bps_mean_60s"
+    ]
+    after_colon = bash_offers("tickstore dataset build --features ticks_60s:")
+    assert "ret_mean_60s" in after_colon and "tick_count_60s" in after_colon
+    assert bash_offers("tickstore dataset build --features=ticks_6") == ["ticks_60s"]
+    assert bash_offers("tickstore dataset build --features=ticks_60s:ret_m") == ["ret_mean_60s"]
+    # words bash does not cut complete whole, as before
+    assert bash_offers("tickstore dataset build --features ticks_6") == ["ticks_60s"]
+    assert bash_offers("tickstore sql --format c") == ["csv"]
+    # a user who took `:` out of COMP_WORDBREAKS (as the README once said to) gets the whole argument
+    assert bash_offers("tickstore dataset build --features ticks_60s:ret_s", wordbreaks="\"'><=;|&(") == [
+        "ticks_60s:ret_std_60s"
+    ]
