@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from ingest import kafka
-from tickstore import net
+from tickstore import net, pids
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
@@ -53,21 +53,6 @@ def _reachable(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def _runs_tansu(pid: int) -> bool:
     """Whether process ``pid`` is a Tansu broker (its command line, from /proc or else `ps`)."""
     try:
@@ -93,7 +78,7 @@ def _read_pid(settings: Settings) -> int | None:
         pid = int(_pid_file(settings).read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) and _runs_tansu(pid) else None
+    return pid if pids.alive(pid) and _runs_tansu(pid) else None
 
 
 def _port_taken(settings: Settings) -> str:
@@ -164,13 +149,13 @@ def stop(settings: Settings, wait_s: float = 10.0) -> bool:
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_s
-    while _alive(pid) and time.monotonic() < deadline:
+    while pids.alive(pid) and time.monotonic() < deadline:
         try:  # reap it if it is our own child
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
         time.sleep(0.02)
-    if _alive(pid):
+    if pids.alive(pid):
         os.kill(pid, signal.SIGKILL)
     return True
 

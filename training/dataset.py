@@ -7,12 +7,9 @@ bytes, however many ticks arrived since.
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
 import os
-import re
-import socket
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,7 +29,7 @@ from tickstore.settings import Settings
 from tickstore_feast import pit
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import fingerprints
-from training import entity_order
+from training import entity_order, staging
 
 MAX_GRID_ROWS = 50_000_000  # ~5 GB of entity rows in pandas, before a feature is joined
 CHUNK_ROWS = 1_000_000  # entity rows per get_historical_features call: each recomputes the windows it needs
@@ -89,7 +86,7 @@ class Manifest:
 
     def write(self) -> Path:
         path = Path(self.path).with_suffix(".manifest.json")
-        partial = _partial(path)
+        partial = staging.path_for(path)
         partial.write_text(json.dumps(asdict(self), indent=2) + "\n")
         os.replace(partial, path)  # never half a manifest
         return path
@@ -200,13 +197,13 @@ def build(
     # Written beside `out` and renamed over it once complete: an interrupted build (Ctrl-C, an error in
     # a later chunk) would otherwise leave a valid-looking Parquet with only its first chunks, next to
     # the manifest of the dataset it replaced.
-    _remove_orphans(out)
-    partial = _partial(out)
+    staging.remove_orphans(out)
+    partial = staging.path_for(out)
     # rows out of time order are built in time order, then put back in theirs (training/entity_order.py)
     order = entity_order.time_order(frame, CHUNK_ROWS)
     if order is not None:
         frame = entity_order.in_time_order(frame, order)
-    by_time = _partial(out, "by-time")
+    by_time = staging.path_for(out, "by-time")
     writer: pq.ParquetWriter | None = None
     nulls: dict[str, int] = {}
     rows_of: Counter[str] = Counter()  # product -> its rows, and those without any feature value
@@ -308,41 +305,6 @@ def _names_apart(what: str, features: list[str]) -> None:
             "rename them apart, or give `dataset build` --full-feature-names (columns named "
             "<view>__<feature>); `tickstore train` needs them apart"
         )
-
-
-def _partial(path: Path, stage: str = "") -> Path:
-    """Where this process writes ``path`` before renaming it over: hidden, beside it, its own.
-
-    The process id keeps two builds of one file (two drift gates on one range) apart: with one name
-    for both, the first renamed the other's half-written file and the second failed ("No such file").
-    The host names the machine whose process it is, for a home on a shared disk.
-    """
-    return path.with_name(f".{path.name}.{stage + '.' if stage else ''}{os.getpid()}@{_HOST}.partial")
-
-
-_HOST = socket.gethostname()
-
-
-def _remove_orphans(path: Path) -> None:
-    """Remove the partial files of ``path`` left by a process of this machine that is gone (killed
-    mid-build: a Ctrl-C or an error removes its own), so that no half-written set of gigabytes
-    stays hidden beside it."""
-    mine = re.compile(rf"\.{re.escape(path.name)}\.(?:[a-z-]+\.)?(\d+)@(.+)\.partial")
-    for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
-        match = mine.fullmatch(orphan.name)
-        if match and match[2] == _HOST and not _alive(int(match[1])):
-            orphan.unlink(missing_ok=True)  # another build may have just removed it too
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine."""
-    try:
-        os.kill(pid, 0)  # signal 0: a check only
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _count_valueless(

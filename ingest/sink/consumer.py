@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 
 import duckdb
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -12,6 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from ingest import kafka, signals
 from ingest.fetch_watch import FetchWatch
 from ingest.sink.compaction import compact
+from ingest.sink.stats import SinkStats
 from ingest.sink.writer import BatchResult, LakeWriter
 from tickstore import catalog, lake, tables
 from tickstore.errors import TickstoreError
@@ -27,31 +27,6 @@ LOCK_WAIT_S = 300.0
 # fetch within it (ingest/fetch_watch.py): an embedded Tansu holding days of a live feed.
 FETCH_WAIT_MS = 500
 STOP_LOCK_WAIT_S = 5.0  # once stopping, how long a locked catalog is waited for before the batch is left
-
-
-@dataclass
-class SinkStats:
-    """Totals over a sink run, for its summary line and the benchmark."""
-
-    total: BatchResult = field(default_factory=BatchResult)
-    batches: int = 0
-    commit_latencies: list[float] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    first_message: float | None = None  # when the first message arrived (after the group join)
-    last_commit: float | None = None  # when the last batch's offsets were committed
-    left_uncommitted: int = 0  # messages of a batch given up on a stop; the next run reads them again
-
-    def sustained_rate(self) -> float:
-        """New ticks per second from the first message received to the last commit."""
-        if self.first_message is None or self.last_commit is None or self.last_commit <= self.first_message:
-            return 0.0
-        return self.total.ticks / (self.last_commit - self.first_message)
-
-    def p99_commit_s(self) -> float:
-        if not self.commit_latencies:
-            return 0.0
-        ordered = sorted(self.commit_latencies)
-        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 class _StoppedMidBatch(Exception):
@@ -388,16 +363,4 @@ class Sink:
         return "joining" if positions is None else f"{sum(max(hi - pos, 0) for pos, hi in positions):,}"
 
     def _log_summary(self) -> None:
-        t = self.stats.total
-        elapsed = time.monotonic() - self.stats.started
-        log.info(
-            "sink: stopped after %.1f s: %s messages, %s new ticks, %s duplicates, %s rejected, "
-            "%s control, %d batches",
-            elapsed,
-            f"{t.messages:,}",
-            f"{t.ticks:,}",
-            f"{t.duplicates:,}",
-            f"{t.rejects:,}",
-            f"{t.controls:,}",
-            self.stats.batches,
-        )
+        log.info("sink: stopped after %s", self.stats.summary())
