@@ -189,12 +189,14 @@ def sql(
             return
         from cli.shell import dot, dot_commands_in, shell
 
-        if query.strip().startswith(".") and "\n" not in query.strip():  # the shell's .tables, .help
-            if not dot(session, query):
+        named = Path(sql_file.name) if sql_file is not None else None  # '-' is named <stdin>
+        script_path = named if named is not None and named.is_file() else None
+        if query.strip().startswith(".") and "\n" not in query.strip() and script_path is None:
+            if not dot(session, query):  # the shell's .tables, .help
                 sys.exit(1)
             return
         if dot_commands_in(query):  # a script of SQL and .format, .tables: as the shell reads a pipe
-            shell(session, s, io.StringIO(query))
+            shell(session, s, io.StringIO(query), script_path)
             return
         session.run(query)
 

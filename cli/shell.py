@@ -65,9 +65,11 @@ def _read(prompt: str, tty: bool, source: TextIO) -> str:
     return line.rstrip("\n")
 
 
-def shell(session: Session, settings: Settings, script: TextIO | None = None) -> None:
-    """Read statements (typed, piped in, or the lines of ``script``) until .quit or the end; an error
-    is printed and the shell goes on.
+def shell(
+    session: Session, settings: Settings, script: TextIO | None = None, script_path: Path | None = None
+) -> None:
+    """Read statements (typed, piped in, or the lines of ``script``, read from ``script_path`` if it is a
+    file's) until .quit or the end; an error is printed and the shell goes on.
 
     Each statement is its own transaction, so every query sees what the sink has committed by then
     (unless --as-of pinned a snapshot). Fed from a pipe or a script, it exits 1 when a statement failed.
@@ -80,7 +82,13 @@ def shell(session: Session, settings: Settings, script: TextIO | None = None) ->
         install(session)
         mode = "as of a past snapshot" if session.past else ("read-write" if session.write else "read-only")
         console.print(f"tickstore sql: the lake at {settings.lake_catalog.parent}, {mode}. .help for help.")
-    failed = read_statements(session, script or sys.stdin, tty)
+    if script_path is not None:
+        _READING.append(script_path.resolve())
+    try:
+        failed = read_statements(session, script or sys.stdin, tty)
+    finally:
+        if script_path is not None:
+            _READING.pop()
     if failed and not tty:
         sys.exit(1)
 
@@ -162,20 +170,32 @@ USAGE = {
 }
 
 
-_READING: set[Path] = set()  # the files `.read` is in: one reading itself would never end
+# the files being read, innermost last: one reading itself would never end, and a relative `.read` in
+# a file is looked for beside it too
+_READING: list[Path] = []
 
 
 def _read_file(session: Session, path: Path) -> bool:
-    """`.read FILE`: its statements and dot commands, as a script piped in; False when one failed."""
+    """`.read FILE`: its statements and dot commands, as a script piped in; False when one failed.
+
+    A relative FILE is found from the current folder, as sqlite3's `.read` does, or else, in a file
+    being read, beside that file: a script reading its neighbours runs from any folder.
+    """
+    beside = _READING[-1].parent / path if _READING and not path.is_absolute() else None
+    if beside is not None and not path.exists() and beside.exists():
+        path = beside
     if path.resolve() in _READING:
         console.print(f".read {path}: that file is being read already (it reads itself)", markup=False)
         return False
     try:
         source = path.open(encoding="utf-8")
     except OSError as exc:
-        console.print(f".read {path}: {exc.strerror or exc}", markup=False, highlight=False)
+        where = (
+            f" (looked for from {Path.cwd()} and from {_READING[-1].parent})" if beside is not None else ""
+        )
+        console.print(f".read {path}: {exc.strerror or exc}{where}", markup=False, highlight=False)
         return False
-    _READING.add(path.resolve())
+    _READING.append(path.resolve())
     try:
         with source:
             return not read_statements(session, source, tty=False)
@@ -183,7 +203,7 @@ def _read_file(session: Session, path: Path) -> bool:
         console.print(f".read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})", markup=False)
         return False
     finally:
-        _READING.discard(path.resolve())
+        _READING.pop()
 
 
 def dot_line(line: str) -> str:

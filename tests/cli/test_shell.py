@@ -134,6 +134,33 @@ def test_read_runs_a_files_statements_and_dot_commands(lake_settings: Settings, 
     assert shell.returncode == 1
 
 
+def test_a_relative_read_in_a_file_finds_the_file_beside_it(lake_settings: Settings, tmp_path: Path) -> None:
+    """A script that reads its neighbours by name runs from any folder: a relative `.read` in a file is
+    looked for in the current folder (as sqlite3's), then beside that file. It failed from elsewhere."""
+    scripts = tmp_path / "scripts"
+    (scripts / "more").mkdir(parents=True)
+    (scripts / "main.sql").write_text(".read more/part.sql\nSELECT 1 AS a;\n.read gone.sql\n")
+    (scripts / "more" / "part.sql").write_text(".read last.sql\nSELECT 2 AS b;\n")
+    (scripts / "more" / "last.sql").write_text("SELECT 3 AS c;\n")
+    for how in (["-f", str(scripts / "main.sql")], ["--interactive"]):
+        run = subprocess.run(
+            [sys.executable, "-m", "cli", "sql", *how, "--format", "csv"],
+            env=env_for(lake_settings),
+            cwd=REPO,  # not the scripts' folder
+            input=f".read {scripts / 'main.sql'}\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.stdout.splitlines() == ["c", "3", "b", "2", "a", "1"], run.stderr
+        # one not found anywhere is named with both places looked in
+        assert (
+            f".read gone.sql: No such file or directory (looked for from {REPO} and from {scripts})"
+            in run.stderr
+        )
+        assert run.returncode == 1
+
+
 def test_schema_gives_each_columns_type_and_what_it_holds(make_settings: Callable[..., Settings]) -> None:
     """`.schema NAME`: the columns with their types and the comments beside them in the lake's DDL
     or the view's SQL file (a column without one has none to give)."""
