@@ -1,8 +1,10 @@
 """Tab completion for the `tickstore sql` shell: dot commands, SQL keywords, the lake's tables and
-the feature views of sql/, and their columns."""
+the feature views of sql/, and their columns; after a dot command, what it takes."""
 
 from __future__ import annotations
 
+import glob
+import os
 from collections.abc import Iterable
 
 from cli.adhoc import Session
@@ -19,14 +21,26 @@ KEYWORDS = (
 
 class Completer:
     """readline's completer over a fixed set of words: those starting with what was typed (case
-    aside), in the typed case for keywords, as named for tables and columns."""
+    aside), in the typed case for keywords, as named for tables and columns. A dot command's argument
+    completes from what that command takes: files for `.read` and `.plot`, formats for `.format`,
+    tables and views for `.schema`."""
 
-    def __init__(self, names: Iterable[str]) -> None:
+    def __init__(self, names: Iterable[str], relations: Iterable[str] = ()) -> None:
         self.names = sorted(set(names))
+        self.relations = sorted(set(relations))
         self.matches: list[str] = []
 
-    def candidates(self, text: str) -> list[str]:
-        """Every word ``text`` can complete to."""
+    def candidates(self, text: str, before: str = "") -> list[str]:
+        """Every word ``text`` can complete to, ``before`` being the line up to it."""
+        command = before.split()[0] if before.strip().startswith(".") else ""
+        if command in (".read", ".plot"):
+            return paths(text)
+        if command == ".format":
+            from cli.shell import FORMATS
+
+            return [f for f in FORMATS if f.startswith(text.lower())]
+        if command == ".schema":
+            return [r for r in self.relations if r.lower().startswith(text.lower())]
         if text.startswith("."):
             return [c for c in DOT_COMMANDS if c.startswith(text)]
         low = text.lower()
@@ -36,8 +50,22 @@ class Completer:
     def complete(self, text: str, state: int) -> str | None:
         """readline's protocol: the ``state``-th completion of ``text``, None past the last."""
         if state == 0:
-            self.matches = self.candidates(text)
+            import readline
+
+            self.matches = self.candidates(text, readline.get_line_buffer()[: readline.get_begidx()])
         return self.matches[state] if state < len(self.matches) else None
+
+
+def paths(text: str) -> list[str]:
+    """The files and folders (these with a `/`, to go on into) whose path starts with ``text``, a
+    leading `~` kept as typed."""
+    home = os.path.expanduser("~")
+    tilde = text.startswith("~") and home != "~"
+    found = []
+    for match in sorted(glob.glob(glob.escape(os.path.expanduser(text)) + "*")):
+        shown = "~" + match[len(home) :] if tilde and match.startswith(home) else match
+        found.append(shown + "/" if os.path.isdir(match) else shown)
+    return found
 
 
 def names(session: Session) -> list[str]:
@@ -61,7 +89,7 @@ def install(session: Session) -> None:
         import readline
     except ImportError:
         return
-    completer = Completer(names(session))
+    completer = Completer(names(session), [*session.tables(), *session.views])
     readline.set_completer(completer.complete)
     # words run through dots (`.schema`) and underscores; `(` and `,` end them
     readline.set_completer_delims(" \t\n(),;=<>'\"")

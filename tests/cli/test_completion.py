@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.cli.helpers import env_for
 from tests.conftest import REPO
@@ -29,6 +30,33 @@ def test_words_complete_from_tables_views_columns_keywords_and_dot_commands() ->
     assert [completer.complete("tick", i) for i in range(4)] == ["ticks", "ticks_60s", "ticks_rejected", None]
 
 
+def test_a_dot_commands_argument_completes_from_what_it_takes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from cli.completion import Completer
+
+    completer = Completer(["ticks", "ticks_60s", "tick_count_60s"], relations=["ticks", "ticks_60s"])
+    # .schema names tables and views, not their columns or keywords
+    assert completer.candidates("tick", ".schema ") == ["ticks", "ticks_60s"]
+    assert completer.candidates("c", ".format ") == ["csv"] and completer.candidates("", ".format ") == [
+        "table",
+        "csv",
+        "json",
+    ]
+    # .read and .plot complete paths: folders with a / to go on into, files as they are
+    (tmp_path / "queries").mkdir()
+    (tmp_path / "queries" / "spread.sql").write_text("SELECT 1;\n")
+    (tmp_path / "query.sql").write_text("SELECT 1;\n")
+    assert completer.candidates(f"{tmp_path}/que", ".read ") == [
+        f"{tmp_path}/queries/",
+        f"{tmp_path}/query.sql",
+    ]
+    assert completer.candidates(f"{tmp_path}/queries/", ".read ") == [f"{tmp_path}/queries/spread.sql"]
+    assert completer.candidates("vol", ".plot ") == []  # nothing of that name here
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert completer.candidates("~/queries/s", ".read ") == ["~/queries/spread.sql"]  # ~ kept as typed
+    # a word after a statement, not a dot command, completes as before
+    assert completer.candidates("tick_c", "SELECT ") == ["tick_count_60s"]
+
+
 def _read_until(fd: int, wanted: str, timeout: float = 60) -> str:
     """What the terminal shows up to and including ``wanted``."""
     seen = ""
@@ -46,6 +74,9 @@ def test_tab_completes_in_the_shell_in_a_terminal(make_settings: Callable[..., S
 
     s = make_settings()
     load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("ETH-USD", 1.0, 10.0)]))
+    scripts = s.home.parent / "scripts"
+    scripts.mkdir()
+    (scripts / "answer.sql").write_text("SELECT 'read through a completed path' AS answer;\n")
     main, secondary = pty.openpty()
     shell = subprocess.Popen(
         [sys.executable, "-m", "cli", "sql"],
@@ -64,6 +95,8 @@ def test_tab_completes_in_the_shell_in_a_terminal(make_settings: Callable[..., S
         shown = _read_until(main, " s)")  # the statement's time, printed once its rows are
         os.write(main, b".sch\ttick_cl\t\r")  # a dot command (Tab adds the space) and a feature view
         shown += _read_until(main, "microseconds since the Unix epoch")
+        os.write(main, f".read {scripts}/ans\t\r".encode())  # a file's path
+        shown += _read_until(main, "read through a completed path")
         os.write(main, b".quit\r")
         shell.wait(timeout=60)
     finally:
