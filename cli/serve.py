@@ -11,6 +11,7 @@ import sys
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from cli.context import console, settings_of
 from cli.output import count_of
@@ -27,6 +28,30 @@ def percentile_ms(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
+
+
+def _complete_models(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """Tab in bash or zsh: the champion's alias and the URIs of the newest models `train` logged, each
+    with what it is (zsh shows it). Only from a SQLite store, the home's own by default: a tracking
+    server that is down would hold the Tab through MLflow's retries."""
+    from tickstore.mlflow_store import REGISTERED_MODEL
+
+    home = ctx.find_root().params.get("home")
+    try:
+        settings = Settings(**({"home": home} if home else {}))
+        if not settings.mlflow_tracking_uri().startswith("sqlite:"):
+            return []
+        from training.runs import logged_models
+
+        models = logged_models(settings, 30)
+    except Exception:  # noqa: BLE001 - nothing to offer; a traceback would land in the command line
+        return []
+    items = [CompletionItem(f"models:/{REGISTERED_MODEL}@champion", help="the champion")]
+    items = items if any(m.champion for m in models) else []
+    for m in models:
+        what = f"{m.model}, {m.labels} labels, {m.start}..{m.end}, logged {m.started:%Y-%m-%d %H:%M}"
+        items.append(CompletionItem(m.uri, help=what + (" (the champion)" if m.champion else "")))
+    return [item for item in items if item.value.startswith(incomplete)]
 
 
 @click.command()
@@ -90,6 +115,7 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
 @click.option(
     "--model",
     metavar="URI",
+    shell_complete=lambda ctx, param, incomplete: _complete_models(ctx, incomplete),
     help="MLflow model to serve, e.g. runs:/<run>/model as `tickstore train` prints it (default "
     "TICKSTORE_SERVE_MODEL_URI, models:/tickstore-volatility@champion).",
 )

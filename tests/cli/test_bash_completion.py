@@ -56,7 +56,7 @@ def test_features_complete_from_the_sql_files_and_products_from_the_lake(
     assert not (s.home.parent / "no-lake-here").exists()  # nor a lake made for the asking
 
 
-def bash_offers(line: str, wordbreaks: str = "\"'><=;|&(:") -> list[str]:
+def bash_offers(line: str, wordbreaks: str = "\"'><=;|&(:", env: dict[str, str] | None = None) -> list[str]:
     """What tickstore's completion script, sourced in a real bash, puts in COMPREPLY for ``line`` (the
     cursor at its end), its words cut as bash cuts them: at blanks, and around ``wordbreaks``."""
     breaks = re.escape(wordbreaks)
@@ -74,7 +74,7 @@ def bash_offers(line: str, wordbreaks: str = "\"'><=;|&(:") -> list[str]:
     path = f"{Path(TICKSTORE).parent}{os.pathsep}{os.environ['PATH']}"
     run = subprocess.run(
         ["bash", "--norc", "--noprofile", "-c", script],
-        env={**os.environ, "PATH": path},
+        env={**(os.environ if env is None else env), "PATH": path},
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -102,3 +102,35 @@ def test_bash_completes_a_views_features_after_the_colon_it_splits_words_at() ->
     assert bash_offers("tickstore dataset build --features ticks_60s:ret_s", wordbreaks="\"'><=;|&(") == [
         "ticks_60s:ret_std_60s"
     ]
+
+
+def test_serve_model_completes_the_champion_and_the_logged_models(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from tests.training.test_runs import log_run
+    from tickstore.mlflow_store import REGISTERED_MODEL
+    from training import tracking
+
+    s = make_settings()
+    assert complete("tickstore serve --model ", env_for(s)) == []  # nothing trained: nothing offered
+    experiment = tracking.setup(s)
+    older = log_run(experiment, "zscore", "honest", {"val_pr_auc": 0.2})
+    newer = log_run(experiment, "logreg", "honest", {"val_pr_auc": 0.3})
+    client = MlflowClient()
+    client.create_registered_model(REGISTERED_MODEL)
+    version = client.create_model_version(REGISTERED_MODEL, f"runs:/{older}/model", run_id=older)
+    client.set_registered_model_alias(REGISTERED_MODEL, "champion", version.version)
+
+    assert complete("tickstore serve --model ", env_for(s)) == [
+        f"models:/{REGISTERED_MODEL}@champion",
+        f"runs:/{newer}/model",
+        f"runs:/{older}/model",
+    ]
+    assert complete(f"tickstore serve --model runs:/{newer[:6]}", env_for(s)) == [f"runs:/{newer}/model"]
+    # in bash, after the `:` it cuts the word at
+    assert bash_offers(f"tickstore serve --model runs:/{newer[:6]}", env=env_for(s)) == [f"/{newer}/model"]
+    # a tracking server is not asked (one that is down would hold the Tab through MLflow's retries)
+    served = {**env_for(s), "TICKSTORE_MLFLOW_URI": "http://127.0.0.1:9"}
+    assert complete("tickstore serve --model ", served) == []
