@@ -70,25 +70,30 @@ class ProductList(click.ParamType):
         self, ctx: click.Context, param: click.Parameter, incomplete: str
     ) -> list[CompletionItem]:
         """Tab in bash or zsh: the lake's products for the list's last item (none without a lake)."""
-        import duckdb
-
-        from tickstore import lake
-        from tickstore.errors import TickstoreError
-
         done, comma, last = incomplete.rpartition(",")
-        home = ctx.find_root().params.get("home")
+        known = lake_rows(ctx, "SELECT DISTINCT product_id FROM ticks ORDER BY 1")
+        return [CompletionItem(done + comma + p) for (p,) in known if p.startswith(last.upper())]
+
+
+def lake_rows(ctx: click.Context, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` over the lake of the home the command line names, for Tab completion: none
+    where there is no lake or a setting is wrong (nothing to offer; an error would land in the
+    command line), and no lake made for the asking."""
+    import duckdb
+
+    from tickstore import lake
+    from tickstore.errors import TickstoreError
+
+    home = ctx.find_root().params.get("home")
+    try:
+        settings = Settings(**({"home": home} if home else {}))
+        con = lake.connect(settings, create=False, read_only=True)
         try:
-            settings = Settings(**({"home": home} if home else {}))
-            con = lake.connect(settings, create=False, read_only=True)
-            try:
-                known = [
-                    r[0] for r in con.execute("SELECT DISTINCT product_id FROM ticks ORDER BY 1").fetchall()
-                ]
-            finally:
-                con.close()
-        except (TickstoreError, ValueError, duckdb.Error):  # no lake, a bad setting: nothing to offer
-            return []
-        return [CompletionItem(done + comma + p) for p in known if p.startswith(last.upper())]
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+    except (TickstoreError, ValueError, duckdb.Error):
+        return []
 
 
 class Seconds(click.ParamType):

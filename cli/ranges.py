@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import click
 import duckdb
+from click.shell_completion import CompletionItem
 
-from cli.context import console, settings_of
+from cli.context import console, lake_rows, settings_of
 from tickstore import lake
 
 
@@ -61,6 +62,23 @@ class SnapshotOrTime(click.ParamType):
             self.fail(
                 f"{value!r} is neither a snapshot id (42) nor an ISO 8601 time (2025-12-06T12:00)", param, ctx
             )
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """Tab in bash or zsh: the lake's newest snapshots (of those starting with what was typed),
+        each with when it was taken (zsh shows it)."""
+        if incomplete and not incomplete.isdigit():  # a time is typed, not completed
+            return []
+        rows = lake_rows(
+            ctx,
+            "SELECT snapshot_id, snapshot_time FROM ducklake_snapshots($lake) "
+            "WHERE snapshot_id::VARCHAR LIKE $typed || '%' ORDER BY snapshot_id DESC LIMIT 20",
+            {"lake": lake.LAKE, "typed": incomplete},
+        )
+        return [
+            CompletionItem(str(i), help=f"taken {t.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC") for i, t in rows
+        ]
 
 
 AS_OF = SnapshotOrTime()

@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+from datetime import UTC
 from collections.abc import Callable
 from pathlib import Path
 
@@ -134,3 +135,40 @@ def test_serve_model_completes_the_champion_and_the_logged_models(
     # a tracking server is not asked (one that is down would hold the Tab through MLflow's retries)
     served = {**env_for(s), "TICKSTORE_MLFLOW_URI": "http://127.0.0.1:9"}
     assert complete("tickstore serve --model ", served) == []
+
+
+def test_as_of_completes_the_lakes_newest_snapshots_with_when_each_was_taken(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tickstore import lake
+
+    s = seeded(make_settings)
+    con = lake.connect(s, read_only=True)
+    taken = con.execute(
+        "SELECT snapshot_id, snapshot_time FROM ducklake_snapshots('lake') ORDER BY 1 DESC"
+    ).fetchall()
+    con.close()
+    newest_first = [str(i) for i, _ in taken][:20]
+    assert len(newest_first) >= 3
+    for command in ("sql", "dataset build", "train"):
+        assert complete(f"tickstore {command} --as-of ", env_for(s)) == newest_first
+    assert complete(f"tickstore sql --as-of {newest_first[0]}", env_for(s))[0] == newest_first[0]
+    assert complete("tickstore sql --as-of 2025-12", env_for(s)) == []  # a time: typed, not completed
+    # zsh shows when each was taken
+    zsh = subprocess.run(
+        [TICKSTORE],
+        env={
+            **env_for(s),
+            "COMP_WORDS": "tickstore sql --as-of ",
+            "COMP_CWORD": "3",
+            "_TICKSTORE_COMPLETE": "zsh_complete",
+        },
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.splitlines()
+    when = taken[0][1].astimezone(UTC)
+    assert zsh[:3] == ["plain", newest_first[0], f"taken {when:%Y-%m-%d %H:%M:%S} UTC"]
+    nowhere = {**env_for(s), "TICKSTORE_HOME": str(s.home.parent / "no-lake-here")}
+    assert complete("tickstore sql --as-of ", nowhere) == []
