@@ -7,8 +7,8 @@ import re
 import shlex
 import subprocess
 import sys
-from datetime import UTC
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 
 from tests.cli.helpers import env_for
