@@ -44,13 +44,16 @@ def _complete_models(ctx: click.Context, incomplete: str) -> list[CompletionItem
         from training.runs import logged_models
 
         models = logged_models(settings, 30)
-    except Exception:  # noqa: BLE001 - nothing to offer; a traceback would land in the command line
+    except Exception:  # nothing to offer; a traceback would land in the command line
         return []
     items = [CompletionItem(f"models:/{REGISTERED_MODEL}@champion", help="the champion")]
     items = items if any(m.champion for m in models) else []
     for m in models:
-        what = f"{m.model}, {m.labels} labels, {m.start}..{m.end}, logged {m.started:%Y-%m-%d %H:%M}"
-        items.append(CompletionItem(m.uri, help=what + (" (the champion)" if m.champion else "")))
+        started, labels, model, span = m.shown()[:4]  # as `tickstore models` shows them
+        what = f"{model}, {labels} labels, {span}, logged {started}" + (
+            " (the champion)" if m.champion else ""
+        )
+        items.append(CompletionItem(m.uri, help=what))
     return [item for item in items if item.value.startswith(incomplete)]
 
 
