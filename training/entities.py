@@ -51,6 +51,7 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
     if missing:
         raise ValueError(
             f"{path} lacks column(s) {', '.join(sorted(missing))} (it has {', '.join(map(shown, frame.columns))})"
+            + _renames(missing, list(frame.columns))
         )
     if frame.empty:
         raise ValueError(f"{path} holds no entity rows")
@@ -80,6 +81,24 @@ def file_entities(path: Path, data: bytes | None = None) -> pd.DataFrame:
     frame["event_timestamp"] = times
     frame["product_id"] = frame["product_id"].astype(str)
     return frame
+
+
+# what an entity file's columns are often called instead, for the rename a message suggests
+LIKELY = {
+    "product_id": ("product", "productid", "symbol", "ticker", "instrument", "pair"),
+    "event_timestamp": ("timestamp", "ts", "time", "event_time", "event_ts", "datetime"),
+}
+
+
+def _renames(missing: set[str], columns: list[object]) -> str:
+    """ ": rename ts to event_timestamp" for each missing column one of ``columns`` looks like (another
+    case, spaces around it, a usual other name); "" where none or several do."""
+    renames = []
+    for wanted in sorted(missing):
+        alike = [c for c in columns if isinstance(c, str) and c.strip().lower() in (wanted, *LIKELY[wanted])]
+        if len(alike) == 1:
+            renames.append(f"{shown(alike[0])} to {wanted}")
+    return f": rename {' and '.join(renames)}" if renames else ""
 
 
 def _csv(source: Path | io.BytesIO, compression: str, path: Path) -> pd.DataFrame:

@@ -23,7 +23,25 @@ def test_spaces_after_a_csv_files_commas_are_layout_and_odd_column_names_show(tm
     # a space before a comma is part of the name: the message quotes it, so it shows
     rows.write_text("product_id,event_timestamp \nBTC-USD,2025-12-06T07:00:00Z\n")
     with pytest.raises(
-        ValueError, match=r"lacks column\(s\) event_timestamp \(it has product_id, 'event_timestamp '\)"
+        ValueError,
+        match=r"lacks column\(s\) event_timestamp \(it has product_id, 'event_timestamp '\): "
+        r"rename 'event_timestamp ' to event_timestamp$",
+    ):
+        entities.file_entities(rows)
+
+
+def test_a_missing_column_named_otherwise_is_named_with_the_rename(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = tmp_path / "rows.csv"
+    rows.write_text("Symbol,timestamp,label\nBTC-USD,2025-12-06T07:00:00Z,1\n")
+    with pytest.raises(
+        ValueError,
+        match=r"\(it has Symbol, timestamp, label\): rename timestamp to event_timestamp and Symbol to product_id$",
+    ):
+        entities.file_entities(rows)
+    # two columns either could be: no guess
+    rows.write_text("product_id,time,ts\nBTC-USD,2025-12-06T07:00:00Z,1\n")
+    with pytest.raises(
+        ValueError, match=r"lacks column\(s\) event_timestamp \(it has product_id, time, ts\)$"
     ):
         entities.file_entities(rows)
 
