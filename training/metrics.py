@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -95,6 +95,53 @@ def block_resamples(rows: int, block: int, n: int, seed: int) -> Iterator[np.nda
         yield (starts[:, None] + np.arange(block)).ravel()[:rows]
 
 
+def resampled_pr_aucs(
+    y: np.ndarray, scores: Sequence[np.ndarray], block: int = 1, n: int = 200, seed: int = 0
+) -> np.ndarray:
+    """The PR-AUC of each of ``scores`` on each of ``n`` block resamples of the rows (`block_resamples`),
+    one row a resample holding both classes (the others dropped), one column a score.
+
+    Each equals sklearn's `average_precision_score` of the resampled rows, bit for bit: the same
+    counts at the same thresholds, the same arithmetic on them. Asked per resample, sklearn spent
+    ~5 ms a call checking and sorting its input again: 200 resamples of 6 models, paired with the
+    rule too, were a third of `tickstore train`. Here each score is sorted once and a resample is a
+    count of each row (how often it was drawn) summed per distinct score.
+    """
+    y = np.asarray(y).astype(int)
+    ranked = [_Ranked(y, np.asarray(p)) for p in scores]
+    out = [
+        [r.pr_auc(np.bincount(idx, minlength=len(y))) for r in ranked]
+        for idx in block_resamples(len(y), block, n, seed)
+        if y[idx].min() != y[idx].max()
+    ]
+    return np.array(out, dtype=float).reshape(len(out), len(ranked))
+
+
+class _Ranked:
+    """One score's rows in descending order, grouped by equal score (sklearn's thresholds)."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray) -> None:
+        self.order = np.argsort(p, kind="stable")[::-1]
+        ranked = p[self.order]
+        self.group = np.concatenate([[0], np.cumsum(ranked[1:] != ranked[:-1])])
+        self.groups = int(self.group[-1]) + 1 if len(p) else 0
+        self.positive = y[self.order].astype(float)
+
+    def pr_auc(self, counts: np.ndarray) -> float:
+        """Average precision of the rows each drawn ``counts`` times, as sklearn computes it."""
+        drawn = counts[self.order].astype(float)
+        per_group = np.bincount(self.group, weights=drawn, minlength=self.groups)
+        hits = np.bincount(self.group, weights=drawn * self.positive, minlength=self.groups)
+        kept = per_group > 0  # thresholds are the scores of rows drawn
+        tps = np.cumsum(hits[kept])  # whole numbers: exact in float64
+        ps = np.cumsum(per_group[kept])
+        precision = tps / ps  # every kept group was drawn: ps > 0
+        recall = tps / tps[-1]
+        precision = np.concatenate([precision[::-1], [1.0]])
+        recall = np.concatenate([recall[::-1], [0.0]])
+        return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
+
+
 def bootstrap_pr_auc(
     y: np.ndarray, p: np.ndarray, block: int = 1, n: int = 200, seed: int = 0
 ) -> tuple[float, float]:
@@ -104,12 +151,8 @@ def bootstrap_pr_auc(
     time share ticks (overlapping label horizons and feature windows), so they are not independent,
     and drawn one by one they made the interval several times too narrow (`block=1` does that).
     """
-    values = [
-        average_precision_score(y[idx], p[idx])
-        for idx in block_resamples(len(y), block, n, seed)
-        if y[idx].min() != y[idx].max()
-    ]
-    if not values:
+    values = resampled_pr_aucs(y, [p], block, n, seed)[:, 0]
+    if not len(values):
         return float("nan"), float("nan")
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
@@ -119,13 +162,8 @@ def beats_share(
 ) -> float:
     """The share of resamples of the rows in which ``p`` has a higher PR-AUC than ``p_rule``: the same
     resamples for both (paired), drawn in blocks as for the interval. NaN when none holds both classes."""
-    y = np.asarray(y).astype(int)
-    wins = [
-        average_precision_score(y[idx], p[idx]) > average_precision_score(y[idx], p_rule[idx])
-        for idx in block_resamples(len(y), block, n, seed)
-        if y[idx].min() != y[idx].max()
-    ]
-    return float(np.mean(wins)) if wins else float("nan")
+    both = resampled_pr_aucs(y, [p, p_rule], block, n, seed)
+    return float(np.mean(both[:, 0] > both[:, 1])) if len(both) else float("nan")
 
 
 def score(y: np.ndarray, p: np.ndarray, threshold: float, block: int = 1) -> Scores:

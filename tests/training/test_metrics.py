@@ -6,9 +6,20 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-from training.metrics import beats_share, block_rows, bootstrap_pr_auc, episodes, pr_auc, score
+from training.metrics import (
+    beats_share,
+    block_resamples,
+    block_rows,
+    bootstrap_pr_auc,
+    episodes,
+    pr_auc,
+    resampled_pr_aucs,
+    score,
+)
 
 
 def linked_rows(runs: int = 40, length: int = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +45,31 @@ def test_rows_linked_in_time_widen_the_interval_when_drawn_in_blocks() -> None:
     # a block longer than the rows is all of them, every draw the same: a zero-width interval
     low, high = bootstrap_pr_auc(y, p, block=10_000)
     assert low == high == average_precision_score(y, p)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.booleans(), st.integers(0, 12)), min_size=2, max_size=120),
+    block=st.integers(1, 50),
+    seed=st.integers(0, 2**16),
+    single=st.booleans(),
+)
+def test_each_resample_has_sklearns_pr_auc_bit_for_bit(
+    rows: list[tuple[bool, int]], block: int, seed: int, single: bool
+) -> None:
+    """Scores from few values (many ties), float32 as XGBoost gives them or float64: every resample's
+    PR-AUC is the very float sklearn gives the resampled rows, and the resamples sklearn can't score
+    (one class only) are the ones left out."""
+    y = np.array([hit for hit, _ in rows], dtype=int)
+    p = np.array([level / 12 for _, level in rows], dtype=np.float32 if single else np.float64)
+    q = p[::-1].copy()
+    got = resampled_pr_aucs(y, [p, q], block, n=12, seed=seed)
+    drawn = [idx for idx in block_resamples(len(y), block, 12, seed) if y[idx].min() != y[idx].max()]
+    want = [
+        [average_precision_score(y[idx], p[idx]), average_precision_score(y[idx], q[idx])] for idx in drawn
+    ]
+    assert got.shape == (len(drawn), 2)
+    assert got.tolist() == want
 
 
 def test_score_records_its_block_and_pr_auc_is_nan_for_one_class() -> None:
