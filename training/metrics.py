@@ -102,10 +102,10 @@ def resampled_pr_aucs(
     one row a resample holding both classes (the others dropped), one column a score.
 
     Each equals sklearn's `average_precision_score` of the resampled rows, bit for bit: the same
-    counts at the same thresholds, the same arithmetic on them. Asked per resample, sklearn spent
-    ~5 ms a call checking and sorting its input again: 200 resamples of 6 models, paired with the
-    rule too, were a third of `tickstore train`. Here each score is sorted once and a resample is a
-    count of each row (how often it was drawn) summed per distinct score.
+    counts at the same thresholds, the same arithmetic on them. Asked per resample, sklearn checked
+    and sorted its input again each time: 200 resamples of each model's scores, and of the rule's
+    beside them, were 12 s of a 45 s `tickstore train`. Here each score is sorted once and a resample
+    is a count of each row (how often it was drawn) summed per distinct score.
     """
     y = np.asarray(y).astype(int)
     ranked = [_Ranked(y, np.asarray(p)) for p in scores]
