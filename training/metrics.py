@@ -121,6 +121,8 @@ class _Ranked:
     """One score's rows in descending order, grouped by equal score (sklearn's thresholds)."""
 
     def __init__(self, y: np.ndarray, p: np.ndarray) -> None:
+        if not np.isfinite(p).all():  # as sklearn refuses them: NaN would sort as a score of its own
+            raise ValueError("the scores hold NaN or infinity")
         self.order = np.argsort(p, kind="stable")[::-1]
         ranked = p[self.order]
         self.group = np.concatenate([[0], np.cumsum(ranked[1:] != ranked[:-1])])

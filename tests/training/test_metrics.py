@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
@@ -70,6 +71,15 @@ def test_each_resample_has_sklearns_pr_auc_bit_for_bit(
     ]
     assert got.shape == (len(drawn), 2)
     assert got.tolist() == want
+
+
+def test_resampled_scores_holding_nan_are_refused_as_sklearn_refuses_them() -> None:
+    y, p = linked_rows()
+    p[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        average_precision_score(y, p)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        resampled_pr_aucs(y, [p], block=30)
 
 
 def test_score_records_its_block_and_pr_auc_is_nan_for_one_class() -> None:
