@@ -97,9 +97,11 @@ def train(
         # Ctrl-C and `kill` alike mark the runs logged so far, and neither is lost (tickstore/stopping.py)
         with (
             stopping.stops_on_signals(),
-            console.status("training (features, labels, three models, MLflow) ..."),
+            console.status("training (features, labels, three models, MLflow) ...") as status,
         ):
-            report = run_training(settings_of(ctx), cfg, log=console.print)
+            report = run_training(
+                settings_of(ctx), cfg, log=console.print, step=lambda text: status.update(f"{text} ...")
+            )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     except (KeyboardInterrupt, RuntimeError) as exc:

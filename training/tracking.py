@@ -93,6 +93,22 @@ def curves(y: np.ndarray, p: np.ndarray, threshold: float, title: str, out: Path
     return files
 
 
+def log_walk_forward(run_id: str, folds: list[Fold]) -> None:
+    """The walk-forward folds' base rates and PR-AUCs (by fold, and each model's mean) and their plot,
+    into the run ``run_id``."""
+    with stopping.held(), mlflow.start_run(run_id=run_id):
+        for number, fold in enumerate(folds, 1):  # MLflow's UI plots a metric by step
+            mlflow.log_metric("walk_forward_base_rate", fold.base_rate, step=number)
+            for name, value in fold.pr_auc.items():
+                mlflow.log_metric(f"walk_forward_pr_auc_{name}", value, step=number)
+        for name in folds[0].pr_auc:
+            values = [fold.pr_auc[name] for fold in folds]
+            if any(v == v for v in values):
+                mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_artifact(str(walk_forward_plot(folds, Path(tmp))), "plots")
+
+
 def walk_forward_plot(folds: list[Fold], out: Path) -> Path:
     """Each model's PR-AUC fold by fold beside the fold's base rate (PR-AUC's chance level) as a PNG
     in ``out``; a fold without spikes has no PR-AUC, and no point."""

@@ -151,8 +151,10 @@ def fit_and_score(
     table: pd.DataFrame,
     cfg: TrainConfig,
     on_model: Callable[[Model, pd.DataFrame, np.ndarray, np.ndarray, float], tuple[str, str]],
+    step: Callable[[str], None] = lambda _: None,
 ) -> tuple[list[ModelResult], float, dict[str, int], dict[str, int]]:
-    """Split, label at the training percentile, fit every model, score on test.
+    """Split, label at the training percentile, fit every model, score on test; ``step`` is told which
+    model is at work.
 
     Returns the results, the spike threshold, and the rows and spikes per split.
     """
@@ -199,7 +201,9 @@ def fit_and_score(
     block, val_block = block_rows(test["event_timestamp"], memory), block_rows(val["event_timestamp"], memory)
     results = []
     p_rule = None
-    for model in all_models():  # the z-score rule first: the others are compared with it
+    models = all_models()
+    for number, model in enumerate(models, 1):  # the z-score rule first: the others are compared with it
+        step(f"{model.name} ({number} of {len(models)}): fitting, scoring, logging to MLflow")
         fit_model(model, train, fitted, stop, threshold, columns)
         p_val = model.predict_proba(val[columns])
         cut = best_f1_threshold(y["val"], p_val)
@@ -223,15 +227,21 @@ def fit_and_score(
     return results, threshold, rows, spikes
 
 
-def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainReport:
+def train(
+    settings: Settings,
+    cfg: TrainConfig,
+    log: Callable[[str], None] = print,
+    step: Callable[[str], None] = lambda _: None,
+) -> TrainReport:
     """Train and compare the three models; register the best as `champion` if it beats the z-score rule.
+    ``log`` is given what to print; ``step``, what is at work (a progress line's text).
 
     A run that stops part way (Ctrl-C, an error) marks the model runs it logged KILLED or FAILED in
     MLflow: they lack scores, and `tickstore models` lists finished runs only.
     """
     logged: list[str] = []
     try:
-        return _train(settings, cfg, log, logged)
+        return _train(settings, cfg, log, step, logged)
     except BaseException as exc:
         # Ctrl-C or SIGTERM (`stopping.Terminated`) in a DuckDB query comes as RuntimeError("Query
         # interrupted") from the KeyboardInterrupt
@@ -242,7 +252,11 @@ def train(settings: Settings, cfg: TrainConfig, log: Callable[[str], None] = pri
 
 
 def _train(
-    settings: Settings, cfg: TrainConfig, log: Callable[[str], None], logged: list[str]
+    settings: Settings,
+    cfg: TrainConfig,
+    log: Callable[[str], None],
+    step: Callable[[str], None],
+    logged: list[str],
 ) -> TrainReport:
     """`train`, noting each model run in ``logged`` as it starts."""
     experiment = tracking.setup(settings)  # first: an MLflow server that is down fails before any work
@@ -250,6 +264,7 @@ def _train(
     snapshot = cfg.as_of if cfg.as_of is not None else lake.current_snapshot(con)
     con.close()
     out_dir = settings.home / "datasets"
+    step(f"training set: labels and point-in-time features at lake snapshot {snapshot}")
     table, manifest_path = honest_table(settings, cfg, snapshot, out_dir)
     log(
         f"training set: {len(table):,} rows x {len(table.columns) - 4} features (lake snapshot {snapshot}), "
@@ -287,28 +302,26 @@ def _train(
         }
         return partial(tracking.log_model_run, experiment, kind, params, manifest, logged)
 
-    results, threshold, rows, spikes = fit_and_score(table, cfg, tracked("honest"))
+    results, threshold, rows, spikes = fit_and_score(
+        table, cfg, tracked("honest"), lambda text: step(f"honest labels: {text}")
+    )
     for r in results:
         tracking.log_scores(r.run_id, r.validation_pr_auc, r.beats_rule, r.test.as_dict(), threshold, spikes)
         tracking.log_importance(r.run_id, r.importance, f"honest {r.name}")
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
+    step("drift reports: Evidently, train vs test and early vs late, side by side")
     report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
     if cfg.folds > 0:
+        step(f"walk-forward cross-validation: {cfg.folds} folds")
         report.walk_forward = walk_forward(table, cfg)
-        with stopping.held(), mlflow.start_run(run_id=results[0].run_id):
-            for step, fold in enumerate(report.walk_forward, 1):  # MLflow's UI plots a metric by step
-                mlflow.log_metric("walk_forward_base_rate", fold.base_rate, step=step)
-                for name, value in fold.pr_auc.items():
-                    mlflow.log_metric(f"walk_forward_pr_auc_{name}", value, step=step)
-            for name in report.walk_forward[0].pr_auc:
-                values = [fold.pr_auc[name] for fold in report.walk_forward]
-                if any(v == v for v in values):
-                    mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
-            with tempfile.TemporaryDirectory() as tmp:
-                mlflow.log_artifact(str(tracking.walk_forward_plot(report.walk_forward, Path(tmp))), "plots")
+        tracking.log_walk_forward(results[0].run_id, report.walk_forward)
     if cfg.leaky_labels:
+        step("leaky labels: per-tick rows, the next tick's volatility")
         leaky, leaky_threshold, _, leaky_spikes = fit_and_score(
-            leaky_table(settings, cfg, snapshot), cfg, tracked("leaky")
+            leaky_table(settings, cfg, snapshot),
+            cfg,
+            tracked("leaky"),
+            lambda text: step(f"leaky labels: {text}"),
         )
         for r in leaky:  # the mistake's scores, beside the honest ones
             tracking.log_scores(

@@ -14,8 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mlflow
-import numpy as np
-import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -24,9 +22,10 @@ from tests.tickstore_feast.conftest import load
 from tickstore.settings import Settings
 from training import tracking
 from training.parquet import read_parquet
-from training.train import TrainConfig, _log_drift, honest_table, train
+from training.train import TrainConfig, honest_table, train
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+STEPS: list[str] = []  # what the fixture's first train said was at work, in order
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     # ~10 h of three products, so every split holds volatile regimes (and spikes)
     load(s, simulate.tick_table(simulate.SimConfig(n_ticks=400_000, start=START.timestamp(), seed=3)))
     cfg = TrainConfig(START, START + timedelta(hours=9), every=timedelta(seconds=10), leaky_labels=True)
-    first = train(s, cfg, log=lambda _: None)
+    first = train(s, cfg, log=lambda _: None, step=STEPS.append)
     again = train(s, cfg, log=lambda _: None)
     return s, cfg, first, again
 
@@ -52,6 +51,20 @@ def test_three_models_with_finite_test_metrics_on_purged_splits(trained) -> None
     # spikes are the rows above the training split's 95th percentile: ~5% of train, counted per split
     assert 0.04 * report.rows["train"] < report.spikes["train"] <= 0.05 * report.rows["train"] + 1
     assert report.spikes["test"] == round(report.results[0].test.base_rate * report.rows["test"])
+
+
+@pytest.mark.slow
+def test_train_says_what_is_at_work_step_by_step(trained) -> None:  # type: ignore[no-untyped-def]
+    _, _, report, _ = trained
+    models = [f"{name} ({n} of 3): fitting, scoring, logging to MLflow" for n, name in enumerate(
+        ["zscore", "logreg", "xgboost"], 1)]  # fmt: skip
+    assert STEPS == [
+        f"training set: labels and point-in-time features at lake snapshot {report.snapshot}",
+        *(f"honest labels: {m}" for m in models),
+        "drift reports: Evidently, train vs test and early vs late, side by side",
+        "leaky labels: per-tick rows, the next tick's volatility",
+        *(f"leaky labels: {m}" for m in models),
+    ]
 
 
 @pytest.mark.slow
@@ -347,57 +360,3 @@ def test_cli_train_on_a_new_mlflow_store_prints_no_mlflow_logs(trained, tmp_path
     # MLflow sets its logger's level when imported, after the CLI had quieted it
     # ("Creating initial MLflow database tables...", from the logger mlflow.store.db.utils)
     assert "mlflow.store" not in run.stderr and "database tables" not in run.stderr, run.stderr
-
-
-def test_drift_rows_that_cannot_be_compared_are_said_with_the_run_not_fatal(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # the drift reports come after every model is fitted and logged: rows too short for a feature's
-    # blocks leave a tag saying so, where an error would have failed the whole run at its end
-    s = Settings(home=tmp_path / "home")
-    experiment = tracking.setup(s)
-    rng = np.random.default_rng(0)
-    table = pd.DataFrame(
-        {
-            "product_id": "A",
-            "event_timestamp": pd.date_range(START, periods=400, freq="10s"),
-            "m300": rng.normal(size=400),
-            "label": 0,
-        }
-    )
-    with mlflow.start_run(experiment_id=experiment) as run:
-        pass
-    cfg = TrainConfig(START, START + timedelta(hours=1), every=timedelta(seconds=10))
-    assert _log_drift(table, cfg, run.info.run_id, {"m300": 60}) == {}  # 4 or fewer blocks of 60 rows
-    tags = MlflowClient().get_run(run.info.run_id).data.tags
-    for name in ("train_vs_test", "early_vs_late"):
-        assert tags[f"drift_{name}"].startswith(
-            "not compared: the ranges are too short to tell any feature's drift"
-        )
-
-
-def test_a_percentile_leaving_no_spike_is_said_and_a_fold_without_one_is_skipped() -> None:
-    from training.train import fit_and_score, walk_forward
-
-    rng = np.random.default_rng(0)
-    n = 3000
-    times = pd.date_range("2026-01-01", periods=n, freq="1s", tz="UTC")
-    # flat for the first half: no row there is above any percentile of it
-    fwd_vol = np.where(np.arange(n) < n // 2, 1.0, 1.0 + rng.exponential(size=n))
-    table = pd.DataFrame(
-        {
-            "product_id": "BTC-USD",
-            "event_timestamp": times,
-            "ret_std_60s": fwd_vol + rng.normal(scale=0.5, size=n),
-            "spread_mean_60s": rng.normal(size=n),
-            "fwd_vol": fwd_vol,
-        }
-    )
-    cfg = TrainConfig(times[0], times[-1], horizon=timedelta(seconds=60), folds=4)
-    # the first folds train on the flat half: scikit-learn's "needs samples of at least 2 classes"
-    # ended the whole run, after its models were logged
-    folds = walk_forward(table, cfg)
-    assert [f.skipped for f in folds][:2] == ["no spike in its training rows"] * 2
-    assert not folds[-1].skipped and all(0 <= p <= 1 for p in folds[-1].pr_auc.values())
-    with pytest.raises(
-        ValueError, match=r"no spikes to learn: of the [\d,]+ training rows none is above the 95th"
-    ):
-        fit_and_score(table.assign(fwd_vol=1.0), cfg, lambda *_: ("", ""))
