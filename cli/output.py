@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 
@@ -106,13 +107,50 @@ def print_rows(
             table.add_column(name, justify="right" if number else "left", overflow="fold")
         for row in shown:
             table.add_row(*(_cell(v) for v in row))
-        # a pipe or CI log gets a wide table rather than one wrapped into unreadable slivers
-        console = Console(width=None if sys.stdout.isatty() else 200)
-        console.print(table)
+        console = show_table(table, columns, shown, Console() if sys.stdout.isatty() else None)
         if more:
             console.print(f"(more rows than --limit {limit:,}: raise it, or use --format csv for all)")
         elif not shown:  # a bare header box reads as a display fault as often as an empty answer
             console.print("(no rows)")
+
+
+def show_table(
+    table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]], console: Console | None
+) -> Console:
+    """Print ``table`` on ``console`` (a terminal), or as blocks of ``rows`` where it doesn't fit;
+    with no console (a pipe, a log), print it whole at its natural width. Returns the console used.
+
+    Folded to a terminal's width, 29 feature columns were a letter wide each, and a number folded
+    within its cell read as two ("0.066666444" over "45")."""
+    # measured as if the console were unbounded: rich clamps a measurement to a console's width
+    probe = console or Console(width=80)
+    need = Measurement.get(probe, probe.options.update_width(1 << 20), table)
+    if console is None:
+        # a pipe or CI log: never folded; `less -S` or an editor scrolls sideways
+        console = Console(width=max(80, need.maximum))
+    elif rows and len(columns) > 1 and need.minimum > console.width:
+        _print_records(console, columns, rows, table.title)
+        return console
+    console.print(table)
+    return console
+
+
+def _print_records(console: Console, columns: Sequence[str], rows: list[tuple[Any, ...]], title: Any) -> None:
+    """Rows too wide for the terminal, a block each: a column's name, then its value (psql's \\x)."""
+    if title:
+        console.print(title)
+    for k, row in enumerate(rows, 1):
+        console.print(f"── row {k:,} " + "─" * 20)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for name, value in zip(columns, row, strict=True):
+            grid.add_row(name, _cell(value))
+        console.print(grid)
+    console.print(
+        f"({len(columns)} columns don't fit in {console.width} characters: a block per row; "
+        "--format csv gives a line per row)"
+    )
 
 
 def _score(value: float, digits: int = 3) -> str:

@@ -1,0 +1,115 @@
+"""How query results print: tables a terminal can read, CSV and JSON a program can."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import duckdb
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from cli.output import print_rows, show_table
+
+
+def test_json_output_takes_every_duckdb_type(capsys: pytest.CaptureFixture[str]) -> None:
+    rel = duckdb.sql(
+        "SELECT [1.5::DECIMAL(4,2)] AS l, {'a': 'nan'::DOUBLE} AS s, 'inf'::DOUBLE AS x, "
+        "INTERVAL 3 SECOND AS i, '12:30'::TIME AS t, '00000000-0000-0000-0000-000000000001'::UUID AS u, "
+        "'{\\x00\\xFF\\xC3\\xA9}'::BLOB AS b"
+    )
+    print_rows(rel.columns, rel, "json")
+    # an INTERVAL was a TypeError traceback; NaN and Infinity came out as JSON no parser accepts
+    record = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"wrote {c}"))
+    assert record == {
+        "l": ["1.5"],
+        "s": {"a": None},
+        "x": None,
+        "i": "0:00:03",
+        "t": "12:30:00",
+        "u": "00000000-0000-0000-0000-000000000001",
+        "b": "{\x00\\xffé}",  # a byte that is no UTF-8 as \xff: it was U+FFFD, which said nothing of it
+    }
+
+
+def test_a_table_fetches_only_the_rows_it_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    rel = duckdb.sql("SELECT range AS n FROM range(100000)")
+    print_rows(rel.columns, rel, "table", limit=3)
+    out = capsys.readouterr().out
+    assert "│ 2 │" in out and "│ 3 │" not in out and "more rows than --limit 3" in out
+    assert len(rel.fetchall()) > 50000  # most of the result was never fetched: it is still there to read
+    rel = duckdb.sql("SELECT range AS n FROM range(3)")
+    print_rows(rel.columns, rel, "table", limit=3)
+    assert "more rows" not in capsys.readouterr().out
+
+
+def test_an_empty_table_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    rel = duckdb.sql("SELECT range AS n FROM range(0)")
+    print_rows(rel.columns, rel, "table")
+    assert capsys.readouterr().out.rstrip().endswith("(no rows)")
+    rel = duckdb.sql("SELECT range AS n FROM range(1)")
+    print_rows(rel.columns, rel, "table")
+    assert "(no rows)" not in capsys.readouterr().out
+    print_rows(["n"], [], "csv")  # CSV and JSON stay bare: a program reads them
+    assert capsys.readouterr().out.split() == ["n"]
+
+
+def wide_rows(n: int = 2) -> duckdb.DuckDBPyRelation:
+    """``n`` rows of 13 columns: a product, a time and eleven numbers, as a feature view gives them."""
+    doubles = ", ".join(f"1.3058772852629937e-07 * {i + 1} AS feature_{i}" for i in range(8))
+    return duckdb.sql(
+        f"SELECT 'ETH-USD' AS product_id, TIMESTAMPTZ '2026-04-03 22:20:00.010699+00' AS event_time, "
+        f"{doubles}, 149 + range AS n, 67468.2574::DOUBLE AS price, 'nan'::DOUBLE AS x FROM range({n})"
+    )
+
+
+def test_a_wide_table_in_a_pipe_keeps_each_row_on_a_line(capsys: pytest.CaptureFixture[str]) -> None:
+    rel = wide_rows()
+    print_rows(rel.columns, rel, "table")
+    lines = capsys.readouterr().out.splitlines()
+    # folded to 200 characters, a value could fall over two lines; cut to fit, the first feature
+    # read "1.3058772852629…", seven orders of magnitude off
+    assert len(lines) == 6  # top border, header, rule, two rows, bottom border
+    cells = [c.strip() for c in lines[3].split("│")[1:-1]]
+    assert cells[:3] == ["ETH-USD", "2026-04-03T22:20:00.010699+00:00", "1.305877285e-07"]
+    assert cells[-3:] == ["149", "67468.2574", "nan"]  # 10 significant digits: a price keeps its cents
+    assert [c.strip() for c in lines[1].split("┃")[1:-1]] == rel.columns
+
+
+def shown(rel: duckdb.DuckDBPyRelation, width: int) -> str:
+    """``rel`` as a terminal ``width`` characters wide shows it."""
+    table = Table()
+    for name in rel.columns:
+        table.add_column(name, overflow="fold")
+    rows = rel.fetchall()
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    out = io.StringIO()
+    show_table(table, rel.columns, rows, Console(file=out, width=width))
+    return out.getvalue()
+
+
+def test_rows_too_wide_for_the_terminal_print_a_block_each() -> None:
+    rel = wide_rows()
+    text = shown(rel, 80)
+    # folded into 13 columns in 80 characters, each value stood a few letters a line
+    before, *blocks = text.split("── row ")
+    assert before == "" and [b.split()[0] for b in blocks] == ["1", "2"]
+    pairs = [line.split() for line in blocks[1].splitlines()[1:14]]
+    assert [p[0] for p in pairs] == rel.columns and all(len(p) == 2 for p in pairs)  # each value whole
+    values = dict(pairs)
+    assert values["event_time"] == "2026-04-03T22:20:00.010699+00:00"
+    assert (values["feature_0"], values["n"], values["price"]) == ("1.305877285e-07", "150", "67468.2574")
+    assert "(13 columns don't fit in 80 characters: a block per row; --format csv gives a line per row)" in (
+        " ".join(text.split())
+    )
+
+
+def test_a_table_the_terminal_fits_stays_a_table() -> None:
+    rel = wide_rows()
+    assert "── row" not in shown(rel, 400)
+    narrow = duckdb.sql("SELECT 'BTC-USD' AS product_id, 3 AS ticks")
+    assert "── row" not in shown(narrow, 30)
+    # one column has nowhere to go: folded, as before
+    assert "── row" not in shown(duckdb.sql("SELECT repeat('x', 100) AS raw"), 30)
