@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
@@ -99,15 +100,7 @@ def print_rows(
             if len(batch) > room:
                 more = True
                 break
-        table = Table(title=title, title_justify="left")
-        for i, name in enumerate(columns):
-            first = next((row[i] for row in shown if row[i] is not None), None)
-            number = isinstance(first, int | float | Decimal) and not isinstance(first, bool)
-            # folded, not cut: a cell cut to fit was "1.3058772852629…" for 1.3e-07
-            table.add_column(name, justify="right" if number else "left", overflow="fold")
-        for row in shown:
-            table.add_row(*(_cell(v) for v in row))
-        console = show_table(table, columns, shown, Console() if sys.stdout.isatty() else None)
+        console = show_table(columns, shown, title, Console() if sys.stdout.isatty() else None)
         if more:
             console.print(f"(more rows than --limit {limit:,}: raise it, or use --format csv for all)")
         elif not shown:  # a bare header box reads as a display fault as often as an empty answer
@@ -115,37 +108,85 @@ def print_rows(
 
 
 def show_table(
-    table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]], console: Console | None
+    columns: Sequence[str], rows: list[tuple[Any, ...]], title: str | None, console: Console | None
 ) -> Console:
-    """Print ``table`` on ``console`` (a terminal), or as blocks of ``rows`` where it doesn't fit;
-    with no console (a pipe, a log), print it whole at its natural width. Returns the console used.
+    """Print ``rows`` as a table on ``console`` (a terminal), or a block each where their values
+    don't fit its width; with no console (a pipe, a log), the table at its natural width, however
+    wide. Returns the console used.
 
-    Folded to a terminal's width, 29 feature columns were a letter wide each, and a number folded
-    within its cell read as two ("0.066666444" over "45")."""
-    # measured as if the console were unbounded: rich clamps a measurement to a console's width
-    probe = console or Console(width=80)
-    need = Measurement.get(probe, probe.options.update_width(1 << 20), table)
+    Left to rich, a table was folded to the terminal's width column by column: 29 feature columns
+    a letter wide each, and a number split within its cell read as two ("0.066666444" over "45")."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(columns):
+        first = next((row[i] for row in rows if row[i] is not None), None)
+        number = isinstance(first, int | float | Decimal) and not isinstance(first, bool)
+        # folded, not cut: a cell cut to fit was "1.3058772852629…" for 1.3e-07
+        table.add_column(name, justify="right" if number else "left", overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     if console is None:
         # a pipe or CI log: never folded; `less -S` or an editor scrolls sideways
+        probe = Console(width=80)
+        # measured as if unbounded: rich clamps a measurement to a console's width
+        need = Measurement.get(probe, probe.options.update_width(1 << 20), table)
         console = Console(width=max(80, need.maximum))
-    elif rows and len(columns) > 1 and need.minimum > console.width:
-        _print_records(console, columns, rows, table.title)
-        return console
+    else:
+        widths = _fit(columns, cells, console.width)
+        if widths is None:
+            _print_records(console, columns, cells, title)
+            return console
+        for column, width in zip(table.columns, widths, strict=False):
+            column.width = width
     console.print(table)
     return console
 
 
-def _print_records(console: Console, columns: Sequence[str], rows: list[tuple[Any, ...]], title: Any) -> None:
+def _fit(columns: Sequence[str], cells: list[list[str]], room: int) -> list[int] | None:
+    """Widths for each column's text in ``room`` characters: none fixed ([]) where the table fits as
+    it is, None where its values can't all stand unbroken, else each value's widest word, the headers
+    folded onto as few lines as the rest allows, and what is left to the columns that want more."""
+    frame = 3 * len(columns) + 1  # a border and a space each side of each column
+    want = [
+        max([cell_len(name), *(cell_len(line) for row in cells for line in row[i].splitlines())])
+        for i, name in enumerate(columns)
+    ]
+    if not cells or sum(want) + frame <= room or len(columns) == 1:
+        return []
+    words = [
+        max([1, *(cell_len(word) for row in cells for word in row[i].split())]) for i in range(len(columns))
+    ]
+    if sum(words) + frame > room:
+        return None
+    # headers on 1 line each if there is room, else 2, ...: the fewest lines that fit
+    for lines in range(1, max(cell_len(name) for name in columns) + 1):
+        widths = [max(w, -(-cell_len(name) // lines)) for w, name in zip(words, columns, strict=True)]
+        if sum(widths) + frame <= room:
+            break
+    else:
+        widths = words
+    spare = room - frame - sum(widths)
+    while spare > 0 and any(w < x for w, x in zip(widths, want, strict=True)):
+        for i in range(len(columns)):
+            if spare and widths[i] < want[i]:
+                widths[i] += 1
+                spare -= 1
+    return widths
+
+
+def _print_records(
+    console: Console, columns: Sequence[str], cells: list[list[str]], title: str | None
+) -> None:
     """Rows too wide for the terminal, a block each: a column's name, then its value (psql's \\x)."""
     if title:
         console.print(title)
-    for k, row in enumerate(rows, 1):
+    for k, row in enumerate(cells, 1):
         console.print(f"── row {k:,} " + "─" * 20)
         grid = Table.grid(padding=(0, 2))
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
         for name, value in zip(columns, row, strict=True):
-            grid.add_row(name, _cell(value))
+            grid.add_row(name, value)
         console.print(grid)
     console.print(
         f"({len(columns)} columns don't fit in {console.width} characters: a block per row; "

@@ -8,7 +8,6 @@ import json
 import duckdb
 import pytest
 from rich.console import Console
-from rich.table import Table
 
 from cli.output import print_rows, show_table
 
@@ -79,14 +78,8 @@ def test_a_wide_table_in_a_pipe_keeps_each_row_on_a_line(capsys: pytest.CaptureF
 
 def shown(rel: duckdb.DuckDBPyRelation, width: int) -> str:
     """``rel`` as a terminal ``width`` characters wide shows it."""
-    table = Table()
-    for name in rel.columns:
-        table.add_column(name, overflow="fold")
-    rows = rel.fetchall()
-    for row in rows:
-        table.add_row(*(str(v) for v in row))
     out = io.StringIO()
-    show_table(table, rel.columns, rows, Console(file=out, width=width))
+    show_table(rel.columns, rel.fetchall(), None, Console(file=out, width=width))
     return out.getvalue()
 
 
@@ -104,6 +97,25 @@ def test_rows_too_wide_for_the_terminal_print_a_block_each() -> None:
     assert "(13 columns don't fit in 80 characters: a block per row; --format csv gives a line per row)" in (
         " ".join(text.split())
     )
+
+
+def test_a_table_folds_its_headers_before_any_value() -> None:
+    names = ("spread_bps_mean_60s", "trade_intensity_60s", "imbalance_mean_60s", "realized_var_60s")
+    rel = duckdb.sql(
+        "SELECT 'ETH-USD' AS product_id, TIMESTAMPTZ '2026-04-03 22:20:00.010699+00' AS event_time, "
+        + ", ".join(f"-0.06666644445 * {i + 1} AS {n}" for i, n in enumerate(names))
+        + " FROM range(2)"
+    )
+    text = shown(rel, 120)  # the headers need 133 characters, the values 114
+    lines = text.splitlines()
+    assert "── row" not in text and max(map(len, lines)) <= 120
+    # rich alone folded the widest column, the time, over two lines ("2026-04-03T22:20:00.01" "0699+00:00")
+    body = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    values = ["-0.06666644445", "-0.1333328889", "-0.19999933335", "-0.2666657778"]
+    assert body == [["ETH-USD", "2026-04-03T22:20:00.010699+00:00", *values]] * 2
+    header = [line.split("┃")[1:-1] for line in lines if line.startswith("┃")]
+    assert len(header) == 2  # each header folded onto the same two lines at most
+    assert ["".join(parts).replace(" ", "") for parts in zip(*header, strict=True)] == rel.columns
 
 
 def test_a_table_the_terminal_fits_stays_a_table() -> None:
