@@ -17,8 +17,8 @@ import duckdb
 
 from cli.context import OutPath, console, format_option, settings_of
 from cli.interrupt import ctrl_c_cancels, settle
-from cli.output import print_rows
 from cli.ranges import AS_OF, snapshot_of
+from cli.results import print_rows
 from cli.statements import LOCK_WAIT_S, Changed, Transaction, statement_results
 from tickstore import catalog
 

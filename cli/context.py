@@ -29,7 +29,7 @@ report = Console(soft_wrap=not _OUT_TTY, width=None if _OUT_TTY else 200)
 
 def format_option(help: str) -> Callable[[F], F]:
     """`--format table|csv|json` into ``fmt``, as every command printing rows takes it
-    (`cli.output.print_rows`)."""
+    (`cli.results.print_rows`)."""
     return click.option(
         "--format",
         "fmt",

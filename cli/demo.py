@@ -10,8 +10,9 @@ import click
 import duckdb
 
 from cli.context import Seconds, console, settings_of
-from cli.output import count_of, print_rows
+from cli.output import count_of
 from cli.ranges import STRETCH_GAP, busiest_stretches, span
+from cli.results import print_rows
 from ingest import broker, replay
 from ingest.sink import Sink
 from tickstore import feature_sql, lake, stopping

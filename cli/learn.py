@@ -147,7 +147,7 @@ def models(ctx: click.Context, limit: int, fmt: str) -> None:
     with --leaky-labels). Scores are on the run's own test split, so compare runs over the same
     range. Plots, reports and the models themselves: `mlflow ui`, as `tickstore train` prints it.
     """
-    from cli.output import print_rows
+    from cli.results import print_rows
     from training.runs import COLUMNS, FIELDS, logged_models
 
     s = settings_of(ctx)

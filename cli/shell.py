@@ -221,7 +221,7 @@ def dot(session: Session, line: str) -> bool:
             highlight=False,
         )
     elif command == ".schema" and arg:  # the answer, as a query's rows are: on stdout
-        from cli.output import print_rows
+        from cli.results import print_rows
 
         try:
             print_rows(("column", "type", "what it is"), session.schema(arg), session.fmt, session.limit)

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from rich.console import Console
 
-from cli.output import print_rows, show_table
+from cli.results import print_rows, show_table
 
 
 def test_json_output_takes_every_duckdb_type(capsys: pytest.CaptureFixture[str]) -> None:
