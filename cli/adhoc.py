@@ -392,5 +392,6 @@ class Session:
         console.print(
             f"[dim]tip: named as a table, {named[0]} computes every window of the products asked for, over "
             f"their whole history, before a WHERE on the time drops rows; {named[0]}(since[, until]) reads "
-            "only the ticks that time range needs[/]"
+            "only the ticks that time range needs[/]",
+            markup=True,
         )

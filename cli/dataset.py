@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from click.shell_completion import CompletionItem
+from rich.markup import escape
 from rich.progress import BarColumn
 
 from cli.context import PRODUCTS, SECONDS, OutPath, console, progress_bar, settings_of
@@ -204,8 +205,10 @@ def dataset_build(
         known = ds.known_products(settings_of(ctx), manifest.snapshot)
         console.print(
             f"[yellow]warning:[/] no ticks at snapshot {manifest.snapshot} for "
-            f"{', '.join(map(shown, manifest.products_without_ticks))}: every feature of their rows is "
-            f"NULL (products with ticks: {', '.join(known) or 'none'}; names are exact: case and spaces count)"
+            f"{escape(', '.join(map(shown, manifest.products_without_ticks)))}: every feature of their rows is "
+            f"NULL (products with ticks: {escape(', '.join(known)) or 'none'}; names are exact: case and spaces "
+            "count)",
+            markup=True,
         )
     if manifest.products_without_values:
         spans = ds.tick_spans(settings_of(ctx), manifest.snapshot, manifest.products_without_values)
@@ -213,9 +216,10 @@ def dataset_build(
         for product in manifest.products_without_values:
             first, last = spans[product]
             console.print(
-                f"[yellow]warning:[/] none of the rows of {shown(product)} has a feature value: no tick of it "
-                f"lies within a view's TTL before any of them (its ticks run from {first:{utc}} to "
-                f"{last:{utc}} UTC)"
+                f"[yellow]warning:[/] none of the rows of {escape(shown(product))} has a feature value: no tick "
+                f"of it lies within a view's TTL before any of them (its ticks run from {first:{utc}} to "
+                f"{last:{utc}} UTC)",
+                markup=True,
             )
 
 
@@ -252,7 +256,10 @@ def dataset_verify(ctx: click.Context, path: Path) -> None:
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     for name, diff in report.changed.items():
-        console.print(f"[yellow]{name}'s SQL changed since the set was built[/]; a rebuild computes it anew:")
+        console.print(
+            f"[yellow]{escape(name)}'s SQL changed since the set was built[/]; a rebuild computes it anew:",
+            markup=True,
+        )
         console.print(
             diff or "   (its definition changed; no SQL text to compare)", markup=False, highlight=False
         )
@@ -264,18 +271,21 @@ def dataset_verify(ctx: click.Context, path: Path) -> None:
     if not manifest.sha256:
         console.print(
             "[yellow]note:[/] the manifest records no SHA-256 of the file (a set built before tickstore "
-            "recorded one): a product or time edited in it since is rebuilt as it now reads, unseen"
+            "recorded one): a product or time edited in it since is rebuilt as it now reads, unseen",
+            markup=True,
         )
     if report.identical:
         console.print(
             f"[green]reproduced[/]: rebuilt at lake snapshot {manifest.snapshot} in {report.seconds:.1f} s, "
-            "byte for byte the same"
+            "byte for byte the same",
+            markup=True,
         )
         return
     if report.edited:
         console.print(
-            f"[red]not reproduced[/]: {path} is not the file the build wrote (its SHA-256 is not the "
-            "manifest's): changed since it was built."
+            f"[red]not reproduced[/]: {escape(str(path))} is not the file the build wrote (its SHA-256 is not "
+            "the manifest's): changed since it was built.",
+            markup=True,
         )
         if report.as_built:
             console.print(
@@ -283,7 +293,9 @@ def dataset_verify(ctx: click.Context, path: Path) -> None:
                 "file's. Where it differs from the rebuild:"
             )
     else:
-        console.print(f"[red]not reproduced[/]: rebuilt at lake snapshot {manifest.snapshot}, it differs:")
+        console.print(
+            f"[red]not reproduced[/]: rebuilt at lake snapshot {manifest.snapshot}, it differs:", markup=True
+        )
     for line in report.differences:
         console.print(f"  {line}", markup=False, highlight=False)
     if report.changed:

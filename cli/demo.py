@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 import duckdb
+from rich.markup import escape
 
 from cli.context import Seconds, console, settings_of
 from cli.output import count_of
@@ -57,10 +58,10 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
     source = _recordings(settings)  # first: a wrong TICKSTORE_DATA_DIR is said before anything starts
     started_broker = broker.status(settings).pid is None and settings.embedded_broker
     st = broker.start(settings)
-    console.print(f"[bold]1. broker[/] up at {st.bootstrap}")
+    console.print(f"[bold]1. broker[/] up at {escape(st.bootstrap)}", markup=True)
     try:
         if source is not None:
-            console.print(f"[bold]2. replay[/] recordings from {source}")
+            console.print(f"[bold]2. replay[/] recordings from {escape(str(source))}", markup=True)
             stats = replay.replay(settings, [source])
             console.print(
                 f"   published {count_of(stats.messages, 'message')} from {count_of(stats.files, 'file')} "
@@ -69,9 +70,9 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
         else:
             from ingest import simulate
 
-            console.print(f"[bold]2. simulate[/] {simulate_ticks:,} ticks (no recordings found)")
+            console.print(f"[bold]2. simulate[/] {simulate_ticks:,} ticks (no recordings found)", markup=True)
             simulate.publish(settings, simulate.SimConfig(n_ticks=simulate_ticks))
-        console.print("[bold]3. sink[/] Kafka -> DuckLake until caught up")
+        console.print("[bold]3. sink[/] Kafka -> DuckLake until caught up", markup=True)
         result = Sink(settings, until_idle=True).run()
         stopping.check()  # a Ctrl-C or `kill` the sink took to stop: the demo stops with it
         t = result.total
@@ -81,11 +82,12 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
         )
         console.print(
             "[bold]4. the lake[/] (try these with `tickstore sql`; what each column holds: "
-            "`tickstore sql .schema ticks_60s`)"
+            "`tickstore sql .schema ticks_60s`)",
+            markup=True,
         )
         con = lake.connect(settings)
         for title, query in EXAMPLES:
-            console.print(f'\n[cyan]{title}[/]\n  tickstore sql "{query}"')
+            console.print(f'\n[cyan]{escape(title)}[/]\n  tickstore sql "{escape(query)}"', markup=True)
             feature_sql.attach_views(con, query)  # as `tickstore sql` does
             rel = con.sql(query)
             print_rows(rel.columns, rel.fetchall())
@@ -145,8 +147,9 @@ def _plot_hour(settings: Settings, con: duckdb.DuckDBPyConnection, since: dateti
     out = settings.home / "plots" / "ticks_60s.png"
     when = f"{since:%Y-%m-%dT%H:%M:%S}"
     console.print(
-        f"\n[cyan]The busiest stretch's first hour of 60 s features, drawn[/]\n  tickstore sql '{PLOTTED}' "
-        f"-p since={when} --plot {out}"
+        f"\n[cyan]The busiest stretch's first hour of 60 s features, drawn[/]\n  tickstore sql "
+        f"'{escape(PLOTTED)}' -p since={when} --plot {escape(str(out))}",
+        markup=True,
     )
     feature_sql.attach_views(con, PLOTTED)
     try:
@@ -162,7 +165,8 @@ def _training_set(settings: Settings, start: datetime, end: datetime) -> None:
     out = settings.home / "datasets" / "demo.parquet"
     console.print(
         "\n[bold]5. features[/] feast apply + a point-in-time training set every 10 s over the busiest "
-        f"stretch of ticks (no pause over {STRETCH_GAP.seconds // 60} min), {span(start, end)} UTC"
+        f"stretch of ticks (no pause over {STRETCH_GAP.seconds // 60} min), {span(start, end)} UTC",
+        markup=True,
     )
     manifest = dataset.build(settings, dataset.Grid(start, end, timedelta(seconds=10)), out)
     console.print(
@@ -190,7 +194,8 @@ def _train(settings: Settings, start: datetime, end: datetime) -> TrainReport | 
     from training.train import TrainConfig, train
 
     console.print(
-        "\n[bold]6. train[/] z-score rule, logistic regression, XGBoost; honest labels vs shift(-1)"
+        "\n[bold]6. train[/] z-score rule, logistic regression, XGBoost; honest labels vs shift(-1)",
+        markup=True,
     )
     try:
         report = train(

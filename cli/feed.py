@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, TransferSpeedColumn
 
 from cli.context import (
@@ -37,7 +38,10 @@ def broker_start(ctx: click.Context) -> None:
     s = settings_of(ctx)
     st = broker_mod.start(s)  # a BrokerError is printed as its message by the root group
     where = "embedded broker" if st.embedded else "external Kafka (no embedded broker started)"
-    console.print(f"[green]ok[/]: {where} at {st.bootstrap}" + (f", pid {st.pid}" if st.pid else ""))
+    console.print(
+        f"[green]ok[/]: {where} at {escape(st.bootstrap)}" + (f", pid {st.pid}" if st.pid else ""),
+        markup=True,
+    )
 
 
 @broker.command("stop")
@@ -70,15 +74,15 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
             topics = kafka.topic_stats(settings, meta=meta)
             state = "[green]up[/]"
         except kafka.BrokerRefused as exc:  # it was reported "up", then a traceback
-            state = f"[red]{exc.why}[/]"
+            state = f"[red]{escape(exc.why)}[/]"
         except KafkaException as exc:
-            state = f"[red]accepts connections but gave no Kafka metadata ({exc.args[0].str()})[/]"
-    lines = [f"{kind} broker at {st.bootstrap}: {state}" + (f" (pid {st.pid})" if st.pid else "")]
+            state = f"[red]accepts connections but gave no Kafka metadata ({escape(exc.args[0].str())})[/]"
+    lines = [f"{kind} broker at {escape(st.bootstrap)}: {state}" + (f" (pid {st.pid})" if st.pid else "")]
     for topic, stats in (topics or {}).items():
         # Tansu's watermarks count record batches, not messages: 6,000 replayed messages showed ~4,998
         counted = "record batches" if st.embedded else "messages"
         lines.append(
-            f"  {topic}: {stats.partitions} partition{'s' * (stats.partitions != 1)}, "
+            f"  {escape(topic)}: {stats.partitions} partition{'s' * (stats.partitions != 1)}, "
             f"~{stats.messages:,} {counted} (from watermarks)"
         )
         if topic == settings.topic_raw:
@@ -86,7 +90,7 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
         if st.embedded and stats.busiest >= SLOW_PARTITION_BATCHES:
             # its watermarks count record batches: what a fetch has to read through
             lines.append(
-                f"  [yellow]{topic} holds ~{stats.busiest:,} record batches in one partition[/]: the "
+                f"  [yellow]{escape(topic)} holds ~{stats.busiest:,} record batches in one partition[/]: the "
                 "embedded broker reads them all for every fetch (~0.5 s at 600,000), and the sink and "
                 "the stream slow down, then wait longer (they say so). Once `tickstore status` shows "
                 "the lake and online features current, restart it (`tickstore broker stop`, `broker "
@@ -128,7 +132,7 @@ def _readers(settings: Settings, counted: str) -> list[str]:
             state = "not running, caught up to its last commit"
         else:
             state = f"not running, {unread} (`tickstore {who}`)"
-        lines.append(f"    {who} (group {group}): {state}")
+        lines.append(f"    {who} (group {escape(group)}): {state}")
     return lines
 
 
@@ -139,7 +143,7 @@ def broker_status(ctx: click.Context) -> None:
     sink and the stream run and how much of ticks.raw they have not read."""
     up, lines = broker_report(settings_of(ctx))
     for line in lines:
-        report.print(line)
+        report.print(line, markup=True)  # escaped where they interpolate
     sys.exit(0 if up else 1)
 
 
@@ -217,10 +221,13 @@ def ingest_replay(
         console.print(
             f"[red]{count_of(len(stats.too_large), 'line')} "
             f"{'exceeds' if len(stats.too_large) == 1 else 'exceed'} TICKSTORE_MAX_MESSAGE_BYTES, not sent:[/] "
-            + ", ".join(stats.too_large[:5])
+            + escape(", ".join(stats.too_large[:5])),
+            markup=True,
         )
     for problem in stats.damaged:
-        console.print(f"[red]damaged[/] (its lines before the damage were published): {problem}")
+        console.print(
+            f"[red]damaged[/] (its lines before the damage were published): {escape(problem)}", markup=True
+        )
     if stats.too_large or stats.damaged:
         sys.exit(2)
 
@@ -292,8 +299,9 @@ def ingest_coinbase(
     if stats.archive_missed:
         console.print(
             f"[yellow]not archived[/]: {count_of(stats.archive_missed, 'message')}, while the archive "
-            f"could not write: {stats.archive_problem}. They were published to {s.topic_raw} all the "
-            "same: the sink lands them in the lake as usual"
+            f"could not write: {escape(str(stats.archive_problem))}. They were published to {escape(s.topic_raw)} "
+            "all the same: the sink lands them in the lake as usual",
+            markup=True,
         )
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from cli.context import SECONDS, Number, OutPath, console, format_option, settings_of
 from cli.interrupt import interrupted
@@ -302,5 +303,8 @@ def monitor_drift(
     shown = result.most_drifted(min(max(result.drifted, 3), 10))  # every drifted one, 3 to 10 lines
     console.print("most drifted:" if result.drifted else "closest to drifting:")
     for column, drift in shown:
-        console.print(f"  {column}: {drift}" + ("  [red]drifted[/]" if drift.drifted else ""))
+        console.print(
+            f"  {escape(column)}: {escape(str(drift))}" + ("  [red]drifted[/]" if drift.drifted else ""),
+            markup=True,
+        )
     sys.exit(1 if result.share > max_share else 0)

@@ -87,7 +87,9 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
 
 def live_scoring(settings: Settings, report: TrainReport | None, seconds: float) -> None:
     """Step 7: `tickstore stream` + `tickstore serve`; replay a recording at its pace; print scores."""
-    console.print(f"\n[bold]7. live scoring[/] stream -> online store -> scoring API, for {seconds:.0f} s")
+    console.print(
+        f"\n[bold]7. live scoring[/] stream -> online store -> scoring API, for {seconds:.0f} s", markup=True
+    )
     uri = _model_uri(report)
     if uri is None:
         console.print("   skipped: no trained model to serve")

@@ -17,6 +17,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 
 def _plain(value: Any, json_safe: bool = False) -> Any:
@@ -117,9 +118,11 @@ def show_table(
         first = next((row[i] for row in rows if row[i] is not None), None)
         number = isinstance(first, int | float | Decimal) and not isinstance(first, bool)
         # folded, not cut: a cell cut to fit was "1.3058772852629…" for 1.3e-07
-        table.add_column(name, justify="right" if number else "left", overflow="fold")
+        table.add_column(Text(name), justify="right" if number else "left", overflow="fold")
     for row in cells:
-        table.add_row(*row)
+        # as Text, never read as markup: a value "[/x]" stopped the command (rich's MarkupError),
+        # and "[red]hello" lost its brackets
+        table.add_row(*map(Text, row))
     if console is None:
         # a pipe or CI log: never folded; `less -S` or an editor scrolls sideways
         probe = Console(width=80)
@@ -176,12 +179,13 @@ def _print_records(
     if title:
         console.print(title)
     for k, row in enumerate(cells, 1):
-        console.print(f"── row {k:,} " + "─" * 20)
+        head = f"── row {k:,} "
+        console.print(head + "─" * max(0, min(20, console.width - len(head))))
         grid = Table.grid(padding=(0, 2))
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
         for name, value in zip(columns, row, strict=True):
-            grid.add_row(name, value)
+            grid.add_row(Text(name), Text(value))
         console.print(grid)
     console.print(
         f"({len(columns)} columns don't fit in {console.width} characters: a block per row; "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 import click
+from rich.markup import escape
 
 from cli.adhoc import Session
 from cli.context import console, report
@@ -127,7 +128,7 @@ def read_statements(session: Session, source: TextIO, tty: bool) -> bool:
         try:
             session.run(query)  # each statement's rows, as every SQL shell shows them
         except click.ClickException as exc:
-            console.print(f"[red]Error:[/] {exc.format_message()}", markup=True, highlight=False)
+            console.print(f"[red]Error:[/] {escape(exc.format_message())}", markup=True, highlight=False)
             failed = True
             continue
         except (KeyboardInterrupt, RuntimeError) as exc:
@@ -140,9 +141,9 @@ def read_statements(session: Session, source: TextIO, tty: bool) -> bool:
             continue
         sys.stdout.flush()  # a program reading the shell's answers through a pipe gets each at once
         if tty:
-            console.print(f"[dim]({time.perf_counter() - started:.3f} s)[/]", highlight=False)
+            console.print(f"[dim]({time.perf_counter() - started:.3f} s)[/]", markup=True, highlight=False)
     if buffer and not blank("\n".join(buffer)):  # a script's closing comment is no statement cut short
-        console.print("[yellow]not run[/] (no closing ';'): " + " ".join(buffer))
+        console.print("[yellow]not run[/] (no closing ';'): " + escape(" ".join(buffer)), markup=True)
         failed = True
     return failed
 

@@ -64,7 +64,7 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
             table, what = problem
             said = f"{what}: {tables.put_back(con, table)}"
             label = MISSING if what.startswith(tables.GONE) else CHANGED
-            return False, [f"lake {settings.lake_catalog.parent}: {label}: {escape(said)}"], []
+            return False, [f"lake {escape(str(settings.lake_catalog.parent))}: {label}: {escape(said)}"], []
         try:
             per_product = con.execute(
                 "SELECT product_id, count(*), max(event_time) FROM ticks GROUP BY 1 ORDER BY 1"
@@ -72,16 +72,20 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
             rejected = con.execute("SELECT count(*) FROM ticks_rejected").fetchone()[0]  # type: ignore[index]
         except duckdb.IOException as exc:  # a data file removed by hand: the other parts still said
             said = catalog.missing_data_file(settings, str(exc)) or str(exc)
-            return False, [f"lake {settings.lake_catalog.parent}: {UNREADABLE}: {escape(said)}"], []
+            return (
+                False,
+                [f"lake {escape(str(settings.lake_catalog.parent))}: {UNREADABLE}: {escape(said)}"],
+                [],
+            )
     finally:
         con.close()
     total = sum(n for _, n, _ in per_product)
     lines = [
-        f"lake {settings.lake_catalog.parent}: {OK}, {count_of(total, 'tick')} of {count_of(len(per_product), 'product')} at "
+        f"lake {escape(str(settings.lake_catalog.parent))}: {OK}, {count_of(total, 'tick')} of {count_of(len(per_product), 'product')} at "
         f"snapshot {snapshot}, {rejected:,} rejected (table ticks_rejected, for `tickstore sql`"
         + ("; by reason: `tickstore ingest rejected --dry-run`)" if rejected else ")")
     ]
-    lines += [f"  {p}: {n:,} ticks, newest {_newest(newest)}" for p, n, newest in per_product]
+    lines += [f"  {escape(p)}: {n:,} ticks, newest {escape(_newest(newest))}" for p, n, newest in per_product]
     if not per_product:
         lines.append("  no ticks yet: `tickstore ingest replay ...` (or simulate) and `tickstore sink`")
     return True, lines, [p for p, _, _ in per_product]
@@ -101,21 +105,21 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
         except FileNotFoundError:
             # Feast's store opened on it would create the registry and the online store's files
             return None, [
-                f"online store ({where}): {MISSING}: no feature registry yet; run `tickstore stream` "
+                f"online store ({escape(where)}): {MISSING}: no feature registry yet; run `tickstore stream` "
                 "(it registers the views) or `tickstore feast apply`"
             ]
         online = OnlineFeatures(settings)
         online.ping()
         rows = online.read(products) if products else []
     except (FeaturesUnavailable, TickstoreError) as exc:  # TickstoreError: no feature_repo/ to read
-        return None, [f"online store ({where}): {MISSING}: {exc}"]
-    lines = [f"online store ({where}): {OK}"]
+        return None, [f"online store ({escape(where)}): {MISSING}: {escape(str(exc))}"]
+    lines = [f"online store ({escape(where)}): {OK}"]
     for r in rows:
         if r.age_s is None:
-            lines.append(f"  {r.product_id}: no features online: `tickstore stream` writes them")
+            lines.append(f"  {escape(r.product_id)}: no features online: `tickstore stream` writes them")
         else:
-            stale = f", [yellow]expired: {', '.join(r.expired_views)}[/]" if r.expired_views else ""
-            lines.append(f"  {r.product_id}: features as of {_age(r.age_s)} ago{stale}")
+            stale = f", [yellow]expired: {escape(', '.join(r.expired_views))}[/]" if r.expired_views else ""
+            lines.append(f"  {escape(r.product_id)}: features as of {_age(r.age_s)} ago{stale}")
     return online, lines
 
 
@@ -131,7 +135,7 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     from serving.model import ALIAS_URI, hint, trained_fingerprints
     from tickstore.mlflow_store import store_exists, use_mlflow_store
 
-    uri = settings.serve_model_uri
+    uri = escape(settings.serve_model_uri)  # said in markup lines
     if not store_exists(settings):
         return False, [f"model {uri}: {MISSING}: no MLflow store yet (`tickstore train` creates it)"]
     try:
@@ -142,19 +146,19 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient()
-        alias = ALIAS_URI.match(uri)
+        alias = ALIAS_URI.match(settings.serve_model_uri)
         if alias is None:  # runs:/..., models:/name/3: the scorer loads it as given
             return True, [f"model {uri}: set by TICKSTORE_SERVE_MODEL_URI"]
         version = client.get_model_version_by_alias(alias["name"], alias["alias"])
         run = client.get_run(version.run_id) if version.run_id else None
     except Exception as exc:  # MLflow raises its own kinds for "not found" and for a server that is down
         reason = str(exc).splitlines()[0]
-        return False, [f"model {uri}: {MISSING}: {reason}. {hint()}"]
+        return False, [f"model {uri}: {MISSING}: {escape(reason)}. {escape(hint())}"]
     params = run.data.params if run else {}
     kind = _kind(params.get("model"), params.get("horizon_s"))
     when = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
     line = (
-        f"model {uri}: {OK}, version {version.version} ({kind}), registered {when:%Y-%m-%d %H:%M} UTC "
+        f"model {uri}: {OK}, version {version.version} ({escape(kind)}), registered {when:%Y-%m-%d %H:%M} UTC "
         f"({_age(time.time() - when.timestamp())} ago)"
     )
     if online is None or run is None:
@@ -166,12 +170,12 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     missing = online.unserved(features)
     if missing:
         problems.append(
-            f"  the model reads {', '.join(missing)}, which the feature service does not serve: "
+            f"  the model reads {escape(', '.join(missing))}, which the feature service does not serve: "
             "`tickstore feast apply` the feature repo it was trained with, or train on the current one"
         )
     changed = online.redefined(features, trained_on)
     if changed:
-        problems.append("  " + redefined_message(changed, run.info.run_id))
+        problems.append("  " + escape(redefined_message(changed, run.info.run_id)))
     if problems:
         line = line.replace(OK, "[red]refused by the scorer[/]")
     return not problems, [line, *problems]
@@ -190,7 +194,7 @@ def scorer_report(settings: Settings) -> tuple[bool, list[str]]:
         code, raw = exc.code, exc.read()
     except (OSError, ValueError):  # refused, timed out: nothing serves there
         return True, [
-            f"scorer {url}: not running (`tickstore serve`, or `tickstore serve --model runs:/...`)"
+            f"scorer {escape(url)}: not running (`tickstore serve`, or `tickstore serve --model runs:/...`)"
         ]
     try:
         body = json.loads(raw)
@@ -198,7 +202,7 @@ def scorer_report(settings: Settings) -> tuple[bool, list[str]]:
         body = None
     if not isinstance(body, dict) or "ready" not in body:
         return False, [
-            f"scorer {url}: {MISSING}: something else answers there (HTTP {code}), not `tickstore serve`: "
+            f"scorer {escape(url)}: {MISSING}: something else answers there (HTTP {code}), not `tickstore serve`: "
             "set TICKSTORE_SERVE_PORT to the scorer's port"
         ]
     model = body.get("model") or {}
@@ -209,9 +213,9 @@ def scorer_report(settings: Settings) -> tuple[bool, list[str]]:
         else "no model"
     )
     if body["ready"]:
-        return True, [f"scorer {url}: {OK}, serving {serving}"]
+        return True, [f"scorer {escape(url)}: {OK}, serving {serving}"]
     problems = escape("; ".join(str(p) for p in body.get("problems", [])))
-    return False, [f"scorer {url}: [red]not ready[/], serving {serving}: {problems}"]
+    return False, [f"scorer {escape(url)}: [red]not ready[/], serving {serving}: {problems}"]
 
 
 @click.command()
@@ -227,7 +231,7 @@ def status(ctx: click.Context) -> None:
         # each part as soon as it is known: the broker and the lake answer in under a second, while
         # the online store and the model wait for Feast's and MLflow's imports (~4 s of the whole)
         for line in lines:
-            report.print(line)
+            report.print(line, markup=True)  # escaped where they interpolate
 
     fine, lines = broker_report(s)
     show(lines)

@@ -43,3 +43,16 @@ def test_product_lists_refuse_ids_the_sink_would_reject() -> None:
     for typed in ("BTC USD", "-BTC", "X" * 65, "BTC-USD,ETH USD"):
         with pytest.raises(click.BadParameter, match="is not a product id"):
             PRODUCTS.convert(typed, None, None)
+
+
+@pytest.mark.parametrize("stream", ["console", "report"])
+def test_the_consoles_print_text_that_reads_as_markup_as_it_is(stream: str) -> None:
+    """A path, product or error text holding "[/x]" stopped the command (rich's MarkupError), and
+    "[x]" vanished: the shared consoles read no markup unless a styled line asks for it."""
+    import subprocess
+    import sys
+
+    line = "wrote /tmp/[/x]/[data].parquet; no ticks for [red]BTC"
+    code = f"from cli.context import {stream}; {stream}.print({line!r}); {stream}.print('[green]ok[/]', markup=True)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (run.stderr if stream == "console" else run.stdout).splitlines() == [line, "ok"]

@@ -125,3 +125,15 @@ def test_a_table_the_terminal_fits_stays_a_table() -> None:
     assert "── row" not in shown(narrow, 30)
     # one column has nowhere to go: folded, as before
     assert "── row" not in shown(duckdb.sql("SELECT repeat('x', 100) AS raw"), 30)
+
+
+def test_text_that_reads_as_rich_markup_prints_as_it_is(capsys: pytest.CaptureFixture[str]) -> None:
+    # a value "[/x]" stopped the command with rich's MarkupError; "[red]x" lost its tag
+    rel = duckdb.sql("""SELECT '[/x]' AS "[b]v", '[red]x' AS w, 'a [bold]b[/bold] c' AS z""")
+    print_rows(rel.columns, rel.fetchall(), "table")
+    lines = capsys.readouterr().out.splitlines()
+    assert [c.strip() for c in lines[1].split("┃")[1:-1]] == ["[b]v", "w", "z"]
+    assert [c.strip() for c in lines[3].split("│")[1:-1]] == ["[/x]", "[red]x", "a [bold]b[/bold] c"]
+    blocks = shown(duckdb.sql("""SELECT '[/x]' AS "[b]v", repeat('[red]x', 5) AS w"""), 20)
+    assert blocks.splitlines()[1].split() == ["[b]v", "[/x]"]  # a block per row: the value too wide
+    assert "w[red]x[red]x[red]x[red]x[red]x(2columns" in "".join(blocks.split())

@@ -116,6 +116,14 @@ def test_a_statement_ends_at_its_own_semicolon_and_each_one_answers(lake_setting
     assert "not run (no closing ';'): SELECT 'open; -- not a comment" in err
 
 
+def test_text_that_reads_as_rich_markup_is_printed_as_it_is(lake_settings: Settings) -> None:
+    """An error quoting `[/a]` stopped the shell (rich's MarkupError); the next statement still runs."""
+    script = "SELECT [/a];\nSELECT '[red]x' AS \"[b]v\";\n"
+    out, err = _shell(lake_settings, subprocess.PIPE).communicate(script, timeout=120)
+    assert out.splitlines() == ["[b]v", "[red]x"], err
+    assert "SELECT [/a]" in err and "Traceback" not in err
+
+
 def test_read_runs_a_files_statements_and_dot_commands(lake_settings: Settings, tmp_path: Path) -> None:
     """`.read FILE` runs a script as if piped in (its own `.read`s too); a file that reads itself, a
     missing one or one that is no text fails that command, and the shell goes on."""
