@@ -259,6 +259,7 @@ def _train(
     logged: list[str],
 ) -> TrainReport:
     """`train`, noting each model run in ``logged`` as it starts."""
+    step("MLflow: opening the tracking store")  # ~2 s on a new store: its tables are made
     experiment = tracking.setup(settings)  # first: an MLflow server that is down fails before any work
     con = lake.connect(settings, create=False)
     snapshot = cfg.as_of if cfg.as_of is not None else lake.current_snapshot(con)

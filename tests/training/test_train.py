@@ -59,6 +59,7 @@ def test_train_says_what_is_at_work_step_by_step(trained) -> None:  # type: igno
     models = [f"{name} ({n} of 3): fitting, scoring, logging to MLflow" for n, name in enumerate(
         ["zscore", "logreg", "xgboost"], 1)]  # fmt: skip
     assert STEPS == [
+        "MLflow: opening the tracking store",
         f"training set: labels and point-in-time features at lake snapshot {report.snapshot}",
         *(f"honest labels: {m}" for m in models),
         "drift reports: Evidently, train vs test and early vs late, side by side",
