@@ -59,6 +59,9 @@ def _batches(cursor: Any, size: int = 10_000) -> Iterator[list[tuple[Any, ...]]]
         yield chunk
 
 
+PIPE_WIDTH = 1000  # the widest a table goes into a pipe or a file, in characters
+
+
 def print_rows(
     columns: Sequence[str],
     rows: Any,
@@ -107,8 +110,8 @@ def show_table(
     columns: Sequence[str], rows: list[tuple[Any, ...]], title: str | None, console: Console | None
 ) -> Console:
     """Print ``rows`` as a table on ``console`` (a terminal), or a block each where their values
-    don't fit its width; with no console (a pipe, a log), the table at its natural width, however
-    wide. Returns the console used.
+    don't fit its width; with no console (a pipe, a log), the table at its natural width up to
+    PIPE_WIDTH characters. Returns the console used.
 
     Left to rich, a table was folded to the terminal's width column by column: 29 feature columns
     a letter wide each, and a number split within its cell read as two ("0.066666444" over "45")."""
@@ -124,18 +127,19 @@ def show_table(
         # and "[red]hello" lost its brackets
         table.add_row(*map(Text, row))
     if console is None:
-        # a pipe or CI log: never folded; `less -S` or an editor scrolls sideways
+        # a pipe or CI log: unfolded up to PIPE_WIDTH (`less -S` or an editor scrolls sideways); not
+        # without bound, as every cell of a column is padded to its widest: a rejected message of
+        # 1 MB made each row of `SELECT * FROM ticks_rejected` a megabyte
         probe = Console(width=80)
         # measured as if unbounded: rich clamps a measurement to a console's width
         need = Measurement.get(probe, probe.options.update_width(1 << 20), table)
-        console = Console(width=max(80, need.maximum))
-    else:
-        widths = _fit(columns, cells, console.width)
-        if widths is None:
-            _print_records(console, columns, cells, title)
-            return console
-        for column, width in zip(table.columns, widths, strict=False):
-            column.width = width
+        console = Console(width=max(80, min(need.maximum, PIPE_WIDTH)))
+    widths = _fit(columns, cells, console.width)
+    if widths is None:
+        _print_records(console, columns, cells, title)
+        return console
+    for column, width in zip(table.columns, widths, strict=False):
+        column.width = width
     console.print(table)
     return console
 

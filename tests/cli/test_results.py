@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from rich.console import Console
 
-from cli.results import print_rows, show_table
+from cli.results import PIPE_WIDTH, print_rows, show_table
 
 
 def test_json_output_takes_every_duckdb_type(capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,3 +137,14 @@ def test_text_that_reads_as_rich_markup_prints_as_it_is(capsys: pytest.CaptureFi
     blocks = shown(duckdb.sql("""SELECT '[/x]' AS "[b]v", repeat('[red]x', 5) AS w"""), 20)
     assert blocks.splitlines()[1].split() == ["[b]v", "[/x]"]  # a block per row: the value too wide
     assert "w[red]x[red]x[red]x[red]x[red]x(2columns" in "".join(blocks.split())
+
+
+def test_a_huge_value_in_a_pipe_pads_no_other_row_to_its_width(capsys: pytest.CaptureFixture[str]) -> None:
+    # every cell of a column is padded to its widest: one 1 MB rejected message made each row 1 MB
+    rel = duckdb.sql(
+        "SELECT range AS n, CASE WHEN range = 0 THEN repeat('x', 5000) ELSE 'ok' END AS raw FROM range(50)"
+    )
+    print_rows(rel.columns, rel.fetchall(), "table")
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= PIPE_WIDTH and len(out) < 5000 + 50 * 200
+    assert "".join(out.split()).count("x" * 5000) == 1  # the value whole, once
