@@ -86,9 +86,10 @@ def print_rows(
         for batch in batches:
             writer.writerows([[_plain(v) for v in row] for row in batch])
     elif fmt == "json":
+        keys = distinct_keys(columns)
         for batch in batches:
             for row in batch:
-                record = {c: _plain(v, json_safe=True) for c, v in zip(columns, row, strict=True)}
+                record = {c: _plain(v, json_safe=True) for c, v in zip(keys, row, strict=True)}
                 sys.stdout.write(json.dumps(record, default=str) + "\n")
     else:
         shown: list[tuple[Any, ...]] = []
@@ -104,6 +105,26 @@ def print_rows(
             console.print(f"(more rows than --limit {limit:,}: raise it, or use --format csv for all)")
         elif not shown:  # a bare header box reads as a display fault as often as an empty answer
             console.print("(no rows)")
+
+
+def distinct_keys(columns: Sequence[str]) -> list[str]:
+    """``columns`` as JSON keys: a repeated name gets DuckDB's suffix (`a`, `a_1`), said on stderr.
+
+    A join's `SELECT *` repeats names (`product_id` of each side), and one object can hold a key
+    once: the first side's values were dropped without a word."""
+    keys: list[str] = []
+    for name in columns:
+        key, n = name, 0
+        while key in keys or (key != name and key in columns):
+            n += 1
+            key = f"{name}_{n}"
+        if key != name:
+            print(
+                f"json: column {name!r} again, written as {key!r} (an object holds a key once)",
+                file=sys.stderr,
+            )
+        keys.append(key)
+    return keys
 
 
 def show_table(

@@ -148,3 +148,15 @@ def test_a_huge_value_in_a_pipe_pads_no_other_row_to_its_width(capsys: pytest.Ca
     out = capsys.readouterr().out
     assert max(map(len, out.splitlines())) <= PIPE_WIDTH and len(out) < 5000 + 50 * 200
     assert "".join(out.split()).count("x" * 5000) == 1  # the value whole, once
+
+
+def test_json_keeps_every_column_of_repeated_names(capsys: pytest.CaptureFixture[str]) -> None:
+    # a join's `SELECT *` names product_id twice: one object held the second side's value only
+    rel = duckdb.sql("SELECT 1 AS a, 2 AS a, 3 AS A, 4 AS a_1, 5 AS a")
+    print_rows(rel.columns, rel, "json")
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"a": 1, "a_2": 2, "A": 3, "a_1": 4, "a_3": 5}
+    assert err.splitlines() == [
+        "json: column 'a' again, written as 'a_2' (an object holds a key once)",
+        "json: column 'a' again, written as 'a_3' (an object holds a key once)",
+    ]
