@@ -11,7 +11,6 @@ import duckdb
 from rich.markup import escape
 
 from cli.context import Seconds, console, settings_of
-from cli.output import count_of
 from cli.ranges import STRETCH_GAP, busiest_stretches, span
 from cli.results import print_rows
 from ingest import broker, replay
@@ -19,6 +18,7 @@ from ingest.sink import Sink
 from tickstore import feature_sql, lake, stopping
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
+from tickstore.text import count_of
 
 if TYPE_CHECKING:
     from training.report import TrainReport

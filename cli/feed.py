@@ -20,9 +20,9 @@ from cli.context import (
     report,
     settings_of,
 )
-from cli.output import count_of
 from ingest import broker as broker_mod
 from tickstore.settings import Settings
+from tickstore.text import count_of
 
 
 # -- broker -------------------------------------------------------------------------------------
@@ -362,7 +362,7 @@ def ingest_simulate(
     cfg = simulate.SimConfig(n_ticks=ticks, products=products, seed=seed, fitted=fitted)
     if out:
         n = simulate.write(out, cfg)
-        console.print(f"wrote {n:,} ticks to {out}")
+        console.print(f"wrote {count_of(n, 'tick')} to {out}")
         return
     s = settings_of(ctx)
     with progress_bar(

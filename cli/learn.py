@@ -14,9 +14,9 @@ from rich.markup import escape
 
 from cli.context import SECONDS, Number, OutPath, console, format_option, settings_of
 from cli.interrupt import interrupted
-from cli.output import count_of
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore import lake, stopping
+from tickstore.text import count_of
 
 
 @click.command()

@@ -22,6 +22,7 @@ from ingest import replay
 from ingest.stream import OnlineStream
 from tickstore.net import free_port
 from tickstore.settings import Settings
+from tickstore.text import count_of
 
 if TYPE_CHECKING:
     from training.report import TrainReport
@@ -163,7 +164,8 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
     fresh = sorted(stream.stats.freshness_s)
     if fresh:
         console.print(
-            f"   stream: {stream.stats.messages:,} messages, {stream.stats.batches:,} batches; "
+            f"   stream: {count_of(stream.stats.messages, 'message')}, "
+            f"{count_of(stream.stats.batches, 'batch', 'batches')}; "
             f"produce -> online p50 {fresh[len(fresh) // 2] * 1000:.0f} ms, "
             f"p99 {fresh[min(len(fresh) - 1, int(0.99 * len(fresh)))] * 1000:.0f} ms"
         )

@@ -8,11 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from cli.results import print_rows
-
-
-def count_of(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless one: "1 worker", "4 threads"."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+from tickstore.text import count_of
 
 
 def _score(value: float, digits: int = 3) -> str:

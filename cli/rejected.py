@@ -6,7 +6,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn
 
 from cli.context import console, progress_bar, settings_of
-from cli.output import count_of
+from tickstore.text import count_of
 
 
 @click.command("rejected")

@@ -14,10 +14,10 @@ import click
 from click.shell_completion import CompletionItem
 
 from cli.context import console, settings_of
-from cli.output import count_of
 from cli.placement import cpu_option, cpus_in_use, niceness, pin, yield_cpu
 from tickstore import net
 from tickstore.settings import Settings, parse_cpus
+from tickstore.text import count_of
 
 T = TypeVar("T")
 
@@ -93,8 +93,8 @@ def stream(ctx: click.Context, until_idle: bool, cpus: str | None) -> None:
     # a restart's re-read is no new work, but a "0 messages" alone looked like nothing was read
     refilled = f" (and {stats.warmed:,} read before, re-read to refill the windows)" if stats.warmed else ""
     console.print(
-        f"stream: {stats.messages:,} messages{refilled}, {stats.new_ticks:,} new ticks, "
-        f"{stats.batches:,} batches, {stats.rows_written:,} online rows; {latency}; "
+        f"stream: {count_of(stats.messages, 'message')}{refilled}, {count_of(stats.new_ticks, 'new tick')}, "
+        f"{count_of(stats.batches, 'batch', 'batches')}, {count_of(stats.rows_written, 'online row')}; {latency}; "
         f"ran at nice {niceness()} on CPUs {cpus_in_use()}"
     )
 

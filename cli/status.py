@@ -16,10 +16,10 @@ from rich.markup import escape
 
 from cli.context import report, settings_of
 from cli.feed import broker_report
-from cli.output import count_of
 from tickstore import net
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
+from tickstore.text import count_of
 
 if TYPE_CHECKING:
     from serving.features import OnlineFeatures

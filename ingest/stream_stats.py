@@ -10,6 +10,8 @@ from itertools import islice
 
 import pyarrow as pa
 
+from tickstore.text import count_of
+
 
 @dataclass
 class StreamBatch:
@@ -91,6 +93,6 @@ class StreamStats:
             f", {self.rejected:,} rejected (the sink keeps them in ticks_rejected)" if self.rejected else ""
         )
         return (
-            f"stream: {self.messages:,} messages, {self.new_ticks:,} new ticks{rejected}, "
-            f"{self.rows_written:,} online rows; {since}"
+            f"stream: {count_of(self.messages, 'message')}, {count_of(self.new_ticks, 'new tick')}{rejected}, "
+            f"{count_of(self.rows_written, 'online row')}; {since}"
         )

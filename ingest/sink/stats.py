@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from ingest.sink.writer import BatchResult
+from tickstore.text import count_of
 
 
 @dataclass
@@ -36,12 +37,7 @@ class SinkStats:
         """The run in one line: how long, what came in and what became of it."""
         t = self.total
         return (
-            f"{time.monotonic() - self.started:.1f} s: {_n(t.messages, 'message')}, {_n(t.ticks, 'new tick')}, "
-            f"{_n(t.duplicates, 'duplicate')}, {t.rejects:,} rejected, {t.controls:,} control, "
-            f"{_n(self.batches, 'batch', 'batches')}"
+            f"{time.monotonic() - self.started:.1f} s: {count_of(t.messages, 'message')}, {count_of(t.ticks, 'new tick')}, "
+            f"{count_of(t.duplicates, 'duplicate')}, {t.rejects:,} rejected, {t.controls:,} control, "
+            f"{count_of(self.batches, 'batch', 'batches')}"
         )
-
-
-def _n(n: int, noun: str, plural: str | None = None) -> str:
-    """``n`` and ``noun``, plural unless one ("1 batch", "2 new ticks")."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
