@@ -160,3 +160,22 @@ def test_json_keeps_every_column_of_repeated_names(capsys: pytest.CaptureFixture
         "json: column 'a' again, written as 'a_2' (an object holds a key once)",
         "json: column 'a' again, written as 'a_3' (an object holds a key once)",
     ]
+
+
+def test_a_table_shows_control_characters_rather_than_sending_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a rejected message is whatever reached the broker: its ESC [2J cleared the terminal, and a
+    # carriage return was dropped unseen
+    rel = duckdb.sql(
+        "SELECT chr(27) || '[2J' || chr(7) AS x, 'a' || chr(13) || 'b' || chr(9) || 'c' AS y, "
+        "'two' || chr(10) || 'lines' AS z, chr(133) AS " + '"' + "n" + chr(27) + '"'
+    )
+    print_rows(rel.columns, rel.fetchall(), "table")
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\x1b\x07\r\t\x85")
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
+    assert cells == [["\\x1b[2J\\x07", "a\\x0db\\x09c", "two", "\\x85"], ["", "", "lines", ""]]
+    assert "n\\x1b" in out
+    print_rows(rel.columns, rel.fetchall(), "csv")  # CSV and JSON give the text as it is
+    assert "\x1b[2J\x07" in capsys.readouterr().out
