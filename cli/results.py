@@ -19,6 +19,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from tickstore.text import visible
+
 
 def _plain(value: Any, json_safe: bool = False) -> Any:
     """A value as text-friendly Python: exact decimals and ISO times as strings, bytes as UTF-8 text
@@ -43,11 +45,6 @@ def _plain(value: Any, json_safe: bool = False) -> Any:
     return value
 
 
-# control characters but a line break, as \xNN: a terminal acts on them (a tab, widened by rich,
-# put the cell past the width measured for it)
-_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(32), 127, *range(0x80, 0xA0)] if c != 10}
-
-
 def _cell(value: Any) -> str:
     """A value as a table shows it: a double to 10 significant digits (its exponent kept in view;
     CSV and JSON give every digit), NULL by name, control characters as \\xNN, the rest as
@@ -56,9 +53,7 @@ def _cell(value: Any) -> str:
         return "NULL"
     if isinstance(value, float):
         return format(value, ".10g")
-    # a rejected message is whatever reached the broker: its ESC [2J cleared the screen, a carriage
-    # return was dropped unseen ("a\\rb" shown as "ab")
-    return str(_plain(value)).translate(_CONTROLS)
+    return visible(str(_plain(value)))
 
 
 def _batches(cursor: Any, size: int = 10_000) -> Iterator[list[tuple[Any, ...]]]:
@@ -150,9 +145,7 @@ def show_table(
         first = next((row[i] for row in rows if row[i] is not None), None)
         number = isinstance(first, int | float | Decimal) and not isinstance(first, bool)
         # folded, not cut: a cell cut to fit was "1.3058772852629…" for 1.3e-07
-        table.add_column(
-            Text(name.translate(_CONTROLS)), justify="right" if number else "left", overflow="fold"
-        )
+        table.add_column(Text(visible(name)), justify="right" if number else "left", overflow="fold")
     for row in cells:
         # as Text, never read as markup: a value "[/x]" stopped the command (rich's MarkupError),
         # and "[red]hello" lost its brackets
@@ -220,7 +213,7 @@ def _print_records(
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
         for name, value in zip(columns, row, strict=True):
-            grid.add_row(Text(name.translate(_CONTROLS)), Text(value))
+            grid.add_row(Text(visible(name)), Text(value))
         console.print(grid)
     console.print(
         f"({len(columns)} columns don't fit in {console.width} characters: a block per row; "

@@ -1,4 +1,4 @@
-"""Counts in messages: "1 batch", "2 new ticks"."""
+"""Text for people: counts ("1 batch", "2 new ticks"), and text from outside made safe to show."""
 
 from __future__ import annotations
 
@@ -6,3 +6,16 @@ from __future__ import annotations
 def count_of(n: int, noun: str, plural: str | None = None) -> str:
     """``n`` (with thousands separators) and ``noun``, plural unless one: "1 worker", "1,200 ticks"."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+# control characters but a line break, as \xNN: a terminal acts on them (a tab, widened by rich,
+# put a table cell past the width measured for it)
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(32), 127, *range(0x80, 0xA0)] if c != 10}
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters but a line break written as \\xNN, to show on a terminal.
+
+    A rejected message is whatever reached the broker: its ESC [2J cleared the screen where its
+    reason or the value was printed, and a carriage return vanished ("a\\rb" shown as "ab")."""
+    return text.translate(_CONTROLS)

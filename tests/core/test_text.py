@@ -1,4 +1,4 @@
-"""Counts in messages (tickstore/text.py)."""
+"""Text for people (tickstore/text.py): counts, and text from outside made safe to show."""
 
 from __future__ import annotations
 
@@ -9,3 +9,9 @@ def test_a_count_is_plural_unless_one() -> None:
     # the sink's summary said "1 batches"
     assert [count_of(n, "batch", "batches") for n in (0, 1, 2)] == ["0 batches", "1 batch", "2 batches"]
     assert count_of(1, "new tick") == "1 new tick" and count_of(12_345, "new tick") == "12,345 new ticks"
+
+
+def test_visible_writes_control_characters_out_but_a_line_break() -> None:
+    from tickstore.text import visible
+
+    assert visible("\x1b[2J\x07a\rb\tc\nd\x85é") == "\\x1b[2J\\x07a\\x0db\\x09c\nd\\x85é"
