@@ -88,7 +88,7 @@ def _complete_features(incomplete: str) -> list[CompletionItem]:
     "--entities",
     "entities_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path, allow_dash=True),
-    help="CSV or Parquet with product_id, event_timestamp ('-': read from stdin).",
+    help="CSV (or TSV) or Parquet with product_id, event_timestamp ('-': read from stdin).",
 )
 @click.option("--every", type=SECONDS, help="Or: one entity row every SECONDS (2.5, 10s, 1m) per product...")
 @click.option(

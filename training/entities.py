@@ -102,7 +102,8 @@ def _renames(missing: set[str], columns: list[object]) -> str:
 
 
 def _csv(source: Path | io.BytesIO, compression: str, path: Path) -> pd.DataFrame:
-    """A CSV file's rows, every field under the header's names.
+    """A CSV file's rows, every field under the header's names (fields split at commas, or at tabs,
+    semicolons or bars where the header holds no comma but one of those).
 
     When each line has one field more than the header, pandas takes the first column for an index and
     shifts every name by one: a trailing comma on each line (as some tools write them) read the times
@@ -124,6 +125,12 @@ def _csv(source: Path | io.BytesIO, compression: str, path: Path) -> pd.DataFram
         )
 
     frame = read()
+    header = str(frame.columns[0]) if len(frame.columns) == 1 else ""
+    sep = next((sep for sep in ("\t", ";", "|") if sep in header), None)
+    if sep is not None:
+        # a TSV, or Excel's CSV where a comma is the decimal mark: its header read as one column
+        # "product_id;event_timestamp", said missing both
+        frame = read(sep=sep)
     if isinstance(frame.index, pd.RangeIndex):
         return frame
     extra = frame[frame.columns[-1]]  # the last field of each line, under the last name
@@ -135,7 +142,7 @@ def _csv(source: Path | io.BytesIO, compression: str, path: Path) -> pd.DataFram
         )
     with warnings.catch_warnings():  # pandas warns of the dropped (empty) fields
         warnings.simplefilter("ignore", pd.errors.ParserWarning)
-        return read(index_col=False)
+        return read(index_col=False, **({} if sep is None else {"sep": sep}))
 
 
 def utc_times(values: pd.Series) -> pd.Series:

@@ -30,6 +30,25 @@ def test_spaces_after_a_csv_files_commas_are_layout_and_odd_column_names_show(tm
         entities.file_entities(rows)
 
 
+def test_a_tsv_or_a_csv_split_at_semicolons_reads_as_a_csv(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Excel writes semicolons where a comma is the decimal mark: "lacks column(s) event_timestamp,
+    # product_id (it has product_id;event_timestamp)"
+    for name, sep in (("rows.csv", ";"), ("rows.tsv", "\t"), ("rows.psv", "|")):
+        rows = tmp_path / name
+        rows.write_text(
+            sep.join(["product_id", "event_timestamp", "x"])
+            + "\n"
+            + sep.join(["BTC-USD", "2025-12-06T07:00:00Z", "1,5"])
+            + "\n"
+        )
+        frame = entities.file_entities(rows)
+        assert frame.to_dict("list") == {
+            "product_id": ["BTC-USD"],
+            "event_timestamp": [pd.Timestamp("2025-12-06T07:00:00Z")],
+            "x": ["1,5"],
+        }, name
+
+
 def test_a_missing_column_named_otherwise_is_named_with_the_rename(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows = tmp_path / "rows.csv"
     rows.write_text("Symbol,timestamp,label\nBTC-USD,2025-12-06T07:00:00Z,1\n")
