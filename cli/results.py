@@ -15,7 +15,6 @@ from uuid import UUID
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -103,7 +102,7 @@ def print_rows(
             if len(batch) > room:
                 more = True
                 break
-        console = show_table(columns, shown, title, Console() if sys.stdout.isatty() else None)
+        console = show_table(columns, shown, title, Console(markup=False) if sys.stdout.isatty() else None)
         if more:
             console.print(f"(more rows than --limit {limit:,}: raise it, or use --format csv for all)")
         elif not shown:  # a bare header box reads as a display fault as often as an empty answer
@@ -139,13 +138,14 @@ def show_table(
 
     Left to rich, a table was folded to the terminal's width column by column: 29 feature columns
     a letter wide each, and a number split within its cell read as two ("0.066666444" over "45")."""
+    names = [visible(name) for name in columns]
     cells = [[_cell(v) for v in row] for row in rows]
     table = Table(title=title, title_justify="left")
-    for i, name in enumerate(columns):
+    for i, name in enumerate(names):
         first = next((row[i] for row in rows if row[i] is not None), None)
         number = isinstance(first, int | float | Decimal) and not isinstance(first, bool)
         # folded, not cut: a cell cut to fit was "1.3058772852629…" for 1.3e-07
-        table.add_column(Text(visible(name)), justify="right" if number else "left", overflow="fold")
+        table.add_column(Text(name), justify="right" if number else "left", overflow="fold")
     for row in cells:
         # as Text, never read as markup: a value "[/x]" stopped the command (rich's MarkupError),
         # and "[red]hello" lost its brackets
@@ -154,13 +154,10 @@ def show_table(
         # a pipe or CI log: unfolded up to PIPE_WIDTH (`less -S` or an editor scrolls sideways); not
         # without bound, as every cell of a column is padded to its widest: a rejected message of
         # 1 MB made each row of `SELECT * FROM ticks_rejected` a megabyte
-        probe = Console(width=80)
-        # measured as if unbounded: rich clamps a measurement to a console's width
-        need = Measurement.get(probe, probe.options.update_width(1 << 20), table)
-        console = Console(width=max(80, min(need.maximum, PIPE_WIDTH)))
-    widths = _fit(columns, cells, console.width)
+        console = Console(width=max(80, min(_natural(names, cells), PIPE_WIDTH)), markup=False)
+    widths = _fit(names, cells, console.width)
     if widths is None:
-        _print_records(console, columns, cells, title)
+        _print_records(console, names, cells, title)
         return console
     for column, width in zip(table.columns, widths, strict=False):
         column.width = width
@@ -168,15 +165,29 @@ def show_table(
     return console
 
 
+def _wants(names: Sequence[str], cells: list[list[str]]) -> list[int]:
+    """Each column's width with nothing folded: its header's, or its longest line's."""
+    return [
+        max([cell_len(name), *(cell_len(line) for row in cells for line in row[i].splitlines())])
+        for i, name in enumerate(names)
+    ]
+
+
+def _frame(names: Sequence[str]) -> int:
+    """The characters a table's borders take: a border and a space each side of each column."""
+    return 3 * len(names) + 1
+
+
+def _natural(names: Sequence[str], cells: list[list[str]]) -> int:
+    """The width a table takes with nothing folded."""
+    return sum(_wants(names, cells)) + _frame(names)
+
+
 def _fit(columns: Sequence[str], cells: list[list[str]], room: int) -> list[int] | None:
     """Widths for each column's text in ``room`` characters: none fixed ([]) where the table fits as
     it is, None where its values can't all stand unbroken, else each value's widest word, the headers
     folded onto as few lines as the rest allows, and what is left to the columns that want more."""
-    frame = 3 * len(columns) + 1  # a border and a space each side of each column
-    want = [
-        max([cell_len(name), *(cell_len(line) for row in cells for line in row[i].splitlines())])
-        for i, name in enumerate(columns)
-    ]
+    frame, want = _frame(columns), _wants(columns, cells)
     if not cells or sum(want) + frame <= room or len(columns) == 1:
         return []
     words = [
@@ -213,7 +224,7 @@ def _print_records(
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
         for name, value in zip(columns, row, strict=True):
-            grid.add_row(Text(visible(name)), Text(value))
+            grid.add_row(Text(name), Text(value))
         console.print(grid)
     console.print(
         f"({len(columns)} columns don't fit in {console.width} characters: a block per row; "
