@@ -7,6 +7,9 @@ import json
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.cells import cell_len
 from rich.console import Console
 
 from cli.results import PIPE_WIDTH, print_rows, show_table
@@ -179,3 +182,25 @@ def test_a_table_shows_control_characters_rather_than_sending_them(
     assert "n\\x1b" in out
     print_rows(rel.columns, rel.fetchall(), "csv")  # CSV and JSON give the text as it is
     assert "\x1b[2J\x07" in capsys.readouterr().out
+
+
+words = st.text(st.characters(codec="utf-8", categories=["L", "N", "P", "S"]), min_size=1, max_size=12)
+
+
+@given(
+    names=st.lists(words, min_size=1, max_size=8),
+    values=st.lists(st.lists(st.lists(words, max_size=3).map(" ".join), min_size=8, max_size=8), max_size=4),
+    width=st.integers(20, 200),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_table_stays_within_the_terminal_and_splits_no_word(
+    names: list[str], values: list[list[str]], width: int
+) -> None:
+    rows = [tuple(row[: len(names)]) for row in values]
+    out = io.StringIO()
+    show_table(names, rows, None, Console(file=out, width=width))
+    lines = out.getvalue().splitlines()
+    assert all(cell_len(line) <= width for line in lines)
+    if rows and not any("── row" in line for line in lines):  # a table: each value's words whole
+        for word in {w for row in rows for value in row for w in value.split()}:
+            assert any(word in line for line in lines), word
