@@ -29,6 +29,7 @@ from cli.interrupt import interrupted
 from tickstore import catalog, stopping
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
+from tickstore.text import visible
 from tickstore_feast.quick_import import skip_feast_type_checks
 
 # Python's exit runs the cycle collector over every object still alive: ~1.3 s once a command has
@@ -111,6 +112,22 @@ def _storage_message(
     )
 
 
+class _Visible(logging.Filter):
+    """Log lines with their control characters written out (``tickstore.text.visible``): an error
+    text can quote a message from the broker, whose ESC sequences would act on the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = visible(record.getMessage()), None
+        return True
+
+
+def _log_handler() -> logging.Handler:
+    """Where log lines go: the console (stderr), as rich lays them out, read as plain text."""
+    handler = RichHandler(console=console, show_path=False, markup=False)
+    handler.addFilter(_Visible())
+    return handler
+
+
 def _hide_warning(*_args: object, **_kwargs: object) -> None:
     """Show no warning (the root command without --verbose)."""
 
@@ -165,7 +182,7 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, markup=False)],
+        handlers=[_log_handler()],
     )
     if not verbose:  # Feast logs every registry refresh at INFO; dependencies warn about their own APIs
         logging.getLogger("feast").setLevel(logging.WARNING)

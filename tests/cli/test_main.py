@@ -20,3 +20,15 @@ def test_exit_skips_collecting_what_the_command_left_alive() -> None:
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "frozen True"
+
+
+def test_log_lines_write_control_characters_out() -> None:
+    # a stream's "skipped ...: <error>" can quote a message from the broker: its ESC acted on the terminal
+    code = (
+        "import logging, cli.main\n"
+        "logging.basicConfig(handlers=[cli.main._log_handler()], format='%(message)s')\n"
+        "logging.getLogger('x').warning('skipped %s: %s', 'ticks.raw[0]@3', 'bad \\x1b[2J\\r value')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "skipped ticks.raw[0]@3: bad \\x1b[2J\\x0d value" in run.stderr and "\x1b" not in run.stderr
