@@ -14,20 +14,30 @@ from rich.progress import Progress, ProgressColumn
 
 from tickstore.products import RULE, is_product_id
 from tickstore.settings import Settings
+from tickstore.text import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
+
 
 # In a pipe or a CI log rich would wrap at 80 columns, splitting the commands it prints for pasting
 # (`mlflow ui --backend-store-uri ...`): there, lines are left whole and tables get 200 columns.
 # Markup off: what they print holds paths, product ids, SQL and error texts, and a "[/x]" in one
 # stopped the command (rich's MarkupError) where "[x]" vanished; a styled line asks for markup=True
 # and escapes what it interpolates (rich.markup.escape).
+class _Console(Console):
+    """A console whose printed text shows control characters rather than sending them (a path, an
+    error text or a message from the broker can hold an ESC sequence, which acts on the terminal)."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        super().print(*(visible(o, tabs=True) if isinstance(o, str) else o for o in objects), **options)
+
+
 _TTY = sys.stderr.isatty()
-console = Console(stderr=True, soft_wrap=not _TTY, width=None if _TTY else 200, markup=False)
+console = _Console(stderr=True, soft_wrap=not _TTY, width=None if _TTY else 200, markup=False)
 # A report that is the command's answer (`status`, `broker status`) goes to stdout, so that
 # `tickstore status | grep` and `> status.txt` get it; progress and logs stay on stderr.
 _OUT_TTY = sys.stdout.isatty()
-report = Console(soft_wrap=not _OUT_TTY, width=None if _OUT_TTY else 200, markup=False)
+report = _Console(soft_wrap=not _OUT_TTY, width=None if _OUT_TTY else 200, markup=False)
 
 
 def format_option(help: str) -> Callable[[F], F]:

@@ -13,9 +13,13 @@ def count_of(n: int, noun: str, plural: str | None = None) -> str:
 _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(32), 127, *range(0x80, 0xA0)] if c != 10}
 
 
-def visible(text: str) -> str:
-    """``text`` with its control characters but a line break written as \\xNN, to show on a terminal.
+_CONTROLS_BUT_TAB = {c: v for c, v in _CONTROLS.items() if c != 9}
+
+
+def visible(text: str, tabs: bool = False) -> str:
+    """``text`` with its control characters but a line break (and a tab, with ``tabs``) written as
+    \\xNN, to show on a terminal.
 
     A rejected message is whatever reached the broker: its ESC [2J cleared the screen where its
     reason or the value was printed, and a carriage return vanished ("a\\rb" shown as "ab")."""
-    return text.translate(_CONTROLS)
+    return text.translate(_CONTROLS_BUT_TAB if tabs else _CONTROLS)

@@ -53,6 +53,15 @@ def test_the_consoles_print_text_that_reads_as_markup_as_it_is(stream: str) -> N
     import sys
 
     line = "wrote /tmp/[/x]/[data].parquet; no ticks for [red]BTC"
-    code = f"from cli.context import {stream}; {stream}.print({line!r}); {stream}.print('[green]ok[/]', markup=True)"
+    # and control characters written out (an error text can quote a message from the broker), a tab kept
+    sent = "bad \x1b[2J\r\tvalue"
+    code = (
+        f"from cli.context import {stream}; {stream}.print({line!r}); {stream}.print('[green]ok[/]', markup=True); "
+        f"{stream}.print({sent!r})"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert (run.stderr if stream == "console" else run.stdout).splitlines() == [line, "ok"]
+    assert (run.stderr if stream == "console" else run.stdout).splitlines() == [
+        line,
+        "ok",
+        "bad \\x1b[2J\\x0d value",  # the tab out to its stop
+    ]

@@ -15,3 +15,4 @@ def test_visible_writes_control_characters_out_but_a_line_break() -> None:
     from tickstore.text import visible
 
     assert visible("\x1b[2J\x07a\rb\tc\nd\x85é") == "\\x1b[2J\\x07a\\x0db\\x09c\nd\\x85é"
+    assert visible("a\tb\x1b", tabs=True) == "a\tb\\x1b"  # the CLI's own lines keep a tab
