@@ -102,7 +102,9 @@ def print_rows(
             if len(batch) > room:
                 more = True
                 break
-        console = show_table(columns, shown, title, Console(markup=False) if sys.stdout.isatty() else None)
+        console = show_table(
+            columns, shown, title, Console(markup=False) if sys.stdout.isatty() else None, _numbers(rows)
+        )
         if more:
             console.print(f"(more rows than --limit {limit:,}: raise it, or use --format csv for all)")
         elif not shown:  # a bare header box reads as a display fault as often as an empty answer
@@ -129,12 +131,31 @@ def distinct_keys(columns: Sequence[str]) -> list[str]:
     return keys
 
 
+def _numbers(result: Any) -> list[bool] | None:
+    """Which columns of a DuckDB result hold numbers, by their types (None for plain rows)."""
+    description = getattr(result, "description", None)
+    if not description:
+        return None
+    return [str(column[1]).split("(")[0] in NUMBER_TYPES for column in description]
+
+
+NUMBER_TYPES = {
+    *(f"{u}{t}" for u in ("", "U") for t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")),
+    *("FLOAT", "DOUBLE", "DECIMAL"),
+}
+
+
 def show_table(
-    columns: Sequence[str], rows: list[tuple[Any, ...]], title: str | None, console: Console | None
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    title: str | None,
+    console: Console | None,
+    numbers: Sequence[bool] | None = None,
 ) -> Console:
     """Print ``rows`` as a table on ``console`` (a terminal), or a block each where their values
     don't fit its width; with no console (a pipe, a log), the table at its natural width up to
-    PIPE_WIDTH characters. Returns the console used.
+    PIPE_WIDTH characters. Returns the console used. Columns of ``numbers`` (by the result's types;
+    else those whose first value is one) are right-aligned.
 
     Left to rich, a table was folded to the terminal's width column by column: 29 feature columns
     a letter wide each, and a number split within its cell read as two ("0.066666444" over "45")."""
@@ -143,7 +164,12 @@ def show_table(
     table = Table(title=title, title_justify="left")
     for i, name in enumerate(names):
         first = next((row[i] for row in rows if row[i] is not None), None)
-        number = isinstance(first, int | float | Decimal) and not isinstance(first, bool)
+        # by the type where known: a column NULL in every row shown was left-aligned
+        number = (
+            numbers[i]
+            if numbers
+            else isinstance(first, int | float | Decimal) and not isinstance(first, bool)
+        )
         # folded, not cut: a cell cut to fit was "1.3058772852629…" for 1.3e-07
         table.add_column(Text(name), justify="right" if number else "left", overflow="fold")
     for row in cells:

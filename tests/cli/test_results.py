@@ -204,3 +204,11 @@ def test_any_table_stays_within_the_terminal_and_splits_no_word(
     if rows and not any("── row" in line for line in lines):  # a table: each value's words whole
         for word in {w for row in rows for value in row for w in value.split()}:
             assert any(word in line for line in lines), word
+
+
+def test_number_columns_are_right_aligned_by_their_type(capsys: pytest.CaptureFixture[str]) -> None:
+    # a column NULL in every row shown was left-aligned, as text
+    rel = duckdb.sql("SELECT NULL::DOUBLE AS price, 'x' AS product, 2::UBIGINT AS n")
+    print_rows(rel.columns, rel, "table")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "┃ price ┃ product ┃ n ┃" and lines[3] == "│  NULL │ x       │ 2 │"
