@@ -8,6 +8,13 @@ import sys
 from tests.conftest import REPO
 
 
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a new Python in the source tree; it must succeed."""
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run
+
+
 def test_exit_skips_collecting_what_the_command_left_alive() -> None:
     # a handler registered before cli.main runs after cli.main's (exit handlers run last-in first-out):
     # by then every object alive is frozen, out of reach of the exit's cycle collection (~1.3 s after
@@ -17,8 +24,7 @@ def test_exit_skips_collecting_what_the_command_left_alive() -> None:
         "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, flush=True))\n"
         "import cli.main\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
+    run = python(code)
     assert run.stdout.strip() == "frozen True"
 
 
@@ -29,6 +35,5 @@ def test_log_lines_write_control_characters_out() -> None:
         "logging.basicConfig(handlers=[cli.main._log_handler()], format='%(message)s')\n"
         "logging.getLogger('x').warning('skipped %s: %s', 'ticks.raw[0]@3', 'bad \\x1b[2J\\r value')\n"
     )
-    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
+    run = python(code)
     assert "skipped ticks.raw[0]@3: bad \\x1b[2J\\x0d value" in run.stderr and "\x1b" not in run.stderr
