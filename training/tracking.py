@@ -59,7 +59,9 @@ def curves(y: np.ndarray, p: np.ndarray, threshold: float, title: str, out: Path
     )
     ax.axhline(y.mean(), linestyle="--", color="grey", label=f"base rate {y.mean():.3f}")
     ax.set(xlabel="recall", ylabel="precision", title=f"PR curve: {title}")
-    ax.legend()
+    # a fixed place, where a PR curve rarely runs (high recall, high precision): "best" searched the
+    # curve's thousands of points, and matplotlib warned it was slow
+    ax.legend(loc="upper right")
     files.append(out / "pr_curve.png")
     fig.savefig(files[-1], dpi=100, bbox_inches="tight")
     plt.close(fig)
