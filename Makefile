@@ -64,6 +64,7 @@ fmt: $(STAMP) ## Format and fix with ruff
 
 bench: $(STAMP) ## Run the benchmarks in bench/
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/compaction.py
 	$(BIN)/python bench/offline.py
 	$(BIN)/python bench/dataset.py
 	$(BIN)/python bench/train.py

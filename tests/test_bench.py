@@ -74,3 +74,12 @@ def test_serve_bench_runs_small_without_errors_on_either_scorer() -> None:
     rows = re.findall(r"^ +20 +[\d.]+ms .* (\d+)/(\d+) ", out, re.M)
     assert len(rows) == 2, out  # quiet, then while the stream writes
     assert all(errors == ("0", "0") for errors in rows), out  # tickstore's and feast serve's requests
+
+
+@pytest.mark.slow
+def test_compaction_bench_runs_small_and_keeps_every_tick() -> None:
+    out = bench("compaction.py", "--days", "0.02")
+    for policy in ("tiered", "merge-all"):
+        assert f"{policy}: 17,400 ticks in 29 batches" in out
+    assert out.count("every tick in the lake: yes") == 2
+    assert "ratio (merge-all / tiered): written " in out

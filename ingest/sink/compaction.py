@@ -10,16 +10,26 @@ from tickstore.lake import LAKE
 # (a full disk, a killed process): no writer takes an hour between writing a file and committing it.
 ORPHAN_AGE_S = 3600
 
+# Files are merged within size tiers, each 16 times the one below: a tier's files are merged once it
+# holds FANOUT of them (the smallest tier: any two), so a tick is rewritten about once a tier. One
+# merge of everything instead rewrote the whole table at every pass (DuckLake merges up to its 512 MB
+# target): a live sink wrote its ticks again every 5 minutes, and kept each copy for time travel.
+TIERS = (0, 64 << 10, 1 << 20, 16 << 20, 256 << 20)
+FANOUT = 16
+
+TABLES = ("ticks", "ticks_rejected")
+
 
 def compact(con: duckdb.DuckDBPyConnection, retention_days: float) -> None:
-    """Merge small adjacent data files, then drop snapshots and files older than the retention, and
-    files no snapshot ever listed (left by failed writes).
+    """Merge small data files tier by tier, then drop snapshots and files older than the retention,
+    and files no snapshot ever listed (left by failed writes).
 
     Merged-away files stay on disk until their snapshots expire, so `--as-of` keeps working for
     ``retention_days``.
     """
     con.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")
-    con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
+    for table in TABLES:
+        merge_tiers(con, table)
     seconds = int(retention_days * 86400)
     con.execute(
         f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - to_seconds($s))", {"s": seconds}
@@ -31,6 +41,23 @@ def compact(con: duckdb.DuckDBPyConnection, retention_days: float) -> None:
         f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => now() - to_seconds($s))",
         {"s": ORPHAN_AGE_S},
     )
+
+
+def merge_tiers(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Merge ``table``'s data files of each size tier that holds enough of them, smallest first."""
+    for tier, (low, high) in enumerate(zip(TIERS, TIERS[1:], strict=False)):
+        # sizes read again for each tier: the one below may just have merged into this one
+        row = con.execute(
+            "SELECT count(*) FROM ducklake_list_files($lake, $t) "
+            "WHERE data_file_size_bytes >= $low AND data_file_size_bytes < $high",
+            {"lake": LAKE, "t": table, "low": low, "high": high},
+        ).fetchone()
+        if row is not None and row[0] >= (2 if tier == 0 else FANOUT):
+            con.execute(
+                f"CALL ducklake_merge_adjacent_files('{LAKE}', $t, min_file_size => $low, "
+                "max_file_size => $high)",
+                {"t": table, "low": low, "high": high},
+            )
 
 
 def data_file_count(con: duckdb.DuckDBPyConnection, table: str = "ticks") -> int:

@@ -6,8 +6,10 @@ import os
 import time
 from collections.abc import Callable
 
+import duckdb
+
 from ingest import simulate, wire
-from ingest.sink.compaction import ORPHAN_AGE_S, compact, data_file_count
+from ingest.sink.compaction import FANOUT, ORPHAN_AGE_S, TIERS, compact, data_file_count
 from ingest.sink.writer import LakeWriter
 from tickstore import lake
 from tickstore.settings import Settings
@@ -56,3 +58,48 @@ def test_compaction_deletes_what_failed_writes_left_and_nothing_a_writer_may_sti
     compact(con, retention_days=7)
     assert set(folder.iterdir()) == live | {writing}
     assert con.execute("SELECT count(*) FROM ticks").fetchone() == (300,)
+
+
+def _write(writer: LakeWriter, lines: list[bytes], offset: int) -> None:
+    n = len(lines)
+    writer.write(wire.raw_table(["t"] * n, [0] * n, range(offset, offset + n), [0] * n, lines, 1 << 20))
+
+
+def _files(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return dict(
+        con.execute(
+            "SELECT data_file, data_file_size_bytes FROM ducklake_list_files('lake', 'ticks')"
+        ).fetchall()
+    )
+
+
+def test_a_merged_file_is_left_alone_until_its_tier_fills(make_settings: Callable[..., Settings]) -> None:
+    """A pass merges the new small files, not every file again: one merge of everything rewrote the
+    whole table at each pass, and time travel kept every copy."""
+    con = lake.connect(make_settings())
+    writer = LakeWriter(con, 1 << 20)
+    lines = [line for _, line in simulate.generate(simulate.SimConfig(n_ticks=36_000))]
+    for i in range(0, 32_000, 2_000):  # sixteen files of the second tier (64 KiB to 1 MiB)
+        _write(writer, lines[i : i + 2_000], i)
+    assert all(TIERS[1] <= size < TIERS[2] for size in _files(con).values())
+    compact(con, retention_days=7)
+    (merged,) = _files(con)  # the tier held FANOUT files: one now
+    for i in range(32_000, 36_000, 100):  # forty small batches, as a quiet sink writes them
+        _write(writer, lines[i : i + 100], i)
+    compact(con, retention_days=7)
+    files = _files(con)
+    assert len(files) == 2 and merged in files  # the small ones merged with each other only
+    compact(con, retention_days=7)
+    assert _files(con) == files  # nothing to do: no tier holds enough files
+    assert con.execute("SELECT count(*), count(DISTINCT tick_id) FROM ticks").fetchone() == (36_000, 36_000)
+
+
+def test_a_tier_waits_for_fanout_files(make_settings: Callable[..., Settings]) -> None:
+    con = lake.connect(make_settings())
+    writer = LakeWriter(con, 1 << 20)
+    lines = [line for _, line in simulate.generate(simulate.SimConfig(n_ticks=30_000))]
+    for i in range(0, 30_000, 2_000):
+        _write(writer, lines[i : i + 2_000], i)
+    assert all(TIERS[1] <= size < TIERS[2] for size in _files(con).values())
+    compact(con, retention_days=7)
+    assert len(_files(con)) == FANOUT - 1  # fifteen files of one tier: left for now
