@@ -172,6 +172,18 @@ def _instance(settings: Settings, snapshot: int | None, read_only: bool = False)
         return base
 
 
+def reopen(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A connection on a new DuckDB instance of the newest lake, for a process that writes for days.
+
+    The instance it replaces closes with its last cursor, and with it what it gathered: its caches
+    and DuckLake's metadata grew a long-running sink's memory with every commit, without end
+    (docs/decisions.md).
+    """
+    with _INSTANCES_LOCK:
+        _INSTANCES.pop((str(settings.lake_catalog.resolve()), None, False), None)
+    return connect(settings)
+
+
 def tune(con: duckdb.DuckDBPyConnection) -> None:
     """Settings every tickstore DuckDB session gets (each cursor too: sessions don't inherit them).
 

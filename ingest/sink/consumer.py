@@ -80,8 +80,7 @@ class Sink:
     def run(self) -> SinkStats:
         """Consume until stopped (or caught up, with ``until_idle``); returns the totals."""
         s = self.settings
-        self._con = lake.connect(s)
-        self._writer = LakeWriter(self._con, s.sink_max_tick_bytes)
+        self._use_lake(lake.connect(s))
         kafka.ensure_topics(s)  # first: without a broker, say so before any client starts retrying
         self._dlq = kafka.producer(s)
         self._watch.fit_to_broker()
@@ -140,9 +139,31 @@ class Sink:
             if self._dlq is not None:
                 self._dlq.flush(10)
                 self._dlq = None  # librdkafka's client goes with its last reference: none outlives run()
-            self._con.close()
+            if self._con is not None:
+                self._con.close()
         self._log_summary()
         return self.stats
+
+    def _use_lake(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Write through ``con`` from now on."""
+        # The sink reads a data file about once (to merge it, or the newest to drop re-delivered
+        # ticks); DuckDB's file cache kept ~110 KB for each small file merged: ~10 GB a day of a
+        # live feed's one-second files, until DuckDB's memory limit (80% of the machine's).
+        con.execute("SET enable_external_file_cache = false")
+        self._con = con
+        self._writer = LakeWriter(con, self.settings.sink_max_tick_bytes)
+
+    def _reopen_lake(self) -> None:
+        """Move to a new DuckDB instance of the lake, so that what the old one gathered is freed."""
+        try:
+            con = lake.reopen(self.settings)
+        except (duckdb.Error, lake.LakeError) as exc:  # the open one still writes
+            log.warning("sink: could not open the lake anew, going on with the open connection: %s", exc)
+            return
+        old = self._con
+        self._use_lake(con)
+        if old is not None:
+            old.close()
 
     def _resubscribe(self, wait_ms: int) -> None:
         """The consumer closed (nothing buffered: its offsets are committed) and made again with ``wait_ms``."""
@@ -280,6 +301,8 @@ class Sink:
             except duckdb.Error as exc:  # the ticks go on landing; a data file removed by hand is named
                 said = catalog.missing_data_file(self.settings, str(exc)) or exc
                 log.warning("sink: compaction failed, will retry: %s", said)
+            # what DuckDB gathered over the commits since (caches, DuckLake's metadata) goes with it
+            self._reopen_lake()
         if now - self._last_log >= self.settings.log_every_s:
             rate = (self.stats.total.ticks - self._logged_ticks) / (now - self._last_log)
             self._last_log, self._logged_ticks = now, self.stats.total.ticks
