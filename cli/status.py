@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -19,7 +21,7 @@ from cli.feed import broker_report
 from tickstore import net
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
-from tickstore.text import count_of
+from tickstore.text import count_of, size_of
 
 if TYPE_CHECKING:
     from serving.features import OnlineFeatures
@@ -70,6 +72,7 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
                 "SELECT product_id, count(*), max(event_time) FROM ticks GROUP BY 1 ORDER BY 1"
             ).fetchall()
             rejected = con.execute("SELECT count(*) FROM ticks_rejected").fetchone()[0]  # type: ignore[index]
+            live = con.execute(LIVE_BYTES, {"lake": lake.LAKE}).fetchone()[0]  # type: ignore[index]
         except duckdb.IOException as exc:  # a data file removed by hand: the other parts still said
             said = catalog.missing_data_file(settings, str(exc)) or str(exc)
             return (
@@ -88,7 +91,34 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
     lines += [f"  {escape(p)}: {n:,} ticks, newest {escape(_newest(newest))}" for p, n, newest in per_product]
     if not per_product:
         lines.append("  no ticks yet: `tickstore ingest replay ...` (or simulate) and `tickstore sink`")
+    else:
+        lines.append(_disk_line(settings, int(live)))
     return True, lines, [p for p, _, _ in per_product]
+
+
+# Bytes of the data files the newest snapshot reads, of both tick tables.
+LIVE_BYTES = """
+SELECT coalesce(sum(data_file_size_bytes + coalesce(delete_file_size_bytes, 0)), 0)
+FROM (SELECT * FROM ducklake_list_files($lake, 'ticks')
+      UNION ALL SELECT * FROM ducklake_list_files($lake, 'ticks_rejected'))
+"""
+
+
+def _disk_line(settings: Settings, live: int) -> str:
+    """How much of the disk the lake's data files take, and why more than its newest snapshot reads."""
+    on_disk = 0
+    for folder, _, names in os.walk(settings.lake_data):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):  # the sink's cleanup removing it meanwhile
+                on_disk += os.stat(os.path.join(folder, name)).st_size
+    line = f"  data files: {size_of(on_disk)} on disk"
+    if on_disk > live:  # merged-away files serve the older snapshots until those expire
+        line += (
+            f", {size_of(live)} read by the newest snapshot; the rest keep earlier snapshots for "
+            f"`--as-of` ({settings.snapshot_retention_days:g} days, TICKSTORE_SNAPSHOT_RETENTION_DAYS; "
+            "the sink's compaction removes them after)"
+        )
+    return line
 
 
 def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatures | None, list[str]]:

@@ -8,6 +8,18 @@ def count_of(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
+def size_of(n: float) -> str:
+    """Bytes as people read them: "812 B", "4.1 MB", "6.6 GB" (powers of 1,000, as `du --si`)."""
+    if abs(n) < 1000:
+        return f"{n:,.0f} B"
+    units = ["kB", "MB", "GB"]
+    n /= 1000
+    while abs(n) >= 1000 and len(units) > 1:
+        n /= 1000
+        units.pop(0)
+    return f"{n:,.1f} {units[0]}"
+
+
 # control characters but a line break, as \xNN: a terminal acts on them (a tab, widened by rich,
 # put a table cell past the width measured for it)
 _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(32), 127, *range(0x80, 0xA0)] if c != 10}

@@ -17,6 +17,7 @@ from serving import create_app
 from tests.cli.helpers import env_for, serving, tickstore
 from tests.conftest import REPO, free_port
 from tickstore.settings import Settings
+from tickstore.text import size_of
 
 
 def test_a_fresh_home_names_what_is_missing_and_what_to_do(make_settings: Callable[..., Settings]) -> None:
@@ -64,6 +65,33 @@ def test_a_tick_time_python_cannot_hold_is_said_as_it_is(make_settings: Callable
     run = tickstore(s, "status", check=False)
     assert "Traceback" not in run.stderr, run.stderr
     assert "BTC-USD: 1 ticks, newest 99999-11-12 07:20:11+00 (a time Python can't hold" in run.stdout
+
+
+def test_the_disk_the_lake_takes_and_what_earlier_snapshots_keep(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from ingest.sink.compaction import compact
+    from tickstore import lake
+
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    con = lake.connect(s, create=True)
+    for batch in range(2):  # two files (DuckLake keeps batches of up to 10 rows in its catalog)
+        con.execute(
+            "INSERT INTO ticks (product_id, event_time, price) SELECT 'BTC-USD', "
+            "TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(range + $b * 100), 1 FROM range(100)",
+            {"b": batch},
+        )
+    files = sorted(f.stat().st_size for f in s.lake_data.rglob("*.parquet"))
+    out = " ".join(tickstore(s, "status", check=False).stdout.split())
+    assert f"data files: {size_of(sum(files))} on disk online store" in out  # all of it read
+    compact(con, retention_days=7)  # one merged file; the two stay for snapshots before it
+    con.close()
+    merged = sum(f.stat().st_size for f in s.lake_data.rglob("*.parquet")) - sum(files)
+    out = " ".join(tickstore(s, "status", check=False).stdout.split())
+    assert (
+        f"data files: {size_of(sum(files) + merged)} on disk, {size_of(merged)} read by the newest "
+        "snapshot; the rest keep earlier snapshots for `--as-of` (7 days" in out
+    ), out
 
 
 def test_a_lake_whose_tables_were_dropped_says_where_the_ticks_still_are(

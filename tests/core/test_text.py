@@ -16,3 +16,16 @@ def test_visible_writes_control_characters_out_but_a_line_break() -> None:
 
     assert visible("\x1b[2J\x07a\rb\tc\nd\x85é") == "\\x1b[2J\\x07a\\x0db\\x09c\nd\\x85é"
     assert visible("a\tb\x1b", tabs=True) == "a\tb\\x1b"  # the CLI's own lines keep a tab
+
+
+def test_sizes_read_as_du_si_gives_them() -> None:
+    from tickstore.text import size_of
+
+    assert [size_of(n) for n in (0, 999, 1000, 4_149_999, 6_612_600_000)] == [
+        "0 B",
+        "999 B",
+        "1.0 kB",
+        "4.1 MB",
+        "6.6 GB",
+    ]
+    assert size_of(12e12) == "12,000.0 GB"  # no unit past GB: a lake is read in GB
