@@ -37,7 +37,9 @@ def test_a_long_running_sink_moves_to_a_new_duckdb_after_compacting_and_keeps_wr
         assert thread.is_alive()
         con = sink._con
         assert con is not None
-        setting = con.execute("SELECT current_setting('enable_external_file_cache')").fetchone()
+        # a cursor of its own: the sink's thread runs its statements on the sink's (a query on it from
+        # here once read the sink's own result)
+        setting = con.cursor().execute("SELECT current_setting('enable_external_file_cache')").fetchone()
         assert setting == (False,)
     finally:
         sink.stop()
