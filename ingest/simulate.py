@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest import kafka, replay, wire
+from tickstore import lake
 from tickstore.settings import Settings
 
 START_PRICES = {"BTC-USD": 90_000.0, "ETH-USD": 3_000.0, "SOL-USD": 150.0, "DOGE-USD": 0.15}
@@ -50,6 +51,7 @@ class SimConfig:
 def fit(paths: list[Path]) -> Fitted:
     """Fit regime rates, per-tick volatilities and spread to recorded ticks (parsed by wire.sql)."""
     con = duckdb.connect()
+    lake.tune(con)  # no DuckDB progress bar on stdout
     con.execute("SET TimeZone = 'UTC'")
     files = replay.discover(paths)
     lines = [line for _, _, line in replay.iter_lines(files)]

@@ -190,8 +190,13 @@ def tune(con: duckdb.DuckDBPyConnection) -> None:
     The feature views ASOF-join CTEs whose size the planner can't see (it guesses ~1 row), and below
     `asof_loop_join_threshold` rows it picks a nested-loop ASOF join: quadratic. Measured on 6,667
     ticks: 730 ms with the loop join, 3.5 ms without. The sort-based ASOF join is never much slower.
+
+    DuckDB draws its own progress bar on stdout once a statement runs 2 s, piped or not: it landed in
+    the middle of a command's output (`tickstore sql ... > out.csv`, a script reading a count), and
+    tickstore draws its own bars on the console where work is long.
     """
     con.execute("SET asof_loop_join_threshold = 0")
+    con.execute("SET enable_progress_bar = false")
 
 
 def _block_pool(con: duckdb.DuckDBPyConnection, size: str) -> None:
@@ -219,6 +224,7 @@ def _open(settings: Settings, snapshot: int | None, read_only: bool = False) -> 
     """A new in-memory DuckDB with the extensions loaded and the lake attached."""
     settings.lake_data.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()  # never queried itself: connect() hands out cursors, tuned there
+    tune(con)  # but it attaches the lake, which can take seconds while other processes hold the catalog
     _block_pool(con, settings.duckdb_block_pool)
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_sqlite_scanner', 'sqlite_scanner')))}")
     con.execute(f"LOAD {_quote(str(_extension_file('duckdb_extension_ducklake', 'ducklake')))}")

@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from tickstore import lake
 from tickstore.errors import shown
 from training.parquet import read_parquet
 
@@ -158,6 +159,7 @@ def utc_times(values: pd.Series) -> pd.Series:
         return pd.to_datetime(values, utc=True)
     con = duckdb.connect()
     try:
+        lake.tune(con)  # no DuckDB progress bar on stdout
         con.execute("SET TimeZone = 'UTC'")
         con.register("entity_times", pd.DataFrame({"t": values.astype(str).str.strip()}))
         # outside pandas' nanosecond range, .df() failed with "Out of bounds nanosecond timestamp",

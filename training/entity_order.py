@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tickstore import lake
+
 # the column that carries each row's place through the build: never one of the output's
 PLACE = "__tickstore_entity_row"
 RESTORING = "putting the rows back in their order"  # what a progress display says while restore() runs
@@ -55,6 +57,7 @@ def restore(by_time: Path, out: Path, chunk_rows: int) -> None:
     spill = out.with_name(f"{out.name}.sort.tmp")
     con = duckdb.connect()
     try:
+        lake.tune(con)  # no DuckDB progress bar on stdout
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET temp_directory = $d", {"d": str(spill)})
         reader = con.execute(

@@ -231,6 +231,29 @@ def test_every_lake_connection_plans_asof_joins_without_the_quadratic_loop(
     assert asof_plan(lake.connect(s, snapshot=lake.current_snapshot(con))) == "asof"
 
 
+def test_duckdb_draws_no_progress_bar_on_stdout_in_a_tickstore_session(tmp_path: Path) -> None:
+    # DuckDB draws one on stdout once a statement runs 2 s, piped or not: CI found it in the middle of
+    # a script's printed count. Its default is on in a plain Python process (off under pytest), so a
+    # process of its own reads the sessions' setting; `progress_bar_time = 0` shows the bar at once.
+    code = (
+        "import duckdb\nfrom tickstore import lake\nfrom tickstore.settings import Settings\n"
+        "query = 'SELECT count(*) FROM range(30000000) t(i) WHERE i % 7 = 3'\n"
+        "plain, tuned = duckdb.connect(), duckdb.connect()\n"
+        "lake.tune(tuned)\n"  # the stages' in-memory sessions (archive, entities, simulate)
+        f"cursor = lake.connect(Settings(home={str(tmp_path / 'home')!r}))\n"
+        "(instance,) = lake._INSTANCES.values()\n"  # the session that attached the lake: seconds when it waits
+        "for con in (plain, tuned, cursor, instance):\n"
+        "    print(con.execute(\"SELECT current_setting('enable_progress_bar')\").fetchone()[0])\n"
+        "plain.execute('SET progress_bar_time = 0')\n"
+        "print(plain.execute(query).fetchone()[0])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-1000:]
+    lines = run.stdout.split("\n")
+    assert lines[:4] == ["True", "False", "False", "False"], lines  # DuckDB's default, then tickstore's
+    assert "100%" in run.stdout and lines[-2:] == ["4285714", ""]  # what the default draws, in the output
+
+
 def _block_pool(con: duckdb.DuckDBPyConnection) -> str:
     return str(con.execute("SELECT current_setting('block_allocator_memory')").fetchone()[0])  # type: ignore[index]
 
