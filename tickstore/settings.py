@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     sink_idle_ms: int = Field(
         1500, ge=0, description="With --until-idle: stop after being caught up this long."
     )
+    sink_inline_rows: int = Field(
+        100,
+        ge=0,
+        description="Batches of at most this many rows wait in the lake's catalog for the next compaction "
+        "to write them out together, instead of a Parquet file each (0: a file each).",
+    )
     compact_every_s: float = Field(
         300.0, gt=0, le=LONGEST_S, description="Merge small lake files at most this often."
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 
 from tickstore.lake import LAKE
+
+log = logging.getLogger(__name__)
 
 # A data file the catalog does not list and older than this is left over from a write that failed
 # (a full disk, a killed process): no writer takes an hour between writing a file and committing it.
@@ -41,6 +45,27 @@ def compact(con: duckdb.DuckDBPyConnection, retention_days: float) -> None:
         f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => now() - to_seconds($s))",
         {"s": ORPHAN_AGE_S},
     )
+
+
+def inline_small_writes(con: duckdb.DuckDBPyConnection, rows: int) -> None:
+    """Have DuckLake keep a write of at most ``rows`` rows in its catalog until the next compaction
+    flushes what waits there to one Parquet file, rather than a file for each write.
+
+    A live feed's one-second batches (~10-20 ticks) were a ~4 KB file each: ~86,000 a day, kept a week
+    for time travel once merged. Up to ~100 rows a write costs the same as a file; a 900-row one cost
+    10x (docs/decisions.md). A lake option, written to the catalog only when it differs; when the
+    catalog can't be written now (another process holds it, a read-only disk) batches are files, as
+    before, and the sink tries again at its next compaction.
+    """
+    try:
+        row = con.execute(
+            "SELECT value FROM ducklake_options($lake) WHERE option_name = 'data_inlining_row_limit'",
+            {"lake": LAKE},
+        ).fetchone()
+        if row is None or row[0] != str(rows):
+            con.execute(f"CALL {LAKE}.set_option('data_inlining_row_limit', $n)", {"n": rows})
+    except duckdb.Error as exc:
+        log.warning("sink: could not set the lake's inlining limit (batches are files until it is): %s", exc)
 
 
 def merge_tiers(con: duckdb.DuckDBPyConnection, table: str) -> None:

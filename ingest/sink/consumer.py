@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from ingest import kafka, signals
 from ingest.fetch_watch import FetchWatch
-from ingest.sink.compaction import compact
+from ingest.sink.compaction import compact, inline_small_writes
 from ingest.sink.stats import SinkStats
 from ingest.sink.writer import BatchResult, LakeWriter
 from tickstore import catalog, lake, tables
@@ -80,7 +80,9 @@ class Sink:
     def run(self) -> SinkStats:
         """Consume until stopped (or caught up, with ``until_idle``); returns the totals."""
         s = self.settings
-        self._use_lake(lake.connect(s))
+        con = lake.connect(s)
+        inline_small_writes(con, s.sink_inline_rows)  # again at each compaction, should this fail
+        self._use_lake(con)
         kafka.ensure_topics(s)  # first: without a broker, say so before any client starts retrying
         self._dlq = kafka.producer(s)
         self._watch.fit_to_broker()
@@ -296,6 +298,7 @@ class Sink:
         if now - self._last_compact >= self.settings.compact_every_s and self._con is not None:
             self._last_compact = now
             try:
+                inline_small_writes(self._con, self.settings.sink_inline_rows)
                 compact(self._con, self.settings.snapshot_retention_days)
                 log.info("sink: compacted the lake")
             except duckdb.Error as exc:  # the ticks go on landing; a data file removed by hand is named

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import duckdb
 
 from ingest import simulate, wire
-from ingest.sink.compaction import FANOUT, ORPHAN_AGE_S, TIERS, compact, data_file_count
+from ingest.sink.compaction import FANOUT, ORPHAN_AGE_S, TIERS, compact, data_file_count, inline_small_writes
 from ingest.sink.writer import LakeWriter
 from tickstore import lake
 from tickstore.settings import Settings
@@ -103,3 +103,41 @@ def test_a_tier_waits_for_fanout_files(make_settings: Callable[..., Settings]) -
     assert all(TIERS[1] <= size < TIERS[2] for size in _files(con).values())
     compact(con, retention_days=7)
     assert len(_files(con)) == FANOUT - 1  # fifteen files of one tier: left for now
+
+
+def _inlining(con: duckdb.DuckDBPyConnection) -> str | None:
+    row = con.execute(
+        "SELECT value FROM ducklake_options('lake') WHERE option_name = 'data_inlining_row_limit'"
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def test_small_batches_wait_in_the_catalog_and_compaction_writes_them_as_one_file(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A live feed's one-second batches were a ~4 KB Parquet file each, ~86,000 a day kept a week."""
+    s = make_settings()
+    con = lake.connect(s)
+    inline_small_writes(con, 100)
+    assert _inlining(lake.reopen(s)) == "100"  # a lake option: every process writing to it inlines
+    writer = LakeWriter(con, 1 << 20)
+    lines = [line for _, line in simulate.generate(simulate.SimConfig(n_ticks=1_101))]
+    for i in range(0, 1_000, 20):  # fifty batches of twenty, as a live sink writes them
+        _write(writer, lines[i : i + 20], i)
+    assert data_file_count(con) == 0  # in the catalog, and read as any other row:
+    assert con.execute("SELECT count(DISTINCT tick_id) FROM ticks").fetchone() == (1_000,)
+    middle = lake.current_snapshot(con) - 10
+    at_middle = con.execute(
+        "SELECT count(*), sum(price), max(event_time) FROM lake.ticks AT (VERSION => $v)", {"v": middle}
+    ).fetchone()
+    _write(writer, lines[1_000:], 1_000)  # 101 rows: more than inlined, a file of its own
+    assert data_file_count(con) == 1
+    compact(con, retention_days=7)
+    assert data_file_count(con) == 1  # what waited, written out, and merged with the other
+    assert con.execute("SELECT count(*), count(DISTINCT tick_id) FROM ticks").fetchone() == (1_101, 1_101)
+    old = lake.connect(s, snapshot=middle)  # time travel to a snapshot whose rows were inlined then
+    assert old.execute("SELECT count(*), sum(price), max(event_time) FROM ticks").fetchone() == at_middle
+    assert at_middle is not None and at_middle[0] == 800
+    inline_small_writes(con, 0)
+    _write(writer, [line for _, line in simulate.generate(simulate.SimConfig(n_ticks=5, seed=9))], 2_000)
+    assert _inlining(con) == "0" and data_file_count(con) == 2  # 0: each batch a file

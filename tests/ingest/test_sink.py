@@ -270,6 +270,7 @@ def test_a_stop_while_the_catalog_is_locked_returns_soon_and_loses_nothing(
 def test_a_lake_the_machine_will_not_write_stops_the_sink_and_loses_nothing(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
+    kafka_settings = kafka_settings.model_copy(update={"sink_inline_rows": 0})  # a batch is a file
     publish_good(kafka_settings, tmp_path / "first.ndjson", range(1, 31))
     assert Sink(kafka_settings, until_idle=True).run().total.ticks == 30
     data_files = kafka_settings.lake_data / "main" / "ticks"

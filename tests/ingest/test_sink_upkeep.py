@@ -21,7 +21,7 @@ def test_a_long_running_sink_moves_to_a_new_duckdb_after_compacting_and_keeps_wr
 ) -> None:
     """A new instance frees what the old one gathered (its caches grew with every commit), and the
     file cache is off: the sink reads a file about once."""
-    settings = make_settings(broker_port=broker_port, compact_every_s=0.5)
+    settings = make_settings(broker_port=broker_port, compact_every_s=0.5, sink_inline_rows=50)
     sink = Sink(settings)
     thread = threading.Thread(target=sink.run)
     thread.start()
@@ -41,6 +41,10 @@ def test_a_long_running_sink_moves_to_a_new_duckdb_after_compacting_and_keeps_wr
         # here once read the sink's own result)
         setting = con.cursor().execute("SELECT current_setting('enable_external_file_cache')").fetchone()
         assert setting == (False,)
+        inlining = con.cursor().execute(
+            "SELECT value FROM ducklake_options('lake') WHERE option_name = 'data_inlining_row_limit'"
+        )
+        assert inlining.fetchone() == ("50",)  # the sink set the lake's, at its start
     finally:
         sink.stop()
         thread.join(30)
