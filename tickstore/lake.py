@@ -191,9 +191,10 @@ def tune(con: duckdb.DuckDBPyConnection) -> None:
     `asof_loop_join_threshold` rows it picks a nested-loop ASOF join: quadratic. Measured on 6,667
     ticks: 730 ms with the loop join, 3.5 ms without. The sort-based ASOF join is never much slower.
 
-    DuckDB draws its own progress bar on stdout once a statement runs 2 s, piped or not: it landed in
-    the middle of a command's output (`tickstore sql ... > out.csv`, a script reading a count), and
-    tickstore draws its own bars on the console where work is long.
+    DuckDB draws its own progress bar on stdout once a statement runs 2 s, piped or not, in a session
+    that has it on (a new connection; a cursor starts with it off): CI found it ahead of a script's
+    printed count, the lake's attach having waited 2 s on a catalog other processes held. tickstore
+    draws its own bars, on the console, where work is long.
     """
     con.execute("SET asof_loop_join_threshold = 0")
     con.execute("SET enable_progress_bar = false")
