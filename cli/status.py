@@ -24,6 +24,8 @@ from tickstore.settings import Settings
 from tickstore.text import count_of, size_of
 
 if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
+
     from serving.features import OnlineFeatures
 
 OK, MISSING, CHANGED = "[green]ok[/]", "[red]missing[/]", "[red]changed[/]"
@@ -73,6 +75,7 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
             ).fetchall()
             rejected = con.execute("SELECT count(*) FROM ticks_rejected").fetchone()[0]  # type: ignore[index]
             live = con.execute(LIVE_BYTES, {"lake": lake.LAKE}).fetchone()[0]  # type: ignore[index]
+            waiting = _waiting_rows(con)
         except duckdb.IOException as exc:  # a data file removed by hand: the other parts still said
             said = catalog.missing_data_file(settings, str(exc)) or str(exc)
             return (
@@ -92,7 +95,7 @@ def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
     if not per_product:
         lines.append("  no ticks yet: `tickstore ingest replay ...` (or simulate) and `tickstore sink`")
     else:
-        lines.append(_disk_line(settings, int(live)))
+        lines.append(_disk_line(settings, int(live), waiting))
     return True, lines, [p for p, _, _ in per_product]
 
 
@@ -104,8 +107,40 @@ FROM (SELECT * FROM ducklake_list_files($lake, 'ticks')
 """
 
 
-def _disk_line(settings: Settings, live: int) -> str:
-    """How much of the disk the lake's data files take, and why more than its newest snapshot reads."""
+# Each tick table's inlined rows are in tables of the lake's catalog, one per schema version, named by
+# DuckLake; DuckDB attaches that catalog as "__ducklake_metadata_<lake>"
+INLINED_TABLES = """
+SELECT list($meta || '.' || i.table_name) FROM {meta}.ducklake_inlined_data_tables AS i
+JOIN {meta}.ducklake_table AS t USING (table_id)
+WHERE t.end_snapshot IS NULL AND t.table_name IN ('ticks', 'ticks_rejected')
+"""
+
+
+def _waiting_rows(con: DuckDBPyConnection) -> int:
+    """Rows of the tick tables that wait in the catalog for the sink's next compaction to write them to
+    a data file (small writes, inlined: TICKSTORE_SINK_INLINE_ROWS); 0 when the catalog can't say."""
+    import duckdb
+
+    from tickstore import lake
+
+    meta = f"__ducklake_metadata_{lake.LAKE}"
+    try:
+        row = con.execute(INLINED_TABLES.format(meta=meta), {"meta": meta}).fetchone()
+        if not row or not row[0]:
+            return 0
+        # rows a later snapshot deleted have an end
+        row = con.execute(
+            "SELECT count(*) FROM query_table($names::VARCHAR[], true) WHERE end_snapshot IS NULL",
+            {"names": row[0]},
+        ).fetchone()
+    except duckdb.Error:  # another DuckLake's catalog layout: the line says what it can
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _disk_line(settings: Settings, live: int, waiting: int = 0) -> str:
+    """How much of the disk the lake's data files take, why more than its newest snapshot reads, and
+    how many rows wait in the catalog for a data file."""
     on_disk = 0
     for folder, _, names in os.walk(settings.lake_data):
         for name in names:
@@ -117,6 +152,11 @@ def _disk_line(settings: Settings, live: int) -> str:
             f", {size_of(live)} read by the newest snapshot; the rest keep earlier snapshots for "
             f"`--as-of` ({settings.snapshot_retention_days:g} days, TICKSTORE_SNAPSHOT_RETENTION_DAYS; "
             "the sink's compaction removes them after)"
+        )
+    if waiting:  # small batches: read as any other row, kept in the catalog, not yet in a file
+        line += (
+            f"; {count_of(waiting, 'row')} wait in the catalog for the sink's next compaction to write them "
+            "to a file (TICKSTORE_SINK_INLINE_ROWS)"
         )
     return line
 

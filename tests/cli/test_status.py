@@ -94,6 +94,33 @@ def test_the_disk_the_lake_takes_and_what_earlier_snapshots_keep(
     ), out
 
 
+def test_rows_waiting_in_the_catalog_for_a_data_file_are_counted(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from ingest.sink.compaction import compact, inline_small_writes
+    from tickstore import lake
+
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    con = lake.connect(s, create=True)
+    inline_small_writes(con, 100)  # as the sink sets it
+    for batch in range(3):  # a live sink's small batches: kept in the catalog, no data file
+        con.execute(
+            "INSERT INTO ticks (product_id, event_time, price) SELECT 'BTC-USD', "
+            "TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(range + $b * 20), 1 FROM range(20)",
+            {"b": batch},
+        )
+    con.execute("DELETE FROM ticks WHERE event_time = TIMESTAMPTZ '2026-01-01 00:00:05+00'")
+    con.execute("INSERT INTO ticks_rejected (reason) VALUES ('a reason')")
+    assert not list(s.lake_data.rglob("*.parquet"))
+    out = " ".join(tickstore(s, "status", check=False).stdout.split())
+    assert "BTC-USD: 59 ticks" in out, out
+    assert "60 rows wait in the catalog for the sink's next compaction to write them to a file" in out, out
+    compact(con, retention_days=7)  # written out: nothing waits
+    con.close()
+    out = " ".join(tickstore(s, "status", check=False).stdout.split())
+    assert "BTC-USD: 59 ticks" in out and "wait in the catalog" not in out, out
+
+
 def test_a_lake_whose_tables_were_dropped_says_where_the_ticks_still_are(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
