@@ -136,15 +136,20 @@ def sql(
     it computes the whole history before a WHERE on the time drops rows).
 
     \b
-      tickstore sql "SELECT * FROM ticks_60s WHERE product_id = 'BTC-USD' ORDER BY event_time DESC LIMIT 5"
-      tickstore sql "SELECT * FROM ticks_60s(now() - INTERVAL 10 MINUTE) WHERE product_id = 'BTC-USD'"
-      tickstore sql "SELECT * FROM ticks_10s('2025-12-06 06:15', '2025-12-06 06:30')"   # UTC
-      tickstore sql "SELECT event_time, product_id, ret_std_60s FROM ticks_60s('2025-12-06 06:15', '2025-12-06 07:15')" --plot vol.png
+      tickstore sql "SELECT * FROM ticks_60s WHERE product_id = 'BTC-USD' \\
+          ORDER BY event_time DESC LIMIT 5"
+      tickstore sql "SELECT * FROM ticks_60s(now() - INTERVAL 10 MINUTE) \\
+          WHERE product_id = 'BTC-USD'"
+      tickstore sql "SELECT * FROM ticks_10s('2025-12-06 06:15', \\
+          '2025-12-06 06:30')"   # times in UTC
+      tickstore sql "SELECT event_time, product_id, ret_std_60s \\
+          FROM ticks_60s('2025-12-06 06:15', '2025-12-06 07:15')" --plot vol.png
 
     \b
-      tickstore sql -f my_query.sql       # or: tickstore sql < my_query.sql; each statement's rows
-      tickstore sql                       # a shell (in a terminal): statements end with ';'
-      tickstore sql .schema ticks_60s     # a table's or view's columns, and what each holds
+      tickstore sql -f my_query.sql    # or < my_query.sql: each statement's rows
+      tickstore sql                    # a shell (in a terminal): end with ';'
+      tickstore sql .schema ticks_60s  # a table's or view's columns, and what
+                                       # each holds
 
     The lake is attached read-only unless --write is given: a mistyped DELETE can't empty it.
     """

@@ -134,9 +134,11 @@ def dataset_build(
     """Build a training set: features as of each entity row, never from after it.
 
     \b
-      tickstore dataset build --every 1 --start 2025-12-06T06:15:00 --end 2025-12-06T08:30:00 --out train.parquet
+      tickstore dataset build --every 1 --start 2025-12-06T06:15:00 \\
+          --end 2025-12-06T08:30:00 --out train.parquet
       tickstore dataset build --entities rows.csv --out train.parquet --as-of 42
-      tickstore dataset build --entities rows.csv --out spread.parquet --features ticks_60s:spread_bps_mean_60s,ticks_10s
+      tickstore dataset build --entities rows.csv --out spread.parquet \\
+          --features ticks_60s:spread_bps_mean_60s,ticks_10s
     """
 
     from training import dataset as ds

@@ -232,8 +232,8 @@ def demo(ctx: click.Context, simulate_ticks: int, live_seconds: float) -> None:
     1-4  replay recorded ticks through Kafka into the DuckLake and query them
     5    register the SQL features in Feast, build a point-in-time training set
     6    train the three models, tracked in MLflow
-    7    `tickstore stream` + `tickstore serve`, a recording replayed at its own pace as if live,
-         scores printed as ticks arrive
+    7    `tickstore stream` + `tickstore serve`, a recording replayed at its
+         own pace as if live, scores printed as ticks arrive
     """
     # `kill` as Ctrl-C: the broker and scorer it started are stopped, the runs it logged marked
     with stopping.stops_on_signals():

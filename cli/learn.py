@@ -143,7 +143,6 @@ def models(ctx: click.Context, limit: int, fmt: str) -> None:
     """The models `tickstore train` logged, newest first: range, scores, the champion, and the URI to
     serve each by (`tickstore serve --model URI`).
 
-    \b
     Each train run logs three models (the z-score rule, logistic regression, XGBoost; three more
     with --leaky-labels). Scores are on the run's own test split, so compare runs over the same
     range. Plots, reports and the models themselves: `mlflow ui`, as `tickstore train` prints it.

@@ -167,15 +167,18 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
 
     \b
     Quick start:
-      tickstore broker start                  # embedded Kafka-protocol broker on loopback
+      tickstore broker start              # a Kafka-protocol broker on loopback
       tickstore ingest replay ../shared/data/coinbase
-      tickstore sink --until-idle             # Kafka -> DuckLake `ticks`
+      tickstore sink --until-idle         # Kafka -> DuckLake `ticks`
       tickstore sql "SELECT product_id, count(*) FROM ticks GROUP BY ALL"
-      tickstore train --start 2025-12-06T06:15 --end 2025-12-06T08:30   # 3 models; says what to serve
-      tickstore stream & tickstore serve      # fresh online features, scoring API on :8000 (the champion,
-                                              # else --model runs:/... as train said)
-      tickstore ingest replay ../shared/data/coinbase/advanced_trade --retime --speed 1   # as if live
-      tickstore status                        # every part at a glance
+      tickstore train --start 2025-12-06T06:15 --end 2025-12-06T08:30
+                                          # 3 models; says what to serve
+      tickstore stream & tickstore serve  # online features; scoring API on
+                                          # :8000 (the champion, else
+                                          # --model runs:/... as train said)
+      tickstore ingest replay ../shared/data/coinbase/advanced_trade \\
+          --retime --speed 1              # as if live
+      tickstore status                    # every part at a glance
 
     Every setting is also a TICKSTORE_* environment variable (see README).
     """

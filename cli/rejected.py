@@ -22,7 +22,7 @@ def ingest_rejected(ctx: click.Context, reason: str | None, dry_run: bool) -> No
     sink to parse anew once their reason is gone (a limit raised, ingest/wire.sql taught a new shape).
 
     \b
-      tickstore ingest rejected --dry-run                  # what there is, by reason
+      tickstore ingest rejected --dry-run            # what there is, by reason
       tickstore ingest rejected --reason 'message too large%'
 
     Ticks are keyed by their content: a message whose ticks are in the lake already adds nothing, and

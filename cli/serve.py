@@ -137,10 +137,10 @@ def serve(
     """The scoring API: POST /v1/score, GET /v1/features/<id>, /healthz, /readyz, /metrics, / (an index).
 
     \b
-    The model is --model or TICKSTORE_SERVE_MODEL_URI (default the MLflow alias
-    models:/tickstore-volatility@champion; an @alias URI is reloaded when the alias moves); features
-    come from the online store that `tickstore stream` keeps fresh. gunicorn with threaded workers
-    unless --dev.
+    The model is --model or TICKSTORE_SERVE_MODEL_URI, by default the MLflow
+    alias models:/tickstore-volatility@champion (an @alias URI is reloaded
+    when the alias moves); features come from the online store that
+    `tickstore stream` keeps fresh. gunicorn with threaded workers unless --dev.
     """
     base = settings_of(ctx)
     updates = {

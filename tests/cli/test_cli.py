@@ -41,6 +41,19 @@ def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> Non
     }
 
 
+def test_every_help_fits_an_80_column_terminal() -> None:
+    import click
+
+    from cli.main import main
+    from tests.cli.test_readme_commands import every_command
+
+    # a paragraph kept as written (click's \b) is printed as it is: too long a line wraps mid-word
+    for command in every_command(main):
+        ctx = click.Context(command, info_name=command.name, terminal_width=80, max_content_width=80)
+        wide = [line for line in command.get_help(ctx).splitlines() if len(line) > 80]
+        assert not wide, (command.name, wide)
+
+
 def test_a_new_machine_s_first_feast_command_prints_no_library_chatter(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:

@@ -20,9 +20,10 @@ def every_command(command: click.Command) -> list[click.Command]:
 
 def shown_commands() -> list[str]:
     readme = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
-    lines = [line.strip() for block in blocks for line in block.splitlines()]
-    lines += [line.strip() for command in every_command(main) for line in (command.help or "").splitlines()]
+    texts = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    texts += [command.help or "" for command in every_command(main)]
+    # a line that ends in a backslash goes on in the next one, as in a shell
+    lines = [line.strip() for text in texts for line in re.sub(r"\\\n\s*", "", text).splitlines()]
     commands = []
     for line in lines:
         for part in line.split(" #")[0].split(" & "):  # `tickstore stream & tickstore serve`: two
