@@ -155,8 +155,8 @@ def _disk_line(settings: Settings, live: int, waiting: int = 0) -> str:
         )
     if waiting:  # small batches: read as any other row, kept in the catalog, not yet in a file
         line += (
-            f"; {count_of(waiting, 'row')} wait in the catalog for the sink's next compaction to write them "
-            "to a file (TICKSTORE_SINK_INLINE_ROWS)"
+            f"; {count_of(waiting, 'row')} in the catalog, not yet in a file: the sink's next compaction "
+            "writes them out (small batches wait there: TICKSTORE_SINK_INLINE_ROWS)"
         )
     return line
 
