@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
 from serving.linear import CompiledLinear, compile_linear
@@ -130,22 +132,27 @@ def load(uri: str) -> LoadedModel:
     """Load ``uri`` (models:/name@alias, models:/name/version or runs:/id/model) in its own flavor."""
     client = MlflowClient()
     name, version = uri, None
-    try:
-        match = ALIAS_URI.match(uri)
-        if match:
-            mv = client.get_model_version_by_alias(match["name"], match["alias"])
-            name, version = mv.name, str(mv.version)
-            uri = f"models:/{mv.name}/{mv.version}"  # pin: a concurrent alias move can't mix versions
-        info = mlflow.models.get_model_info(uri)
-        run_id = info.run_id
-        run = client.get_run(run_id)
-    except Exception as exc:  # MLflow raises MlflowException, OSError, ... for "not there"
-        raise ModelUnavailable(f"cannot load model {uri}: {str(exc).rstrip('.')}. {hint()}") from exc
-    if "xgboost" in info.flavors:
-        from mlflow import xgboost as flavor
-    else:
-        from mlflow import sklearn as flavor  # type: ignore[no-redef]
-    estimator = flavor.load_model(uri)
+    # MLflow, given a URI, downloads to a temporary folder of its own that nothing removes: two a load
+    # (the MLmodel file to read its flavors, then the model), so a scorer whose alias moved daily, or
+    # each test, left folders in /tmp. Downloaded here once, and removed once the model is in memory.
+    with tempfile.TemporaryDirectory(prefix="tickstore-model-") as folder:
+        try:
+            match = ALIAS_URI.match(uri)
+            if match:
+                mv = client.get_model_version_by_alias(match["name"], match["alias"])
+                name, version = mv.name, str(mv.version)
+                uri = f"models:/{mv.name}/{mv.version}"  # pin: a concurrent alias move can't mix versions
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+            info = Model.load(local)
+            run_id = info.run_id
+            run = client.get_run(run_id)
+        except Exception as exc:  # MLflow raises MlflowException, OSError, ... for "not there"
+            raise ModelUnavailable(f"cannot load model {uri}: {str(exc).rstrip('.')}. {hint()}") from exc
+        if "xgboost" in info.flavors:
+            from mlflow import xgboost as flavor
+        else:
+            from mlflow import sklearn as flavor  # type: ignore[no-redef]
+        estimator = flavor.load_model(local)
     if hasattr(estimator, "get_booster"):
         # One row at a time: OpenMP threads only spin against the other workers' (measured p99 at
         # 500 req/s: 542 ms with XGBoost's default of every core, vs single digits with one).
