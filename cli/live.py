@@ -8,7 +8,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -59,7 +58,10 @@ def _source(settings: Settings) -> Path:
             return (preferred or files)[0]
     from ingest import simulate
 
-    path = Path(tempfile.mkdtemp(prefix="tickstore-live-")) / "simulated.ndjson"
+    # in the home, written afresh each demo (seeded: the same ticks): a temporary folder of its own
+    # was never removed, 6 MB a demo left in /tmp
+    path = settings.run_dir / "live-simulated.ndjson"
+    path.parent.mkdir(parents=True, exist_ok=True)
     simulate.write(path, simulate.SimConfig(n_ticks=20_000))
     return path
 

@@ -29,6 +29,9 @@ def test_demo_without_recordings_falls_back_to_the_simulator(
     env.pop("TICKSTORE_DATA_DIR", None)
     elsewhere = tmp_path / "clone"  # no ../shared/data/coinbase next to it
     elsewhere.mkdir()
+    temp = tmp_path / "tmp"  # what the demo leaves in the machine's temporary folder: nothing
+    temp.mkdir()
+    env["TMPDIR"] = str(temp)
     result = tickstore(s, "demo", "--simulate-ticks", "3000", env=env, cwd=elsewhere)
     assert "simulate" in result.stderr and "3,000 new ticks" in result.stderr
     assert "BTC-USD" in result.stdout and "broker stopped" in result.stderr
@@ -38,6 +41,7 @@ def test_demo_without_recordings_falls_back_to_the_simulator(
     )
     assert plotted.read_bytes()[:4] == b"\x89PNG"
     assert not (s.run_dir / "broker.pid").exists()
+    assert not list(temp.iterdir())
 
 
 def test_a_data_dir_without_recordings_is_refused_before_anything_starts(

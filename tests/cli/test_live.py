@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
@@ -31,3 +33,19 @@ def test_live_scores_go_on_past_a_product_the_batch_could_not_score(
     assert "p: the model's probability of a volatility spike within 60 s; SPIKE: p at or above 0.5000" in out
     assert out.count("BTC-USD p=") == 1  # printed when it changes, not every second
     assert out.count("NEW-USD not scored: no online features for NEW-USD") == 1
+
+
+def test_the_simulated_recording_of_the_live_step_is_kept_in_the_home(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a temporary folder of its own was never removed: 6 MB in /tmp a demo
+    from cli.live import _source
+
+    monkeypatch.chdir(tmp_path)  # no ../shared/data/coinbase beside it: the demo simulates
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    s = make_settings(data_dir=None)
+    path = _source(s)
+    assert path == s.run_dir / "live-simulated.ndjson" and path.stat().st_size > 0
+    assert _source(s) == path and not list(temp.iterdir())  # written afresh in the same place
