@@ -157,7 +157,7 @@ print(run.info.run_id)
 """
 
 READ = """
-import sys
+import sys, tempfile
 from pathlib import Path
 import mlflow, numpy as np
 from tickstore.mlflow_store import REGISTERED_MODEL, use_mlflow_store
@@ -165,7 +165,8 @@ from tickstore.settings import Settings
 use_mlflow_store(Settings(home=Path(sys.argv[1])))
 print(mlflow.artifacts.load_text(f"runs:/{sys.argv[2]}/note.txt"))
 for uri in (f"runs:/{sys.argv[2]}/model", f"models:/{REGISTERED_MODEL}/1"):
-    print(mlflow.sklearn.load_model(uri).predict(np.eye(2)).tolist())
+    with tempfile.TemporaryDirectory() as folder:  # MLflow's own temporary one is never removed
+        print(mlflow.sklearn.load_model(uri, dst_path=folder).predict(np.eye(2)).tolist())
 """
 
 

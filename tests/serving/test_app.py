@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -33,7 +34,9 @@ def test_the_factory_builds_an_app_from_given_or_environment_settings(
     assert other.test_client().get("/healthz").get_json() == {"status": "ok"}
 
 
-def test_score_returns_the_models_probability_decision_and_features(online_settings: Settings) -> None:
+def test_score_returns_the_models_probability_decision_and_features(
+    online_settings: Settings, tmp_path: Path
+) -> None:
     version = register_model(online_settings, seed=1, threshold=0.3)
     write_online(online_settings, "BTC-USD", value=0.9)
     write_online(online_settings, "ETH-USD", value=-0.4)
@@ -41,7 +44,8 @@ def test_score_returns_the_models_probability_decision_and_features(online_setti
     assert client.get("/readyz").status_code == 200
 
     body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
-    model = mlflow_sklearn.load_model(f"models:/tickstore-volatility/{version}")
+    # into the test's folder: MLflow's own temporary one is never removed
+    model = mlflow_sklearn.load_model(f"models:/tickstore-volatility/{version}", dst_path=str(tmp_path))
     columns = feature_columns()
     x = pd.DataFrame([{c: 7.0 if c.startswith("tick_count") else 0.9 for c in columns}], columns=columns)
     assert body["probability"] == pytest.approx(model.predict_proba(x)[0, 1], rel=1e-12)

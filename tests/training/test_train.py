@@ -93,7 +93,7 @@ def test_leaky_labels_look_far_better_than_honest_ones(trained) -> None:  # type
 
 
 @pytest.mark.slow
-def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type: ignore[no-untyped-def]
+def test_runs_params_artifacts_and_champion_in_mlflow(trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
     s, _, report, again = trained
     tracking.setup(s)
     client = MlflowClient()
@@ -150,7 +150,10 @@ def test_runs_params_artifacts_and_champion_in_mlflow(trained) -> None:  # type:
         # spikes come in 5 separate episodes at least
         assert best.validation_pr_auc > zscore and best.beats_rule >= 0.95
         assert report.spikes["validation_episodes"] >= 5
-        model = mlflow.pyfunc.load_model(f"models:/{tracking.REGISTERED_MODEL}@champion")
+        # into the test's folder: MLflow's own temporary one is never removed
+        model = mlflow.pyfunc.load_model(
+            f"models:/{tracking.REGISTERED_MODEL}@champion", dst_path=str(tmp_path)
+        )
         assert model is not None
         # registered from the logged model itself, and still traced to its run (serving reads its tags);
         # the alias is the second training's, which ran last
