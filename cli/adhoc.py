@@ -20,6 +20,7 @@ from cli.interrupt import ctrl_c_cancels, settle
 from cli.ranges import AS_OF, snapshot_of
 from cli.results import print_rows
 from cli.statements import LOCK_WAIT_S, Changed, Transaction, statement_results
+from cli.suggest import nearest_lake_name
 from tickstore import catalog
 
 if TYPE_CHECKING:
@@ -356,14 +357,15 @@ class Session:
                 )
             from tickstore import tables
 
-            # DuckDB suggests the nearest name from every catalog (pg_enum, ...): name the lake's own
+            # DuckDB suggests the nearest name from every catalog (pg_enum, ...): the lake's own come first
             views = ", ".join(self.views) or _no_views()
             names = self.tables()
             gone = ""
             if "ticks" not in names and not self.past:  # dropped by hand: where its ticks still are
                 gone = f"\nThe lake has no ticks table: {tables.put_back(self.con, 'ticks')}"
+            said = nearest_lake_name(str(exc), [*names, *self.views])
             return click.ClickException(
-                f"{exc}\nThe lake's tables: {', '.join(names)}; feature views: {views}{gone}"
+                f"{said}\nThe lake's tables: {', '.join(names)}; feature views: {views}{gone}"
             )
         if "read-only mode" in str(exc) and not self.past:
             return click.ClickException(

@@ -138,12 +138,18 @@ def test_sql_with_a_wrong_table_names_the_lake_tables(make_settings: Callable[..
     load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
     result = tickstore(s, "sql", "SELECT * FROM tick", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    # DuckDB's own hint, then ours: its nearest name can come from a system catalog (pg_enum)
     assert 'Did you mean "ticks"?' in result.stderr
     assert (
         "The lake's tables: ticks, ticks_rejected; feature views: tick_clock, ticks_10s, ticks_300s, ticks_60s"
         in " ".join(result.stderr.split())
     )
+    # DuckDB's own hints came from every catalog but the feature views: "duckdb_logs", "ticks", "pg_enum"
+    called = tickstore(s, "sql", "SELECT * FROM tick_60s(now())", check=False)
+    assert 'Did you mean "ticks_60s"?' in called.stderr and "duckdb_logs" not in called.stderr
+    named = tickstore(s, "sql", "SELECT * FROM tick_60s", check=False)
+    assert 'Did you mean "ticks_60s"?' in named.stderr, named.stderr
+    far = tickstore(s, "sql", "SELECT * FROM nope", check=False)
+    assert far.returncode == 1 and "Did you mean" not in far.stderr and "The lake's tables" in far.stderr
 
 
 def test_sql_names_the_feature_views_as_tables(make_settings: Callable[..., Settings]) -> None:
