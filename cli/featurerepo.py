@@ -31,8 +31,9 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
 
     The plain `feast` CLI in feature_repo/ reads feature_store.yaml's paths (../.tickstore) and
     never TICKSTORE_HOME or TICKSTORE_ONLINE_STORE; this runs it on a copy of the yaml re-rooted the
-    way every tickstore command reads it. Two additions to Feast's output: `plan` ends with a diff
-    of each changed view's SQL, and `describe` shows a DuckDBSource's options decoded.
+    way every tickstore command reads it. Additions to Feast's output: `plan` ends with a diff of
+    each changed view's SQL (and says that a plan, which Feast words as done, did nothing), and
+    `describe` shows a DuckDBSource's options decoded.
     """
     from feast.cli.cli import cli
 
@@ -58,6 +59,8 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
     printed = io.StringIO()
     plain = not sys.stdout.isatty() or "NO_COLOR" in os.environ
     out: io.TextIOBase | TextIO = printed if describing else _Uncoloured(sys.stdout) if plain else sys.stdout
+    if planning:
+        out = seen = _Seen(out)
     try:
         with contextlib.redirect_stdout(out):
             cli.main(
@@ -66,7 +69,14 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
             )
     except SystemExit as done:
         if planning and not done.code:  # a plan changes nothing: the registry read now is the one planned on
-            _echo_plan_review(settings)
+            reviewed = _echo_plan_review(settings)
+            # Feast words its plan as done ("Created sqlite table ..."), as its apply does
+            if re.search(r"^(Created|Deleted|Updated) ", _ANSI.sub("", seen.text), re.MULTILINE):
+                click.echo(
+                    ("\n" if reviewed else "")  # Feast's own lines end with a blank one
+                    + "A plan: nothing above is registered, created or deleted yet; "
+                    "`tickstore feast apply` does it."
+                )
         raise
     except Exception as exc:  # a mistake in feature_repo/'s own files: say where, not Feast's frames
         # Feast's own checks of what it was asked (a start after the end) raise ValueError from its
@@ -154,6 +164,22 @@ class _Uncoloured(io.TextIOBase):
         self.target.flush()
 
 
+class _Seen(io.TextIOBase):
+    """``target``, keeping a copy of what was written to it."""
+
+    def __init__(self, target: io.TextIOBase | TextIO) -> None:
+        self.target = target
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        self.target.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
 # Feast's subcommands that read or write the online store (apply only drops the tables of removed views)
 _READ_OR_WRITE_ONLINE = {"materialize", "materialize-incremental", "get-online-features"}
 # Feast's own options that take a value (the word after them is not the subcommand)
@@ -176,9 +202,9 @@ def _subcommand(args: tuple[str, ...]) -> str | None:
 _COLOURS = {"+": "green", "-": "red", "@": "cyan"}
 
 
-def _echo_plan_review(settings: Settings) -> None:
+def _echo_plan_review(settings: Settings) -> bool:
     """After Feast's plan: which views it listed only for its record of their materialization, and
-    what changed in each registered view's SQL, line by line."""
+    what changed in each registered view's SQL, line by line; whether there was any to print."""
     from tickstore_feast.plan import review
 
     untouched, diffs = review(settings)
@@ -199,3 +225,4 @@ def _echo_plan_review(settings: Settings) -> None:
         for line in diff.splitlines():
             header = line[:3] in ("+++", "---")
             click.echo(click.style(line, fg=None if header else _COLOURS.get(line[:1]), bold=header))
+    return bool(untouched or diffs)

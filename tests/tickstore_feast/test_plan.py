@@ -79,7 +79,8 @@ def test_tickstore_feast_plan_shows_the_registered_sql_against_feature_repo(
     s = make_settings()
     load(s, tick_rows([("BTC-USD", i, 100.0 + i / 100) for i in range(30)]))
     tickstore(s, "feast", "apply")
-    assert "Changed feature SQL" not in tickstore(s, "feast", "plan").stdout
+    unchanged = tickstore(s, "feast", "plan").stdout
+    assert "Changed feature SQL" not in unchanged and "A plan:" not in unchanged
     # the registry as an older feature_repo/ left it: ticks_10s computed otherwise, ticks_300s worded otherwise
     store = feature_store(s, apply=False)
     older = []
@@ -117,5 +118,9 @@ def test_tickstore_feast_plan_shows_the_registered_sql_against_feature_repo(
         "+    (back + ahead + 1) / 10.0",
     ]
     assert changed[2].endswith("-- the window's ticks") and changed[3].endswith("(the frame's rows)")
+    # Feast words a plan as done ("Updated feature view ..."): said to be a plan, after everything
+    assert out.rstrip().splitlines()[-1] == (
+        "A plan: nothing above is registered, created or deleted yet; `tickstore feast apply` does it."
+    )
     tickstore(s, "feast", "apply")
     assert "Changed feature SQL" not in tickstore(s, "feast", "plan").stdout
