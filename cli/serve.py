@@ -157,6 +157,7 @@ def serve(
     }
     settings = base.model_copy(update=updates)
     pin(settings.serve_cpus, "--cpus or TICKSTORE_SERVE_CPUS")  # gunicorn's workers, forked later, inherit it
+    _refuse_a_model_that_is_not_there(settings)
     url = f"http://{net.host_port(settings.serve_host, settings.serve_port)}"
     if dev:
         from serving import create_app
@@ -166,6 +167,25 @@ def serve(
         return
     _check_memory(settings.scorer_workers())
     run_gunicorn(settings)
+
+
+def _refuse_a_model_that_is_not_there(settings: Settings) -> None:
+    """Stop before serving when MLflow says the run or version the model URI names does not exist (a
+    typo in a runs:/ id): such a scorer answered 503 for ever. An alias not set yet is served as
+    it appears, and a server that is down is retried by the scorer."""
+    uri = settings.serve_model_uri
+    if not uri.startswith(("runs:/", "models:/")):
+        return
+    from serving.model import missing
+    from tickstore.mlflow_store import use_mlflow_store
+
+    try:
+        use_mlflow_store(settings)
+    except Exception:  # a store that can't be opened: the scorer says why, and retries
+        return
+    problem = missing(uri)
+    if problem is not None:
+        raise click.ClickException(f"cannot serve {uri}: {problem}")
 
 
 WORKER_BYTES = 300 * 2**20  # one worker's memory: ~310 MB RSS measured, the z-score rule served

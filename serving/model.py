@@ -67,6 +67,33 @@ def hint() -> str:
 
 
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
+RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/|$)")
+VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+
+
+def missing(uri: str) -> str | None:
+    """Why ``uri`` can never be loaded, when MLflow says the run or model version it names does not
+    exist (MLflow pointed at tickstore's store first); None when it exists, may exist later (an
+    alias not set yet), or MLflow can't be asked now.
+
+    A scorer started on such a URI stayed up and answered 503 for ever: a runs:/ or models:/name/N
+    URI names one thing, and nothing would ever make it appear.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        check_server(mlflow.get_tracking_uri())  # down: said now, not after MLflow's minutes of retries
+        if run := RUN_URI.match(uri):
+            client.get_run(run["run_id"])
+        elif version := VERSION_URI.match(uri):
+            client.get_model_version(version["name"], version["version"])
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return f"{str(exc).rstrip('.')}. {hint()}"
+    except Exception:  # a server down or a store unreadable: the scorer retries and says why
+        return None
+    return None
 
 
 class ModelUnavailable(RuntimeError):
@@ -142,6 +169,8 @@ def load(uri: str) -> LoadedModel:
                 mv = client.get_model_version_by_alias(match["name"], match["alias"])
                 name, version = mv.name, str(mv.version)
                 uri = f"models:/{mv.name}/{mv.version}"  # pin: a concurrent alias move can't mix versions
+            elif numbered := VERSION_URI.match(uri):
+                name, version = numbered["name"], numbered["version"]
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
             info = Model.load(local)
             run_id = info.run_id
@@ -255,14 +284,20 @@ class ModelHolder:
             raise ModelUnavailable(f"no model at {self.uri}: {str(exc).rstrip('.')}. {hint()}") from exc
 
     def start(self) -> None:
-        """Check the alias every ``serve_reload_s`` in a daemon thread."""
-        if self._thread is None and ALIAS_URI.match(self.uri):
+        """Check the alias every ``serve_reload_s`` in a daemon thread; for a fixed URI (runs:/...,
+        models:/name/version), try again that often until it is loaded."""
+        if self._thread is None and (ALIAS_URI.match(self.uri) or self.model is None):
             self._thread = threading.Thread(target=self._watch, name="model-reload", daemon=True)
             self._thread.start()
 
     def _watch(self) -> None:
+        alias = ALIAS_URI.match(self.uri) is not None
+        # a fixed URI that failed to load at start (a tracking server down for a moment) was never
+        # tried again: the scorer stayed up, not ready, until restarted
         while not self._stop.wait(self.settings.serve_reload_s):
             self.refresh()
+            if not alias and self.model is not None:
+                return  # loaded: what a fixed URI names does not change
 
     def close(self) -> None:
         self._stop.set()

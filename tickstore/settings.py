@@ -174,7 +174,11 @@ class Settings(BaseSettings):
         description="MLflow model the scorer loads; an @alias URI is reloaded when the alias moves.",
     )
     serve_reload_s: float = Field(
-        10.0, gt=0, le=LONGEST_S, description="How often the scorer checks whether the alias moved."
+        10.0,
+        gt=0,
+        le=LONGEST_S,
+        description="How often the scorer checks whether the alias moved (and tries again a model that "
+        "failed to load).",
     )
     serve_workers: int | None = Field(
         None,

@@ -1,9 +1,11 @@
-"""Loading the scoring model from MLflow: by alias and by run, leaving nothing behind on disk."""
+"""Loading the scoring model from MLflow: by alias and by run, leaving nothing behind on disk; URIs
+that name nothing; retries of a fixed URI."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from mlflow import sklearn as mlflow_sklearn
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from serving.model import load
+from serving.model import ModelHolder, load, missing
 from tickstore.settings import Settings
 from training import tracking
 
@@ -54,3 +56,47 @@ def test_a_model_loaded_leaves_no_download_behind(
     np.testing.assert_allclose(by_alias.predict([row]), expected, rtol=1e-12)  # loaded whole, in memory
     np.testing.assert_allclose(by_run.predict([row]), expected, rtol=1e-12)
     assert not list(temp.iterdir())
+
+
+def test_a_uri_naming_nothing_is_said_to_and_one_naming_something_is_not(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.serving.conftest import MODEL, register_model
+
+    settings = make_settings()
+    version = register_model(settings, seed=1, threshold=0.5)
+    run_id = MlflowClient().get_model_version(MODEL, version).run_id
+    assert missing(f"runs:/{run_id}/model") is None
+    assert missing(f"models:/{MODEL}/{version}") is None
+    assert missing(f"models:/{MODEL}@champion") is None
+    assert missing("models:/tickstore-volatility@not-yet") is None  # an alias may be set later
+    said = missing("runs:/0123abc/model")
+    assert said is not None and said.startswith("Run with id=0123abc not found. ")
+    said = missing(f"models:/{MODEL}/{int(version) + 1}")
+    assert said is not None and f"version={int(version) + 1}) not found" in said
+
+
+def test_a_fixed_uri_that_fails_to_load_at_start_is_tried_again_until_it_loads(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # a runs:/ or models:/name/N URI was tried once: a scorer started before its model was there (or
+    # while the tracking server was down) stayed not ready until restarted
+    from tests.serving.conftest import MODEL, register_model
+
+    settings = make_settings(serve_reload_s=0.2, serve_model_uri=f"models:/{MODEL}/1")
+    tracking.setup(settings)
+    holder = ModelHolder(settings)
+    assert holder.model is None and holder.error is not None and "not found" in holder.error
+    holder.start()
+    try:
+        register_model(settings, seed=1, threshold=0.5)
+        deadline = time.monotonic() + 30
+        while holder.model is None:
+            assert time.monotonic() < deadline, f"never loaded: {holder.error}"
+            time.sleep(0.1)
+        assert (holder.model.version, holder.error) == ("1", None)
+        assert holder._thread is not None
+        holder._thread.join(timeout=5)  # loaded: nothing more to watch for a fixed URI
+        assert not holder._thread.is_alive()
+    finally:
+        holder.close()
