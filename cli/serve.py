@@ -176,6 +176,11 @@ def _refuse_a_model_that_is_not_there(settings: Settings) -> None:
     uri = settings.serve_model_uri
     if not uri.startswith(("runs:/", "models:/")):
         return
+    # asked in gunicorn's master, whose workers are forked later: MLflow's engine, kept per process,
+    # would otherwise hold its database connections open into every worker (two, measured), and a
+    # SQLite connection used across a fork can corrupt the file. Without a pool none stays open.
+    if os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool") != "NullPool":
+        return  # a pool of the user's choosing: the workers find out for themselves
     from serving.model import missing
     from tickstore.mlflow_store import use_mlflow_store
 

@@ -118,6 +118,17 @@ def _tcp_sockets(port: int) -> list[tuple[str, int]]:
     return found
 
 
+def _open_files(pid: int) -> list[str]:
+    """What the file descriptors of process ``pid`` point at."""
+    opened = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            opened.append(os.readlink(fd))
+        except OSError:  # closed while we looked
+            continue
+    return opened
+
+
 def _socket_owners(parent: int) -> dict[int, int]:
     """Socket inode -> pid, over the child processes of ``parent`` (the gunicorn workers)."""
     owners = {}
@@ -203,6 +214,9 @@ def test_serve_spreads_connections_over_workers_and_refuses_a_second_server(
         listening = [inode for st, inode in _tcp_sockets(s.serve_port) if st == LISTEN]
         owners = _socket_owners(server.pid)
         assert len({owners.get(i) for i in listening} - {None}) == 3
+        # the master asked MLflow about the model before it forked them: none of its database
+        # connections may be left open for them to inherit
+        assert not [f for f in _open_files(server.pid) if "mlflow" in f], _open_files(server.pid)
         # --cpus holds for the master and every thread of every worker it forked
         workers = set(owners.values())
         assert {_cpus_allowed(pid) for pid in workers | {server.pid}} == {str(first)}
