@@ -175,6 +175,15 @@ def cluster(settings: Settings, timeout: float) -> tuple[AdminClient, Any]:
                 "sasl.password in TICKSTORE_KAFKA_CONFIG",
                 login=True,
             ) from failure
+        tls = next((e for e in errors if e.code() == KafkaError._SSL), None)
+        if tls is not None:  # an untrusted certificate, or TLS to a plaintext port: final too
+            reason = re.sub(r"^\S+/bootstrap: (SSL handshake failed: )?", "", tls.str())
+            raise BrokerRefused(
+                settings.bootstrap,
+                f"TLS handshake failed ({reason}): check security.protocol, and ssl.ca.location (the CA "
+                "that signed the broker's certificate) in TICKSTORE_KAFKA_CONFIG",
+                login=False,
+            ) from failure
         if time.monotonic() >= deadline:
             raise BrokerRefused(settings.bootstrap, _no_metadata(settings, failure), login=False) from failure
 
