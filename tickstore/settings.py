@@ -140,7 +140,8 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         "127.0.0.1:6379",
-        description="Redis when online_store=redis: host:port[,db=N], or a redis:// URL.",
+        description="Redis when online_store=redis: host:port[,db=N], or a redis:// URL (rediss:// for "
+        "TLS; a CA of your own through SSL_CERT_FILE).",
     )
     stream_group: str = Field("tickstore-stream", description="Consumer group of `tickstore stream`.")
     stream_batch_ms: int = Field(

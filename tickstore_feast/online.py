@@ -89,6 +89,13 @@ def check_online_store(store: FeatureStore) -> None:
     try:
         client.ping()
     except UNAVAILABLE as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(
+            exc
+        ):  # it answers, over TLS, with a certificate not trusted here
+            raise OnlineStoreUnavailable(
+                f"{where}: its TLS certificate is not trusted here ({exc}): point SSL_CERT_FILE at the CA "
+                "that signed it (SSL_CERT_FILE=/path/to/ca.pem), or check TICKSTORE_REDIS_URL"
+            ) from exc
         raise OnlineStoreUnavailable(f"{where} does not answer ({exc}): {REDIS_HINT}") from exc
 
 

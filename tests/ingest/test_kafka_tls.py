@@ -1,4 +1,4 @@
-"""tickstore against a Kafka reached over TLS only (tests/ingest/tls_relay.py): every command's
+"""tickstore against a Kafka reached over TLS only (tests/tls_relay.py): every command's
 clients take TICKSTORE_KAFKA_CONFIG's TLS settings, and a certificate they can't verify is named."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from ingest import kafka
 from tests.cli.helpers import env_for, tickstore
 from tests.conftest import SHARED
-from tests.ingest.tls_relay import TlsKafka, tls_kafka
+from tests.tls_relay import TlsKafka, tls_kafka
 from tickstore.settings import Settings
 
 RECORDING = SHARED / "advanced_trade" / "btc-eth-usd_2026-04-03_no-sizes.ndjson"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -184,3 +185,32 @@ def test_a_damaged_sqlite_file_is_named_with_how_to_make_it_again(
     for part in path.parent.glob("online_store.db*"):
         part.unlink()
     feature_store(s)  # made again, as the message says
+
+
+def test_rows_go_to_a_redis_over_tls_and_come_back(
+    make_settings: Callable[..., Settings],
+    redis_port: int,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.tls_relay import tls_relay
+
+    db = redis_url.rsplit("db=", 1)[1]
+    with tls_relay(tmp_path, redis_port) as relay:
+        # a CA of one's own is trusted the way OpenSSL is told: SSL_CERT_FILE (README, the settings)
+        monkeypatch.setenv("SSL_CERT_FILE", str(relay.ca))
+        s = make_settings(online_store="redis", redis_url=f"rediss://127.0.0.1:{relay.port}/{db}")
+        load(s, tick_rows([("BTC-USD", 0.0, 100.0), ("BTC-USD", 30.0, 101.0)]))
+        store = feature_store(s)
+        check_online_store(store)
+        view = store.get_feature_view("ticks_60s")
+        write_rows(store, view, latest_rows(lake.connect(s), view.batch_source, ["BTC-USD"], tail="ticks"))
+        assert online_values(store, "ticks_60s", "BTC-USD")["tick_count_60s"] == 2
+        monkeypatch.delenv("SSL_CERT_FILE")
+        untrusted = feature_store(make_settings(online_store="redis", redis_url=s.redis_url))
+        with pytest.raises(OnlineStoreUnavailable, match="certificate verify failed") as caught:
+            check_online_store(untrusted)
+        assert "point SSL_CERT_FILE at the CA" in str(caught.value) and "start redis-server" not in str(
+            caught.value
+        )

@@ -1,8 +1,9 @@
-"""A Kafka that speaks TLS, for tests: a real Tansu broker behind a relay that ends TLS in front of it.
+"""Servers that speak TLS, for tests: a real server behind a relay that ends TLS in front of it.
 
-Tansu 0.6.0 listens in plaintext only. The relay takes TLS connections on its own port with a
-certificate signed by a CA made here and passes the bytes both ways to Tansu, which advertises the
-relay's port, so every connection a client makes (bootstrap, then the broker metadata names) is TLS.
+Tansu 0.6.0 and the tests' Redis listen in plaintext only. The relay takes TLS connections on its
+own port with a certificate signed by a CA made here and passes the bytes both ways to the server.
+Tansu advertises the relay's port, so every connection a Kafka client makes (bootstrap, then the
+brokers the metadata names) is TLS.
 """
 
 from __future__ import annotations
@@ -111,28 +112,44 @@ def _relay(listener: socket.socket, context: ssl.SSLContext, upstream: int) -> N
         threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
 
+@dataclass(frozen=True)
+class Relay:
+    """Where the relay takes TLS connections, and the CA file that verifies its certificate."""
+
+    port: int
+    ca: Path
+
+
+@contextmanager
+def tls_relay(folder: Path, upstream: int) -> Iterator[Relay]:
+    """TLS on a port of its own in front of the plaintext server at 127.0.0.1:``upstream``."""
+    ca, cert, key = _certificates(folder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=_relay, args=(listener, context, upstream), daemon=True).start()
+    try:
+        yield Relay(listener.getsockname()[1], ca)
+    finally:
+        listener.close()
+
+
 @contextmanager
 def tls_kafka(folder: Path) -> Iterator[TlsKafka]:
     """A Tansu broker reached only over TLS, for as long as the context lasts."""
-    ca, cert, key = _certificates(folder)
-    plain, secure = free_port(), free_port()
-    with (folder / "tansu.log").open("wb") as log:
+    plain = free_port()
+    with tls_relay(folder, plain) as relay, (folder / "tansu.log").open("wb") as log:
         tansu = subprocess.Popen(
             [str(broker.tansu_binary()), "broker", "--listener-url", f"tcp://127.0.0.1:{plain}"]
-            + ["--advertised-listener-url", f"tcp://127.0.0.1:{secure}"],
+            + ["--advertised-listener-url", f"tcp://127.0.0.1:{relay.port}"],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    listener = socket.create_server(("127.0.0.1", secure))
-    threading.Thread(target=_relay, args=(listener, context, plain), daemon=True).start()
-    try:
-        deadline = time.monotonic() + 10
-        while kafka._refused(f"127.0.0.1:{plain}", 0.2) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield TlsKafka(f"127.0.0.1:{secure}", ca)
-    finally:
-        listener.close()
-        tansu.kill()
-        tansu.wait()
+        try:
+            deadline = time.monotonic() + 10
+            while kafka._refused(f"127.0.0.1:{plain}", 0.2) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            yield TlsKafka(f"127.0.0.1:{relay.port}", relay.ca)
+        finally:
+            tansu.kill()
+            tansu.wait()
