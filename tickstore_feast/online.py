@@ -58,11 +58,25 @@ def _worth_waiting(exc: Exception) -> str | None:
 REDIS_HINT = "start redis-server there, set TICKSTORE_REDIS_URL, or use TICKSTORE_ONLINE_STORE=sqlite"
 
 
+TLS_HINT = (
+    "its TLS certificate is not trusted here: point SSL_CERT_FILE at the CA that signed it "
+    "(SSL_CERT_FILE=/path/to/ca.pem), or check TICKSTORE_REDIS_URL"
+)
+
+
+def _redis_hint(exc: Exception) -> str:
+    """What to do about a Redis that failed so: it answered with a certificate not trusted here (over
+    TLS), or it did not answer."""
+    return TLS_HINT if "CERTIFICATE_VERIFY_FAILED" in str(exc) else REDIS_HINT
+
+
 def unreadable(store: FeatureStore, exc: Exception) -> str:
-    """What a failed online read says: the store, why, and for a Redis that does not answer what to do."""
+    """What a failed online read says: the store, why, and for a Redis that can't be reached what to do."""
     config = store.config.online_store
     if getattr(config, "type", "sqlite") == "redis" and isinstance(exc, UNAVAILABLE):
-        return f"the Redis online store at {config.connection_string} cannot be read ({exc}): {REDIS_HINT}"
+        return (
+            f"the Redis online store at {config.connection_string} cannot be read ({exc}): {_redis_hint(exc)}"
+        )
     return f"the online store cannot be read: {exc}"
 
 
@@ -89,13 +103,8 @@ def check_online_store(store: FeatureStore) -> None:
     try:
         client.ping()
     except UNAVAILABLE as exc:
-        if "CERTIFICATE_VERIFY_FAILED" in str(
-            exc
-        ):  # it answers, over TLS, with a certificate not trusted here
-            raise OnlineStoreUnavailable(
-                f"{where}: its TLS certificate is not trusted here ({exc}): point SSL_CERT_FILE at the CA "
-                "that signed it (SSL_CERT_FILE=/path/to/ca.pem), or check TICKSTORE_REDIS_URL"
-            ) from exc
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # it answers, with a certificate not trusted here
+            raise OnlineStoreUnavailable(f"{where} cannot be reached ({exc}): {TLS_HINT}") from exc
         raise OnlineStoreUnavailable(f"{where} does not answer ({exc}): {REDIS_HINT}") from exc
 
 

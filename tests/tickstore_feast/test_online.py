@@ -16,10 +16,12 @@ from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore import lake
 from tickstore.settings import Settings
 from tickstore_feast.online import (
+    UNAVAILABLE,
     OnlineStoreUnavailable,
     check_online_store,
     latest_rows,
     redis_read,
+    unreadable,
     write_rows,
 )
 from tickstore_feast.repo import feature_store
@@ -214,3 +216,8 @@ def test_rows_go_to_a_redis_over_tls_and_come_back(
         assert "point SSL_CERT_FILE at the CA" in str(caught.value) and "start redis-server" not in str(
             caught.value
         )
+        # a read that fails so (a scorer's, the stream's) says the same
+        with pytest.raises(UNAVAILABLE) as failed:
+            online_values(untrusted, "ticks_60s", "BTC-USD")
+        said = unreadable(untrusted, failed.value)
+        assert "point SSL_CERT_FILE at the CA" in said and "start redis-server" not in said, said
