@@ -100,9 +100,16 @@ def _relay(listener: socket.socket, context: ssl.SSLContext, upstream: int) -> N
         except (ssl.SSLError, OSError):  # a client that does not trust the certificate, or no TLS
             conn.close()
             return
-        plain = socket.create_connection(("127.0.0.1", upstream))
-        threading.Thread(target=_pump, args=(secure, plain), daemon=True).start()
-        _pump(plain, secure)
+        with secure:
+            try:
+                plain = socket.create_connection(("127.0.0.1", upstream))
+            except OSError:  # the server is gone: so is the client's connection
+                return
+            with plain:
+                back = threading.Thread(target=_pump, args=(secure, plain), daemon=True)
+                back.start()
+                _pump(plain, secure)
+                back.join()  # both directions done (each shuts both sides as it ends): then closed
 
     while True:
         try:
