@@ -176,7 +176,7 @@ def cluster(settings: Settings, timeout: float) -> tuple[AdminClient, Any]:
                 login=True,
             ) from failure
         tls = next((e for e in errors if e.code() == KafkaError._SSL), None)
-        if tls is not None:  # an untrusted certificate, or TLS to a plaintext port: final too
+        if tls is not None:  # a broker certificate not trusted here: final too, as a refused login
             reason = re.sub(r"^\S+/bootstrap: (SSL handshake failed: )?", "", tls.str())
             raise BrokerRefused(
                 settings.bootstrap,
