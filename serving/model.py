@@ -67,14 +67,15 @@ def hint() -> str:
 
 
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
-RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/|$)")
+RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/(?P<path>.*))?$")
 VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
 
 def missing(uri: str) -> str | None:
     """Why ``uri`` can never be loaded, when MLflow says the run or model version it names does not
-    exist (MLflow pointed at tickstore's store first); None when it exists, may exist later (an
-    alias not set yet), or MLflow can't be asked now.
+    exist, or a finished run holds no model at its path (MLflow pointed at tickstore's store first);
+    None when it exists, may exist later (an alias not set yet, a run still open), or MLflow can't
+    be asked now.
 
     A scorer started on such a URI stayed up and answered 503 for ever: a runs:/ or models:/name/N
     URI names one thing, and nothing would ever make it appear.
@@ -85,7 +86,19 @@ def missing(uri: str) -> str | None:
     try:
         check_server(mlflow.get_tracking_uri())  # down: said now, not after MLflow's minutes of retries
         if run := RUN_URI.match(uri):
-            client.get_run(run["run_id"])
+            found = client.get_run(run["run_id"])
+            path = (run["path"] or "").strip("/")
+            if not path:  # MLflow can't load a run's root: "Not a proper runs:/ URI"
+                return (
+                    f"a runs:/ URI names the model's folder in its run too: {uri.rstrip('/')}/model. {hint()}"
+                )
+            # a run that has ended gets no new model (train logs each while its run is open), so a
+            # path without one (`runs:/<id>/modle`) names nothing for good; a running one may yet
+            if found.info.status != "RUNNING" and not _holds_model(uri):
+                return (
+                    f"run {run['run_id']} has no model at '{path}' (tickstore train logs each model at "
+                    f"runs:/<run id>/model). {hint()}"
+                )
         elif version := VERSION_URI.match(uri):
             client.get_model_version(version["name"], version["version"])
     except MlflowException as exc:
@@ -94,6 +107,13 @@ def missing(uri: str) -> str | None:
     except Exception:  # a server down or a store unreadable: the scorer retries and says why
         return None
     return None
+
+
+def _holds_model(uri: str) -> bool:
+    """Whether the artifact folder ``uri`` names holds an MLflow model (its MLmodel file); listed,
+    not downloaded. MLflow 3 resolves a run's model name to the logged model it keeps apart."""
+    listed = mlflow.artifacts.list_artifacts(artifact_uri=uri)
+    return any(not entry.is_dir and entry.path.rsplit("/", 1)[-1] == "MLmodel" for entry in listed)
 
 
 class ModelUnavailable(RuntimeError):

@@ -74,6 +74,16 @@ def test_a_uri_naming_nothing_is_said_to_and_one_naming_something_is_not(
     assert said is not None and said.startswith("Run with id=0123abc not found. ")
     said = missing(f"models:/{MODEL}/{int(version) + 1}")
     assert said is not None and f"version={int(version) + 1}) not found" in said
+    # a run that exists, at a path holding no model: retried for ever before, as if it might appear
+    for path in ("modle", "model/MLmodel", "dataset"):
+        said = missing(f"runs:/{run_id}/{path}")
+        assert said is not None and said.startswith(f"run {run_id} has no model at '{path}' ("), path
+    said = missing(f"runs:/{run_id}")  # MLflow's "Not a proper runs:/ URI"
+    assert said is not None and said.startswith(
+        f"a runs:/ URI names the model's folder in its run too: runs:/{run_id}/model."
+    )
+    with mlflow.start_run(experiment_id=tracking.setup(settings)) as running:  # a model may yet come
+        assert missing(f"runs:/{running.info.run_id}/model") is None
 
 
 def test_a_fixed_uri_that_fails_to_load_at_start_is_tried_again_until_it_loads(
