@@ -56,6 +56,8 @@ EXAMPLES = [
 def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: float = 30.0) -> None:
     """Run the whole first-cut demo against ``settings``; stops the broker it started."""
     source = _recordings(settings)  # first: a wrong TICKSTORE_DATA_DIR is said before anything starts
+    if live_seconds > 0:
+        _check_online_store(settings)
     started_broker = broker.status(settings).pid is None and settings.embedded_broker
     st = broker.start(settings)
     console.print(f"[bold]1. broker[/] up at {escape(st.bootstrap)}", markup=True)
@@ -112,6 +114,23 @@ def run_demo(settings: Settings, simulate_ticks: int = 200_000, live_seconds: fl
         if started_broker:
             broker.stop(settings)
             console.print("\nbroker stopped")
+
+
+def _check_online_store(settings: Settings) -> None:
+    """Stop before anything starts when the last step, live scoring, could not write its features: a
+    Redis online store that did not answer was found after a minute of the other steps, by a
+    traceback from the stream, and the demo then waited out its live step and exited 0."""
+    if settings.online_store != "redis":
+        return  # SQLite: a file, made when first written
+    from tickstore_feast.online import OnlineStoreUnavailable, check_online_store
+    from tickstore_feast.repo import feature_store
+
+    try:
+        check_online_store(feature_store(settings, apply=False))
+    except OnlineStoreUnavailable as exc:
+        raise TickstoreError(
+            f"{exc} (the demo's last step, live scoring, writes there; `tickstore demo --live-seconds 0` skips that step)"
+        ) from exc
 
 
 def _recordings(settings: Settings) -> Path | None:

@@ -13,12 +13,14 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.context import console
 from ingest import replay
 from ingest.stream import OnlineStream
+from tickstore.errors import TickstoreError
 from tickstore.net import free_port
 from tickstore.settings import Settings
 from tickstore.text import count_of
@@ -111,7 +113,17 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
     )
     stream = OnlineStream(live)
     logging.getLogger("ingest.stream").setLevel(logging.WARNING)  # the score lines are the show
-    stream_thread = threading.Thread(target=stream.run, name="stream", daemon=True)
+    failed: list[Exception] = []
+
+    def run_stream() -> None:
+        # a stream that stops (its online store gone) ends the step with its error, not a thread's
+        # traceback and the rest of the step spent waiting for scores
+        try:
+            stream.run()
+        except Exception as exc:
+            failed.append(exc)
+
+    stream_thread = threading.Thread(target=run_stream, name="stream", daemon=True)
     stream_thread.start()
     env = dict(os.environ)
     env.update(
@@ -134,12 +146,14 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not failed:
             try:
                 with urllib.request.urlopen(base + "/healthz", timeout=2):
                     break
             except OSError:
                 time.sleep(0.3)
+        if failed:
+            raise _stopped(failed[0]) from failed[0]
         console.print(f"   scorer on {base} (gunicorn), model {uri}")
         console.print(
             f"   replaying {source.name} at recorded pace, re-stamped as now, products {', '.join(products)}"
@@ -151,7 +165,9 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
             daemon=True,
         )
         feed.start()
-        _print_scores(base, products, seconds)
+        _print_scores(base, products, seconds, running=lambda: not failed)
+        if failed:
+            raise _stopped(failed[0]) from failed[0]
         feed.join(10)
     finally:
         stream.stop()
@@ -185,7 +201,12 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
     console.print("   and `tickstore status` for every part at a glance: how fresh, and what to do next")
 
 
-def _print_scores(base: str, products: list[str], seconds: float) -> None:
+def _stopped(exc: Exception) -> TickstoreError:
+    """The demo's error for a stream that stopped during the live step."""
+    return TickstoreError(f"the live step's stream stopped: {exc}")
+
+
+def _print_scores(base: str, products: list[str], seconds: float, running: Callable[[], bool]) -> None:
     """Ask for scores every second; print a line whenever a product's features or probability change.
 
     New ticks, not only a new probability: a tree model gives one value over wide ranges of its
@@ -194,7 +215,7 @@ def _print_scores(base: str, products: list[str], seconds: float) -> None:
     last: dict[str, tuple[float | None, object]] = {}  # product -> (p, features_as_of) or (None, error)
     waited = explained = False
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end and running():
         time.sleep(1.0)
         status, body = _post(base + "/v1/score", {"product_ids": products})
         if status == 404 or status == 503:

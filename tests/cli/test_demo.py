@@ -60,6 +60,22 @@ def test_a_data_dir_without_recordings_is_refused_before_anything_starts(
         assert not s.lake_dir.exists() and not (s.run_dir / "broker.pid").exists()
 
 
+def test_a_redis_online_store_that_does_not_answer_is_said_before_anything_starts(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # found by the stream of the last step, a minute in: a thread's traceback, the live step waited
+    # out, exit code 0
+    s = make_settings(broker_port=free_port())
+    closed = f"127.0.0.1:{free_port()}"
+    env = env_for(s) | {"TICKSTORE_ONLINE_STORE": "redis", "TICKSTORE_REDIS_URL": closed}
+    out = tickstore(s, "demo", check=False, env=env)
+    err = " ".join(out.stderr.split())
+    assert out.returncode == 1 and "Traceback" not in err, err
+    assert f"the Redis online store at {closed} does not answer" in err, err
+    assert "`tickstore demo --live-seconds 0` skips that step" in err, err
+    assert not s.lake_dir.exists() and not (s.run_dir / "broker.pid").exists()
+
+
 @pytest.mark.kafka
 def test_a_demo_whose_every_message_is_rejected_stops_saying_why(
     make_settings: Callable[..., Settings], tmp_path: Path

@@ -1,10 +1,14 @@
-"""The demo's live scoring lines: each product's score as it changes, and why one is not scored."""
+"""The demo's live scoring lines: each product's score as it changes, and why one is not scored; a
+stream that stops ends the step with its error."""
 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
@@ -12,6 +16,7 @@ from werkzeug.serving import make_server
 from serving import create_app
 from tests.cli.helpers import serving
 from tests.conftest import free_port
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 
@@ -28,7 +33,9 @@ def test_live_scores_go_on_past_a_product_the_batch_could_not_score(
     with serving(make_server("127.0.0.1", s.serve_port, app, threaded=True)):
         # NEW-USD has no features yet: the batch is a 200 with an error in its place (a KeyError
         # on its missing probability ended the demo's scoring)
-        _print_scores(f"http://127.0.0.1:{s.serve_port}", ["NEW-USD", "BTC-USD"], seconds=2.5)
+        _print_scores(
+            f"http://127.0.0.1:{s.serve_port}", ["NEW-USD", "BTC-USD"], seconds=2.5, running=lambda: True
+        )
     out = " ".join(capsys.readouterr().err.split())
     assert "p: the model's probability of a volatility spike within 60 s; SPIKE: p at or above 0.5000" in out
     assert out.count("BTC-USD p=") == 1  # printed when it changes, not every second
@@ -49,3 +56,24 @@ def test_the_simulated_recording_of_the_live_step_is_kept_in_the_home(
     path = _source(s)
     assert path == s.run_dir / "live-simulated.ndjson" and path.stat().st_size > 0
     assert _source(s) == path and not list(temp.iterdir())  # written afresh in the same place
+
+
+@pytest.mark.kafka
+def test_a_live_step_whose_stream_stops_ends_with_the_streams_error(kafka_settings: Settings) -> None:
+    # the stream's thread printed a traceback, the step waited out its seconds for scores that could
+    # not come, and the demo exited 0
+    from cli.live import live_scoring
+
+    closed = f"127.0.0.1:{free_port()}"
+    s = kafka_settings.model_copy(
+        update={"online_store": "redis", "redis_url": closed, "serve_port": free_port()}
+    )
+    trained: Any = SimpleNamespace(champion="models:/tickstore-volatility@champion")  # what step 6 reports
+    started = time.monotonic()
+    with pytest.raises(TickstoreError) as raised:
+        live_scoring(s, trained, seconds=60)
+    said = str(raised.value)
+    assert said.startswith(
+        f"the live step's stream stopped: the Redis online store at {closed} does not answer"
+    )
+    assert time.monotonic() - started < 45  # not the step's 60 s
