@@ -209,7 +209,7 @@ def _training_set(settings: Settings, start: datetime, end: datetime) -> None:
 
 def _train(settings: Settings, start: datetime, end: datetime) -> TrainReport | None:
     """Step 6: the three models on honest forward labels, beside shift(-1) labels, tracked in MLflow."""
-    from cli.output import print_train_report
+    from cli.output import mlflow_ui, print_train_report
     from training.train import TrainConfig, train
 
     console.print(
@@ -224,7 +224,7 @@ def _train(settings: Settings, start: datetime, end: datetime) -> TrainReport | 
         console.print(f"   skipped: {exc}")
         return None
     print_train_report(report, console)
-    console.print(f"   MLflow: mlflow ui --backend-store-uri {settings.mlflow_tracking_uri()}")
+    console.print(f"   MLflow: {mlflow_ui(settings.mlflow_tracking_uri())}")
     return report
 
 

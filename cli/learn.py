@@ -75,7 +75,7 @@ def train(
     every model logged so far.
     """
 
-    from cli.output import print_train_report, print_walk_forward
+    from cli.output import mlflow_ui, print_train_report, print_walk_forward
     from training.train import TrainConfig
     from training.train import train as run_training
 
@@ -126,7 +126,7 @@ def train(
     print_walk_forward(report.walk_forward, console)
     s = settings_of(ctx)
     # the curves, confusion matrices, drift reports and models are in MLflow, not on the screen
-    console.print(f"plots, reports and models: mlflow ui --backend-store-uri {s.mlflow_tracking_uri()}")
+    console.print(f"plots, reports and models: {mlflow_ui(s.mlflow_tracking_uri())}")
 
 
 @click.command()

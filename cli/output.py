@@ -11,6 +11,14 @@ from cli.results import print_rows
 from tickstore.text import count_of
 
 
+def mlflow_ui(tracking_uri: str) -> str:
+    """Where to look at the runs: a tracking server's own page, else `mlflow ui` over the store
+    (`mlflow ui --backend-store-uri http://...` is no command that works)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{tracking_uri} in a browser (the tracking server's UI)"
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
 def _score(value: float, digits: int = 3) -> str:
     """A metric, or n/a where it is undefined (NaN: a split without spikes or without calm rows)."""
     return "n/a" if value != value else f"{value:.{digits}f}"

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from rich.console import Console
 
-from cli.output import print_train_report, print_walk_forward
+from cli.output import mlflow_ui, print_train_report, print_walk_forward
 from training.metrics import Scores
 from training.report import Fold, ModelResult, TrainReport
 
@@ -285,3 +285,17 @@ def test_what_each_trained_model_leans_on_is_its_top_three(capsys: pytest.Captur
     assert "(the validation split has no spike, so these figures say little" in " ".join(
         printed(rep, capsys).split()
     )
+
+
+def test_where_to_look_at_the_runs_depends_on_the_tracking_uri() -> None:
+    # a tracking server's URI was printed as `mlflow ui --backend-store-uri http://...`, which MLflow
+    # can't open as a store: the server has a page of its own
+    assert (
+        mlflow_ui("http://127.0.0.1:5000") == "http://127.0.0.1:5000 in a browser (the tracking server's UI)"
+    )
+    assert (
+        mlflow_ui("https://mlflow.example")
+        == "https://mlflow.example in a browser (the tracking server's UI)"
+    )
+    for store in ("sqlite:////home/u/.tickstore/mlflow/mlflow.db", "postgresql://u@db/mlflow"):
+        assert mlflow_ui(store) == f"mlflow ui --backend-store-uri {store}"
