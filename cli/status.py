@@ -203,7 +203,7 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     reader) whether the scorer can feed it: every feature it reads served, computed by the same SQL."""
     from serving.features import redefined_message
     from serving.model import ALIAS_URI, hint, trained_fingerprints
-    from tickstore.mlflow_store import store_exists, use_mlflow_store
+    from tickstore.mlflow_store import reason, store_exists, use_mlflow_store
 
     uri = escape(settings.serve_model_uri)  # said in markup lines
     if not store_exists(settings):
@@ -222,8 +222,8 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
         version = client.get_model_version_by_alias(alias["name"], alias["alias"])
         run = client.get_run(version.run_id) if version.run_id else None
     except Exception as exc:  # MLflow raises its own kinds for "not found" and for a server that is down
-        reason = str(exc).splitlines()[0]
-        return False, [f"model {uri}: {MISSING}: {escape(reason)}. {escape(hint())}"]
+        said = reason(exc).splitlines()[0]
+        return False, [f"model {uri}: {MISSING}: {escape(said)}. {escape(hint())}"]
     params = run.data.params if run else {}
     kind = _kind(params.get("model"), params.get("horizon_s"))
     when = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)

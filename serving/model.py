@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from serving.linear import CompiledLinear, compile_linear
 from serving.trees import CompiledTrees, compile_xgboost
-from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, check_server, use_mlflow_store
+from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, check_server, reason, use_mlflow_store
 from tickstore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def missing(uri: str) -> str | None:
             client.get_model_version(version["name"], version["version"])
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return f"{str(exc).rstrip('.')}. {hint()}"
+            return f"{reason(exc).rstrip('.')}. {hint()}"
     except Exception:  # a server down or a store unreadable: the scorer retries and says why
         return None
     return None
@@ -196,7 +196,7 @@ def load(uri: str) -> LoadedModel:
             run_id = info.run_id
             run = client.get_run(run_id)
         except Exception as exc:  # MLflow raises MlflowException, OSError, ... for "not there"
-            raise ModelUnavailable(f"cannot load model {uri}: {str(exc).rstrip('.')}. {hint()}") from exc
+            raise ModelUnavailable(f"cannot load model {uri}: {reason(exc).rstrip('.')}. {hint()}") from exc
         if "xgboost" in info.flavors:
             from mlflow import xgboost as flavor
         else:
@@ -301,7 +301,7 @@ class ModelHolder:
         try:
             return str(MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version)
         except Exception as exc:
-            raise ModelUnavailable(f"no model at {self.uri}: {str(exc).rstrip('.')}. {hint()}") from exc
+            raise ModelUnavailable(f"no model at {self.uri}: {reason(exc).rstrip('.')}. {hint()}") from exc
 
     def start(self) -> None:
         """Check the alias every ``serve_reload_s`` in a daemon thread; for a fixed URI (runs:/...,

@@ -133,6 +133,15 @@ class MlflowUnavailable(TickstoreError):
     """The MLflow tracking server of TICKSTORE_MLFLOW_URI does not answer."""
 
 
+def reason(exc: BaseException) -> str:
+    """What MLflow said went wrong, worded alike from a tracking server and from a local store: a
+    server's answer comes prefixed with its error code ("RESOURCE_DOES_NOT_EXIST: Run ... not found")."""
+    body = getattr(exc, "json", None)  # mlflow.exceptions.RestException: the server's JSON
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return str(exc)
+
+
 def check_server(uri: str) -> None:
     """Fail at once when an http(s) tracking server refuses connections: MLflow's client retries each
     request for minutes ("Retrying (Retry(total=3 ...") before it gives up."""

@@ -1,4 +1,5 @@
-"""The local MLflow store: processes opening a new one together leave one database every later run opens."""
+"""The local MLflow store: processes opening a new one together leave one database every later run opens;
+what MLflow says went wrong reads alike from a tracking server."""
 
 from __future__ import annotations
 
@@ -202,3 +203,19 @@ def test_a_home_moved_elsewhere_serves_and_reads_its_models(tmp_path) -> None:  
     assert recorded and all(
         uri.startswith((moved / "mlflow" / "artifacts").resolve().as_uri()) for uri in recorded
     )
+
+
+def test_what_mlflow_said_reads_alike_from_a_tracking_server_and_a_local_store() -> None:
+    # a tracking server's "not found" came prefixed with its error code into `tickstore status` and
+    # the scorer's refusals: "RESOURCE_DOES_NOT_EXIST: Registered Model with name=... not found"
+    from mlflow.exceptions import MlflowException, RestException
+
+    from tickstore.mlflow_store import reason
+
+    served = RestException(
+        {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run with id=0123abc not found"}
+    )
+    assert str(served).startswith("RESOURCE_DOES_NOT_EXIST: ")
+    assert reason(served) == "Run with id=0123abc not found"
+    assert reason(MlflowException("Run with id=0123abc not found")) == "Run with id=0123abc not found"
+    assert reason(OSError("disk full")) == "disk full"
