@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -165,7 +166,9 @@ def dataset_build(
                 entities = file_entities(entities_file)
         else:
             if start is None or end is None:
-                raise range_needed(ctx, "--every", f"tickstore dataset build --every {every:g} --out {out}")
+                raise range_needed(
+                    ctx, "--every", f"tickstore dataset build --every {every:g} --out {shlex.quote(str(out))}"
+                )
             entities = ds.Grid(
                 start,
                 end,

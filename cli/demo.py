@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -167,7 +168,7 @@ def _plot_hour(settings: Settings, con: duckdb.DuckDBPyConnection, since: dateti
     when = f"{since:%Y-%m-%dT%H:%M:%S}"
     console.print(
         f"\n[cyan]The busiest stretch's first hour of 60 s features, drawn[/]\n  tickstore sql "
-        f"'{escape(PLOTTED)}' -p since={when} --plot {escape(str(out))}",
+        f"'{escape(PLOTTED)}' -p since={when} --plot {escape(shlex.quote(str(out)))}",
         markup=True,
     )
     feature_sql.attach_views(con, PLOTTED)
@@ -201,7 +202,9 @@ def _training_set(settings: Settings, start: datetime, end: datetime) -> None:
     )
     print_rows(rel.columns, rel.fetchall(), title="first rows")
     con.close()
-    console.print(f"   rebuild it and compare, byte for byte: tickstore dataset verify {out}")
+    console.print(
+        f"   rebuild it and compare, byte for byte: tickstore dataset verify {shlex.quote(str(out))}"
+    )
     console.print(
         "   the feature views, their SQL and the service in a browser: tickstore feast ui (port 8888)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ def mlflow_ui(tracking_uri: str) -> str:
     (`mlflow ui --backend-store-uri http://...` is no command that works)."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"{tracking_uri} in a browser (the tracking server's UI)"
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+    return f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}"  # a home may hold a space
 
 
 def _score(value: float, digits: int = 3) -> str:

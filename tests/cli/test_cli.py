@@ -174,7 +174,7 @@ def test_a_missing_range_names_the_lake_busiest_stretches(make_settings: Callabl
     )
     for args in (
         ("train", "--start", "2026-01-01"),
-        ("dataset", "build", "--every", "5", "--out", "x.parquet"),
+        ("dataset", "build", "--every", "5", "--out", "my set.parquet"),
     ):
         run = tickstore(s, *args, check=False)
         out = " ".join(run.stderr.split())
@@ -184,6 +184,8 @@ def test_a_missing_range_names_the_lake_busiest_stretches(make_settings: Callabl
             "2026-01-01T02:00..02:00 (3 ticks); 2026-01-03T00:00..00:00 (1 tick)"
         ) in out
         assert "--start 2026-01-01T00:00 --end 2026-01-01T00:02" in out  # a range to paste
+        if "dataset" in args:  # the command to paste, quoted as a shell needs it
+            assert "tickstore dataset build --every 5 --out 'my set.parquet' --start" in out, out
 
 
 @pytest.mark.kafka

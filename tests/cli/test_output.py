@@ -299,3 +299,6 @@ def test_where_to_look_at_the_runs_depends_on_the_tracking_uri() -> None:
     )
     for store in ("sqlite:////home/u/.tickstore/mlflow/mlflow.db", "postgresql://u@db/mlflow"):
         assert mlflow_ui(store) == f"mlflow ui --backend-store-uri {store}"
+    # a home with a space: a command to paste, quoted
+    spaced = "sqlite:////home/u/my data/mlflow/mlflow.db"
+    assert mlflow_ui(spaced) == f"mlflow ui --backend-store-uri '{spaced}'"
