@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -101,7 +102,7 @@ def _port_taken(settings: Settings) -> str:
         home = log.parent.parent
         return (
             f"port {port} is taken by the embedded broker of another tickstore home, {home} (pid "
-            f"{holder.pid}): stop it with `TICKSTORE_HOME={home} tickstore broker stop`, {other}"
+            f"{holder.pid}): stop it with `TICKSTORE_HOME={shlex.quote(str(home))} tickstore broker stop`, {other}"
         )
     return f"port {port} is taken by pid {holder.pid} ({holder.command}): stop it, {other}"
 

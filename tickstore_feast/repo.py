@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shlex
 import sys
 import tempfile
 import traceback
@@ -161,9 +162,7 @@ def repo_error(exc: BaseException, folder: Path = FEATURE_REPO) -> str | None:
     if where is None or not Path(where[0]).resolve().is_relative_to(root):
         return None
     path = Path(where[0]).resolve().relative_to(root.parent)
-    return (
-        f"{path}, line {where[1]}: {type(exc).__name__}: {exc}\n(`python {path}` shows the whole traceback)"
-    )
+    return f"{path}, line {where[1]}: {type(exc).__name__}: {exc}\n(`python {shlex.quote(str(path))}` shows the whole traceback)"
 
 
 KINDS = (("entity", Entity), ("view", FeatureView), ("service", FeatureService))
