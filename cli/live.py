@@ -112,7 +112,9 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
         }
     )
     stream = OnlineStream(live)
-    logging.getLogger("ingest.stream").setLevel(logging.WARNING)  # the score lines are the show
+    stream_log = logging.getLogger("ingest.stream")
+    level = stream_log.level  # put back after the step: a process that goes on (a test) logs as before
+    stream_log.setLevel(logging.WARNING)  # the score lines are the show
     failed: list[Exception] = []
 
     def run_stream() -> None:
@@ -170,6 +172,7 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
             raise _stopped(failed[0]) from failed[0]
         feed.join(10)
     finally:
+        stream_log.setLevel(level)
         stream.stop()
         server.terminate()
         try:
