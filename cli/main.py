@@ -7,12 +7,15 @@ The root group lives here; each family of commands has its own module (`feed`, `
 from __future__ import annotations
 
 import atexit
+import codecs
 import gc
+import io
 import logging
 import os
 import re
 import signal
 import sqlite3
+import sys
 import warnings
 from pathlib import Path
 from typing import NoReturn
@@ -38,6 +41,13 @@ from tickstore_feast.quick_import import skip_feast_type_checks
 # Registered at import, so the handlers libraries register later (Feast's, MLflow's) run before it.
 atexit.register(gc.freeze)
 bash_complete.install()  # before click reads _TICKSTORE_COMPLETE
+
+# Output in an encoding other than UTF-8 (PYTHONIOENCODING=latin-1, a terminal set so) can't hold
+# every character a value may have (a product id, a SQL string, an error's text): `tickstore sql`
+# died of a UnicodeEncodeError for one. Such characters are written as \xNN / \uNNNN escapes instead.
+for _stream in (sys.stdout, sys.stderr):
+    if isinstance(_stream, io.TextIOWrapper) and codecs.lookup(_stream.encoding).name != "utf-8":
+        _stream.reconfigure(errors="backslashreplace")
 
 
 class _Group(click.Group):

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 from tests.conftest import REPO
 
 
-def python(code: str) -> subprocess.CompletedProcess[str]:
-    """``code`` run by a new Python in the source tree; it must succeed."""
-    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+def python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a new Python in the source tree, with ``env`` added; it must succeed."""
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     return run
 
@@ -37,3 +45,16 @@ def test_log_lines_write_control_characters_out() -> None:
     )
     run = python(code)
     assert "skipped ticks.raw[0]@3: bad \\x1b[2J\\x0d value" in run.stderr and "\x1b" not in run.stderr
+
+
+def test_output_in_an_encoding_short_of_a_value_s_characters_escapes_them() -> None:
+    # `tickstore sql "SELECT '→é'"` with PYTHONIOENCODING=ascii died of a UnicodeEncodeError
+    code = (
+        "import cli.main\n"
+        "from cli.context import console, report\n"
+        "report.print('BTC-USD \u2192 \xe9')\n"
+        "console.print('skipped: caf\xe9')\n"
+    )
+    run = python(code, PYTHONIOENCODING="ascii")
+    assert run.stdout.strip() == "BTC-USD \\u2192 \\xe9"
+    assert run.stderr.strip() == "skipped: caf\\xe9"
