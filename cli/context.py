@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
@@ -38,6 +39,35 @@ console = _Console(stderr=True, soft_wrap=not _TTY, width=None if _TTY else 200,
 # `tickstore status | grep` and `> status.txt` get it; progress and logs stay on stderr.
 _OUT_TTY = sys.stdout.isatty()
 report = _Console(soft_wrap=not _OUT_TTY, width=None if _OUT_TTY else 200, markup=False)
+
+
+# A non-breaking hyphen stands in for a word's hyphens while click wraps help: textwrap breaks lines
+# at an ASCII "-" only, and broke `BTC-` / `USD` and `models:/tickstore-` / `volatility@champion`,
+# values a reader copies whole. Put back before the help is printed.
+_HELD = "\u2011"
+
+
+def _held(text: str) -> str:
+    return re.sub(r"(?<=\w)-(?=\w)", _HELD, text)
+
+
+class HelpFormatter(click.HelpFormatter):
+    """Click's help layout, never breaking a line inside a hyphenated word."""
+
+    def write_text(self, text: str) -> None:
+        super().write_text(_held(text))
+
+    def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        super().write_dl([(first, _held(second)) for first, second in rows], col_max, col_spacing)
+
+    def getvalue(self) -> str:
+        return super().getvalue().replace(_HELD, "-")
+
+
+class Context(click.Context):
+    """Every tickstore command's context: help laid out by ``HelpFormatter``."""
+
+    formatter_class = HelpFormatter
 
 
 def format_option(help: str) -> Callable[[F], F]:

@@ -27,7 +27,7 @@ from pydantic_settings import SettingsError
 from rich.logging import RichHandler
 
 from cli import adhoc, bash_complete, dataset, demo, featurerepo, feed, learn, rejected, serve, status
-from cli.context import OutPath, console
+from cli.context import Context, OutPath, console
 from cli.interrupt import interrupted
 from tickstore import catalog, stopping
 from tickstore.errors import TickstoreError, storage_trouble
@@ -53,6 +53,8 @@ for _stream in (sys.stdout, sys.stderr):
 class _Group(click.Group):
     """The root group: a TickstoreError from any command is printed as its message, not a traceback,
     and Ctrl-C as click's "Aborted!"."""
+
+    context_class = Context
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -245,3 +247,12 @@ for command in (
 ):
     main.add_command(command)
 feed.ingest.add_command(rejected.ingest_rejected)
+
+
+def _every_command(command: click.Command) -> list[click.Command]:
+    subs = command.commands.values() if isinstance(command, click.Group) else []
+    return [command, *(c for sub in subs for c in _every_command(sub))]
+
+
+for command in _every_command(main):  # a subcommand's context is made by its own class
+    command.context_class = Context

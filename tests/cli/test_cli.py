@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,16 +44,36 @@ def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> Non
 
 
 def test_every_help_fits_an_80_column_terminal() -> None:
-    import click
 
     from cli.main import main
     from tests.cli.test_readme_commands import every_command
 
     # a paragraph kept as written (click's \b) is printed as it is: too long a line wraps mid-word
     for command in every_command(main):
-        ctx = click.Context(command, info_name=command.name, terminal_width=80, max_content_width=80)
+        ctx = command.context_class(command, info_name=command.name, terminal_width=80, max_content_width=80)
         wide = [line for line in command.get_help(ctx).splitlines() if len(line) > 80]
         assert not wide, (command.name, wide)
+
+
+@pytest.mark.parametrize("width", [70, 80, 92, 100, 106, 120])
+def test_help_never_breaks_a_line_inside_a_hyphenated_word(width: int) -> None:
+    import click
+
+    from cli.main import main
+    from tests.cli.test_readme_commands import every_command
+
+    # click wraps at hyphens: `[default: BTC-` / `USD,ETH-USD]`, `models:/tickstore-` / `volatility@champion`
+    for command in every_command(main):
+        assert command.context_class is not click.Context, command.name
+        ctx = command.context_class(
+            command, info_name=command.name, terminal_width=width, max_content_width=width
+        )
+        lines = command.get_help(ctx).splitlines()
+        broken = [
+            (a, b) for a, b in itertools.pairwise(lines) if re.search(r"\w-$", a) and re.match(r"\s*\w", b)
+        ]
+        assert not broken, (command.name, broken)
+        assert "\u2011" not in "".join(lines)  # the stand-in for a held hyphen is never shown
 
 
 def test_a_new_machine_s_first_feast_command_prints_no_library_chatter(
