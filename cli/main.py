@@ -56,6 +56,9 @@ class _Group(click.Group):
 
     context_class = Context
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoisted(args))
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -93,6 +96,36 @@ class _Group(click.Group):
         code a shell gives a process SIGTERM ended."""
         click.echo("terminated (SIGTERM)", err=True)
         ctx.exit(128 + signal.SIGTERM)
+
+
+_ROOT_FLAGS = ("-v", "--verbose")
+
+
+def _hoisted(args: list[str]) -> list[str]:
+    """``args`` with tickstore's own options moved before the command when given after it:
+    `tickstore status --home DIR -v` read as `tickstore --home DIR -v status` (click knows an option
+    only where it is declared, and answered "No such option '--home'")."""
+    at = 0  # the command's place: past the options before it (--home takes a value)
+    while at < len(args) and args[at].startswith("-"):
+        at += 2 if args[at] == "--home" else 1
+    # `tickstore feast ...` hands its words to Feast's CLI, whose `materialize -v` names views
+    if at >= len(args) or args[at] == "feast":
+        return args
+    root: list[str] = []
+    rest: list[str] = []
+    i = at + 1
+    while i < len(args):
+        word = args[i]
+        if word == "--":  # what follows is the command's own, whatever it looks like
+            rest += args[i:]
+            break
+        if word == "--home" and i + 1 < len(args):
+            root += args[i : i + 2]
+            i += 2
+            continue
+        (root if word in _ROOT_FLAGS or word.startswith("--home=") else rest).append(word)
+        i += 1
+    return [*args[:at], *root, args[at], *rest]
 
 
 def _sqlite_error(exc: BaseException) -> sqlite3.OperationalError | None:
@@ -171,8 +204,12 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     callback=_print_version,
     help="Show the version (and DuckDB's, Feast's, MLflow's) and exit.",
 )
-@click.option("--home", type=OutPath(path_type=Path), help="Data directory (TICKSTORE_HOME).")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option(
+    "--home",
+    type=OutPath(path_type=Path),
+    help="Data directory (TICKSTORE_HOME); here or after the command.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging; here or after the command.")
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     """tickstore: market-tick features defined once in SQL, for training and live scoring.

@@ -95,6 +95,17 @@ def test_version_names_the_engines(make_settings: Callable[..., Settings]) -> No
     assert out.endswith(f"Python {sys.version.split()[0]})")
 
 
+def test_tickstore_s_own_options_may_follow_the_command(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # `tickstore models --home DIR` answered "No such option '--home'. Did you mean '--help'?"
+    other = tmp_path / "other home"
+    run = tickstore(make_settings(), "models", "--home", str(other), "-v")
+    assert f"no models yet in sqlite:///{other}/mlflow/mlflow.db" in run.stdout + run.stderr
+    run = tickstore(make_settings(), "models", f"--home={other}")
+    assert f"sqlite:///{other}/mlflow" in run.stdout + run.stderr
+
+
 def test_product_lists_are_trimmed_and_upper_cased_and_never_empty(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
