@@ -54,6 +54,12 @@ from tickstore.text import count_of
     help="Also purged walk-forward cross-validation over this many folds: each fold's spikes, base rate "
     "and every model's PR-AUC.",
 )
+@click.option(
+    "--no-drift-reports",
+    is_flag=True,
+    help="Skip Evidently's two drift reports (half of a short run's time), as while trying settings; "
+    "`tickstore monitor drift` makes one for any two ranges.",
+)
 @click.pass_context
 def train(
     ctx: click.Context,
@@ -65,6 +71,7 @@ def train(
     as_of: int | datetime | None,
     leaky_labels: bool,
     folds: int,
+    no_drift_reports: bool,
 ) -> None:
     """Train the z-score rule, logistic regression and XGBoost on honest forward labels; log to MLflow.
 
@@ -91,6 +98,7 @@ def train(
             as_of=snapshot_of(ctx, as_of),
             leaky_labels=leaky_labels,
             folds=folds,
+            drift_reports=not no_drift_reports,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

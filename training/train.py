@@ -44,6 +44,7 @@ class TrainConfig:
     as_of: int | None = None
     leaky_labels: bool = False  # also train on shift(-1) labels, to show what that mistake reports
     folds: int = 0  # > 0: also walk-forward cross-validation with this many purged folds
+    drift_reports: bool = True  # Evidently's two reports, ~half of a short run's time
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
@@ -310,8 +311,12 @@ def _train(
         tracking.log_scores(r.run_id, r.validation_pr_auc, r.beats_rule, r.test.as_dict(), threshold, spikes)
         tracking.log_importance(r.run_id, r.importance, f"honest {r.name}")
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
-    step("drift reports: Evidently, train vs test and early vs late, side by side")
-    report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
+    if cfg.drift_reports:
+        step("drift reports: Evidently, train vs test and early vs late, side by side")
+        report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
+    else:  # said with the run, so that no one looks there for the reports
+        with stopping.held(), mlflow.start_run(run_id=results[0].run_id):
+            mlflow.set_tag("drift", "not made: tickstore train --no-drift-reports")
     if cfg.folds > 0:
         step(f"walk-forward cross-validation: {cfg.folds} folds")
         report.walk_forward = walk_forward(table, cfg)

@@ -364,3 +364,27 @@ def test_cli_train_on_a_new_mlflow_store_prints_no_mlflow_logs(trained, tmp_path
     # MLflow sets its logger's level when imported, after the CLI had quieted it
     # ("Creating initial MLflow database tables...", from the logger mlflow.store.db.utils)
     assert "mlflow.store" not in run.stderr and "database tables" not in run.stderr, run.stderr
+
+
+@pytest.mark.slow
+def test_no_drift_reports_skips_evidently_and_says_so_with_the_run(trained) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from tests.cli.helpers import env_for
+
+    s, _, _, _ = trained
+    args = ["train", "--start", "2026-01-01T00:00", "--end", "2026-01-01T03:00", "--every", "60"]
+    run = CliRunner().invoke(main, [*args, "--no-drift-reports"], env=env_for(s))
+    assert run.exit_code == 0, run.output
+    assert "features drifted" not in run.output
+    tracking.setup(s)
+    client = MlflowClient()
+    # this run's three model runs, the rule's first
+    runs = mlflow.search_runs(
+        search_all_experiments=True, order_by=["start_time DESC"], max_results=3, output_format="list"
+    )
+    rule = min(runs, key=lambda r: r.info.start_time)
+    assert rule.data.tags["drift"] == "not made: tickstore train --no-drift-reports"
+    assert not client.list_artifacts(rule.info.run_id, "drift")
+    assert "drift_share_train_vs_test" not in rule.data.metrics
