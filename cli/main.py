@@ -108,9 +108,11 @@ def _hoisted(args: list[str]) -> list[str]:
     at = 0  # the command's place: past the options before it (--home takes a value)
     while at < len(args) and args[at].startswith("-"):
         at += 2 if args[at] == "--home" else 1
-    # `tickstore feast ...` hands its words to Feast's CLI, whose `materialize -v` names views
-    if at >= len(args) or args[at] == "feast":
+    if at >= len(args):
         return args
+    # `tickstore feast ...` hands its words to Feast's CLI, whose `materialize -v` names views (it has
+    # no --home)
+    flags = () if args[at] == "feast" else _ROOT_FLAGS
     root: list[str] = []
     rest: list[str] = []
     i = at + 1
@@ -123,7 +125,7 @@ def _hoisted(args: list[str]) -> list[str]:
             root += args[i : i + 2]
             i += 2
             continue
-        (root if word in _ROOT_FLAGS or word.startswith("--home=") else rest).append(word)
+        (root if word in flags or word.startswith("--home=") else rest).append(word)
         i += 1
     return [*args[:at], *root, args[at], *rest]
 

@@ -72,6 +72,7 @@ def test_output_in_an_encoding_short_of_a_value_s_characters_escapes_them() -> N
         # what a command takes after `--` is its own; Feast's `materialize -v` names views
         (["sql", "--", "-v"], ["sql", "--", "-v"]),
         (["feast", "materialize", "-v", "ticks_60s"], ["feast", "materialize", "-v", "ticks_60s"]),
+        (["feast", "apply", "--home", "d"], ["--home", "d", "feast", "apply"]),
         (["status", "--home"], ["status", "--home"]),  # no value: the command's, as click says
         (["--home", "d"], ["--home", "d"]),
     ],
