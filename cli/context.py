@@ -48,6 +48,7 @@ _HELD = "\u2011"
 
 
 def _held(text: str) -> str:
+    """``text`` with the hyphens inside its words held (``_HELD``)."""
     return re.sub(r"(?<=\w)-(?=\w)", _HELD, text)
 
 

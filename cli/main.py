@@ -289,6 +289,7 @@ feed.ingest.add_command(rejected.ingest_rejected)
 
 
 def _every_command(command: click.Command) -> list[click.Command]:
+    """``command`` and every command below it."""
     subs = command.commands.values() if isinstance(command, click.Group) else []
     return [command, *(c for sub in subs for c in _every_command(sub))]
 

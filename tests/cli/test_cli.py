@@ -44,7 +44,6 @@ def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> Non
 
 
 def test_every_help_fits_an_80_column_terminal() -> None:
-
     from cli.main import main
     from tests.cli.test_readme_commands import every_command
 
