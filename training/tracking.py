@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sklearn.metrics import average_precision_score, confusion_matrix, precision
 from tickstore import stopping  # noqa: E402
 from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, use_mlflow_store  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
+from training.drift import DriftResult  # noqa: E402
 from training.importance import Importance  # noqa: E402
 from training.models import LogReg, Model, XGBoost, ZScoreRule  # noqa: E402
 from training.report import Fold  # noqa: E402
@@ -109,6 +111,29 @@ def log_walk_forward(run_id: str, folds: list[Fold]) -> None:
                 mlflow.log_metric(f"walk_forward_pr_auc_mean_{name}", float(np.nanmean(values)))
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(str(walk_forward_plot(folds, Path(tmp))), "plots")
+
+
+def log_drift(run_id: str, results: Mapping[str, DriftResult | str] | None) -> dict[str, float]:
+    """The drift reports' files, shares and untested features into the run ``run_id``, their shares
+    returned; None: none were made (`tickstore train --no-drift-reports`), which the run says, so that
+    no one looks there for them."""
+    shares = {}
+    with stopping.held(), mlflow.start_run(run_id=run_id):
+        if results is None:
+            mlflow.set_tag("drift", "not made: tickstore train --no-drift-reports")
+        for name, result in (results or {}).items():
+            if isinstance(result, str):
+                # rows that can't tell drift (too short for every feature's blocks, nothing varies)
+                # are said so with the run; the models are fitted and logged by then
+                mlflow.set_tag(f"drift_{name}", f"not compared: {result}")
+                continue
+            if result.untested:
+                mlflow.set_tag(f"drift_{name}_untested", ", ".join(result.untested))
+            mlflow.log_artifact(str(result.html), "drift")
+            mlflow.log_artifact(str(result.json), "drift")
+            mlflow.log_metric(f"drift_share_{name}", result.share)
+            shares[name] = result.share
+    return shares
 
 
 def walk_forward_plot(folds: list[Fold], out: Path) -> Path:

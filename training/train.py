@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
@@ -313,10 +312,9 @@ def _train(
     report = TrainReport(snapshot=snapshot, threshold=threshold, rows=rows, results=results, spikes=spikes)
     if cfg.drift_reports:
         step("drift reports: Evidently, train vs test and early vs late, side by side")
-        report.drift_share = _log_drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
-    else:  # said with the run, so that no one looks there for the reports
-        with stopping.held(), mlflow.start_run(run_id=results[0].run_id):
-            mlflow.set_tag("drift", "not made: tickstore train --no-drift-reports")
+        report.drift_share = _drift(table, cfg, results[0].run_id, row_blocks(manifest, cfg.every))
+    else:
+        tracking.log_drift(results[0].run_id, None)
     if cfg.folds > 0:
         step(f"walk-forward cross-validation: {cfg.folds} folds")
         report.walk_forward = walk_forward(table, cfg)
@@ -373,31 +371,15 @@ def walk_forward(table: pd.DataFrame, cfg: TrainConfig) -> list[Fold]:
     return folds
 
 
-def _log_drift(
-    table: pd.DataFrame, cfg: TrainConfig, run_id: str, blocks: dict[str, int]
-) -> dict[str, float]:
-    """Evidently drift + quality reports, train vs test and first half vs second half, into MLflow
-    (each feature tested in ``blocks`` of rows: `training.drift.row_blocks`)."""
+def _drift(table: pd.DataFrame, cfg: TrainConfig, run_id: str, blocks: dict[str, int]) -> dict[str, float]:
+    """Evidently drift + quality reports, train vs test and first half vs second half, logged with
+    the run ``run_id`` (each feature tested in ``blocks`` of rows: `training.drift.row_blocks`)."""
     train, _, test = splits.chronological(table, purge=cfg.horizon)
     half = len(table) // 2
     pairs = (("train_vs_test", train, test), ("early_vs_late", table[:half], table[half:]))
-    shares = {}
     with tempfile.TemporaryDirectory() as tmp:
         # one process a report, side by side (training/drift_jobs.py)
         results = run_apart(
             {name: (ref, cur, Path(tmp), name, blocks) for name, ref, cur in pairs}, Path(tmp)
         )
-        with stopping.held(), mlflow.start_run(run_id=run_id):
-            for name, result in results.items():
-                if isinstance(result, str):
-                    # rows that can't tell drift (too short for every feature's blocks, nothing varies)
-                    # are said so with the run; the models are fitted and logged by then
-                    mlflow.set_tag(f"drift_{name}", f"not compared: {result}")
-                    continue
-                if result.untested:
-                    mlflow.set_tag(f"drift_{name}_untested", ", ".join(result.untested))
-                mlflow.log_artifact(str(result.html), "drift")
-                mlflow.log_artifact(str(result.json), "drift")
-                mlflow.log_metric(f"drift_share_{name}", result.share)
-                shares[name] = result.share
-    return shares
+        return tracking.log_drift(run_id, results)
