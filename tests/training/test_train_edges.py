@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from tickstore.settings import Settings
 from training import tracking
-from training.train import TrainConfig, _log_drift
+from training.train import TrainConfig, _drift
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -35,7 +35,7 @@ def test_drift_rows_that_cannot_be_compared_are_said_with_the_run_not_fatal(tmp_
     with mlflow.start_run(experiment_id=experiment) as run:
         pass
     cfg = TrainConfig(START, START + timedelta(hours=1), every=timedelta(seconds=10))
-    assert _log_drift(table, cfg, run.info.run_id, {"m300": 60}) == {}  # 4 or fewer blocks of 60 rows
+    assert _drift(table, cfg, run.info.run_id, {"m300": 60}) == {}  # 4 or fewer blocks of 60 rows
     tags = MlflowClient().get_run(run.info.run_id).data.tags
     for name in ("train_vs_test", "early_vs_late"):
         assert tags[f"drift_{name}"].startswith(
