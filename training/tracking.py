@@ -7,7 +7,7 @@ import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -23,10 +23,12 @@ from sklearn.metrics import average_precision_score, confusion_matrix, precision
 from tickstore import stopping  # noqa: E402
 from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, use_mlflow_store  # noqa: E402
 from tickstore.settings import Settings  # noqa: E402
-from training.drift import DriftResult  # noqa: E402
 from training.importance import Importance  # noqa: E402
 from training.models import LogReg, Model, XGBoost, ZScoreRule  # noqa: E402
 from training.report import Fold  # noqa: E402
+
+if TYPE_CHECKING:  # only named: training.drift imports Feast (through training.dataset), ~3 s
+    from training.drift import DriftResult
 
 
 def setup(settings: Settings) -> str:
