@@ -5,14 +5,28 @@ and click's completion script passes those words on: `--features ticks_60s:ret_s
 as the three words `ticks_60s`, `:` and `ret_s`, and nothing was offered. This script passes the line
 itself (up to the cursor) and those characters; the command completes the whole argument and sends
 back what goes after its last such character, the text bash (readline) replaces.
+
+In every shell (bash, zsh, fish) tickstore's own options also complete after the command, where the
+root group reads them (`cli/root_options.py`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from click.shell_completion import BashComplete, CompletionItem, add_completion_class, split_arg_string
+import click
+from click.shell_completion import (
+    BashComplete,
+    CompletionItem,
+    FishComplete,
+    ShellComplete,
+    ZshComplete,
+    add_completion_class,
+    split_arg_string,
+)
+
+from cli import root_options
 
 # click's own script, with the line (to the cursor) and the characters bash breaks words at passed too
 SOURCE = """\
@@ -49,7 +63,53 @@ COMP_LINE="${COMP_LINE:0:COMP_POINT}" COMP_WORDBREAKS="$COMP_WORDBREAKS" \
 """
 
 
-class WholeWordBashComplete(BashComplete):
+class RootOptionsAnywhere(ShellComplete):
+    """click's completion, with tickstore's own options completed after the command too, where the
+    root group reads them: `tickstore status --home /tm<Tab>` offered nothing (the command has no
+    --home), nor did `--h<Tab>` offer `--home`."""
+
+    def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem[Any]]:
+        """What ``incomplete`` can be, given the complete ``args`` before it."""
+        after = root_options.after_command(args)
+        if after is None:
+            return super().get_completions(args, incomplete)
+        if after[-1:] == ["--home"]:
+            return self._home(incomplete)
+        if incomplete.startswith("--home="):
+            return self._home(incomplete.partition("=")[2])
+        found = super().get_completions(args, incomplete)
+        if incomplete.startswith("-") and "=" not in incomplete:
+            command = args[root_options.command_at(args)]
+            found += self._root_names(args, incomplete, command, {item.value for item in found})
+        return found
+
+    def _home(self, incomplete: str) -> list[CompletionItem[Any]]:
+        """The root --home's own completion of a path."""
+        ctx = click.Context(self.cli, info_name=self.prog_name, resilient_parsing=True)
+        return self._param("home").shell_complete(ctx, incomplete)
+
+    def _root_names(
+        self, args: list[str], incomplete: str, command: str, offered: set[str]
+    ) -> list[CompletionItem[Any]]:
+        """The root options' names starting with ``incomplete`` that are read after ``command`` and
+        not given yet (as click leaves out a command's options already given)."""
+        given = {word.partition("=")[0] for word in args}
+        out = []
+        for name, readable in (("home", ("--home",)), ("verbose", root_options.flags_for(command))):
+            param = self._param(name)
+            if given & {*param.opts} or not readable:
+                continue
+            for opt in param.opts:
+                if opt in readable and opt.startswith(incomplete) and opt not in offered:
+                    out.append(CompletionItem(opt, help=getattr(param, "help", None)))
+        return out
+
+    def _param(self, name: str) -> click.Parameter:
+        """The root group's option called ``name``."""
+        return next(p for p in self.cli.params if p.name == name)
+
+
+class WholeWordBashComplete(RootOptionsAnywhere, BashComplete):
     """click's bash completion, given the command line rather than bash's words."""
 
     source_template: ClassVar[str] = SOURCE
@@ -85,6 +145,16 @@ class WholeWordBashComplete(BashComplete):
         return "\n".join(out)
 
 
+class RootOptionsZshComplete(RootOptionsAnywhere, ZshComplete):
+    """click's zsh completion, with the root options after the command."""
+
+
+class RootOptionsFishComplete(RootOptionsAnywhere, FishComplete):
+    """click's fish completion, with the root options after the command."""
+
+
 def install() -> None:
-    """Use this completion for bash (click picks the class by the shell's name)."""
+    """Use these completions (click picks the class by the shell's name)."""
     add_completion_class(WholeWordBashComplete, "bash")
+    add_completion_class(RootOptionsZshComplete, "zsh")
+    add_completion_class(RootOptionsFishComplete, "fish")

@@ -26,7 +26,19 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.logging import RichHandler
 
-from cli import adhoc, bash_complete, dataset, demo, featurerepo, feed, learn, rejected, serve, status
+from cli import (
+    adhoc,
+    bash_complete,
+    dataset,
+    demo,
+    featurerepo,
+    feed,
+    learn,
+    rejected,
+    root_options,
+    serve,
+    status,
+)
 from cli.context import Context, OutPath, console
 from cli.interrupt import interrupted
 from tickstore import catalog, stopping
@@ -57,7 +69,7 @@ class _Group(click.Group):
     context_class = Context
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, _hoisted(args))
+        return super().parse_args(ctx, root_options.hoisted(args))
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -96,38 +108,6 @@ class _Group(click.Group):
         code a shell gives a process SIGTERM ended."""
         click.echo("terminated (SIGTERM)", err=True)
         ctx.exit(128 + signal.SIGTERM)
-
-
-_ROOT_FLAGS = ("-v", "--verbose")
-
-
-def _hoisted(args: list[str]) -> list[str]:
-    """``args`` with tickstore's own options moved before the command when given after it:
-    `tickstore status --home DIR -v` read as `tickstore --home DIR -v status` (click knows an option
-    only where it is declared, and answered "No such option '--home'")."""
-    at = 0  # the command's place: past the options before it (--home takes a value)
-    while at < len(args) and args[at].startswith("-"):
-        at += 2 if args[at] == "--home" else 1
-    if at >= len(args):
-        return args
-    # `tickstore feast ...` hands its words to Feast's CLI, whose `materialize -v` names views (it has
-    # no --home)
-    flags = () if args[at] == "feast" else _ROOT_FLAGS
-    root: list[str] = []
-    rest: list[str] = []
-    i = at + 1
-    while i < len(args):
-        word = args[i]
-        if word == "--":  # what follows is the command's own, whatever it looks like
-            rest += args[i:]
-            break
-        if word == "--home" and i + 1 < len(args):
-            root += args[i : i + 2]
-            i += 2
-            continue
-        (root if word in flags or word.startswith("--home=") else rest).append(word)
-        i += 1
-    return [*args[:at], *root, args[at], *rest]
 
 
 def _sqlite_error(exc: BaseException) -> sqlite3.OperationalError | None:

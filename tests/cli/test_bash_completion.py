@@ -172,3 +172,37 @@ def test_as_of_completes_the_lakes_newest_snapshots_with_when_each_was_taken(
     assert zsh[:3] == ["plain", newest_first[0], f"taken {when:%Y-%m-%d %H:%M:%S} UTC"]
     nowhere = {**env_for(s), "TICKSTORE_HOME": str(s.home.parent / "no-lake-here")}
     assert complete("tickstore sql --as-of ", nowhere) == []
+
+
+def answer(shell: str, words: str) -> list[str]:
+    """The completion script's raw answer (type and value, per shell) for the last of ``words``, asked
+    as ``shell``'s script asks (zsh and bash: the word's place; fish: the word itself)."""
+    last = words.split(" ")[-1]
+    cword = last if shell == "fish" else str(len(words.split(" ")) - 1)
+    asked = {
+        **os.environ,
+        "COMP_WORDS": words,
+        "COMP_CWORD": cword,
+        "_TICKSTORE_COMPLETE": f"{shell}_complete",
+    }
+    run = subprocess.run([TICKSTORE], env=asked, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()
+
+
+def test_root_options_complete_after_the_command_where_they_are_read() -> None:
+    # a path after --home, as before the command: the shell's own file completion
+    assert answer("bash", "tickstore --home /tm") == ["file,/tm"]
+    for words in ("tickstore status --home /tm", "tickstore status --home=/tm", "tickstore feast --home /tm"):
+        assert answer("bash", words) == ["file,/tm"], words
+    assert answer("zsh", "tickstore dataset build --home /tm") == ["file", "/tm", "_"]
+    assert answer("fish", "tickstore status --home /tm") == ["file,/tm"]
+    # their names among the command's own, but not one given already, nor -v where Feast's CLI reads it
+    assert complete("tickstore status --h") == ["--help", "--home"]
+    assert complete("tickstore status -") == ["-h", "--help", "--home", "-v", "--verbose"]
+    assert complete("tickstore status -v --home d -") == ["-h", "--help"]
+    assert complete("tickstore --home d status --") == ["--help", "--verbose"]
+    assert complete("tickstore feast apply -") == ["--home"]
+    # what follows `--` is the command's own
+    assert complete("tickstore sql -- --h") == []
+    assert complete("tickstore da") == ["dataset"]

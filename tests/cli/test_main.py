@@ -6,9 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from cli.main import _hoisted
 from tests.conftest import REPO
 
 
@@ -61,21 +58,3 @@ def test_output_in_an_encoding_short_of_a_value_s_characters_escapes_them() -> N
     run = python(code, PYTHONIOENCODING="ascii")
     assert run.stdout.strip() == "BTC-USD \\u2192 \\xe9"
     assert run.stderr.strip() == "skipped: caf\\xe9"
-
-
-@pytest.mark.parametrize(
-    ("given", "read"),
-    [
-        (["status", "--home", "d", "-v"], ["--home", "d", "-v", "status"]),
-        (["-v", "ingest", "replay", "f", "--home=d"], ["-v", "--home=d", "ingest", "replay", "f"]),
-        (["--home", "d", "sql", "--verbose", "SELECT 1"], ["--home", "d", "--verbose", "sql", "SELECT 1"]),
-        # what a command takes after `--` is its own; Feast's `materialize -v` names views
-        (["sql", "--", "-v"], ["sql", "--", "-v"]),
-        (["feast", "materialize", "-v", "ticks_60s"], ["feast", "materialize", "-v", "ticks_60s"]),
-        (["feast", "apply", "--home", "d"], ["--home", "d", "feast", "apply"]),
-        (["status", "--home"], ["status", "--home"]),  # no value: the command's, as click says
-        (["--home", "d"], ["--home", "d"]),
-    ],
-)
-def test_root_options_after_the_command_are_read_before_it(given: list[str], read: list[str]) -> None:
-    assert _hoisted(given) == read
