@@ -25,6 +25,7 @@ import duckdb
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.logging import RichHandler
+from rich.text import Text
 
 from cli import (
     adhoc,
@@ -43,7 +44,7 @@ from cli.context import Context, OutPath, console
 from cli.interrupt import interrupted
 from tickstore import catalog, stopping
 from tickstore.errors import TickstoreError, storage_trouble
-from tickstore.settings import Settings
+from tickstore.settings import Settings, unknown_variables
 from tickstore.text import visible
 from tickstore_feast.quick_import import skip_feast_type_checks
 
@@ -244,6 +245,8 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
                 for e in exc.errors()
             )
         ) from None
+    for line in unknown_variables():  # a misspelt setting is otherwise silently not set
+        console.print(Text.assemble(("warning:", "yellow"), " ", line))
     ctx.obj = {"settings": settings}
     if ctx.invoked_subcommand != "feast":  # where users apply their own definitions, Feast checks them
         skip_feast_type_checks()

@@ -9,7 +9,7 @@ from flask import Flask, Response, g, request
 from serving import api, errors, health, metrics, openapi
 from serving.model import ModelHolder
 from serving.state import ServingState
-from tickstore.settings import Settings
+from tickstore.settings import Settings, unknown_variables
 
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -21,8 +21,11 @@ def create_app(settings: Settings | None = None, *, watch_model: bool = True) ->
     ``watch_model`` a thread reloads it when the registry alias moves, and another rereads the
     feature registry when it changes.
     """
-    settings = settings or Settings()
     app = Flask(__name__)
+    if settings is None:
+        settings = Settings()
+        for line in unknown_variables():  # a misspelt setting is otherwise silently not set
+            app.logger.warning(line)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # a score request is a few hundred bytes (at most 100 product ids): refuse megabytes with a 413
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -359,6 +362,23 @@ class Settings(BaseSettings):
             return self.data_dir
         shared = Path("..") / "shared" / "data" / "coinbase"
         return shared if shared.is_dir() else None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A line for each ``TICKSTORE_*`` variable that names no setting (case aside, as settings are
+    read), with the setting it is nearest to: pydantic ignores them, so a misspelt
+    TICKSTORE_KAFKA_BOOTSTRAP_SERVERS left the embedded broker in use without a word."""
+    environ = os.environ if environ is None else environ
+    known = sorted(name.upper() for name in Settings.model_fields)
+    lines = []
+    for key in sorted(environ):
+        prefix, name = key[:10].upper(), key[10:].upper()
+        if prefix == "TICKSTORE_" and name not in known:
+            # the names less their shared prefix, which made any two look alike
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.55)
+            hint = f": did you mean TICKSTORE_{near[0]}?" if near else " (the README's Settings lists them)"
+            lines.append(f"{key} is not a tickstore setting and is ignored{hint}")
+    return lines
 
 
 def websocket_url(value: str) -> str:

@@ -271,6 +271,21 @@ def test_a_mistyped_setting_names_its_variable_not_a_traceback(
     assert said in " ".join(bad.stderr.split())
 
 
+def test_a_variable_naming_no_setting_is_warned_of_and_the_command_runs(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # pydantic ignores it: a misspelt bootstrap left the embedded broker in use without a word
+    s = make_settings()
+    env = {**env_for(s), "TICKSTORE_KAFKA_BOOTSTRAP_SERVERS": "kafka1:9092"}
+    run = tickstore(s, "models", env=env)
+    assert run.stderr.splitlines() == [
+        "warning: TICKSTORE_KAFKA_BOOTSTRAP_SERVERS is not a tickstore setting and is ignored: did you "
+        "mean TICKSTORE_KAFKA_BOOTSTRAP?",
+        f"no models yet in {s.mlflow_tracking_uri()}: `tickstore train` logs them",
+    ]
+    assert "warning" not in tickstore(s, "models").stderr
+
+
 def test_cpus_the_machine_does_not_offer_are_refused_before_anything_starts(
     make_settings: Callable[..., Settings],
 ) -> None:

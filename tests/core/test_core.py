@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import REPO, asof_plan
 from tickstore import lake, net
 from tickstore.errors import storage_trouble
-from tickstore.settings import Settings, parse_cpus
+from tickstore.settings import Settings, parse_cpus, unknown_variables
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -50,6 +50,27 @@ def test_an_empty_home_is_the_default_not_the_current_folder(monkeypatch: pytest
 def test_unknown_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         Settings(hom="typo")  # type: ignore[call-arg]
+
+
+def test_a_variable_naming_no_setting_is_named_with_the_nearest_setting() -> None:
+    # pydantic ignores them: a misspelt bootstrap left the embedded broker in use without a word
+    environ = {
+        "TICKSTORE_KAFKA_BOOTSTRAP_SERVERS": "kafka1:9092",
+        "tickstore_mlflow_tracking_uri": "http://mlflow:5000",
+        "TICKSTORE_FOO": "1",
+        "TICKSTORE_HOME": "/data",  # settings, in any case, and others' variables are not named
+        "tickstore_serve_port": "8001",
+        "_TICKSTORE_COMPLETE": "bash_source",
+        "KAFKA_BOOTSTRAP_SERVERS": "x",
+    }
+    assert unknown_variables(environ) == [
+        "TICKSTORE_FOO is not a tickstore setting and is ignored (the README's Settings lists them)",
+        "TICKSTORE_KAFKA_BOOTSTRAP_SERVERS is not a tickstore setting and is ignored: did you mean "
+        "TICKSTORE_KAFKA_BOOTSTRAP?",
+        "tickstore_mlflow_tracking_uri is not a tickstore setting and is ignored: did you mean "
+        "TICKSTORE_MLFLOW_URI?",
+    ]
+    assert unknown_variables({f"TICKSTORE_{name.upper()}": "" for name in Settings.model_fields}) == []
 
 
 @pytest.mark.parametrize(

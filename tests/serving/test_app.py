@@ -34,6 +34,18 @@ def test_the_factory_builds_an_app_from_given_or_environment_settings(
     assert other.test_client().get("/healthz").get_json() == {"status": "ok"}
 
 
+def test_the_factory_names_a_variable_that_is_no_setting(
+    serving_settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TICKSTORE_HOME", str(serving_settings.home))
+    monkeypatch.setenv("TICKSTORE_SERVE_MODEL", "runs:/abc/model")
+    create_app(watch_model=False)
+    assert "TICKSTORE_SERVE_MODEL is not a tickstore setting and is ignored: did you mean " in caplog.text
+    caplog.clear()
+    create_app(serving_settings, watch_model=False)  # settings given: the caller's to check
+    assert "not a tickstore setting" not in caplog.text
+
+
 def test_score_returns_the_models_probability_decision_and_features(
     online_settings: Settings, tmp_path: Path
 ) -> None:
