@@ -155,7 +155,7 @@ def ingest() -> None:
 
 def _websocket_url(value: str, param: click.Parameter) -> str:
     """--url as a ws:// or wss:// URL, refused at once when it is none (it was retried for ever)."""
-    from tickstore.settings import websocket_url
+    from tickstore.values import websocket_url
 
     try:
         return websocket_url(value)

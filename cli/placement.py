@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import click
 
-from tickstore.settings import parse_cpus
+from tickstore.values import parse_cpus
 
 T = TypeVar("T")
 

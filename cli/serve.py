@@ -16,8 +16,9 @@ from click.shell_completion import CompletionItem
 from cli.context import console, settings_of
 from cli.placement import cpu_option, cpus_in_use, niceness, pin, yield_cpu
 from tickstore import net
-from tickstore.settings import Settings, parse_cpus
+from tickstore.settings import Settings
 from tickstore.text import count_of
+from tickstore.values import parse_cpus
 
 T = TypeVar("T")
 

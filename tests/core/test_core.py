@@ -15,7 +15,8 @@ import pytest
 from tests.conftest import REPO, asof_plan
 from tickstore import lake, net
 from tickstore.errors import storage_trouble
-from tickstore.settings import Settings, parse_cpus, unknown_variables
+from tickstore.settings import Settings, unknown_variables
+from tickstore.values import parse_cpus
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
