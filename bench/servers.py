@@ -76,7 +76,7 @@ def wait_http(port: int, path: str, timeout: float = 120.0) -> None:
 
 def feast_repo(s: Settings, folder: Path) -> Path:
     """A feature repo folder for `feast serve`: our feature_store.yaml with this run's paths."""
-    from tickstore_feast.repo import repo_config
+    from tickstore_feast.config import repo_config
 
     folder.mkdir(parents=True, exist_ok=True)
     config = repo_config(s)

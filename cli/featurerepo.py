@@ -38,7 +38,8 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
     from feast.cli.cli import cli
 
     from tickstore.errors import TickstoreError
-    from tickstore_feast.repo import FEATURE_REPO, repo_error, write_cli_config
+    from tickstore_feast.config import write_cli_config
+    from tickstore_feast.repo import FEATURE_REPO, repo_error
 
     settings = settings_of(ctx)
     config = write_cli_config(settings)

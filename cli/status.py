@@ -165,7 +165,7 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
     """The online store's reader (None when it does not answer), and how old each product's features
     are there."""
     from serving.features import FeaturesUnavailable, OnlineFeatures
-    from tickstore_feast.repo import registry_path
+    from tickstore_feast.config import registry_path
 
     where = "Redis " + settings.redis_url if settings.online_store == "redis" else "SQLite"
     try:

@@ -30,8 +30,9 @@ from tickstore import lake
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 from tickstore_feast import sqlite_online
+from tickstore_feast.config import registry_stamp
 from tickstore_feast.online import OnlineStoreUnavailable, check_online_store, latest_rows, write_rows
-from tickstore_feast.repo import check_columns, feature_store, registry_stamp
+from tickstore_feast.repo import check_columns, feature_store
 from tickstore_feast.source import DuckDBSource
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from flask import current_app
 from serving.features import FeaturesUnavailable, OnlineFeatures
 from serving.model import ModelHolder
 from tickstore.settings import Settings
-from tickstore_feast.repo import registry_path, registry_stamp
+from tickstore_feast.config import registry_path, registry_stamp
 from tickstore_feast.sqlite_online import file_identity
 
 log = logging.getLogger(__name__)

@@ -82,7 +82,8 @@ def review(settings: Settings) -> tuple[list[str], list[tuple[str, bool]]]:
     from feast.inference import update_feature_views_with_inferred_features_and_entities
     from feast.infra.provider import get_provider
 
-    from tickstore_feast.repo import feature_store, registry_path, repo_modules, repo_objects
+    from tickstore_feast.config import registry_path
+    from tickstore_feast.repo import feature_store, repo_modules, repo_objects
 
     if not Path(registry_path(settings)).exists():
         return [], []

@@ -173,7 +173,8 @@ def test_the_scorer_reads_the_views_as_the_registry_has_them_now(serving_setting
 def test_an_idle_scorer_answers_its_next_request_from_the_registry_as_it_is_now(
     serving_settings: Settings,
 ) -> None:
-    from tickstore_feast.repo import definitions, feature_store, registry_path, registry_stamp
+    from tickstore_feast.config import registry_path, registry_stamp
+    from tickstore_feast.repo import definitions, feature_store
 
     register_model(serving_settings, seed=1, threshold=0.5)
     write_online(serving_settings, "BTC-USD", age=timedelta(seconds=20))

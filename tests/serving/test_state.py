@@ -7,7 +7,7 @@ import time
 from serving import create_app
 from tests.serving.conftest import register_model, write_online
 from tickstore.settings import Settings
-from tickstore_feast.repo import registry_path, registry_stamp
+from tickstore_feast.config import registry_path, registry_stamp
 
 
 def test_the_scorer_reads_an_online_store_file_made_again_under_it(serving_settings: Settings) -> None:

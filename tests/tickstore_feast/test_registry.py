@@ -286,8 +286,9 @@ def test_tickstore_feast_apply_refuses_a_view_naming_a_column_its_sql_lacks(
 def test_a_damaged_registry_is_named_with_how_to_make_it_again(
     make_settings: Callable[..., Settings],
 ) -> None:
+    from tickstore_feast.config import registry_path
     from tickstore_feast.registry import RegistryDamaged
-    from tickstore_feast.repo import feature_store, registry_path
+    from tickstore_feast.repo import feature_store
 
     s = make_settings()
     feature_store(s)

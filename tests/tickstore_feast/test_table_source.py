@@ -16,7 +16,7 @@ from tests.tickstore_feast.conftest import T0
 from tickstore import lake
 from tickstore.settings import Settings
 from tickstore_feast import DuckDBSource
-from tickstore_feast.repo import repo_config
+from tickstore_feast.config import repo_config
 
 
 def test_write_batch_then_created_timestamp_breaks_ties(make_settings: Callable[..., Settings]) -> None:
