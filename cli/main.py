@@ -30,6 +30,7 @@ from rich.text import Text
 from cli import (
     adhoc,
     bash_complete,
+    configured,
     dataset,
     demo,
     featurerepo,
@@ -266,6 +267,7 @@ for command in (
     demo.demo,
     featurerepo.feast,
     status.status,
+    configured.settings_command,
 ):
     main.add_command(command)
 feed.ingest.add_command(rejected.ingest_rejected)

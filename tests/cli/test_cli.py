@@ -35,6 +35,7 @@ def test_help_lists_every_command(make_settings: Callable[..., Settings]) -> Non
         "models",
         "monitor",
         "serve",
+        "settings",
         "sink",
         "sql",
         "status",

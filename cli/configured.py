@@ -1,0 +1,84 @@
+"""`tickstore settings`: every setting's value in use and where it came from, secrets masked."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from cli.context import format_option, settings_of
+from tickstore.settings import Settings
+
+# librdkafka properties holding a secret (`sasl.password`, `ssl.key.password`, an inline `ssl.key.pem`,
+# `sasl.oauthbearer.client.secret`, ...)
+SECRET_PROPERTY = re.compile(r"password|secret|token|credential|\.pem$", re.IGNORECASE)
+# a password in a URL (`redis://:pw@host`, `postgresql://user:pw@host/db`) or in Feast's Redis form
+# (`host:port,password=pw`)
+URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
+FEAST_PASSWORD = re.compile(r"(?<=password=)[^,]*")
+MASK = "***"
+
+
+def masked(value: str) -> str:
+    """``value`` with any password it holds replaced by ***."""
+    return FEAST_PASSWORD.sub(MASK, URL_PASSWORD.sub(rf"\1:{MASK}@", value))
+
+
+def shown(settings: Settings, name: str) -> str:
+    """The value of setting ``name`` as a line: secrets masked, and what an unset one stands for."""
+    value = getattr(settings, name)
+    if value is None:
+        stands_for = {
+            "kafka_bootstrap": f"the embedded broker at {settings.bootstrap}",
+            "mlflow_uri": settings.mlflow_tracking_uri(),
+            "data_dir": str(settings.recordings() or "none: the demo simulates ticks"),
+            "serve_workers": f"{settings.scorer_workers()} workers",
+        }.get(name)
+        return f"unset ({stands_for})" if stands_for else "unset"
+    if isinstance(value, dict):
+        return json.dumps({k: MASK if SECRET_PROPERTY.search(k) else v for k, v in value.items()})
+    if name == "home":
+        return f"{value} ({value.resolve()})" if not value.is_absolute() else str(value)
+    if value == "":
+        return "empty (any CPU)" if name.endswith("_cpus") else "empty"
+    return masked(str(value))
+
+
+def source(name: str, home_option: bool, environ: Mapping[str, str]) -> str:
+    """Where setting ``name`` came from: --home, a TICKSTORE_* variable (read case aside), or the
+    default."""
+    if name == "home" and home_option:
+        return "--home"
+    variable = f"TICKSTORE_{name.upper()}"
+    return "environment" if any(key.upper() == variable for key in environ) else "default"
+
+
+def rows(
+    settings: Settings, home_option: bool, environ: Mapping[str, str] | None = None
+) -> list[tuple[Any, ...]]:
+    """A row per setting, in the README's order: variable, value in use, where it came from."""
+    environ = os.environ if environ is None else environ
+    return [
+        (f"TICKSTORE_{name.upper()}", shown(settings, name), source(name, home_option, environ))
+        for name in Settings.model_fields
+    ]
+
+
+@click.command("settings")
+@format_option("table: for reading; csv: with a header; json: one object per line.")
+@click.pass_context
+def settings_command(ctx: click.Context, fmt: str) -> None:
+    """Every setting's value in use, and where it came from (--home, the environment, the default).
+
+    Passwords (in a URL, Feast's Redis form, TICKSTORE_KAFKA_CONFIG's secret properties) are shown
+    as ***. Each is a TICKSTORE_* environment variable; the README's Settings section says what each
+    does.
+    """
+    from cli.results import print_rows
+
+    home_option = ctx.find_root().params.get("home") is not None
+    print_rows(["variable", "value", "from"], rows(settings_of(ctx), home_option), fmt, limit=100)
