@@ -9,8 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
+from rich import box
+from rich.table import Table
 
-from cli.context import format_option, settings_of
+from cli.context import format_option, report, settings_of
 from tickstore.settings import Settings
 
 # librdkafka properties holding a secret (`sasl.password`, `ssl.key.password`, an inline `ssl.key.pem`,
@@ -78,7 +80,19 @@ def settings_command(ctx: click.Context, fmt: str) -> None:
     as ***. Each is a TICKSTORE_* environment variable; the README's Settings section says what each
     does.
     """
-    from cli.results import print_rows
-
     home_option = ctx.find_root().params.get("home") is not None
-    print_rows(["variable", "value", "from"], rows(settings_of(ctx), home_option), fmt, limit=100)
+    found = rows(settings_of(ctx), home_option)
+    if fmt != "table":
+        from cli.results import print_rows
+
+        print_rows(["variable", "value", "from"], found, fmt)
+        return
+    # a line per setting, a long value folded within its column: the row-per-block layout `sql` falls
+    # back to in a narrow terminal made 40 settings 160 lines at 80 columns
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("variable", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("from", no_wrap=True)
+    for row in found:
+        table.add_row(*row)
+    report.print(table)

@@ -43,6 +43,15 @@ def test_settings_lists_each_value_in_use_and_where_it_came_from(
     assert "TICKSTORE_COINBASE_STALE_S" not in env
     assert got["TICKSTORE_COINBASE_STALE_S"] == ("30.0", "default")
     assert got["TICKSTORE_STREAM_CPUS"][0] == "empty (any CPU)"
+    # for reading: a line a setting
+    table = tickstore(s, "settings", env=env).stdout.splitlines()
+    assert table[0].split() == ["variable", "value", "from"]
+    assert len(table) == 2 + len(Settings.model_fields)
+    assert table[2 + list(Settings.model_fields).index("serve_port")].split() == [
+        "TICKSTORE_SERVE_PORT",
+        "8123",
+        "environment",
+    ]
 
 
 @pytest.mark.parametrize(
