@@ -62,7 +62,8 @@ def source(name: str, home_option: bool, environ: Mapping[str, str]) -> str:
 def rows(
     settings: Settings, home_option: bool, environ: Mapping[str, str] | None = None
 ) -> list[tuple[Any, ...]]:
-    """A row per setting, in the README's order: variable, value in use, where it came from."""
+    """A row per setting, in the order Settings declares them (the README's table): variable, value
+    in use, where it came from."""
     environ = os.environ if environ is None else environ
     return [
         (f"TICKSTORE_{name.upper()}", shown(settings, name), source(name, home_option, environ))

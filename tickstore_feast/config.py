@@ -45,31 +45,6 @@ def as_feast_spells(path: str) -> str:
     return str(FEATURE_REPO / os.path.relpath(path, FEATURE_REPO))
 
 
-def raw_config(settings: Settings, snapshot: int | None = None) -> dict[str, Any]:
-    """feature_store.yaml as a dict, its data paths under ``settings.home``, the online store as
-    ``settings`` says, and the lake pinned to ``snapshot``."""
-    paths.require()  # every Feast use starts here: an install without the source tree is told so
-    raw = _read()
-    home = settings.home.resolve()
-    raw["registry"] = dict(raw["registry"], path=_reroot(raw["registry"]["path"], home))
-    if settings.online_store == "redis":
-        # skip_dedup: Feast's Redis store otherwise keeps a stored row unless a write's time is later,
-        # and dropped the stream's rewrite of a product's features at a time it had written already
-        # (a second tick at that microsecond, in a later batch): online then differed from offline
-        # until the next tick. As the SQLite store, each write replaces; one round trip, not two.
-        raw["online_store"] = {"type": "redis", "connection_string": settings.redis_url, "skip_dedup": True}
-    else:
-        if not isinstance(raw["online_store"].get("path"), str):
-            raise _refused(
-                "no `path:` under `online_store:`, the SQLite online store's file "
-                "(TICKSTORE_ONLINE_STORE=redis for Redis)"
-            )
-        path = as_feast_spells(_reroot(raw["online_store"]["path"], home))
-        raw["online_store"] = dict(raw["online_store"], path=path)
-    raw["offline_store"] = dict(raw["offline_store"], home=str(home), snapshot=snapshot)
-    return raw
-
-
 class ConfigError(TickstoreError):
     """feature_repo/feature_store.yaml can't be used as it is: what is wrong in it."""
 
@@ -95,6 +70,31 @@ def _read() -> dict[str, Any]:
     for section, needs in (("registry", "path"), ("online_store", "type"), ("offline_store", "type")):
         if not isinstance(raw.get(section), dict) or not isinstance(raw[section].get(needs), str):
             raise _refused(f"no `{needs}:` under `{section}:`")
+    return raw
+
+
+def raw_config(settings: Settings, snapshot: int | None = None) -> dict[str, Any]:
+    """feature_store.yaml as a dict, its data paths under ``settings.home``, the online store as
+    ``settings`` says, and the lake pinned to ``snapshot``."""
+    paths.require()  # every Feast use starts here: an install without the source tree is told so
+    raw = _read()
+    home = settings.home.resolve()
+    raw["registry"] = dict(raw["registry"], path=_reroot(raw["registry"]["path"], home))
+    if settings.online_store == "redis":
+        # skip_dedup: Feast's Redis store otherwise keeps a stored row unless a write's time is later,
+        # and dropped the stream's rewrite of a product's features at a time it had written already
+        # (a second tick at that microsecond, in a later batch): online then differed from offline
+        # until the next tick. As the SQLite store, each write replaces; one round trip, not two.
+        raw["online_store"] = {"type": "redis", "connection_string": settings.redis_url, "skip_dedup": True}
+    else:
+        if not isinstance(raw["online_store"].get("path"), str):
+            raise _refused(
+                "no `path:` under `online_store:`, the SQLite online store's file "
+                "(TICKSTORE_ONLINE_STORE=redis for Redis)"
+            )
+        path = as_feast_spells(_reroot(raw["online_store"]["path"], home))
+        raw["online_store"] = dict(raw["online_store"], path=path)
+    raw["offline_store"] = dict(raw["offline_store"], home=str(home), snapshot=snapshot)
     return raw
 
 
