@@ -14,20 +14,11 @@ from rich.table import Table
 
 from cli.context import format_option, report, settings_of
 from tickstore.settings import Settings
+from tickstore.text import MASK, without_passwords
 
 # librdkafka properties holding a secret (`sasl.password`, `ssl.key.password`, an inline `ssl.key.pem`,
 # `sasl.oauthbearer.client.secret`, ...)
 SECRET_PROPERTY = re.compile(r"password|secret|token|credential|\.pem$", re.IGNORECASE)
-# a password in a URL (`redis://:pw@host`, `postgresql://user:pw@host/db`) or in Feast's Redis form
-# (`host:port,password=pw`)
-URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
-FEAST_PASSWORD = re.compile(r"(?<=password=)[^,]*")
-MASK = "***"
-
-
-def masked(value: str) -> str:
-    """``value`` with any password it holds replaced by ***."""
-    return FEAST_PASSWORD.sub(MASK, URL_PASSWORD.sub(rf"\1:{MASK}@", value))
 
 
 def shown(settings: Settings, name: str) -> str:
@@ -47,7 +38,7 @@ def shown(settings: Settings, name: str) -> str:
         return f"{value} ({value.resolve()})" if not value.is_absolute() else str(value)
     if value == "":
         return "empty (any CPU)" if name.endswith("_cpus") else "empty"
-    return masked(str(value))
+    return without_passwords(str(value))
 
 
 def source(name: str, home_option: bool, environ: Mapping[str, str]) -> str:

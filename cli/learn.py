@@ -16,7 +16,7 @@ from cli.context import SECONDS, Number, OutPath, console, format_option, settin
 from cli.interrupt import interrupted
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
 from tickstore import lake, stopping
-from tickstore.text import count_of
+from tickstore.text import count_of, without_passwords
 
 
 @click.command()
@@ -161,7 +161,9 @@ def models(ctx: click.Context, limit: int, fmt: str) -> None:
     s = settings_of(ctx)
     found = logged_models(s, limit)
     if not found:
-        console.print(f"no models yet in {s.mlflow_tracking_uri()}: `tickstore train` logs them")
+        console.print(
+            f"no models yet in {without_passwords(s.mlflow_tracking_uri())}: `tickstore train` logs them"
+        )
         return
     if fmt == "table":
         print_rows(COLUMNS, [m.shown() for m in found], fmt)

@@ -21,7 +21,7 @@ from cli.feed import broker_report
 from tickstore import net
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
-from tickstore.text import count_of, size_of
+from tickstore.text import count_of, size_of, without_passwords
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -167,7 +167,7 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
     from serving.features import FeaturesUnavailable, OnlineFeatures
     from tickstore_feast.config import registry_path
 
-    where = "Redis " + settings.redis_url if settings.online_store == "redis" else "SQLite"
+    where = "Redis " + without_passwords(settings.redis_url) if settings.online_store == "redis" else "SQLite"
     try:
         try:
             # a home that is a file fails here, as opening Feast's store did: the CLI names it

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from tickstore.errors import TickstoreError
 from tickstore.net import unreachable
 from tickstore.settings import Settings
+from tickstore.text import without_passwords
 
 # Where `tickstore train` logs its runs and registers its champion (the scorer reads both)
 EXPERIMENT = "tickstore-volatility"
@@ -152,7 +153,7 @@ def check_server(uri: str) -> None:
     why = unreachable([(parts.hostname, port)], timeout=3.0)
     if why:
         raise MlflowUnavailable(
-            f"the MLflow tracking server {uri} does not answer ({why}): start it, or unset "
+            f"the MLflow tracking server {without_passwords(uri)} does not answer ({why}): start it, or unset "
             "TICKSTORE_MLFLOW_URI to use the local store under TICKSTORE_HOME/mlflow"
         )
 

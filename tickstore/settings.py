@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tickstore import net
+from tickstore.text import without_passwords
 from tickstore.values import parse_cpus, websocket_url
 
 # The longest any interval setting may be: past it, a time step overflowed where it was used (an
@@ -278,7 +279,9 @@ class Settings(BaseSettings):
         if value.startswith(("redis://", "rediss://")):
             url = urlsplit(value)
             if not url.hostname:
-                raise ValueError(f"{value!r} names no host: use redis://HOST:PORT/DB or HOST:PORT")
+                raise ValueError(
+                    f"{without_passwords(value)!r} names no host: use redis://HOST:PORT/DB or HOST:PORT"
+                )
             parts = [f"{url.hostname}:{url.port or 6379}"]
             if url.password:
                 parts.append(f"password={url.password}")
@@ -289,7 +292,7 @@ class Settings(BaseSettings):
             return ",".join(parts)
         host, colon, port = value.split(",")[0].rpartition(":")
         if not colon or not host or not port.isdigit():
-            raise ValueError(f"{value!r} is not HOST:PORT[,db=N] or redis://HOST:PORT/DB")
+            raise ValueError(f"{without_passwords(value)!r} is not HOST:PORT[,db=N] or redis://HOST:PORT/DB")
         return value
 
     @field_validator("kafka_bootstrap")

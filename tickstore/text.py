@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def count_of(n: int, noun: str, plural: str | None = None) -> str:
     """``n`` (with thousands separators) and ``noun``, plural unless one: "1 worker", "1,200 ticks"."""
@@ -35,3 +37,16 @@ def visible(text: str, tabs: bool = False) -> str:
     A rejected message is whatever reached the broker: its ESC [2J cleared the screen where its
     reason or the value was printed, and a carriage return vanished ("a\\rb" shown as "ab")."""
     return text.translate(_CONTROLS_BUT_TAB if tabs else _CONTROLS)
+
+
+# a password in a URL (`redis://:pw@host`, `postgresql://user:pw@host/db`) or in Feast's Redis form
+# (`host:port,password=pw`), within a longer text too (a URL or an item ends at a blank)
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):[^@/\s]*@")
+_ITEM_PASSWORD = re.compile(r"(?<=password=)[^,\s]*")
+MASK = "***"
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with any password in a URL or a `password=` item shown as ***: an error naming a
+    store, a status line or a /readyz answer must not carry one."""
+    return _ITEM_PASSWORD.sub(MASK, _URL_PASSWORD.sub(rf"\1:{MASK}@", text))

@@ -24,6 +24,7 @@ from redis.retry import Retry
 
 from tickstore import net
 from tickstore.errors import TickstoreError, storage_trouble
+from tickstore.text import without_passwords
 from tickstore_feast.source import DuckDBSource
 
 # What an online store that is down raises: worth waiting out, unlike a wrong row
@@ -75,7 +76,8 @@ def unreadable(store: FeatureStore, exc: Exception) -> str:
     config = store.config.online_store
     if getattr(config, "type", "sqlite") == "redis" and isinstance(exc, UNAVAILABLE):
         return (
-            f"the Redis online store at {config.connection_string} cannot be read ({exc}): {_redis_hint(exc)}"
+            f"the Redis online store at {without_passwords(config.connection_string)} cannot be read ({exc}): "
+            f"{_redis_hint(exc)}"
         )
     return f"the online store cannot be read: {exc}"
 
@@ -93,7 +95,7 @@ def check_online_store(store: FeatureStore) -> None:
     client = _redis_client(store)
     if client is None:
         return
-    where = f"the Redis online store at {config.connection_string}"
+    where = f"the Redis online store at {without_passwords(config.connection_string)}"
     # a TCP connect first: redis-py retries a refused port for ~10 s before it raises
     host, _, port = config.connection_string.split(",")[0].strip().rpartition(":")
     if port.isdigit():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tickstore.text import count_of
+import pytest
+
+from tickstore.text import count_of, without_passwords
 
 
 def test_a_count_is_plural_unless_one() -> None:
@@ -29,3 +31,26 @@ def test_sizes_read_as_du_si_gives_them() -> None:
         "6.6 GB",
     ]
     assert size_of(12e12) == "12,000.0 GB"  # no unit past GB: a lake is read in GB
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("postgresql://mlflow:s3cret@db:5432/mlflow", "postgresql://mlflow:***@db:5432/mlflow"),
+        ("http://user:pw@mlflow.internal:5000", "http://user:***@mlflow.internal:5000"),
+        ("redis.internal:6379,password=pw,db=0", "redis.internal:6379,password=***,db=0"),
+        ("http://mlflow.internal:5000", "http://mlflow.internal:5000"),  # nothing to hide
+        ("127.0.0.1:6379", "127.0.0.1:6379"),
+        # within a message: up to the blank that ends the URL or the item
+        (
+            "the Redis online store at r:6379,password=pw,db=0 cannot be read (Error 111 at r:6379)",
+            "the Redis online store at r:6379,password=***,db=0 cannot be read (Error 111 at r:6379)",
+        ),
+        (
+            "the MLflow tracking server http://u:p@h:5000 does not answer (h:5000: refused)",
+            "the MLflow tracking server http://u:***@h:5000 does not answer (h:5000: refused)",
+        ),
+    ],
+)
+def test_passwords_in_urls_and_items_are_masked(given: str, shown: str) -> None:
+    assert without_passwords(given) == shown

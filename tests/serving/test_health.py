@@ -69,3 +69,25 @@ def test_a_redis_that_goes_away_gives_503_at_once(serving_settings: Settings, tm
     # a batch the same: nothing can be scored with the store gone, so no per-product errors
     batch = client.post("/v1/score", json={"product_ids": ["BTC-USD", "ETH-USD"]})
     assert batch.status_code == 503 and batch.get_json()["error"]["code"] == "features_unavailable"
+
+
+def test_what_the_scorer_says_of_its_stores_carries_no_password(make_settings) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import free_port
+
+    # each down, each reached with a password: /readyz and the 503s are read by whoever asks
+    port = free_port()
+    s = make_settings(mlflow_uri=f"http://scorer:hunter2@127.0.0.1:{port}")
+    client = create_app(s, watch_model=False).test_client()
+    ready, score = client.get("/readyz"), client.post("/v1/score", json={"product_id": "BTC-USD"})
+    said = ready.get_data(as_text=True) + score.get_data(as_text=True)
+    assert ready.status_code == 503 and score.status_code == 503 and "hunter" not in said
+    assert f"the MLflow tracking server http://scorer:***@127.0.0.1:{port} does not answer" in said
+
+    port = free_port()
+    s = make_settings(online_store="redis", redis_url=f"redis://:hunter3@127.0.0.1:{port}/0")
+    register_model(s, seed=1, threshold=0.5)
+    client = create_app(s, watch_model=False).test_client()
+    ready, score = client.get("/readyz"), client.post("/v1/score", json={"product_id": "BTC-USD"})
+    said = ready.get_data(as_text=True) + score.get_data(as_text=True)
+    assert ready.status_code == 503 and score.status_code == 503 and "hunter" not in said
+    assert f"the Redis online store at 127.0.0.1:{port},password=***,db=0 cannot be read" in said
