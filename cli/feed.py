@@ -61,17 +61,17 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
     """Whether the broker answers as Kafka, and lines saying so (for `broker status` and `status`)."""
     from confluent_kafka import KafkaException
 
-    from ingest import kafka
+    from ingest import kafka, offsets
 
     st = broker_mod.status(settings)
     kind = "embedded" if st.embedded else "external"
-    topics: dict[str, kafka.TopicStats] | None = None
+    topics: dict[str, offsets.TopicStats] | None = None
     state = "[red]down[/]: start it with `tickstore broker start`" if st.embedded else "[red]down[/]"
     if st.reachable:
         try:
             # says why not: a refused login, TLS wanted, not Kafka; its metadata names the topics
             _, meta = kafka.cluster(settings, timeout=5.0)
-            topics = kafka.topic_stats(settings, meta=meta)
+            topics = offsets.topic_stats(settings, meta=meta)
             state = "[green]up[/]"
         except kafka.BrokerRefused as exc:  # it was reported "up", then a traceback
             state = f"[red]{escape(exc.why)}[/]"
@@ -107,15 +107,15 @@ def _readers(settings: Settings, counted: str) -> list[str]:
     A stale lake, or stale online features, with messages unread and no member in the group: that
     process is not running (which a stale product alone can't tell from a quiet market).
     """
-    from ingest import kafka
+    from ingest import offsets
 
     lines = []
     for who, group, gets in (
         ("sink", settings.sink_group, "the lake has"),
         ("stream", settings.stream_group, "the online features have"),
     ):
-        behind = kafka.group_lag(settings, group)
-        running = kafka.group_running(settings, group)
+        behind = offsets.group_lag(settings, group)
+        running = offsets.group_running(settings, group)
         if behind is None:
             unread = "nothing read here yet"
         elif behind == 0:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
-from ingest import kafka
+from ingest import offsets
 from tickstore.settings import Settings
 
 MAX_FETCH_WAIT_MS = 2000
@@ -128,7 +128,7 @@ class FetchWatch:
             return
         self._embedded = True
         try:
-            stats = kafka.topic_stats(self.settings).get(self.topic)
+            stats = offsets.topic_stats(self.settings).get(self.topic)
         except KafkaException:
             return  # the first fetches say what is wrong with the broker
         wait_ms = self._longer_wait(
@@ -222,7 +222,7 @@ class FetchWatch:
         self._next_check = now + 1.0
         self.checks += 1
         try:
-            positions = kafka.positions(consumer, self.settings, timeout=2, fresh=True) or []
+            positions = offsets.positions(consumer, self.settings, timeout=2, fresh=True) or []
         except KafkaException:
             return False
         waiting = sum(max(high - pos, 0) for _, pos, high in positions)

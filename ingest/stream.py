@@ -22,17 +22,16 @@ import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from feast import FeatureView
 
-from ingest import kafka, refill, signals, tail, wire
+from ingest import kafka, offsets, refill, signals, stream_views, tail, wire
 from ingest.fetch_watch import FetchWatch
 from ingest.sink.writer import LakeWriter
 from ingest.stream_stats import StreamBatch, StreamStats
 from tickstore import lake
-from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 from tickstore_feast import sqlite_online
 from tickstore_feast.config import registry_stamp
 from tickstore_feast.online import OnlineStoreUnavailable, check_online_store, latest_rows, write_rows
-from tickstore_feast.repo import check_columns, feature_store
+from tickstore_feast.repo import feature_store
 from tickstore_feast.source import DuckDBSource
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,6 @@ REGISTRY_CHECK_S = 1.0  # a stat of the registry file; it is re-read only when t
 # fetch whatever has arrived, waiting at most this for more (latency over throughput; longer when the
 # broker can't answer within it: ingest/fetch_watch.py)
 FETCH_WAIT_MS = 5
-CLOCK_VIEW = "tick_clock"  # the view whose row says how new the others are (sql/tick_clock.sql)
 
 
 class OnlineStream:
@@ -71,7 +69,7 @@ class OnlineStream:
         # Each query is small: one thread apiece beats DuckDB splitting a few thousand rows across cores.
         self.con.execute("SET threads = 1")
         self._cursors: dict[str, duckdb.DuckDBPyConnection] = {}
-        self._use_views(self._online_views())
+        self._use_views(stream_views.online_views(self.store))
         # a thread per view, started as needed (the registry can add views while the stream runs)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stream-view")
         self._last_prune = time.monotonic()
@@ -79,18 +77,6 @@ class OnlineStream:
         # per partition: the committed offset a restart re-reads up to into the tail only (see _on_assign)
         self._warm_until: dict[tuple[str, int], int] = {}
         self._tail_starts: refill.TailStarts | None = None  # made by run(), closed at its end
-
-    def _online_views(self) -> list[FeatureView]:
-        """Every online view computed from SQL, the tick clock last: a reader that sees the new clock
-        then finds every view already new."""
-        return sorted(
-            (
-                v
-                for v in self.store.list_feature_views()
-                if v.online and isinstance(v.batch_source, DuckDBSource) and v.batch_source.query is not None
-            ),
-            key=lambda v: (v.name == CLOCK_VIEW, v.name),
-        )
 
     def _use_views(self, views: list[FeatureView]) -> None:
         """Compute ``views`` from now on; the tail reaches back twice over the widest window."""
@@ -115,37 +101,18 @@ class OnlineStream:
             return
         self._registry_mtime = stamp
         self.store.refresh_registry()
-        views = self._online_views()
+        views = stream_views.online_views(self.store)
 
-        def definitions(vs: list[FeatureView]) -> dict[str, tuple[str | None, timedelta]]:
-            sources = {v.name: v.batch_source for v in vs}
-            return {
-                n: (src.query, src.lookback) for n, src in sources.items() if isinstance(src, DuckDBSource)
-            }
-
-        before, after = definitions(self.views), definitions(views)
+        before, after = stream_views.definitions(self.views), stream_views.definitions(views)
         if before != after:
             changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
             log.info(
                 "stream: feature views changed in the registry (%s): computing them as defined now",
                 ", ".join(changed),
             )
-            self._use_views([v for v in views if v.name not in changed or self._computable(v)])
-
-    def _computable(self, view: FeatureView) -> bool:
-        """Whether ``view``'s SQL runs on the tail and gives every column its schema names. Feast's own
-        `feast apply` registers a view whose schema names a column its SQL lacks (tickstore's apply
-        refuses it): each of its writes would fail, and the stream with them. Left out, said why."""
-        source: DuckDBSource = view.batch_source  # type: ignore[assignment]
-        cursor = self.con.cursor()
-        try:
-            check_columns(view, source, latest_rows(cursor, source, []).column_names)
-        except (TickstoreError, duckdb.Error) as exc:
-            log.error("stream: %s\n%s is not computed until it is fixed and applied again", exc, view.name)
-            return False
-        finally:
-            cursor.close()
-        return True
+            self._use_views(
+                [v for v in views if v.name not in changed or stream_views.computable(self.con, v)]
+            )
 
     def stop(self, *_: object) -> None:
         """Ask the loop to finish its batch and return (SIGTERM / SIGINT handler)."""
@@ -216,7 +183,7 @@ class OnlineStream:
                         # asked at most once a second: each asks the broker on a connection apart
                         if last_message is None and now - self.stats.started >= idle_s and now >= next_ask:
                             next_ask = now + 1.0
-                            if kafka.read_to_end(consumer, s):
+                            if offsets.read_to_end(consumer, s):
                                 break
                     if not messages and watch.stalled(consumer):
                         consumer = self._reconnect(consumer, watch, watch.next_wait_ms())

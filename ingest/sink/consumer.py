@@ -8,7 +8,7 @@ import time
 import duckdb
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from ingest import kafka, signals
+from ingest import kafka, offsets, signals
 from ingest.fetch_watch import FetchWatch
 from ingest.sink.compaction import compact, inline_small_writes
 from ingest.sink.stats import SinkStats
@@ -327,7 +327,7 @@ class Sink:
         at 2 s, which (each progress line) kept batches waiting and, past max.poll.interval.ms, took
         the sink out of its group.
         """
-        out = kafka.positions(self._consumer, self.settings)
+        out = offsets.positions(self._consumer, self.settings)
         if out is None:
             return None
         log.debug("sink: positions %s", [(tp.partition, p, h) for tp, p, h in out])
@@ -373,7 +373,7 @@ class Sink:
     def _caught_up_by_broker(self) -> bool:
         """Whether the broker's own watermarks agree that the sink has read everything (the fetches'
         said so): asked once, on a connection apart from the consumer's pending fetch."""
-        return kafka.read_to_end(self._consumer, self.settings)
+        return offsets.read_to_end(self._consumer, self.settings)
 
     def _safe_positions(self) -> list[tuple[int, int]] | None:
         try:
