@@ -7,7 +7,7 @@ import glob
 import os
 from collections.abc import Iterable
 
-from cli.adhoc import Session
+from cli.session import Session
 
 # those taking an argument with the space before it (readline adds none after a completion)
 DOT_COMMANDS = (".tables", ".schema ", ".format ", ".limit ", ".param ", ".plot ", ".read ", ".help", ".quit")

@@ -11,9 +11,9 @@ from typing import TextIO
 import click
 from rich.markup import escape
 
-from cli.adhoc import Session
 from cli.context import console, report
 from cli.interrupt import interrupted, settle
+from cli.session import Session
 from cli.statements import blank, complete
 from tickstore.settings import Settings
 

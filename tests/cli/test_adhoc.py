@@ -307,16 +307,16 @@ def test_sql_tips_the_range_call_once_after_a_slow_query_naming_a_view_as_a_tabl
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from cli import adhoc
+    from cli import session as sql_session
     from tests.tickstore_feast.conftest import load, tick_rows
     from tickstore import feature_sql, lake
 
     s = make_settings()
     load(s, tick_rows([("BTC-USD", t, 100.0) for t in (0.0, 1.0, 2.0)]))
-    monkeypatch.setattr(adhoc, "SLOW_VIEW_S", 0.0)  # every query is slow: what is left is when to tip
+    monkeypatch.setattr(sql_session, "SLOW_VIEW_S", 0.0)  # every query is slow: what is left is when to tip
 
-    def session() -> adhoc.Session:
-        return adhoc.Session(
+    def session() -> sql_session.Session:
+        return sql_session.Session(
             lake.connect(s, create=False, read_only=True), feature_sql.views(), "csv", 10, False, False
         )
 

@@ -289,60 +289,6 @@ def test_a_lake_the_machine_will_not_write_stops_the_sink_and_loses_nothing(
     assert per_product(kafka_settings) == {"SOL-USD": 60}
 
 
-@pytest.mark.slow
-def test_a_ticks_table_changed_by_hand_stops_the_sink_saying_how_to_put_it_back(
-    kafka_settings: Settings, tmp_path: Path
-) -> None:
-    from tests.cli.helpers import tickstore
-    from tickstore import lake
-
-    publish_good(kafka_settings, tmp_path / "first.ndjson", range(1, 31))
-    assert Sink(kafka_settings, until_idle=True).run().total.ticks == 30
-    con = lake.connect(kafka_settings, create=False)  # as DuckDB's own CLI on the lake would
-    con.execute("ALTER TABLE ticks DROP COLUMN volume_24h")
-    con.close()
-    publish_good(kafka_settings, tmp_path / "second.ndjson", range(31, 61))
-    # it bisected each batch down to single messages (~3 s each, retries included), filing every good
-    # tick as a reject, and a stop waited for all of it
-    with pytest.raises(LakeError, match="cannot write the lake's ticks table other than tickstore") as told:
-        Sink(kafka_settings, until_idle=True).run()
-    assert query(kafka_settings, "SELECT count(*) FROM ticks_rejected") == [(0,)]
-    said = str(told.value)
-    assert "(columns missing volume_24h)" in said and "tickstore sql --write" in said, said
-    # the command it gives puts the table back (the user's transaction is checked at its COMMIT)
-    command = said.split('tickstore sql --write "')[1].split('"')[0]
-    tickstore(kafka_settings, "sql", "--write", command)
-    again = Sink(kafka_settings, until_idle=True).run()
-    assert (again.total.ticks, again.total.rejects) == (30, 0)
-    assert per_product(kafka_settings) == {"SOL-USD": 60}
-
-
-@pytest.mark.slow
-def test_columns_renamed_by_hand_take_each_value_by_name_never_their_neighbours(
-    kafka_settings: Settings, tmp_path: Path
-) -> None:
-    from tickstore import lake
-
-    lake.connect(kafka_settings, create=True).close()
-    con = lake.connect(kafka_settings, create=False)  # as DuckDB's own CLI on the lake would
-    for old, new in (("best_bid", "x"), ("best_ask", "best_bid"), ("x", "best_ask")):
-        con.execute(f"ALTER TABLE ticks RENAME COLUMN {old} TO {new}")
-    con.close()
-    publish_good(kafka_settings, tmp_path / "first.ndjson", range(1, 11))
-    assert Sink(kafka_settings, until_idle=True).run().total.ticks == 10
-    # inserted by position, each ask landed under best_bid and each bid under best_ask
-    sides = "SELECT DISTINCT best_bid::VARCHAR, best_ask::VARCHAR FROM ticks"
-    assert query(kafka_settings, sides) == [("150.09000000", "150.11000000")]
-    con = lake.connect(kafka_settings, create=False)
-    con.execute("ALTER TABLE ticks RENAME COLUMN price TO px")
-    con.close()
-    publish_good(kafka_settings, tmp_path / "second.ndjson", range(11, 21))
-    # by position, the prices landed in px; by name, no column takes them: the sink stops
-    with pytest.raises(LakeError, match=r"columns missing price; added px"):
-        Sink(kafka_settings, until_idle=True).run()
-    assert query(kafka_settings, "SELECT count(*) FROM ticks") == [(10,)]
-
-
 def test_a_stop_while_a_failing_write_is_retried_returns_soon_and_loses_nothing(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
