@@ -9,14 +9,16 @@ from typing import Any
 from rich.console import Console
 
 from cli.results import print_rows
-from tickstore.text import count_of
+from tickstore.text import count_of, without_passwords
 
 
 def mlflow_ui(tracking_uri: str) -> str:
     """Where to look at the runs: a tracking server's own page, else `mlflow ui` over the store
     (`mlflow ui --backend-store-uri http://...` is no command that works)."""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"{tracking_uri} in a browser (the tracking server's UI)"
+        # a page's address, not a command: a password in it is masked, as everywhere tickstore names a
+        # store (a browser asks for it; MLflow's client takes it from MLFLOW_TRACKING_PASSWORD)
+        return f"{without_passwords(tracking_uri)} in a browser (the tracking server's UI)"
     return f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}"  # a home may hold a space
 
 

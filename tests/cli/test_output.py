@@ -297,6 +297,10 @@ def test_where_to_look_at_the_runs_depends_on_the_tracking_uri() -> None:
         mlflow_ui("https://mlflow.example")
         == "https://mlflow.example in a browser (the tracking server's UI)"
     )
+    # a page's address with a password in it: shown masked, as tickstore names every store
+    assert mlflow_ui("http://me:s3cret@mlflow.example:5000") == (
+        "http://me:***@mlflow.example:5000 in a browser (the tracking server's UI)"
+    )
     for store in ("sqlite:////home/u/.tickstore/mlflow/mlflow.db", "postgresql://u@db/mlflow"):
         assert mlflow_ui(store) == f"mlflow ui --backend-store-uri {store}"
     # a home with a space: a command to paste, quoted
