@@ -60,15 +60,23 @@ def no_lake(settings: Settings) -> str:
         f"no lake at {settings.lake_catalog.resolve()}: run `tickstore sink` (or `make demo`) first, "
         "or point TICKSTORE_HOME at an existing data directory"
     )
+    beside = source_tree_home(settings)
+    if beside is not None:
+        message += (
+            f" (the source tree's is {beside}: run tickstore from {paths.SOURCE_TREE}, or set TICKSTORE_HOME)"
+        )
+    return message
+
+
+def source_tree_home(settings: Settings) -> Path | None:
+    """The source tree's own data directory when it holds a lake and is not ``settings.home``."""
     beside = paths.SOURCE_TREE / ".tickstore"
     if (
         beside.resolve() != settings.home.resolve()
         and (beside / settings.lake_catalog.relative_to(settings.home)).exists()
     ):
-        message += (
-            f" (the source tree's is {beside}: run tickstore from {paths.SOURCE_TREE}, or set TICKSTORE_HOME)"
-        )
-    return message
+        return beside
+    return None
 
 
 def _new_lake(settings: Settings) -> str:

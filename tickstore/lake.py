@@ -72,6 +72,22 @@ class LakeError(TickstoreError):
     """The lake could not be opened; the message says what to do."""
 
 
+def refuse_stray_home(settings: Settings) -> None:
+    """LakeError, before anything is made, for the default data directory (`.tickstore` in the
+    current folder) where it does not exist yet while the source tree's holds a lake.
+
+    A notebook in a folder of its own (`notebooks/`) opening `feature_store(Settings())` made
+    `.tickstore/feast/` there, a registry and an empty online store, and only its first query named the
+    missing lake. A home given (`--home`, TICKSTORE_HOME, ``Settings(home=...)``) or one already
+    there is the user's choice, and is left alone.
+    """
+    if "home" in settings.model_fields_set or settings.home.exists():
+        return
+    beside = catalog.source_tree_home(settings)
+    if beside is not None:
+        raise LakeError(f"{catalog.no_lake(settings)}; from Python: Settings(home={str(beside)!r})")
+
+
 def _extension_file(package: str, name: str) -> Path:
     """Path of the .duckdb_extension file that a PyPI extension package ships."""
     try:

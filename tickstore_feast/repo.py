@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
 
+from tickstore import lake
 from tickstore.errors import TickstoreError
 from tickstore.paths import FEATURE_REPO
 from tickstore.settings import Settings
@@ -285,6 +286,7 @@ def _respell_recorded_tables(store: FeatureStore) -> None:
 def feature_store(settings: Settings, snapshot: int | None = None, apply: bool = True) -> FeatureStore:
     """A FeatureStore on the lake below ``settings.home``; with ``apply`` feature_repo/'s definitions
     are registered (and the ones removed from it dropped), as `feast apply` would."""
+    lake.refuse_stray_home(settings)
     config = repo_config(settings, snapshot)
     store = FeatureStore(repo_path=str(FEATURE_REPO), config=config)
     if config.online_store.type == "sqlite":
