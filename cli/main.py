@@ -43,7 +43,7 @@ from cli import (
 )
 from cli.context import Context, OutPath, console
 from cli.interrupt import interrupted
-from tickstore import catalog, stopping
+from tickstore import catalog, lake, stopping
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings, unknown_variables
 from tickstore.text import visible
@@ -64,6 +64,12 @@ for _stream in (sys.stdout, sys.stderr):
         _stream.reconfigure(errors="backslashreplace")
 
 
+_ASKS_HELP = "tickstore.asks_help"
+# the commands that make the data directory's folders (a lake, MLflow's store, the broker's pid file,
+# the feature registry) where it is missing: refused in a stray folder (lake.refuse_stray_home)
+_MAKE_A_HOME = {"broker", "demo", "feast", "monitor", "serve", "sink", "stream", "train"}
+
+
 class _Group(click.Group):
     """The root group: a TickstoreError from any command is printed as its message, not a traceback,
     and Ctrl-C as click's "Aborted!"."""
@@ -71,7 +77,9 @@ class _Group(click.Group):
     context_class = Context
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, root_options.hoisted(args))
+        args = root_options.hoisted(args)
+        ctx.meta[_ASKS_HELP] = root_options.asks_help(args, self.commands)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -249,6 +257,9 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     for line in unknown_variables():  # a misspelt setting is otherwise silently not set
         console.print(Text.assemble(("warning:", "yellow"), " ", line))
     ctx.obj = {"settings": settings}
+    if ctx.invoked_subcommand in _MAKE_A_HOME and not ctx.meta.get(_ASKS_HELP):
+        # `tickstore sink` run from sql/ started a second, partial lake there
+        lake.refuse_stray_home(settings)
     if ctx.invoked_subcommand != "feast":  # where users apply their own definitions, Feast checks them
         skip_feast_type_checks()
 

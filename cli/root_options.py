@@ -2,10 +2,15 @@
 
 click knows an option only where it is declared: `tickstore status --home DIR` answered "No such
 option '--home'", and Tab after it offered nothing. The root group's words are rearranged instead of
-the options being declared on each of the commands (docs/decisions.md).
+the options being declared on each of the commands (docs/decisions.md). Also whether the words
+ask for help only, which no check of the data directory should stand in front of.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+import click
 
 FLAGS = ("-v", "--verbose")
 
@@ -56,3 +61,17 @@ def after_command(args: list[str]) -> list[str] | None:
     if at >= len(args) or "--" in args[at + 1 :]:
         return None
     return args[at + 1 :]
+
+
+def asks_help(args: list[str], commands: Mapping[str, click.Command]) -> bool:
+    """Whether ``args`` ask only for help: no command, `-h` / `--help` after it (before any `--`), or
+    a group of ``commands`` named with nothing after it (it prints its help)."""
+    at = command_at(args)
+    if at >= len(args):
+        return True
+    rest = args[at + 1 :]
+    if "--" in rest:
+        rest = rest[: rest.index("--")]
+    if any(word in ("-h", "--help") for word in rest):
+        return True
+    return not rest and isinstance(commands.get(args[at]), click.Group)

@@ -78,14 +78,20 @@ def refuse_stray_home(settings: Settings) -> None:
 
     A notebook in a folder of its own (`notebooks/`) opening `feature_store(Settings())` made
     `.tickstore/feast/` there, a registry and an empty online store, and only its first query named the
-    missing lake. A home given (`--home`, TICKSTORE_HOME, ``Settings(home=...)``) or one already
-    there is the user's choice, and is left alone.
+    missing lake; `tickstore sink` run from `sql/` started a second lake there. A home given
+    (`--home`, TICKSTORE_HOME, ``Settings(home=...)``) or one already there is the user's choice, and
+    is left alone.
     """
     if "home" in settings.model_fields_set or settings.home.exists():
         return
     beside = catalog.source_tree_home(settings)
     if beside is not None:
-        raise LakeError(f"{catalog.no_lake(settings)}; from Python: Settings(home={str(beside)!r})")
+        raise LakeError(
+            f"no data directory in this folder ({settings.home.resolve()} does not exist), and the source "
+            f"tree's, with its lake, is {beside}: run tickstore from {beside.parent}, or point "
+            f"TICKSTORE_HOME (--home; from Python, Settings(home={str(beside)!r})) at it. Nothing was made "
+            f"here; to start a new data directory in this folder, `mkdir {settings.home}` first"
+        )
 
 
 def _extension_file(package: str, name: str) -> Path:

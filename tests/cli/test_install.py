@@ -86,6 +86,25 @@ def test_no_lake_in_the_current_folder_names_the_source_tree_s(
     )
     # from the tree itself it is found
     assert tickstore(make_settings(), "sql", "SELECT 41 + 1", env=env, cwd=site).stdout.count("42") == 1
+    # a command that would make the data directory there (`tickstore sink` from sql/ started a second,
+    # partial lake) is refused before making anything; its help is not
+    for command in (["broker", "start"], ["sink", "--until-idle"], ["serve"], ["feast", "apply"]):
+        run = tickstore(make_settings(), *command, check=False, env=env, cwd=elsewhere)
+        said = " ".join(run.stderr.split())
+        assert run.returncode == 1, run.stderr
+        assert (
+            f"the source tree's, with its lake, is {site / '.tickstore'}: run tickstore from {site}" in said
+        )
+        assert (
+            "Nothing was made here; to start a new data directory in this folder, `mkdir .tickstore` first"
+            in said
+        )
+        assert list(elsewhere.iterdir()) == [], command
+    assert tickstore(make_settings(), "sink", "--help", env=env, cwd=elsewhere).stdout.startswith("Usage:")
+    # as it says, a folder made first is a data directory of its own: the sink goes on to the broker
+    (elsewhere / ".tickstore").mkdir()
+    run = tickstore(make_settings(), "sink", "--until-idle", check=False, env=env, cwd=elsewhere)
+    assert run.returncode == 1 and "no Kafka broker answers" in run.stderr, run.stderr
 
 
 def test_a_home_that_is_no_directory_is_named_with_what_to_do(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.root_options import after_command, hoisted
+from cli.root_options import after_command, asks_help, hoisted
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,23 @@ def test_the_words_after_the_command_where_root_options_are_read(
     given: list[str], after: list[str] | None
 ) -> None:
     assert after_command(given) == after
+
+
+@pytest.mark.parametrize(
+    ("given", "helps"),
+    [
+        ([], True),
+        (["--home", "d"], True),
+        (["sink", "--help"], True),
+        (["broker", "start", "-h"], True),
+        (["broker"], True),  # a group named alone prints its help
+        (["sink"], False),
+        (["broker", "start"], False),
+        (["sql", "--", "--help"], False),  # the command's own words
+        (["--home", "d", "train", "--start", "x"], False),
+    ],
+)
+def test_words_that_ask_for_help_only(given: list[str], helps: bool) -> None:
+    from cli.main import main
+
+    assert asks_help(given, main.commands) is helps

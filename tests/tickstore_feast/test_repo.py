@@ -26,9 +26,9 @@ def test_a_default_home_elsewhere_than_the_source_tree_s_lake_is_refused_before_
     with pytest.raises(lake.LakeError) as refused:
         feature_store(Settings())
     said = str(refused.value)
-    assert f"no lake at {notebooks / '.tickstore' / 'lake' / 'catalog.sqlite'}" in said, said
-    assert f"the source tree's is {tree / '.tickstore'}" in said
-    assert f"from Python: Settings(home='{tree / '.tickstore'}')" in said
+    assert f"no data directory in this folder ({notebooks / '.tickstore'} does not exist)" in said, said
+    assert f"the source tree's, with its lake, is {tree / '.tickstore'}" in said
+    assert f"from Python, Settings(home='{tree / '.tickstore'}')" in said
     assert list(notebooks.iterdir()) == []  # nothing made
 
     # the tree's own, as that says, opens
