@@ -64,10 +64,11 @@ for _stream in (sys.stdout, sys.stderr):
         _stream.reconfigure(errors="backslashreplace")
 
 
-_ASKS_HELP = "tickstore.asks_help"
+_MAKES_A_HOME = "tickstore.makes_a_home"
 # the commands that make the data directory's folders (a lake, MLflow's store, the broker's pid file,
-# the feature registry) where it is missing: refused in a stray folder (lake.refuse_stray_home)
-_MAKE_A_HOME = {"broker", "demo", "feast", "monitor", "serve", "sink", "stream", "train"}
+# the feature registry, the live feed's archive) where it is missing: refused in a stray folder
+# (lake.refuse_stray_home)
+_MAKE_A_HOME = {"broker", "demo", "feast", "ingest coinbase", "monitor", "serve", "sink", "stream", "train"}
 
 
 class _Group(click.Group):
@@ -78,7 +79,11 @@ class _Group(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = root_options.hoisted(args)
-        ctx.meta[_ASKS_HELP] = root_options.asks_help(args, self.commands)
+        at = root_options.command_at(args)
+        named = {" ".join(args[at : at + 1]), " ".join(args[at : at + 2])}  # `sink`, `ingest coinbase`
+        ctx.meta[_MAKES_A_HOME] = bool(named & _MAKE_A_HOME) and not root_options.asks_help(
+            args, self.commands
+        )
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
@@ -257,7 +262,7 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     for line in unknown_variables():  # a misspelt setting is otherwise silently not set
         console.print(Text.assemble(("warning:", "yellow"), " ", line))
     ctx.obj = {"settings": settings}
-    if ctx.invoked_subcommand in _MAKE_A_HOME and not ctx.meta.get(_ASKS_HELP):
+    if ctx.meta.get(_MAKES_A_HOME):
         # `tickstore sink` run from sql/ started a second, partial lake there
         lake.refuse_stray_home(settings)
     if ctx.invoked_subcommand != "feast":  # where users apply their own definitions, Feast checks them

@@ -88,7 +88,13 @@ def test_no_lake_in_the_current_folder_names_the_source_tree_s(
     assert tickstore(make_settings(), "sql", "SELECT 41 + 1", env=env, cwd=site).stdout.count("42") == 1
     # a command that would make the data directory there (`tickstore sink` from sql/ started a second,
     # partial lake) is refused before making anything; its help is not
-    for command in (["broker", "start"], ["sink", "--until-idle"], ["serve"], ["feast", "apply"]):
+    for command in (
+        ["broker", "start"],
+        ["sink", "--until-idle"],
+        ["serve"],
+        ["feast", "apply"],
+        ["ingest", "coinbase"],
+    ):
         run = tickstore(make_settings(), *command, check=False, env=env, cwd=elsewhere)
         said = " ".join(run.stderr.split())
         assert run.returncode == 1, run.stderr
