@@ -42,7 +42,8 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
     from tickstore_feast.repo import FEATURE_REPO, repo_error
 
     settings = settings_of(ctx)
-    config = write_cli_config(settings)
+    # help reads no data: no data directory is made for it (in a stray folder, say)
+    config = FEATURE_REPO / "feature_store.yaml" if "--help" in args else write_cli_config(settings)
     command = _subcommand(args) if "--help" not in args else None
     planning = command == "plan"
     # Feast prints a DuckDBSource's options (the view's SQL) base64-encoded: decoded on the way out
