@@ -15,7 +15,7 @@ from rich.markup import escape
 from cli.context import SECONDS, Number, OutPath, console, format_option, settings_of
 from cli.interrupt import interrupted
 from cli.ranges import AS_OF, WHEN, WHEN_SHOWN, range_needed, snapshot_of
-from tickstore import lake, stopping
+from tickstore import catalog, lake, stopping
 from tickstore.text import count_of, without_passwords
 
 
@@ -161,9 +161,10 @@ def models(ctx: click.Context, limit: int, fmt: str) -> None:
     s = settings_of(ctx)
     found = logged_models(s, limit)
     if not found:
-        console.print(
-            f"no models yet in {without_passwords(s.mlflow_tracking_uri())}: `tickstore train` logs them"
-        )
+        said = f"no models yet in {without_passwords(s.mlflow_tracking_uri())}: `tickstore train` logs them"
+        if (beside := catalog.stray_home(s)) is not None and s.mlflow_uri is None:
+            said += f" (this folder has no data directory; the source tree's is {beside}: `--home {beside}`)"
+        console.print(said)
         return
     if fmt == "table":
         print_rows(COLUMNS, [m.shown() for m in found], fmt)

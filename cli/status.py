@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import sys
 import time
 import urllib.error
@@ -18,7 +19,7 @@ from rich.markup import escape
 
 from cli.context import report, settings_of
 from cli.feed import broker_report
-from tickstore import net
+from tickstore import catalog, net
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 from tickstore.text import count_of, size_of, without_passwords
@@ -303,6 +304,14 @@ def status(ctx: click.Context) -> None:
         for line in lines:
             report.print(line, markup=True)  # escaped where they interpolate
 
+    if (beside := catalog.stray_home(s)) is not None:  # every line below is of a folder never used
+        show(
+            [
+                f"[yellow]no data directory in this folder[/] ({escape(str(s.home.resolve()))} does not "
+                f"exist); the source tree's, with its lake, is {escape(str(beside))}: "
+                f"`tickstore --home {escape(shlex.quote(str(beside)))} status`"
+            ]
+        )
     fine, lines = broker_report(s)
     show(lines)
     lake_ok, lines, products = lake_report(s)

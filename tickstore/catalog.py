@@ -68,6 +68,14 @@ def no_lake(settings: Settings) -> str:
     return message
 
 
+def stray_home(settings: Settings) -> Path | None:
+    """The source tree's data directory, holding a lake, when ``settings.home`` is the default one
+    (`.tickstore` in the current folder) and does not exist: run from the wrong folder, most likely."""
+    if "home" in settings.model_fields_set or settings.home.exists():
+        return None
+    return source_tree_home(settings)
+
+
 def source_tree_home(settings: Settings) -> Path | None:
     """The source tree's own data directory when it holds a lake and is not ``settings.home``."""
     beside = paths.SOURCE_TREE / ".tickstore"

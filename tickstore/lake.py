@@ -82,9 +82,7 @@ def refuse_stray_home(settings: Settings) -> None:
     (`--home`, TICKSTORE_HOME, ``Settings(home=...)``) or one already there is the user's choice, and
     is left alone.
     """
-    if "home" in settings.model_fields_set or settings.home.exists():
-        return
-    beside = catalog.source_tree_home(settings)
+    beside = catalog.stray_home(settings)
     if beside is not None:
         raise LakeError(
             f"no data directory in this folder ({settings.home.resolve()} does not exist), and the source "

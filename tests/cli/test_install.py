@@ -107,6 +107,16 @@ def test_no_lake_in_the_current_folder_names_the_source_tree_s(
         )
         assert list(elsewhere.iterdir()) == [], command
     assert tickstore(make_settings(), "sink", "--help", env=env, cwd=elsewhere).stdout.startswith("Usage:")
+    # the commands that only look say where the data is, first
+    run = tickstore(make_settings(), "status", check=False, env=env, cwd=elsewhere)
+    assert run.stdout.splitlines()[0] == (
+        f"no data directory in this folder ({elsewhere / '.tickstore'} does not exist); the source tree's, "
+        f"with its lake, is {site / '.tickstore'}: `tickstore --home {site / '.tickstore'} status`"
+    ), run.stdout
+    run = tickstore(make_settings(), "models", env=env, cwd=elsewhere)
+    assert f"the source tree's is {site / '.tickstore'}: `--home {site / '.tickstore'}`" in " ".join(
+        run.stderr.split()
+    )
     assert (
         "Usage: tickstore feast"
         in tickstore(make_settings(), "feast", "--help", env=env, cwd=elsewhere).stdout
