@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import signal
 import sys
 from datetime import datetime, timedelta
@@ -163,7 +164,10 @@ def models(ctx: click.Context, limit: int, fmt: str) -> None:
     if not found:
         said = f"no models yet in {without_passwords(s.mlflow_tracking_uri())}: `tickstore train` logs them"
         if (beside := catalog.stray_home(s)) is not None and s.mlflow_uri is None:
-            said += f" (this folder has no data directory; the source tree's is {beside}: `--home {beside}`)"
+            said += (
+                f" (this folder has no data directory; the source tree's is {beside}: "
+                f"`--home {shlex.quote(str(beside))}`)"
+            )
         console.print(said)
         return
     if fmt == "table":

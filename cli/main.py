@@ -64,7 +64,7 @@ for _stream in (sys.stdout, sys.stderr):
         _stream.reconfigure(errors="backslashreplace")
 
 
-_MAKES_A_HOME = "tickstore.makes_a_home"
+_CHECK_HOME = "tickstore.check_home"  # ctx.meta: the command may make a data directory
 # the commands that make the data directory's folders (a lake, MLflow's store, the broker's pid file,
 # the feature registry, the live feed's archive) where it is missing: refused in a stray folder
 # (lake.refuse_stray_home)
@@ -81,9 +81,7 @@ class _Group(click.Group):
         args = root_options.hoisted(args)
         at = root_options.command_at(args)
         named = {" ".join(args[at : at + 1]), " ".join(args[at : at + 2])}  # `sink`, `ingest coinbase`
-        ctx.meta[_MAKES_A_HOME] = bool(named & _MAKE_A_HOME) and not root_options.asks_help(
-            args, self.commands
-        )
+        ctx.meta[_CHECK_HOME] = bool(named & _MAKE_A_HOME) and not root_options.asks_help(args, self.commands)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
@@ -262,7 +260,7 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     for line in unknown_variables():  # a misspelt setting is otherwise silently not set
         console.print(Text.assemble(("warning:", "yellow"), " ", line))
     ctx.obj = {"settings": settings}
-    if ctx.meta.get(_MAKES_A_HOME):
+    if ctx.meta.get(_CHECK_HOME):
         # `tickstore sink` run from sql/ started a second, partial lake there
         lake.refuse_stray_home(settings)
     if ctx.invoked_subcommand != "feast":  # where users apply their own definitions, Feast checks them
