@@ -121,7 +121,7 @@ def test_no_lake_in_the_current_folder_names_the_source_tree_s(
         "Usage: tickstore feast"
         in tickstore(make_settings(), "feast", "--help", env=env, cwd=elsewhere).stdout
     )
-    assert list(elsewhere.iterdir()) == []  # Feast's help wrote its yaml into a data directory made for it
+    assert list(elsewhere.iterdir()) == []  # its yaml was written into a data directory made for the help
     # as it says, a folder made first is a data directory of its own: the sink goes on to the broker
     (elsewhere / ".tickstore").mkdir()
     run = tickstore(make_settings(), "sink", "--until-idle", check=False, env=env, cwd=elsewhere)
