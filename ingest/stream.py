@@ -30,7 +30,13 @@ from tickstore import lake
 from tickstore.settings import Settings
 from tickstore_feast import sqlite_online
 from tickstore_feast.config import registry_stamp
-from tickstore_feast.online import OnlineStoreUnavailable, check_online_store, latest_rows, write_rows
+from tickstore_feast.online import (
+    CLOCK_VIEW,
+    OnlineStoreUnavailable,
+    check_online_store,
+    latest_rows,
+    write_rows,
+)
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import DuckDBSource
 
@@ -294,7 +300,7 @@ class OnlineStream:
         self.stats.new_ticks += new_ticks
         self.stats.batches += 1
         if self.on_batch is not None:
-            clock = rows.get("tick_clock")
+            clock = rows.get(CLOCK_VIEW)
             latest = (
                 {}
                 if clock is None

@@ -9,13 +9,11 @@ import duckdb
 from feast import FeatureStore, FeatureView
 
 from tickstore.errors import TickstoreError
-from tickstore_feast.online import latest_rows
+from tickstore_feast.online import CLOCK_VIEW, latest_rows
 from tickstore_feast.repo import check_columns
 from tickstore_feast.source import DuckDBSource
 
 log = logging.getLogger("ingest.stream")  # the stream's own lines: one logger to follow (and filter)
-
-CLOCK_VIEW = "tick_clock"  # the view whose row says how new the others are (sql/tick_clock.sql)
 
 
 def online_views(store: FeatureStore) -> list[FeatureView]:

@@ -15,11 +15,10 @@ from feast.type_map import feast_value_type_to_python_type
 
 from tickstore.feature_sql import same_definition
 from tickstore.settings import Settings
-from tickstore_feast.online import UNAVAILABLE, fail_fast, redis_read, unreadable
+from tickstore_feast.online import CLOCK_VIEW, UNAVAILABLE, fail_fast, redis_read, unreadable
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import fingerprints
 
-CLOCK_VIEW = "tick_clock"
 # Proto fields read directly: a tenth of the cost of Feast's general converter, which remains for the rest.
 SCALARS = frozenset({"double_val", "float_val", "int64_val", "int32_val", "bool_val", "string_val"})
 SERVICE = "volatility_model"

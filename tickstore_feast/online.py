@@ -27,6 +27,10 @@ from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.text import without_passwords
 from tickstore_feast.source import DuckDBSource
 
+# The view whose row says how new the others are (sql/tick_clock.sql): the stream writes it last, the
+# scorer reads ages from it
+CLOCK_VIEW = "tick_clock"
+
 # What an online store that is down raises: worth waiting out, unlike a wrong row
 UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
