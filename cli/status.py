@@ -166,7 +166,8 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
     """The online store's reader (None when it does not answer), and how old each product's features
     are there."""
     from serving.features import FeaturesUnavailable, OnlineFeatures
-    from tickstore_feast.config import registry_path
+    from tickstore_feast.config import online_store_file, registry_path
+    from tickstore_feast.repo import feature_store
 
     where = "Redis " + without_passwords(settings.redis_url) if settings.online_store == "redis" else "SQLite"
     try:
@@ -178,6 +179,15 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
             return None, [
                 f"online store ({escape(where)}): {MISSING}: no feature registry yet; run `tickstore stream` "
                 "(it registers the views) or `tickstore feast apply`"
+            ]
+        file = online_store_file(settings)
+        if file is not None and not file.exists():
+            # asking makes nothing: Feast's SQLite store, opened, would make the file and its tables
+            online = OnlineFeatures(settings, feature_store(settings, apply=False, online=False))
+            return online, [
+                f"online store ({escape(where)}): {OK}, no features online yet: `tickstore stream` writes "
+                f"them to {escape(str(file))} (a stream writing to Redis is read with "
+                "TICKSTORE_ONLINE_STORE=redis)"
             ]
         online = OnlineFeatures(settings)
         online.ping()

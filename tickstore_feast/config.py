@@ -103,6 +103,12 @@ def registry_path(settings: Settings) -> str:
     return str(raw_config(settings)["registry"]["path"])
 
 
+def online_store_file(settings: Settings) -> Path | None:
+    """The SQLite online store's file of ``settings.home``; None when the online store is Redis."""
+    store = raw_config(settings)["online_store"]
+    return Path(store["path"]).resolve() if store["type"] == "sqlite" else None
+
+
 def registry_stamp(path: str | Path) -> int:
     """The registry file's modification time in ns, 0 while there is none: every apply changes it."""
     try:

@@ -283,16 +283,20 @@ def _respell_recorded_tables(store: FeatureStore) -> None:
         store.registry.update_infra(infra, store.project, commit=True)
 
 
-def feature_store(settings: Settings, snapshot: int | None = None, apply: bool = True) -> FeatureStore:
+def feature_store(
+    settings: Settings, snapshot: int | None = None, apply: bool = True, online: bool = True
+) -> FeatureStore:
     """A FeatureStore on the lake below ``settings.home``; with ``apply`` feature_repo/'s definitions
-    are registered (and the ones removed from it dropped), as `feast apply` would."""
+    are registered (and the ones removed from it dropped), as `feast apply` would. Without ``online``
+    the SQLite online store's file is left as it is, not made (for a reader that only looks)."""
     lake.refuse_stray_home(settings)
     config = repo_config(settings, snapshot)
     store = FeatureStore(repo_path=str(FEATURE_REPO), config=config)
-    if config.online_store.type == "sqlite":
+    sqlite = config.online_store.type == "sqlite" and online
+    if sqlite:
         sqlite_online.open_file(store)  # a damaged file named before Feast's apply writes to it
     if apply:
         apply_repo(store, repo_objects(repo_modules()))
-    if config.online_store.type == "sqlite":
+    if sqlite:
         sqlite_online.prepare(store)
     return store

@@ -34,6 +34,28 @@ def test_a_fresh_home_names_what_is_missing_and_what_to_do(make_settings: Callab
     assert not (s.home / "feast").exists()  # nor a feature registry and an online store
 
 
+def test_an_online_store_with_no_file_is_said_empty_and_not_made(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # a home whose stream wrote to Redis, asked without TICKSTORE_ONLINE_STORE=redis: status made an empty
+    # SQLite store, which then read as "ok" with no features, and README says it creates nothing
+    from tickstore_feast.config import online_store_file
+    from tickstore_feast.repo import feature_store
+
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    feature_store(s)  # the registry, as `tickstore feast apply` leaves it
+    file = online_store_file(s)
+    assert file is not None and file.exists()
+    for made in file.parent.glob(file.name + "*"):
+        made.unlink()
+    out = " ".join(tickstore(s, "status", check=False).stdout.split())
+    assert (
+        f"online store (SQLite): ok, no features online yet: `tickstore stream` writes them to {file}" in out
+    )
+    assert "TICKSTORE_ONLINE_STORE=redis" in out
+    assert not list(file.parent.glob(file.name + "*"))  # asking made no file
+
+
 def test_each_part_is_printed_as_soon_as_it_is_known(make_settings: Callable[..., Settings]) -> None:
     # the broker's line must not wait for the online store's part, which first imports Feast (~1-2 s)
     s = make_settings(broker_port=free_port(), serve_port=free_port())
