@@ -190,10 +190,24 @@ def live_scoring(settings: Settings, report: TrainReport | None, seconds: float)
             f"produce -> online p50 {fresh[len(fresh) // 2] * 1000:.0f} ms, "
             f"p99 {fresh[min(len(fresh) - 1, int(0.99 * len(fresh)))] * 1000:.0f} ms"
         )
-    # the same, by hand: the broker is stopped after the demo, and without a champion the scorer needs
-    # the model it was given here
+    _by_hand(settings, uri, source)
+
+
+def _by_hand(settings: Settings, uri: str, source: Path) -> None:
+    """The live step's commands to run by hand, each in a terminal, with the settings the demo was given."""
+    # the broker is stopped after the demo, and without a champion the scorer needs the model it was
+    # given here
     model = "" if uri == CHAMPION else f" --model {uri}"
     console.print("   yourself, each in a terminal of its own (README: the scoring API):")
+    # without the settings the demo was given (`TICKSTORE_ONLINE_STORE=redis make demo`), a scorer in
+    # another terminal reads another home's or store's features: none
+    given = [
+        f"TICKSTORE_{name.upper()}"
+        for name in Settings.model_fields
+        if name in settings.model_fields_set and name != "data_dir"  # data_dir: the replay names its file
+    ]
+    if given:
+        console.print(f"     (each with {', '.join(given)} set as for this demo)")
     console.print("     tickstore broker start && tickstore stream")
     console.print(f"     tickstore serve{model}")
     console.print(f"     tickstore ingest replay {shlex.quote(str(source))} --speed 1 --retime")

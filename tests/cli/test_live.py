@@ -81,3 +81,21 @@ def test_a_live_step_whose_stream_stops_ends_with_the_streams_error(kafka_settin
     assert time.monotonic() - started < 45  # not the step's 60 s
     # quietened for the step only: left at WARNING, the stream's INFO lines were lost to later tests
     assert logging.getLogger("ingest.stream").level == level != logging.WARNING
+
+
+def test_the_commands_to_run_by_hand_name_the_settings_the_demo_was_given(
+    make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `TICKSTORE_ONLINE_STORE=redis make demo`: the printed commands, run without it in other terminals,
+    # had a scorer read the SQLite store, empty, while the stream wrote to Redis
+    from cli.live import CHAMPION, _by_hand
+
+    s = make_settings(online_store="redis", data_dir=Path("recordings"))
+    _by_hand(s, CHAMPION, Path("rec.ndjson"))
+    said = capsys.readouterr().err
+    given = next(line for line in said.splitlines() if "set as for this demo" in line)
+    assert "TICKSTORE_HOME, TICKSTORE_TOPIC_RAW" in given and "TICKSTORE_ONLINE_STORE" in given
+    assert "DATA_DIR" not in given  # the replay's file is named in its own line
+    assert "tickstore ingest replay rec.ndjson --speed 1 --retime" in said
+    _by_hand(Settings.model_construct(), CHAMPION, Path("rec.ndjson"))  # defaults only: nothing to carry
+    assert "set as for this demo" not in capsys.readouterr().err
