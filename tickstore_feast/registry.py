@@ -14,6 +14,7 @@ from feast.utils import _utc_now
 from google.protobuf.message import DecodeError
 
 from tickstore.errors import TickstoreError
+from tickstore_feast.config import as_feast_spells
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,9 @@ def _follow_home(proto: Any, folder: Path) -> None:
     moved home's every command that applies the repo ended in "No such file or directory" for the old
     home's folder, and a copy's opened the original home's store. tickstore keeps
     the online store beside the registry (feature_store.yaml, re-rooted under TICKSTORE_HOME), so the
-    registry's own folder is where they are. `repo._respell_recorded_tables` then writes them down
-    spelled as Feast's CLI spells them.
+    registry's own folder is where they are, spelled as Feast's CLI spells them (`config.as_feast_spells`):
+    spelled otherwise, Feast's plan took each for "updated", and `tickstore feast apply` on a copied
+    home dropped every online table.
     """
     here = folder.resolve()
     for item in proto.infra.infra_objects:
@@ -97,4 +99,4 @@ def _follow_home(proto: Any, folder: Path) -> None:
             continue
         recorded = Path(item.sqlite_table.path)
         if Path(os.path.realpath(recorded)).parent != here:
-            item.sqlite_table.path = str(folder / recorded.name)
+            item.sqlite_table.path = as_feast_spells(str(folder / recorded.name))

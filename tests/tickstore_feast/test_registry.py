@@ -346,3 +346,27 @@ def test_a_home_moved_or_copied_elsewhere_applies_and_leaves_the_original_alone(
     made.rename(moved)
     applied(moved)
     assert "tickstore_ticks_60s" in online_tables(moved)
+
+
+def test_feast_apply_on_a_copied_home_keeps_its_online_tables(make_settings: Callable[..., Settings]) -> None:
+    # the copy's recorded tables were pointed at its own store spelled otherwise than Feast's CLI plans
+    # it: `tickstore feast plan` listed each as "Updated sqlite table", and `apply` dropped every one
+    import shutil
+    import sqlite3
+
+    from tests.cli.helpers import tickstore
+    from tests.serving.conftest import write_online
+
+    made = make_settings()
+    write_online(made, "BTC-USD")
+    copy = made.model_copy(update={"home": made.home.parent / "copy"})
+    shutil.copytree(made.home, copy.home)
+    plan = tickstore(copy, "feast", "plan").stdout
+    assert "Updated sqlite table" not in plan and "path:" not in plan, plan
+    tickstore(copy, "feast", "apply")
+    db = sqlite3.connect(copy.home / "feast" / "online_store.db")
+    try:
+        (rows,) = db.execute("SELECT count(DISTINCT entity_key) FROM tickstore_ticks_60s").fetchone()
+    finally:
+        db.close()
+    assert rows == 1
