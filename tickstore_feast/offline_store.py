@@ -35,9 +35,9 @@ from tickstore_feast.source import DuckDBSource
 log = logging.getLogger(__name__)
 # said with the first empty materialization range of a process only
 _advice = [
-    ". A view never materialized starts `materialize-incremental` at now minus its TTL; for recorded "
-    "ticks run `materialize START END` once (the lake's first and last: tickstore sql "
-    '"SELECT min(event_time), max(event_time) FROM ticks")'
+    ". A view never materialized starts `materialize-incremental` at now minus its TTL (a year for a "
+    "TTL of 0, as tick_clock's); for recorded ticks run `materialize START END` once (the lake's first "
+    'and last: tickstore sql "SELECT min(event_time), max(event_time) FROM ticks")'
 ]
 
 
