@@ -58,6 +58,7 @@ class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
                 "`tickstore feast apply` (or `tickstore stream`) registers feature_repo/'s views again"
             ) from exc
         _follow_home(proto, self._filepath.parent)
+        _forget_torn_down(proto)
         return proto
 
     def update_registry_proto(self, registry_proto: Any) -> None:
@@ -100,3 +101,15 @@ def _follow_home(proto: Any, folder: Path) -> None:
         recorded = Path(item.sqlite_table.path)
         if Path(os.path.realpath(recorded)).parent != here:
             item.sqlite_table.path = as_feast_spells(str(folder / recorded.name))
+
+
+def _forget_torn_down(proto: Any) -> None:
+    """Drop the online tables ``proto`` records when it registers no view at all: `feast teardown`'s.
+
+    Feast's teardown drops the tables and deletes each project's views, but leaves the tables
+    recorded: the next `feast apply` planned nothing to create ("No changes to infrastructure"), and
+    `feast materialize` ended in "no such table: tickstore_ticks_60s". No view, no table of one.
+    """
+    views = len(proto.feature_views) + len(proto.stream_feature_views) + len(proto.on_demand_feature_views)
+    if not views and len(proto.infra.infra_objects):
+        del proto.infra.infra_objects[:]
