@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import uuid
 from pathlib import Path
@@ -58,7 +59,7 @@ class DataDirRegistryStore(FileRegistryStore):  # type: ignore[misc]
                 "`tickstore feast apply` (or `tickstore stream`) registers feature_repo/'s views again"
             ) from exc
         _follow_home(proto, self._filepath.parent)
-        _forget_torn_down(proto)
+        _forget_dropped(proto)
         return proto
 
     def update_registry_proto(self, registry_proto: Any) -> None:
@@ -103,13 +104,22 @@ def _follow_home(proto: Any, folder: Path) -> None:
             item.sqlite_table.path = as_feast_spells(str(folder / recorded.name))
 
 
-def _forget_torn_down(proto: Any) -> None:
-    """Drop the online tables ``proto`` records when it registers no view at all: `feast teardown`'s.
+def _forget_dropped(proto: Any) -> None:
+    """Drop the SQLite online tables ``proto`` records for views it no longer registers.
 
-    Feast's teardown drops the tables and deletes each project's views, but leaves the tables
-    recorded: the next `feast apply` planned nothing to create ("No changes to infrastructure"), and
-    `feast materialize` ended in "no such table: tickstore_ticks_60s". No view, no table of one.
+    `feast teardown` and `feast delete VIEW` drop a view's table and its registration but leave the
+    table recorded: the next `feast apply` of the view planned no table to make ("No changes to
+    infrastructure"), and `feast materialize` ended in "no such table: tickstore_ticks_10s".
     """
-    views = len(proto.feature_views) + len(proto.stream_feature_views) + len(proto.on_demand_feature_views)
-    if not views and len(proto.infra.infra_objects):
-        del proto.infra.infra_objects[:]
+    views = (*proto.feature_views, *proto.stream_feature_views, *proto.label_views)
+    names = {f"{v.spec.project}_{v.spec.name}" for v in views}
+    dropped = [
+        item
+        for item in proto.infra.infra_objects
+        if item.WhichOneof("infra_object") == "sqlite_table"
+        # Feast names a table <project>_<view>, or <project>_<view>_v<N> with versioning on
+        and re.sub(r"_v\d+$", "", item.sqlite_table.name) not in names
+        and item.sqlite_table.name not in names
+    ]
+    for item in dropped:
+        proto.infra.infra_objects.remove(item)

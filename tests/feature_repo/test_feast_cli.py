@@ -339,14 +339,16 @@ def test_materialize_incremental_over_recorded_ticks_says_why_it_loaded_nothing(
     assert online_tick_count(feature_store(s, apply=False)) == [61]
 
 
-def test_feast_apply_after_feast_teardown_makes_the_online_tables_again(
+def test_feast_apply_after_feast_teardown_or_delete_makes_the_online_tables_again(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    # Feast's teardown drops the tables and each project's views but leaves the tables recorded: the
-    # next apply had "No changes to infrastructure", and materialize met "no such table"
+    # Feast's teardown (and `feast delete VIEW`) drops the tables and the views but leaves the tables
+    # recorded: the next apply had "No changes to infrastructure", and materialize met "no such table"
     s = make_settings()
     plain = plain_feast_on(s, tmp_path)
     plain("apply")
     plain("teardown")
+    assert "Created sqlite table tickstore_ticks_60s" in plain("apply")
+    plain("delete", "ticks_60s")
     assert "Created sqlite table tickstore_ticks_60s" in plain("apply")
     assert served_after_materializing(plain, s) == [61]
