@@ -37,6 +37,7 @@ from tickstore_feast.online import (
     latest_rows,
     write_rows,
 )
+from tickstore_feast.registry import RegistryDamaged
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import DuckDBSource
 
@@ -106,8 +107,27 @@ class OnlineStream:
         if stamp == self._registry_mtime:
             return
         self._registry_mtime = stamp
-        self.store.refresh_registry()
-        views = stream_views.online_views(self.store)
+        # removed (the way to replace a damaged one): Feast's refresh raised, and the stream died of it
+        trouble = "was removed" if not stamp else None
+        if trouble is None:
+            try:
+                self.store.refresh_registry()
+            except FileNotFoundError:  # removed between the look and the read
+                trouble = "was removed"
+            except RegistryDamaged as exc:
+                trouble = f"can't be read ({exc})"
+        views = stream_views.online_views(self.store) if trouble is None else []
+        if not views and self.views:
+            # an empty one is also what Feast's apply writes first, where there was none, for the
+            # seconds it takes to read feature_repo/: the stream computed nothing meanwhile
+            log.warning(
+                "stream: the feature registry %s %s: computing %s as registered before; `tickstore feast "
+                "apply` registers feature_repo/'s views again",
+                self._registry,
+                trouble or "holds no feature view",
+                ", ".join(v.name for v in self.views),
+            )
+            return
 
         before, after = stream_views.definitions(self.views), stream_views.definitions(views)
         if before != after:

@@ -136,3 +136,48 @@ def test_until_idle_with_nothing_to_read_stops_once_the_broker_says_so(
     took = time.monotonic() - started
     # it waited out the whole join limit (3 x the 6 s rebalance timeout + 30 s): 48 s
     assert stats.messages == 0 and took < 20, took
+
+
+def test_a_removed_registry_leaves_the_stream_computing_its_views_until_one_is_applied(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    from feast import FeatureStore
+
+    from ingest import wire
+    from tickstore.paths import FEATURE_REPO
+    from tickstore_feast.config import repo_config
+    from tickstore_feast.repo import feature_store
+
+    # removing the registry is how to replace a damaged one: a running stream died of it, in
+    # Feast's FileNotFoundError traceback, at its next look at the registry
+    s = make_settings()
+    stream = OnlineStream(s)
+    lines = (SHARED / "advanced_trade" / "btc-eth-usd_2026-04-03_no-sizes.ndjson").read_bytes().splitlines()
+    (s.home / "feast" / "registry.db").unlink()
+
+    def look() -> str:
+        stream._last_registry_check = 0  # as every second
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ingest.stream"):
+            stream._periodic()
+        return " ".join(r.getMessage() for r in caplog.records if "registry" in r.getMessage())
+
+    said = look()
+    assert "the feature registry" in said and "was removed: computing ticks_10s" in said, said
+    assert look() == ""  # said once
+    _, products, _ = stream._ingest(wire.lines_table(lines[:300]))
+    assert set(stream._write_newest(sorted(products))) == {
+        "ticks_10s",
+        "ticks_60s",
+        "ticks_300s",
+        "tick_clock",
+    }
+    # Feast's registry, opened where there is none, writes an empty one: so does its apply, for the
+    # seconds it then takes to read feature_repo/
+    empty = FeatureStore(repo_path=str(FEATURE_REPO), config=repo_config(s)).registry
+    assert not empty.list_feature_views("tickstore")
+    assert "holds no feature view: computing ticks_10s" in look()
+    assert len(stream.views) == 4
+    feature_store(s)  # applied again, as `tickstore feast apply` does
+    assert look() == ""  # the same views: nothing to say
+    assert len(stream.views) == 4
