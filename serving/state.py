@@ -53,6 +53,16 @@ class ServingState:
                 self._features = OnlineFeatures(self.settings)
                 self._registry_stamp = stamp
                 self._online_file = file_identity(self._features.store)
+            elif not stamp:
+                # removed (the way to replace a damaged one): a reader built now would have Feast write
+                # an empty registry, and fail on it, every second until one was applied
+                if self._registry_stamp:
+                    log.warning(
+                        "serving: the feature registry %s was removed: reading as before; `tickstore feast "
+                        "apply` registers feature_repo/'s views again",
+                        self._registry,
+                    )
+                    self._registry_stamp = 0
             elif (
                 stamp != self._registry_stamp or file_identity(self._features.store) != self._online_file
             ) and not self._rebuilding:
@@ -86,8 +96,9 @@ class ServingState:
             fresh = None
         with self._lock:
             if fresh is not None:
-                self._features, self._registry_stamp = fresh, stamp
+                self._features = fresh
                 self._online_file = file_identity(fresh.store)
+            self._registry_stamp = stamp  # a registry that can't be read is said once, not every second
             self._rebuilding = False
 
     def _stamp(self) -> int:

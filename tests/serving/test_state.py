@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from pathlib import Path
+
+import pytest
 
 from serving import create_app
 from tests.serving.conftest import register_model, write_online
@@ -46,3 +50,35 @@ def test_a_damaged_mlflow_store_is_named_by_readyz(make_settings) -> None:  # ty
     assert any(f"the MLflow store {database} is damaged" in p and "move it aside" in p for p in problems), (
         problems
     )
+
+
+def test_a_removed_registry_is_said_once_and_the_scorer_reads_as_before(
+    serving_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # removed to replace a damaged one: each look had Feast write an empty registry and fail on it,
+    # "the changed feature registry cannot be read" every second until one was applied again
+    from tickstore_feast.repo import feature_store
+
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD", value=0.5)
+    client = create_app(serving_settings, watch_model=False).test_client()
+    state = client.application.extensions["tickstore"]
+    assert client.get("/v1/features/BTC-USD").status_code == 200
+    registry = Path(registry_path(serving_settings))
+    registry.unlink()
+    with caplog.at_level(logging.WARNING, logger="serving.state"):
+        for _ in range(3):
+            state._checked = 0  # as every second
+            assert client.get("/v1/features/BTC-USD").get_json()["features"]["spread_bps_mean_60s"] == 0.5
+    said = [r.getMessage() for r in caplog.records if r.name == "serving.state"]
+    assert len(said) == 1 and f"the feature registry {registry} was removed: reading as before" in said[0]
+    assert not registry.exists()  # a reader writes none
+    feature_store(serving_settings)  # applied again
+    state._checked = 0
+    assert client.get("/v1/features/BTC-USD").status_code == 200
+    deadline = time.monotonic() + 15
+    while state._registry_stamp != registry_stamp(str(registry)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        state._checked = 0
+        client.get("/v1/features/BTC-USD")
+    assert state._registry_stamp == registry_stamp(str(registry))  # the applied one read
