@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -243,6 +245,19 @@ def trained_fingerprints(params: dict[str, str]) -> dict[str, str]:
     return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
 
+@contextlib.contextmanager
+def _quiet_store_errors() -> Iterator[None]:
+    """MLflow's SQL store logs each failing query as an ERROR with pages of traceback: a scorer whose
+    store had been removed printed ~200 a minute while it went on serving. The scorer says why
+    itself, once per distinct problem (`ModelHolder.refresh`)."""
+    logger = logging.getLogger("mlflow.store.db.utils")
+    before, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
 class ModelHolder:
     """Holds the current model; a background thread swaps in a new one when the alias moves."""
 
@@ -263,6 +278,10 @@ class ModelHolder:
 
     def refresh(self) -> bool:
         """Load the model if there is none yet or the alias points elsewhere; True when it changed."""
+        with _quiet_store_errors():
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         try:
             if not self._store_open:  # its own words (a damaged store), not MLflow's first query's
                 use_mlflow_store(self.settings)

@@ -110,3 +110,37 @@ def test_a_fixed_uri_that_fails_to_load_at_start_is_tried_again_until_it_loads(
         assert not holder._thread.is_alive()
     finally:
         holder.close()
+
+
+def test_a_store_gone_under_the_scorer_is_said_once_and_the_model_kept(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    # MLflow's SQL store logged every failing query as an ERROR with pages of traceback: ~200 a
+    # minute from a scorer whose store had been removed, while it went on serving
+    import logging
+    import shutil
+    import threading
+
+    from tests.serving.conftest import register_model
+
+    s = make_settings()
+    version = register_model(s, seed=1, threshold=0.5)
+    holder = ModelHolder(s)
+    assert holder.model is not None and holder.model.version == version
+    shutil.rmtree(s.home / "mlflow")
+    # connections already open go on reading the removed file; a gunicorn worker's new ones can't
+    client = MlflowClient()
+    for store in (client._tracking_client.store, client._get_registry_client().store):
+        store.engine.dispose()
+    caplog.clear()
+    changed: list[bool] = []
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(3):  # as every TICKSTORE_SERVE_RELOAD_S, from the reload thread
+            looking = threading.Thread(target=lambda: changed.append(holder.refresh()))
+            looking.start()
+            looking.join()
+    assert changed == [False, False, False]
+    assert holder.model is not None and holder.model.version == version  # still served
+    assert not [r for r in caplog.records if r.name.startswith("mlflow.store")], caplog.text
+    said = [r.getMessage() for r in caplog.records if r.name == "serving.model"]
+    assert len(said) == 1 and "unable to open database file" in said[0], said
