@@ -107,26 +107,24 @@ class OnlineStream:
         if stamp == self._registry_mtime:
             return
         self._registry_mtime = stamp
+        apply = "`tickstore feast apply` registers feature_repo/'s views again"
         # removed (the way to replace a damaged one): Feast's refresh raised, and the stream died of it
-        trouble = "was removed" if not stamp else None
+        removed = f"the feature registry {self._registry} was removed: {apply}"
+        trouble = None if stamp else removed
         if trouble is None:
             try:
                 self.store.refresh_registry()
             except FileNotFoundError:  # removed between the look and the read
-                trouble = "was removed"
-            except RegistryDamaged as exc:
-                trouble = f"can't be read ({exc})"
+                trouble = removed
+            except RegistryDamaged as exc:  # its words say what to do
+                trouble = str(exc)
         views = stream_views.online_views(self.store) if trouble is None else []
         if not views and self.views:
             # an empty one is also what Feast's apply writes first, where there was none, for the
             # seconds it takes to read feature_repo/: the stream computed nothing meanwhile
-            log.warning(
-                "stream: the feature registry %s %s: computing %s as registered before; `tickstore feast "
-                "apply` registers feature_repo/'s views again",
-                self._registry,
-                trouble or "holds no feature view",
-                ", ".join(v.name for v in self.views),
-            )
+            trouble = trouble or f"the feature registry {self._registry} holds no feature view: {apply}"
+            names = ", ".join(v.name for v in self.views)
+            log.warning("stream: %s; computing %s as registered before meanwhile", trouble, names)
             return
 
         before, after = stream_views.definitions(self.views), stream_views.definitions(views)

@@ -163,7 +163,8 @@ def test_a_removed_registry_leaves_the_stream_computing_its_views_until_one_is_a
         return " ".join(r.getMessage() for r in caplog.records if "registry" in r.getMessage())
 
     said = look()
-    assert "the feature registry" in said and "was removed: computing ticks_10s" in said, said
+    assert "the feature registry" in said and "was removed: `tickstore feast apply` registers" in said, said
+    assert "computing ticks_10s, ticks_300s, ticks_60s, tick_clock as registered before" in said
     assert look() == ""  # said once
     _, products, _ = stream._ingest(wire.lines_table(lines[:300]))
     assert set(stream._write_newest(sorted(products))) == {
@@ -176,8 +177,13 @@ def test_a_removed_registry_leaves_the_stream_computing_its_views_until_one_is_a
     # seconds it then takes to read feature_repo/
     empty = FeatureStore(repo_path=str(FEATURE_REPO), config=repo_config(s)).registry
     assert not empty.list_feature_views("tickstore")
-    assert "holds no feature view: computing ticks_10s" in look()
+    assert "holds no feature view: `tickstore feast apply`" in look()
     assert len(stream.views) == 4
+    (s.home / "feast" / "registry.db").write_bytes(b"\x00 cut short")
+    said = look()
+    assert "is damaged" in said and "computing ticks_10s, ticks_300s, ticks_60s, tick_clock as" in said
+    assert len(stream.views) == 4
+    (s.home / "feast" / "registry.db").unlink()  # as its error says
     feature_store(s)  # applied again, as `tickstore feast apply` does
     assert look() == ""  # the same views: nothing to say
     assert len(stream.views) == 4
