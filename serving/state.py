@@ -11,6 +11,7 @@ from flask import current_app
 
 from serving.features import FeaturesUnavailable, OnlineFeatures
 from serving.model import ModelHolder
+from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 from tickstore_feast.config import registry_path, registry_stamp
 from tickstore_feast.sqlite_online import file_identity
@@ -91,7 +92,8 @@ class ServingState:
         """Swap in a reader of the registry as it is now; keep the old one if it can't be read."""
         try:
             fresh: OnlineFeatures | None = OnlineFeatures(self.settings)
-        except FeaturesUnavailable as exc:
+        except (FeaturesUnavailable, TickstoreError) as exc:  # a damaged registry too: the thread died
+            # of it, and the scorer, left "rebuilding", never read the registry again
             log.warning("serving: the changed feature registry cannot be read (%s); reading as before", exc)
             fresh = None
         with self._lock:

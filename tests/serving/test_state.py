@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,12 +74,29 @@ def test_a_removed_registry_is_said_once_and_the_scorer_reads_as_before(
     said = [r.getMessage() for r in caplog.records if r.name == "serving.state"]
     assert len(said) == 1 and f"the feature registry {registry} was removed: reading as before" in said[0]
     assert not registry.exists()  # a reader writes none
+    reader = state._features
     feature_store(serving_settings)  # applied again
-    state._checked = 0
+    settled(state, client, registry)
+    assert state._features is not reader  # the applied one read
+    # damaged under it: the rebuild's thread died of it, and the scorer never looked again
+    caplog.clear()
+    reader = state._features
+    registry.write_bytes(b"\x00 cut short")
+    with caplog.at_level(logging.WARNING, logger="serving.state"):
+        settled(state, client, registry)
+    assert "is damaged" in caplog.text and state._features is reader
     assert client.get("/v1/features/BTC-USD").status_code == 200
+    registry.unlink()  # as its error says, then applied again
+    feature_store(serving_settings)
+    settled(state, client, registry)
+    assert state._features is not reader
+
+
+def settled(state: Any, client: Any, registry: Path) -> None:
+    """Ask until the scorer has looked at ``registry`` as it is now."""
     deadline = time.monotonic() + 15
-    while state._registry_stamp != registry_stamp(str(registry)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-        state._checked = 0
+    while (state._registry_stamp, state._rebuilding) != (registry_stamp(str(registry)), False):
+        assert time.monotonic() < deadline, "the scorer never took up the registry as it is"
+        state._checked = 0  # as every second
         client.get("/v1/features/BTC-USD")
-    assert state._registry_stamp == registry_stamp(str(registry))  # the applied one read
+        time.sleep(0.1)
