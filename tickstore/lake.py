@@ -178,17 +178,23 @@ _INSTANCES_LOCK = threading.Lock()
 MAX_INSTANCES = 8
 
 
+# the catalog file each instance attached: a lake removed (or put back) since is attached anew, where
+# the old instance went on with the removed file, which nothing else reads
+_IDENTITIES: dict[tuple[str, int | None, bool], tuple[int, int] | None] = {}
+
+
 def _instance(settings: Settings, snapshot: int | None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     key = (str(settings.lake_catalog.resolve()), snapshot, read_only)
     with _INSTANCES_LOCK:
         base = _INSTANCES.get(key)
-        if base is not None:
+        if base is not None and _IDENTITIES.get(key) == catalog_identity(settings):
             _INSTANCES.move_to_end(key)
             return base
         base = _open(settings, snapshot, read_only)
         _INSTANCES[key] = base
+        _IDENTITIES[key] = catalog_identity(settings)
         while len(_INSTANCES) > MAX_INSTANCES:  # evicted ones close once their cursors are gone
-            _INSTANCES.popitem(last=False)
+            _IDENTITIES.pop(_INSTANCES.popitem(last=False)[0], None)
         return base
 
 
@@ -202,6 +208,16 @@ def reopen(settings: Settings) -> duckdb.DuckDBPyConnection:
     with _INSTANCES_LOCK:
         _INSTANCES.pop((str(settings.lake_catalog.resolve()), None, False), None)
     return connect(settings)
+
+
+def catalog_identity(settings: Settings) -> tuple[int, int] | None:
+    """(device, inode) of the lake's catalog file, None while there is none: a writer that opened it
+    goes on writing a removed one, which nothing else reads, so a writer compares this."""
+    try:
+        st = settings.lake_catalog.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def tune(con: duckdb.DuckDBPyConnection) -> None:

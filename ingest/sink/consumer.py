@@ -154,6 +154,21 @@ class Sink:
         con.execute("SET enable_external_file_cache = false")
         self._con = con
         self._writer = LakeWriter(con, self.settings.sink_max_tick_bytes)
+        self._catalog = lake.catalog_identity(self.settings)
+
+    def _check_catalog(self) -> None:
+        """Stop, committing nothing, where the lake's catalog was removed under the sink (`rm -r
+        .tickstore/lake` to start over): it went on writing batches into the removed file, their
+        offsets committed, and died at the first write that opened the path anew."""
+        if lake.catalog_identity(self.settings) != self._catalog:
+            where = self.settings.lake_catalog
+            raise lake.LakeError(
+                f"the lake at {where.parent} was removed while the sink ran (its catalog {where.name} is "
+                f"gone or another). Nothing of this batch was committed: its messages stay in "
+                f"{self.settings.topic_raw}. Started again, the sink makes a new lake there and goes on "
+                "from its committed offsets; to load the whole topic into it, start it under another "
+                "TICKSTORE_SINK_GROUP"
+            )
 
     def _reopen_lake(self) -> None:
         """Move to a new DuckDB instance of the lake, so that what the old one gathered is freed."""
@@ -202,6 +217,7 @@ class Sink:
                 len(batch),
             )
             return
+        self._check_catalog()  # before the offsets: a batch written into a removed catalog is lost
         self._publish_rejects(result)
         self._commit_offsets(batch)
         self.stats.total.add(result)
@@ -240,6 +256,7 @@ class Sink:
                 log.warning("sink: lake write failed (attempt %d): %s", attempt, exc)
                 time.sleep(min(0.1 * 2 ** min(attempt - 1, 5), 2.0))
         assert last is not None
+        self._check_catalog()  # removed under it: the table check below died in DuckDB's traceback
         if (trouble := lake.cannot_write(last)) is not None:
             # The machine, not a message: bisecting would fail the same way down to single ticks
             # and file good ones as rejects. Offsets stay uncommitted, so nothing is lost.

@@ -1,5 +1,5 @@
-"""The sink over a `ticks` table changed by hand: it stops saying how to put it back, and never writes a
-value under its neighbour's name."""
+"""The sink over a lake changed by hand: a `ticks` table changed stops it saying how to put it back (and
+it never writes a value under its neighbour's name), a lake removed under it stops it saying so."""
 
 from __future__ import annotations
 
@@ -68,3 +68,36 @@ def test_columns_renamed_by_hand_take_each_value_by_name_never_their_neighbours(
     with pytest.raises(LakeError, match=r"columns missing price; added px"):
         Sink(kafka_settings, until_idle=True).run()
     assert query(kafka_settings, "SELECT count(*) FROM ticks") == [(10,)]
+
+
+@pytest.mark.slow
+def test_a_lake_removed_under_the_sink_stops_it_saying_so_and_commits_nothing(
+    kafka_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import shutil
+
+    # `rm -r .tickstore/lake` to start over, the sink running: it died in DuckDB's traceback
+    # ("unable to open database file") from the check of the lake's tables after its retries
+    publish_good(kafka_settings, tmp_path / "first.ndjson", range(1, 31))
+    sink = Sink(kafka_settings, until_idle=True)
+
+    class RemoveTheLake(logging.Handler):
+        """Remove the lake as the sink, its lake opened, starts consuming."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("sink: consuming"):
+                shutil.rmtree(kafka_settings.lake_catalog.parent)
+
+    handler = RemoveTheLake()
+    logging.getLogger("tickstore").addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="tickstore.sink"):
+            with pytest.raises(LakeError, match="was removed while the sink ran") as told:
+                sink.run()
+    finally:
+        logging.getLogger("tickstore").removeHandler(handler)
+    assert "its messages stay in" in str(told.value)
+    again = Sink(kafka_settings, until_idle=True).run()  # a new lake, from the offsets left uncommitted
+    assert (again.total.ticks, again.total.rejects) == (30, 0)
+    assert per_product(kafka_settings) == {"SOL-USD": 30}
