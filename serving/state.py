@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from serving.features import FeaturesUnavailable, OnlineFeatures
+from serving.features import OnlineFeatures
 from serving.model import ModelHolder
-from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 from tickstore_feast.config import registry_path, registry_stamp
 from tickstore_feast.sqlite_online import file_identity
@@ -32,6 +31,7 @@ class ServingState:
     _online_file: tuple[int, int] | None = None  # the SQLite online store file the reader opened
     _checked: float = 0.0
     _rebuilding: bool = False
+    _unreadable: int = 0  # the registry (its stamp) the last rebuild could not read: said once
 
     def features(self) -> OnlineFeatures:
         """The online reader; built on first use so the app starts before `feast apply` has run, and
@@ -92,15 +92,18 @@ class ServingState:
         """Swap in a reader of the registry as it is now; keep the old one if it can't be read."""
         try:
             fresh: OnlineFeatures | None = OnlineFeatures(self.settings)
-        except (FeaturesUnavailable, TickstoreError) as exc:  # a damaged registry too: the thread died
-            # of it, and the scorer, left "rebuilding", never read the registry again
-            log.warning("serving: the changed feature registry cannot be read (%s); reading as before", exc)
+        except Exception as exc:  # a damaged registry, a locked store: the thread died of those, and the
+            # scorer, left "rebuilding", never read the registry again. Tried again each second, said once.
+            if stamp != self._unreadable:
+                log.warning(
+                    "serving: the changed feature registry cannot be read (%s); reading as before", exc
+                )
+            self._unreadable = stamp
             fresh = None
         with self._lock:
             if fresh is not None:
-                self._features = fresh
+                self._features, self._registry_stamp = fresh, stamp
                 self._online_file = file_identity(fresh.store)
-            self._registry_stamp = stamp  # a registry that can't be read is said once, not every second
             self._rebuilding = False
 
     def _stamp(self) -> int:

@@ -82,9 +82,16 @@ def test_a_removed_registry_is_said_once_and_the_scorer_reads_as_before(
     caplog.clear()
     reader = state._features
     registry.write_bytes(b"\x00 cut short")
+    damaged = registry_stamp(str(registry))
     with caplog.at_level(logging.WARNING, logger="serving.state"):
-        settled(state, client, registry)
-    assert "is damaged" in caplog.text and state._features is reader
+        started = time.monotonic()
+        while time.monotonic() - started < 3 or "is damaged" not in caplog.text:  # 3 s of looks at least
+            assert time.monotonic() - started < 15, "the damaged registry was never said"
+            state._checked = 0  # as every second
+            client.get("/v1/features/BTC-USD")
+            time.sleep(0.1)
+    assert caplog.text.count("is damaged") == 1 and state._unreadable == damaged  # said once
+    assert state._features is reader
     assert client.get("/v1/features/BTC-USD").status_code == 200
     registry.unlink()  # as its error says, then applied again
     feature_store(serving_settings)
