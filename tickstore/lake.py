@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import duckdb
 
-from tickstore import catalog
+from tickstore import catalog, paths
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
 
@@ -211,13 +211,9 @@ def reopen(settings: Settings) -> duckdb.DuckDBPyConnection:
 
 
 def catalog_identity(settings: Settings) -> tuple[int, int] | None:
-    """(device, inode) of the lake's catalog file, None while there is none: a writer that opened it
-    goes on writing a removed one, which nothing else reads, so a writer compares this."""
-    try:
-        st = settings.lake_catalog.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
+    """`paths.file_identity` of the lake's catalog: a writer that opened it goes on writing a removed
+    one, which nothing else reads, so a writer compares this."""
+    return paths.file_identity(settings.lake_catalog)
 
 
 def tune(con: duckdb.DuckDBPyConnection) -> None:

@@ -26,3 +26,13 @@ def require() -> None:
             "to edit, and this copy was installed without them (`pip install .` or a wheel). Clone the "
             "repository and install it editable there: `make venv` (or `pip install -e .`)."
         )
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None while there is none: another pair once it was
+    removed and made again, which a process holding the old one open does not see."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

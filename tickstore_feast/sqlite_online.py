@@ -7,6 +7,7 @@ from pathlib import Path
 
 from feast import FeatureStore
 
+from tickstore import paths
 from tickstore.errors import TickstoreError
 
 
@@ -57,11 +58,7 @@ def file_identity(store: FeatureStore) -> tuple[int, int] | None:
     and made again. None where there is no file (removed), or the store is not SQLite."""
     if getattr(store.config.online_store, "type", "sqlite") != "sqlite":
         return None
-    try:
-        st = Path(store.config.online_store.path).stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
+    return paths.file_identity(Path(store.config.online_store.path))
 
 
 def reopen(store: FeatureStore) -> None:
