@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from ingest import kafka, offsets, signals
 from ingest.fetch_watch import FetchWatch
+from ingest.sink import dlq
 from ingest.sink.compaction import compact, inline_small_writes
 from ingest.sink.stats import SinkStats
 from ingest.sink.writer import BatchResult, LakeWriter
@@ -36,11 +37,6 @@ class _StoppedMidBatch(Exception):
     def __init__(self, why: str) -> None:
         super().__init__(why)
         self.why = why
-
-
-def _dlq_delivered(err: KafkaError | None, msg: Message) -> None:
-    if err is not None:
-        log.warning("sink: a reject was not copied to the dead-letter topic: %s", err)
 
 
 class Sink:
@@ -218,7 +214,7 @@ class Sink:
             )
             return
         self._check_catalog()  # before the offsets: a batch written into a removed catalog is lost
-        self._publish_rejects(result)
+        dlq.publish_rejects(self._dlq, self.settings.topic_dlq, result)
         self._commit_offsets(batch)
         self.stats.total.add(result)
         self.stats.batches += 1
@@ -280,23 +276,6 @@ class Sink:
         result = self._write_safely(raw.slice(0, half))
         result.add(self._write_safely(raw.slice(half)))
         return result
-
-    def _publish_rejects(self, result: BatchResult) -> None:
-        """Copy rejects to the dead-letter topic too, so other consumers can react to them."""
-        if not result.rejected or self._dlq is None:
-            return
-        for topic, partition, offset, reason, payload in result.rejected:
-            headers: dict[str, str | bytes | None] = {
-                "reason": reason.encode(),
-                "source": f"{topic}/{partition}/{offset}".encode(),
-            }
-            try:
-                self._dlq.produce(
-                    self.settings.topic_dlq, value=payload, headers=headers, on_delivery=_dlq_delivered
-                )
-            except (BufferError, KafkaException) as exc:  # the lake row is the record of truth
-                log.warning("sink: could not copy a reject to %s: %s", self.settings.topic_dlq, exc)
-        self._dlq.poll(0)
 
     def _commit_offsets(self, batch: list[Message]) -> None:
         try:
