@@ -15,6 +15,7 @@ from click.shell_completion import CompletionItem
 
 from cli.context import console, settings_of
 from cli.placement import cpu_option, cpus_in_use, niceness, pin, yield_cpu
+from cli.serverlog import SAID_WINDOW_S, NameReusePortListeners, SaidOnce
 from tickstore import net
 from tickstore.settings import Settings
 from tickstore.text import count_of
@@ -264,22 +265,6 @@ def ensure_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-class _NameReusePortListeners(logging.Filter):
-    """Fill in the address of gunicorn's "Listening at:" line when each worker opens its own socket.
-
-    With ``reuse_port`` the master opens no socket, so gunicorn logs "Listening at:  (pid)".
-    """
-
-    def __init__(self, address: str) -> None:
-        super().__init__()
-        self.address = address
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == "Listening at: %s (%s)" and isinstance(record.args, tuple) and not record.args[0]:
-            record.args = (f"{self.address} (a socket per worker)", *record.args[1:])
-        return True
-
-
 def run_gunicorn(settings: Settings) -> None:
     """Serve with gunicorn's threaded workers; each worker builds its own app (and model watcher)."""
     ensure_port_free(settings.serve_host, settings.serve_port)
@@ -288,6 +273,12 @@ def run_gunicorn(settings: Settings) -> None:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # what every worker says (a missing model, a model loaded), said once; the workers inherit this
+    said_dir = settings.run_dir / "serve-said"
+    shutil.rmtree(said_dir, ignore_errors=True)
+    said_dir.mkdir(parents=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SaidOnce(said_dir, max(SAID_WINDOW_S, 2 * settings.serve_reload_s)))
     # each worker loads the model, and MLflow drew two progress bars per load into the server's log
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -321,7 +312,7 @@ def run_gunicorn(settings: Settings) -> None:
     per_cpu = settings.serve_workers is None and parse_cpus(settings.serve_cpus) is not None
 
     def on_starting(server: Any) -> None:
-        logging.getLogger("gunicorn.error").addFilter(_NameReusePortListeners(f"http://{bind}"))
+        logging.getLogger("gunicorn.error").addFilter(NameReusePortListeners(f"http://{bind}"))
 
     options = {
         "bind": bind,

@@ -279,6 +279,8 @@ def test_serve_starts_a_worker_per_pinned_cpu_else_four(make_settings: Callable[
             server.terminate()
             _, err = server.communicate(timeout=30)
         assert f"(gunicorn, {said} 1 thread, CPUs" in " ".join(err.split()), err[:2000]
+        # every worker found no model: said once, not once a worker
+        assert err.count("no model at models:/tickstore-volatility@none") == 1, err[:4000]
 
 
 @pytest.mark.slow
