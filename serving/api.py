@@ -99,6 +99,14 @@ def _unknown(unknown: list[str]) -> ApiError:
             known = []
         if known:
             message += f" (product ids are exact, case and spaces: did you mean {', '.join(known)}?)"
+            return ApiError(404, "unknown_product", message, unknown=unknown)
+    if state().features().holds_nothing():  # a scorer started before (or beside) any stream
+        store = state().settings.online_store
+        message += (
+            f": the online store ({'Redis' if store == 'redis' else 'SQLite'}) holds no product's features "
+            "yet. `tickstore stream` writes them: is it running, with this scorer's TICKSTORE_HOME and "
+            "TICKSTORE_ONLINE_STORE?"
+        )
     return ApiError(404, "unknown_product", message, unknown=unknown)
 
 

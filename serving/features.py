@@ -15,7 +15,7 @@ from feast.type_map import feast_value_type_to_python_type
 
 from tickstore.feature_sql import same_definition
 from tickstore.settings import Settings
-from tickstore_feast.online import CLOCK_VIEW, UNAVAILABLE, fail_fast, redis_read, unreadable
+from tickstore_feast.online import CLOCK_VIEW, UNAVAILABLE, fail_fast, holds_nothing, redis_read, unreadable
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import fingerprints
 
@@ -120,6 +120,10 @@ class OnlineFeatures:
         # the model's own objects are kept, so their ids can't come back as another model's
         self._redefined = (features, trained_on, changed)
         return changed
+
+    def holds_nothing(self) -> bool:
+        """Whether the online store surely holds no product's features yet (nothing written to it)."""
+        return holds_nothing(self.store, self.clock)
 
     def ping(self) -> None:
         """Read a key that does not exist: raises when the online store is unreachable."""

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import redis
 from feast import FeatureStore, FeatureView
+from feast.infra.online_stores.helpers import compute_table_id
 from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
@@ -136,6 +139,30 @@ def _redis_client(store: FeatureStore) -> redis.Redis | None:
     if getattr(config, "type", "sqlite") != "redis":
         return None
     return store._get_provider().online_store._get_client(config)  # type: ignore[attr-defined,no-any-return]
+
+
+def holds_nothing(store: FeatureStore, clock: FeatureView) -> bool:
+    """Whether the online store surely holds no product's features yet: the SQLite store's table of
+    ``clock`` (the view every write ends with) is missing or empty, or the Redis database holds no key.
+
+    False when it can't be told: a Redis database with keys of other programs, a store not readable.
+    """
+    client = _redis_client(store)
+    try:
+        if client is not None:
+            return client.dbsize() == 0  # type: ignore[no-any-return]
+        table = compute_table_id(
+            store.config.project, clock, store.config.registry.enable_online_feature_view_versioning
+        )
+        path = Path(store.config.online_store.path).resolve()
+        # read-only: a reader that made the file would make a store that is not there
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as con:
+            quoted = table.replace('"', '""')  # a name from feature_store.yaml's project
+            return con.execute(f'SELECT 1 FROM "{quoted}" LIMIT 1').fetchone() is None  # noqa: S608 (an identifier)
+    except sqlite3.OperationalError as exc:
+        return "no such table" in str(exc) or "unable to open" in str(exc)
+    except (*UNAVAILABLE, sqlite3.Error, OSError):
+        return False
 
 
 def redis_read(

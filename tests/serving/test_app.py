@@ -147,6 +147,32 @@ def test_a_lower_case_or_spaced_product_gets_a_404_that_names_the_known_one(
     )
 
 
+def test_a_scorer_before_any_stream_says_the_online_store_holds_nothing_yet(
+    online_settings: Settings,
+) -> None:
+    from tickstore_feast.repo import feature_store
+
+    register_model(online_settings, seed=1, threshold=0.5)
+    feature_store(online_settings)  # applied, as `tickstore feast apply` leaves it: no row written yet
+    client = create_app(online_settings, watch_model=False).test_client()
+    store = "Redis" if online_settings.online_store == "redis" else "SQLite"
+    for response in (
+        client.post("/v1/score", json={"product_id": "BTC-USD"}),
+        client.get("/v1/features/BTC-USD"),
+        client.post("/v1/score", json={"product_ids": ["BTC-USD", "ETH-USD"]}),
+    ):
+        assert response.status_code == 404
+        message = response.get_json()["error"]["message"]
+        assert (
+            f"the online store ({store}) holds no product's features yet. `tickstore stream` writes"
+            in message
+        )
+    write_online(online_settings, "BTC-USD", apply=False)
+    # once a stream wrote, an unknown product is only that
+    message = client.post("/v1/score", json={"product_id": "NOPE-USD"}).get_json()["error"]["message"]
+    assert message == "no online features for NOPE-USD"
+
+
 def test_the_scorer_reads_the_views_as_the_registry_has_them_now(serving_settings: Settings) -> None:
     from tickstore_feast.repo import definitions, feature_store
 

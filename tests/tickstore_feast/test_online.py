@@ -16,15 +16,17 @@ from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore import lake
 from tickstore.settings import Settings
 from tickstore_feast.online import (
+    CLOCK_VIEW,
     UNAVAILABLE,
     OnlineStoreUnavailable,
     check_online_store,
+    holds_nothing,
     latest_rows,
     redis_read,
     unreadable,
     write_rows,
 )
-from tickstore_feast.repo import feature_store
+from tickstore_feast.repo import definitions, feature_store
 
 
 def online_values(store, view: str, product: str) -> dict:
@@ -221,3 +223,26 @@ def test_rows_go_to_a_redis_over_tls_and_come_back(
             online_values(untrusted, "ticks_60s", "BTC-USD")
         said = unreadable(untrusted, failed.value)
         assert "point SSL_CERT_FILE at the CA" in said and "start redis-server" not in said, said
+
+
+def test_a_store_holds_nothing_until_the_clock_is_written_and_a_shared_redis_is_not_judged(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    s = make_settings()
+    store = feature_store(s, apply=False, online=False)
+    clock = getattr(definitions(), CLOCK_VIEW)
+    path = Path(store.config.online_store.path)
+    assert not path.exists() and holds_nothing(store, clock)
+    assert not path.exists()  # asking made no file
+    store = feature_store(s)  # applied: the tables are made, empty
+    assert holds_nothing(store, clock)
+    load(s, tick_rows([("BTC-USD", 0.0, 100.0)]))
+    view = store.get_feature_view(CLOCK_VIEW)
+    write_rows(store, view, latest_rows(lake.connect(s), view.batch_source, ["BTC-USD"], tail="ticks"))
+    assert not holds_nothing(store, clock)
+
+    on_redis = feature_store(make_settings(online_store="redis", redis_url=redis_url))
+    assert holds_nothing(on_redis, clock)
+    # a key of another program's in the database: whether any product is there is not told by its size
+    on_redis._get_provider().online_store._get_client(on_redis.config.online_store).set("theirs", 1)
+    assert not holds_nothing(on_redis, clock)
