@@ -189,7 +189,14 @@ def ensure_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
 
     Every command that talks to Kafka calls this first, so it is where a missing broker is reported.
     """
-    hint = "start the embedded one with `tickstore broker start`, or set TICKSTORE_KAFKA_BOOTSTRAP"
+    if settings.embedded_broker:
+        hint = "start the embedded one with `tickstore broker start`, or point TICKSTORE_KAFKA_BOOTSTRAP at a Kafka"
+    else:  # `tickstore broker start` said "start the embedded one with `tickstore broker start`" here
+        hint = (
+            "start that Kafka or correct TICKSTORE_KAFKA_BOOTSTRAP, which names it; while it is set, "
+            "tickstore starts no broker of its own: unset it for the embedded one (`tickstore broker "
+            "start`, on TICKSTORE_BROKER_PORT)"
+        )
     refused = _refused(settings.bootstrap, min(timeout, 2.0))
     if refused:  # fail at once: librdkafka would retry a refused port until the timeout
         raise BrokerUnreachable(f"no Kafka broker answers at {settings.bootstrap} ({refused}): {hint}")

@@ -63,6 +63,27 @@ def test_kafka_commands_without_a_broker_print_one_line_not_a_traceback(
     assert "%3|" not in run.stderr  # librdkafka's own connection log stays quiet
 
 
+def test_broker_start_with_an_external_kafka_set_says_it_starts_none_of_its_own(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.cli.helpers import env_for, tickstore
+
+    # a user taking TICKSTORE_KAFKA_BOOTSTRAP for where the embedded broker goes was told, by
+    # `tickstore broker start`, to start the embedded one with `tickstore broker start`
+    port = free_port()
+    s = make_settings(broker_port=port)
+    run = tickstore(
+        s, "broker", "start", check=False, env={**env_for(s), "TICKSTORE_KAFKA_BOOTSTRAP": s.bootstrap}
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    said = " ".join(run.stderr.split())
+    assert f"no Kafka broker answers at 127.0.0.1:{port}" in said
+    assert "start that Kafka or correct TICKSTORE_KAFKA_BOOTSTRAP" in said
+    assert "while it is set, tickstore starts no broker of its own: unset it for the embedded one" in said
+    assert "start the embedded one with" not in said
+    assert not (s.run_dir / "broker.pid").exists()
+
+
 def test_a_broker_that_went_away_is_logged_once_a_minute_not_twenty_times_a_second(
     make_settings: Callable[..., Settings],
     capfd: pytest.CaptureFixture[str],
