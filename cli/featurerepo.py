@@ -41,6 +41,13 @@ def feast(ctx: click.Context, args: tuple[str, ...]) -> None:
     from tickstore_feast.config import write_cli_config
     from tickstore_feast.repo import FEATURE_REPO, repo_error
 
+    if "--help" not in args and _subcommand(args) == "init":
+        # Feast's init made a new, unrelated Feast project (its driver-stats example) in the current folder
+        raise click.UsageError(
+            f"tickstore's feature repo is {FEATURE_REPO} and needs no init: `tickstore feast apply` "
+            'registers it (the README\'s "Adding a feature" adds a view); for a new Feast project of '
+            "your own, run Feast's CLI: feast init"
+        )
     settings = settings_of(ctx)
     # help reads no data: no data directory is made for it (in a stray folder, say)
     config = FEATURE_REPO / "feature_store.yaml" if "--help" in args else write_cli_config(settings)

@@ -1,4 +1,4 @@
-"""Feast's CLI through `tickstore feast`: its UI over the registry, and a Redis online store that is down."""
+"""Feast's CLI through `tickstore feast`: its UI over the registry, a Redis online store that is down, init."""
 
 from __future__ import annotations
 
@@ -73,3 +73,23 @@ def test_tickstore_feast_names_a_redis_online_store_that_is_down(
         said = " ".join(run.stderr.split())
         assert run.returncode == 1 and "Traceback" not in said, said
         assert f"the Redis online store at {address} does not answer" in said and "redis-server" in said
+
+
+def test_tickstore_feast_init_makes_no_new_project_and_says_what_to_run(
+    make_settings: Callable[..., Settings], tmp_path
+) -> None:
+    # Feast's init made a new, unrelated project (a random name, its driver-stats example) where it ran
+    from tests.cli.helpers import tickstore
+
+    s = make_settings()
+    here = tmp_path / "here"
+    here.mkdir()
+    for args in (["init"], ["--log-level", "INFO", "init", "my_repo"]):
+        run = tickstore(s, "feast", *args, check=False, cwd=here)
+        said = " ".join(run.stderr.split())
+        assert run.returncode == 2 and "Traceback" not in said, said
+        assert f"tickstore's feature repo is {REPO / 'feature_repo'} and needs no init" in said
+        assert "`tickstore feast apply` registers it" in said and "run Feast's CLI: feast init" in said
+        assert list(here.iterdir()) == []
+    # Feast's own help for it is still there
+    assert "Create a new Feast repository" in tickstore(s, "feast", "init", "--help", cwd=here).stdout
