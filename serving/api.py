@@ -86,6 +86,14 @@ def _read(products: list[str]) -> list[ProductFeatures]:
         raise ApiError(503, "features_unavailable", str(exc)) from exc
 
 
+def _store_empty() -> bool:
+    """Whether the online store holds no product at all; asked once a request (a batch's unknown
+    products share the answer)."""
+    if "store_empty" not in g:
+        g.store_empty = state().features().holds_nothing()
+    return bool(g.store_empty)
+
+
 def _unknown(unknown: list[str]) -> ApiError:
     """404 for products the online store has never seen, with the likeliest slip named."""
     message = f"no online features for {', '.join(map(shown, unknown))}"
@@ -100,7 +108,7 @@ def _unknown(unknown: list[str]) -> ApiError:
         if known:
             message += f" (product ids are exact, case and spaces: did you mean {', '.join(known)}?)"
             return ApiError(404, "unknown_product", message, unknown=unknown)
-    if state().features().holds_nothing():  # a scorer started before (or beside) any stream
+    if _store_empty():  # a scorer started before (or beside) any stream
         store = state().settings.online_store
         message += (
             f": the online store ({'Redis' if store == 'redis' else 'SQLite'}) holds no product's features "
