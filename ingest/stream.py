@@ -24,6 +24,7 @@ from feast import FeatureView
 
 from ingest import kafka, offsets, refill, signals, stream_views, tail, wire
 from ingest.fetch_watch import FetchWatch
+from ingest.membership import KeptInGroup
 from ingest.sink.writer import LakeWriter
 from ingest.stream_stats import StreamBatch, StreamStats
 from tickstore import lake
@@ -34,10 +35,10 @@ from tickstore_feast.online import (
     CLOCK_VIEW,
     OnlineStoreUnavailable,
     check_online_store,
+    fail_fast,
     latest_rows,
     write_rows,
 )
-from tickstore_feast.registry import RegistryDamaged
 from tickstore_feast.repo import feature_store
 from tickstore_feast.source import DuckDBSource
 
@@ -66,6 +67,9 @@ class OnlineStream:
         self.stats = StreamStats()
         self._stop = False
         self.store = feature_store(settings)
+        # a write to a Redis that is down fails at once, not after redis-py's 5-10 s of retries: the
+        # stream waits it out itself (_write), staying in its consumer group meanwhile
+        fail_fast(self.store)
         self._registry = Path(self.store.config.registry.path)
         self._registry_mtime = registry_stamp(self._registry)
         self._last_registry_check = time.monotonic()
@@ -84,6 +88,8 @@ class OnlineStream:
         # per partition: the committed offset a restart re-reads up to into the tail only (see _on_assign)
         self._warm_until: dict[tuple[str, int], int] = {}
         self._tail_starts: refill.TailStarts | None = None  # made by run(), closed at its end
+        self._kept: KeptInGroup | None = None  # the consumer, polled while a write waits (made by run())
+        self._held: list[Message] = []  # what those polls returned: the next batch
 
     def _use_views(self, views: list[FeatureView]) -> None:
         """Compute ``views`` from now on; the tail reaches back twice over the widest window."""
@@ -107,22 +113,10 @@ class OnlineStream:
         if stamp == self._registry_mtime:
             return
         self._registry_mtime = stamp
-        apply = "`tickstore feast apply` registers feature_repo/'s views again"
-        # removed (the way to replace a damaged one): Feast's refresh raised, and the stream died of it
-        removed = f"the feature registry {self._registry} was removed: {apply}"
-        trouble = None if stamp else removed
-        if trouble is None:
-            try:
-                self.store.refresh_registry()
-            except FileNotFoundError:  # removed between the look and the read
-                trouble = removed
-            except RegistryDamaged as exc:  # its words say what to do
-                trouble = str(exc)
-        views = stream_views.online_views(self.store) if trouble is None else []
+        views, trouble = stream_views.reread(self.store, self._registry, stamp)
         if not views and self.views:
             # an empty one is also what Feast's apply writes first, where there was none, for the
             # seconds it takes to read feature_repo/: the stream computed nothing meanwhile
-            trouble = trouble or f"the feature registry {self._registry} holds no feature view: {apply}"
             names = ", ".join(v.name for v in self.views)
             log.warning("stream: %s; computing %s as registered before meanwhile", trouble, names)
             return
@@ -171,8 +165,9 @@ class OnlineStream:
             while not self._stop:
                 # Block for the first message only, then take whatever else has already arrived: while
                 # one batch is processed the next builds up, so batches grow with the load by themselves.
-                first = consumer.poll(timeout=s.stream_batch_ms / 1000)
-                messages = (
+                held, self._held = self._held, []
+                first = None if held else consumer.poll(timeout=s.stream_batch_ms / 1000)
+                messages = held or (
                     [] if first is None else [first, *consumer.consume(s.stream_batch_rows - 1, timeout=0)]
                 )
                 watch.read(messages)
@@ -255,6 +250,7 @@ class OnlineStream:
             **{"fetch.wait.max.ms": watch.wait_ms, "fetch.min.bytes": 1, "error_cb": watch.on_error},
         )
         consumer.subscribe([s.topic_raw], on_assign=self._on_assign)
+        self._kept = KeptInGroup(consumer)
         return consumer
 
     @property
@@ -362,19 +358,24 @@ class OnlineStream:
         """Write a view's rows, waiting out an online store that is down, locked or full.
 
         The batch's offsets are committed only after its rows are written, so a stream stopped during
-        the outage loses nothing: it re-reads the batch when it starts again.
+        the outage loses nothing: it re-reads the batch when it starts again. While it waits, its
+        consumer is polled, paused, so that it stays in its group (ingest/membership.py).
         """
-        delay = 0.5
+        delay, waited = 0.5, False
         while True:
             try:
                 write_rows(self.store, view, table)
+                if waited and self._kept is not None:
+                    self._held += self._kept.release()
                 return
             except OnlineStoreUnavailable as exc:
                 if self._stop:
                     raise
                 log.warning("stream: %s; retrying in %.1f s", exc, delay)
-                resume = time.monotonic() + delay
+                resume, waited = time.monotonic() + delay, True
                 while not self._stop and time.monotonic() < resume:
+                    if self._kept is not None:
+                        self._kept.keep()  # past max.poll.interval.ms the stream left its group
                     time.sleep(0.1)
                 delay = min(2 * delay, 10.0)
 

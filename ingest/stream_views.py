@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import duckdb
 from feast import FeatureStore, FeatureView
 
 from tickstore.errors import TickstoreError
 from tickstore_feast.online import CLOCK_VIEW, latest_rows
+from tickstore_feast.registry import RegistryDamaged
 from tickstore_feast.repo import check_columns
 from tickstore_feast.source import DuckDBSource
 
@@ -27,6 +29,24 @@ def online_views(store: FeatureStore) -> list[FeatureView]:
         ),
         key=lambda v: (v.name == CLOCK_VIEW, v.name),
     )
+
+
+def reread(store: FeatureStore, registry: Path, stamp: int) -> tuple[list[FeatureView], str | None]:
+    """The views in ``registry`` (its file's ``stamp`` now, 0 when gone), read again; or none, and
+    what is wrong with it (removed, damaged, empty) with what to do."""
+    apply = "`tickstore feast apply` registers feature_repo/'s views again"
+    # removed (the way to replace a damaged one): Feast's refresh raised, and the stream died of it
+    removed = f"the feature registry {registry} was removed: {apply}"
+    if not stamp:
+        return [], removed
+    try:
+        store.refresh_registry()
+    except FileNotFoundError:  # removed between the look and the read
+        return [], removed
+    except RegistryDamaged as exc:  # its words say what to do
+        return [], str(exc)
+    views = online_views(store)
+    return views, None if views else f"the feature registry {registry} holds no feature view: {apply}"
 
 
 def definitions(views: list[FeatureView]) -> dict[str, tuple[str | None, timedelta]]:

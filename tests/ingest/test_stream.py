@@ -161,6 +161,7 @@ def test_a_redis_outage_is_waited_out_and_its_batch_still_lands(
 ) -> None:
     run = StreamOnRedis(make_settings, broker_port, tmp_path)
     caplog.set_level(logging.WARNING, logger="ingest.stream")
+    caplog.set_level(logging.WARNING, logger="tickstore.kafka.client")
     try:
         run.thread.start()
         run.publish(run.lines[:20])
@@ -168,12 +169,20 @@ def test_a_redis_outage_is_waited_out_and_its_batch_still_lands(
         run.stop_redis()
         run.publish(run.lines[20:])
         run.wait_for("a retry", lambda: "retrying in" in caplog.text)
+        # down for longer than max.poll.interval.ms: the stream stays in its group all the same
+        time.sleep(run.settings.rebalance_timeout_ms / 1000 + 2)
         run.redis = start_redis(run.port, tmp_path / "redis")  # empty again: only what the stream writes now
+        back = time.monotonic()
         run.wait_for("the newest tick online", lambda: run.clock() == run.newest_us)
+        # written as the store came back, not after a group join (the embedded broker holds one for
+        # the whole rebalance timeout) and a re-read
+        assert time.monotonic() - back < run.settings.rebalance_timeout_ms / 1000
     finally:
         run.stop()
     assert not run.thread.is_alive()
     assert "online store write of" in caplog.text
+    # it had left its group, in librdkafka's words: "Application maximum poll interval exceeded"
+    assert "MAX_POLL" not in caplog.text and "maximum poll interval" not in caplog.text, caplog.text
 
 
 @pytest.mark.kafka
