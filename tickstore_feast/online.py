@@ -53,8 +53,8 @@ def _worth_waiting(exc: Exception) -> str | None:
             "Redis is out of memory (used memory > maxmemory): raise its maxmemory, or let it evict "
             "keys (maxmemory-policy allkeys-lru)"
         )
-    if isinstance(exc, UNAVAILABLE):
-        return ""
+    if isinstance(exc, UNAVAILABLE):  # its words say only "Connection refused"
+        return f"{exc}: {_redis_hint(exc)}"
     if isinstance(exc, sqlite3.OperationalError):
         if _busy(exc):
             return ""

@@ -180,7 +180,7 @@ def test_a_redis_outage_is_waited_out_and_its_batch_still_lands(
     finally:
         run.stop()
     assert not run.thread.is_alive()
-    assert "online store write of" in caplog.text
+    assert "online store write of" in caplog.text and "start redis-server there" in caplog.text
     # it had left its group, in librdkafka's words: "Application maximum poll interval exceeded"
     assert "MAX_POLL" not in caplog.text and "maximum poll interval" not in caplog.text, caplog.text
 
