@@ -8,14 +8,15 @@ import time
 import duckdb
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from ingest import kafka, offsets, signals
+from ingest import kafka, signals
 from ingest.fetch_watch import FetchWatch
+from ingest.membership import KeptInGroup
 from ingest.sink import dlq
 from ingest.sink.compaction import compact, inline_small_writes
+from ingest.sink.standing import Standing
 from ingest.sink.stats import SinkStats
 from ingest.sink.writer import BatchResult, LakeWriter
 from tickstore import catalog, lake, tables
-from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
 log = logging.getLogger("tickstore.sink")
@@ -56,7 +57,6 @@ class Sink:
         self._last_log = time.monotonic()
         self._logged_ticks = 0
         self._last_commit: str = "never"
-        self._joined = False
         self._watch = FetchWatch(
             settings,
             FETCH_WAIT_MS,
@@ -67,6 +67,8 @@ class Sink:
             "this one restarted, `tickstore ingest replay` of the live feed's archive "
             f"({settings.archive_dir}) adds what the lake lacks: ticks it has are skipped",
         )
+        self._standing = Standing(settings, self._watch, self.stats)
+        self._kept: KeptInGroup | None = None  # the consumer, polled while a write waits
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -128,7 +130,7 @@ class Sink:
                     idle_since = None
                 elif self.until_idle and not self._buffer:
                     idle_since = idle_since or time.monotonic()
-                    if self._idle_enough(time.monotonic() - idle_since):
+                    if self._standing.idle_enough(self._consumer, time.monotonic() - idle_since):
                         break
             self._flush()
         finally:
@@ -192,6 +194,7 @@ class Sink:
             s, s.sink_group, **{"fetch.wait.max.ms": wait_ms, "error_cb": self._watch.on_error}
         )
         consumer.subscribe([s.topic_raw], on_revoke=self._on_revoke)
+        self._kept = KeptInGroup(consumer)
         return consumer
 
     # -- batches ---------------------------------------------------------------------------------
@@ -213,6 +216,8 @@ class Sink:
                 len(batch),
             )
             return
+        finally:
+            self._take_held()
         self._check_catalog()  # before the offsets: a batch written into a removed catalog is lost
         dlq.publish_rejects(self._dlq, self.settings.topic_dlq, result)
         self._commit_offsets(batch)
@@ -250,7 +255,7 @@ class Sink:
                     if self._stop:  # retries and a bisection to single messages could take minutes
                         raise _StoppedMidBatch(f"a lake write failed ({exc})") from exc
                 log.warning("sink: lake write failed (attempt %d): %s", attempt, exc)
-                time.sleep(min(0.1 * 2 ** min(attempt - 1, 5), 2.0))
+                self._wait(min(0.1 * 2 ** min(attempt - 1, 5), 2.0))
         assert last is not None
         self._check_catalog()  # removed under it: the table check below died in DuckDB's traceback
         if (trouble := lake.cannot_write(last)) is not None:
@@ -276,6 +281,30 @@ class Sink:
         result = self._write_safely(raw.slice(0, half))
         result.add(self._write_safely(raw.slice(half)))
         return result
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep ``seconds`` before a write is tried again, polling the consumer, paused, meanwhile: a
+        catalog locked for 15 s took the sink out of its group past max.poll.interval.ms (its offset
+        commit failed, and it joined again to read the batch a second time)."""
+        until = time.monotonic() + seconds
+        while True:
+            if self._kept is not None:
+                self._kept.keep()
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.2))
+
+    def _take_held(self) -> None:
+        """Buffer what the consumer's polls during a write's wait returned (of partitions assigned meanwhile)."""
+        for msg in self._kept.release() if self._kept is not None else []:
+            err = msg.error()
+            if err is None:
+                if not self._buffer:
+                    self._buffer_since = time.monotonic()
+                self._buffer.append(msg)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("sink: kafka error %s", err)
 
     def _commit_offsets(self, batch: list[Message]) -> None:
         try:
@@ -308,81 +337,11 @@ class Sink:
             log.info(
                 "sink: %s rows/s, lag %s, %s ticks, %s rejected, last commit %s",
                 f"{rate:,.0f}",
-                self._lag(),
+                self._standing.lag(self._consumer),
                 f"{self.stats.total.ticks:,}",
                 self.stats.total.rejects,
                 self._last_commit,
             )
-
-    def _positions(self) -> list[tuple[int, int]] | None:
-        """(position, high watermark) per assigned partition; None while the group is joining.
-
-        The watermarks are those the consumer's own fetches brought, else the broker's asked on a
-        connection of its own. Asking through the consumer blocked the loop: Tansu answers after the
-        consumer's pending fetch, 1.0-1.5 s for three partitions at the sink's 500 ms wait and 3.4 s
-        at 2 s, which (each progress line) kept batches waiting and, past max.poll.interval.ms, took
-        the sink out of its group.
-        """
-        out = offsets.positions(self._consumer, self.settings)
-        if out is None:
-            return None
-        log.debug("sink: positions %s", [(tp.partition, p, h) for tp, p, h in out])
-        return [(p, h) for _, p, h in out]
-
-    def _idle_enough(self, idle_s: float) -> bool:
-        """With --until-idle: caught up and quiet for ``sink_idle_ms``.
-
-        Watermarks can disagree with what is fetchable (Tansu under-reports them, a partition can be
-        stuck), so a long silence also ends the run, with a warning; offsets are committed, so a later
-        run continues where this one stopped. Never joining the group at all is an error.
-        """
-        s = self.settings
-        if idle_s * 1000 < s.sink_idle_ms:
-            return False
-        positions = self._safe_positions()
-        if positions is not None:
-            self._joined = True
-        elif self._joined:  # a passing broker error or rebalance: ask again later
-            return False
-        else:
-            join_limit = 3 * s.rebalance_timeout_ms / 1000 + 30
-            if time.monotonic() - self.stats.started > join_limit:
-                raise TickstoreError(  # the CLI prints it as an error, not a traceback
-                    f"the sink could not join consumer group {s.sink_group} at {s.bootstrap} within "
-                    f"{join_limit:.0f} s: check the broker (`tickstore broker status`)"
-                )
-            return False
-        if all(pos >= hi for pos, hi in positions):
-            return self._caught_up_by_broker()
-        quiet_limit = max(10.0, 5 * s.sink_idle_ms / 1000)
-        # a broker too slow for the fetch wait looks quiet too: the watch tries a longer wait first
-        if idle_s >= quiet_limit and not self._watch.can_wait_longer():
-            remaining = sum(max(hi - pos, 0) for pos, hi in positions)
-            log.warning(
-                "sink: watermarks say %d messages remain, but none arrived for %.0f s: stopping",
-                remaining,
-                idle_s,
-            )
-            return True
-        return False
-
-    def _caught_up_by_broker(self) -> bool:
-        """Whether the broker's own watermarks agree that the sink has read everything (the fetches'
-        said so): asked once, on a connection apart from the consumer's pending fetch."""
-        return offsets.read_to_end(self._consumer, self.settings)
-
-    def _safe_positions(self) -> list[tuple[int, int]] | None:
-        try:
-            return self._positions()
-        except KafkaException:
-            return None
-
-    def _lag(self) -> str:
-        try:
-            positions = self._positions()
-        except KafkaException:
-            return "?"
-        return "joining" if positions is None else f"{sum(max(hi - pos, 0) for pos, hi in positions):,}"
 
     def _log_summary(self) -> None:
         log.info("sink: stopped after %s", self.stats.summary())

@@ -214,7 +214,7 @@ def test_the_progress_line_and_the_idle_check_do_not_hold_the_sink_behind_its_pe
 
 @pytest.mark.slow
 def test_a_catalog_locked_by_another_process_is_waited_for_not_taken_for_bad_data(
-    kafka_settings: Settings, tmp_path: Path
+    kafka_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from tickstore import lake
 
@@ -233,6 +233,10 @@ def test_a_catalog_locked_by_another_process_is_waited_for_not_taken_for_bad_dat
     # ticks would have been stored as rejects). Now the batch waits for the lock.
     assert (stats.total.ticks, stats.total.rejects) == (2, 0)
     assert query(kafka_settings, "SELECT count(*) FROM ticks_rejected") == [(0,)]
+    # waiting 15 s, past max.poll.interval.ms, the sink stayed in its group: it had left it, its
+    # offset commit failed, and it joined again to read the batch a second time
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "maximum poll interval" in m or "commit failed" in m], said
 
 
 @pytest.mark.slow
