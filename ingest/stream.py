@@ -29,11 +29,13 @@ from ingest.sink.writer import LakeWriter
 from ingest.stream_stats import StreamBatch, StreamStats
 from tickstore import lake
 from tickstore.settings import Settings
+from tickstore.text import without_passwords
 from tickstore_feast import sqlite_online
 from tickstore_feast.config import registry_stamp
 from tickstore_feast.online import (
     CLOCK_VIEW,
     OnlineStoreUnavailable,
+    RedisRestarts,
     check_online_store,
     fail_fast,
     latest_rows,
@@ -74,6 +76,7 @@ class OnlineStream:
         self._registry_mtime = registry_stamp(self._registry)
         self._last_registry_check = time.monotonic()
         self._online_file = sqlite_online.FileFollower(self.store)
+        self._redis_runs = RedisRestarts(self.store)
         self.con = tail.open_tail()
         # batches are a few messages: wire.sql planned once, not per batch (the sink's big batches aren't)
         self.writer = LakeWriter(self.con, settings.sink_max_tick_bytes, wire.PreparedParser(self.con))
@@ -336,23 +339,27 @@ class OnlineStream:
                 rows[view.name] = table
         return rows
 
-    def _follow_online_file(self) -> None:
-        """Write to the online store file at its path now, should it have been removed or replaced:
-        under a running stream, writes went on into a removed file (the way to empty the store), which
-        no reader saw."""
+    def _follow_online_store(self) -> None:
+        """Write each product's newest rows again where the online store lost them under the running
+        stream: its SQLite file removed or replaced (the way to empty it: writes went on into the
+        removed file, which no reader saw), or its Redis restarted (a quiet product stayed missing, or
+        as old as Redis's last snapshot, until its next tick)."""
         try:
             reopened = self._online_file.reopened()
         except (sqlite3.Error, OSError) as exc:  # a full disk, say: the next second tries again
             log.warning("stream: the online store file cannot be made again (%s); retrying", exc)
             return
         if reopened:
-            log.warning(
-                "stream: the online store file %s was removed or replaced while the stream ran: writing to "
-                "the one there now, each product's newest rows first",
-                Path(self.store.config.online_store.path).resolve(),
-            )
-            products = self.con.execute("SELECT DISTINCT product_id FROM ticks ORDER BY 1").fetchall()
-            self._write_newest([p for (p,) in products])
+            path = Path(self.store.config.online_store.path).resolve()
+            lost = f"the online store file {path} was removed or replaced while the stream ran: writing to the one there now"
+        elif self._redis_runs.restarted():
+            where = without_passwords(self.settings.redis_url)
+            lost = f"the Redis online store at {where} restarted while the stream ran: writing to it again"
+        else:
+            return
+        log.warning("stream: %s, each product's newest rows first", lost)
+        products = self.con.execute("SELECT DISTINCT product_id FROM ticks ORDER BY 1").fetchall()
+        self._write_newest([p for (p,) in products])
 
     def _write(self, view: FeatureView, table: pa.Table) -> None:
         """Write a view's rows, waiting out an online store that is down, locked or full.
@@ -384,7 +391,7 @@ class OnlineStream:
         if now - self._last_registry_check >= REGISTRY_CHECK_S:
             self._last_registry_check = now
             self._follow_registry()
-            self._follow_online_file()
+            self._follow_online_store()
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._last_prune = now
             tail.prune(self.con, self.keep)  # twice the widest window

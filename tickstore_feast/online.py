@@ -165,6 +165,34 @@ def holds_nothing(store: FeatureStore, clock: FeatureView) -> bool:
         return False
 
 
+class RedisRestarts:
+    """Notices the Redis server of ``store``'s online store restarted (its run_id changed) under a
+    long-running writer: back empty, or with what its last snapshot held; either way without the rows
+    written since."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.client = _redis_client(store)
+        self.run_id = self._ask()
+
+    def _ask(self) -> str | None:
+        """The server's run_id (new at each start); None for a SQLite store, or a Redis not answering."""
+        if self.client is None:
+            return None
+        try:
+            info: dict[str, Any] = self.client.info("server")  # type: ignore[assignment]
+            return str(info["run_id"])
+        except (redis.exceptions.RedisError, KeyError, TypeError):  # down, or not saying: asked again later
+            return None
+
+    def restarted(self) -> bool:
+        """Whether the server answering now is another start than the one answering before."""
+        now = self._ask()
+        if now is None:
+            return False
+        before, self.run_id = self.run_id, now
+        return before is not None and before != now
+
+
 def redis_read(
     store: FeatureStore, reads: Sequence[tuple[FeatureView, Sequence[str]]], keys: Sequence[EntityKey]
 ) -> list[list[tuple[Any, dict[str, Value] | None]]] | None:

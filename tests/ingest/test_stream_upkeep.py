@@ -1,10 +1,12 @@
-"""The stream's upkeep between batches: pruning its in-memory tail, and its progress line."""
+"""The stream's upkeep between batches: its in-memory tail, its progress line, an online store lost or
+restarted under it, and its registry."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -136,6 +138,52 @@ def test_until_idle_with_nothing_to_read_stops_once_the_broker_says_so(
     took = time.monotonic() - started
     # it waited out the whole join limit (3 x the 6 s rebalance timeout + 30 s): 48 s
     assert stats.messages == 0 and took < 20, took
+
+
+def test_a_redis_restarted_under_the_stream_is_written_each_product_again(
+    make_settings: Callable[..., Settings], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ingest import wire
+    from tests.conftest import free_port, start_redis
+
+    # Redis back from a restart held none of the stream's rows (or its last snapshot's): a product
+    # with no tick since stayed unknown to the scorer (404), or stale, until its next tick
+    port = free_port()
+    redis = start_redis(port, tmp_path / "redis")
+    try:
+        s = make_settings(online_store="redis", redis_url=f"127.0.0.1:{port}")
+        stream = OnlineStream(s)
+        lines = (
+            (SHARED / "advanced_trade" / "btc-eth-usd_2026-04-03_no-sizes.ndjson").read_bytes().splitlines()
+        )
+
+        def newest(products: list[str]) -> list[int]:
+            online = stream.store.get_online_features(
+                features=["tick_clock:event_time_us"], entity_rows=[{"product_id": p} for p in products]
+            )
+            return list(online.to_dict()["event_time_us"])
+
+        _, products, _ = stream._ingest(wire.lines_table(lines[:300]))
+        stream._write_newest(sorted(products))
+        both = sorted(products)
+        assert both == ["BTC-USD", "ETH-USD"]
+        written = newest(both)
+        assert None not in written
+        stream._last_registry_check = 0
+        stream._periodic()  # the same server: nothing written again
+        assert "restarted" not in caplog.text
+        redis.terminate()
+        redis.wait(10)
+        redis = start_redis(port, tmp_path / "redis")  # empty
+        assert newest(both) == [None, None]
+        stream._last_registry_check = 0  # as every second
+        with caplog.at_level(logging.WARNING, logger="ingest.stream"):
+            stream._periodic()
+        assert newest(both) == written  # every product of the tail, at once, not at its next tick
+        assert f"the Redis online store at 127.0.0.1:{port} restarted while the stream ran" in caplog.text
+    finally:
+        redis.terminate()
+        redis.wait(10)
 
 
 def test_a_removed_registry_leaves_the_stream_computing_its_views_until_one_is_applied(
