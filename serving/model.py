@@ -21,7 +21,15 @@ from mlflow.tracking import MlflowClient
 
 from serving.linear import CompiledLinear, compile_linear
 from serving.trees import CompiledTrees, compile_xgboost
-from tickstore.mlflow_store import EXPERIMENT, REGISTERED_MODEL, check_server, reason, use_mlflow_store
+from tickstore.mlflow_store import (
+    EXPERIMENT,
+    REGISTERED_MODEL,
+    check_server,
+    reason,
+    store_exists,
+    store_file,
+    use_mlflow_store,
+)
 from tickstore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -286,6 +294,14 @@ class ModelHolder:
             if not self._store_open:  # its own words (a damaged store), not MLflow's first query's
                 use_mlflow_store(self.settings)
                 self._store_open = True
+            if not store_exists(self.settings):
+                # removed while the scorer ran: asked anyway, SQLite made an empty file there (a reader
+                # writing), and MLflow answered with its SQL ("no such table: registered_models")
+                raise ModelUnavailable(
+                    f"the MLflow store {store_file(self.settings)} was removed"
+                    + (": the model loaded before is served until it is back" if self.model else "")
+                    + "; `tickstore train` makes a new one, or put the file back"
+                )
             # a tracking server that is down: say so now, not after MLflow's minutes of retries
             check_server(mlflow.get_tracking_uri())
             current = self._alias_version()

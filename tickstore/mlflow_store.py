@@ -160,8 +160,14 @@ def check_server(uri: str) -> None:
 
 def store_exists(settings: Settings) -> bool:
     """Whether the MLflow store is there to read (a server always counts: it is asked instead)."""
-    database = _sqlite_path(settings.mlflow_tracking_uri())
+    database = store_file(settings)
     return database is None or database.exists()
+
+
+def store_file(settings: Settings) -> Path | None:
+    """The MLflow store's database file (the home's own, or TICKSTORE_MLFLOW_URI's sqlite:///); None
+    for a tracking server."""
+    return _sqlite_path(settings.mlflow_tracking_uri())
 
 
 def _sqlite_path(uri: str) -> Path | None:

@@ -112,8 +112,9 @@ def test_a_fixed_uri_that_fails_to_load_at_start_is_tried_again_until_it_loads(
         holder.close()
 
 
+@pytest.mark.parametrize("removed", ["folder", "file"])
 def test_a_store_gone_under_the_scorer_is_said_once_and_the_model_kept(
-    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture, removed: str
 ) -> None:
     # MLflow's SQL store logged every failing query as an ERROR with pages of traceback: ~200 a
     # minute from a scorer whose store had been removed, while it went on serving
@@ -127,7 +128,11 @@ def test_a_store_gone_under_the_scorer_is_said_once_and_the_model_kept(
     version = register_model(s, seed=1, threshold=0.5)
     holder = ModelHolder(s)
     assert holder.model is not None and holder.model.version == version
-    shutil.rmtree(s.home / "mlflow")
+    database = s.home / "mlflow" / "mlflow.db"
+    if removed == "folder":
+        shutil.rmtree(database.parent)
+    else:  # the folder stays: SQLite, asked, made an empty database file there
+        database.unlink()
     # connections already open go on reading the removed file; a gunicorn worker's new ones can't
     client = MlflowClient()
     for store in (client._tracking_client.store, client._get_registry_client().store):
@@ -143,4 +148,10 @@ def test_a_store_gone_under_the_scorer_is_said_once_and_the_model_kept(
     assert holder.model is not None and holder.model.version == version  # still served
     assert not [r for r in caplog.records if r.name.startswith("mlflow.store")], caplog.text
     said = [r.getMessage() for r in caplog.records if r.name == "serving.model"]
-    assert len(said) == 1 and "unable to open database file" in said[0], said
+    assert len(said) == 1, said
+    # what happened, not MLflow's SQL ("no such table: registered_models") or SQLite's "unable to open"
+    assert said[0] == (
+        f"serving: the MLflow store {database} was removed: the model loaded before is served until it "
+        "is back; `tickstore train` makes a new one, or put the file back"
+    )
+    assert not database.exists()  # asking made nothing
