@@ -46,6 +46,8 @@ class SaidOnce(logging.Filter):
         self.window_s = window_s
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:  # --verbose's many debug lines: a file each is not worth it
+            return True
         said = f"{record.levelno} {record.name} {record.getMessage()}"
         mark = self.folder / hashlib.sha1(said.encode("utf-8", "replace")).hexdigest()
         try:

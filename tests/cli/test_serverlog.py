@@ -35,6 +35,12 @@ def test_a_line_said_again_after_the_window_is_said_again(tmp_path: Path) -> Non
     assert not first.filter(_record("serving: cannot check the model"))
 
 
+def test_debug_lines_are_all_said_and_mark_nothing(tmp_path: Path) -> None:
+    worker = SaidOnce(tmp_path)
+    assert all(worker.filter(_record("feast: registry refreshed", level=logging.DEBUG)) for _ in range(3))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_without_its_folder_every_line_is_said(tmp_path: Path) -> None:
     # another server on the same home started afresh and removed it: twice is better than never
     gone = SaidOnce(tmp_path / "removed")
