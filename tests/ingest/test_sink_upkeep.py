@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +12,9 @@ import duckdb
 import pytest
 
 from ingest.sink import Sink
+from ingest.sink.compaction import TIERS, data_file_count
 from tests.ingest.test_sink import per_product, publish_good, wait_for
+from tickstore import lake
 from tickstore.settings import Settings
 
 pytestmark = pytest.mark.kafka
@@ -48,3 +52,100 @@ def test_a_long_running_sink_moves_to_a_new_duckdb_after_compacting_and_keeps_wr
     finally:
         sink.stop()
         thread.join(30)
+
+
+def fill_a_top_tier(settings: Settings, files: int = 16, rows: int = 250_000) -> None:
+    """``files`` data files of ``rows`` ticks each in the lake, all in the largest merged tier."""
+    con = lake.connect(settings)
+    try:
+        for f in range(files):  # one INSERT, one file
+            con.execute(
+                "INSERT INTO ticks SELECT 'XBT-FILL', TIMESTAMPTZ '2026-01-01' + to_microseconds(i * 1000 + $f), "
+                "'exchange', i, hash(i, $f), i, 'buy', random() * 10, 50000 + random() * 100, "
+                "50000 + random() * 100, random(), 50000 + random() * 100, random(), random() * 1e6, "
+                "'ticks.raw', 0, i, now(), now() FROM range($n) t(i)",
+                {"n": rows, "f": f},
+            )
+        sizes = con.execute(
+            "SELECT data_file_size_bytes FROM ducklake_list_files('lake', 'ticks')"
+        ).fetchall()
+        assert len(sizes) == files and all(TIERS[3] <= size < TIERS[4] for (size,) in sizes), sizes
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_the_sink_stays_in_its_group_through_a_compaction_longer_than_max_poll(
+    make_settings: Callable[..., Settings],
+    broker_port: int,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The merge of a full top tier (16 files of 16-256 MiB) ran in the sink's loop without a poll:
+    past max.poll.interval.ms librdkafka took the sink out of its group, and it joined again (on the
+    embedded broker, a whole rebalance timeout later). Here ~285 MiB merge in ~1.8 s, past 1 s."""
+    settings = make_settings(broker_port=broker_port, compact_every_s=4, rebalance_timeout_ms=1000)
+    fill_a_top_tier(settings)
+    publish_good(settings, tmp_path / "first.ndjson", range(10))
+    sink = Sink(settings)
+    thread = threading.Thread(target=sink.run)
+    with caplog.at_level(logging.INFO):
+        thread.start()
+        try:
+            wait_for(lambda: per_product(settings)["SOL-USD"] == 10)
+            wait_for(lambda: any(r.getMessage() == "sink: compacted the lake" for r in caplog.records))
+            publish_good(settings, tmp_path / "second.ndjson", range(10, 20))
+            wait_for(lambda: per_product(settings)["SOL-USD"] == 20)
+            time.sleep(1)  # a re-read would land by now
+        finally:
+            sink.stop()
+            thread.join(30)
+    said = [r.getMessage() for r in caplog.records]
+    assert not [
+        m for m in said if "maximum poll interval" in m or "leaving group" in m or "commit failed" in m
+    ], said
+    assert per_product(settings) == {"XBT-FILL": 16 * 250_000, "SOL-USD": 20}
+    con = lake.connect(settings, read_only=True)
+    try:
+        assert data_file_count(con) < 16  # the tier was merged
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_a_stop_during_a_compaction_interrupts_it_and_loses_nothing(
+    make_settings: Callable[..., Settings],
+    broker_port: int,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A SIGTERM waited for the pass to end (tens of seconds for a top tier); now the pass is
+    interrupted, its transaction rolled back, and the next run compacts."""
+    settings = make_settings(broker_port=broker_port, compact_every_s=5)
+    fill_a_top_tier(settings)
+    publish_good(settings, tmp_path / "first.ndjson", range(10))
+    sink = Sink(settings)
+    thread = threading.Thread(target=sink.run)
+    with caplog.at_level(logging.INFO, logger="tickstore.sink"):
+        thread.start()
+        try:
+            wait_for(lambda: per_product(settings)["SOL-USD"] == 10)
+            wait_for(lambda: any(t.name == "tickstore-compaction" for t in threading.enumerate()), 30)
+            time.sleep(0.3)  # into the merge
+        finally:
+            stopped = time.monotonic()
+            sink.stop()
+            thread.join(30)
+    assert time.monotonic() - stopped < 1.5  # the merge alone takes ~1.8 s here
+    said = [r.getMessage() for r in caplog.records if r.name == "tickstore.sink"]
+    assert "sink: stopped during a compaction: it was left undone, the next run compacts" in said, said
+    assert per_product(settings) == {"XBT-FILL": 16 * 250_000, "SOL-USD": 10}
+    con = lake.connect(settings)
+    try:
+        big = con.execute(
+            "SELECT count(*) FROM ducklake_list_files('lake', 'ticks') WHERE data_file_size_bytes >= $low",
+            {"low": TIERS[3]},
+        ).fetchone()
+        assert big == (16,)  # rolled back: the tier is as it was
+    finally:
+        con.close()
