@@ -29,6 +29,7 @@ LOCK_WAIT_S = 300.0
 # librdkafka's default: a sink gains nothing from a shorter one. Longer when the broker can't answer a
 # fetch within it (ingest/fetch_watch.py): an embedded Tansu holding days of a live feed.
 FETCH_WAIT_MS = 500
+LOCK_SAY_S = 5.0  # a lock held this long is said: a shorter one is another writer's commit
 STOP_LOCK_WAIT_S = 5.0  # once stopping, how long a locked catalog is waited for before the batch is left
 
 
@@ -70,6 +71,7 @@ class Sink:
         )
         self._standing = Standing(settings, self._watch, self.stats)
         self._kept: KeptInGroup | None = None  # the consumer, polled while a write waits
+        self._lock_said_at = LOCK_SAY_S  # how long a catalog lock lasts before it is said (again)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -234,6 +236,7 @@ class Sink:
         assert self._writer is not None
         last: duckdb.Error | None = None
         failures, attempt, locked_since = 0, 0, None
+        self._lock_said_at = LOCK_SAY_S
         while failures < TRANSIENT_RETRIES:
             try:
                 return self._writer.write(raw)
@@ -241,6 +244,7 @@ class Sink:
                 last, attempt = exc, attempt + 1
                 if lake.is_locked(exc):  # another writer's commit: wait, don't bisect
                     locked_since = locked_since or time.monotonic()
+                    self._say_locked(time.monotonic() - locked_since, attempt, exc)
                     # a stop waits out another writer's commit, but not LOCK_WAIT_S of someone's lock
                     if self._stop and time.monotonic() - locked_since > STOP_LOCK_WAIT_S:
                         why = f"the lake catalog {self.settings.lake_catalog} was locked by another process"
@@ -255,7 +259,7 @@ class Sink:
                     failures += 1
                     if self._stop:  # retries and a bisection to single messages could take minutes
                         raise _StoppedMidBatch(f"a lake write failed ({exc})") from exc
-                log.warning("sink: lake write failed (attempt %d): %s", attempt, exc)
+                    log.warning("sink: lake write failed (attempt %d): %s", attempt, exc)
                 self._wait(min(0.1 * 2 ** min(attempt - 1, 5), 2.0))
         assert last is not None
         self._check_catalog()  # removed under it: the table check below died in DuckDB's traceback
@@ -282,6 +286,24 @@ class Sink:
         result = self._write_safely(raw.slice(0, half))
         result.add(self._write_safely(raw.slice(half)))
         return result
+
+    def _say_locked(self, held_s: float, attempt: int, exc: duckdb.Error) -> None:
+        """Say a catalog lock once it has lasted LOCK_SAY_S, and each minute after; a shorter one is
+        another writer's commit, which two sinks meet several times a minute: a warning for each
+        ("lake write failed ... database is locked") read as trouble where there was none."""
+        if held_s < self._lock_said_at:
+            log.debug("sink: the lake catalog is locked by another writer (attempt %d): waiting", attempt)
+            return
+        self._lock_said_at = held_s + 60.0
+        log.warning(
+            "sink: the lake catalog %s has been locked by another process for %.0f s (another sink, "
+            "`tickstore sql --write`, or a program holding it open): the batch waits for it, up to "
+            "%.0f s, its offsets uncommitted (%s)",
+            self.settings.lake_catalog,
+            held_s,
+            LOCK_WAIT_S,
+            exc,
+        )
 
     def _wait(self, seconds: float) -> None:
         """Sleep ``seconds`` before a write is tried again, polling the consumer, paused, meanwhile: a
