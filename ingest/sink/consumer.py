@@ -289,7 +289,7 @@ class Sink:
 
     def _say_locked(self, held_s: float, attempt: int, exc: duckdb.Error) -> None:
         """Say a catalog lock once it has lasted LOCK_SAY_S, and each minute after; a shorter one is
-        another writer's commit, which two sinks meet several times a minute: a warning for each
+        another writer's commit, which two sinks meet a few times a minute: a warning for each
         ("lake write failed ... database is locked") read as trouble where there was none."""
         if held_s < self._lock_said_at:
             log.debug("sink: the lake catalog is locked by another writer (attempt %d): waiting", attempt)

@@ -238,7 +238,7 @@ def test_a_catalog_locked_by_another_process_is_waited_for_not_taken_for_bad_dat
     said = [r.getMessage() for r in caplog.records]
     assert not [m for m in said if "maximum poll interval" in m or "commit failed" in m], said
     # said once, past 5 s; each attempt was a "lake write failed" warning, which two sinks' commits
-    # made several times a minute
+    # made a few times a minute
     assert len([m for m in said if "has been locked by another process for" in m]) == 1, said
     assert not [m for m in said if "lake write failed" in m], said
 
