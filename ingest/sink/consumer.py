@@ -343,7 +343,8 @@ class Sink:
     # -- housekeeping ----------------------------------------------------------------------------
     def _periodic(self) -> None:
         now = time.monotonic()
-        if now - self._last_compact >= self.settings.compact_every_s and self._con is not None:
+        due = now - self._last_compact >= self.settings.compact_every_s
+        if due and self._con is not None and not self._stop:  # stopping: left to the next run
             self._compact(self._con)
             self._last_compact = time.monotonic()  # from its end: a long pass is not followed by another
             if not self._stop:
