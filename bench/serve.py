@@ -24,6 +24,7 @@ import atexit
 import gc
 import json
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -197,6 +198,10 @@ def main() -> None:
         )
         feast_port = free_port()
         repo = feast_repo(s, home / "feast_serve_repo")
+        # gunicorn (under feast serve) opens a control socket in $XDG_RUNTIME_DIR, else makes
+        # ~/.gunicorn/ for it, left behind in the user's home after every run of this benchmark
+        runtime = home / "feast_serve_runtime"
+        runtime.mkdir(mode=0o700)
         procs.append(
             subprocess.Popen(
                 [
@@ -211,6 +216,7 @@ def main() -> None:
                     "10000000",
                 ],
                 cwd=repo,
+                env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
                 stderr=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )

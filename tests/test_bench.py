@@ -3,15 +3,17 @@ one went unseen until the next `make bench`), and the checks they print hold."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
 
 
-def bench(script: str, *args: str, timeout: float = 600) -> str:
+def bench(script: str, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> str:
     """``bench/<script>`` with ``args`` in a subprocess, as `make bench` runs it; its output."""
     run = subprocess.run(
         [sys.executable, str(REPO / "bench" / script), *args],
@@ -19,6 +21,7 @@ def bench(script: str, *args: str, timeout: float = 600) -> str:
         text=True,
         timeout=timeout,
         cwd=REPO,
+        env=env,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout
@@ -66,10 +69,14 @@ def test_train_bench_runs_small() -> None:
 
 @pytest.mark.slow
 @pytest.mark.kafka
-def test_serve_bench_runs_small_without_errors_on_either_scorer() -> None:
+def test_serve_bench_runs_small_without_errors_on_either_scorer(tmp_path: Path) -> None:
     import re
 
-    out = bench("serve.py", "--rates", "20", "--seconds", "2", "--freshness-seconds", "3")
+    # a home of its own, and no runtime folder: gunicorn under `feast serve` made ~/.gunicorn/ for its
+    # control socket, left in the user's home by every run
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"} | {"HOME": str(tmp_path)}
+    out = bench("serve.py", "--rates", "20", "--seconds", "2", "--freshness-seconds", "3", env=env)
+    assert not (tmp_path / ".gunicorn").exists()
     assert re.search(r"produce -> online p50 \d+ ms, p99 \d+ ms", out)
     rows = re.findall(r"^ +20 +[\d.]+ms .* (\d+)/(\d+) ", out, re.M)
     assert len(rows) == 2, out  # quiet, then while the stream writes
