@@ -1,12 +1,10 @@
-"""The lake's SQLite catalog as a file: made in WAL mode, read for its snapshots, and what to say when
-it is missing, emptied or damaged while the lake's data files are still there."""
+"""The lake's SQLite catalog as a file: read for its snapshots, and what to say when it is missing,
+emptied or damaged while the lake's data files are still there."""
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import threading
 from pathlib import Path
 
 from tickstore import paths
@@ -16,47 +14,6 @@ from tickstore.settings import Settings
 _DAMAGED = ("database disk image is malformed", "file is not a database")
 # DuckDB's for a file a query reads that is not there
 _NO_FILE = re.compile(r'Cannot open file "([^"]+)": No such file or directory')
-
-
-def use_wal(catalog: Path) -> None:
-    """Make a new SQLite catalog in WAL mode (a persistent property of the file); a no-op if it exists.
-
-    In the default rollback-journal mode a reader's lock makes the sink's commit fail with
-    "database is locked" and vice versa; with WAL, readers and the one writer do not block each other.
-    The file is made aside and linked into place, so processes opening a new lake together never
-    switch one file at once: switched in place, two that both found it missing could each hold a read
-    lock while asking to write, and SQLite failed one at once ("database is locked", no busy wait) to
-    end the deadlock. Never opened here once it exists: this is another SQLite library than DuckDB's,
-    and closing its file handle would drop the POSIX locks DuckDB's SQLite holds on the same file in
-    this process.
-    """
-    if catalog.exists():
-        return
-    catalog.parent.mkdir(parents=True, exist_ok=True)
-    made = catalog.with_name(f".{catalog.name}.{os.getpid()}.{threading.get_ident()}.new")
-    try:
-        db = sqlite3.connect(made)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-        finally:
-            db.close()
-        try:  # a hard link never replaces a file: the first process's catalog stays, later ones use it
-            os.link(made, catalog)
-        except FileExistsError:
-            pass
-        except OSError:  # a file system without hard links: switched in place, as before
-            _switch_in_place(catalog)
-    finally:
-        made.unlink(missing_ok=True)
-
-
-def _switch_in_place(catalog: Path) -> None:
-    db = sqlite3.connect(catalog, timeout=10)
-    try:
-        if db.execute("PRAGMA journal_mode").fetchone() != ("wal",):
-            db.execute("PRAGMA journal_mode=WAL")
-    finally:
-        db.close()
 
 
 def snapshot_span(catalog: Path) -> str:

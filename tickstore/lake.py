@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import duckdb
 
-from tickstore import catalog, paths
+from tickstore import catalog, paths, sqlite_file
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings
 
@@ -268,7 +268,9 @@ def _open(settings: Settings, snapshot: int | None, read_only: bool = False) -> 
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
     elif read_only:
         options.append("READ_ONLY")
-    catalog.use_wal(settings.lake_catalog)
+    # WAL: the sink's commits and other processes' reads do not lock each other out (its readers'
+    # locks failed the sink's commit at once: DuckDB's SQLite scanner sets no busy timeout)
+    sqlite_file.make_in_wal_mode(settings.lake_catalog)
     target = _quote("ducklake:sqlite:" + str(settings.lake_catalog.resolve()))
     try:
         retry_locked(lambda: con.execute(f"ATTACH {target} AS {LAKE} ({', '.join(options)})"))

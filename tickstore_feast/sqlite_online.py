@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from feast import FeatureStore
 
-from tickstore import paths
+from tickstore import paths, sqlite_file
 from tickstore.errors import TickstoreError
 
 
@@ -21,10 +22,12 @@ def open_file(store: FeatureStore) -> set[str]:
     returns its tables. Called before Feast's apply touches the file: a file that is no database
     ended the stream, the scorer and `status` in a traceback."""
     path = Path(store.config.online_store.path).resolve()  # Feast's is relative to feature_repo/
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with sqlite3.connect(path) as con:
-            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        # made whole where missing: switched in place, the stream and the scorer starting together on
+        # a new home could deadlock on the switch, one failing at once with "database is locked"
+        sqlite_file.make_in_wal_mode(path)
+        with closing(sqlite3.connect(path)) as con:
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # made by Feast itself
                 con.execute("PRAGMA journal_mode=WAL")
             return {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:

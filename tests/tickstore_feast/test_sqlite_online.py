@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
 
 from serving.features import OnlineFeatures
 from tests.cli.helpers import tickstore
+from tests.threads import at_once
 from tests.tickstore_feast.conftest import load, tick_rows
 from tickstore.settings import Settings
+from tickstore_feast import sqlite_online
 from tickstore_feast.repo import feature_store
 
 
@@ -33,3 +37,19 @@ def test_a_removed_online_store_is_made_again_empty_and_materialize_fills_it(
         features=["ticks_60s:tick_count_60s"], entity_rows=[{"product_id": "BTC-USD"}]
     )
     assert online.to_dict()["tick_count_60s"] == [61]
+
+
+def test_processes_opening_a_new_online_store_together_all_find_it_ready(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # the stream, the scorer and `feast apply` starting together on a new home: switched to WAL in
+    # place, two that both found the file new deadlocked on the switch and SQLite failed one at once
+    # ("database is locked")
+    store = feature_store(make_settings(), apply=False, online=False)
+    path = Path(store.config.online_store.path).resolve()
+    for round_ in range(500):
+        for part in path.parent.glob(path.name + "*"):
+            part.unlink()
+        assert at_once(lambda: sqlite_online.open_file(store)) == [], f"round {round_}"
+        with closing(sqlite3.connect(path)) as con:
+            assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
