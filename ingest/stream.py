@@ -368,18 +368,18 @@ class OnlineStream:
         the outage loses nothing: it re-reads the batch when it starts again. While it waits, its
         consumer is polled, paused, so that it stays in its group (ingest/membership.py).
         """
-        delay, waited = 0.5, False
+        delay = 0.5
         while True:
             try:
                 write_rows(self.store, view, table)
-                if waited and self._kept is not None:
+                if self._kept is not None:  # resumes fetching after a wait; else nothing to do
                     self._held += self._kept.release()
                 return
             except OnlineStoreUnavailable as exc:
                 if self._stop:
                     raise
                 log.warning("stream: %s; retrying in %.1f s", exc, delay)
-                resume, waited = time.monotonic() + delay, True
+                resume = time.monotonic() + delay
                 while not self._stop and time.monotonic() < resume:
                     if self._kept is not None:
                         self._kept.keep()  # past max.poll.interval.ms the stream left its group
