@@ -83,7 +83,7 @@ def print_rows(
     # the first rows before the header: a query failing on them (a bad cast) prints nothing
     batches = itertools.chain([next(batches, [])], batches)
     if fmt == "csv":
-        writer = csv.writer(sys.stdout)
+        writer = csv.writer(sys.stdout, lineterminator="\n")  # csv's own "\r\n" stays in `$(... | tail -1)`
         writer.writerow(columns)
         for batch in batches:
             writer.writerows([[_plain(v) for v in row] for row in batch])
