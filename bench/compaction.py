@@ -101,12 +101,23 @@ def mb(n: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=float, default=1.0, help="feed time simulated")
-    parser.add_argument("--rate", type=float, default=10.0, help="ticks per second of the live feed")
-    parser.add_argument("--batch-s", type=float, default=60.0, help="feed seconds a batch stands for")
-    parser.add_argument("--compact-every-s", type=float, default=300.0, help="as TICKSTORE_COMPACT_EVERY_S")
-    parser.add_argument("--seed", type=int, default=7)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--days", type=float, default=1.0, help="feed time simulated (default: %(default)s)")
+    parser.add_argument(
+        "--rate", type=float, default=10.0, help="ticks per second of the live feed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-s", type=float, default=60.0, help="feed seconds a batch stands for (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--compact-every-s",
+        type=float,
+        default=300.0,
+        help="feed seconds between compactions, as TICKSTORE_COMPACT_EVERY_S (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="the simulator's seed (default: %(default)s)")
     parser.add_argument("--policy", choices=POLICIES, help=argparse.SUPPRESS)  # one run, in a child
     args = parser.parse_args()
     if args.policy:

@@ -82,9 +82,18 @@ STEPS = {"entities": step_entities, "build": step_build}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=10_000_000)
-    parser.add_argument("--entities", type=int, default=3_000_000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--ticks", type=int, default=10_000_000, help="simulated ticks in the lake (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--entities",
+        type=int,
+        default=3_000_000,
+        help="entity rows of each training set (default: %(default)s)",
+    )
     parser.add_argument(
         "--as-given",
         action="store_true",

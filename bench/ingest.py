@@ -35,9 +35,21 @@ def free_port() -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=1_000_000)
-    parser.add_argument("--batch-rows", type=int, default=100_000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--ticks",
+        type=int,
+        default=1_000_000,
+        help="simulated ticks published, then sunk (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-rows",
+        type=int,
+        default=100_000,
+        help="the sink's most rows a batch, as TICKSTORE_SINK_BATCH_ROWS (default: %(default)s)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     home = Path(tempfile.mkdtemp(prefix="tickstore-bench-"))

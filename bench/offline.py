@@ -267,14 +267,37 @@ STEPS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=10_000_000)
-    parser.add_argument("--entities", type=int, default=1_000_000)
-    parser.add_argument("--peer-entities", type=int, default=100_000)
-    parser.add_argument("--peer-ticks", type=int, default=100_000, help="feature rows for the side-by-side")
-    parser.add_argument("--step")
-    parser.add_argument("--home")
-    parser.add_argument("--kw", default="{}")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--ticks",
+        type=int,
+        default=10_000_000,
+        help="simulated ticks the feature SQL reads (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--entities",
+        type=int,
+        default=1_000_000,
+        help="entity rows of our point-in-time set (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--peer-entities",
+        type=int,
+        default=100_000,
+        help="entity rows of the side-by-side with Feast's own store (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--peer-ticks",
+        type=int,
+        default=100_000,
+        help="feature rows of the side-by-side (default: %(default)s)",
+    )
+    # a measurement in a child process of its own (`child`)
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--kw", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:  # a child process
         print(json.dumps(STEPS[args.step](args.home, **json.loads(args.kw)), default=str))

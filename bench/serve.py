@@ -95,23 +95,39 @@ def latency_table(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="100,500", help="Requests per second, comma-separated.")
-    parser.add_argument("--seconds", type=float, default=15.0, help="Length of each load run.")
-    parser.add_argument("--model", default="xgboost", choices=["xgboost", "logreg", "zscore"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rates", default="100,500", help="Requests per second, comma-separated (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=15.0, help="Length of each load run (default: %(default)s)."
+    )
+    parser.add_argument(
+        "--model",
+        default="xgboost",
+        choices=["xgboost", "logreg", "zscore"],
+        help="The model `tickstore serve` scores with, trained first on two simulated hours (default: %(default)s).",
+    )
     parser.add_argument(
         "--feed-speed",
         type=float,
         default=1.0,
-        help="Live feed pace, x the simulator's (~4 ticks/s a product).",
+        help="Live feed pace, x the simulator's (~4 ticks/s a product; default: %(default)s).",
     )
-    parser.add_argument("--freshness-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--freshness-seconds",
+        type=float,
+        default=30.0,
+        help="Length of the freshness run (tick produced -> online), before any scorer starts (default: %(default)s).",
+    )
     parser.add_argument(
         "--online-store",
         choices=["sqlite", "redis"],
         default="sqlite",
         help="The online store both scorers read and the stream writes (redis: a redis-server of its "
-        "own on a free port; `make redis` installs it).",
+        "own on a free port; `make redis` installs it; default: %(default)s).",
     )
     parser.add_argument(
         "--redis-cpus",

@@ -27,8 +27,15 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=float, default=24.0)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=24.0,
+        help="simulated hours of ticks, 3 products (default: %(default)s)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     s = Settings(home=Path(tempfile.mkdtemp(prefix="tickstore-bench-train-")))

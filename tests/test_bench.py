@@ -3,6 +3,7 @@ one went unseen until the next `make bench`), and the checks they print hold."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -90,3 +91,19 @@ def test_compaction_bench_runs_small_and_keeps_every_tick() -> None:
         assert f"{policy}: 17,400 ticks in 29 batches" in out
     assert out.count("every tick in the lake: yes") == 2
     assert "ratio (merge-all / tiered): written " in out
+
+
+@pytest.mark.parametrize(
+    "script", ["compaction.py", "dataset.py", "ingest.py", "offline.py", "serve.py", "train.py"]
+)
+def test_a_bench_s_help_says_what_it_measures_and_what_each_option_does(script: str) -> None:
+    out = bench(script, "--help", timeout=120)
+    doc = ast.get_docstring(ast.parse((REPO / "bench" / script).read_text())) or ""
+    # the whole first paragraph: the description was its first line, cut mid-sentence
+    assert " ".join(doc.split("\n\n")[0].split()) in " ".join(out.split())
+    options = out.split("options:\n", 1)[1].splitlines()
+    for i, line in enumerate(options):
+        if line.startswith("  -"):  # an option; its help beside it, or on the lines below, indented
+            below = options[i + 1] if i + 1 < len(options) else ""
+            assert "  " in line.strip() or below.startswith(" " * 5), f"{script}: {line.strip()} says nothing"
+    assert "--step" not in out and "--kw" not in out  # how a bench runs its own child processes
