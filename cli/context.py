@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 from rich.console import Console
-from rich.progress import Progress, ProgressColumn
+from rich.progress import Progress, ProgressColumn, TextColumn
 
 from tickstore.products import RULE, is_product_id
 from tickstore.settings import Settings
@@ -85,9 +85,16 @@ def format_option(help: str) -> Callable[[F], F]:
 
 
 def progress_bar(*columns: str | ProgressColumn) -> Progress:
-    """A progress bar on the console, gone once done; none outside a terminal, where rich's left a
+    """A progress bar on the console: its task's description, then ``columns`` (a str is a format of
+    ``task``, shown as it reads); gone once done, and none outside a terminal, where rich's left a
     blank line in the log and nothing else."""
-    return Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+    # Text columns of their own, not read as markup: the console reads none (see above), so rich's
+    # "[progress.description]" style was shown as text, and a description may hold a file name
+    shown: list[ProgressColumn] = [
+        TextColumn("{task.description}", style="progress.description", markup=False)
+    ]
+    shown += [TextColumn(c, markup=False) if isinstance(c, str) else c for c in columns]
+    return Progress(*shown, console=console, transient=True, disable=not console.is_terminal)
 
 
 class ProductList(click.ParamType):

@@ -34,7 +34,6 @@ def _parquet_path(path: Path) -> Path:
 def _progress() -> Iterator[tuple[Callable[[int, int], None], Callable[[str], None]]]:
     """A progress bar over a build's entity rows: (told the rows done of all, told what it does now)."""
     with progress_bar(
-        "[progress.description]{task.description}",
         BarColumn(),
         "{task.completed:,}/{task.total:,} rows",
     ) as bar:

@@ -195,7 +195,6 @@ def ingest_replay(
         )
     total = sum(f.stat().st_size for f in files)
     with progress_bar(
-        "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -277,7 +276,6 @@ def ingest_coinbase(
         return await session.run_async()
 
     with progress_bar(
-        "[progress.description]{task.description}",
         "{task.completed:,} messages",
     ) as bar:
         task = bar.add_task(f"{feed} feed", total=None)
@@ -366,7 +364,6 @@ def ingest_simulate(
         return
     s = settings_of(ctx)
     with progress_bar(
-        "[progress.description]{task.description}",
         BarColumn(),
         "{task.completed:,}/{task.total:,}",
     ) as bar:

@@ -32,7 +32,6 @@ def ingest_rejected(ctx: click.Context, reason: str | None, dry_run: bool) -> No
 
     s = settings_of(ctx)
     with progress_bar(  # no broker, no lake: their TickstoreErrors say what to do (cli/main.py)
-        "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
     ) as bar:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -198,6 +199,48 @@ def test_entities_piped_in_as_csv_gzip_or_parquet(make_settings: Callable[..., S
         os.close(terminal)
         os.close(other_end)
     assert typed.returncode == 2 and "--entities - reads the rows from a pipe" in typed.stderr, typed.stderr
+
+
+def test_in_a_terminal_the_progress_bar_shows_what_it_does_as_text(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """The console reads no markup, so rich's style prefix "[progress.description]" was printed as text
+    before the description of every progress bar (this one, `ingest replay` / `simulate` / `coinbase`
+    / `rejected`): `cli.context.progress_bar` now gives the description a column of its own."""
+    s = seeded(make_settings)
+    terminal, other_end = os.openpty()
+    seen = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(terminal, 65536)
+            except OSError:  # the other end closed
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:05:00"]
+        run = subprocess.run(
+            [sys.executable, "-m", "cli", "dataset", "build", *grid, "--out", str(tmp_path / "t.parquet")],
+            stderr=other_end,
+            stdout=subprocess.PIPE,
+            env=env_for(s),
+            cwd=REPO,
+            timeout=120,
+        )
+    finally:
+        os.close(other_end)
+        reader.join(10)
+        os.close(terminal)
+    shown = seen.decode(errors="replace")
+    assert run.returncode == 0, shown
+    assert "point-in-time join" in shown and "rows" in shown, shown  # the bar was drawn
+    assert "[progress" not in shown, shown
 
 
 def test_mistakes_give_one_line_errors_and_write_nothing(
