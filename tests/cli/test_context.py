@@ -65,3 +65,26 @@ def test_the_consoles_print_text_that_reads_as_markup_as_it_is(stream: str) -> N
         "ok",
         "bad \\x1b[2J\\x0d value",  # the tab out to its stop
     ]
+
+
+def test_a_progress_bar_shows_its_description_and_columns_as_they_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a terminal: the description first, in rich's style for it, then the columns; brackets in
+    either shown, not read as markup (the console reads none)."""
+    import io
+
+    from rich.progress import BarColumn
+
+    from cli import context
+
+    out = io.StringIO()
+    terminal = context._Console(file=out, force_terminal=True, markup=False, width=120, color_system=None)
+    monkeypatch.setattr(context, "console", terminal)
+    with context.progress_bar(BarColumn(), "{task.completed:,} of [all]") as bar:
+        task = bar.add_task("replaying [2] files", total=10)
+        bar.advance(task, 4)
+        bar.refresh()
+    drawn = out.getvalue()
+    assert "replaying [2] files" in drawn and "4 of [all]" in drawn, drawn
+    assert "[progress" not in drawn, drawn
