@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ingest import wire
-from tickstore import net
+from tickstore import net, stopping
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings
 
@@ -103,7 +103,8 @@ C = TypeVar("C", Producer, Consumer, AdminClient)
 def _made(client: type[C], conf: dict[str, Any]) -> C:
     """``client(conf)``, with a property librdkafka refuses (from TICKSTORE_KAFKA_CONFIG) named."""
     try:
-        return client(conf)
+        with stopping.signals_wait():  # a stop landing in the client's reading of conf is not an error
+            return client(conf)
     except (KafkaException, ValueError, TypeError) as exc:
         reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
         raise KafkaConfigError(

@@ -135,3 +135,32 @@ def check() -> None:
     (whatever swallowed it), such as promoting a model."""
     if _asked:
         raise _stop(_asked[-1])
+
+
+@contextmanager
+def signals_wait() -> Iterator[None]:
+    """While inside, Ctrl-C and SIGTERM wait, whatever their handlers, and come as the block ends.
+
+    For C code that runs Python as it works and takes any exception raised there for a failure of
+    its own: confluent-kafka's client, reading its configuration, said a Ctrl-C or `kill` landing
+    in those 2 ms was a bad property ("expected configuration property name as type unicode
+    string"), and the stop was lost (4 of 1,000 timed signals; the demo's CI run ended as a
+    configuration error). Here the signal is only noted, then given again to the handler that was
+    set, once the block is through or has failed. Only the main thread sets handlers: elsewhere,
+    nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not None:  # None: a handler set outside Python, left alone
+            previous[sig] = signal.signal(sig, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in dict.fromkeys(came):  # the first whose handler raises ends the loop
+            signal.raise_signal(signum)

@@ -133,3 +133,41 @@ print(" ".join(done))
         "section",
         "clear",
     ], run
+
+
+def test_signals_wait_for_the_block_then_reach_the_handler_that_was_set() -> None:
+    script = """
+import os, signal
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal gives it, whatever CI set
+from tickstore import stopping
+done = []
+before = signal.getsignal(signal.SIGINT)
+try:
+    with stopping.signals_wait():
+        signal.raise_signal(signal.SIGINT)
+        for _ in range(1000):  # Python steps, where the handler would have run
+            pass
+        done.append("block through")
+    done.append("not stopped")
+except KeyboardInterrupt:
+    done.append("stopped after it")
+try:  # a block that fails: the stop still comes, its error the context
+    with stopping.signals_wait():
+        signal.raise_signal(signal.SIGINT)
+        raise ValueError("its own")
+except KeyboardInterrupt as exc:
+    done.append("stopped, context " + type(exc.__context__).__name__)
+print(" ".join(done), signal.getsignal(signal.SIGINT) == before)
+with stopping.signals_wait():
+    os.kill(os.getpid(), signal.SIGTERM)  # SIGTERM's default: the process ends, once the block is through
+    print("block through", flush=True)
+print("never")
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.stdout.splitlines() == [
+        "block through stopped after it stopped, context ValueError True",
+        "block through",
+    ], run
+    assert run.returncode == -15, run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import time
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from ingest import broker, kafka
 from tests.conftest import SHARED, free_port
@@ -257,3 +258,29 @@ def test_librdkafka_lines_repeated_while_a_broker_is_down_pass_once_a_minute_wit
     quiet._seen[key] = (quiet._seen[key][0] - kafka.REPEAT_EVERY_S - 1, quiet._seen[key][1])
     again = line(9)
     assert quiet.filter(again) and again.getMessage().endswith("(and 3 more times in the last minute)")
+
+
+def test_a_stop_landing_while_a_client_reads_its_configuration_is_the_stop_not_a_config_error() -> None:
+    # confluent-kafka takes an exception raised by Python code it runs while reading its conf for a
+    # bad property: a Ctrl-C in those 2 ms said "check TICKSTORE_KAFKA_CONFIG" and was lost (the
+    # demo's CI run). A property name whose str() takes the signal puts it there every time.
+    class Stop(Exception):
+        pass
+
+    class SignalledName(str):
+        def __str__(self) -> str:
+            signal.raise_signal(signal.SIGINT)
+            for _ in range(1000):  # Python steps, where the handler runs
+                pass
+            return "linger.ms"
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stop
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        with pytest.raises(Stop):
+            kafka._made(Producer, {"bootstrap.servers": f"127.0.0.1:{free_port()}", SignalledName("x"): 5})
+        assert signal.getsignal(signal.SIGINT) is stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
