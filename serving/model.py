@@ -355,4 +355,7 @@ class ModelHolder:
                 return  # loaded: what a fixed URI names does not change
 
     def close(self) -> None:
+        """Stop the reload thread, waiting for a reload in flight (it asks MLflow's process-wide store)."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)

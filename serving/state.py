@@ -32,6 +32,8 @@ class ServingState:
     _checked: float = 0.0
     _rebuilding: bool = False
     _unreadable: int = 0  # the registry (its stamp) the last rebuild could not read: said once
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _watcher: threading.Thread | None = None
 
     def features(self) -> OnlineFeatures:
         """The online reader; built on first use so the app starts before `feast apply` has run, and
@@ -77,11 +79,20 @@ class ServingState:
         """Look at the registry every ``REGISTRY_CHECK_S`` in a daemon thread, not only on requests: a
         worker that had served nothing since a `feast apply` answered its next request from the views
         as they were (a dropped view, a feature the model lost, SQL changed back), then rebuilt."""
-        threading.Thread(target=self._watch, name="registry-watch", daemon=True).start()
+        self._watcher = threading.Thread(target=self._watch, name="registry-watch", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop this app's threads (the model's reloads, the registry's watch), for an app made in a
+        process that goes on: a test's went on asking MLflow's process-wide store, by then another
+        test's, and SQLite made an empty file where that test had just removed its store."""
+        self._stop.set()
+        self.models.close()
+        if self._watcher is not None:
+            self._watcher.join(timeout=30)
 
     def _watch(self) -> None:
-        while True:
-            time.sleep(REGISTRY_CHECK_S)
+        while not self._stop.wait(REGISTRY_CHECK_S):
             if self._features is not None:  # the first reader is a request's to build, and to fail
                 try:
                     self.features()

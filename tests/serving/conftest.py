@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,12 +11,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from flask import Flask
 from mlflow import sklearn as mlflow_sklearn
 from mlflow.tracking import MlflowClient
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+from serving import create_app
 from tickstore.settings import Settings
 from tickstore_feast import source
 from tickstore_feast.repo import definitions, feature_store
@@ -95,6 +97,22 @@ def write_online(
         {"product_id": [product], "event_time": [at], "event_time_us": [int(at.timestamp() * 1e6)]}
     )
     store.write_to_online_store("tick_clock", clock)
+
+
+@pytest.fixture
+def watching_app() -> Iterator[Callable[[Settings], Flask]]:
+    """``create_app(settings)`` watching the model and the registry, as under `tickstore serve`; its
+    threads stopped when the test ends. Left running, they asked MLflow's process-wide store every
+    0.2 s for the rest of the session, by then a later test's."""
+    apps: list[Flask] = []
+
+    def factory(settings: Settings) -> Flask:
+        apps.append(create_app(settings))
+        return apps[-1]
+
+    yield factory
+    for app in apps:
+        app.extensions["tickstore"].close()
 
 
 @pytest.fixture

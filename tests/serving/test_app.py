@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,18 @@ def test_the_factory_names_a_variable_that_is_no_setting(
     caplog.clear()
     create_app(serving_settings, watch_model=False)  # settings given: the caller's to check
     assert "not a tickstore setting" not in caplog.text
+
+
+def test_closing_a_watching_app_stops_its_threads(serving_settings: Settings) -> None:
+    # a test's app went on asking MLflow's process-wide store after the test, by then another's
+    register_model(serving_settings, seed=1, threshold=0.5)
+    state = create_app(serving_settings).extensions["tickstore"]
+    threads = [state._watcher, state.models._thread]
+    assert all(t is not None and t.is_alive() for t in threads)
+    started = time.monotonic()
+    state.close()
+    assert not any(t is not None and t.is_alive() for t in threads)
+    assert time.monotonic() - started < 5  # each thread's wait is cut short, not slept out
 
 
 def test_score_returns_the_models_probability_decision_and_features(
@@ -197,14 +210,14 @@ def test_the_scorer_reads_the_views_as_the_registry_has_them_now(serving_setting
 
 
 def test_an_idle_scorer_answers_its_next_request_from_the_registry_as_it_is_now(
-    serving_settings: Settings,
+    serving_settings: Settings, watching_app: Callable[[Settings], Flask]
 ) -> None:
     from tickstore_feast.config import registry_path, registry_stamp
     from tickstore_feast.repo import definitions, feature_store
 
     register_model(serving_settings, seed=1, threshold=0.5)
     write_online(serving_settings, "BTC-USD", age=timedelta(seconds=20))
-    app = create_app(serving_settings)  # watching, as under `tickstore serve`
+    app = watching_app(serving_settings)
     client = app.test_client()
     body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
     assert body["expired_views"] == ["ticks_10s"]
@@ -326,10 +339,12 @@ def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
     assert client.get("/v1/features/SOL/USD").get_json()["product_id"] == "SOL/USD"
 
 
-def test_the_model_reloads_when_the_champion_alias_moves(serving_settings: Settings) -> None:
+def test_the_model_reloads_when_the_champion_alias_moves(
+    serving_settings: Settings, watching_app: Callable[[Settings], Flask]
+) -> None:
     first = register_model(serving_settings, seed=1, threshold=0.5)
     write_online(serving_settings, "BTC-USD")
-    app = create_app(serving_settings)
+    app = watching_app(serving_settings)
     client = app.test_client()
     assert client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()["model"]["version"] == first
     second = register_model(serving_settings, seed=2, threshold=0.25)
@@ -339,7 +354,6 @@ def test_the_model_reloads_when_the_champion_alias_moves(serving_settings: Setti
         time.sleep(0.1)
     body = client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
     assert body["model"]["version"] == second and body["threshold"] == 0.25
-    app.extensions["tickstore"].models.close()
 
 
 def test_metrics_and_openapi(serving_settings: Settings) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from serving import create_app
 from tests.serving.conftest import register_model, write_online
@@ -15,10 +17,12 @@ from tickstore.settings import Settings
 from tickstore_feast.config import registry_path, registry_stamp
 
 
-def test_the_scorer_reads_an_online_store_file_made_again_under_it(serving_settings: Settings) -> None:
+def test_the_scorer_reads_an_online_store_file_made_again_under_it(
+    serving_settings: Settings, watching_app: Callable[[Settings], Flask]
+) -> None:
     register_model(serving_settings, seed=1, threshold=0.5)
     write_online(serving_settings, "BTC-USD", value=0.5)
-    client = create_app(serving_settings).test_client()  # watching, as under `tickstore serve`
+    client = watching_app(serving_settings).test_client()
 
     def spread() -> float | None:
         features = client.get("/v1/features/BTC-USD").get_json().get("features", {})
