@@ -47,10 +47,12 @@ def test_the_factory_names_a_variable_that_is_no_setting(
     assert "not a tickstore setting" not in caplog.text
 
 
-def test_closing_a_watching_app_stops_its_threads(serving_settings: Settings) -> None:
+def test_closing_a_watching_app_stops_its_threads(
+    serving_settings: Settings, watching_app: Callable[[Settings], Flask]
+) -> None:
     # a test's app went on asking MLflow's process-wide store after the test, by then another's
     register_model(serving_settings, seed=1, threshold=0.5)
-    state = create_app(serving_settings).extensions["tickstore"]
+    state = watching_app(serving_settings).extensions["tickstore"]  # closed again at the end: no harm
     threads = [state._watcher, state.models._thread]
     assert all(t is not None and t.is_alive() for t in threads)
     started = time.monotonic()
