@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
+
+from tickstore import pids
+
+# a file made aside lives for milliseconds: one older than this, of a process that is gone, was left
+LEFT_ASIDE_AFTER_S = 60.0
 
 
 def make_in_wal_mode(path: Path) -> None:
@@ -20,6 +27,7 @@ def make_in_wal_mode(path: Path) -> None:
     file handle would drop the POSIX locks DuckDB's SQLite holds on the same file in this process.
     """
     if path.exists():
+        _remove_left_aside(path)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     made = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
@@ -37,6 +45,24 @@ def make_in_wal_mode(path: Path) -> None:
             _switch_in_place(path)
     finally:
         made.unlink(missing_ok=True)
+    _remove_left_aside(path)
+
+
+def _remove_left_aside(path: Path) -> None:
+    """Remove what a process killed while making ``path`` left aside (its file, or SQLite's beside it).
+
+    Only a gone process's, and only once old: a process of another PID namespace sharing the folder
+    may be making one right now under a number that is free here.
+    """
+    prefix = f".{path.name}."
+    for left in path.parent.glob(f"{glob.escape(prefix)}*.new*"):
+        pid = left.name[len(prefix) :].split(".", 1)[0]
+        try:
+            old = time.time() - left.stat().st_mtime > LEFT_ASIDE_AFTER_S
+        except FileNotFoundError:  # its own process removed it meanwhile
+            continue
+        if pid.isdigit() and old and not pids.alive(int(pid)):
+            left.unlink(missing_ok=True)
 
 
 def _switch_in_place(path: Path) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.threads import at_once
 from tickstore import sqlite_file
@@ -25,3 +31,36 @@ def test_a_file_that_is_there_is_left_as_it_is(tmp_path: Path) -> None:
     path.write_bytes(b"not a database, and not ours to touch")
     sqlite_file.make_in_wal_mode(path)
     assert path.read_bytes() == b"not a database, and not ours to touch"
+
+
+def _left_aside(path: Path, pid: int, age_s: float, suffix: str = "") -> Path:
+    left = path.with_name(f".{path.name}.{pid}.140001.new{suffix}")
+    left.write_bytes(b"")
+    os.utime(left, (time.time() - age_s, time.time() - age_s))
+    return left
+
+
+def _gone_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("there", [False, True], ids=["made now", "already there"])
+def test_what_a_killed_maker_left_aside_is_removed_once_it_is_old(tmp_path: Path, there: bool) -> None:
+    # A process killed between making its aside file and removing it left a 4 KB dotted file beside
+    # the catalog for good.
+    path = tmp_path / "catalog.sqlite"
+    if there:
+        sqlite_file.make_in_wal_mode(path)
+    gone = _gone_pid()
+    removed = [_left_aside(path, gone, 3600), _left_aside(path, gone, 3600, "-wal")]
+    kept = [
+        _left_aside(path, os.getpid(), 3600, "-shm"),  # its process is alive: it may be making it now
+        _left_aside(path.with_name("other.sqlite"), gone, 3600),  # another file's
+    ]
+    young = _left_aside(path, gone, 0, "-journal")  # perhaps a process another PID namespace sees
+    sqlite_file.make_in_wal_mode(path)
+    assert [p.exists() for p in removed] == [False, False]
+    assert [p.exists() for p in kept] == [True, True]
+    assert young.exists()
