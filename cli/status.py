@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -214,6 +214,7 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     reader) whether the scorer can feed it: every feature it reads served, computed by the same SQL."""
     from serving.features import redefined_message
     from serving.model import ALIAS_URI, hint, trained_fingerprints
+    from serving.model import missing as names_nothing
     from tickstore.mlflow_store import reason, store_exists, use_mlflow_store
 
     uri = escape(settings.serve_model_uri)  # said in markup lines
@@ -228,7 +229,10 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
 
         client = MlflowClient()
         alias = ALIAS_URI.match(settings.serve_model_uri)
-        if alias is None:  # runs:/..., models:/name/3: the scorer loads it as given
+        if alias is None:  # runs:/..., models:/name/3: the scorer loads it as given, if it is there
+            problem = names_nothing(settings.serve_model_uri)
+            if problem is not None:
+                return False, [f"model {uri}: {MISSING}: {escape(problem)}"]
             return True, [f"model {uri}: set by TICKSTORE_SERVE_MODEL_URI"]
         version = client.get_model_version_by_alias(alias["name"], alias["alias"])
         run = client.get_run(version.run_id) if version.run_id else None
@@ -260,6 +264,24 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     if problems:
         line = line.replace(OK, "[red]refused by the scorer[/]")
     return not problems, [line, *problems]
+
+
+def _deleted_since(settings: Settings, model: dict[str, Any]) -> list[str]:
+    """A line when the run of the model a scorer serves has been deleted in MLflow since it loaded
+    (it goes on serving it, but would refuse it at its next start); none when MLflow can't say."""
+    from serving.model import deleted_run, is_deleted
+    from tickstore.mlflow_store import store_exists, use_mlflow_store
+
+    run_id = model.get("run_id")
+    if not isinstance(run_id, str) or not store_exists(settings):
+        return []
+    try:
+        use_mlflow_store(settings)
+        if not is_deleted(run_id):
+            return []
+    except Exception:  # another store than the scorer's, a server down: nothing to say here
+        return []
+    return [f"  [yellow]{escape(deleted_run(run_id))}, or start the scorer on another model[/]"]
 
 
 def scorer_report(settings: Settings) -> tuple[bool, list[str]]:
@@ -294,7 +316,7 @@ def scorer_report(settings: Settings) -> tuple[bool, list[str]]:
         else "no model"
     )
     if body["ready"]:
-        return True, [f"scorer {escape(url)}: {OK}, serving {serving}"]
+        return True, [f"scorer {escape(url)}: {OK}, serving {serving}", *_deleted_since(settings, model)]
     problems = escape("; ".join(str(p) for p in body.get("problems", [])))
     return False, [f"scorer {escape(url)}: [red]not ready[/], serving {serving}: {problems}"]
 

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import re
+import shlex
 import tempfile
 import threading
 import warnings
@@ -31,6 +32,7 @@ from tickstore.mlflow_store import (
     use_mlflow_store,
 )
 from tickstore.settings import Settings
+from tickstore.text import without_passwords
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,8 @@ VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
 def missing(uri: str) -> str | None:
     """Why ``uri`` can never be loaded, when MLflow says the run or model version it names does not
-    exist, or a finished run holds no model at its path (MLflow pointed at tickstore's store first);
+    exist, or a finished run holds no model at its path, or the run was deleted (its model kept only
+    until `mlflow gc`) (MLflow pointed at tickstore's store first);
     None when it exists, may exist later (an alias not set yet, a run still open), or MLflow can't
     be asked now.
 
@@ -97,6 +100,8 @@ def missing(uri: str) -> str | None:
         check_server(mlflow.get_tracking_uri())  # down: said now, not after MLflow's minutes of retries
         if run := RUN_URI.match(uri):
             found = client.get_run(run["run_id"])
+            if found.info.lifecycle_stage == "deleted":
+                return f"{deleted_run(run['run_id'])}. {hint()}"
             path = (run["path"] or "").strip("/")
             if not path:  # MLflow can't load a run's root: "Not a proper runs:/ URI"
                 return (
@@ -117,6 +122,25 @@ def missing(uri: str) -> str | None:
     except Exception:  # a server down or a store unreadable: the scorer retries and says why
         return None
     return None
+
+
+def deleted_run(run_id: str) -> str:
+    """That run ``run_id`` was deleted in MLflow, and how to bring it back (MLflow pointed at tickstore's
+    store first).
+
+    MLflow keeps a deleted run's model until `mlflow gc` removes it for good, so a scorer could start on
+    one and serve it; `tickstore models` no longer lists it, and the next start after a gc fails.
+    """
+    store = shlex.quote(without_passwords(mlflow.get_tracking_uri()))
+    return (
+        f"run {run_id} was deleted in MLflow (`mlflow gc` removes its model for good): restore it with "
+        f"`MLFLOW_TRACKING_URI={store} mlflow runs restore --run-id {run_id}`"
+    )
+
+
+def is_deleted(run_id: str) -> bool:
+    """Whether MLflow holds run ``run_id`` as deleted (not yet removed by `mlflow gc`)."""
+    return bool(MlflowClient().get_run(run_id).info.lifecycle_stage == "deleted")
 
 
 def _holds_model(uri: str) -> bool:

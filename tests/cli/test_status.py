@@ -264,3 +264,40 @@ def test_every_part_up_reads_ok_with_counts_and_ages(
     # ... and the running scorer, which reads the registry as it is now, is not ready
     assert f"scorer http://127.0.0.1:{s.serve_port}: not ready, serving models:/tickstore-volatility/" in out
     assert "trained on features that other SQL computed for ticks_60s" in out
+
+
+def test_a_model_run_deleted_in_mlflow_is_said_before_and_while_a_scorer_serves_it(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # a scorer started on a deleted run served it, and status said nothing: its model goes with
+    # `mlflow gc`, and `tickstore models` no longer lists it
+    from mlflow import MlflowClient
+
+    from tests.serving.conftest import MODEL, register_model
+
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    version = register_model(s, seed=1, threshold=0.5)  # MLflow pointed at the test's store first
+    run_id = MlflowClient().get_model_version(MODEL, version).run_id
+    fixed = s.model_copy(update={"serve_model_uri": f"runs:/{run_id}/model"})
+    app = create_app(fixed, watch_model=False)  # loaded while the run was there
+    MlflowClient().delete_run(run_id)
+    restore = f"mlflow runs restore --run-id {run_id}"
+    with serving(make_server("127.0.0.1", s.serve_port, app, threaded=True)):
+        run = tickstore(
+            s, "status", check=False, env={**env_for(s), "TICKSTORE_SERVE_MODEL_URI": fixed.serve_model_uri}
+        )
+    out = " ".join(run.stdout.split())
+    assert (
+        f"model runs:/{run_id}/model: missing: run {run_id} was deleted in MLflow" in out and restore in out
+    )
+    assert (
+        f"scorer http://127.0.0.1:{s.serve_port}: ok, serving runs:/{run_id}/model (logreg, 60 s horizon) run {run_id} was deleted in MLflow"
+        in out
+    )
+    assert out.endswith(f"{restore}`, or start the scorer on another model"), out
+    assert run.returncode == 1, out  # no model to start a scorer on
+    served = tickstore(s, "serve", "--model", f"runs:/{run_id}/model", check=False)
+    said = " ".join(served.stderr.split())
+    assert served.returncode == 1 and said.startswith(
+        f"Error: cannot serve runs:/{run_id}/model: run {run_id} was deleted in MLflow"
+    ), said

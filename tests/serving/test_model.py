@@ -84,6 +84,15 @@ def test_a_uri_naming_nothing_is_said_to_and_one_naming_something_is_not(
     )
     with mlflow.start_run(experiment_id=tracking.setup(settings)) as running:  # a model may yet come
         assert missing(f"runs:/{running.info.run_id}/model") is None
+    # deleted in MLflow: its model stays loadable until `mlflow gc`, and a scorer started on it served it
+    MlflowClient().delete_run(run_id)
+    said = missing(f"runs:/{run_id}/model")
+    assert said is not None and said.startswith(
+        f"run {run_id} was deleted in MLflow (`mlflow gc` removes its model for good): restore it with "
+        f"`MLFLOW_TRACKING_URI={mlflow.get_tracking_uri()} mlflow runs restore --run-id {run_id}`. "
+    )
+    MlflowClient().restore_run(run_id)
+    assert missing(f"runs:/{run_id}/model") is None
 
 
 def test_a_fixed_uri_that_fails_to_load_at_start_is_tried_again_until_it_loads(
