@@ -174,8 +174,8 @@ def serve(
 def _refuse_a_model_that_is_not_there(settings: Settings) -> None:
     """Stop before serving when MLflow says the run or version the model URI names does not exist (a
     typo in a runs:/ id), or the path in a finished run holds no model: such a scorer answered 503
-    for ever. A run deleted in MLflow is refused too, with the command that restores it. An alias not set yet is served as it appears, and a server that is down is retried by
-    the scorer."""
+    for ever. A run deleted in MLflow is refused too, with the command that restores it. An alias
+    not set yet is served as it appears, and a server that is down is retried by the scorer."""
     uri = settings.serve_model_uri
     if not uri.startswith(("runs:/", "models:/")):
         return

@@ -85,8 +85,8 @@ VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
 def missing(uri: str) -> str | None:
     """Why ``uri`` can never be loaded, when MLflow says the run or model version it names does not
-    exist, or a finished run holds no model at its path, or the run was deleted (its model kept only
-    until `mlflow gc`) (MLflow pointed at tickstore's store first);
+    exist, a finished run holds no model at its path, or the run was deleted (its model is kept only
+    until `mlflow gc`); MLflow pointed at tickstore's store first.
     None when it exists, may exist later (an alias not set yet, a run still open), or MLflow can't
     be asked now.
 

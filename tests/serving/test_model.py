@@ -4,6 +4,7 @@ that name nothing; retries of a fixed URI."""
 from __future__ import annotations
 
 import json
+import shlex
 import tempfile
 import time
 from collections.abc import Callable
@@ -89,7 +90,7 @@ def test_a_uri_naming_nothing_is_said_to_and_one_naming_something_is_not(
     said = missing(f"runs:/{run_id}/model")
     assert said is not None and said.startswith(
         f"run {run_id} was deleted in MLflow (`mlflow gc` removes its model for good): restore it with "
-        f"`MLFLOW_TRACKING_URI={mlflow.get_tracking_uri()} mlflow runs restore --run-id {run_id}`. "
+        f"`MLFLOW_TRACKING_URI={shlex.quote(mlflow.get_tracking_uri())} mlflow runs restore --run-id {run_id}`. "
     )
     MlflowClient().restore_run(run_id)
     assert missing(f"runs:/{run_id}/model") is None
