@@ -267,13 +267,14 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
 
 
 def _deleted_since(settings: Settings, model: dict[str, Any]) -> list[str]:
-    """A line when the run of the model a scorer serves has been deleted in MLflow since it loaded
-    (it goes on serving it, but would refuse it at its next start); none when MLflow can't say."""
-    from serving.model import deleted_run, is_deleted
+    """A line when the run a scorer serves by its runs:/ URI has been deleted in MLflow since it
+    loaded (it goes on serving it, but would refuse it at its next start); none when MLflow can't say.
+    A registered version's model is kept apart from its run, so a scorer serving one is left alone."""
+    from serving.model import RUN_URI, deleted_run, is_deleted
     from tickstore.mlflow_store import store_exists, use_mlflow_store
 
     run_id = model.get("run_id")
-    if not isinstance(run_id, str) or not store_exists(settings):
+    if not isinstance(run_id, str) or not RUN_URI.match(str(model.get("uri"))) or not store_exists(settings):
         return []
     try:
         use_mlflow_store(settings)
