@@ -173,18 +173,17 @@ def serve(
 
 def _refuse_a_model_that_is_not_there(settings: Settings) -> None:
     """Stop before serving when MLflow says the run or version the model URI names does not exist (a
-    typo in a runs:/ id), or the path in a finished run holds no model: such a scorer answered 503
-    for ever. A run deleted in MLflow is refused too, with the command that restores it. An alias
-    not set yet is served as it appears, and a server that is down is retried by the scorer."""
+    typo in a runs:/ id), the path in a finished run holds no model, or a folder named holds none (a
+    run id without runs:/): such a scorer answered 503 for ever. A run deleted in MLflow is refused
+    too, with the command that restores it. An alias not set yet is served as it appears, and a
+    server that is down is retried by the scorer."""
     uri = settings.serve_model_uri
-    if not uri.startswith(("runs:/", "models:/")):
-        return
     # asked in gunicorn's master, whose workers are forked later: MLflow's engine, kept per process,
     # would otherwise hold its database connections open into every worker (two, measured), and a
     # SQLite connection used across a fork can corrupt the file. Without a pool none stays open.
     if os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool") != "NullPool":
         return  # a pool of the user's choosing: the workers find out for themselves
-    from serving.model import missing
+    from serving.model_uri import missing
     from tickstore.mlflow_store import use_mlflow_store
 
     try:

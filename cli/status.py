@@ -213,8 +213,9 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     """Whether the model the scorer would load exists, which it is, and (given the online store's
     reader) whether the scorer can feed it: every feature it reads served, computed by the same SQL."""
     from serving.features import redefined_message
-    from serving.model import ALIAS_URI, hint, trained_fingerprints
-    from serving.model import missing as names_nothing
+    from serving.model import trained_fingerprints
+    from serving.model_uri import ALIAS_URI, hint
+    from serving.model_uri import missing as names_nothing
     from tickstore.mlflow_store import reason, store_exists, use_mlflow_store
 
     uri = escape(settings.serve_model_uri)  # said in markup lines
@@ -270,7 +271,7 @@ def _deleted_since(settings: Settings, model: dict[str, Any]) -> list[str]:
     """A line when the run a scorer serves by its runs:/ URI has been deleted in MLflow since it
     loaded (it goes on serving it, but would refuse it at its next start); none when MLflow can't say.
     A registered version's model is kept apart from its run, so a scorer serving one is left alone."""
-    from serving.model import RUN_URI, deleted_run, is_deleted
+    from serving.model_uri import RUN_URI, deleted_run, is_deleted
     from tickstore.mlflow_store import store_exists, use_mlflow_store
 
     run_id = model.get("run_id")

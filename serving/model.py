@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
-import shlex
 import tempfile
 import threading
 import warnings
@@ -21,10 +19,9 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
 from serving.linear import CompiledLinear, compile_linear
+from serving.model_uri import ALIAS_URI, VERSION_URI, hint
 from serving.trees import CompiledTrees, compile_xgboost
 from tickstore.mlflow_store import (
-    EXPERIMENT,
-    REGISTERED_MODEL,
     check_server,
     reason,
     store_exists,
@@ -32,122 +29,11 @@ from tickstore.mlflow_store import (
     use_mlflow_store,
 )
 from tickstore.settings import Settings
-from tickstore.text import without_passwords
 
 log = logging.getLogger(__name__)
 
 # Models are fitted on DataFrames and scored on arrays in the same column order (see predict).
 warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
-
-HINT = (
-    "Train one (`tickstore train` promotes a champion when a model beats the z-score rule beyond chance, and prints "
-    "the runs:/ URIs of the rule and of its best model when none does), or serve one by its URI: "
-    "`tickstore serve --model runs:/<run>/model` (or TICKSTORE_SERVE_MODEL_URI; `tickstore models` lists them)"
-)
-
-
-def hint() -> str:
-    """What to do about a model that can't be loaded: HINT, and where no model is promoted at all, the
-    runs:/ URI of the newest training run's z-score rule (MLflow pointed at tickstore's store first)."""
-    client = MlflowClient()
-    try:
-        client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
-        return HINT  # there is a champion: the URI asked for is another
-    except Exception:  # MLflow's "not found", or a store that can't be read: look for a run below
-        pass
-    try:
-        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-        runs = (
-            client.search_runs(
-                [experiment.experiment_id],
-                "params.model = 'zscore' and params.labels = 'honest' and attributes.status = 'FINISHED'",
-                order_by=["attributes.start_time DESC"],
-                max_results=1,
-            )
-            if experiment is not None
-            else []
-        )
-    except Exception:
-        return HINT
-    if not runs:
-        return HINT
-    return (
-        "No `tickstore train` run has promoted a model (none beat the z-score rule beyond chance); to serve the newest "
-        f"`tickstore train` run's z-score rule: tickstore serve --model runs:/{runs[0].info.run_id}/model "
-        "(every logged model, with its scores and URI: tickstore models)"
-    )
-
-
-ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
-RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/(?P<path>.*))?$")
-VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
-
-
-def missing(uri: str) -> str | None:
-    """Why ``uri`` can never be loaded, when MLflow says the run or model version it names does not
-    exist, a finished run holds no model at its path, or the run was deleted (its model is kept only
-    until `mlflow gc`); MLflow pointed at tickstore's store first.
-    None when it exists, may exist later (an alias not set yet, a run still open), or MLflow can't
-    be asked now.
-
-    A scorer started on such a URI stayed up and answered 503 for ever: a runs:/ or models:/name/N
-    URI names one thing, and nothing would ever make it appear.
-    """
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient()
-    try:
-        check_server(mlflow.get_tracking_uri())  # down: said now, not after MLflow's minutes of retries
-        if run := RUN_URI.match(uri):
-            found = client.get_run(run["run_id"])
-            if found.info.lifecycle_stage == "deleted":
-                return f"{deleted_run(run['run_id'])}. {hint()}"
-            path = (run["path"] or "").strip("/")
-            if not path:  # MLflow can't load a run's root: "Not a proper runs:/ URI"
-                return (
-                    f"a runs:/ URI names the model's folder in its run too: {uri.rstrip('/')}/model. {hint()}"
-                )
-            # a run that has ended gets no new model (train logs each while its run is open), so a
-            # path without one (`runs:/<id>/modle`) names nothing for good; a running one may yet
-            if found.info.status != "RUNNING" and not _holds_model(uri):
-                return (
-                    f"run {run['run_id']} has no model at '{path}' (tickstore train logs each model at "
-                    f"runs:/<run id>/model). {hint()}"
-                )
-        elif version := VERSION_URI.match(uri):
-            client.get_model_version(version["name"], version["version"])
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return f"{reason(exc).rstrip('.')}. {hint()}"
-    except Exception:  # a server down or a store unreadable: the scorer retries and says why
-        return None
-    return None
-
-
-def deleted_run(run_id: str) -> str:
-    """That run ``run_id`` was deleted in MLflow, and how to bring it back (MLflow pointed at tickstore's
-    store first).
-
-    MLflow keeps a deleted run's model until `mlflow gc` removes it for good, so a scorer could start on
-    one and serve it; `tickstore models` no longer lists it, and the next start after a gc fails.
-    """
-    store = shlex.quote(without_passwords(mlflow.get_tracking_uri()))
-    return (
-        f"run {run_id} was deleted in MLflow (`mlflow gc` removes its model for good): restore it with "
-        f"`MLFLOW_TRACKING_URI={store} mlflow runs restore --run-id {run_id}`"
-    )
-
-
-def is_deleted(run_id: str) -> bool:
-    """Whether MLflow holds run ``run_id`` as deleted (not yet removed by `mlflow gc`)."""
-    return bool(MlflowClient().get_run(run_id).info.lifecycle_stage == "deleted")
-
-
-def _holds_model(uri: str) -> bool:
-    """Whether the artifact folder ``uri`` names holds an MLflow model (its MLmodel file); listed,
-    not downloaded. MLflow 3 resolves a run's model name to the logged model it keeps apart."""
-    listed = mlflow.artifacts.list_artifacts(artifact_uri=uri)
-    return any(not entry.is_dir and entry.path.rsplit("/", 1)[-1] == "MLmodel" for entry in listed)
 
 
 class ModelUnavailable(RuntimeError):

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from tests.cli.helpers import env_for, tickstore
 from tests.conftest import REPO, SHARED, free_port
-from tests.serving.conftest import register_model
+from tests.serving.conftest import MODEL, register_model
 from tickstore.settings import Settings
 
 LISTEN, ESTABLISHED = "0A", "01"  # socket states as /proc/net/tcp writes them
@@ -320,13 +321,21 @@ def test_serve_refuses_more_workers_than_the_memory_holds(make_settings: Callabl
 
 
 def test_serve_refuses_a_model_uri_that_names_nothing(make_settings: Callable[..., Settings]) -> None:
-    """A runs:/ id with a typo started a scorer that answered 503 for ever; an alias not set yet is
-    still served as it appears (the scorer waits for it, not ready)."""
+    """A runs:/ id with a typo, or a run's id alone, started a scorer that answered 503 for ever; an
+    alias not set yet is still served as it appears (the scorer waits for it, not ready)."""
     s = make_settings(serve_port=free_port())
-    register_model(s, seed=1, threshold=0.5)
+    version = register_model(s, seed=1, threshold=0.5)
     run = tickstore(s, "serve", "--model", "runs:/0123abc/model", check=False)
     said = " ".join(run.stderr.split())
     assert run.returncode == 1 and "Traceback" not in said, said
     assert said.startswith("Error: cannot serve runs:/0123abc/model: Run with id=0123abc not found. ")
     run = tickstore(s, "serve", "--model", "models:/tickstore-volatility/2", check=False)
     assert run.returncode == 1 and "(name=tickstore-volatility, version=2) not found" in run.stderr
+    # a run's id alone is read by MLflow as a folder: the scorer warned "No such artifact" for ever
+    run_id = MlflowClient().get_model_version(MODEL, version).run_id
+    run = tickstore(s, "serve", "--model", run_id, check=False)
+    said = " ".join(run.stderr.split())
+    assert run.returncode == 1 and said.startswith(
+        f"Error: cannot serve {run_id}: no folder {run_id} (a path names a model's folder); did you mean "
+        f"runs:/{run_id}/model?"
+    ), said

@@ -1,10 +1,9 @@
-"""Loading the scoring model from MLflow: by alias and by run, leaving nothing behind on disk; URIs
-that name nothing; retries of a fixed URI."""
+"""Loading the scoring model from MLflow: by alias and by run, leaving nothing behind on disk; retries
+of a fixed URI."""
 
 from __future__ import annotations
 
 import json
-import shlex
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from mlflow import sklearn as mlflow_sklearn
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from serving.model import ModelHolder, load, missing
+from serving.model import ModelHolder, load
 from tickstore.settings import Settings
 from training import tracking
 
@@ -57,43 +56,6 @@ def test_a_model_loaded_leaves_no_download_behind(
     np.testing.assert_allclose(by_alias.predict([row]), expected, rtol=1e-12)  # loaded whole, in memory
     np.testing.assert_allclose(by_run.predict([row]), expected, rtol=1e-12)
     assert not list(temp.iterdir())
-
-
-def test_a_uri_naming_nothing_is_said_to_and_one_naming_something_is_not(
-    make_settings: Callable[..., Settings],
-) -> None:
-    from tests.serving.conftest import MODEL, register_model
-
-    settings = make_settings()
-    version = register_model(settings, seed=1, threshold=0.5)
-    run_id = MlflowClient().get_model_version(MODEL, version).run_id
-    assert missing(f"runs:/{run_id}/model") is None
-    assert missing(f"models:/{MODEL}/{version}") is None
-    assert missing(f"models:/{MODEL}@champion") is None
-    assert missing("models:/tickstore-volatility@not-yet") is None  # an alias may be set later
-    said = missing("runs:/0123abc/model")
-    assert said is not None and said.startswith("Run with id=0123abc not found. ")
-    said = missing(f"models:/{MODEL}/{int(version) + 1}")
-    assert said is not None and f"version={int(version) + 1}) not found" in said
-    # a run that exists, at a path holding no model: retried for ever before, as if it might appear
-    for path in ("modle", "model/MLmodel", "dataset"):
-        said = missing(f"runs:/{run_id}/{path}")
-        assert said is not None and said.startswith(f"run {run_id} has no model at '{path}' ("), path
-    said = missing(f"runs:/{run_id}")  # MLflow's "Not a proper runs:/ URI"
-    assert said is not None and said.startswith(
-        f"a runs:/ URI names the model's folder in its run too: runs:/{run_id}/model."
-    )
-    with mlflow.start_run(experiment_id=tracking.setup(settings)) as running:  # a model may yet come
-        assert missing(f"runs:/{running.info.run_id}/model") is None
-    # deleted in MLflow: its model stays loadable until `mlflow gc`, and a scorer started on it served it
-    MlflowClient().delete_run(run_id)
-    said = missing(f"runs:/{run_id}/model")
-    assert said is not None and said.startswith(
-        f"run {run_id} was deleted in MLflow (`mlflow gc` removes its model for good): restore it with "
-        f"`MLFLOW_TRACKING_URI={shlex.quote(mlflow.get_tracking_uri())} mlflow runs restore --run-id {run_id}`. "
-    )
-    MlflowClient().restore_run(run_id)
-    assert missing(f"runs:/{run_id}/model") is None
 
 
 def test_a_fixed_uri_that_fails_to_load_at_start_is_tried_again_until_it_loads(

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from serving.model import HINT, hint, load
+from serving.model import load
+from serving.model_uri import HINT, hint
 from tickstore.settings import Settings
 from training import tracking
 from training.models import LogReg, XGBoost, ZScoreRule
