@@ -60,10 +60,16 @@ def _products(body: Any) -> tuple[list[str], bool]:
         )
     if single is not None:
         if not isinstance(single, str) or not single:
-            raise ApiError(400, "bad_request", "product_id must be a non-empty string, e.g. BTC-USD")
+            several = (
+                ': a list goes in product_ids, {"product_ids": [...]}' if isinstance(single, list) else ""
+            )
+            raise ApiError(
+                400, "bad_request", f"product_id must be a non-empty string, e.g. BTC-USD{several}"
+            )
         return [_checked(single)], False
     if not isinstance(batch, list) or not batch or not all(isinstance(p, str) and p for p in batch):
-        raise ApiError(400, "bad_request", "product_ids must be a non-empty list of non-empty strings")
+        one = ': one product goes in product_id, {"product_id": "..."}' if isinstance(batch, str) else ""
+        raise ApiError(400, "bad_request", f"product_ids must be a non-empty list of non-empty strings{one}")
     if len(batch) > MAX_BATCH:
         raise ApiError(400, "bad_request", f"at most {MAX_BATCH} product_ids per request, got {len(batch)}")
     return [_checked(p) for p in batch], True

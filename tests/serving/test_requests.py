@@ -39,6 +39,17 @@ def test_a_json_body_is_read_whatever_its_content_type_and_megabytes_are_refused
         (b"", "the body is empty"),
         (b" \n", "the body is empty"),
         (b"[]", "send a JSON object"),
+        # a list where one product goes, and the other way round: the message names the other field
+        (
+            b'{"product_id": ["BTC-USD"]}',
+            'a non-empty string, e.g. BTC-USD: a list goes in product_ids, {"product_ids": [...]}',
+        ),
+        (b'{"product_id": ""}', "product_id must be a non-empty string, e.g. BTC-USD"),
+        (
+            b'{"product_ids": "BTC-USD"}',
+            'non-empty strings: one product goes in product_id, {"product_id": "..."}',
+        ),
+        (b'{"product_ids": [""]}', "product_ids must be a non-empty list of non-empty strings"),
     ],
 )
 def test_a_body_that_is_no_json_object_gets_a_400_saying_why(client, body: bytes, says: str) -> None:
