@@ -43,7 +43,7 @@ from cli import (
 )
 from cli.context import Context, OutPath, console
 from cli.interrupt import interrupted
-from tickstore import catalog, lake, stopping
+from tickstore import catalog, lake, metrics_dir, stopping
 from tickstore.errors import TickstoreError, storage_trouble
 from tickstore.settings import Settings, unknown_variables
 from tickstore.text import visible
@@ -54,6 +54,8 @@ from tickstore_feast.quick_import import skip_feast_type_checks
 # skipped; destructors by reference count, exit handlers and thread joins still run as before.
 # Registered at import, so the handlers libraries register later (Feast's, MLflow's) run before it.
 atexit.register(gc.freeze)
+# before Feast's import makes /tmp/feast_metrics_<random>, which a killed command left behind
+metrics_dir.claim()
 bash_complete.install()  # before click reads _TICKSTORE_COMPLETE
 
 # Output in an encoding other than UTF-8 (PYTHONIOENCODING=latin-1, a terminal set so) can't hold

@@ -19,6 +19,7 @@ from ingest import replay
 from tests.cli.helpers import env_for, spawn_sink, tickstore
 from tests.conftest import REPO, SHARED
 from tests.ingest.helpers import query, reference_ticks
+from tickstore import metrics_dir
 from tickstore.settings import Settings
 
 
@@ -93,6 +94,26 @@ def test_version_names_the_engines(make_settings: Callable[..., Settings]) -> No
     out = tickstore(make_settings(), "--version").stdout.strip()
     assert out.startswith(f"tickstore {version('tickstore')} (DuckDB {version('duckdb')}, Feast ")
     assert out.endswith(f"Python {sys.version.split()[0]})")
+
+
+def test_a_command_removes_the_feast_metrics_folder_a_killed_one_left_and_its_own(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # `import feast` made /tmp/feast_metrics_<random>, which a command killed by `kill` left behind
+    s = make_settings()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    gone = int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout)
+    left = tmp / f"{metrics_dir.PREFIX}{metrics_dir._namespace()}-{gone}"
+    left.mkdir()
+    old = time.time() - 2 * metrics_dir.GONE_AFTER_S
+    os.utime(left, (old, old))
+    env = {**env_for(s), "TMPDIR": str(tmp)}
+    for variable in ("PROMETHEUS_MULTIPROCESS_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(variable, None)  # as from a shell: the test process's own Feast set them
+    run = tickstore(s, "status", check=False, env=env)  # it imports Feast, for the online store
+    assert "Traceback" not in run.stderr and "online store" in run.stdout, run.stdout + run.stderr
+    assert list(tmp.iterdir()) == []
 
 
 def test_tickstore_s_own_options_may_follow_the_command(
