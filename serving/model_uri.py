@@ -57,6 +57,7 @@ def hint() -> str:
 ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/(?P<path>.*))?$")
 VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+LOGGED_URI = re.compile(r"^models:/(?P<id>[^/@]+)$")
 
 
 def missing(uri: str) -> str | None:
@@ -67,7 +68,8 @@ def missing(uri: str) -> str | None:
     be asked now.
 
     A scorer started on such a URI stayed up and answered 503 for ever: a runs:/ or models:/name/N
-    URI names one thing, and nothing would ever make it appear. A path (or file: URI) is a model
+    URI names one thing, and nothing would ever make it appear, nor would a logged model's id that
+    names none (models:/<id>, MLflow 3's; a registered name alone is read so). A path (or file: URI) is a model
     folder only with MLflow's MLmodel file in it, and a scheme MLflow has no store for is a typo
     (`run:/`); other stores' URIs (s3://, ...) are left to the scorer.
     """
@@ -94,6 +96,13 @@ def missing(uri: str) -> str | None:
                 )
         elif version := VERSION_URI.match(uri):
             client.get_model_version(version["name"], version["version"])
+        elif logged := LOGGED_URI.match(uri):  # MLflow 3 reads models:/<id> as a logged model's id
+            try:
+                client.get_logged_model(logged["id"])
+            except MlflowException as exc:
+                if exc.error_code == "RESOURCE_DOES_NOT_EXIST" and _registered(client, logged["id"]):
+                    return f"{reason(exc).rstrip('.')}; did you mean models:/{logged['id']}@champion?"
+                raise
         elif (scheme := urlparse(uri).scheme) in ("", "file"):
             return _no_model_folder(uri, client)
         elif scheme not in get_registered_artifact_repositories():
@@ -162,3 +171,13 @@ def _meant(uri: str, client: MlflowClient) -> str:
         except Exception:  # MLflow's "not found": another 32 hex digits
             continue
     return f"{NAMING}. {hint()}"
+
+
+def _registered(client: MlflowClient, name: str) -> bool:
+    """Whether MLflow's registry holds a model named ``name`` (one a models:/ URI names without its
+    version or alias)."""
+    try:
+        client.get_registered_model(name)
+    except Exception:  # MLflow's "not found"
+        return False
+    return True

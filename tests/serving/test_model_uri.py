@@ -25,6 +25,13 @@ def test_a_uri_naming_nothing_is_said_to_and_one_naming_something_is_not(
     assert missing(f"models:/{MODEL}/{version}") is None
     assert missing(f"models:/{MODEL}@champion") is None
     assert missing("models:/tickstore-volatility@not-yet") is None  # an alias may be set later
+    # MLflow 3 reads models:/<id> as a logged model's id: a registered name alone found none, for ever
+    logged = MlflowClient().get_model_version(MODEL, version).source  # models:/m-<id>, where it was logged
+    assert logged.startswith("models:/m-") and missing(logged) is None
+    said = missing(f"models:/{MODEL}")
+    assert said == f"Logged model with ID '{MODEL}' not found; did you mean models:/{MODEL}@champion?", said
+    said = missing("models:/m-0123abc")
+    assert said is not None and said.startswith("Logged model with ID 'm-0123abc' not found. "), said
     said = missing("runs:/0123abc/model")
     assert said is not None and said.startswith("Run with id=0123abc not found. ")
     said = missing(f"models:/{MODEL}/{int(version) + 1}")
