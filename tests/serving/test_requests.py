@@ -52,7 +52,7 @@ def test_a_json_body_is_read_whatever_its_content_type_and_megabytes_are_refused
         (b'{"product_ids": [""]}', "product_ids must be a non-empty list of non-empty strings"),
     ],
 )
-def test_a_body_that_is_no_json_object_gets_a_400_saying_why(client, body: bytes, says: str) -> None:
+def test_a_body_that_is_no_request_gets_a_400_saying_why(client, body: bytes, says: str) -> None:
     response = client.post("/v1/score", data=body, content_type="application/json")
     assert response.status_code == 400, response.get_data()
     error = response.get_json()["error"]
