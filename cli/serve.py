@@ -160,6 +160,7 @@ def serve(
     settings = base.model_copy(update=updates)
     pin(settings.serve_cpus, "--cpus or TICKSTORE_SERVE_CPUS")  # gunicorn's workers, forked later, inherit it
     _refuse_a_model_that_is_not_there(settings)
+    _say_if_redis_does_not_answer(settings)
     url = f"http://{net.host_port(settings.serve_host, settings.serve_port)}"
     if dev:
         from serving import create_app
@@ -193,6 +194,28 @@ def _refuse_a_model_that_is_not_there(settings: Settings) -> None:
     problem = missing(uri)
     if problem is not None:
         raise click.ClickException(f"cannot serve {uri}: {problem}")
+
+
+def _say_if_redis_does_not_answer(settings: Settings) -> None:
+    """Warn before serving when the Redis online store does not answer: the scorer started without a
+    word and answered every request 503 (its /readyz said why). Not refused: Redis may come up after
+    it, and the scorer reads it then. A SQLite store is a file, made when first written."""
+    if settings.online_store != "redis":
+        return
+    from rich.markup import escape
+
+    from tickstore_feast.online import OnlineStoreUnavailable, check_online_store
+    from tickstore_feast.repo import feature_store
+
+    try:
+        check_online_store(feature_store(settings, apply=False))
+    except OnlineStoreUnavailable as exc:
+        console.print(
+            f"[yellow]warning:[/] {escape(str(exc))}; until it answers, every score is a 503 "
+            "(features_unavailable)",
+            markup=True,
+            highlight=False,
+        )
 
 
 WORKER_BYTES = 300 * 2**20  # one worker's memory: ~310 MB RSS measured, the z-score rule served

@@ -158,14 +158,14 @@ def _cpus_allowed(pid: int) -> str:
 
 
 def _serve_until_listening(
-    s: Settings, *args: str, workers: int, unset: tuple[str, ...] = ()
+    s: Settings, *args: str, workers: int, unset: tuple[str, ...] = (), extra: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
     """`tickstore serve *args` on ``s`` without a model (an alias not set: up, not ready), once ``workers``
     sockets listen.
 
-    ``unset``: variables of the caller's environment the server must not see.
+    ``unset``: variables of the caller's environment the server must not see; ``extra``: more it sees.
     """
-    env = {**env_for(s), "TICKSTORE_SERVE_MODEL_URI": "models:/tickstore-volatility@none"}
+    env = {**env_for(s), "TICKSTORE_SERVE_MODEL_URI": "models:/tickstore-volatility@none", **(extra or {})}
     server = subprocess.Popen(
         [sys.executable, "-m", "cli", "serve", *args],
         env={k: v for k, v in env.items() if k not in unset},
@@ -305,6 +305,32 @@ def test_serve_listens_on_an_ipv6_address_and_names_a_host_it_cannot_use(
         "cannot listen on 999.1.1.1: Name or service not known. Give an address of this machine"
         in " ".join(unknown.stderr.split())
     )
+
+
+@pytest.mark.slow
+def test_serve_says_at_start_when_the_redis_online_store_does_not_answer(
+    make_settings: Callable[..., Settings], redis_url: str
+) -> None:
+    """It started without a word and answered every request 503 (its /readyz said why); it still
+    starts, as Redis may come up after it, and says nothing of a Redis that answers."""
+    said_down = "warning: the Redis online store at 127.0.0.1:{port} does not answer"
+    for url, warned in ((f"127.0.0.1:{free_port()}", True), (redis_url, False)):
+        s = make_settings(serve_port=free_port())
+        extra = {"TICKSTORE_ONLINE_STORE": "redis", "TICKSTORE_REDIS_URL": url}
+        server = _serve_until_listening(s, "--workers", "1", "--threads", "1", workers=1, extra=extra)
+        try:
+            status, body = http(f"http://127.0.0.1:{s.serve_port}/readyz")
+        finally:
+            server.terminate()
+            _, err = server.communicate(timeout=30)
+        err = " ".join(err.split())
+        down = said_down.format(port=url.split(":")[1].split(",")[0])
+        assert (down in err) is warned, err[:3000]
+        assert (
+            "or use TICKSTORE_ONLINE_STORE=sqlite; until it answers, every score is a 503 (features_unavailable)"
+            in err
+        ) is warned, err[:3000]
+        assert status == 503 and body["ready"] is False, body  # up either way; not ready (no model)
 
 
 def test_serve_refuses_more_workers_than_the_memory_holds(make_settings: Callable[..., Settings]) -> None:
