@@ -216,6 +216,8 @@ def _say_if_redis_does_not_answer(settings: Settings) -> None:
             markup=True,
             highlight=False,
         )
+    except Exception:  # a feature repo or registry that can't be read: the workers say why, as before
+        return
 
 
 WORKER_BYTES = 300 * 2**20  # one worker's memory: ~310 MB RSS measured, the z-score rule served
