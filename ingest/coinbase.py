@@ -8,13 +8,15 @@ with exponential backoff (and subscribes again) when the connection drops or goe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import Producer
 from websockets.asyncio.client import ClientConnection, connect
@@ -104,6 +106,7 @@ class CoinbaseIngest:
             settings.archive_rotate_s,
         )
         self.stats = LiveStats()
+        self.backoff = Backoff()
         self._stop = asyncio.Event()
 
     @property
@@ -127,13 +130,13 @@ class CoinbaseIngest:
         if self._producer is None:
             self._producer = kafka.producer(self.settings, **kafka.LIVE)
         producer = self._producer
-        backoff = Backoff()
+        backoff = self.backoff
         deadline = time.monotonic() + self.duration_s if self.duration_s else None
         try:
             while not self._done(deadline):
                 received_before, connections_before = self.stats.messages, self.stats.connections
                 try:
-                    await self._session(deadline)
+                    await self._until_stopped(self._session(deadline), deadline)
                 except (OSError, WebSocketException, TimeoutError) as exc:
                     if self.stats.connections > connections_before:
                         log.warning("coinbase: connection to %s lost: %s", self.url, exc)
@@ -148,7 +151,11 @@ class CoinbaseIngest:
                 if self.stats.messages > received_before:
                     backoff.reset()
                 delay = backoff.next_delay()
-                log.info("coinbase: trying again in %.1f s", delay)
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    # --duration ends first: wait out the rest rather than overrun it by a whole delay
+                    delay = max(deadline - time.monotonic(), 0.0)
+                else:
+                    log.info("coinbase: trying again in %.1f s", delay)
                 try:
                     await asyncio.wait_for(self._stop.wait(), timeout=delay)
                 except TimeoutError:
@@ -167,8 +174,31 @@ class CoinbaseIngest:
             return True
         return self.max_messages is not None and self.stats.messages >= self.max_messages
 
+    async def _until_stopped(self, session: Coroutine[Any, Any, None], deadline: float | None) -> None:
+        """Run ``session`` until it ends, :meth:`stop` is called or the deadline passes (then cancel it).
+
+        A connection attempt that hangs (a handshake never answered) waited up to its 10 s open timeout
+        past --duration's end and past a Ctrl-C; errors of the session are raised as they come.
+        """
+        task = asyncio.ensure_future(session)
+        stopped = asyncio.ensure_future(self._stop.wait())
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            await asyncio.wait({task, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not task.cancelled():
+            task.result()
+
     async def _session(self, deadline: float | None) -> None:
-        async with connect(self.url, max_size=self.settings.max_message_bytes, ping_interval=20) as ws:
+        # close_timeout: a close the server never answers (on a stop) is not waited for 10 s
+        async with connect(
+            self.url, max_size=self.settings.max_message_bytes, ping_interval=20, close_timeout=2
+        ) as ws:
             self.stats.connections += 1
             for message in self.subscribe:
                 await ws.send(json.dumps(message))

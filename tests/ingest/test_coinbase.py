@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +117,43 @@ def test_a_feed_that_never_answers_is_called_unreachable_not_lost(
     for given in ("notaurl", "https://ws-feed.exchange.coinbase.com", "wss://"):
         run = tickstore(kafka_settings, "ingest", "coinbase", "--url", given, check=False)
         assert run.returncode == 2 and f"{given!r} is not a WebSocket URL" in run.stderr, run.stderr
+
+
+def test_duration_and_a_stop_end_a_connection_attempt_that_hangs(kafka_settings: Settings) -> None:
+    """--duration and Ctrl-C end the session on time while a handshake goes unanswered.
+
+    The WebSocket client waits up to 10 s for a handshake; the session waited it out past both.
+    """
+    with socket.socket() as silent:  # takes TCP connections (the kernel's backlog), answers nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"ws://127.0.0.1:{silent.getsockname()[1]}"
+        session = coinbase.CoinbaseIngest(
+            kafka_settings, "advanced-trade", ["BTC-USD"], url=url, duration_s=1.5
+        )
+        started = time.monotonic()
+        stats = session.run()
+        assert time.monotonic() - started < 4.0 and stats.connections == 0
+
+        session = coinbase.CoinbaseIngest(kafka_settings, "advanced-trade", ["BTC-USD"], url=url)
+
+        async def stop_soon() -> coinbase.LiveStats:
+            asyncio.get_running_loop().call_later(1.0, session.stop)
+            return await session.run_async()
+
+        started = time.monotonic()
+        stats = asyncio.run(stop_soon())
+        assert time.monotonic() - started < 4.0 and stats.connections == 0
+
+
+def test_duration_is_not_overrun_by_a_backoff_delay(kafka_settings: Settings) -> None:
+    """A retry delay longer than what is left of --duration is cut to it (it ran a whole delay over)."""
+    url = f"ws://127.0.0.1:{free_port()}"  # refused at once, so the session is all backoff
+    session = coinbase.CoinbaseIngest(kafka_settings, "advanced-trade", ["BTC-USD"], url=url, duration_s=2.0)
+    session.backoff = coinbase.Backoff(initial=8.0)  # the first delay alone, 4-8 s, is past the end
+    started = time.monotonic()
+    stats = session.run()
+    assert time.monotonic() - started < 3.5 and stats.connections == 0
 
 
 class SteadyFeed:
