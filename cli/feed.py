@@ -356,7 +356,9 @@ def ingest_simulate(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fit") from exc
     if fit_dir:
-        console.print(f"fitted: {fitted}")
+        console.print(f"fitted to {escape(str(fit_dir))}:", markup=True)
+        for line in fitted.describe():
+            console.print(f"  {line}", markup=False)
     cfg = simulate.SimConfig(n_ticks=ticks, products=products, seed=seed, fitted=fitted)
     if out:
         n = simulate.write(out, cfg)

@@ -35,6 +35,24 @@ class Fitted:
     volatile_share: float = 0.157  # share of seconds in the volatile regime
     spread_bps: float = 0.00147  # median spread in basis points (BTC trades at a one-cent spread)
     burst_share: float = 0.042  # share of ticks sharing the previous tick's timestamp
+    # what :func:`fit` could not measure (too few ticks or returns) and took from the defaults
+    defaulted: tuple[str, ...] = ()
+
+    def describe(self) -> list[str]:
+        """The fit for reading, a line a regime, each value the recordings did not give marked."""
+
+        def v(name: str, text: str) -> str:
+            return f"{text} (default: too few ticks to fit)" if name in self.defaulted else text
+
+        return [
+            f"calm regime: {v('calm_rate', f'{self.calm_rate:.2f} ticks/s')}, per-tick log-return std "
+            f"{v('calm_sigma', f'{self.calm_sigma:.3g}')}",
+            f"volatile regime: {v('volatile_rate', f'{self.volatile_rate:.2f} ticks/s')}, per-tick "
+            f"log-return std {v('volatile_sigma', f'{self.volatile_sigma:.3g}')}, "
+            f"{v('volatile_share', f'{self.volatile_share:.1%} of seconds')}",
+            f"median spread {v('spread_bps', f'{self.spread_bps:.3g} bps')}; "
+            f"{v('burst_share', f'{self.burst_share:.1%} of ticks')} share the previous tick's timestamp",
+        ]
 
 
 @dataclass(frozen=True)
@@ -90,12 +108,12 @@ def fit(paths: list[Path]) -> Fitted:
         """
     ).fetchone()
     assert row is not None
-    defaults = Fitted()
-    values = [
-        v if v is not None and v == v and v > 0 else d
-        for v, d in zip(row, asdict(defaults).values(), strict=True)
-    ]
-    return Fitted(*[float(v) for v in values])
+    defaults = asdict(Fitted())
+    del defaults["defaulted"]
+    measured = {
+        name: float(v) for name, v in zip(defaults, row, strict=True) if v is not None and v == v and v > 0
+    }
+    return Fitted(**{**defaults, **measured}, defaulted=tuple(n for n in defaults if n not in measured))
 
 
 def _paths(cfg: SimConfig, rng: np.random.Generator):  # type: ignore[no-untyped-def]

@@ -31,6 +31,22 @@ def test_fit_recovers_a_volatile_regime_from_the_recordings() -> None:
     fitted = simulate.fit([SHARED / "exchange"])
     assert fitted.volatile_rate > fitted.calm_rate > 0
     assert 0 < fitted.calm_sigma < 1e-3 and 0 < fitted.volatile_share < 0.5
+    assert fitted.defaulted == ()
+
+
+def test_a_fit_to_few_ticks_says_which_values_are_the_defaults(tmp_path: Path) -> None:
+    """Five ticks give no calm-regime return nor a burst: those were the defaults, unsaid, printed as a repr."""
+    recording = tmp_path / "five.ndjson"
+    simulate.write(recording, simulate.SimConfig(n_ticks=5, products=("ETH-USD",), seed=3))
+    fitted = simulate.fit([recording])
+    defaults = simulate.Fitted()
+    assert fitted.defaulted and "volatile_rate" not in fitted.defaulted
+    for name in fitted.defaulted:
+        assert getattr(fitted, name) == getattr(defaults, name)
+    said = "\n".join(fitted.describe())
+    assert said.count("(default: too few ticks to fit)") == len(fitted.defaulted), said
+    assert "Fitted(" not in said and f"{fitted.volatile_rate:.2f} ticks/s" in said
+    assert "(default" not in "\n".join(simulate.fit([SHARED / "exchange"]).describe())
 
 
 def test_fitting_to_no_ticks_says_so(tmp_path: Path) -> None:
