@@ -14,7 +14,8 @@ from ingest import wire
 from tickstore import lake
 
 # Re-delivered messages (a restart after a crash, a second replay) must not add rows. Within the batch
-# the first copy of a tick wins; against the lake, the anti-join only reads the batch's time range, so
+# the first copy of a tick wins, a copy being the same product, event time and tick id as against the
+# lake (by tick id alone, two ticks a batch held were one, and kept both when batches split them); against the lake, the anti-join only reads the batch's time range, so
 # DuckLake's per-file min/max statistics keep it to the few newest files. BY NAME: a table whose
 # columns were renamed or moved by hand takes each value under its name or fails, never into a neighbour.
 INSERT_TICKS = """
@@ -25,7 +26,8 @@ SELECT p.product_id, p.event_time, p.feed, p.sequence, p.tick_id, p.trade_id, p.
 FROM (
     SELECT * FROM parsed WHERE kind = 'tick'
     QUALIFY row_number() OVER (
-        PARTITION BY tick_id ORDER BY src_topic, src_partition, src_offset, ticker_index) = 1
+        PARTITION BY product_id, event_time, tick_id ORDER BY src_topic, src_partition, src_offset, ticker_index
+    ) = 1
 ) p
 ANTI JOIN (
     SELECT product_id, event_time, tick_id FROM ticks WHERE event_time BETWEEN $lo AND $hi

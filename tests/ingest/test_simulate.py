@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -59,6 +60,10 @@ def test_fitting_to_no_ticks_says_so(tmp_path: Path) -> None:
 
 
 def test_two_runs_with_different_starts_never_share_a_sequence() -> None:
-    a = {line for _, line in simulate.generate(simulate.SimConfig(n_ticks=100, start=1_700_000_000.0))}
-    b = {line for _, line in simulate.generate(simulate.SimConfig(n_ticks=100, start=1_700_000_100.0))}
-    assert not a & b
+    def sequences(start: float) -> set[tuple[str, int]]:
+        cfg = simulate.SimConfig(n_ticks=9_000, start=start)
+        return {(product, json.loads(line)["sequence"]) for product, line in simulate.generate(cfg)}
+
+    # a second apart, 3,000 ticks a product: with a thousand sequences a second of start they shared 2,000
+    a, b = sequences(1_700_000_000.0), sequences(1_700_000_001.0)
+    assert len(a) == len(b) == 9_000 and not a & b

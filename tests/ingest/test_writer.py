@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 from ingest import replay, wire
 from ingest.sink.writer import LakeWriter
@@ -38,3 +40,37 @@ def test_rejects_are_not_duplicated_by_redelivery(make_settings: Callable[..., S
     assert writer.write(raw).rejects == 2
     assert writer.write(raw).rejects == 0
     assert con.execute("SELECT count(*) FROM ticks_rejected").fetchone() == (2,)
+
+
+def test_what_is_kept_does_not_depend_on_how_messages_are_batched(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Two ticks sharing a tick id but not a time (two simulator runs' sequences) are two ticks in one batch too.
+
+    Within a batch ticks were told apart by tick id alone, against the lake by product, time and tick id:
+    one batch of both kept one, two batches kept both.
+    """
+
+    def ticker(time: str, price: str) -> bytes:
+        message = {"type": "ticker", "sequence": 42, "product_id": "BTC-USD", "time": time}
+        return json.dumps(message | {"price": price, "best_bid": price, "best_ask": price}).encode()
+
+    lines = [ticker("2026-01-01T00:00:00Z", "100"), ticker("2026-01-01T00:00:05Z", "101")]
+    lines.append(lines[0])  # a re-delivery of the first: one tick
+
+    def raw(offsets: range) -> wire.pa.Table:
+        n = len(offsets)
+        return wire.raw_table(["t"] * n, [0] * n, offsets, [0] * n, [lines[o] for o in offsets], 1 << 20)
+
+    kept = []
+    for i, batches in enumerate(([range(0, 3)], [range(0, 1), range(1, 3)], [range(0, 2), range(2, 3)])):
+        con = lake.connect(make_settings(home=tmp_path / str(i)))
+        writer = LakeWriter(con, 1 << 20)
+        results = [writer.write(raw(b)) for b in batches]
+        assert not sum(r.rejects for r in results), con.execute(
+            "SELECT reason FROM ticks_rejected"
+        ).fetchall()
+        assert sum(r.ticks for r in results) == 2 and sum(r.duplicates for r in results) == 1
+        kept.append(con.execute("SELECT event_time, price FROM ticks ORDER BY ALL").fetchall())
+        con.close()
+    assert kept[0] == kept[1] == kept[2] and len(kept[0]) == 2
