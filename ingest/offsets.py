@@ -71,6 +71,32 @@ def group_lag(settings: Settings, group: str, timeout: float = 5.0) -> int | Non
         c.close()
 
 
+def read_before(settings: Settings, group: str, timeout: float = 5.0) -> int | None:
+    """How many messages of ticks.raw lie before consumer group ``group``'s committed offsets (from
+    each partition's low watermark, summed); None when it has committed nothing there.
+
+    What a member of the group will not read: it goes on from the commits. Without joining the group.
+    """
+    c = kafka.consumer(settings, group=group)
+    try:
+        topic = c.list_topics(settings.topic_raw, timeout=timeout).topics.get(settings.topic_raw)
+        if topic is None or topic.error is not None:
+            return None
+        committed = c.committed(
+            [TopicPartition(settings.topic_raw, p) for p in topic.partitions], timeout=timeout
+        )
+        if all(tp.offset < 0 for tp in committed):
+            return None
+        before = 0
+        for tp in committed:
+            if tp.offset >= 0:
+                lo, _ = c.get_watermark_offsets(tp, timeout=timeout)
+                before += max(tp.offset - lo, 0)
+        return before
+    finally:
+        c.close()
+
+
 def group_running(settings: Settings, group: str, timeout: float = 5.0) -> bool | None:
     """Whether consumer group ``group`` has a member now (its process runs); None when the broker
     would not say."""

@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from ingest import kafka, signals
 from ingest.fetch_watch import FetchWatch
 from ingest.membership import KeptInGroup
-from ingest.sink import dlq
+from ingest.sink import dlq, fresh_lake
 from ingest.sink.compaction import compact, inline_small_writes
 from ingest.sink.standing import Standing
 from ingest.sink.stats import SinkStats
@@ -85,6 +85,7 @@ class Sink:
         inline_small_writes(con, s.sink_inline_rows)  # again at each compaction, should this fail
         self._use_lake(con)
         kafka.ensure_topics(s)  # first: without a broker, say so before any client starts retrying
+        fresh_lake.say_what_an_empty_lake_misses(s, con)
         self._dlq = kafka.producer(s)
         self._watch.fit_to_broker()
         self._consumer = self._subscribe(self._watch.wait_ms)

@@ -1,5 +1,6 @@
 """The sink over a lake changed by hand: a `ticks` table changed stops it saying how to put it back (and
-it never writes a value under its neighbour's name), a lake removed under it stops it saying so."""
+it never writes a value under its neighbour's name), a lake removed under it stops it saying so, and a
+new lake whose consumer group has read the topic before is told what it will lack."""
 
 from __future__ import annotations
 
@@ -101,3 +102,33 @@ def test_a_lake_removed_under_the_sink_stops_it_saying_so_and_commits_nothing(
     again = Sink(kafka_settings, until_idle=True).run()  # a new lake, from the offsets left uncommitted
     assert (again.total.ticks, again.total.rejects) == (30, 0)
     assert per_product(kafka_settings) == {"SOL-USD": 30}
+
+
+@pytest.mark.slow
+def test_a_sink_on_an_empty_lake_says_what_its_consumer_group_read_before(
+    kafka_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second home on the same broker went on from the group's commits, its lake lacking the rest unsaid."""
+    import logging
+
+    publish_good(kafka_settings, tmp_path / "first.ndjson", range(1, 21))
+    with caplog.at_level(logging.WARNING, logger="tickstore.sink"):
+        Sink(kafka_settings, until_idle=True).run()  # a new group: it reads the topic from its start
+        assert per_product(kafka_settings) == {"SOL-USD": 20} and not caplog.records
+        publish_good(kafka_settings, tmp_path / "second.ndjson", range(21, 26))
+        other_home = kafka_settings.model_copy(update={"home": tmp_path / "other"})
+        Sink(other_home, until_idle=True).run()
+        assert per_product(other_home) == {"SOL-USD": 5}  # as before: the group's commits decide
+        said = " ".join(r.getMessage() for r in caplog.records)
+        assert f"the lake at {other_home.lake_dir} holds no ticks, but group {other_home.sink_group}" in said
+        assert "record batches in before, for another home's lake" in said, said
+        assert f"TICKSTORE_SINK_GROUP={other_home.sink_group}-2 tickstore sink" in said
+        caplog.clear()
+        # told so, under a group of its own the other home loads the whole topic; a lake with ticks is not told
+        own_group = other_home.model_copy(update={"sink_group": f"{other_home.sink_group}-2"})
+        Sink(own_group, until_idle=True).run()
+        publish_good(kafka_settings, tmp_path / "third.ndjson", range(26, 31))
+        Sink(kafka_settings, until_idle=True).run()
+        assert not caplog.records, [r.getMessage() for r in caplog.records]
+    # the first home's lake lacks the five the other read under the group they share
+    assert per_product(own_group) == {"SOL-USD": 25} and per_product(kafka_settings) == {"SOL-USD": 25}
