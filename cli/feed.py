@@ -78,6 +78,8 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
         except KafkaException as exc:
             state = f"[red]accepts connections but gave no Kafka metadata ({escape(exc.args[0].str())})[/]"
     lines = [f"{kind} broker at {escape(st.bootstrap)}: {state}" + (f" (pid {st.pid})" if st.pid else "")]
+    if topics is not None and st.embedded and st.pid is None:
+        lines[0] += _whose(settings)
     for topic, stats in (topics or {}).items():
         # Tansu's watermarks count record batches, not messages: 6,000 replayed messages showed ~4,998
         counted = "record batches" if st.embedded else "messages"
@@ -98,6 +100,21 @@ def broker_report(settings: Settings) -> tuple[bool, list[str]]:
                 "short wait up again when it answers"
             )
     return topics is not None, lines
+
+
+def _whose(settings: Settings) -> str:
+    """Whose the embedded broker answering is, when it is not this home's: its topics and consumer
+    groups are shared, and a new home's sink went on from the other home's commits unsaid."""
+    owner = broker_mod.home_of_broker(settings)
+    if owner is None:  # this home's, its pid file removed; or a process not found
+        return ""
+    if owner.removed:
+        return f", an embedded broker whose home ({escape(str(owner.home))}) was removed (pid {owner.pid})"
+    return (
+        f", [yellow]the embedded broker of another tickstore home[/], {escape(str(owner.home))} (pid "
+        f"{owner.pid}): its topics and consumer groups are that home's too; TICKSTORE_BROKER_PORT "
+        "gives this home a broker of its own"
+    )
 
 
 def _readers(settings: Settings, counted: str) -> list[str]:

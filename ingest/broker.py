@@ -82,6 +82,33 @@ def _read_pid(settings: Settings) -> int | None:
     return pid if pids.alive(pid) and _runs_tansu(pid) else None
 
 
+@dataclass(frozen=True)
+class HomeOfBroker:
+    """The tickstore home whose embedded broker a process is, as the log it writes says."""
+
+    pid: int
+    home: Path
+    removed: bool  # the home was removed while the broker ran
+
+
+def _home_of(holder: net.Listener) -> HomeOfBroker | None:
+    log = holder.opened(1)  # an embedded broker writes to <home>/run/broker.log
+    if log is None or not log.name.startswith("broker.log") or log.parent.name != "run":
+        return None
+    # "broker.log (deleted)": its home was removed
+    return HomeOfBroker(holder.pid, log.parent.parent, removed=log.name != "broker.log")
+
+
+def home_of_broker(settings: Settings) -> HomeOfBroker | None:
+    """The other tickstore home whose embedded broker listens on this home's broker port; None when
+    it is this home's own, or no such process is found (none, or not on Linux, or another user's)."""
+    holder = net.listener(settings.broker_port)
+    owner = None if holder is None else _home_of(holder)
+    if owner is None or (not owner.removed and owner.home.resolve() == settings.home.resolve()):
+        return None
+    return owner
+
+
 def _port_taken(settings: Settings) -> str:
     """What to do about another process listening on the broker's port, naming it where it can be
     found: most often the embedded broker of another tickstore home, or of this one after the home was
@@ -91,15 +118,15 @@ def _port_taken(settings: Settings) -> str:
     holder = net.listener(port)
     if holder is None:
         return f"port {port} is taken by another process: stop it, {other}"
-    log = holder.opened(1)  # an embedded broker writes to <home>/run/broker.log
-    if log is not None and log.name.startswith("broker.log") and log.parent.name == "run":
-        if log.name != "broker.log":  # "broker.log (deleted)": its home was removed
-            return (
-                f"port {port} is taken by an embedded broker whose home ({log.parent.parent}) was removed "
-                f"while it ran (pid {holder.pid}): stop it with `kill {holder.pid}` (its topics are "
-                f"in memory and go with it), {other}"
-            )
-        home = log.parent.parent
+    owner = _home_of(holder)
+    if owner is not None and owner.removed:
+        return (
+            f"port {port} is taken by an embedded broker whose home ({owner.home}) was removed "
+            f"while it ran (pid {holder.pid}): stop it with `kill {holder.pid}` (its topics are "
+            f"in memory and go with it), {other}"
+        )
+    if owner is not None:
+        home = owner.home
         return (
             f"port {port} is taken by the embedded broker of another tickstore home, {home} (pid "
             f"{holder.pid}): stop it with `TICKSTORE_HOME={shlex.quote(str(home))} tickstore broker stop`, {other}"

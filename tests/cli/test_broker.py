@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest import kafka
 from tests.cli.helpers import spawn_sink, tickstore
 from tests.conftest import free_port
 from tickstore.settings import Settings
@@ -54,6 +55,32 @@ def test_broker_start_status_stop(make_settings: Callable[..., Settings]) -> Non
     tickstore(s, "broker", "stop")
     assert not (s.run_dir / "broker.pid").exists()
     assert tickstore(s, "broker", "status", check=False).returncode == 1
+
+
+@pytest.mark.kafka
+def test_broker_status_names_the_other_home_whose_broker_answers(
+    make_settings: Callable[..., Settings], broker_port: int
+) -> None:
+    """A second home on the first home's embedded broker shares its topics and groups: `status` said only "up"."""
+    s = make_settings(broker_port=broker_port)  # the session's broker, started for a home of its own
+    kafka.ensure_topics(s)
+    told = " ".join(tickstore(s, "broker", "status").stdout.split())
+    assert (
+        f"embedded broker at 127.0.0.1:{broker_port}: up, the embedded broker of another tickstore home"
+        in told
+    )
+    assert "its topics and consumer groups are that home's too; TICKSTORE_BROKER_PORT" in told, told
+
+    own = make_settings(broker_port=free_port())
+    tickstore(own, "broker", "start")
+    pid = int((own.run_dir / "broker.pid").read_text())
+    try:
+        assert "another" not in tickstore(own, "broker", "status").stdout
+        (own.run_dir / "broker.pid").unlink()  # still this home's broker, as its log says
+        told = " ".join(tickstore(own, "broker", "status").stdout.split())
+        assert f"127.0.0.1:{own.broker_port}: up" in told and "another" not in told, told
+    finally:
+        os.kill(pid, signal.SIGTERM)
 
 
 @pytest.mark.kafka
