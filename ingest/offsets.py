@@ -46,9 +46,9 @@ def topic_stats(settings: Settings, timeout: float = 5.0, meta: Any = None) -> d
         c.close()
 
 
-def group_lag(settings: Settings, group: str, timeout: float = 5.0) -> int | None:
-    """How far consumer group ``group`` is behind on ticks.raw (high watermarks minus its committed
-    offsets, summed over the partitions); None when it has committed nothing there.
+def _commits(settings: Settings, group: str, timeout: float) -> list[tuple[TopicPartition, int, int]] | None:
+    """Consumer group ``group``'s committed offset on each partition of ticks.raw, with the partition's
+    low and high watermarks; None when the topic is missing or the group has committed nothing there.
 
     Reads the group's commits without joining it: the consumer made here never subscribes.
     """
@@ -62,39 +62,29 @@ def group_lag(settings: Settings, group: str, timeout: float = 5.0) -> int | Non
         )
         if all(tp.offset < 0 for tp in committed):
             return None
-        behind = 0
-        for tp in committed:
-            lo, hi = c.get_watermark_offsets(tp, timeout=timeout)
-            behind += max(hi - max(tp.offset, lo), 0)  # a partition it never committed: from the start
-        return behind
+        return [(tp, *c.get_watermark_offsets(tp, timeout=timeout)) for tp in committed]
     finally:
         c.close()
+
+
+def group_lag(settings: Settings, group: str, timeout: float = 5.0) -> int | None:
+    """How far consumer group ``group`` is behind on ticks.raw (high watermarks minus its committed
+    offsets, summed over the partitions); None when it has committed nothing there."""
+    commits = _commits(settings, group, timeout)
+    if commits is None:
+        return None
+    # a partition it never committed: from the start
+    return sum(max(hi - max(tp.offset, lo), 0) for tp, lo, hi in commits)
 
 
 def read_before(settings: Settings, group: str, timeout: float = 5.0) -> int | None:
     """How many messages of ticks.raw lie before consumer group ``group``'s committed offsets (from
-    each partition's low watermark, summed); None when it has committed nothing there.
-
-    What a member of the group will not read: it goes on from the commits. Without joining the group.
-    """
-    c = kafka.consumer(settings, group=group)
-    try:
-        topic = c.list_topics(settings.topic_raw, timeout=timeout).topics.get(settings.topic_raw)
-        if topic is None or topic.error is not None:
-            return None
-        committed = c.committed(
-            [TopicPartition(settings.topic_raw, p) for p in topic.partitions], timeout=timeout
-        )
-        if all(tp.offset < 0 for tp in committed):
-            return None
-        before = 0
-        for tp in committed:
-            if tp.offset >= 0:
-                lo, _ = c.get_watermark_offsets(tp, timeout=timeout)
-                before += max(tp.offset - lo, 0)
-        return before
-    finally:
-        c.close()
+    each partition's low watermark, summed): what a member of the group will not read, as it goes on
+    from the commits. None when it has committed nothing there."""
+    commits = _commits(settings, group, timeout)
+    if commits is None:
+        return None
+    return sum(max(tp.offset - lo, 0) for tp, lo, _ in commits if tp.offset >= 0)
 
 
 def group_running(settings: Settings, group: str, timeout: float = 5.0) -> bool | None:

@@ -42,7 +42,7 @@ def say_what_an_empty_lake_misses(settings: Settings, con: duckdb.DuckDBPyConnec
     missed = f"~{before:,} record batches" if settings.embedded_broker else f"{before:,} messages"
     whose = "a removed lake, or another home's on the same broker"
     own = ""
-    if settings.embedded_broker and (owner := broker.home_of_broker(settings)) is not None:
+    if settings.embedded_broker and (owner := broker.home_of_broker(settings)) and not owner.removed:
         whose = f"another home's lake: the embedded broker at {settings.bootstrap} is {owner.home}'s"
         own = "; or give this home a broker of its own: set TICKSTORE_BROKER_PORT, then `tickstore broker start`"
     log.warning(
