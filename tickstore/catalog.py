@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tickstore import paths
@@ -31,7 +32,18 @@ def snapshot_span(catalog: Path) -> str:
         return ""
     if first is None:
         return ""
-    return f" (the lake has snapshots {first} to {last}, taken {t0} to {t1})"
+    return f" (the lake has snapshots {first} to {last}, taken {_utc(t0)} to {_utc(t1)})"
+
+
+def _utc(stamp: object) -> str:
+    """A snapshot time as the catalog keeps it ('2026-12-07 12:26:07.988757+00') to the second, in UTC."""
+    try:
+        when = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return str(stamp)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def no_lake(settings: Settings) -> str:

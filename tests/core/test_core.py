@@ -212,7 +212,9 @@ def test_time_travel_to_no_snapshot_names_the_snapshots_there_are(
 
     s = make_settings()
     last = lake.current_snapshot(lake.connect(s))
-    with pytest.raises(lake.LakeError, match=rf"version 999 \(the lake has snapshots 0 to {last}, taken 20"):
+    # times to the second, in UTC: the catalog's text ('2026-12-07 12:26:07.988757+00') was printed as kept
+    taken = r"taken 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC to 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC\)"
+    with pytest.raises(lake.LakeError, match=rf"version 999 \(the lake has snapshots 0 to {last}, {taken}"):
         lake.connect(s, snapshot=999)
     with pytest.raises(lake.LakeError, match=rf"the lake has snapshots 0 to {last}"):
         lake.snapshot_at(s, datetime(2001, 1, 1, tzinfo=UTC))
