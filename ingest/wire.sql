@@ -37,6 +37,12 @@ classified AS MATERIALIZED (
         CASE
             WHEN pre_reason IS NOT NULL THEN pre_reason
             WHEN m IS NULL THEN 'invalid JSON'
+            -- well-formed messages of another channel (a recording of several): named, as no fix of
+            -- the message makes them ticks
+            WHEN m.channel IS NOT NULL
+                THEN 'not a ticker message: Advanced Trade channel ' || left(m.channel, 64) || ' (tickstore reads channel ticker)'
+            WHEN m.type IS NOT NULL
+                THEN 'not a ticker message: Exchange message type ' || left(m.type, 64) || ' (tickstore reads type ticker)'
             ELSE 'unknown message shape (neither an Exchange ticker nor an Advanced Trade envelope)'
         END AS shape_reason,
         -- Advanced Trade: every ticker of every event; its envelope timestamp is the event time.

@@ -136,7 +136,16 @@ def test_control_messages_are_counted_not_rejected(parse: Callable[..., duckdb.D
         ('{"type":"ticker","price":', "invalid JSON"),
         (b"\xff\xfe{}", "invalid UTF-8 at byte 0"),
         ("[1, 2, 3]", "unknown message shape"),
-        ({"type": "l2update"}, "unknown message shape"),
+        (
+            {"type": "l2update"},
+            "not a ticker message: Exchange message type l2update (tickstore reads type ticker)",
+        ),
+        ({"type": "match", "product_id": "BTC-USD"}, "not a ticker message: Exchange message type match"),
+        (
+            {"channel": "market_trades", "timestamp": "2026-04-05T22:35:14Z", "events": [{"trades": []}]},
+            "not a ticker message: Advanced Trade channel market_trades (tickstore reads channel ticker)",
+        ),
+        ({"product_id": "BTC-USD", "price": "1"}, "unknown message shape"),  # neither a type nor a channel
         (dict(EX, price="NaN"), "price is not an exact decimal (at most 8 places, below 1e10): NaN"),
         (dict(EX, price="1e400"), "price is not an exact decimal (at most 8 places, below 1e10): 1e400"),
         (dict(EX, price=True), "price is not an exact decimal"),
