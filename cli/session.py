@@ -27,6 +27,22 @@ if TYPE_CHECKING:
 SLOW_VIEW_S = 2.0
 
 
+def where(query: str, statements: list[str], i: int, first_line: int = 1) -> str:
+    """Where statement ``i`` of ``statements`` (as DuckDB cut ``query``, which starts on ``first_line``
+    of its script) starts: its line and first words."""
+    at = 0
+    for text in statements[:i]:
+        at = query.find(text, at) + len(text)
+    start = query.find(statements[i], at)
+    text = statements[i]
+    # its first line that is neither blank nor a comment
+    lead = re.match(r"(?:\s|--[^\n]*(?:\n|$))*", text)
+    offset = lead.end() if lead else 0
+    line = query.count("\n", 0, max(start, 0) + offset) + first_line
+    first = text[offset:].split("\n", 1)[0].strip().rstrip(";").rstrip()
+    return f"line {line} ({first[:60] + ('...' if len(first) > 60 else '')})"
+
+
 def _time_column(path: Path) -> str:
     """The column a feature view's rows are timed by (its SQL header says)."""
     from tickstore import feature_sql
@@ -89,25 +105,28 @@ class Session:
         rows = self.con.execute(f'DESCRIBE SELECT * FROM "{quoted}"').fetchall()  # noqa: S608
         return [(column, kind, said.get(column, "")) for column, kind, *_ in rows]
 
-    def run(self, query: str) -> None:
+    def run(self, query: str, line: int | None = None) -> None:
         """Run ``query``'s statements, printing each one's rows (or what it changed) before the next
         runs; a failure is a ClickException saying what to do (the lake's tables for a wrong name,
         --write for a change to a read-only lake), the statements before it having run and printed;
-        Ctrl-C is a KeyboardInterrupt."""
+        Ctrl-C is a KeyboardInterrupt. The failing statement of several is named, with the script's
+        line it starts on (``query`` starting on ``line`` of a script: then even a single one)."""
         try:
-            self._run(query)
+            self._run(query, line)
         except duckdb.InterruptException:  # Ctrl-C (cli/interrupt.py), as Python itself would say it
             settle()
             raise KeyboardInterrupt from None
 
-    def _run(self, query: str) -> None:
+    def _run(self, query: str, line: int | None) -> None:
         from tickstore import feature_sql
 
         started = time.perf_counter()
+        statements: list[str] = []
+        i = 0
         try:
             attached = feature_sql.attach_views(self.con, query, self.views)
             wait = LOCK_WAIT_S if self.write else 0.0
-            last = len(self.con.extract_statements(query)) - 1  # a plot draws the last one's rows
+            statements = [s.query for s in self.con.extract_statements(query)]
             results = statement_results(self.con, query, wait, self.params, self.transaction)
             for i in itertools.count():
                 before = self._snapshot()  # before the statement runs: next() runs it
@@ -115,12 +134,18 @@ class Session:
                     result = next(results)
                 except StopIteration:
                     break
-                self._show(result, before, query, drawn=i == last)
+                # a plot draws the last one's rows
+                self._show(result, before, query, drawn=i == len(statements) - 1)
         except duckdb.InterruptException:
             raise
         except duckdb.Error as exc:
             # most rows are computed as they are fetched, so a bad cast of one value fails in _show
-            raise self._explain(exc) from exc
+            failed = self._explain(exc)
+            if len(statements) > 1 or (line is not None and statements):  # a script: which statement
+                at = where(query, statements, i, line or 1)
+                which = f"statement {i + 1} of {len(statements)}, " if len(statements) > 1 else ""
+                failed = click.ClickException(f"{which}{at}: {failed.message}")
+            raise failed from exc
         self._tip(query, attached, time.perf_counter() - started)
 
     def _snapshot(self) -> int | None:

@@ -99,9 +99,12 @@ def read_statements(session: Session, source: TextIO, tty: bool) -> bool:
     .quit or its end, printing each error and going on; True when one failed or was left open."""
     buffer: list[str] = []
     failed = False
+    read = 0  # lines read: where a script's failing statement starts, said with its error
+    starts = 0
     while True:
         try:
             line = _read(MORE if buffer else PROMPT, tty, source)
+            read += 1
         except EOFError:
             if tty:
                 console.print()
@@ -116,8 +119,11 @@ def read_statements(session: Session, source: TextIO, tty: bool) -> bool:
             if dot_line(stripped).partition(" ")[0] in (".quit", ".exit", ".q"):
                 break
             failed = not dot(session, stripped) or failed
+            buffer = []  # comments only, before the command: the next statement's lines start after it
             continue
         if stripped:
+            if not buffer:  # the line the query's text starts on: `where` skips its comments
+                starts = read
             buffer.append(line)
         # a line without a ';' ends no statement (the buffer is read again only on one that may: a long
         # statement pasted line by line was read over and over), and a ';' in a string or comment ends nothing
@@ -126,7 +132,9 @@ def read_statements(session: Session, source: TextIO, tty: bool) -> bool:
         query, buffer = "\n".join(buffer), []
         started = time.perf_counter()
         try:
-            session.run(query)  # each statement's rows, as every SQL shell shows them
+            # each statement's rows, as every SQL shell shows them; a script's line said with its error
+            # (typed, it is the statement just entered)
+            session.run(query, None if tty else starts)
         except click.ClickException as exc:
             console.print(f"[red]Error:[/] {escape(exc.format_message())}", markup=True, highlight=False)
             failed = True

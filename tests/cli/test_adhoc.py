@@ -264,6 +264,24 @@ def test_sql_from_a_file_or_standard_input(make_settings: Callable[..., Settings
     for run in (piped(dots), piped("", "-f", str(tmp_path / "dots.sql"))):
         assert run.returncode == 0 and "│ 1 │" in run.stdout, run.stderr
         assert run.stdout.endswith('b\n"\n.no dot"\n'), run.stdout
+    # a statement of a script that fails is named, those before it having run and printed
+    failing = (
+        "-- checks\nSELECT 1 AS a;\n\n  -- the typo\n  SELECT * FROM tiks WHERE x = 1;\nSELECT 2 AS b;\n"
+    )
+    run = piped(failing, "--format", "csv")
+    said = " ".join(run.stderr.split())
+    assert run.returncode == 1 and run.stdout.split() == ["a", "1"], run.stdout
+    assert "Error: statement 2 of 3, line 5 (SELECT * FROM tiks WHERE x = 1): Catalog Error" in said, said
+    one = piped("SELECT * FROM tiks;\n", "--format", "csv")  # a single statement needs no such words
+    assert "Error: Catalog Error" in one.stderr and "statement" not in one.stderr, one.stderr
+    # a script with dot commands runs statement by statement, as the shell reads it: each error names
+    # its line, and the script goes on
+    dotted = piped(
+        "-- checks\n.format csv\nSELECT * FROM tiks;\n\n-- more\nSELECT 1 AS a; SELECT 'x'::INT;\n"
+    )
+    said = " ".join(dotted.stdout.split() + dotted.stderr.split())
+    assert dotted.returncode == 1 and "Error: line 3 (SELECT * FROM tiks): Catalog Error" in said, said
+    assert "Error: statement 2 of 2, line 6 (SELECT 'x'::INT): Conversion Error" in said, said
     empty = piped("")
     assert empty.returncode == 2 and "the SQL is empty" in empty.stderr
     both = piped("", "SELECT 1", "-f", str(tmp_path / "q.sql"))
