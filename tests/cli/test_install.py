@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.cli.helpers import env_for, tickstore
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.training.helpers import seeded
 from tickstore.settings import Settings
 
@@ -124,7 +124,9 @@ def test_no_lake_in_the_current_folder_names_the_source_tree_s(
     assert list(elsewhere.iterdir()) == []  # its yaml was written into a data directory made for the help
     # as it says, a folder made first is a data directory of its own: the sink goes on to the broker
     (elsewhere / ".tickstore").mkdir()
-    run = tickstore(make_settings(), "sink", "--until-idle", check=False, env=env, cwd=elsewhere)
+    # on a port of its own: a broker a developer runs on the default one (`make test` beside it) answered
+    quiet = env | {"TICKSTORE_BROKER_PORT": str(free_port())}
+    run = tickstore(make_settings(), "sink", "--until-idle", check=False, env=quiet, cwd=elsewhere)
     assert run.returncode == 1 and "no Kafka broker answers" in run.stderr, run.stderr
 
 
@@ -136,7 +138,9 @@ def test_a_home_that_is_no_directory_is_named_with_what_to_do(tmp_path: Path) ->
     for command in (["broker", "start"], ["sink", "--until-idle"], ["status"]):
         got = subprocess.run(
             [sys.executable, "-m", "cli", "--home", str(home), *command],
-            env={k: v for k, v in os.environ.items() if not k.startswith("TICKSTORE_")},
+            # a free broker port: one a developer's broker holds (the default) was refused before the home
+            env={k: v for k, v in os.environ.items() if not k.startswith("TICKSTORE_")}
+            | {"TICKSTORE_BROKER_PORT": str(free_port())},
             cwd=REPO,
             capture_output=True,
             text=True,
