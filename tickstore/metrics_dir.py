@@ -32,8 +32,10 @@ def claim() -> Path | None:
     if "feast.metrics" in sys.modules or (inherited and not Path(inherited).name.startswith(PREFIX)):
         return None
     root = Path(tempfile.gettempdir())
-    remove_gone(root)
     path = root / f"{PREFIX}{_namespace()}-{os.getpid()}"
+    if inherited == str(path):  # claimed already (by the CLI, then by the plugin's package)
+        return path
+    remove_gone(root)
     try:
         path.mkdir(mode=0o700, exist_ok=True)
     except OSError:  # a temporary folder that can't be written: Feast's own mkdtemp says so

@@ -90,3 +90,35 @@ def test_only_old_folders_of_this_namespace_processes_that_are_gone_are_removed(
 
     assert not removed.exists()
     assert all(path.exists() for path in (*kept, young, a_file))
+
+
+def test_a_script_importing_the_plugin_gets_the_named_folder_once(tmp_path: Path) -> None:
+    """Outside a tickstore command (a notebook's `feature_store(Settings())`), Feast made its own folder."""
+    script = (
+        "import os, sys\n"
+        "from tickstore import metrics_dir\n"
+        "first = metrics_dir.claim() if sys.argv[1] == 'cli' else None\n"  # as `tickstore` does first
+        "from tickstore_feast.repo import feature_store\n"  # the plugin's package claims, then Feast comes
+        "import feast.metrics\n"
+        "said = os.environ['PROMETHEUS_MULTIPROCESS_DIR']\n"
+        "print(said, feast.metrics._owns_mp_dir, first is None or str(first) == said)\n"
+        "print(sorted(os.listdir(os.environ['TMPDIR'])))\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    for variable in ("PROMETHEUS_MULTIPROCESS_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(variable, None)
+    for how in ("script", "cli"):
+        run = subprocess.run(
+            [sys.executable, "-c", script, how],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        folder, owned, same = run.stdout.splitlines()[0].split()
+        assert Path(folder).parent == tmp_path and Path(folder).name.startswith(metrics_dir.PREFIX)
+        assert (owned, same) == ("False", "True")  # Feast's metrics there, not Feast's; the CLI's kept
+        assert run.stdout.splitlines()[1] == repr([Path(folder).name])  # no feast_metrics_* beside it
+        assert list(tmp_path.iterdir()) == []  # removed at its exit
