@@ -133,7 +133,7 @@ def test_duration_and_a_stop_end_a_connection_attempt_that_hangs(kafka_settings:
         )
         started = time.monotonic()
         stats = session.run()
-        assert time.monotonic() - started < 4.0 and stats.connections == 0
+        assert time.monotonic() - started < 6.0 and stats.connections == 0  # it waited out 10 s
 
         session = coinbase.CoinbaseIngest(kafka_settings, "advanced-trade", ["BTC-USD"], url=url)
 
@@ -143,17 +143,17 @@ def test_duration_and_a_stop_end_a_connection_attempt_that_hangs(kafka_settings:
 
         started = time.monotonic()
         stats = asyncio.run(stop_soon())
-        assert time.monotonic() - started < 4.0 and stats.connections == 0
+        assert time.monotonic() - started < 6.0 and stats.connections == 0  # it waited out 10 s
 
 
 def test_duration_is_not_overrun_by_a_backoff_delay(kafka_settings: Settings) -> None:
     """A retry delay longer than what is left of --duration is cut to it (it ran a whole delay over)."""
     url = f"ws://127.0.0.1:{free_port()}"  # refused at once, so the session is all backoff
     session = coinbase.CoinbaseIngest(kafka_settings, "advanced-trade", ["BTC-USD"], url=url, duration_s=2.0)
-    session.backoff = coinbase.Backoff(initial=8.0)  # the first delay alone, 4-8 s, is past the end
+    session.backoff = coinbase.Backoff(initial=16.0)  # the first delay alone, 8-16 s, is past the end
     started = time.monotonic()
     stats = session.run()
-    assert time.monotonic() - started < 3.5 and stats.connections == 0
+    assert time.monotonic() - started < 5.0 and stats.connections == 0
 
 
 class SteadyFeed:

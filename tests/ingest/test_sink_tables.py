@@ -111,15 +111,18 @@ def test_a_sink_on_an_empty_lake_says_what_its_consumer_group_read_before(
     """A second home on the same broker went on from the group's commits, its lake lacking the rest unsaid."""
     import logging
 
+    def told() -> list[str]:  # only this warning: a loaded machine's slow fetch is said too
+        return [r.getMessage() for r in caplog.records if "holds no ticks" in r.getMessage()]
+
     publish_good(kafka_settings, tmp_path / "first.ndjson", range(1, 21))
     with caplog.at_level(logging.WARNING, logger="tickstore.sink"):
         Sink(kafka_settings, until_idle=True).run()  # a new group: it reads the topic from its start
-        assert per_product(kafka_settings) == {"SOL-USD": 20} and not caplog.records
+        assert per_product(kafka_settings) == {"SOL-USD": 20} and not told()
         publish_good(kafka_settings, tmp_path / "second.ndjson", range(21, 26))
         other_home = kafka_settings.model_copy(update={"home": tmp_path / "other"})
         Sink(other_home, until_idle=True).run()
         assert per_product(other_home) == {"SOL-USD": 5}  # as before: the group's commits decide
-        said = " ".join(r.getMessage() for r in caplog.records)
+        said = " ".join(told())
         assert f"the lake at {other_home.lake_dir} holds no ticks, but group {other_home.sink_group}" in said
         assert "record batches in before, for another home's lake" in said, said
         assert f"TICKSTORE_SINK_GROUP={other_home.sink_group}-2 tickstore sink" in said
@@ -129,6 +132,6 @@ def test_a_sink_on_an_empty_lake_says_what_its_consumer_group_read_before(
         Sink(own_group, until_idle=True).run()
         publish_good(kafka_settings, tmp_path / "third.ndjson", range(26, 31))
         Sink(kafka_settings, until_idle=True).run()
-        assert not caplog.records, [r.getMessage() for r in caplog.records]
+        assert not told()
     # the first home's lake lacks the five the other read under the group they share
     assert per_product(own_group) == {"SOL-USD": 25} and per_product(kafka_settings) == {"SOL-USD": 25}
