@@ -18,8 +18,8 @@ from tickstore import lake
 # lake (by tick id alone, two ticks a batch held were one, and kept both when batches split them; the
 # tick id first, as it tells nearly all rows apart: ~3 ms more a 100k rows than the tick id alone).
 # Against the lake, the anti-join only reads the batch's time range, so DuckLake's per-file min/max
-# statistics keep it to the few newest files. BY NAME: a table whose
-# columns were renamed or moved by hand takes each value under its name or fails, never into a neighbour.
+# statistics keep it to the few newest files. BY NAME: a table whose columns were renamed or moved by
+# hand takes each value under its name or fails, never into a neighbour.
 INSERT_TICKS = """
 INSERT INTO ticks BY NAME
 SELECT p.product_id, p.event_time, p.feed, p.sequence, p.tick_id, p.trade_id, p.side, p.last_size,
