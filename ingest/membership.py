@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
 from confluent_kafka import Consumer, Message
+
+T = TypeVar("T")
+# How long work in a thread (KeptInGroup.run) goes before the consumer is polled, paused, at most, and
+# as a share of max.poll.interval.ms (6 s by default). Pausing drops what librdkafka had fetched ahead,
+# which the sink's writes (~0.4 s for a default batch) need not pay.
+QUIET_S = 1.0
+QUIET_SHARE = 0.2
 
 
 class KeptInGroup:
@@ -17,8 +28,9 @@ class KeptInGroup:
     and handed back, in order, by :meth:`release`.
     """
 
-    def __init__(self, consumer: Consumer) -> None:
+    def __init__(self, consumer: Consumer, max_poll_ms: int) -> None:
         self.consumer = consumer
+        self.quiet_s = min(QUIET_S, QUIET_SHARE * max_poll_ms / 1000)
         self._held: list[Message] = []
         self._paused = False
 
@@ -31,6 +43,44 @@ class KeptInGroup:
         message = self.consumer.poll(0)
         if message is not None:
             self._held.append(message)
+
+    def run(
+        self,
+        work: Callable[[], T],
+        name: str,
+        *,
+        quiet_s: float | None = None,
+        each: Callable[[], None] | None = None,
+    ) -> T:
+        """``work()`` in a thread called ``name`` while this one keeps the consumer in its group; its
+        result, or its exception raised here. Polls start once it has run ``quiet_s`` (default: the
+        share of max.poll.interval.ms above); ``each`` is called every 0.2 s of the wait (a stop's
+        check). Call :meth:`release` after.
+
+        A big batch's lake write (a million ticks: ~8 s) ran in the sink's loop without a poll: past
+        max.poll.interval.ms the sink left its group, its offset commit failed, and it read the whole
+        batch again as duplicates.
+        """
+        result: list[T] = []
+        failed: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                result.append(work())
+            except BaseException as exc:  # handed to the caller's thread
+                failed.append(exc)
+
+        worker = threading.Thread(target=target, name=name, daemon=True)
+        worker.start()
+        worker.join(self.quiet_s if quiet_s is None else quiet_s)
+        while worker.is_alive():
+            self.keep()
+            if each is not None:
+                each()
+            worker.join(0.2)
+        if failed:
+            raise failed[0]
+        return result[0]
 
     def release(self) -> list[Message]:
         """Resume fetching; the messages polls returned during the wait, oldest first."""

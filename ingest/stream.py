@@ -253,7 +253,7 @@ class OnlineStream:
             **{"fetch.wait.max.ms": watch.wait_ms, "fetch.min.bytes": 1, "error_cb": watch.on_error},
         )
         consumer.subscribe([s.topic_raw], on_assign=self._on_assign)
-        self._kept = KeptInGroup(consumer)
+        self._kept = KeptInGroup(consumer, self.settings.rebalance_timeout_ms)
         return consumer
 
     @property

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import duckdb
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -21,6 +23,7 @@ from tickstore import catalog, lake, tables
 from tickstore.settings import Settings
 
 log = logging.getLogger("tickstore.sink")
+T = TypeVar("T")
 
 TRANSIENT_RETRIES = 5
 # How long a batch waits for a catalog another process holds locked before the sink gives up (its
@@ -132,10 +135,15 @@ class Sink:
                 elif not self._buffer and self._watch.stalled(self._consumer):
                     self._resubscribe(self._watch.next_wait_ms())
                     idle_since = None
-                elif self.until_idle and not self._buffer:
+                elif self.until_idle:
                     idle_since = idle_since or time.monotonic()
-                    if self._standing.idle_enough(self._consumer, time.monotonic() - idle_since):
-                        break
+                    if not self._buffer:
+                        if self._standing.idle_enough(self._consumer, time.monotonic() - idle_since):
+                            break
+                    elif self._standing.caught_up(self._consumer, time.monotonic() - idle_since):
+                        # the rest of the topic is buffered: a run with TICKSTORE_SINK_BATCH_MS=60000
+                        # sat a minute at lag 0 before writing it, and stopping
+                        self._flush()
             self._flush()
         finally:
             signals.restore(previous)
@@ -198,7 +206,7 @@ class Sink:
             s, s.sink_group, **{"fetch.wait.max.ms": wait_ms, "error_cb": self._watch.on_error}
         )
         consumer.subscribe([s.topic_raw], on_revoke=self._on_revoke)
-        self._kept = KeptInGroup(consumer)
+        self._kept = KeptInGroup(consumer, self.settings.rebalance_timeout_ms)
         return consumer
 
     # -- batches ---------------------------------------------------------------------------------
@@ -206,8 +214,9 @@ class Sink:
         if not self._buffer:
             return
         batch, self._buffer = self._buffer, []
-        raw = kafka.raw_table(batch, self.settings.sink_max_tick_bytes)
         try:
+            # in a thread too: half a million messages take ~1 s to gather into a table
+            raw = self._in_group(functools.partial(kafka.raw_table, batch, self.settings.sink_max_tick_bytes))
             result = self._write_safely(raw)
         except _StoppedMidBatch as stopped:
             # Offsets stay where they were, so nothing is lost: the next run reads the batch again
@@ -240,7 +249,7 @@ class Sink:
         self._lock_said_at = LOCK_SAY_S
         while failures < TRANSIENT_RETRIES:
             try:
-                return self._writer.write(raw)
+                return self._in_group(functools.partial(self._writer.write, raw))
             except duckdb.Error as exc:
                 last, attempt = exc, attempt + 1
                 if lake.is_locked(exc):  # another writer's commit: wait, don't bisect
@@ -287,6 +296,12 @@ class Sink:
         result = self._write_safely(raw.slice(0, half))
         result.add(self._write_safely(raw.slice(half)))
         return result
+
+    def _in_group(self, work: Callable[[], T]) -> T:
+        """``work()`` in a thread while the consumer is polled, paused, should it outlast a moment: a
+        big batch's write past max.poll.interval.ms took the sink out of its group, and it read the
+        whole batch again as duplicates."""
+        return self._kept.run(work, "tickstore-sink-write") if self._kept is not None else work()
 
     def _say_locked(self, held_s: float, attempt: int, exc: duckdb.Error) -> None:
         """Say a catalog lock once it has lasted LOCK_SAY_S, and each minute after; a shorter one is
@@ -372,33 +387,31 @@ class Sink:
         transaction is rolled back.
         """
         self._flush()  # nothing buffered: a revocation heard during the pass has nothing to write
-        failed: list[BaseException] = []
 
         def work() -> None:
-            try:
-                inline_small_writes(con, self.settings.sink_inline_rows)
-                compact(con, self.settings.snapshot_retention_days)
-            except BaseException as exc:  # handed to the loop's thread, which says or raises it
-                failed.append(exc)
+            inline_small_writes(con, self.settings.sink_inline_rows)
+            compact(con, self.settings.snapshot_retention_days)
 
-        worker = threading.Thread(target=work, name="tickstore-compaction", daemon=True)
-        worker.start()
-        while worker.is_alive():
-            if self._kept is not None:
-                self._kept.keep()
+        def interrupt_if_stopping() -> None:
             if self._stop:  # again each time: one between two statements of the pass interrupts none
                 con.interrupt()
-            worker.join(0.2)
+
+        failed: Exception | None = None
+        try:
+            assert self._kept is not None
+            self._kept.run(work, "tickstore-compaction", quiet_s=0.0, each=interrupt_if_stopping)
+        except Exception as exc:  # said below, or raised
+            failed = exc
         self._take_held()
-        if not failed:
+        if failed is None:
             log.info("sink: compacted the lake")
-        elif isinstance(failed[0], duckdb.InterruptException):
+        elif isinstance(failed, duckdb.InterruptException):
             log.info("sink: stopped during a compaction: it was left undone, the next run compacts")
-        elif isinstance(failed[0], duckdb.Error):  # ticks go on landing; a data file removed by hand is named
-            said = catalog.missing_data_file(self.settings, str(failed[0])) or failed[0]
+        elif isinstance(failed, duckdb.Error):  # ticks go on landing; a data file removed by hand is named
+            said = catalog.missing_data_file(self.settings, str(failed)) or failed
             log.warning("sink: compaction failed, will retry: %s", said)
         else:
-            raise failed[0]
+            raise failed
 
     def _log_summary(self) -> None:
         log.info("sink: stopped after %s", self.stats.summary())

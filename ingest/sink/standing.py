@@ -79,6 +79,13 @@ class Standing:
             return True
         return False
 
+    def caught_up(self, consumer: Consumer, idle_s: float) -> bool:
+        """Quiet for ``sink_idle_ms`` with every assigned partition read to its high watermark."""
+        if idle_s * 1000 < self.settings.sink_idle_ms:
+            return False
+        positions = self._safe_positions(consumer)
+        return bool(positions) and all(pos >= hi for pos, hi in positions or [])
+
     def _safe_positions(self, consumer: Consumer) -> list[tuple[int, int]] | None:
         try:
             return self.positions(consumer)

@@ -36,7 +36,7 @@ def test_a_consumer_waiting_past_max_poll_stays_in_its_group_and_loses_nothing(
             msg = consumer.poll(0.5)
             if msg is not None and msg.error() is None:
                 got.append(int(msg.value()))
-        kept = KeptInGroup(consumer)
+        kept = KeptInGroup(consumer, s.rebalance_timeout_ms)
         waited_until = time.monotonic() + 2 * s.rebalance_timeout_ms / 1000  # twice max.poll.interval.ms
         while time.monotonic() < waited_until:
             kept.keep()
@@ -59,3 +59,35 @@ def test_a_consumer_waiting_past_max_poll_stays_in_its_group_and_loses_nothing(
     assert got == list(range(30))  # each message once, in order
     assert not [e for e in errors if e.code() != KafkaError._PARTITION_EOF], errors
     assert "maximum poll interval" not in caplog.text, caplog.text
+
+
+@pytest.mark.kafka
+def test_work_run_kept_in_group_hands_back_its_result_or_its_error_and_quick_work_is_not_paused(
+    make_settings: Callable[..., Settings], broker_port: int
+) -> None:
+    s = make_settings(broker_port=broker_port, rebalance_timeout_ms=2000)
+    kafka.ensure_topics(s)
+    consumer = kafka.consumer(s, s.stream_group)
+    consumer.subscribe([s.topic_raw])
+    try:
+        deadline = time.monotonic() + 60
+        while not consumer.assignment():
+            assert time.monotonic() < deadline, "no assignment within 60 s"
+            consumer.poll(0.2)
+        kept = KeptInGroup(consumer, s.rebalance_timeout_ms)
+        assert kept.quiet_s == pytest.approx(0.4)  # a share of max.poll.interval.ms, at most 1 s
+        assert kept.run(lambda: 7, "test") == 7
+        assert not kept._paused  # done within the quiet time: what was fetched ahead is kept
+
+        def fail() -> None:
+            time.sleep(0.6)
+            raise ValueError("from the worker")
+
+        ticks: list[float] = []
+        with pytest.raises(ValueError, match="from the worker"):
+            kept.run(fail, "test", each=lambda: ticks.append(time.monotonic()))
+        assert kept._paused and ticks  # polled, paused, past the quiet time
+        kept.release()
+        assert not kept._paused
+    finally:
+        consumer.close()
