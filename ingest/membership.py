@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from confluent_kafka import Consumer, Message
 
 T = TypeVar("T")
-# How long work in a thread (KeptInGroup.run) goes before the consumer is polled, paused, at most, and
-# as a share of max.poll.interval.ms (6 s by default). Pausing drops what librdkafka had fetched ahead,
-# which the sink's writes (~0.4 s for a default batch) need not pay.
-QUIET_S = 1.0
-QUIET_SHARE = 0.2
+# How long after the consumer's last poll work in a thread (KeptInGroup.run) goes before the consumer is
+# polled, paused: half of max.poll.interval.ms (6 s by default). Pausing drops what librdkafka had
+# fetched ahead, which the sink's batches (gathered and written in ~1 s) need not pay: at a fifth, the
+# pauses cost `bench/ingest.py` ~10%.
+QUIET_SHARE = 0.5
 
 
 class KeptInGroup:
@@ -30,7 +31,8 @@ class KeptInGroup:
 
     def __init__(self, consumer: Consumer, max_poll_ms: int) -> None:
         self.consumer = consumer
-        self.quiet_s = min(QUIET_S, QUIET_SHARE * max_poll_ms / 1000)
+        self.quiet_s = QUIET_SHARE * max_poll_ms / 1000
+        self.polled_at = time.monotonic()
         self._held: list[Message] = []
         self._paused = False
 
@@ -41,8 +43,13 @@ class KeptInGroup:
             self.consumer.pause(assignment)
             self._paused = True
         message = self.consumer.poll(0)
+        self.polled_at = time.monotonic()
         if message is not None:
             self._held.append(message)
+
+    def polled(self) -> None:
+        """The consumer was polled by its owner (a ``consume`` counts): the quiet time starts anew."""
+        self.polled_at = time.monotonic()
 
     def run(
         self,
@@ -53,8 +60,8 @@ class KeptInGroup:
         each: Callable[[], None] | None = None,
     ) -> T:
         """``work()`` in a thread called ``name`` while this one keeps the consumer in its group; its
-        result, or its exception raised here. Polls start once it has run ``quiet_s`` (default: the
-        share of max.poll.interval.ms above); ``each`` is called every 0.2 s of the wait (a stop's
+        result, or its exception raised here. Polls start ``quiet_s`` (default: the share of
+        max.poll.interval.ms above) after the consumer's last poll; ``each`` is called every 0.2 s of the wait (a stop's
         check). Call :meth:`release` after.
 
         A big batch's lake write (a million ticks: ~8 s) ran in the sink's loop without a poll: past
@@ -72,7 +79,8 @@ class KeptInGroup:
 
         worker = threading.Thread(target=target, name=name, daemon=True)
         worker.start()
-        worker.join(self.quiet_s if quiet_s is None else quiet_s)
+        quiet = self.quiet_s if quiet_s is None else quiet_s
+        worker.join(max(0.0, self.polled_at + quiet - time.monotonic()))
         while worker.is_alive():
             self.keep()
             if each is not None:

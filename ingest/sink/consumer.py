@@ -105,6 +105,8 @@ class Sink:
             while not self._stop:
                 room = max(1, s.sink_batch_rows - len(self._buffer))
                 messages = self._consumer.consume(num_messages=min(room, 10_000), timeout=0.1)
+                if self._kept is not None:
+                    self._kept.polled()
                 self._watch.read(messages)
                 for msg in messages:
                     err = msg.error()
@@ -216,7 +218,8 @@ class Sink:
         batch, self._buffer = self._buffer, []
         try:
             # in a thread too: half a million messages take ~1 s to gather into a table
-            raw = self._in_group(functools.partial(kafka.raw_table, batch, self.settings.sink_max_tick_bytes))
+            gather = functools.partial(kafka.raw_table, batch, self.settings.sink_max_tick_bytes)
+            raw = self._in_group(gather, "tickstore-sink-gather")
             result = self._write_safely(raw)
         except _StoppedMidBatch as stopped:
             # Offsets stay where they were, so nothing is lost: the next run reads the batch again
@@ -249,7 +252,7 @@ class Sink:
         self._lock_said_at = LOCK_SAY_S
         while failures < TRANSIENT_RETRIES:
             try:
-                return self._in_group(functools.partial(self._writer.write, raw))
+                return self._in_group(functools.partial(self._writer.write, raw), "tickstore-sink-write")
             except duckdb.Error as exc:
                 last, attempt = exc, attempt + 1
                 if lake.is_locked(exc):  # another writer's commit: wait, don't bisect
@@ -297,11 +300,11 @@ class Sink:
         result.add(self._write_safely(raw.slice(half)))
         return result
 
-    def _in_group(self, work: Callable[[], T]) -> T:
-        """``work()`` in a thread while the consumer is polled, paused, should it outlast a moment: a
-        big batch's write past max.poll.interval.ms took the sink out of its group, and it read the
-        whole batch again as duplicates."""
-        return self._kept.run(work, "tickstore-sink-write") if self._kept is not None else work()
+    def _in_group(self, work: Callable[[], T], name: str) -> T:
+        """``work()`` in a thread, the consumer polled, paused, once half of max.poll.interval.ms has
+        passed since its last poll: a big batch's write past it took the sink out of its group, and it
+        read the whole batch again as duplicates."""
+        return self._kept.run(work, name) if self._kept is not None else work()
 
     def _say_locked(self, held_s: float, attempt: int, exc: duckdb.Error) -> None:
         """Say a catalog lock once it has lasted LOCK_SAY_S, and each minute after; a shorter one is

@@ -75,12 +75,12 @@ def test_work_run_kept_in_group_hands_back_its_result_or_its_error_and_quick_wor
             assert time.monotonic() < deadline, "no assignment within 60 s"
             consumer.poll(0.2)
         kept = KeptInGroup(consumer, s.rebalance_timeout_ms)
-        assert kept.quiet_s == pytest.approx(0.4)  # a share of max.poll.interval.ms, at most 1 s
+        assert kept.quiet_s == pytest.approx(1.0)  # half of max.poll.interval.ms
         assert kept.run(lambda: 7, "test") == 7
         assert not kept._paused  # done within the quiet time: what was fetched ahead is kept
 
         def fail() -> None:
-            time.sleep(0.6)
+            time.sleep(1.5)
             raise ValueError("from the worker")
 
         ticks: list[float] = []
