@@ -183,3 +183,17 @@ def test_row_blocks_are_twice_a_views_lookback_in_rows() -> None:
     blocks = row_blocks(manifest, timedelta(seconds=1))
     assert blocks == {"ticks_60s__ret_std_60s": 120, "ticks_300s__ret_std_300s": 600, "plain__x": 1}
     assert row_blocks(manifest, timedelta(seconds=7))["ticks_60s__ret_std_60s"] == 18  # rounded up
+
+
+def test_of_features_whose_p_values_tie_the_farther_apart_are_listed_first(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # a block K-S test's least p-value is 0.005 (199 deals): two hours of a shifted market gave 25 of 27
+    # features that one, and "most drifted" listed ten of them in the frame's order
+    rng = np.random.default_rng(7)
+    ref = pd.DataFrame({"small": rng.normal(size=400), "big": rng.normal(size=400)})
+    cur = pd.DataFrame({"small": rng.normal(1.0, 1, 400), "big": rng.normal(5.0, 1, 400)})
+    result = drift_report(ref, cur, tmp_path, "r", {"small": 2, "big": 2})
+    small, big = result.per_column["small"], result.per_column["big"]
+    assert small.score == big.score == 0.005  # tied at the least p-value there is
+    assert big.distance is not None and small.distance is not None and big.distance > small.distance
+    assert [name for name, _ in result.most_drifted(2)] == ["big", "small"]
+    assert str(big) == f"block K-S p_value (2 rows a block) 0.005 < 0.05, distance {big.distance:.2f}"
