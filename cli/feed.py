@@ -365,7 +365,11 @@ def ingest_simulate(
     fit_dir: Path | None,
     out: Path | None,
 ) -> None:
-    """Generate a synthetic ticker stream (volatility regimes, bursts) fitted to recordings."""
+    """Generate a synthetic ticker stream (volatility regimes, bursts) fitted to recordings.
+
+    The ticks start a day ago, or earlier where they span more than a day, so that none is in the
+    future.
+    """
     from ingest import simulate
 
     try:

@@ -41,12 +41,18 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.0f} d"
 
 
+def _ago(seconds: float) -> str:
+    """How long ago, or how far ahead of this machine's clock a time is (a clock set wrong here or
+    where the ticks came from: a negative age read "-20917 s ago")."""
+    return f"{_age(seconds)} ago" if seconds >= 0 else f"{_age(-seconds)} ahead of this machine's clock"
+
+
 def _newest(when: datetime | str) -> str:
     """A product's newest tick time and its age; DuckDB gives a time Python can't hold (a year past
     9999, written with `tickstore sql --write`) as text, said as it is."""
     if not isinstance(when, datetime):
         return f"{when} (a time Python can't hold: delete that tick with `tickstore sql --write`)"
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC ({_age((datetime.now(UTC) - when).total_seconds())} ago)"
+    return f"{when:%Y-%m-%d %H:%M:%S} UTC ({_ago((datetime.now(UTC) - when).total_seconds())})"
 
 
 def lake_report(settings: Settings) -> tuple[bool, list[str], list[str]]:
@@ -200,7 +206,7 @@ def online_report(settings: Settings, products: list[str]) -> tuple[OnlineFeatur
             lines.append(f"  {escape(r.product_id)}: no features online: `tickstore stream` writes them")
         else:
             stale = f", [yellow]expired: {escape(', '.join(r.expired_views))}[/]" if r.expired_views else ""
-            lines.append(f"  {escape(r.product_id)}: features as of {_age(r.age_s)} ago{stale}")
+            lines.append(f"  {escape(r.product_id)}: features as of {_ago(r.age_s)}{stale}")
     return online, lines
 
 
@@ -245,7 +251,7 @@ def model_report(settings: Settings, online: OnlineFeatures | None = None) -> tu
     when = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
     line = (
         f"model {uri}: {OK}, version {version.version} ({escape(kind)}), registered {when:%Y-%m-%d %H:%M} UTC "
-        f"({_age(time.time() - when.timestamp())} ago)"
+        f"({_ago(time.time() - when.timestamp())})"
     )
     if online is None or run is None:
         return True, [line]

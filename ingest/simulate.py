@@ -8,9 +8,10 @@ per-tick volatility of each regime and the spread are fitted to recordings by :f
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
@@ -62,7 +63,9 @@ class SimConfig:
     n_ticks: int = 1_000_000
     products: tuple[str, ...] = ("BTC-USD", "ETH-USD", "SOL-USD")
     seed: int = 7
-    start: float = field(default_factory=lambda: float(int(time.time()) - 86_400))  # epoch seconds
+    # epoch seconds; None: a day ago, or earlier where the ticks span more (1.5 million of them ~30 h),
+    # so that the last is a minute old: they ran hours into the future, and `status` said "-20917 s ago"
+    start: float | None = None
     fitted: Fitted = Fitted()
 
 
@@ -117,17 +120,18 @@ def fit(paths: list[Path]) -> Fitted:
 
 
 def _paths(cfg: SimConfig, rng: np.random.Generator):  # type: ignore[no-untyped-def]
-    """Per product: (product, timestamps, bid, ask, sizes[3, n], buy side)."""
+    """The run's start (epoch seconds) and, per product: (product, timestamps, bid, ask, sizes[3, n],
+    buy side)."""
     f = cfg.fitted
     per_product = cfg.n_ticks // len(cfg.products)
+    drawn = []
     for i, product in enumerate(cfg.products):
         n = per_product + (1 if i < cfg.n_ticks % len(cfg.products) else 0)
         volatile = _regimes(rng, n, f)
         rate = np.where(volatile, f.volatile_rate, f.calm_rate)
         gaps = rng.exponential(1.0 / rate)
         gaps[rng.random(n) < f.burst_share] = 0.0  # bursts: several ticks in one timestamp
-        # microsecond timestamps, as the lake stores them
-        ts = np.floor((cfg.start + np.cumsum(gaps)) * 1e6) / 1e6
+        since = np.cumsum(gaps)  # seconds after the start
         sigma = np.where(volatile, f.volatile_sigma, f.calm_sigma)
         mid = START_PRICES.get(product, 100.0) * np.exp(np.cumsum(rng.normal(0.0, sigma)))
         tick = 0.01 if START_PRICES.get(product, 100.0) > 10 else 1e-6
@@ -136,25 +140,32 @@ def _paths(cfg: SimConfig, rng: np.random.Generator):  # type: ignore[no-untyped
         decimals = 2 if tick == 0.01 else 6
         bid, ask = np.round(mid - half, decimals), np.round(mid + half, decimals)
         ask = np.maximum(ask, bid + tick)
-        yield product, ts, bid, ask, np.round(rng.lognormal(-3.0, 1.5, (3, n)), 8), rng.random(n) < 0.5
+        sizes = np.round(rng.lognormal(-3.0, 1.5, (3, n)), 8)
+        drawn.append((product, since, bid, ask, sizes, rng.random(n) < 0.5))
+    start = cfg.start
+    if start is None:
+        span = max((float(d[1][-1]) for d in drawn if len(d[1])), default=0.0)
+        start = float(int(time.time()) - max(86_400, math.ceil(span) + 60))
+    # microsecond timestamps, as the lake stores them
+    return start, [(p, np.floor((start + t) * 1e6) / 1e6, b, a, z, y) for p, t, b, a, z, y in drawn]
 
 
-def first_sequence(cfg: SimConfig) -> int:
+def first_sequence(start: float) -> int:
     """Each product's first sequence number: runs started in different seconds never share one.
 
     A run has at most 10^9 ticks, so a billion sequences a second of start time keep runs apart (a
     thousand did not: a run of 20,000 ticks and one started a second later shared 5,667 a product).
     """
-    return int(cfg.start) * 1_000_000_000
+    return int(start) * 1_000_000_000
 
 
 def tick_table(cfg: SimConfig) -> pa.Table:
     """The simulated stream as rows of the lake's ``ticks`` table, without Kafka or JSON (for feature
     benchmarks and tests: 10 million ticks take seconds, not minutes)."""
-    rng = np.random.default_rng(cfg.seed)
-    seq0 = first_sequence(cfg)
+    start, paths = _paths(cfg, np.random.default_rng(cfg.seed))
+    seq0 = first_sequence(start)
     parts = []
-    for product, ts, bid, ask, sizes, buy in _paths(cfg, rng):
+    for product, ts, bid, ask, sizes, buy in paths:
         n = len(ts)
         seq = seq0 + np.arange(n)
         parts.append(
@@ -184,9 +195,8 @@ def tick_table(cfg: SimConfig) -> pa.Table:
 
 def generate(cfg: SimConfig) -> Iterator[tuple[str, bytes]]:
     """Yield (product, Exchange ``ticker`` JSON line), ``cfg.n_ticks`` in all, in time order per product."""
-    rng = np.random.default_rng(cfg.seed)
-    seq0 = first_sequence(cfg)
-    streams = list(_paths(cfg, rng))
+    start, streams = _paths(cfg, np.random.default_rng(cfg.seed))
+    seq0 = first_sequence(start)
     # Interleave products by time, as a live feed would.
     order = np.argsort(np.concatenate([s[1] for s in streams]), kind="stable")
     offsets = np.cumsum([0] + [len(s[1]) for s in streams])

@@ -89,6 +89,22 @@ def test_a_tick_time_python_cannot_hold_is_said_as_it_is(make_settings: Callable
     assert "BTC-USD: 1 ticks, newest 99999-11-12 07:20:11+00 (a time Python can't hold" in run.stdout
 
 
+def test_a_tick_time_ahead_of_the_clock_is_said_so(make_settings: Callable[..., Settings]) -> None:
+    """A feed whose clock is ahead of this one (or a simulated run past now) read "-20917 s ago"."""
+    from tickstore import lake
+
+    s = make_settings(broker_port=free_port(), serve_port=free_port())
+    con = lake.connect(s, create=True)
+    con.execute(
+        "INSERT INTO ticks (product_id, event_time, price) VALUES ('BTC-USD', now() + INTERVAL 3 HOUR, 1)"
+    )
+    con.close()
+    run = tickstore(s, "status", check=False)
+    assert re.search(r"BTC-USD: 1 ticks, newest .* UTC \(3 h ahead of this machine's clock\)", run.stdout), (
+        run.stdout
+    )
+
+
 def test_the_disk_the_lake_takes_and_what_earlier_snapshots_keep(
     make_settings: Callable[..., Settings],
 ) -> None:

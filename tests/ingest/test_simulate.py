@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import duckdb
@@ -67,3 +68,18 @@ def test_two_runs_with_different_starts_never_share_a_sequence() -> None:
     # a second apart, 3,000 ticks a product: with a thousand sequences a second of start they shared 2,000
     a, b = sequences(1_700_000_000.0), sequences(1_700_000_001.0)
     assert len(a) == len(b) == 9_000 and not a & b
+
+
+def test_a_run_without_a_start_ends_in_the_past_however_many_ticks_it_has() -> None:
+    """It started a day ago: 1.5 million ticks ran hours into the future, and `tickstore status` said
+    their newest was "-20917 s ago". A run that fits in a day still starts a day ago."""
+    import pyarrow.compute as pc
+
+    slow = simulate.Fitted(calm_rate=0.01, volatile_rate=0.01, burst_share=0.0)  # 1,000 ticks: ~28 h
+    before = time.time()
+    long = simulate.tick_table(simulate.SimConfig(n_ticks=3_000, fitted=slow))
+    first, last = (pc.min(long["event_time"]).value / 1e6, pc.max(long["event_time"]).value / 1e6)
+    assert last - first > 86_400 and before - 180 < last < time.time() - 59  # about a minute old
+    short = simulate.tick_table(simulate.SimConfig(n_ticks=3_000))
+    first = pc.min(short["event_time"]).value / 1e6
+    assert before - 86_402 < first < time.time() - 86_400 + 60  # a day ago, as before
