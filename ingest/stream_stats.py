@@ -80,7 +80,7 @@ class StreamStats:
         new = self.measured - self._logged_measured
         self._logged_measured = self.measured
         recent = sorted(islice(reversed(self.freshness_s), min(new, 10_000)))
-        since = "none since the last line"
+        since = "no freshness measured since the last line"  # "none since" read as no messages
         if recent:
             p99 = recent[int(0.99 * (len(recent) - 1))] * 1000
             shown = f"{new:,}" if new <= 10_000 else "10,000+"
