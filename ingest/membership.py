@@ -1,4 +1,5 @@
-"""A consumer kept in its group while its loop waits on something else (an online store that is down)."""
+"""A consumer kept in its group while its loop waits on something else (an online store that is down) or
+runs long work in a thread (a big batch's lake write, a compaction pass)."""
 
 from __future__ import annotations
 
