@@ -63,8 +63,8 @@ class SimConfig:
     n_ticks: int = 1_000_000
     products: tuple[str, ...] = ("BTC-USD", "ETH-USD", "SOL-USD")
     seed: int = 7
-    # epoch seconds; None: a day ago, or earlier where the ticks span more (1.5 million of them ~30 h),
-    # so that the last is a minute old: they ran hours into the future, and `status` said "-20917 s ago"
+    # epoch seconds; None: a day ago, or, where the ticks span more (1.5 million of them ~30 h), early
+    # enough that the last is a minute old (they ran hours into the future: `status` said "-20917 s ago")
     start: float | None = None
     fitted: Fitted = Fitted()
 
