@@ -89,6 +89,8 @@ def test_a_variable_naming_no_setting_is_named_with_the_nearest_setting() -> Non
         # librdkafka refused them, naming its own property and TICKSTORE_KAFKA_CONFIG
         {"rebalance_timeout_ms": 86_400_001},
         {"max_message_bytes": 2_000_000_000},
+        # a batch processed without a poll: one of a million outlasts max.poll.interval.ms
+        {"stream_batch_rows": 100_001},
         {"coinbase_advanced_url": "https://advanced-trade-ws.coinbase.com"},  # retried for ever
         {"mlflow_uri": "./mlruns"},  # MLflow 3's refusal of a file store was a traceback
         {"topic_raw": ""},  # librdkafka's "Invalid argument" traceback from the sink
