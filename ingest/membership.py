@@ -65,9 +65,9 @@ class KeptInGroup:
         max.poll.interval.ms above) after the consumer's last poll; ``each`` is called every 0.2 s of the wait (a stop's
         check). Call :meth:`release` after.
 
-        A big batch's lake write (a million ticks: ~8 s) ran in the sink's loop without a poll: past
-        max.poll.interval.ms the sink left its group, its offset commit failed, and it read the whole
-        batch again as duplicates.
+        A big batch (a million ticks: ~9 s, 3 to gather and 6 to write) ran in the sink's loop without
+        a poll: past max.poll.interval.ms the sink left its group, its offset commit failed, and it
+        read the whole batch again as duplicates.
         """
         result: list[T] = []
         failed: list[BaseException] = []

@@ -163,7 +163,7 @@ def left_its_group(said: list[str]) -> list[str]:
 def test_a_write_longer_than_max_poll_keeps_the_sink_in_its_group_and_the_topics_end_is_not_held_back(
     make_settings: Callable[..., Settings], broker_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A big batch's write (~8 s a million ticks here) ran in the sink's loop without a poll: past
+    """A big batch's write (~9 s a million ticks here) ran in the sink's loop without a poll: past
     max.poll.interval.ms the sink left its group, its offset commit failed, and it read the whole
     batch again as duplicates. And with --until-idle, the last batch, read to the topic's end, waited
     out TICKSTORE_SINK_BATCH_MS (a minute at "lag 0", as set) before it was written."""
