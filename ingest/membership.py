@@ -62,8 +62,8 @@ class KeptInGroup:
     ) -> T:
         """``work()`` in a thread called ``name`` while this one keeps the consumer in its group; its
         result, or its exception raised here. Polls start ``quiet_s`` (default: the share of
-        max.poll.interval.ms above) after the consumer's last poll; ``each`` is called every 0.2 s of the wait (a stop's
-        check). Call :meth:`release` after.
+        max.poll.interval.ms above) after the consumer's last poll; ``each`` is called every 0.2 s
+        of the wait (a stop's check). Call :meth:`release` after.
 
         A big batch (a million ticks: ~9 s, 3 to gather and 6 to write) ran in the sink's loop without
         a poll: past max.poll.interval.ms the sink left its group, its offset commit failed, and it
