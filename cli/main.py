@@ -1,7 +1,7 @@
 """`tickstore`: the command line on top of the stages.
 
-The root group lives here; each family of commands has its own module (`feed`, `learn`, `serve`,
-`adhoc`, `demo`, ...), registered at the end.
+The root group lives here; each family of commands has its own module (`broker`, `feed`, `learn`,
+`serve`, `adhoc`, `demo`, ...), registered at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from rich.text import Text
 from cli import (
     adhoc,
     bash_complete,
+    broker,
     configured,
     dataset,
     demo,
@@ -271,7 +272,7 @@ def main(ctx: click.Context, home: Path | None, verbose: bool) -> None:
 
 for command in (
     adhoc.sql,
-    feed.broker,
+    broker.broker,
     feed.ingest,
     feed.sink,
     dataset.dataset,

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.markup import escape
 
+from cli.broker import broker_report
 from cli.context import report, settings_of
-from cli.feed import broker_report
 from tickstore import catalog, net
 from tickstore.errors import TickstoreError
 from tickstore.settings import Settings

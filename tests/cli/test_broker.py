@@ -118,7 +118,7 @@ def test_a_taken_broker_port_names_what_holds_it_and_how_to_stop_it(
 def test_broker_status_says_when_a_partition_grew_too_big_for_the_embedded_broker(
     make_settings: Callable[..., Settings], broker_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cli import feed
+    from cli import broker
     from ingest import kafka
 
     s = make_settings(broker_port=broker_port)
@@ -127,12 +127,12 @@ def test_broker_status_says_when_a_partition_grew_too_big_for_the_embedded_broke
     for _ in range(12):  # a live feed: a record batch a message, what Tansu's fetches read through
         producer.produce(s.topic_raw, value=b"{}", partition=0)
         producer.flush(10)
-    _, lines = feed.broker_report(s)
+    _, lines = broker.broker_report(s)
     # Tansu's watermarks count record batches, and the topic's line says so
     assert f"  {s.topic_raw}: 3 partitions, ~12 record batches (from watermarks)" in lines, lines
     assert not any("in one partition" in line for line in lines), lines
-    monkeypatch.setattr(feed, "SLOW_PARTITION_BATCHES", 12)
-    _, lines = feed.broker_report(s)
+    monkeypatch.setattr(broker, "SLOW_PARTITION_BATCHES", 12)
+    _, lines = broker.broker_report(s)
     [hint] = [line for line in lines if "in one partition" in line]
     assert f"{s.topic_raw} holds ~12 record batches in one partition" in hint and "restart it" in hint
 
@@ -141,7 +141,7 @@ def test_broker_status_says_when_a_partition_grew_too_big_for_the_embedded_broke
 def test_broker_status_says_whether_the_sink_and_the_stream_run_and_how_far_behind_they_are(
     make_settings: Callable[..., Settings], broker_port: int
 ) -> None:
-    from cli import feed
+    from cli import broker
     from ingest import kafka
 
     s = make_settings(broker_port=broker_port)
@@ -154,7 +154,7 @@ def test_broker_status_says_whether_the_sink_and_the_stream_run_and_how_far_behi
             producer.flush(10)
 
     def readers() -> list[str]:
-        return [line.strip() for line in feed.broker_report(s)[1] if "(group " in line]
+        return [line.strip() for line in broker.broker_report(s)[1] if "(group " in line]
 
     sink_line = f"sink (group {s.sink_group}): "
     publish(4)
