@@ -16,6 +16,7 @@ from ingest.fetch_watch import FetchWatch
 from ingest.membership import KeptInGroup
 from ingest.sink import dlq, fresh_lake
 from ingest.sink.compaction import compact, inline_small_writes
+from ingest.sink.lock_wait import LockWait, StoppedMidBatch
 from ingest.sink.standing import Standing
 from ingest.sink.stats import SinkStats
 from ingest.sink.writer import BatchResult, LakeWriter
@@ -26,23 +27,9 @@ log = logging.getLogger("tickstore.sink")
 T = TypeVar("T")
 
 TRANSIENT_RETRIES = 5
-# How long a batch waits for a catalog another process holds locked before the sink gives up (its
-# offsets stay uncommitted, so nothing is lost): a lock is no reason to call the batch bad data.
-LOCK_WAIT_S = 300.0
 # librdkafka's default: a sink gains nothing from a shorter one. Longer when the broker can't answer a
 # fetch within it (ingest/fetch_watch.py): an embedded Tansu holding days of a live feed.
 FETCH_WAIT_MS = 500
-LOCK_SAY_S = 5.0  # a lock held this long is said: a shorter one is another writer's commit
-STOP_LOCK_WAIT_S = 5.0  # once stopping, how long a locked catalog is waited for before the batch is left
-
-
-class _StoppedMidBatch(Exception):
-    """A stop arrived while a batch waited for a locked catalog or a failing write was retried: the
-    batch is left to the next run. ``why`` says which, for the log."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
 
 
 class Sink:
@@ -74,7 +61,6 @@ class Sink:
         )
         self._standing = Standing(settings, self._watch, self.stats)
         self._kept: KeptInGroup | None = None  # the consumer, polled while a write waits
-        self._lock_said_at = LOCK_SAY_S  # how long a catalog lock lasts before it is said (again)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
@@ -221,7 +207,7 @@ class Sink:
             gather = functools.partial(kafka.raw_table, batch, self.settings.sink_max_tick_bytes)
             raw = self._in_group(gather, "tickstore-sink-gather")
             result = self._write_safely(raw)
-        except _StoppedMidBatch as stopped:
+        except StoppedMidBatch as stopped:
             # Offsets stay where they were, so nothing is lost: the next run reads the batch again
             # (and what part of it a bisection may have committed is deduplicated by tick id).
             self.stats.left_uncommitted += len(batch)
@@ -248,30 +234,18 @@ class Sink:
         one pathological message is rejected with the error instead of stopping the sink."""
         assert self._writer is not None
         last: duckdb.Error | None = None
-        failures, attempt, locked_since = 0, 0, None
-        self._lock_said_at = LOCK_SAY_S
+        failures, attempt, lock = 0, 0, LockWait(self.settings.lake_catalog)
         while failures < TRANSIENT_RETRIES:
             try:
                 return self._in_group(functools.partial(self._writer.write, raw), "tickstore-sink-write")
             except duckdb.Error as exc:
                 last, attempt = exc, attempt + 1
                 if lake.is_locked(exc):  # another writer's commit: wait, don't bisect
-                    locked_since = locked_since or time.monotonic()
-                    self._say_locked(time.monotonic() - locked_since, attempt, exc)
-                    # a stop waits out another writer's commit, but not LOCK_WAIT_S of someone's lock
-                    if self._stop and time.monotonic() - locked_since > STOP_LOCK_WAIT_S:
-                        why = f"the lake catalog {self.settings.lake_catalog} was locked by another process"
-                        raise _StoppedMidBatch(why) from exc
-                    if time.monotonic() - locked_since > LOCK_WAIT_S:
-                        raise lake.LakeError(
-                            f"the lake catalog {self.settings.lake_catalog} stayed locked for "
-                            f"{LOCK_WAIT_S:.0f} s: another process holds it ({exc}); nothing was committed, "
-                            "so restarting the sink resumes from this batch"
-                        ) from exc
+                    lock.locked(exc, attempt, self._stop)
                 else:
                     failures += 1
                     if self._stop:  # retries and a bisection to single messages could take minutes
-                        raise _StoppedMidBatch(f"a lake write failed ({exc})") from exc
+                        raise StoppedMidBatch(f"a lake write failed ({exc})") from exc
                     log.warning("sink: lake write failed (attempt %d): %s", attempt, exc)
                 self._wait(min(0.1 * 2 ** min(attempt - 1, 5), 2.0))
         assert last is not None
@@ -305,24 +279,6 @@ class Sink:
         passed since its last poll: a big batch's write past it took the sink out of its group, and it
         read the whole batch again as duplicates."""
         return self._kept.run(work, name) if self._kept is not None else work()
-
-    def _say_locked(self, held_s: float, attempt: int, exc: duckdb.Error) -> None:
-        """Say a catalog lock once it has lasted LOCK_SAY_S, and each minute after; a shorter one is
-        another writer's commit, which two sinks meet a few times a minute: a warning for each
-        ("lake write failed ... database is locked") read as trouble where there was none."""
-        if held_s < self._lock_said_at:
-            log.debug("sink: the lake catalog is locked by another writer (attempt %d): waiting", attempt)
-            return
-        self._lock_said_at = held_s + 60.0
-        log.warning(
-            "sink: the lake catalog %s has been locked by another process for %.0f s (another sink, "
-            "`tickstore sql --write`, or a program holding it open): the batch waits for it, up to "
-            "%.0f s, its offsets uncommitted (%s)",
-            self.settings.lake_catalog,
-            held_s,
-            LOCK_WAIT_S,
-            exc,
-        )
 
     def _wait(self, seconds: float) -> None:
         """Sleep ``seconds`` before a write is tried again, polling the consumer, paused, meanwhile: a
