@@ -12,6 +12,7 @@ from typing import TextIO
 import click
 import duckdb
 
+from cli import query_progress
 from cli.context import OutPath, format_option, settings_of
 from cli.interrupt import ctrl_c_cancels
 from cli.ranges import AS_OF, snapshot_of
@@ -153,6 +154,7 @@ def sql(
         raise click.ClickException(str(exc)) from exc
     if query is not None and params:
         _all_used(con, query, params)
+    query_progress.track(con)
     session = Session(
         con, views, fmt, limit, write=write, past=snapshot is not None, params=params, plot=plot, settings=s
     )

@@ -7,7 +7,8 @@ import itertools
 import json
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -70,18 +71,22 @@ def print_rows(
     fmt: str = "table",
     limit: int = 1000,
     title: str | None = None,
+    running: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> None:
     """Write ``rows`` to stdout in ``fmt`` (table | csv | json); tables stop after ``limit`` rows.
 
     ``rows`` is a sequence of rows or a DuckDB result to fetch from: CSV and JSON stream it in
     chunks, and a table fetches only the rows it shows (every row of `SELECT * FROM ticks` was
-    fetched into Python to print a thousand).
+    fetched into Python to print a thousand). The first fetch, which runs the query, is made inside
+    ``running()`` (a progress bar).
     """
     batches: Iterator[list[tuple[Any, ...]]] = (
         iter([list(rows)]) if isinstance(rows, list | tuple) else _batches(rows)
     )
     # the first rows before the header: a query failing on them (a bad cast) prints nothing
-    batches = itertools.chain([next(batches, [])], batches)
+    with running():
+        first = next(batches, [])
+    batches = itertools.chain([first], batches)
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")  # csv's own "\r\n" stays in `$(... | tail -1)`
         writer.writerow(columns)

@@ -15,6 +15,7 @@ import duckdb
 
 from cli.context import console
 from cli.interrupt import settle
+from cli.query_progress import shown
 from cli.results import print_rows
 from cli.statements import LOCK_WAIT_S, Changed, Transaction, statement_results
 from cli.suggest import nearest_lake_name
@@ -131,7 +132,8 @@ class Session:
             for i in itertools.count():
                 before = self._snapshot()  # before the statement runs: next() runs it
                 try:
-                    result = next(results)
+                    with shown(self.con):  # a SELECT's rows are computed as fetched: a bar there too
+                        result = next(results)
                 except StopIteration:
                     break
                 # a plot draws the last one's rows
@@ -171,7 +173,8 @@ class Session:
                 said += f"; the lake as it was before: `tickstore sql --as-of {before} ...`"
             console.print(said)
         elif self.plot is None or not drawn:
-            print_rows(result.columns, result, self.fmt, self.limit)  # fetched as printed
+            # fetched as printed
+            print_rows(result.columns, result, self.fmt, self.limit, running=lambda: shown(self.con))
             # before the next statement's "ok" or count on stderr, where both go to one pipe
             sys.stdout.flush()
         else:
@@ -179,7 +182,9 @@ class Session:
 
             to, self.plot = self.plot, None  # .plot draws one input's rows
             try:
-                console.print(plot(result, to, query))
+                with shown(self.con):
+                    drawn_as = plot(result, to, query)
+                console.print(drawn_as)
             except ValueError as exc:  # rows that can't be drawn so: what would be
                 raise click.ClickException(str(exc)) from exc
 
