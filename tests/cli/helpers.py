@@ -41,17 +41,55 @@ def tickstore(
     check: bool = True,
     env: dict[str, str] | None = None,
     cwd: Path = REPO,
+    stdin: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``tickstore *args`` in the repo, on ``settings`` (or on ``env`` when given), output captured."""
+    """``tickstore *args`` in the repo, on ``settings`` (or on ``env`` when given), output captured;
+    ``stdin`` a file descriptor to read from (a terminal's), else this process's."""
     return subprocess.run(
         [sys.executable, "-m", "cli", *args],
         env=env_for(settings) if env is None else env,
         cwd=cwd,
+        stdin=stdin,
         capture_output=True,
         text=True,
         timeout=300,
         check=check,
     )
+
+
+def stderr_on_a_terminal(settings: Settings, *args: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """``tickstore *args`` with its stderr on a pseudo-terminal (where progress bars are drawn) and its
+    stdout piped: what the terminal showed, and the run."""
+    terminal, other_end = os.openpty()
+    seen = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(terminal, 65536)
+            except OSError:  # the other end closed
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            stderr=other_end,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env_for(settings),
+            cwd=REPO,
+            timeout=300,
+        )
+    finally:
+        os.close(other_end)
+        reader.join(10)
+        os.close(terminal)
+    return seen.decode(errors="replace"), run
 
 
 def spawn_sink(settings: Settings, *args: str) -> subprocess.Popen[str]:

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -18,8 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from tests.cli.helpers import env_for
-from tests.conftest import REPO
+from tests.cli.helpers import env_for, stderr_on_a_terminal, tickstore
 from tests.tickstore_feast.conftest import T0, load, tick_rows
 from tests.training.helpers import seeded
 from tickstore.feature_sql import SQL_DIR
@@ -176,24 +172,16 @@ def test_entities_piped_in_as_csv_gzip_or_parquet(make_settings: Callable[..., S
     # from a terminal, nothing piped in: it said nothing and waited for rows to be typed
     terminal, other_end = os.openpty()
     try:
-        typed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cli",
-                "dataset",
-                "build",
-                "--entities",
-                "-",
-                "--out",
-                str(tmp_path / "t.parquet"),
-            ],
+        typed = tickstore(
+            s,
+            "dataset",
+            "build",
+            "--entities",
+            "-",
+            "--out",
+            str(tmp_path / "t.parquet"),
+            check=False,
             stdin=other_end,
-            capture_output=True,
-            text=True,
-            env=env_for(s),
-            cwd=REPO,
-            timeout=120,
         )
     finally:
         os.close(terminal)
@@ -208,36 +196,8 @@ def test_in_a_terminal_the_progress_bar_shows_what_it_does_as_text(
     before the description of every progress bar (this one, `ingest replay` / `simulate` / `coinbase`
     / `rejected`): `cli.context.progress_bar` now gives the description a column of its own."""
     s = seeded(make_settings)
-    terminal, other_end = os.openpty()
-    seen = bytearray()
-
-    def read() -> None:
-        while True:
-            try:
-                chunk = os.read(terminal, 65536)
-            except OSError:  # the other end closed
-                return
-            if not chunk:
-                return
-            seen.extend(chunk)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:05:00"]
-        run = subprocess.run(
-            [sys.executable, "-m", "cli", "dataset", "build", *grid, "--out", str(tmp_path / "t.parquet")],
-            stderr=other_end,
-            stdout=subprocess.PIPE,
-            env=env_for(s),
-            cwd=REPO,
-            timeout=120,
-        )
-    finally:
-        os.close(other_end)
-        reader.join(10)
-        os.close(terminal)
-    shown = seen.decode(errors="replace")
+    grid = ["--every", "1", "--start", "2026-01-01T00:00:00", "--end", "2026-01-01T00:05:00"]
+    shown, run = stderr_on_a_terminal(s, "dataset", "build", *grid, "--out", str(tmp_path / "t.parquet"))
     assert run.returncode == 0, shown
     assert "point-in-time join" in shown and "rows" in shown, shown  # the bar was drawn
     assert "[progress" not in shown, shown
