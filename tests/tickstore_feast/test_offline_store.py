@@ -73,6 +73,7 @@ def test_without_entity_rows_every_key_of_the_range_as_of_its_end(lake_with: Cal
     ]
 
 
+@pytest.mark.filterwarnings("error")  # pandas warns when a time it converts loses its nanoseconds
 def test_naive_and_nanosecond_entity_times_read_as_utc_microseconds(
     lake_with: Callable[..., Settings],
 ) -> None:
@@ -294,6 +295,24 @@ def test_pull_all_and_pull_latest_read_the_requested_range(lake_with: Callable[.
         *args, year_one, T0 + timedelta(seconds=100)
     ).to_df()
     assert sorted(zip(latest["product_id"], latest["tick_count_60s"], strict=True)) == [("A", 2), ("B", 1)]
+
+
+def test_pull_reads_both_ends_of_its_range(lake_with: Callable[..., Settings]) -> None:
+    """A row at exactly the range's start or end is in it, as Feast's own stores read it (BETWEEN):
+    `feast materialize` to a tick's own time puts that tick online."""
+    from tickstore_feast.offline_store import DuckDBOfflineStore
+
+    s = lake_with([("A", t, 100.0 + t) for t in (19.999999, 20, 40, 60, 60.000001)])
+    store = feature_store(s)
+    view = store.get_feature_view("ticks_60s")
+    args = (store.config, view.batch_source, ["product_id"], ["tick_count_60s"], "event_time", None)
+    window = (T0 + timedelta(seconds=20), T0 + timedelta(seconds=60))
+    everything = DuckDBOfflineStore.pull_all_from_table_or_query(*args, *window).to_df()
+    assert sorted(everything["event_time"]) == [T0 + timedelta(seconds=t) for t in (20, 40, 60)]
+    latest = DuckDBOfflineStore.pull_latest_from_table_or_query(*args, *window).to_df()
+    assert latest["event_time"].tolist() == [T0 + timedelta(seconds=60)]
+    # its window [0 s, 60 s] counts 19.999999 s too: read from a lookback before the range
+    assert latest["tick_count_60s"].tolist() == [4]
 
 
 def test_entity_rows_given_as_sql_and_extra_entity_columns(lake_with: Callable[..., Settings]) -> None:

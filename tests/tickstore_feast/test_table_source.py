@@ -19,7 +19,12 @@ from tickstore_feast import DuckDBSource
 from tickstore_feast.config import repo_config
 
 
-def test_write_batch_then_created_timestamp_breaks_ties(make_settings: Callable[..., Settings]) -> None:
+@pytest.mark.parametrize("ties_equal", [False, True])
+def test_write_batch_then_created_timestamp_breaks_ties(
+    make_settings: Callable[..., Settings], ties_equal: bool
+) -> None:
+    """Of rows tied on event time the one created last serves, also where the source declares its
+    ties equal: rows written after `apply` checked that are not, and the created timestamp says which."""
     s = make_settings()
     con = lake.connect(s)
     con.execute("CREATE TABLE scores (product_id VARCHAR, ts TIMESTAMPTZ, created TIMESTAMPTZ, score DOUBLE)")
@@ -30,7 +35,9 @@ def test_write_batch_then_created_timestamp_breaks_ties(make_settings: Callable[
         entities=[product],
         ttl=timedelta(minutes=5),
         schema=[Field(name="score", dtype=Float64)],
-        source=DuckDBSource(table="scores", timestamp_field="ts", created_timestamp_column="created"),
+        source=DuckDBSource(
+            table="scores", timestamp_field="ts", created_timestamp_column="created", ties_equal=ties_equal
+        ),
     )
     store = FeatureStore(config=repo_config(s))
     store.apply([product, view])
