@@ -341,6 +341,26 @@ def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
     assert client.get("/v1/features/SOL/USD").get_json()["product_id"] == "SOL/USD"
 
 
+def test_a_probability_at_the_threshold_is_a_spike_as_training_counts_it(serving_settings: Settings) -> None:
+    """`p >= threshold`, the rule training's metrics applied when it chose the threshold."""
+    register_model(serving_settings, seed=1, threshold=0.5)
+    write_online(serving_settings, "BTC-USD")
+    p = (
+        create_app(serving_settings, watch_model=False)
+        .test_client()
+        .post("/v1/score", json={"product_id": "BTC-USD"})
+        .get_json()["probability"]
+    )
+    register_model(serving_settings, seed=1, threshold=p)  # the same model, its threshold that p
+    body = (
+        create_app(serving_settings, watch_model=False)
+        .test_client()
+        .post("/v1/score", json={"product_id": "BTC-USD"})
+        .get_json()
+    )
+    assert (body["probability"], body["threshold"], body["spike"]) == (p, p, True)
+
+
 def test_the_model_reloads_when_the_champion_alias_moves(
     serving_settings: Settings, watching_app: Callable[[Settings], Flask]
 ) -> None:

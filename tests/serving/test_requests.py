@@ -75,3 +75,20 @@ def test_a_wrong_route_or_method_says_what_is_there(client) -> None:
         assert response.status_code == 404
         message = response.get_json()["error"]["message"]
         assert message == f"no route GET {path}: GET / lists the routes, e.g. POST /v1/score", message
+
+
+def test_the_limits_on_a_request_let_their_own_size_through(client) -> None:
+    """At most MAX_BATCH products a request and MAX_ID characters a product id: those are served, one
+    more is a 400."""
+    from serving.api import MAX_BATCH, MAX_ID
+
+    response = client.post("/v1/score", json={"product_ids": ["BTC-USD"] * MAX_BATCH})
+    assert response.status_code == 200 and len(response.get_json()["results"]) == MAX_BATCH
+    response = client.post("/v1/score", json={"product_ids": ["BTC-USD"] * (MAX_BATCH + 1)})
+    assert response.status_code == 400
+    assert f"at most {MAX_BATCH} product_ids" in response.get_json()["error"]["message"]
+    response = client.post("/v1/score", json={"product_id": "X" * MAX_ID})
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "unknown_product")
+    response = client.post("/v1/score", json={"product_id": "X" * (MAX_ID + 1)})
+    assert response.status_code == 400
+    assert f"at most {MAX_ID} characters" in response.get_json()["error"]["message"]
