@@ -343,21 +343,16 @@ def test_stale_features_are_refused_and_expired_views_are_null_as_in_training(
 
 def test_a_probability_at_the_threshold_is_a_spike_as_training_counts_it(serving_settings: Settings) -> None:
     """`p >= threshold`, the rule training's metrics applied when it chose the threshold."""
+
+    def score() -> dict[str, Any]:  # by a new app: one not watching MLflow serves the model it loaded
+        client = create_app(serving_settings, watch_model=False).test_client()
+        return client.post("/v1/score", json={"product_id": "BTC-USD"}).get_json()
+
     register_model(serving_settings, seed=1, threshold=0.5)
     write_online(serving_settings, "BTC-USD")
-    p = (
-        create_app(serving_settings, watch_model=False)
-        .test_client()
-        .post("/v1/score", json={"product_id": "BTC-USD"})
-        .get_json()["probability"]
-    )
+    p = score()["probability"]
     register_model(serving_settings, seed=1, threshold=p)  # the same model, its threshold that p
-    body = (
-        create_app(serving_settings, watch_model=False)
-        .test_client()
-        .post("/v1/score", json={"product_id": "BTC-USD"})
-        .get_json()
-    )
+    body = score()
     assert (body["probability"], body["threshold"], body["spike"]) == (p, p, True)
 
 
