@@ -125,8 +125,9 @@ def test_control_messages_are_counted_not_rejected(parse: Callable[..., duckdb.D
         {"type": "heartbeat", "sequence": 1, "product_id": "BTC-USD"},
         {"channel": "subscriptions", "timestamp": "2026-04-05T22:35:13Z", "events": []},
         {"channel": "heartbeats", "timestamp": "2026-04-05T22:35:13Z", "events": []},
+        {"type": "status", "products": [], "currencies": []},  # the Exchange's status channel
     )
-    assert con.sql("SELECT count(*) FROM parsed WHERE kind = 'control'").fetchone() == (4,)
+    assert con.sql("SELECT count(*) FROM parsed WHERE kind = 'control'").fetchone() == (5,)
     assert reasons(con) == []
 
 
@@ -165,6 +166,38 @@ def test_control_messages_are_counted_not_rejected(parse: Callable[..., duckdb.D
         (dict(EX, time="99999-11-12T07:20:11Z"), "time outside the years 2000-2099: 99999-11-12"),
         (dict(EX, time="1970-01-01T00:00:00Z"), "time outside the years 2000-2099: 1970-01-01"),
         (dict(EX, side=["buy"]), 'side is neither buy nor sell: ["buy"]'),
+        (dict(EX, product_id=""), "missing field: product_id"),
+        (dict(EX, product_id=None), "missing field: product_id"),
+        (dict(EX, product_id="-BTC"), "product_id is not a product id"),  # a letter or digit first
+        (dict(EX, product_id="B" * 65), "product_id is not a product id"),  # 64 at most
+        (dict(EX, time="2100-01-01T00:00:00Z"), "time outside the years 2000-2099: 2100-01-01T00:00:00Z"),
+        (dict(EX, time="1999-12-31T23:59:59.999999Z"), "time outside the years 2000-2099: 1999-12-31"),
+        (dict(EX, price="0"), "non-positive price: 0"),
+        (dict(EX, best_bid="0"), "non-positive best bid/ask"),
+        (dict(EX, best_ask="0"), "non-positive best bid/ask"),  # before the crossed book it also is
+        (dict(EX, best_ask_size="-0.1"), "negative size"),
+        (dict(EX, last_size="-1"), "negative size"),
+        (dict(EX, volume_24h="-1"), "negative size"),
+        (dict(EX, best_bid="x"), "best_bid is not an exact decimal (at most 8 places, below 1e10): x"),
+        (dict(EX, best_ask="x"), "best_ask is not an exact decimal (at most 8 places, below 1e10): x"),
+        (dict(EX, best_bid_size="x"), "best_bid_size is not an exact decimal"),
+        (dict(EX, best_ask_size="x"), "best_ask_size is not an exact decimal"),
+        (dict(EX, volume_24h="x"), "volume_24h is not an exact decimal (at most 8 places): x"),
+        (dict(EX, price="1.123456789"), "price is not an exact decimal"),  # 9 places: no rounding
+        (dict(EX, last_size="1e-9"), "last_size is not an exact decimal"),  # an exponent, 9 places
+        (
+            dict(EX, volume_24h="12345678901.123456789"),
+            "volume_24h is not an exact decimal",
+        ),  # wide, 9 places
+        (dict(EX, volume_24h="12345678901e-9"), "volume_24h is not an exact decimal"),
+        (  # names are cut at 64 characters
+            {"channel": "c" * 100, "timestamp": "2026-04-05T22:35:14Z", "events": []},
+            f"not a ticker message: Advanced Trade channel {'c' * 64} (tickstore reads channel ticker)",
+        ),
+        (
+            {"type": "t" * 100},
+            f"not a ticker message: Exchange message type {'t' * 64} (tickstore reads type ticker)",
+        ),
         (
             {"channel": "ticker", "timestamp": "2026-04-05T22:35:14Z", "events": []},
             "ticker message without tickers",
@@ -221,6 +254,77 @@ def test_dedupe_key_exchange_sequence_survives_reconnects(
     # Exchange `sequence` is per product and global: the same sequence is the same tick.
     a, b, c = ticks(parse(EX, dict(EX, price="103472.29"), dict(EX, sequence=EX["sequence"] + 1)))
     assert a["tick_id"] == b["tick_id"] != c["tick_id"]
+
+
+def test_values_at_the_edges_of_each_check_are_ticks(parse: Callable[..., duckdb.DuckDBPyConnection]) -> None:
+    edges = [
+        dict(EX, sequence=1, product_id="B" * 64),  # the longest product id
+        dict(EX, sequence=2, product_id="1INCH-USD"),  # a digit first
+        dict(EX, sequence=3, time="2000-01-01T00:00:00Z"),  # the first and last microsecond of the range
+        dict(EX, sequence=4, time="2099-12-31T23:59:59.999999Z"),
+        dict(EX, sequence=5, best_bid_size="0", best_ask_size="0", last_size="0", volume_24h="0"),
+        dict(EX, sequence=6, best_bid="103472.28", best_ask="103472.28"),  # a locked book is not crossed
+        dict(EX, sequence=7, price="0.00000001", last_size="1.5E-7"),  # 8 places, as digits or exponent
+    ]
+    con = parse(*edges)
+    assert reasons(con) == []
+    got = ticks(con)
+    assert [t["sequence"] for t in got] == [1, 2, 3, 4, 5, 6, 7]
+    assert got[0]["product_id"] == "B" * 64 and got[1]["product_id"] == "1INCH-USD"
+    assert got[2]["event_time"].isoformat() == "2000-01-01T00:00:00+00:00"
+    assert got[3]["event_time"].isoformat() == "2099-12-31T23:59:59.999999+00:00"
+    assert (got[4]["best_bid_size"], got[4]["volume_24h"]) == (Decimal(0), Decimal(0))
+    assert got[6]["price"] == Decimal("0.00000001") and got[6]["last_size"] == Decimal("0.00000015")
+
+
+def test_dedupe_key_exchange_sequence_is_per_product(parse: Callable[..., duckdb.DuckDBPyConnection]) -> None:
+    btc, eth = ticks(parse(EX, dict(EX, product_id="ETH-USD")))
+    assert btc["tick_id"] != eth["tick_id"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ts": "2026-04-05T22:35:14.009946Z"},
+        {"product_id": "ETH-USD"},
+        {"price": "67468.27"},
+        {"best_bid": "67469.14"},
+        {"best_bid_quantity": "0.00379644"},
+        {"best_ask": "67469.63"},
+        {"best_ask_quantity": "0.16458202"},
+        {"volume_24_h": "3057.53218223"},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_dedupe_key_advanced_trade_is_every_field_of_the_ticker_and_its_time(
+    parse: Callable[..., duckdb.DuckDBPyConnection], change: dict[str, str]
+) -> None:
+    change = dict(change)  # each parse fixture's run gets the same dict
+    ts = change.pop("ts", "2026-04-05T22:35:14.009945Z")
+    first, other = ticks(
+        parse(at([AT_TICKER], ts="2026-04-05T22:35:14.009945Z"), at([dict(AT_TICKER, **change)], ts=ts))
+    )
+    assert first["tick_id"] != other["tick_id"]
+
+
+def test_rejects_say_which_ticker_or_none_for_a_whole_message(
+    parse: Callable[..., duckdb.DuckDBPyConnection],
+) -> None:
+    con = parse(dict(EX, price="oops"), '{"type":', at([AT_TICKER, dict(AT_TICKER, price="oops")]))
+    assert con.sql("SELECT src_offset, ticker_index FROM parsed_rejects ORDER BY src_offset").fetchall() == [
+        (0, 0),  # an Exchange message is one ticker: the first
+        (1, None),  # not parsed at all: no ticker to name
+        (2, 1),
+    ]
+
+
+def test_an_event_without_tickers_leaves_the_others_tickers(
+    parse: Callable[..., duckdb.DuckDBPyConnection],
+) -> None:
+    message = at([AT_TICKER])
+    message["events"] = [{"type": "snapshot"}, {"type": "update", "tickers": None}, *message["events"]]
+    con = parse(message)
+    assert [t["product_id"] for t in ticks(con)] == ["BTC-USD"] and reasons(con) == []
 
 
 def test_dedupe_key_advanced_trade_does_not_trust_sequence_num(
