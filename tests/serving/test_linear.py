@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.impute import SimpleImputer
+from sklearn.impute import KNNImputer, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -50,9 +50,30 @@ def test_pipelines_it_does_not_know_are_left_to_sklearn() -> None:
         return compile_linear(make_pipeline(*steps).fit(x, y))
 
     assert compiled(SimpleImputer(), StandardScaler(), LogisticRegression()) is not None
+    assert compiled(KNNImputer(), StandardScaler(), LogisticRegression()) is None
     assert compiled(StandardScaler(), LogisticRegression()) is None
     assert compiled(SimpleImputer(missing_values=0.0), StandardScaler(), LogisticRegression()) is None
     three = pd.qcut(x["f0"], 3, labels=False)
     multiclass = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression()).fit(x, three)
     assert compile_linear(multiclass) is None
     assert compile_linear(LogisticRegression().fit(x, y)) is None
+
+
+@pytest.mark.parametrize(
+    "scaler",
+    [
+        StandardScaler(with_mean=False),
+        StandardScaler(with_std=False),
+        StandardScaler(with_mean=False, with_std=False),
+    ],
+    ids=["unscaled mean", "unscaled std", "neither"],
+)
+def test_a_scaler_that_keeps_the_mean_or_the_scale_scores_as_sklearn_does(scaler: StandardScaler) -> None:
+    x, y = seeded(3)
+    x = x.drop(columns="f3")  # no values at all: the imputer would drop it (left to sklearn)
+    regression = LogisticRegression(max_iter=2000)  # unscaled features converge slowly
+    pipeline = make_pipeline(SimpleImputer(add_indicator=True), scaler, regression).fit(x, y)
+    compiled = compile_linear(pipeline)
+    assert compiled is not None
+    rows = x.to_numpy()[:500]
+    assert np.array_equal(compiled.predict(rows.copy()), pipeline.predict_proba(rows)[:, 1])

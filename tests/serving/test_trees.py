@@ -120,6 +120,19 @@ def test_a_deep_model_without_early_stopping_compiles_every_tree() -> None:
     assert np.array_equal(trees.predict(x.to_numpy()), model.predict_proba(x)[:, 1])
 
 
+def test_trees_of_every_depth_and_margins_past_the_sigmoids_clamp_score_as_xgboost() -> None:
+    x, y = seeded(4)
+    # with a split gain required, the last trees are single leaves: the walk goes as deep as the deepest
+    shallow_last = XGBClassifier(n_estimators=40, max_depth=6, gamma=0.5, n_jobs=1).fit(x, y)
+    # a learning rate of 300: margins of hundreds, where XGBoost's sigmoid clamps exp's argument at 88.7
+    extreme = XGBClassifier(n_estimators=3, learning_rate=300, n_jobs=1).fit(x, y)
+    for model in (shallow_last, extreme):
+        trees = compile_xgboost(model)
+        assert trees is not None
+        assert np.array_equal(trees.predict(x.to_numpy()), model.predict_proba(x)[:, 1])
+    assert extreme.predict_proba(x)[:, 1].min() < 1e-38  # the clamp's smallest probability was reached
+
+
 def test_models_it_cannot_walk_are_left_to_xgboost() -> None:
     x, y = seeded(5, n=300)
     assert compile_xgboost(XGBRegressor(n_estimators=5).fit(x, y.astype(float))) is None
@@ -127,6 +140,14 @@ def test_models_it_cannot_walk_are_left_to_xgboost() -> None:
     assert compile_xgboost(three) is None
     zero_is_missing = XGBClassifier(n_estimators=5, missing=0.0).fit(x.fillna(0.0), y)
     assert compile_xgboost(zero_is_missing) is None
+    with_category = x.assign(venue=pd.Categorical(np.arange(len(x)) % 4))
+    categorical = XGBClassifier(n_estimators=5, enable_categorical=True, tree_method="hist").fit(
+        with_category, y
+    )
+    assert compile_xgboost(categorical) is None
+    # base scores this close to 0 or 1 XGBoost clamps to a margin of its own
+    for base_score in (1e-6, 1 - 1e-6):
+        assert compile_xgboost(XGBClassifier(n_estimators=5, base_score=base_score).fit(x, y)) is None
 
 
 def test_the_loader_scores_an_mlflow_xgboost_model_through_the_compiled_trees(
