@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, f1_score
 
 from training.metrics import (
     beats_share,
+    best_f1_threshold,
     block_resamples,
     block_rows,
     bootstrap_pr_auc,
@@ -71,6 +72,41 @@ def test_each_resample_has_sklearns_pr_auc_bit_for_bit(
     ]
     assert got.shape == (len(drawn), 2)
     assert got.tolist() == want
+
+
+@pytest.mark.parametrize(("rows", "block"), [(10, 1), (10, 3), (11, 7), (29, 40), (30, 30)])
+def test_each_resample_is_as_many_rows_as_there_are_in_runs_of_the_block(rows: int, block: int) -> None:
+    for idx in block_resamples(rows, block, 20, seed=3):
+        assert len(idx) == rows and 0 <= idx.min() and idx.max() < rows
+        run = min(block, rows)  # the last run cut where the rows end
+        starts = idx[::run]
+        for start, drawn in zip(starts, np.split(idx, range(run, rows, run)), strict=True):
+            assert drawn.tolist() == list(range(start, start + len(drawn)))
+
+
+def test_the_interval_is_the_middle_95_percent_of_the_resamples_pr_aucs() -> None:
+    rng = np.random.default_rng(8)
+    y = (rng.random(300) < 0.2).astype(int)
+    p = 0.3 * y + rng.random(300) * 0.7
+    values = [
+        average_precision_score(y[idx], p[idx])
+        for idx in block_resamples(len(y), 5, 200, 0)
+        if y[idx].min() != y[idx].max()
+    ]
+    assert len(set(values)) > 150  # distinct enough for each percentile to tell
+    assert bootstrap_pr_auc(y, p, block=5) == tuple(np.percentile(values, [2.5, 97.5]))
+
+
+def test_the_threshold_is_the_cut_with_the_best_f1_and_one_half_without_both_classes() -> None:
+    rng = np.random.default_rng(5)
+    y = (rng.random(400) < 0.2).astype(int)
+    p = np.round(np.clip(0.25 * y + rng.random(400) * 0.75, 0, 1), 2)  # ties, as trees give
+    cut = best_f1_threshold(y, p)
+    assert cut in set(p)  # one of the validation probabilities
+    best = max(f1_score(y, p >= t) for t in np.unique(p))
+    assert f1_score(y, p >= cut) == best
+    assert best_f1_threshold(np.zeros(50, dtype=int), rng.random(50)) == 0.5
+    assert best_f1_threshold(np.ones(50, dtype=int), rng.random(50)) == 0.5
 
 
 def test_resampled_scores_holding_nan_are_refused_as_sklearn_refuses_them() -> None:
