@@ -42,6 +42,16 @@ def test_identical_samples_give_one_and_the_same_rows_the_same_p_value() -> None
     assert block_ks_pvalue(a, a.copy(), 10) == 1.0
     assert block_ks_pvalue(a, b, 10) == block_ks_pvalue(a, b, 10)  # a fixed seed
     assert block_ks_pvalue(a, np.array([]), 10) == 1.0
+    assert block_ks_pvalue(a, b, 0) == block_ks_pvalue(a, b, 1)  # no block is a block of one row
+    # a feature that never moved (every deal's statistic ties the observed one): nothing drifted
+    assert block_ks_pvalue(np.full(400, 3.0), np.full(300, 3.0), 10) == 1.0
+
+
+def test_a_split_no_deal_beats_has_the_smallest_p_value_never_zero() -> None:
+    rng = np.random.default_rng(15)
+    # 40 + 40 blocks: a random deal matching the observed split (or its mirror) is a 1-in-1e22 chance
+    low, high = rng.normal(size=400), rng.normal(10, 1, size=400)
+    assert block_ks_pvalue(low, high, 10) == 1 / 200  # (1 + no deal at least as extreme) / (199 + 1)
 
 
 def test_one_row_blocks_agree_with_the_plain_test_on_independent_rows() -> None:
@@ -56,3 +66,4 @@ def test_evidently_names_it_for_people() -> None:
     assert describe("block_ks_60") == "block K-S p_value (60 rows a block)"
     assert describe("block_ks_1") == "block K-S p_value (1 row a block)"
     assert describe("K-S p_value") == "K-S p_value"
+    assert describe("block_ks_custom") == "block_ks_custom"  # a name of ours only with a number
