@@ -129,9 +129,11 @@ class OnlineFeatures:
         """Read a key that does not exist: raises when the online store is unreachable."""
         self._read(self.clock, _keys(["__readyz__"]), ["event_time_us"])
 
-    def read(self, products: list[str]) -> list[ProductFeatures]:
-        """Features of ``products``, in order; ages from the tick clock, at microsecond resolution."""
-        now_us = time.time_ns() // 1000
+    def read(self, products: list[str], now_us: int | None = None) -> list[ProductFeatures]:
+        """Features of ``products``, in order; ages from the tick clock, at microsecond resolution,
+        as of ``now_us`` (microseconds since the epoch; default: now). A view exactly its TTL old is
+        still current, as in the point-in-time join."""
+        now_us = time.time_ns() // 1000 if now_us is None else now_us
         keys = _keys(products)
         together = self._read_together(keys)
         clocks = [
