@@ -40,6 +40,37 @@ def test_rejects_are_not_duplicated_by_redelivery(make_settings: Callable[..., S
     assert writer.write(raw).rejects == 2
     assert writer.write(raw).rejects == 0
     assert con.execute("SELECT count(*) FROM ticks_rejected").fetchone() == (2,)
+    # the same offset in another partition or topic is another message
+    elsewhere = wire.raw_table(["t", "u"], [1, 0], [7, 7], [0, 0], [b"{bad", b"{bad"], 1 << 20)
+    assert writer.write(elsewhere).rejects == 2
+    assert writer.write(elsewhere).rejects == 0
+    assert con.execute("SELECT count(*) FROM ticks_rejected").fetchone() == (4,)
+
+
+def test_a_batch_rejected_whole_keeps_each_message_byte_for_byte(
+    make_settings: Callable[..., Settings],
+) -> None:
+    con = lake.connect(make_settings())
+    lines = [b'{"type":"ticker"}', b"\xff\xfe not UTF-8"]
+    raw = wire.raw_table(["t", "t"], [0, 0], [3, 4], [0, 0], lines, 1 << 20)
+    assert LakeWriter(con, 1 << 20).reject_whole(raw, "the lake refused the batch").rejects == 2
+    stored = con.execute("SELECT reason, payload FROM ticks_rejected ORDER BY src_offset").fetchall()
+    assert stored == [("the lake refused the batch", line) for line in lines]
+
+
+def test_of_two_copies_of_a_tick_in_one_batch_the_first_delivered_is_kept(
+    make_settings: Callable[..., Settings],
+) -> None:
+    def ticker(price: str) -> bytes:  # one Exchange sequence: one tick, whatever else differs
+        message = {"type": "ticker", "sequence": 42, "product_id": "BTC-USD", "time": "2026-01-01T00:00:00Z"}
+        return json.dumps(message | {"price": price, "best_bid": price, "best_ask": price}).encode()
+
+    con = lake.connect(make_settings())
+    raw = wire.raw_table(
+        ["t"] * 3, [0] * 3, [5, 6, 7], [0] * 3, [ticker("100"), ticker("101"), ticker("102")], 1 << 20
+    )
+    assert LakeWriter(con, 1 << 20).write(raw).ticks == 1
+    assert con.execute("SELECT src_offset, price::VARCHAR FROM ticks").fetchall() == [(5, "100.00000000")]
 
 
 def test_what_is_kept_does_not_depend_on_how_messages_are_batched(
