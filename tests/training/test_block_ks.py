@@ -42,14 +42,15 @@ def test_identical_samples_give_one_and_the_same_rows_the_same_p_value() -> None
     assert block_ks_pvalue(a, a.copy(), 10) == 1.0
     assert block_ks_pvalue(a, b, 10) == block_ks_pvalue(a, b, 10)  # a fixed seed
     assert block_ks_pvalue(a, np.array([]), 10) == 1.0
-    assert block_ks_pvalue(a, b, 0) == block_ks_pvalue(a, b, 1)  # no block is a block of one row
+    assert block_ks_pvalue(a, b, 0) == block_ks_pvalue(a, b, 1)  # a block of 0 rows is taken as 1
     # a feature that never moved (every deal's statistic ties the observed one): nothing drifted
     assert block_ks_pvalue(np.full(400, 3.0), np.full(300, 3.0), 10) == 1.0
 
 
 def test_a_split_no_deal_beats_has_the_smallest_p_value_never_zero() -> None:
     rng = np.random.default_rng(15)
-    # 40 + 40 blocks: a random deal matching the observed split (or its mirror) is a 1-in-1e22 chance
+    # 40 + 40 blocks: that one of 199 random deals matches the observed split (or its mirror) is a
+    # 1-in-1e20 chance
     low, high = rng.normal(size=400), rng.normal(10, 1, size=400)
     assert block_ks_pvalue(low, high, 10) == 1 / 200  # (1 + no deal at least as extreme) / (199 + 1)
 
