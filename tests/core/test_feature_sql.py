@@ -20,6 +20,7 @@ from tickstore.feature_sql import (
     column_comments,
     fingerprints,
     lookback,
+    over_ticks,
     same_definition,
     time_column,
 )
@@ -60,6 +61,10 @@ def test_lookback_and_time_column_are_read_from_the_header_only() -> None:
     assert time_column("SELECT 1") == "event_time"
     assert lookback((SQL_DIR / "ticks_300s.sql").read_text()) == timedelta(seconds=300)
     assert lookback((SQL_DIR / "tick_clock.sql").read_text()) == timedelta(0)
+    # comment markers written without a space, and header lines indented, are the header's too
+    assert lookback("--lookback: 5 s\nSELECT 1") == timedelta(seconds=5)
+    indented = "  -- time column: ts\n    -- lookback: 7 s\nSELECT 1"
+    assert lookback(indented) == timedelta(seconds=7) and time_column(indented) == "ts"
     # written otherwise, it is refused rather than read as none (the view would lose its reach)
     with pytest.raises(
         ValueError, match=r"'-- lookback: 1 min' gives no seconds: write it as '-- lookback: 60 s'"
@@ -91,6 +96,9 @@ def test_column_comments_are_read_from_the_outer_select_only() -> None:
         "top": "the highest price",
     }
     assert column_comments("-- no SQL at all") == {}
+    # a CTE written at the left margin too: the view's columns are the last SELECT's
+    flush = "WITH t AS (\nSELECT\n    price AS p  -- the CTE's\nFROM ticks\n)\nSELECT\n    p AS top  -- the view's\nFROM t\n"
+    assert column_comments(flush) == {"top": "the view's"}
     assert column_comments((SQL_DIR / "tick_clock.sql").read_text()) == {
         "event_time_us": "the tick's event time, microseconds since the Unix epoch"
     }
@@ -161,5 +169,37 @@ def test_a_view_called_with_a_time_range_gives_the_rows_of_its_whole_history(
         ).fetchall()[0][1]
         scans = list(_scans(json.loads(plan)))
         assert scans and all("event_time>=" in str(filters) for filters in scans), scans
+    finally:
+        con.close()
+
+
+def test_over_ticks_reads_both_ends_of_its_range_under_a_body_ending_in_a_comment(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", t, 100.0) for t in (9.999999, 10.0, 15.0, 20.0, 20.000001)]))
+    con = lake.connect(s, create=False, read_only=True)
+    try:
+        lo, hi = (f"TIMESTAMPTZ '{(T0 + timedelta(seconds=t)).isoformat()}'" for t in (10, 20))
+        body = "SELECT event_time FROM ticks  -- a comment on the body's last line"
+        got = con.execute(f"SELECT count(*) FROM ({over_ticks(body, lo, hi)})").fetchone()  # noqa: S608
+        assert got == (3,)  # 10, 15 and 20 s: both ends included
+    finally:
+        con.close()
+
+
+def test_only_the_views_a_query_names_are_attached_and_a_lake_table_of_that_name_wins(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings()
+    load(s, tick_rows([("BTC-USD", t, 100.0) for t in (1.0, 2.0)]))
+    con = lake.connect(s)
+    try:
+        # a name that only contains a view's is not that view
+        assert attach_views(con, "SELECT 1 AS ticks_60s_v2") == []
+        assert attach_views(con, "SELECT * FROM ticks_60s") == ["ticks_60s"]
+        con.execute("CREATE TABLE tick_clock AS SELECT 'kept' AS mine")  # a table of the user's, in the lake
+        assert attach_views(con, "SELECT * FROM tick_clock") == []
+        assert con.execute("SELECT * FROM tick_clock").fetchall() == [("kept",)]
     finally:
         con.close()
