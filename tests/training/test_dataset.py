@@ -72,6 +72,27 @@ def test_grid_dataset_has_a_row_per_product_and_step_and_a_manifest(
     assert manifest["lookback_s"] == {"ticks_10s": 10.0, "ticks_60s": 60.0, "ticks_300s": 300.0}
 
 
+def test_a_grid_is_every_step_from_its_start_to_before_its_end_for_each_product_with_ticks_in_it(
+    make_settings: Callable[..., Settings],
+) -> None:
+    s = make_settings()
+    # SOL only at the range's start, ETH only at its end (excluded), BTC throughout and beyond
+    rows = [("SOL-USD", 10.0, 20.0), ("ETH-USD", 20.0, 2000.0)] + [
+        ("BTC-USD", t, 100.0) for t in range(0, 40, 5)
+    ]
+    snapshot = load(s, tick_rows(rows))
+    grid = dataset.Grid(T0 + timedelta(seconds=10), T0 + timedelta(seconds=20), timedelta(seconds=3))
+    got = dataset.grid_entities(s, grid, snapshot)
+    steps = [T0 + timedelta(seconds=t) for t in (10, 13, 16, 19)]  # the last step before the end
+    assert list(got.itertuples(index=False, name=None)) == [
+        (p, t) for t in steps for p in ("BTC-USD", "SOL-USD")
+    ]
+    # a step that does not divide the range still counts its last, partial one against the limit
+    odd = dataset.Grid(T0, T0 + timedelta(microseconds=100_000_001), timedelta(microseconds=2), ("BTC-USD",))
+    with pytest.raises(ValueError, match=r"is 50,000,001 entity rows, more than 50,000,000"):
+        dataset.grid_entities(s, odd, snapshot)
+
+
 def test_rebuild_as_of_the_recorded_snapshot_is_byte_identical_after_new_ticks(
     make_settings: Callable[..., Settings], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]

@@ -178,6 +178,8 @@ def test_labels_equal_their_definition_on_random_streams(
 
 def test_spike_threshold_is_a_training_percentile() -> None:
     assert labels.spike_threshold(pd.Series(range(101)), 95) == pytest.approx(95.0)
+    # between two values, interpolated (NumPy's linear percentile), not either of them
+    assert labels.spike_threshold(pd.Series([0.0, 1.0]), 95) == pytest.approx(0.95)
 
 
 def test_a_range_far_wider_than_the_ticks_is_a_grid_over_them_and_a_too_fine_grid_is_refused() -> None:
